@@ -1,0 +1,65 @@
+/* loom/timer.h - delays and intervals.
+ *
+ * Timers live on a hierarchical timing wheel with millisecond resolution:
+ * start, stop and fire are O(1) (amortised; a timer cascades at most once per
+ * wheel level). Timers with the same deadline fire in the order they were
+ * started. A delay of 0 runs as soon as the loop gets control (on the next
+ * timer phase, never inside loom_timer_start()).
+ */
+#ifndef LOOM_TIMER_H
+#define LOOM_TIMER_H
+
+#include <stdint.h>
+
+#include "loom/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef void (*loom_timer_cb)(loom_timer_t *timer, void *data);
+
+/* Creates a stopped timer whose callback is cb(timer, data). Returns 0 or
+ * LOOM_ENOMEM. Timers come from a per-loop slab: no malloc per timer in the
+ * steady state. Loop thread only. */
+LOOM_EXTERN int loom_timer_new(loom_loop_t *loop, loom_timer_t **out, loom_timer_cb cb, void *data);
+
+/* (Re)starts the timer: it fires after `delay_ms`, then every `repeat_ms` if
+ * that is non-zero. Restarting an active timer moves it. Returns 0, or
+ * LOOM_ECLOSED after close. */
+LOOM_EXTERN int loom_timer_start(loom_timer_t *timer, uint64_t delay_ms, uint64_t repeat_ms);
+
+/* Stops the timer; harmless when stopped. Returns 0, or LOOM_ECLOSED. */
+LOOM_EXTERN int loom_timer_stop(loom_timer_t *timer);
+
+/* Returns 1 if the timer is started, else 0. */
+LOOM_EXTERN int loom_timer_active(const loom_timer_t *timer);
+
+/* An unref'd timer does not keep the loop alive; ref undoes that. */
+LOOM_EXTERN void loom_timer_ref(loom_timer_t *timer);
+LOOM_EXTERN void loom_timer_unref(loom_timer_t *timer);
+
+/* The user slot. */
+LOOM_EXTERN void *loom_timer_data(const loom_timer_t *timer);
+LOOM_EXTERN void loom_timer_set_data(loom_timer_t *timer, void *data);
+
+/* Stops and closes the timer. This is its one close path: its memory is
+ * reused only after the loop is done with it, and closing twice, or from its
+ * own callback, is harmless. */
+LOOM_EXTERN void loom_timer_close(loom_timer_t *timer);
+
+/* cl-async's `delay`: runs cb(data) once after `ms`. The timer closes itself
+ * after firing; `out` (may be NULL) lets you cancel it earlier with
+ * loom_timer_close(). Returns 0 or LOOM_ENOMEM. */
+LOOM_EXTERN int loom_delay(loom_loop_t *loop, uint64_t ms, loom_timer_cb cb, void *data,
+                           loom_timer_t **out);
+
+/* cl-async's `interval`: runs cb every `ms` until loom_timer_close()
+ * (cl-async's remove-interval). Returns 0 or LOOM_ENOMEM. */
+LOOM_EXTERN int loom_interval(loom_loop_t *loop, uint64_t ms, loom_timer_cb cb, void *data,
+                              loom_timer_t **out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -666,6 +666,11 @@ int loom_http_parse_request(const char *buf, size_t len, size_t last_len, loom_h
     req->method_str = method;
     req->method_len = (size_t)(p - method);
     req->method = method_lookup(method, req->method_len);
+    /* "PRI" is reserved for the HTTP/2 connection preface (RFC 9113
+     * section 3.4) and is never a valid HTTP/1.1 request. */
+    if (UNLIKELY(req->method == LOOM_HTTP_METHOD_OTHER && req->method_len == 3 &&
+                 memcmp(method, "PRI", 3) == 0))
+        return LOOM_HTTP_PERR_METHOD;
     p++;
     /* request-target SP */
     const char *target = p;
@@ -681,6 +686,8 @@ int loom_http_parse_request(const char *buf, size_t len, size_t last_len, loom_h
     p++;
     /* HTTP-version CRLF */
     r = parse_version(&p, end, &major, &minor);
+    if (r == 0 && UNLIKELY(major != 1))
+        return LOOM_HTTP_PERR_VERSION_UNSUPPORTED;
     if (r == 0)
         r = expect_crlf(&p, end, LOOM_HTTP_PERR_VERSION);
     if (UNLIKELY(r != 0)) {
@@ -689,8 +696,6 @@ int loom_http_parse_request(const char *buf, size_t len, size_t last_len, loom_h
         return r;
     }
 #undef LINE_RUN_OUT
-    if (UNLIKELY(major != 1))
-        return LOOM_HTTP_PERR_VERSION_UNSUPPORTED;
     req->minor_version = minor;
 
     hinfo_t h = {0, 0, NULL, 0};
@@ -748,6 +753,8 @@ int loom_http_parse_response(const char *buf, size_t len, size_t last_len,
             LINE_RUN_OUT();
         return r;
     }
+    if (UNLIKELY(major != 1))
+        return LOOM_HTTP_PERR_VERSION_UNSUPPORTED;
     /* SP 3DIGIT */
     if (UNLIKELY(end - p < 4)) {
         for (int i = 0; p + i < end; i++)
@@ -777,8 +784,6 @@ int loom_http_parse_response(const char *buf, size_t len, size_t last_len,
         return r;
     }
 #undef LINE_RUN_OUT
-    if (UNLIKELY(major != 1))
-        return LOOM_HTTP_PERR_VERSION_UNSUPPORTED;
     res->minor_version = minor;
 
     hinfo_t h = {0, 0, NULL, 0};

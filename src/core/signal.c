@@ -120,12 +120,17 @@ static void loom__signal_atfork_parent(void)
 {
     pthread_mutex_unlock(&g_lock);
 }
-/* The child has one thread, so no handler can be using a slot: a busy count
- * copied from a handler running on another thread at fork time is stale. */
+/* In the child every inherited pipe is shared with the parent, so a signal
+ * must not write to any of them: it only sets pending bits until
+ * loom_loop_fork() gives the loop a pipe of its own. The child has one
+ * thread, so no handler can be using a slot, and a busy count copied from a
+ * handler running on another thread at fork time is stale. */
 static void loom__signal_atfork_child(void)
 {
-    for (loom__sigslot *s = atomic_load(&g_slots); s != NULL; s = s->next)
+    for (loom__sigslot *s = atomic_load(&g_slots); s != NULL; s = s->next) {
+        atomic_store(&s->wfd, -1);
         atomic_store(&s->busy, 0);
+    }
     pthread_mutex_unlock(&g_lock);
 }
 static void loom__signal_once(void)
@@ -410,10 +415,10 @@ int loom__signal_loop_fork(loom_loop_t *loop)
 
     if (st == NULL)
         return 0;
-    /* The inherited pipe is shared with the parent's loop: a byte written to
-     * it here would wake the parent. Give the child its own. The child has
-     * one thread, so no handler elsewhere can be using the old write end. */
-    atomic_store(&st->slot->wfd, -1);
+    /* The inherited pipe is shared with the parent's loop (the fork handler
+     * has already detached it from the slot): give the child its own.
+     * Detaching again makes a mistaken call in the parent safe too. */
+    slot_detach_fd(st->slot);
     state_unwatch(st);
     state_close_pipe(st);
     r = state_open_pipe(st);
@@ -425,7 +430,7 @@ int loom__signal_loop_fork(loom_loop_t *loop)
         return r;
     }
     atomic_store(&st->slot->wfd, st->wfd);
-    /* A signal caught between fork() and now went to the old pipe. */
+    /* A signal caught between fork() and now only set its pending bit. */
     for (unsigned i = 0; i < LOOM__SIG_WORDS; i++)
         if (atomic_load(&st->slot->pending[i]) != 0) {
             (void)!write(st->wfd, "", 1);

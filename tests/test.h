@@ -19,7 +19,7 @@
 #define CHECK(cond)                                                                                \
     do {                                                                                           \
         if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);              \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
             fflush(stderr);                                                                        \
             exit(1);                                                                               \
         }                                                                                          \
@@ -41,7 +41,7 @@
     do {                                                                                           \
         int check_r_ = (int)(expr);                                                                \
         if (check_r_ < 0) {                                                                        \
-            fprintf(stderr, "%s:%d: %s failed: %s (%s)\n", __FILE__, __LINE__, #expr,             \
+            fprintf(stderr, "%s:%d: %s failed: %s (%s)\n", __FILE__, __LINE__, #expr,              \
                     loom_err_name(check_r_), loom_strerror(check_r_));                             \
             fflush(stderr);                                                                        \
             exit(1);                                                                               \

@@ -19,7 +19,13 @@ extern "C" {
 #endif
 
 /* syslog levels for the logger callback. */
-enum { LOOM_LOG_ERR = 3, LOOM_LOG_WARNING = 4, LOOM_LOG_NOTICE = 5, LOOM_LOG_INFO = 6, LOOM_LOG_DEBUG = 7 };
+enum {
+    LOOM_LOG_ERR = 3,
+    LOOM_LOG_WARNING = 4,
+    LOOM_LOG_NOTICE = 5,
+    LOOM_LOG_INFO = 6,
+    LOOM_LOG_DEBUG = 7
+};
 
 typedef void (*loom_log_cb)(int level, const char *msg, void *data);
 /* Called once when an error reaches no handler, just before loom_run()
@@ -150,8 +156,8 @@ LOOM_EXTERN void loom_stop_async(loom_loop_t *loop);
  * Returns 0 or LOOM_ENOMEM. Loop thread only. */
 typedef void (*loom_work_fn)(void *data);
 typedef void (*loom_done_fn)(int status, void *data);
-LOOM_EXTERN int loom_work(loom_loop_t *loop, loom_work_fn work_fn, loom_done_fn done_fn,
-                          void *data, loom_work_t **out);
+LOOM_EXTERN int loom_work(loom_loop_t *loop, loom_work_fn work_fn, loom_done_fn done_fn, void *data,
+                          loom_work_t **out);
 
 /* Cancels a job that has not started: done_fn then runs with LOOM_ECANCELED
  * on a later iteration. Returns 0, or LOOM_EBUSY if it already started or

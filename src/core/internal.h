@@ -150,7 +150,7 @@ struct loom_timer {
     uint64_t deadline;
     uint64_t repeat;
     loom_timer_cb cb;
-    uint16_t slot; /* level * 64 + index, or LOOM__SLOT_* */
+    uint16_t slot;         /* level * 64 + index, or LOOM__SLOT_* */
     uint8_t oneshot_close; /* loom_delay(): close after firing */
 };
 
@@ -196,6 +196,7 @@ typedef struct loom__op_scope {
     loom_event_cb on_event;
     void *data;
     void *object;
+    int kind; /* 0: an operation's callback; 1: an event callback; 2: the default handler */
     struct loom__op_scope *prev;
 } loom__op_scope;
 void loom__op_enter(loom_loop_t *loop, loom__op_scope *s, loom_event_cb on_event, void *data,
@@ -228,9 +229,9 @@ struct loom_loop {
     loom__wheel *wheel;
     loom__slab timer_slab;
     loom__slab idle_slab;
-    loom__queue idles;         /* active idle handles */
-    loom__queue pending;       /* deferred callbacks for this iteration */
-    loom__handle *closing;     /* handles to free at the end of the iteration */
+    loom__queue idles;     /* active idle handles */
+    loom__queue pending;   /* deferred callbacks for this iteration */
+    loom__handle *closing; /* handles to free at the end of the iteration */
     loom__handle *closing_tail;
 
     /* Cross-thread posts. */
@@ -260,14 +261,19 @@ struct loom_loop {
     unsigned pool_threads;
 
     /* Net (net/). */
-    void *dns; /* loom__dns_state *, created on first lookup */
+    void *dns;     /* loom__dns_state *, created on first lookup */
     char *scratch; /* per-loop read buffer */
+    void *net;     /* loom__net *: sockets and servers (net/net_internal.h) */
     size_t scratch_size;
 
     /* Per-module state owned by the net and http layers, freed through
      * these hooks at loop free (NULL if unused). */
     void (*net_free)(loom_loop_t *loop);
     void (*http_free)(loom_loop_t *loop);
+    /* DNS (net/dns.c): call after net_free (sockets may cancel their
+     * lookups there), before the closing list is drained and before the
+     * backend and the slabs are destroyed. */
+    void (*dns_free)(loom_loop_t *loop);
     void *http;
 
     loom_stats_t stats;

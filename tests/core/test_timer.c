@@ -1,0 +1,176 @@
+/* Timers: 1,000,000 timers, equal-deadline order, repeat, unref, delay 0,
+ * restart and close from callbacks. */
+#include "test.h"
+
+#define N 1000000
+
+static unsigned count, order_next, order_bad;
+static uint64_t last_deadline_seen;
+
+static void on_count(loom_timer_t *t, void *data)
+{
+    (void)t;
+    (void)data;
+    count++;
+}
+
+static void on_order(loom_timer_t *t, void *data)
+{
+    unsigned idx = (unsigned)(uintptr_t)data;
+    if (idx != order_next)
+        order_bad++;
+    order_next++;
+    loom_timer_close(t);
+}
+
+static unsigned rep;
+static void on_repeat(loom_timer_t *t, void *data)
+{
+    if (++rep == 5)
+        loom_timer_close(t);
+    (void)data;
+}
+
+static int zero_ran;
+static void on_zero(loom_timer_t *t, void *data)
+{
+    zero_ran++;
+    (void)t;
+    (void)data;
+}
+
+static void on_restart_self(loom_timer_t *t, void *data)
+{
+    int *n = data;
+    if (++*n < 3)
+        loom_timer_start(t, 0, 0); /* runs on a later iteration, not in this phase */
+}
+
+static uint64_t rng = 88172645463325252ull;
+static uint64_t xorshift(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+static void on_sorted(loom_timer_t *t, void *data)
+{
+    uint64_t d = (uint64_t)(uintptr_t)data;
+    if (d < last_deadline_seen)
+        order_bad++;
+    last_deadline_seen = d;
+    loom_timer_close(t);
+}
+
+int main(void)
+{
+    test_timeout(60);
+    loom_loop_t *loop = test_loop_new();
+
+    /* One million timers with random deadlines in [0, 300) ms: all fire, and
+     * in deadline order. */
+    loom_timer_t **ts = malloc(sizeof *ts * N);
+    CHECK(ts != NULL);
+    for (unsigned i = 0; i < N; i++) {
+        uint64_t d = xorshift() % 300;
+        CHECK_OK(loom_timer_new(loop, &ts[i], on_sorted, (void *)(uintptr_t)d));
+        CHECK_OK(loom_timer_start(ts[i], d, 0));
+    }
+    loom_stats_t st;
+    loom_stats(loop, &st);
+    CHECK_EQ(st.timers, N);
+    /* Start then stop half of them again: O(1) each. */
+    for (unsigned i = 0; i < N; i += 2)
+        CHECK_OK(loom_timer_stop(ts[i]));
+    for (unsigned i = 0; i < N; i += 2)
+        loom_timer_close(ts[i]);
+    last_deadline_seen = 0;
+    order_bad = 0;
+    CHECK_EQ(loom_run(loop, LOOM_RUN_DEFAULT), 0);
+    CHECK_EQ(order_bad, 0);
+    loom_stats(loop, &st);
+    CHECK_EQ(st.timers, 0);
+    free(ts);
+    CHECK_EQ(loom_loop_live(loop), 0);
+
+    /* Equal deadlines fire in the order they were set, including timers that
+     * were placed at level 1 and cascaded while later ones went straight to
+     * level 0: four groups, started 25 ms apart, all due at the same instant
+     * 130 ms ahead (two level-0 rounds away). */
+    order_next = 0;
+    order_bad = 0;
+    unsigned idx = 0;
+    uint64_t base = loom_now(loop);
+    uint64_t target = base + 130; /* crosses two level-0 rounds */
+    for (int phase = 0; phase < 4; phase++) {
+        for (int k = 0; k < 100; k++) {
+            loom_timer_t *t;
+            CHECK_OK(loom_timer_new(loop, &t, on_order, (void *)(uintptr_t)idx++));
+            CHECK_OK(loom_timer_start(t, target - loom_now(loop), 0));
+        }
+        /* Let some time pass (without reaching the target). */
+        loom_timer_t *w;
+        CHECK_OK(loom_timer_new(loop, &w, on_count, NULL));
+        CHECK_OK(loom_timer_start(w, 25, 0));
+        count = 0;
+        while (count == 0)
+            loom_run(loop, LOOM_RUN_ONCE);
+        loom_timer_close(w);
+    }
+    CHECK_EQ(loom_run(loop, LOOM_RUN_DEFAULT), 0);
+    CHECK_EQ(order_next, 400);
+    CHECK_EQ(order_bad, 0);
+
+    /* Repeat: fires 5 times, then closes itself. */
+    rep = 0;
+    loom_timer_t *r;
+    CHECK_OK(loom_interval(loop, 2, on_repeat, NULL, &r));
+    CHECK_EQ(loom_run(loop, LOOM_RUN_DEFAULT), 0);
+    CHECK_EQ(rep, 5);
+
+    /* Unref: an unref'd timer does not keep the loop alive. */
+    count = 0;
+    loom_timer_t *u;
+    CHECK_OK(loom_timer_new(loop, &u, on_count, NULL));
+    CHECK_OK(loom_timer_start(u, 50, 0));
+    loom_timer_unref(u);
+    CHECK_EQ(loom_run(loop, LOOM_RUN_DEFAULT), 0);
+    CHECK_EQ(count, 0);
+    CHECK(loom_timer_active(u));
+    loom_timer_ref(u);
+    CHECK_EQ(loom_run(loop, LOOM_RUN_DEFAULT), 0);
+    CHECK_EQ(count, 1);
+    loom_timer_close(u);
+
+    /* Delay 0 runs as soon as the loop gets control, not inside start. */
+    zero_ran = 0;
+    CHECK_OK(loom_delay(loop, 0, on_zero, NULL, NULL));
+    CHECK_EQ(zero_ran, 0);
+    CHECK_EQ(loom_run(loop, LOOM_RUN_NOWAIT), 0);
+    CHECK_EQ(zero_ran, 1);
+
+    /* A timer restarting itself with delay 0 runs once per iteration. */
+    int n = 0;
+    loom_timer_t *self;
+    CHECK_OK(loom_timer_new(loop, &self, on_restart_self, &n));
+    CHECK_OK(loom_timer_start(self, 0, 0));
+    loom_run(loop, LOOM_RUN_NOWAIT);
+    CHECK_EQ(n, 1);
+    CHECK_EQ(loom_run(loop, LOOM_RUN_DEFAULT), 0);
+    CHECK_EQ(n, 3);
+    loom_timer_close(self);
+    CHECK_EQ(loom_run(loop, LOOM_RUN_NOWAIT), 0); /* frees it */
+
+    /* Far deadlines (days) are placed and stopped without trouble. */
+    loom_timer_t *far;
+    CHECK_OK(loom_timer_new(loop, &far, on_count, NULL));
+    CHECK_OK(loom_timer_start(far, 86400000ull * 30, 0));
+    CHECK_OK(loom_timer_start(far, UINT64_MAX / 2, 0));
+    CHECK(loom_backend_timeout(loop) > 1000);
+    loom_timer_close(far);
+    CHECK_EQ(loom_run(loop, LOOM_RUN_DEFAULT), 0);
+    test_loop_free_clean(loop);
+    return 0;
+}

@@ -565,7 +565,7 @@ static int skip_empty_lines(const char **pp, const char *end)
     const char *p = *pp;
     while (p < end && *p == '\r') {
         if (p + 1 == end)
-            break;
+            return LOOM_HTTP_INCOMPLETE;
         if (p[1] != '\n')
             return LOOM_HTTP_PERR_LINE_ENDING;
         p += 2;
@@ -654,8 +654,11 @@ int loom_http_parse_request(const char *buf, size_t len, size_t last_len, loom_h
     int r, major, minor;
 #define LINE_RUN_OUT() return line_at_limit ? LOOM_HTTP_PERR_LINE_TOO_LONG : LOOM_HTTP_INCOMPLETE
 
-    if (UNLIKELY((r = skip_empty_lines(&p, end)) != 0))
+    if (UNLIKELY((r = skip_empty_lines(&p, end)) != 0)) {
+        if (r == LOOM_HTTP_INCOMPLETE)
+            LINE_RUN_OUT();
         return r;
+    }
     /* method SP */
     const char *method = p;
     p = scan_token(p, end);
@@ -745,8 +748,11 @@ int loom_http_parse_response(const char *buf, size_t len, size_t last_len,
     int r, major, minor;
 #define LINE_RUN_OUT() return line_at_limit ? LOOM_HTTP_PERR_LINE_TOO_LONG : LOOM_HTTP_INCOMPLETE
 
-    if (UNLIKELY((r = skip_empty_lines(&p, end)) != 0))
+    if (UNLIKELY((r = skip_empty_lines(&p, end)) != 0)) {
+        if (r == LOOM_HTTP_INCOMPLETE)
+            LINE_RUN_OUT();
         return r;
+    }
     r = parse_version(&p, end, &major, &minor);
     if (UNLIKELY(r != 0)) {
         if (r == LOOM_HTTP_INCOMPLETE)
@@ -1076,13 +1082,18 @@ int loom_http_body_parse(loom_http_body_t *b, const char *buf, size_t len,
         }
         return (int)n;
     }
-    case B_UNTIL_CLOSE:
-        if (len > b->max_body - b->total)
+    case B_UNTIL_CLOSE: {
+        /* Deliver up to the limit, and fail only on a byte beyond it, so the
+         * outcome does not depend on how the input was split into reads. */
+        uint64_t room = b->max_body - b->total;
+        size_t n = room < len ? (size_t)room : len;
+        if (n == 0 && len > 0)
             return LOOM_HTTP_PERR_BODY_TOO_LARGE;
-        b->total += len;
+        b->total += n;
         out->data = p;
-        out->data_len = len;
-        return (int)len;
+        out->data_len = n;
+        return (int)n;
+    }
     case B_CHUNK_DATA_END:
         if (len < 2) {
             if (len == 1 && *p != '\r')
@@ -1154,6 +1165,8 @@ int loom_http_body_done(const loom_http_body_t *b)
 
 int loom_http_chunk_ext_next(const char *ext, size_t ext_len, size_t *pos, loom_http_header_t *out)
 {
+    if (ext == NULL || *pos >= ext_len)
+        return 0;
     const char *p = ext + *pos, *end = ext + ext_len;
     while (p < end && is_ows(*p))
         p++;

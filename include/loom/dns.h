@@ -11,8 +11,8 @@
  *  - failure: a LOOM_EV_DNS_ERROR event goes to opts->on_event, else to the
  *    loop's default event callback (see loom/event.h). Its code is
  *    LOOM_ENOTFOUND (no such name, or no address of the requested family),
- *    LOOM_ETIMEDOUT (no server answered in time), LOOM_ECONNREFUSED (the
- *    servers refused), LOOM_ENOMEM, or LOOM_EDNS (any other resolver
+ *    LOOM_ETIMEDOUT (no server answered in time), LOOM_ECONNREFUSED (no
+ *    server could be reached), LOOM_ENOMEM, or LOOM_EDNS (any other resolver
  *    failure); its msg is the resolver's own message (c-ares's
  *    ares_strerror(), e.g. "Domain name not found") and its object is the
  *    query;
@@ -124,11 +124,14 @@ LOOM_EXTERN int loom_dns_reverse(loom_loop_t *loop, const char *addr, loom_dns_r
                                  const loom_dns_opts *opts, loom_dns_query_t **out);
 
 /* Cancels a pending query: neither its result callback nor an event will be
- * called, it stops counting as pending and live, and its memory is reused
- * once the loop is done with it. The request to the server, if one was sent,
- * is abandoned. Returns 0, or LOOM_ECLOSED if the query is already ending
- * (called from its own result callback or error event, or twice). Loop thread
- * only. */
+ * called. It stops counting in stats.dns_pending at once and stops keeping
+ * the loop alive; the loop frees it (and stops counting it as live) at the
+ * end of the iteration, so the pointer must not be used after that. A
+ * request already sent is abandoned: its answer, if one comes, is dropped.
+ * Callable from any loom callback, including another query's. Returns 0, or
+ * LOOM_ECLOSED if the query is already ending (called from its own result
+ * callback or error event, or a second time in the same iteration). Loop
+ * thread only. */
 LOOM_EXTERN int loom_dns_cancel(loom_dns_query_t *query);
 
 /* The name (or, for a reverse query, the address) being looked up. */

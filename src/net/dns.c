@@ -102,6 +102,7 @@ struct loom_dns_query {
     bool ended;               /* delivered, being delivered, or cancelled */
     bool in_ares;             /* c-ares holds a pointer to it */
     bool loop_done;           /* the loop has run its free_fn */
+    bool localhost;           /* asked c-ares for both families, see loom_dns_lookup() */
     int status;               /* stashed c-ares status, or loom code for STASH_ERROR */
     const char *errmsg;       /* STASH_ERROR: static message */
     struct ares_addrinfo *ai; /* STASH_ARES, lookup */
@@ -111,6 +112,7 @@ struct loom_dns_query {
 };
 
 static void channel_update(dns_channel *ch);
+static bool parse_numeric(const char *host, loom_dns_addr_t *a);
 static void dns_loop_free(loom_loop_t *loop);
 
 /* --- c-ares library set-up ------------------------------------------------- */
@@ -523,10 +525,17 @@ static void lookup_deliver(loom_dns_query_t *q, int status, struct ares_addrinfo
     }
     size_t count = 0;
     for (struct ares_addrinfo_node *nd = ai ? ai->nodes : NULL; nd; nd = nd->ai_next)
-        if (nd->ai_addr && addr_fill(&addrs[count], nd->ai_addr, nd->ai_addrlen))
+        if (nd->ai_addr && (q->family == AF_UNSPEC || nd->ai_family == q->family) &&
+            addr_fill(&addrs[count], nd->ai_addr, nd->ai_addrlen))
             count++;
     if (ai)
         ares_freeaddrinfo(ai);
+    if (count == 0 && q->localhost) {
+        /* /etc/hosts has localhost, but not of this family: RFC 6761's
+         * loopback answer, as c-ares itself would give. */
+        parse_numeric(q->family == AF_INET6 ? "::1" : "127.0.0.1", &addrs[0]);
+        count = 1;
+    }
     if (count == 0)
         query_fail(q, LOOM_ENOTFOUND, ares_strerror(ARES_ENODATA));
     else
@@ -760,6 +769,15 @@ int loom_dns_lookup(loom_loop_t *loop, const char *host, int family, loom_dns_cb
     struct ares_addrinfo_hints hints;
     memset(&hints, 0, sizeof hints);
     hints.ai_family = family;
+    if (strcmp(host, "localhost") == 0) {
+        /* c-ares 1.18 leaks the name when it falls back to its built-in
+         * localhost answer, which it does whenever /etc/hosts has no
+         * localhost entry of the family asked for. Asking for both
+         * families finds the usual IPv4-only entry; lookup_deliver()
+         * filters and supplies the loopback address itself. */
+        q->localhost = true;
+        hints.ai_family = AF_UNSPEC;
+    }
     ares_getaddrinfo(ch->ares, host, NULL, &hints, on_addrinfo, q);
     q->starting = false;
     if (out)

@@ -603,7 +603,8 @@ static void test_reverse(void)
     memset(&r1, 0, sizeof r1);
     memset(&r2, 0, sizeof r2);
     memset(&r3, 0, sizeof r3);
-    /* 127.0.0.1 is in /etc/hosts. */
+    /* 127.0.0.1 is in /etc/hosts ("localhost"), and has a PTR record on the
+     * test server (a.loom.test) in case it is not. */
     CHECK_OK(loom_dns_reverse(
         loop, "127.0.0.1", on_reverse,
         &(loom_dns_opts){.on_event = on_event, .data = &r1, .servers = servers}, NULL));

@@ -280,5 +280,8 @@ int64_t loom__timers_next(loom_loop_t *loop)
     uint64_t t = loom__wheel_next(w, &k);
     if (t == UINT64_MAX)
         return -1;
-    return t <= loop->now ? 0 : (int64_t)(t - loop->now);
+    if (t <= loop->now)
+        return 0;
+    uint64_t d = t - loop->now;
+    return d > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)d;
 }

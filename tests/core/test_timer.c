@@ -98,16 +98,17 @@ int main(void)
     /* Equal deadlines fire in the order they were set, including timers that
      * were placed at level 1 and cascaded while later ones went straight to
      * level 0: four groups, started 25 ms apart, all due at the same instant
-     * 130 ms ahead (two level-0 rounds away). */
+     * 400 ms ahead (several level-0 rounds away). */
     order_next = 0;
     order_bad = 0;
     unsigned idx = 0;
     uint64_t base = loom_now(loop);
-    uint64_t target = base + 130; /* crosses two level-0 rounds */
+    uint64_t target = base + 400; /* crosses several level-0 rounds */
     for (int phase = 0; phase < 4; phase++) {
         for (int k = 0; k < 100; k++) {
             loom_timer_t *t;
             CHECK_OK(loom_timer_new(loop, &t, on_order, (void *)(uintptr_t)idx++));
+            CHECK(target > loom_now(loop));
             CHECK_OK(loom_timer_start(t, target - loom_now(loop), 0));
         }
         /* Let some time pass (without reaching the target). */

@@ -1,0 +1,1229 @@
+/* net/socket.c - the socket: reading, the write queue, inactivity timeouts
+ * and the one close path. Connecting, accepting and addresses are in tcp.c.
+ *
+ * Reads go into the loop's scratch buffer; a socket holds no read memory.
+ *
+ * Writes are tried at once with one sendmsg() when nothing is queued; only
+ * the unsent remainder is queued (copying writes copy only that). Queued
+ * writes are gathered into one sendmsg() of up to 64 buffers per
+ * writability event, and the socket watches for writability only while
+ * something is queued. on_write and on_drain run from the loop, never inside
+ * a write call: when a write completes inside the call they are deferred to
+ * the pending phase through the write queue's pending node.
+ *
+ * Timeouts: no timer per socket. Each distinct timeout value on a loop is a
+ * group with one internal timer and a ring of N+1 slots (N <= 16), one slot
+ * per tick of t/N ms. Activity moves the socket to the tail of the current
+ * tick's slot (an O(1) unlink and append, no time stored in the socket); the
+ * slot of tick k expires at tick k+N+1, so a timeout fires between t and
+ * t + 2t/N after the last activity. The timer is armed only for the oldest
+ * non-empty slot. See docs/NET.md.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "net/net_internal.h"
+
+/* --- Write queue ------------------------------------------------------------ */
+typedef struct loom__wreq loom__wreq;
+struct loom__wreq {
+    loom__wreq *next;
+    const char *base; /* unsent part */
+    size_t len;
+    loom_release_cb release; /* referenced buffers */
+    void *rdata;
+    const void *buf;
+    size_t buflen;
+    size_t cap; /* > 0: a copy; data[] holds cap bytes */
+    char data[];
+};
+
+enum { LOOM__WQ_FLUSH = 1, LOOM__WQ_WRITE = 2, LOOM__WQ_DRAIN = 4, LOOM__WQ_ERROR = 8 };
+
+struct loom__wq {
+    loom__pending pend; /* deferred flush, callbacks or error */
+    loom_socket_t *sock;
+    loom__wreq *head, *tail;
+    size_t bytes; /* queued, unsent */
+    unsigned todo;
+    int error;
+    bool queued; /* pend is queued */
+};
+
+#define LOOM__IOV_BATCH  64
+#define LOOM__COPY_CHUNK 4096
+
+/* --- Timeout groups ----------------------------------------------------------- */
+#define LOOM__TSLOTS_MAX 17
+
+struct loom__tgroup {
+    loom_loop_t *loop;
+    uint32_t ms, tick, nslots;
+    uint64_t cur; /* tick number of the newest slot */
+    loom_timer_t *timer;
+    loom__queue expired; /* slots that ran out, waiting for the timer callback */
+    loom__queue slots[LOOM__TSLOTS_MAX];
+};
+
+static void loom__tgroup_arm(loom__tgroup *g);
+static int loom__socket_flush(loom_socket_t *s);
+
+/* --- Per-loop state ------------------------------------------------------------- */
+
+static void loom__net_destroy(loom__handle *h)
+{
+    loom_loop_t *loop = h->loop;
+    loom__net *net = loop->net;
+    for (unsigned i = 1; i <= net->ngroups; i++)
+        free(net->groups[i]);
+    for (int i = 0; i < LOOM__NET_SLABS; i++)
+        if (net->sock[i].size)
+            loom__slab_destroy(&net->sock[i].slab);
+    loom__slab_destroy(&net->wq_slab);
+    loom__slab_destroy(&net->ref_slab);
+    free(net);
+    free(h);
+    loop->net = NULL;
+}
+
+static void loom__net_close_cb(loom_socket_t *s, void *arg)
+{
+    (void)arg;
+    loom__socket_close_now(s, false);
+}
+
+/* loop->net_free: closes every server and socket without callbacks (only
+ * release callbacks of zero-copy buffers run), then closes a sentinel
+ * handle. The closing list is FIFO, so the sentinel is freed after every
+ * socket closed before it; its free function releases the slabs. */
+static void loom__net_loop_free(loom_loop_t *loop)
+{
+    loom__net *net = loop->net;
+    if (net == NULL)
+        return;
+    loom__servers_free(loop);
+    if (net->nsockets)
+        loom__net_foreach_socket(loop, loom__net_close_cb, NULL);
+    for (unsigned i = 1; i <= net->ngroups; i++)
+        loom_timer_close(net->groups[i]->timer);
+    loom__handle_close(net->sentinel);
+}
+
+loom__net *loom__net_get(loom_loop_t *loop)
+{
+    loom__net *net = loop->net;
+    if (LOOM__LIKELY(net != NULL))
+        return net;
+    net = calloc(1, sizeof *net);
+    if (net == NULL)
+        return NULL;
+    net->sentinel = calloc(1, sizeof *net->sentinel);
+    if (net->sentinel == NULL) {
+        free(net);
+        return NULL;
+    }
+    loom__handle_init(loop, net->sentinel, LOOM__T_OTHER, loom__net_destroy, true);
+    net->loop = loop;
+    loom__slab_init(&net->wq_slab, sizeof(loom__wq));
+    loom__slab_init(&net->ref_slab, sizeof(loom__wreq));
+    loom__queue_init(&net->servers);
+    loop->net = net;
+    loop->net_free = loom__net_loop_free;
+    return net;
+}
+
+char *loom__net_scratch(loom_loop_t *loop)
+{
+    if (LOOM__UNLIKELY(loop->scratch == NULL)) {
+        loop->scratch = malloc(LOOM__SCRATCH_SIZE);
+        if (loop->scratch == NULL)
+            return NULL;
+        loop->scratch_size = LOOM__SCRATCH_SIZE;
+    }
+    return loop->scratch;
+}
+
+int loom__net_timer_new(loom_loop_t *loop, loom_timer_t **out, loom_timer_cb cb, void *data)
+{
+    loom_timer_t *t;
+    int r = loom_timer_new(loop, &t, cb, data);
+    if (r < 0)
+        return r;
+    /* loom's own: not a live object of the application's, and the sockets
+     * it serves keep the loop alive, not the timer. */
+    t->h.flags |= LOOM__H_INTERNAL;
+    loop->live--;
+    loom__handle_unref(&t->h);
+    *out = t;
+    return 0;
+}
+
+/* Walks the socket slabs. This knows loom__slab's layout (documented in
+ * core/internal.h): objects are carved in order from chunks of 64 KiB (or
+ * one object plus the 16-byte chunk header, if larger), the newest chunk
+ * first in the list and used up to `bump`. Freed sockets have type 0. */
+void loom__net_foreach_socket(loom_loop_t *loop, void (*fn)(loom_socket_t *s, void *arg), void *arg)
+{
+    loom__net *net = loop->net;
+    if (net == NULL)
+        return;
+    for (int i = 0; i < LOOM__NET_SLABS; i++) {
+        loom__slab *sl = &net->sock[i].slab;
+        if (net->sock[i].size == 0)
+            continue;
+        size_t csize = 64 * 1024;
+        if (csize < sl->size + 16)
+            csize = sl->size + 16;
+        for (char *chunk = sl->chunks; chunk; chunk = *(char **)chunk) {
+            char *end = chunk == sl->chunks ? sl->bump : chunk + csize;
+            for (char *p = chunk + 16; p + sl->size <= end; p += sl->size) {
+                loom_socket_t *s = (loom_socket_t *)(void *)p;
+                if (s->h.type == LOOM__T_SOCKET && !(s->h.flags & LOOM__H_CLOSING))
+                    fn(s, arg);
+            }
+        }
+    }
+}
+
+/* --- Classes ----------------------------------------------------------------- */
+
+void loom__class_ref(loom__sock_class *cls)
+{
+    if (!cls->is_static)
+        cls->refs++;
+}
+
+void loom__class_unref(loom__sock_class *cls)
+{
+    if (!cls->is_static && --cls->refs == 0)
+        free(cls);
+}
+
+/* --- Socket objects ---------------------------------------------------------- */
+
+static size_t loom__socket_size(const loom_loop_t *loop, const loom__sock_class *cls)
+{
+    size_t io = (loop->backend->io_size + 15) & ~(size_t)15;
+    return sizeof(loom_socket_t) + io + cls->extra;
+}
+
+void *loom__socket_ext(loom_socket_t *s)
+{
+    size_t io = (s->h.loop->backend->io_size + 15) & ~(size_t)15;
+    return (char *)(s + 1) + io;
+}
+
+static loom__slab *loom__socket_slab(loom__net *net, size_t size, bool create)
+{
+    for (int i = 0; i < LOOM__NET_SLABS; i++)
+        if (net->sock[i].size == size)
+            return &net->sock[i].slab;
+    if (!create)
+        return NULL;
+    for (int i = 0; i < LOOM__NET_SLABS; i++) {
+        if (net->sock[i].size == 0) {
+            net->sock[i].size = size;
+            loom__slab_init(&net->sock[i].slab, size);
+            return &net->sock[i].slab;
+        }
+    }
+    return NULL;
+}
+
+static void loom__socket_free(loom__handle *h)
+{
+    loom_socket_t *s = (loom_socket_t *)h;
+    loom__net *net = h->loop->net;
+    loom__sock_class *cls = s->cls;
+    loom__slab *sl = loom__socket_slab(net, loom__socket_size(h->loop, cls), false);
+    loom__class_unref(cls);
+    s->h.type = 0;
+    net->nsockets--;
+    loom__slab_free(sl, s);
+}
+
+static void loom__socket_io_cb(loom__io *w, unsigned events);
+
+static void loom__socket_groups(loom_socket_t *s)
+{
+    loom__sock_class *cls = s->cls;
+    loom_loop_t *loop = s->h.loop;
+    int r = loom__tgroup_get(loop, cls->read_timeout_ms);
+    int w = loom__tgroup_get(loop, cls->write_timeout_ms);
+    /* Out of groups: the socket runs without that timeout. */
+    s->h.flags |= (uint32_t)(r > 0 ? r : 0) << LOOM__S_RGROUP_SHIFT;
+    s->h.flags |= (uint32_t)(w > 0 ? w : 0) << LOOM__S_WGROUP_SHIFT;
+}
+
+loom_socket_t *loom__socket_new(loom_loop_t *loop, loom__sock_class *cls, int fd)
+{
+    loom__net *net = loom__net_get(loop);
+    if (net == NULL)
+        return NULL;
+    loom__slab *sl = loom__socket_slab(net, loom__socket_size(loop, cls), true);
+    if (sl == NULL)
+        return NULL;
+    loom_socket_t *s = loom__slab_alloc(sl);
+    if (s == NULL)
+        return NULL;
+    loom__handle_init(loop, &s->h, LOOM__T_SOCKET, loom__socket_free, false);
+    loom__handle_start(&s->h);
+    net->nsockets++;
+    s->h.data = cls->data;
+    s->cls = cls;
+    loom__class_ref(cls);
+    s->io.bio.fd = fd;
+    loom__socket_groups(s);
+    return s;
+}
+
+/* The watcher lives in the slab object, its backend area right after the
+ * socket, so it needs no allocation of its own. */
+static void loom__socket_io_setup(loom_socket_t *s, int fd)
+{
+    loom_loop_t *loop = s->h.loop;
+    s->io.bio.fd = fd;
+    s->io.bio.events = 0;
+    s->io.bio.priv = loop->backend->io_size ? (void *)(s + 1) : NULL;
+    if (s->io.bio.priv)
+        memset(s->io.bio.priv, 0, loop->backend->io_size);
+    s->io.cb = loom__socket_io_cb;
+}
+
+static void loom__socket_io_teardown(loom_socket_t *s)
+{
+    loom_loop_t *loop = s->h.loop;
+    if (s->io.bio.events) {
+        loop->backend->io_remove(loop, &s->io.bio);
+        s->io.bio.events = 0;
+    }
+    s->io.cb = NULL; /* later events of this batch are skipped */
+}
+
+int loom__socket_attach(loom_socket_t *s, int fd, bool incoming)
+{
+    loom_loop_t *loop = s->h.loop;
+    loom__socket_io_setup(s, fd);
+    if (!incoming && !(s->h.flags & LOOM__S_UNIX)) {
+        /* Accepted sockets inherit these from the listener (Linux copies
+         * the listener's TCP state into the child), so only clients pay the
+         * system calls. */
+        if (!s->cls->nagle) {
+            int one = 1;
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        }
+        if (s->cls->keepalive_s) {
+            int one = 1, idle = (int)s->cls->keepalive_s;
+            setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+            setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+        }
+    }
+    s->h.flags |= LOOM__S_OPEN | (incoming ? LOOM__S_INCOMING : 0);
+    if (incoming) {
+        loop->stats.tcp_incoming++;
+        loop->stats.tcp_incoming_total++;
+    } else {
+        loop->stats.tcp_outgoing++;
+        loop->stats.tcp_outgoing_total++;
+    }
+    loom__socket_update_io(s);
+    loom__socket_touch(s);
+    return 0;
+}
+
+void loom__socket_update_io(loom_socket_t *s)
+{
+    uint32_t f = s->h.flags;
+    if (s->io.bio.fd < 0 || (f & (LOOM__S_CONNECTING | LOOM__H_CLOSING)))
+        return;
+    unsigned ev = 0;
+    if (!(f & (LOOM__S_RD_OFF | LOOM__S_EOF | LOOM__S_FLUSHING)))
+        ev |= LOOM_READABLE;
+    if (s->wq && s->wq->bytes && !(f & LOOM__S_WR_OFF))
+        ev |= LOOM_WRITABLE;
+    if (ev != s->io.bio.events) {
+        int r = loom__io_set(s->h.loop, &s->io, ev);
+        if (LOOM__UNLIKELY(r < 0))
+            loom_log(s->h.loop, LOOM_LOG_ERR, "socket watcher update failed: %s", loom_strerror(r));
+    }
+}
+
+/* --- Timeouts ------------------------------------------------------------------ */
+
+static void loom__tgroup_advance(loom__tgroup *g, uint64_t n)
+{
+    if (n <= g->cur)
+        return;
+    uint64_t steps = n - g->cur;
+    if (steps > g->nslots)
+        steps = g->nslots;
+    for (uint64_t i = 1; i <= steps; i++)
+        loom__queue_splice_tail(&g->expired, &g->slots[(g->cur + i) % g->nslots]);
+    g->cur = n;
+}
+
+static void loom__tgroup_fire(loom_timer_t *t, void *data)
+{
+    loom__tgroup *g = data;
+    (void)t;
+    loom__tgroup_advance(g, g->loop->now / g->tick);
+    while (!loom__queue_empty(&g->expired)) {
+        loom_socket_t *s = LOOM__CONTAINER_OF(g->expired.next, loom_socket_t, u.tnode);
+        loom__queue_remove(&s->u.tnode);
+        s->h.flags &= ~LOOM__S_TLIST;
+        loom__socket_fail(s, LOOM_ETIMEDOUT);
+    }
+    loom__tgroup_arm(g);
+}
+
+/* Arms the timer for the oldest non-empty slot. O(slots) = O(17). */
+static void loom__tgroup_arm(loom__tgroup *g)
+{
+    uint64_t now = g->loop->now;
+    if (!loom__queue_empty(&g->expired)) {
+        loom_timer_start(g->timer, 0, 0);
+        return;
+    }
+    for (uint32_t k = 1; k <= g->nslots; k++) {
+        if (loom__queue_empty(&g->slots[(g->cur + k) % g->nslots]))
+            continue;
+        uint64_t due = (g->cur + k) * g->tick;
+        loom_timer_start(g->timer, due > now ? due - now : 0, 0);
+        return;
+    }
+    loom_timer_stop(g->timer);
+}
+
+int loom__tgroup_get(loom_loop_t *loop, uint32_t ms)
+{
+    if (ms == 0)
+        return 0;
+    loom__net *net = loom__net_get(loop);
+    if (net == NULL)
+        return LOOM_ENOMEM;
+    for (unsigned i = 1; i <= net->ngroups; i++)
+        if (net->groups[i]->ms == ms)
+            return (int)i;
+    if (net->ngroups == LOOM__S_GROUP_MASK)
+        return LOOM_ETOOMANY;
+    loom__tgroup *g = calloc(1, sizeof *g);
+    if (g == NULL)
+        return LOOM_ENOMEM;
+    g->loop = loop;
+    g->ms = ms;
+    g->tick = (ms + 15) / 16;
+    g->nslots = (ms + g->tick - 1) / g->tick + 1;
+    g->cur = loop->now / g->tick;
+    loom__queue_init(&g->expired);
+    for (unsigned i = 0; i < LOOM__TSLOTS_MAX; i++)
+        loom__queue_init(&g->slots[i]);
+    if (loom__net_timer_new(loop, &g->timer, loom__tgroup_fire, g) < 0) {
+        free(g);
+        return LOOM_ENOMEM;
+    }
+    net->groups[++net->ngroups] = g;
+    return (int)net->ngroups;
+}
+
+/* The group whose timeout applies now: the read timeout while reading is
+ * on, the write timeout while something waits to be sent, the shorter of
+ * the two when both apply. */
+static unsigned loom__socket_group(const loom_socket_t *s)
+{
+    uint32_t f = s->h.flags;
+    if (f & (LOOM__S_CONNECTING | LOOM__H_CLOSING))
+        return 0;
+    unsigned r = (f >> LOOM__S_RGROUP_SHIFT) & LOOM__S_GROUP_MASK;
+    unsigned w = (f >> LOOM__S_WGROUP_SHIFT) & LOOM__S_GROUP_MASK;
+    if (f & (LOOM__S_RD_OFF | LOOM__S_EOF | LOOM__S_FLUSHING))
+        r = 0;
+    if (s->wq == NULL || s->wq->bytes == 0 || (f & LOOM__S_WR_OFF))
+        w = 0;
+    if (r && w) {
+        loom__net *net = s->h.loop->net;
+        return net->groups[r]->ms <= net->groups[w]->ms ? r : w;
+    }
+    return r | w;
+}
+
+void loom__socket_touch(loom_socket_t *s)
+{
+    unsigned gi = loom__socket_group(s);
+    if (gi == 0) {
+        if (s->h.flags & LOOM__S_TLIST) {
+            loom__queue_remove(&s->u.tnode);
+            s->h.flags &= ~LOOM__S_TLIST;
+        }
+        return;
+    }
+    loom__tgroup *g = ((loom__net *)s->h.loop->net)->groups[gi];
+    uint64_t n = s->h.loop->now / g->tick;
+    if (n > g->cur)
+        loom__tgroup_advance(g, n);
+    if (s->h.flags & LOOM__S_TLIST)
+        loom__queue_remove(&s->u.tnode);
+    loom__queue_insert_tail(&g->slots[n % g->nslots], &s->u.tnode);
+    s->h.flags |= LOOM__S_TLIST;
+    if (!loom_timer_active(g->timer) || !loom__queue_empty(&g->expired))
+        loom__tgroup_arm(g);
+}
+
+/* --- Callbacks ------------------------------------------------------------------ */
+
+static void loom__socket_call(loom_socket_t *s, loom_socket_cb cb)
+{
+    loom_loop_t *loop = s->h.loop;
+    loom__op_scope sc;
+    loom__op_enter(loop, &sc, s->cls->on_event, s->h.data, s);
+    cb(s, s->h.data);
+    loom__op_leave(loop, &sc);
+}
+
+void loom__socket_event(loom_socket_t *s, loom_event_kind_t kind, int code, const char *msg)
+{
+    if (loom__socket_dead(s))
+        return;
+    if (s->cls->raw_event) {
+        s->cls->raw_event(s, kind, code);
+        return;
+    }
+    loom__event_emit(s->h.loop, s->cls->on_event, s->h.data, kind, code, msg, s);
+}
+
+void loom__socket_fail(loom_socket_t *s, int code)
+{
+    if (s->h.flags & LOOM__H_CLOSING)
+        return;
+    loom__socket_event(s, loom__sock_err_kind(code), code, NULL);
+    loom__socket_close_now(s, false);
+}
+
+/* --- The write queue ----------------------------------------------------------- */
+
+static void loom__wq_run(loom__pending *p);
+
+static loom__wq *loom__wq_get(loom_socket_t *s)
+{
+    if (s->wq)
+        return s->wq;
+    loom__wq *wq = loom__slab_alloc(&((loom__net *)s->h.loop->net)->wq_slab);
+    if (wq == NULL)
+        return NULL;
+    wq->sock = s;
+    wq->pend.fn = loom__wq_run;
+    s->wq = wq;
+    return wq;
+}
+
+static void loom__wq_maybe_free(loom_socket_t *s)
+{
+    loom__wq *wq = s->wq;
+    if (wq && wq->bytes == 0 && wq->todo == 0 && !wq->queued) {
+        s->wq = NULL;
+        loom__slab_free(&((loom__net *)s->h.loop->net)->wq_slab, wq);
+    }
+}
+
+static void loom__wreq_free(loom__net *net, loom__wreq *w)
+{
+    if (w->cap)
+        free(w);
+    else
+        loom__slab_free(&net->ref_slab, w);
+}
+
+/* Frees a detached list of requests, running release callbacks. */
+static void loom__wreq_release(loom__net *net, loom__wreq *w)
+{
+    while (w) {
+        loom__wreq *next = w->next;
+        loom_release_cb rel = w->release;
+        const void *buf = w->buf;
+        size_t len = w->buflen;
+        void *rdata = w->rdata;
+        loom__wreq_free(net, w);
+        if (rel)
+            rel(buf, len, rdata);
+        w = next;
+    }
+}
+
+static void loom__wq_destroy(loom_socket_t *s)
+{
+    loom__wq *wq = s->wq;
+    loom__net *net = s->h.loop->net;
+    s->wq = NULL;
+    loom__pending_cancel(&wq->pend);
+    loom__wreq *list = wq->head;
+    loom__slab_free(&net->wq_slab, wq);
+    loom__wreq_release(net, list);
+}
+
+static void loom__wq_schedule(loom_socket_t *s, unsigned what)
+{
+    loom__wq *wq = loom__wq_get(s);
+    if (wq == NULL)
+        return; /* out of memory: the notification is lost, nothing else */
+    wq->todo |= what;
+    if (!wq->queued) {
+        wq->queued = true;
+        loom__pending_queue(s->h.loop, &wq->pend);
+    }
+}
+
+static void loom__wq_append(loom__wq *wq, loom__wreq *w)
+{
+    w->next = NULL;
+    if (wq->tail)
+        wq->tail->next = w;
+    else
+        wq->head = w;
+    wq->tail = w;
+    wq->bytes += w->len;
+}
+
+/* Queues a copy of the iovecs, skipping their first `skip` bytes. Small
+ * copies are appended to the last copy request while it has room. */
+static int loom__wq_push_copy(loom_socket_t *s, const struct iovec *iov, int n, size_t skip,
+                              size_t total)
+{
+    loom__wq *wq = loom__wq_get(s);
+    if (wq == NULL)
+        return LOOM_ENOMEM;
+    size_t rem = total - skip;
+    loom__wreq *t = wq->tail;
+    char *dst;
+    if (t && t->cap && (size_t)(t->data + t->cap - (t->base + t->len)) >= rem) {
+        dst = (char *)t->base + t->len;
+        t->len += rem;
+        wq->bytes += rem;
+    } else {
+        size_t cap = rem < LOOM__COPY_CHUNK ? LOOM__COPY_CHUNK : rem;
+        loom__wreq *w = malloc(sizeof *w + cap);
+        if (w == NULL)
+            return LOOM_ENOMEM;
+        memset(w, 0, sizeof *w);
+        w->cap = cap;
+        w->base = w->data;
+        w->len = rem;
+        dst = w->data;
+        loom__wq_append(wq, w);
+    }
+    for (int i = 0; i < n; i++) {
+        size_t l = iov[i].iov_len;
+        const char *src = iov[i].iov_base;
+        if (skip >= l) {
+            skip -= l;
+            continue;
+        }
+        memcpy(dst, src + skip, l - skip);
+        dst += l - skip;
+        skip = 0;
+    }
+    return 0;
+}
+
+static int loom__wq_push_ref(loom_socket_t *s, const void *buf, size_t len, size_t skip,
+                             loom_release_cb release, void *rdata)
+{
+    loom__wq *wq = loom__wq_get(s);
+    if (wq == NULL)
+        return LOOM_ENOMEM;
+    loom__wreq *w = loom__slab_alloc(&((loom__net *)s->h.loop->net)->ref_slab);
+    if (w == NULL)
+        return LOOM_ENOMEM;
+    w->base = (const char *)buf + skip;
+    w->len = len - skip;
+    w->release = release;
+    w->rdata = rdata;
+    w->buf = buf;
+    w->buflen = len;
+    loom__wq_append(wq, w);
+    return 0;
+}
+
+static uint32_t loom__high_water(const loom__sock_class *cls)
+{
+    return cls->high_water ? cls->high_water : LOOM__HIGH_WATER;
+}
+
+static uint32_t loom__low_water(const loom__sock_class *cls)
+{
+    if (cls->high_water == 0 && cls->low_water == 0)
+        return LOOM__HIGH_WATER / 4;
+    return cls->low_water;
+}
+
+/* After queueing: watch for writability, start the write clock, report high
+ * water. */
+static int loom__socket_queued_more(loom_socket_t *s)
+{
+    loom__socket_update_io(s);
+    loom__socket_touch(s);
+    if (s->wq->bytes >= loom__high_water(s->cls)) {
+        s->h.flags |= LOOM__S_HIGH;
+        return 1;
+    }
+    return 0;
+}
+
+static inline bool loom__socket_can_send(const loom_socket_t *s)
+{
+    return s->io.bio.fd >= 0 && !(s->h.flags & (LOOM__S_CONNECTING | LOOM__S_WR_OFF)) &&
+           (s->wq == NULL || s->wq->bytes == 0);
+}
+
+/* The common write path. `ref`: zero-copy of one buffer (iov[0]). */
+static int loom__socket_write_common(loom_socket_t *s, const struct iovec *iov, int n, bool ref,
+                                     loom_release_cb release, void *rdata)
+{
+    if (LOOM__UNLIKELY(s == NULL || loom__socket_dead(s)))
+        return LOOM_ECLOSED;
+    if (LOOM__UNLIKELY(s->h.flags & (LOOM__S_SHUT | LOOM__S_SHUT_DONE)))
+        return LOOM_EPIPE;
+    if (LOOM__UNLIKELY(n < 0 || (n > 0 && iov == NULL)))
+        return LOOM_EINVAL;
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += iov[i].iov_len;
+    if (total == 0) {
+        if (ref && release)
+            release(iov[0].iov_base, 0, rdata);
+        return 0;
+    }
+    size_t sent = 0;
+    if (loom__socket_can_send(s)) {
+        struct msghdr msg = {.msg_iov = (struct iovec *)iov,
+                             .msg_iovlen = (size_t)(n > IOV_MAX ? IOV_MAX : n)};
+        ssize_t r;
+        do
+            r = sendmsg(s->io.bio.fd, &msg, MSG_NOSIGNAL);
+        while (r < 0 && errno == EINTR);
+        if (r > 0) {
+            sent = (size_t)r;
+            s->h.loop->stats.bytes_written += sent;
+            loom__socket_touch(s);
+        } else if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+            /* Reported from the loop, not from inside this call. */
+            int err = loom__err(errno);
+            if (ref && release)
+                release(iov[0].iov_base, total, rdata);
+            loom__wq_schedule(s, LOOM__WQ_ERROR);
+            if (s->wq)
+                s->wq->error = err;
+            return 0;
+        }
+        if (sent == total) {
+            if (ref && release)
+                release(iov[0].iov_base, total, rdata);
+            if (s->cls->on_write)
+                loom__wq_schedule(s, LOOM__WQ_WRITE);
+            return 0;
+        }
+    }
+    int r = ref ? loom__wq_push_ref(s, iov[0].iov_base, total, sent, release, rdata)
+                : loom__wq_push_copy(s, iov, n, sent, total);
+    if (r < 0) {
+        /* Part may be gone already: the stream would be corrupt. */
+        if (sent)
+            loom__socket_close_now(s, true);
+        return r;
+    }
+    return loom__socket_queued_more(s);
+}
+
+int loom_socket_write(loom_socket_t *s, const void *buf, size_t len)
+{
+    struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+    return loom__socket_write_common(s, &iov, 1, false, NULL, NULL);
+}
+
+int loom_socket_writev(loom_socket_t *s, const struct iovec *iov, int iovcnt)
+{
+    return loom__socket_write_common(s, iov, iovcnt, false, NULL, NULL);
+}
+
+int loom_socket_write_ref(loom_socket_t *s, const void *buf, size_t len, loom_release_cb release,
+                          void *rdata)
+{
+    struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+    return loom__socket_write_common(s, &iov, 1, true, release, rdata);
+}
+
+int loom__socket_queue(loom_socket_t *s, const void *buf, size_t len, bool copy,
+                       loom_release_cb release, void *rdata)
+{
+    if (loom__socket_dead(s))
+        return LOOM_ECLOSED;
+    if (len == 0) {
+        if (release)
+            release(buf, 0, rdata);
+        return 0;
+    }
+    int r;
+    if (copy && release == NULL) {
+        struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+        r = loom__wq_push_copy(s, &iov, 1, 0, len);
+    } else {
+        r = loom__wq_push_ref(s, buf, len, 0, release, rdata);
+    }
+    if (r < 0)
+        return r;
+    if (s->wq->bytes >= loom__high_water(s->cls)) {
+        s->h.flags |= LOOM__S_HIGH;
+        return 1;
+    }
+    return 0;
+}
+
+int loom__socket_flush_soon(loom_socket_t *s)
+{
+    if (loom__socket_dead(s))
+        return LOOM_ECLOSED;
+    if (s->wq && s->wq->bytes)
+        loom__wq_schedule(s, LOOM__WQ_FLUSH);
+    return 0;
+}
+
+/* Sends what is queued: one sendmsg of up to 64 buffers, repeated while the
+ * kernel takes everything offered (at most 4 times per call). Runs
+ * on_drain / on_write when due. Returns 0, or -1 if the socket was closed
+ * here (error, end of a graceful close, or by a callback). Loop context
+ * only (callbacks run directly). */
+static int loom__socket_flush(loom_socket_t *s)
+{
+    loom_loop_t *loop = s->h.loop;
+    loom__net *net = loop->net;
+    loom__wq *wq = s->wq;
+    loom__wreq *done = NULL, **donep = &done;
+    size_t sent_total = 0;
+    int err = 0;
+    for (int round = 0; round < 4 && wq->head; round++) {
+        struct iovec iov[LOOM__IOV_BATCH];
+        int n = 0;
+        size_t want = 0;
+        for (loom__wreq *w = wq->head; w && n < LOOM__IOV_BATCH; w = w->next, n++) {
+            iov[n].iov_base = (void *)w->base;
+            iov[n].iov_len = w->len;
+            want += w->len;
+        }
+        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+        ssize_t r = sendmsg(s->io.bio.fd, &msg, MSG_NOSIGNAL);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                err = loom__err(errno);
+            break;
+        }
+        size_t left = (size_t)r;
+        sent_total += left;
+        wq->bytes -= left;
+        while (left) {
+            loom__wreq *w = wq->head;
+            if (left >= w->len) {
+                left -= w->len;
+                wq->head = w->next;
+                if (wq->head == NULL)
+                    wq->tail = NULL;
+                w->next = NULL;
+                *donep = w;
+                donep = &w->next;
+            } else {
+                w->base += left;
+                w->len -= left;
+                left = 0;
+            }
+        }
+        if ((size_t)r < want)
+            break;
+    }
+    if (sent_total) {
+        loop->stats.bytes_written += sent_total;
+        loom__socket_touch(s);
+    }
+    /* Release callbacks are the application's code: run them once the
+     * queue is consistent, then look again at what state they left. */
+    if (done)
+        loom__wreq_release(net, done);
+    if (s->h.flags & LOOM__H_CLOSING)
+        return -1;
+    if (err) {
+        if (s->h.flags & LOOM__S_FLUSHING)
+            loom__socket_close_now(s, false);
+        else
+            loom__socket_fail(s, err);
+        return -1;
+    }
+    wq = s->wq;
+    uint32_t f = s->h.flags;
+    bool drained = wq == NULL || wq->bytes == 0;
+    if (drained && (f & LOOM__S_SHUT) && !(f & LOOM__S_SHUT_DONE)) {
+        shutdown(s->io.bio.fd, SHUT_WR);
+        s->h.flags |= LOOM__S_SHUT_DONE;
+    }
+    if (drained && (f & LOOM__S_FLUSHING)) {
+        loom__socket_close_now(s, false);
+        return -1;
+    }
+    loom__socket_update_io(s);
+    loom__socket_touch(s);
+    if ((f & LOOM__S_HIGH) && (drained || wq->bytes <= loom__low_water(s->cls))) {
+        s->h.flags &= ~LOOM__S_HIGH;
+        if (s->cls->on_drain) {
+            loom__socket_call(s, s->cls->on_drain);
+            if (loom__socket_dead(s))
+                return -1;
+        }
+    }
+    if (drained && sent_total && s->cls->on_write) {
+        loom__socket_call(s, s->cls->on_write);
+        if (loom__socket_dead(s))
+            return -1;
+    }
+    loom__wq_maybe_free(s);
+    return 0;
+}
+
+/* The write queue's pending callback: deferred flush, error and callbacks. */
+static void loom__wq_run(loom__pending *p)
+{
+    loom__wq *wq = LOOM__CONTAINER_OF(p, loom__wq, pend);
+    loom_socket_t *s = wq->sock;
+    unsigned todo = wq->todo;
+    wq->todo = 0;
+    wq->queued = false;
+    if (loom__socket_dead(s)) {
+        if (!(s->h.flags & LOOM__H_CLOSING) && (todo & LOOM__WQ_FLUSH) && s->io.bio.fd >= 0 &&
+            wq->bytes)
+            loom__socket_flush(s); /* a graceful close in progress */
+        return;
+    }
+    if (todo & LOOM__WQ_ERROR) {
+        loom__socket_fail(s, wq->error);
+        return;
+    }
+    if ((todo & LOOM__WQ_FLUSH) && wq->bytes && s->io.bio.fd >= 0 &&
+        !(s->h.flags & (LOOM__S_CONNECTING | LOOM__S_WR_OFF))) {
+        if (loom__socket_flush(s) < 0)
+            return;
+    }
+    if (todo & LOOM__WQ_WRITE) {
+        if ((s->wq == NULL || s->wq->bytes == 0) && s->cls->on_write) {
+            loom__socket_call(s, s->cls->on_write);
+            if (loom__socket_dead(s))
+                return;
+        }
+    }
+    loom__wq_maybe_free(s);
+}
+
+/* --- Reading --------------------------------------------------------------------- */
+
+static void loom__socket_eof(loom_socket_t *s)
+{
+    s->h.flags |= LOOM__S_EOF;
+    loom__socket_update_io(s);
+    loom__socket_touch(s);
+    loom__socket_event(s, LOOM_EV_TCP_EOF, LOOM_EOF, NULL);
+    if (loom__socket_dead(s) || s->cls->half_open)
+        return;
+    loom_socket_close(s);
+}
+
+static void loom__socket_read(loom_socket_t *s)
+{
+    loom_loop_t *loop = s->h.loop;
+    char *buf = loom__net_scratch(loop);
+    if (LOOM__UNLIKELY(buf == NULL)) {
+        loom__socket_fail(s, LOOM_ENOMEM);
+        return;
+    }
+    size_t size = loop->scratch_size;
+    for (int i = 0; i < 4; i++) {
+        ssize_t n = read(s->io.bio.fd, buf, size);
+        if (n > 0) {
+            loop->stats.bytes_read += (uint64_t)n;
+            if (s->h.flags & LOOM__S_TLIST)
+                loom__socket_touch(s);
+            if (s->cls->raw_read) {
+                s->cls->raw_read(s, buf, (size_t)n);
+            } else if (s->cls->on_read) {
+                loom__op_scope sc;
+                loom__op_enter(loop, &sc, s->cls->on_event, s->h.data, s);
+                s->cls->on_read(s, buf, (size_t)n, s->h.data);
+                loom__op_leave(loop, &sc);
+            }
+            if (s->h.flags & (LOOM__H_CLOSING | LOOM__S_FLUSHING | LOOM__S_RD_OFF | LOOM__S_EOF))
+                return;
+            if ((size_t)n < size)
+                return;
+            continue;
+        }
+        if (n == 0) {
+            loom__socket_eof(s);
+            return;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            loom__socket_fail(s, loom__err(errno));
+        return;
+    }
+}
+
+static void loom__socket_io_cb(loom__io *w, unsigned events)
+{
+    loom_socket_t *s = LOOM__CONTAINER_OF(w, loom_socket_t, io);
+    if (LOOM__UNLIKELY(s->h.flags & LOOM__H_CLOSING))
+        return;
+    if ((events & (LOOM_WRITABLE | LOOM_HUP)) && s->wq && s->wq->bytes &&
+        !(s->h.flags & LOOM__S_WR_OFF)) {
+        if (loom__socket_flush(s) < 0)
+            return;
+    }
+    if ((events & (LOOM_READABLE | LOOM_HUP)) &&
+        !(s->h.flags & (LOOM__S_RD_OFF | LOOM__S_EOF | LOOM__S_FLUSHING))) {
+        loom__socket_read(s);
+        return;
+    }
+    if ((events & LOOM_HUP) && !(s->h.flags & LOOM__H_CLOSING)) {
+        /* An error or hang-up nobody reads: report a pending error, and
+         * stop a level-triggered backend from repeating it. */
+        int err = 0;
+        socklen_t len = sizeof err;
+        if (getsockopt(s->io.bio.fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err)
+            loom__socket_fail(s, loom__err(err));
+    }
+}
+
+/* --- Closing ------------------------------------------------------------------------ */
+
+void loom__socket_close_now(loom_socket_t *s, bool reset)
+{
+    if (s->h.flags & LOOM__H_CLOSING)
+        return;
+    loom_loop_t *loop = s->h.loop;
+    if (s->h.flags & LOOM__S_CONNECTING)
+        loom__connect_cancel(s);
+    if (s->h.flags & LOOM__S_TLIST) {
+        loom__queue_remove(&s->u.tnode);
+        s->h.flags &= ~LOOM__S_TLIST;
+    }
+    if (s->h.flags & LOOM__S_OPEN) {
+        if (s->h.flags & LOOM__S_INCOMING)
+            loop->stats.tcp_incoming--;
+        else
+            loop->stats.tcp_outgoing--;
+        s->h.flags &= ~LOOM__S_OPEN;
+    }
+    int fd = s->io.bio.fd;
+    if (fd >= 0) {
+        loom__socket_io_teardown(s);
+        if (reset) {
+            struct linger lg = {.l_onoff = 1, .l_linger = 0};
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        }
+        close(fd);
+        s->io.bio.fd = -1;
+    }
+    loom__handle_close(&s->h);
+    if (s->wq)
+        loom__wq_destroy(s); /* may run release callbacks: last */
+}
+
+int loom_socket_close(loom_socket_t *s)
+{
+    if (s == NULL || loom__socket_dead(s))
+        return LOOM_ECLOSED;
+    if ((s->h.flags & LOOM__S_CONNECTING) || s->io.bio.fd < 0 || s->wq == NULL ||
+        s->wq->bytes == 0) {
+        loom__socket_close_now(s, false);
+        return 0;
+    }
+    s->h.flags |= LOOM__S_FLUSHING;
+    s->h.flags &= ~LOOM__S_WR_OFF;
+    loom__socket_update_io(s);
+    loom__socket_touch(s);
+    return 0;
+}
+
+int loom_socket_abort(loom_socket_t *s)
+{
+    if (s == NULL || loom__socket_dead(s))
+        return LOOM_ECLOSED;
+    loom__socket_close_now(s, s->wq && s->wq->bytes);
+    return 0;
+}
+
+int loom_socket_shutdown(loom_socket_t *s)
+{
+    if (s == NULL || loom__socket_dead(s))
+        return LOOM_ECLOSED;
+    if (s->h.flags & LOOM__S_CONNECTING)
+        return LOOM_ENOTCONN;
+    if (s->h.flags & (LOOM__S_SHUT | LOOM__S_SHUT_DONE))
+        return 0;
+    s->h.flags |= LOOM__S_SHUT;
+    if (s->wq == NULL || s->wq->bytes == 0) {
+        shutdown(s->io.bio.fd, SHUT_WR);
+        s->h.flags |= LOOM__S_SHUT_DONE;
+    }
+    return 0;
+}
+
+void loom__socket_connected(loom_socket_t *s)
+{
+    if (s->cls->on_connect) {
+        loom__socket_call(s, s->cls->on_connect);
+        if (loom__socket_dead(s))
+            return;
+    }
+    if (s->wq && s->wq->bytes && !(s->h.flags & LOOM__S_WR_OFF)) {
+        loom__socket_flush(s);
+        return;
+    }
+    if ((s->h.flags & LOOM__S_SHUT) && !(s->h.flags & LOOM__S_SHUT_DONE)) {
+        shutdown(s->io.bio.fd, SHUT_WR);
+        s->h.flags |= LOOM__S_SHUT_DONE;
+    }
+}
+
+/* --- Pausing ----------------------------------------------------------------------- */
+
+void loom__socket_read_stop(loom_socket_t *s)
+{
+    s->h.flags |= LOOM__S_RD_OFF;
+    loom__socket_update_io(s);
+    loom__socket_touch(s);
+}
+
+void loom__socket_read_start(loom_socket_t *s)
+{
+    s->h.flags &= ~LOOM__S_RD_OFF;
+    loom__socket_update_io(s);
+    loom__socket_touch(s);
+}
+
+int loom_socket_disable(loom_socket_t *s, unsigned what)
+{
+    if (s == NULL || loom__socket_dead(s))
+        return LOOM_ECLOSED;
+    if (what & LOOM_READABLE)
+        s->h.flags |= LOOM__S_RD_OFF;
+    if (what & LOOM_WRITABLE)
+        s->h.flags |= LOOM__S_WR_OFF;
+    loom__socket_update_io(s);
+    loom__socket_touch(s);
+    return 0;
+}
+
+int loom_socket_enable(loom_socket_t *s, unsigned what)
+{
+    if (s == NULL || loom__socket_dead(s))
+        return LOOM_ECLOSED;
+    if (what & LOOM_READABLE)
+        s->h.flags &= ~LOOM__S_RD_OFF;
+    if (what & LOOM_WRITABLE)
+        s->h.flags &= ~LOOM__S_WR_OFF;
+    loom__socket_update_io(s);
+    loom__socket_touch(s);
+    return 0;
+}
+
+int loom_socket_set_timeouts(loom_socket_t *s, uint32_t read_ms, uint32_t write_ms)
+{
+    if (s == NULL || loom__socket_dead(s))
+        return LOOM_ECLOSED;
+    int r = loom__tgroup_get(s->h.loop, read_ms);
+    if (r < 0)
+        return r;
+    int w = loom__tgroup_get(s->h.loop, write_ms);
+    if (w < 0)
+        return w;
+    uint32_t mask =
+        (LOOM__S_GROUP_MASK << LOOM__S_RGROUP_SHIFT) | (LOOM__S_GROUP_MASK << LOOM__S_WGROUP_SHIFT);
+    s->h.flags = (s->h.flags & ~mask) | ((uint32_t)r << LOOM__S_RGROUP_SHIFT) |
+                 ((uint32_t)w << LOOM__S_WGROUP_SHIFT);
+    loom__socket_touch(s);
+    return 0;
+}
+
+/* --- Accessors ---------------------------------------------------------------------- */
+
+void *loom_socket_data(const loom_socket_t *s)
+{
+    return s ? s->h.data : NULL;
+}
+
+int loom_socket_set_data(loom_socket_t *s, void *data)
+{
+    if (s == NULL || loom__socket_dead(s))
+        return LOOM_ECLOSED;
+    s->h.data = data;
+    return 0;
+}
+
+loom_loop_t *loom_socket_loop(const loom_socket_t *s)
+{
+    return s->h.loop;
+}
+
+size_t loom_socket_queued(const loom_socket_t *s)
+{
+    if (s == NULL || (s->h.flags & LOOM__H_CLOSING) || s->wq == NULL)
+        return 0;
+    return s->wq->bytes;
+}
+
+int loom_socket_closed(const loom_socket_t *s)
+{
+    return s == NULL || loom__socket_dead(s);
+}
+
+int loom_socket_fd(const loom_socket_t *s)
+{
+    if (s == NULL || loom__socket_dead(s))
+        return LOOM_ECLOSED;
+    return s->io.bio.fd;
+}
+
+int loom_socket_set_nodelay(loom_socket_t *s, int on)
+{
+    if (s == NULL || loom__socket_dead(s))
+        return LOOM_ECLOSED;
+    if (s->h.flags & LOOM__S_UNIX)
+        return LOOM_ENOTSUP;
+    if (s->io.bio.fd < 0)
+        return LOOM_ENOTCONN;
+    int v = on ? 1 : 0;
+    if (setsockopt(s->io.bio.fd, IPPROTO_TCP, TCP_NODELAY, &v, sizeof v) < 0)
+        return loom__err(errno);
+    return 0;
+}
+
+int loom_socket_set_keepalive(loom_socket_t *s, int on, unsigned idle_s)
+{
+    if (s == NULL || loom__socket_dead(s))
+        return LOOM_ECLOSED;
+    if (s->h.flags & LOOM__S_UNIX)
+        return LOOM_ENOTSUP;
+    if (s->io.bio.fd < 0)
+        return LOOM_ENOTCONN;
+    int v = on ? 1 : 0;
+    if (setsockopt(s->io.bio.fd, SOL_SOCKET, SO_KEEPALIVE, &v, sizeof v) < 0)
+        return loom__err(errno);
+    if (on && idle_s) {
+        int idle = (int)idle_s;
+        if (setsockopt(s->io.bio.fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle) < 0)
+            return loom__err(errno);
+    }
+    return 0;
+}

@@ -765,7 +765,8 @@ int loom_http_parse_response(const char *buf, size_t len, size_t last_len,
     if (UNLIKELY(end - p < 4)) {
         for (int i = 0; p + i < end; i++)
             if (i == 0 ? p[i] != ' ' : (!is_digit(p[i]) || (i == 1 && p[i] == '0')))
-                return i == 0 ? LOOM_HTTP_PERR_VERSION : LOOM_HTTP_PERR_STATUS;
+                return i == 0 && p[0] != '\r' && p[0] != '\n' ? LOOM_HTTP_PERR_VERSION
+                                                              : LOOM_HTTP_PERR_STATUS;
         LINE_RUN_OUT();
     }
     if (UNLIKELY(p[0] != ' '))
@@ -1137,7 +1138,9 @@ int loom_http_body_parse(loom_http_body_t *b, const char *buf, size_t len,
         size_t n = tcap;
         r = parse_fields(p, end, b->max_header_bytes, b->max_headers, 0, trailers, &n, NULL,
                          &after);
-        if (r == LOOM_HTTP_INCOMPLETE)
+        /* An error right after the last-chunk line is reported by the next
+         * call, so the line's extensions are not lost. */
+        if (r == LOOM_HTTP_INCOMPLETE || (r != 0 && p != buf))
             return (int)(p - buf);
         if (r != 0)
             return r;

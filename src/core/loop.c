@@ -593,6 +593,9 @@ void loom_loop_free(loom_loop_t *loop)
         loop->http_free(loop);
     if (loop->net_free)
         loop->net_free(loop);
+    /* After net (TCP cancels its lookups there), before the backend goes. */
+    if (loop->dns_free)
+        loop->dns_free(loop);
     loom__run_closing(loop);
     loom__wakeup_close(loop);
     loop->backend->destroy(loop);

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The valgrind pass of `make test`: the loop-core tests (tests/core) and the
+# parser's unit tests, on both built-in backends, under memcheck with leak
+# checking. Any error or leak fails the run.
+set -euo pipefail
+build=${1:-build}
+if ! command -v valgrind >/dev/null 2>&1; then
+    echo "valgrind-tests: valgrind is not installed" >&2
+    exit 1
+fi
+tests=()
+for src in tests/core/test_*.c tests/http/test_http_parser.c; do
+    [[ -f "$src" ]] || continue
+    name=$(basename "$src" .c)
+    exe="$build/tests/$name"
+    [[ -x "$exe" ]] && tests+=("$exe")
+done
+fail=0
+passed=0
+for exe in "${tests[@]}"; do
+    for be in epoll poll; do
+        log=$(mktemp)
+        if LOOM_BACKEND=$be LOOM_TEST_TIME_FACTOR=20 valgrind -q --error-exitcode=99 \
+            --leak-check=full --errors-for-leak-kinds=definite,indirect --track-fds=no \
+            --child-silent-after-fork=yes "$exe" >"$log" 2>&1; then
+            passed=$((passed + 1))
+        else
+            rc=$?
+            if [[ $rc -eq 77 ]]; then
+                passed=$((passed + 1))
+            else
+                echo "valgrind: $(basename "$exe")@$be FAILED (exit $rc)" >&2
+                tail -40 "$log" >&2
+                fail=$((fail + 1))
+            fi
+        fi
+        rm -f "$log"
+    done
+done
+echo "valgrind: $passed passed, $fail failed"
+[[ $fail -eq 0 ]]

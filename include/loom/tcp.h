@@ -68,7 +68,7 @@ typedef struct loom_tcp_opts {
     /* cl-async's timeouts: the socket closes with a tcp timeout event after
      * this long without read or write activity. The read timeout applies
      * while reading is enabled, the write timeout while data is queued.
-     * 0: none. Precision: fires between t and t + t/16 (see docs/NET.md). */
+     * 0: none. Precision: fires between t and t + t/8 (see docs/NET.md). */
     uint32_t read_timeout_ms;
     uint32_t write_timeout_ms;
     /* Gives up connecting after this long (tcp timeout event). 0: the write
@@ -238,8 +238,10 @@ LOOM_EXTERN int loom_socket_set_timeouts(loom_socket_t *sock, uint32_t read_ms, 
  * including while a graceful close is still flushing; else 0. */
 LOOM_EXTERN int loom_socket_closed(const loom_socket_t *sock);
 
-/* Graceful close: stops reading, sends what is queued, then closes. No
- * callback runs on the socket after this call. Returns 0 or LOOM_ECLOSED. */
+/* Graceful close: stops reading, sends what is queued, then closes (the
+ * write timeout, if any, bounds the flush). A socket still connecting closes
+ * at once, dropping what was queued. No callback runs on the socket after
+ * this call. Returns 0 or LOOM_ECLOSED. */
 LOOM_EXTERN int loom_socket_close(loom_socket_t *sock);
 
 /* Closes at once: queued data is dropped (zero-copy buffers released) and

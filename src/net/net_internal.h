@@ -202,6 +202,23 @@ int loom__net_timer_new(loom_loop_t *loop, loom_timer_t **out, loom_timer_cb cb,
 void loom__net_foreach_socket(loom_loop_t *loop, void (*fn)(loom_socket_t *s, void *arg),
                               void *arg);
 
+/* Clients and servers whose sockets use `cls` (a reference is taken; it
+ * replaces the callbacks, timeouts and marks of `opts`, whose other fields -
+ * initial data, attempt delay, connect timeout, family, backlog, reuseport,
+ * v6only, nagle and keepalive of the listener, data of the server - still
+ * apply). This is how the HTTP layer gets raw hooks and extension bytes. */
+int loom__tcp_connect_cls(loom_loop_t *loop, const char *host, int port, const loom_tcp_opts *opts,
+                          loom__sock_class *cls, loom_socket_t **out);
+int loom__unix_connect_cls(loom_loop_t *loop, const char *path, const loom_tcp_opts *opts,
+                           loom__sock_class *cls, loom_socket_t **out);
+int loom__tcp_server_cls(loom_loop_t *loop, const char *bind, int port,
+                         const loom_tcp_server_opts *opts, loom__sock_class *cls,
+                         loom_tcp_server_t **out);
+int loom__unix_server_cls(loom_loop_t *loop, const char *path, const loom_tcp_server_opts *opts,
+                          loom__sock_class *cls, loom_tcp_server_t **out);
+/* The class a server's connections use. */
+loom__sock_class *loom__server_class(loom_tcp_server_t *srv);
+
 /* Closes the connector state of a socket still connecting (tcp.c). */
 void loom__connect_cancel(loom_socket_t *s);
 /* Closes every server of the loop without callbacks (tcp.c, loop free). */

@@ -451,18 +451,19 @@ static void loom__connect_dns_event(const loom_event_t *ev, void *data)
 
 /* Creates the socket and its connector; the caller adds addresses or a
  * query, then the pending callback starts the first attempt. */
-static int loom__connect_new(loom_loop_t *loop, const loom_tcp_opts *opts, loom_socket_t **sp,
-                             loom__connect **cp)
+static int loom__connect_new(loom_loop_t *loop, const loom_tcp_opts *opts, loom__sock_class *given,
+                             loom_socket_t **sp, loom__connect **cp)
 {
     static const loom_tcp_opts defaults;
     if (opts == NULL)
         opts = &defaults;
-    loom__sock_class *cls = loom__class_client(opts);
+    loom__sock_class *cls = given ? given : loom__class_client(opts);
     if (cls == NULL)
         return LOOM_ENOMEM;
     loom_socket_t *s = loom__socket_new(loop, cls, -1);
     if (s == NULL) {
-        free(cls);
+        if (given == NULL)
+            free(cls);
         return LOOM_ENOMEM;
     }
     loom__connect *c = calloc(1, sizeof *c);
@@ -502,8 +503,8 @@ fail_socket:
     return LOOM_ENOMEM;
 }
 
-int loom_tcp_connect(loom_loop_t *loop, const char *host, int port, const loom_tcp_opts *opts,
-                     loom_socket_t **out)
+int loom__tcp_connect_cls(loom_loop_t *loop, const char *host, int port, const loom_tcp_opts *opts,
+                          loom__sock_class *cls, loom_socket_t **out)
 {
     if (loop == NULL || host == NULL || host[0] == '\0' || port <= 0 || port > 65535)
         return LOOM_EINVAL;
@@ -512,7 +513,7 @@ int loom_tcp_connect(loom_loop_t *loop, const char *host, int port, const loom_t
         return LOOM_EINVAL;
     loom_socket_t *s;
     loom__connect *c;
-    int r = loom__connect_new(loop, opts, &s, &c);
+    int r = loom__connect_new(loop, opts, cls, &s, &c);
     if (r < 0)
         return r;
     c->port = port;
@@ -553,8 +554,14 @@ int loom_tcp_connect(loom_loop_t *loop, const char *host, int port, const loom_t
     return 0;
 }
 
-int loom_unix_connect(loom_loop_t *loop, const char *path, const loom_tcp_opts *opts,
-                      loom_socket_t **out)
+int loom_tcp_connect(loom_loop_t *loop, const char *host, int port, const loom_tcp_opts *opts,
+                     loom_socket_t **out)
+{
+    return loom__tcp_connect_cls(loop, host, port, opts, NULL, out);
+}
+
+int loom__unix_connect_cls(loom_loop_t *loop, const char *path, const loom_tcp_opts *opts,
+                           loom__sock_class *cls, loom_socket_t **out)
 {
     if (loop == NULL || path == NULL)
         return LOOM_EINVAL;
@@ -565,7 +572,7 @@ int loom_unix_connect(loom_loop_t *loop, const char *path, const loom_tcp_opts *
         return r;
     loom_socket_t *s;
     loom__connect *c;
-    r = loom__connect_new(loop, opts, &s, &c);
+    r = loom__connect_new(loop, opts, cls, &s, &c);
     if (r < 0)
         return r;
     s->h.flags |= LOOM__S_UNIX;
@@ -574,6 +581,12 @@ int loom_unix_connect(loom_loop_t *loop, const char *path, const loom_tcp_opts *
     if (out)
         *out = s;
     return 0;
+}
+
+int loom_unix_connect(loom_loop_t *loop, const char *path, const loom_tcp_opts *opts,
+                      loom_socket_t **out)
+{
+    return loom__unix_connect_cls(loop, path, opts, NULL, out);
 }
 
 /* --- Servers ------------------------------------------------------------------------- */
@@ -673,7 +686,7 @@ static void loom__server_io_cb(loom__io *w, unsigned events)
 }
 
 static int loom__server_new(loom_loop_t *loop, int fd, const loom_tcp_server_opts *opts,
-                            loom_tcp_server_t **out)
+                            loom__sock_class *given, loom_tcp_server_t **out)
 {
     loom__net *net = loom__net_get(loop);
     if (net == NULL)
@@ -681,16 +694,21 @@ static int loom__server_new(loom_loop_t *loop, int fd, const loom_tcp_server_opt
     loom_tcp_server_t *srv = calloc(1, sizeof *srv);
     if (srv == NULL)
         return LOOM_ENOMEM;
-    srv->cls = loom__class_server(opts);
-    if (srv->cls == NULL)
-        goto fail_srv;
-    srv->cls->refs = 1;
+    if (given) {
+        srv->cls = given;
+        loom__class_ref(given);
+    } else {
+        srv->cls = loom__class_server(opts);
+        if (srv->cls == NULL)
+            goto fail_srv;
+        srv->cls->refs = 1;
+    }
     int r = loom__io_init(loop, &srv->io, fd, loom__server_io_cb);
     if (r == 0)
         r = loom__io_set(loop, &srv->io, LOOM_READABLE);
     if (r < 0) {
         loom__io_deinit(loop, &srv->io);
-        free(srv->cls);
+        loom__class_unref(srv->cls);
         free(srv);
         return r;
     }
@@ -748,8 +766,9 @@ fail_errno:
     return r;
 }
 
-int loom_tcp_server(loom_loop_t *loop, const char *bind_addr, int port,
-                    const loom_tcp_server_opts *opts, loom_tcp_server_t **out)
+int loom__tcp_server_cls(loom_loop_t *loop, const char *bind_addr, int port,
+                         const loom_tcp_server_opts *opts, loom__sock_class *cls,
+                         loom_tcp_server_t **out)
 {
     static const loom_tcp_server_opts defaults;
     if (opts == NULL)
@@ -785,7 +804,7 @@ int loom_tcp_server(loom_loop_t *loop, const char *bind_addr, int port,
     if (r < 0)
         return r;
     loom_tcp_server_t *srv;
-    r = loom__server_new(loop, fd, opts, &srv);
+    r = loom__server_new(loop, fd, opts, cls, &srv);
     if (r < 0) {
         close(fd);
         return r;
@@ -796,6 +815,12 @@ int loom_tcp_server(loom_loop_t *loop, const char *bind_addr, int port,
                                                   : ((struct sockaddr_in6 *)&ss)->sin6_port);
     *out = srv;
     return 0;
+}
+
+int loom_tcp_server(loom_loop_t *loop, const char *bind_addr, int port,
+                    const loom_tcp_server_opts *opts, loom_tcp_server_t **out)
+{
+    return loom__tcp_server_cls(loop, bind_addr, port, opts, NULL, out);
 }
 
 /* Unlinks a socket file nobody listens on. Returns 0 (free to bind),
@@ -823,8 +848,8 @@ static int loom__unix_clear_stale(const char *path, const struct sockaddr_un *un
     return 0;
 }
 
-int loom_unix_server(loom_loop_t *loop, const char *path, const loom_tcp_server_opts *opts,
-                     loom_tcp_server_t **out)
+int loom__unix_server_cls(loom_loop_t *loop, const char *path, const loom_tcp_server_opts *opts,
+                          loom__sock_class *cls, loom_tcp_server_t **out)
 {
     static const loom_tcp_server_opts defaults;
     if (opts == NULL)
@@ -857,7 +882,7 @@ int loom_unix_server(loom_loop_t *loop, const char *path, const loom_tcp_server_
         goto fail_fd;
     }
     loom_tcp_server_t *srv;
-    r = loom__server_new(loop, fd, opts, &srv);
+    r = loom__server_new(loop, fd, opts, cls, &srv);
     if (r < 0)
         goto fail_file;
     srv->is_unix = true;
@@ -873,6 +898,17 @@ fail_fd:
 fail_copy:
     free(copy);
     return r;
+}
+
+int loom_unix_server(loom_loop_t *loop, const char *path, const loom_tcp_server_opts *opts,
+                     loom_tcp_server_t **out)
+{
+    return loom__unix_server_cls(loop, path, opts, NULL, out);
+}
+
+loom__sock_class *loom__server_class(loom_tcp_server_t *srv)
+{
+    return srv->cls;
 }
 
 void loom_tcp_server_close(loom_tcp_server_t *srv)

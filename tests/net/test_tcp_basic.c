@@ -320,6 +320,24 @@ static void phase_localhost(loom_loop_t *loop)
     CHECK_EQ(cev.count[LOOM_EV_TCP_REFUSED], 0);
 }
 
+/* --- Phase 5: SO_REUSEPORT --------------------------------------------------------- */
+static void phase_reuseport(loom_loop_t *loop)
+{
+    /* Two loops (as on two threads) share one port with reuseport. */
+    loom_loop_t *other = test_loop_new();
+    loom_tcp_server_t *a, *b, *c;
+    loom_tcp_server_opts o = {.reuseport = true};
+    CHECK_OK(loom_tcp_server(loop, "127.0.0.1", 0, &o, &a));
+    int port = loom_tcp_server_port(a);
+    CHECK_OK(loom_tcp_server(other, "127.0.0.1", port, &o, &b));
+    CHECK_EQ(loom_tcp_server(other, "127.0.0.1", port, NULL, &c), LOOM_EADDRINUSE);
+    loom_tcp_server_close(a);
+    loom_tcp_server_close(b);
+    CHECK_EQ(loom_run(loop, LOOM_RUN_DEFAULT), 0);
+    CHECK_EQ(loom_run(other, LOOM_RUN_DEFAULT), 0);
+    test_loop_free_clean(other);
+}
+
 int main(void)
 {
     test_timeout(20);
@@ -330,6 +348,7 @@ int main(void)
     phase_refused(loop);
     phase_close_in_on_write(loop);
     phase_localhost(loop);
+    phase_reuseport(loop);
     test_loop_free_clean(loop);
     return 0;
 }

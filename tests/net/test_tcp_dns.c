@@ -58,9 +58,30 @@ static int find_name(char *name, size_t size)
     return found;
 }
 
+static int dns_errors;
+
+static void dns_error_event(const loom_event_t *ev, void *data)
+{
+    CHECK_EQ(ev->kind, LOOM_EV_DNS_ERROR);
+    CHECK(loom_event_is(ev, LOOM_EV_CONN_ERROR));
+    CHECK_EQ(ev->code, LOOM_ENOTFOUND);
+    dns_errors++;
+}
+
 int main(void)
 {
     test_timeout(10);
+    /* A literal of the wrong family resolves to nothing: a dns error event,
+     * without any query. */
+    loom_loop_t *l0 = test_loop_new();
+    CHECK_OK(loom_tcp_connect(l0, "127.0.0.1", 80,
+                              &(loom_tcp_opts){.on_event = dns_error_event, .family = AF_INET6},
+                              NULL));
+    CHECK_EQ(dns_errors, 0); /* never inside the call */
+    CHECK_EQ(loom_run(l0, LOOM_RUN_DEFAULT), 0);
+    CHECK_EQ(dns_errors, 1);
+    test_loop_free_clean(l0);
+
     char name[256];
     if (!find_name(name, sizeof name))
         TEST_SKIP("no loopback name in /etc/hosts");

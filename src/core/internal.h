@@ -139,10 +139,15 @@ int loom__io_set(loom_loop_t *loop, loom__io *w, unsigned events);
 /* Removes the watcher and frees its backend area. The fd stays open. */
 void loom__io_deinit(loom_loop_t *loop, loom__io *w);
 
-/* --- Timers: hierarchical wheel, see timer.c ----------------------------- */
-#define LOOM__WHEEL_BITS   6
-#define LOOM__WHEEL_SLOTS  (1u << LOOM__WHEEL_BITS)
-#define LOOM__WHEEL_LEVELS 11 /* 66 bits: every uint64 deadline fits */
+/* --- Timers: hierarchical wheel, see timer.c -----------------------------
+ * Level 0 has 4096 one-millisecond slots (a two-level bitmap finds the next
+ * one); levels 1..9 have 64 slots, each 64 times wider than the level below.
+ * 12 + 9 * 6 = 66 bits: every uint64 deadline fits. */
+#define LOOM__WHEEL_L0_BITS  12
+#define LOOM__WHEEL_L0_SLOTS (1u << LOOM__WHEEL_L0_BITS)
+#define LOOM__WHEEL_BITS     6
+#define LOOM__WHEEL_SLOTS    (1u << LOOM__WHEEL_BITS)
+#define LOOM__WHEEL_LEVELS   10 /* level 0 plus 9 levels of 64 */
 
 struct loom_timer {
     loom__handle h;
@@ -150,15 +155,18 @@ struct loom_timer {
     uint64_t deadline;
     uint64_t repeat;
     loom_timer_cb cb;
-    uint16_t slot;         /* level * 64 + index, or LOOM__SLOT_* */
+    uint16_t slot;         /* level-0 index, or 4096 + (level - 1) * 64 + index, or LOOM__SLOT_* */
     uint8_t oneshot_close; /* loom_delay(): close after firing */
 };
 
 typedef struct loom__wheel {
-    uint64_t cur;                          /* every slot up to cur is processed */
-    uint64_t occupied[LOOM__WHEEL_LEVELS]; /* bit per non-empty slot */
-    loom__queue ready;                     /* deadline <= cur: run next timer phase */
-    loom__queue slots[LOOM__WHEEL_LEVELS][LOOM__WHEEL_SLOTS];
+    uint64_t cur;                                /* every slot up to cur is processed */
+    uint64_t l0_summary;                         /* bit w: l0_bits[w] != 0 */
+    uint64_t l0_bits[LOOM__WHEEL_L0_SLOTS / 64]; /* bit per non-empty level-0 slot */
+    uint64_t occupied[LOOM__WHEEL_LEVELS];       /* levels 1..9: bit per non-empty slot */
+    loom__queue ready;                           /* deadline <= cur: run next timer phase */
+    loom__queue l0[LOOM__WHEEL_L0_SLOTS];
+    loom__queue slots[LOOM__WHEEL_LEVELS][LOOM__WHEEL_SLOTS]; /* [0] unused */
 } loom__wheel;
 
 void loom__wheel_init(loom__wheel *w, uint64_t now);

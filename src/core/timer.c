@@ -1,9 +1,10 @@
 /* core/timer.c - timers on a hierarchical timing wheel.
  *
- * 11 levels of 64 slots; level k slots are 64^k ms wide, so every 64-bit
+ Level 0 has 4096 one-millisecond slots; levels 1..9 have 64 slots, each 64
+ * times wider than the level below (12 + 9 * 6 = 66 bits), so every 64-bit
  * deadline has a place. A timer with deadline d goes to the lowest level at
- * which d and the wheel's time `cur` share every higher digit: level
- * (63 - clz(d ^ cur)) / 6, slot (d >> 6k) & 63. That alignment rule is what
+ * which d and the wheel's time `cur` share every higher digit (the highest
+ * bit of d ^ cur names the level). That alignment rule is what
  * keeps equal deadlines in start order: a level-k slot is cascaded down at
  * the instant the wheel enters it, before anything can have been placed
  * directly into the lower slots it feeds, and each list is appended in
@@ -11,8 +12,9 @@
  *
  * Costs: start and stop are O(1) (a list append or unlink and a bitmap bit).
  * Advancing the wheel finds the next non-empty slot with one count-trailing-
- * zeros per level, so idle time costs nothing. A timer moves down at most
- * once per level; with deadlines under 4 s that is at most one cascade.
+ * zeros per level (two for level 0's 4096-slot bitmap), so idle time costs
+ * nothing. A timer moves down at most once per level; a deadline less than
+ * 4.096 s away needs at most one cascade, and most need none.
  *
  * Timers whose deadline is already reached when started (delay 0) wait on
  * the `ready` list and run at the next timer phase, never inside
@@ -27,12 +29,33 @@ enum { LOOM__SLOT_NONE = 0xffff, LOOM__SLOT_READY = 0xfffe, LOOM__SLOT_DUE = 0xf
 
 void loom__wheel_init(loom__wheel *w, uint64_t now)
 {
+    memset(w, 0, offsetof(loom__wheel, ready));
     w->cur = now;
-    memset(w->occupied, 0, sizeof w->occupied);
     loom__queue_init(&w->ready);
-    for (int k = 0; k < LOOM__WHEEL_LEVELS; k++)
+    for (unsigned i = 0; i < LOOM__WHEEL_L0_SLOTS; i++)
+        loom__queue_init(&w->l0[i]);
+    for (int k = 1; k < LOOM__WHEEL_LEVELS; k++)
         for (unsigned i = 0; i < LOOM__WHEEL_SLOTS; i++)
             loom__queue_init(&w->slots[k][i]);
+}
+
+/* Bit position of level k's lowest digit. */
+static inline unsigned loom__level_shift(unsigned k)
+{
+    return k == 0 ? 0 : LOOM__WHEEL_L0_BITS + (k - 1) * LOOM__WHEEL_BITS;
+}
+
+static inline void loom__l0_set(loom__wheel *w, unsigned idx)
+{
+    w->l0_bits[idx >> 6] |= 1ull << (idx & 63);
+    w->l0_summary |= 1ull << (idx >> 6);
+}
+
+static inline void loom__l0_clear(loom__wheel *w, unsigned idx)
+{
+    w->l0_bits[idx >> 6] &= ~(1ull << (idx & 63));
+    if (w->l0_bits[idx >> 6] == 0)
+        w->l0_summary &= ~(1ull << (idx >> 6));
 }
 
 static inline void loom__wheel_place(loom__wheel *w, loom_timer_t *t)
@@ -43,9 +66,17 @@ static inline void loom__wheel_place(loom__wheel *w, loom_timer_t *t)
         loom__queue_insert_tail(&w->ready, &t->node);
         return;
     }
-    unsigned level = (unsigned)(63 - __builtin_clzll(d ^ w->cur)) / LOOM__WHEEL_BITS;
-    unsigned idx = (unsigned)(d >> (level * LOOM__WHEEL_BITS)) & (LOOM__WHEEL_SLOTS - 1);
-    t->slot = (uint16_t)(level * LOOM__WHEEL_SLOTS + idx);
+    unsigned high = (unsigned)(63 - __builtin_clzll(d ^ w->cur));
+    if (high < LOOM__WHEEL_L0_BITS) {
+        unsigned idx = (unsigned)d & (LOOM__WHEEL_L0_SLOTS - 1);
+        t->slot = (uint16_t)idx;
+        loom__queue_insert_tail(&w->l0[idx], &t->node);
+        loom__l0_set(w, idx);
+        return;
+    }
+    unsigned level = 1 + (high - LOOM__WHEEL_L0_BITS) / LOOM__WHEEL_BITS;
+    unsigned idx = (unsigned)(d >> loom__level_shift(level)) & (LOOM__WHEEL_SLOTS - 1);
+    t->slot = (uint16_t)(LOOM__WHEEL_L0_SLOTS + (level - 1) * LOOM__WHEEL_SLOTS + idx);
     loom__queue_insert_tail(&w->slots[level][idx], &t->node);
     w->occupied[level] |= 1ull << idx;
 }
@@ -55,11 +86,29 @@ static inline void loom__wheel_unlink(loom__wheel *w, loom_timer_t *t)
     uint16_t slot = t->slot;
     loom__queue_remove(&t->node);
     t->slot = LOOM__SLOT_NONE;
-    if (slot < LOOM__WHEEL_LEVELS * LOOM__WHEEL_SLOTS) {
-        unsigned level = slot / LOOM__WHEEL_SLOTS, idx = slot % LOOM__WHEEL_SLOTS;
+    if (slot < LOOM__WHEEL_L0_SLOTS) {
+        if (loom__queue_empty(&w->l0[slot]))
+            loom__l0_clear(w, slot);
+    } else if (slot < LOOM__WHEEL_L0_SLOTS + (LOOM__WHEEL_LEVELS - 1) * LOOM__WHEEL_SLOTS) {
+        unsigned rel = slot - LOOM__WHEEL_L0_SLOTS;
+        unsigned level = 1 + rel / LOOM__WHEEL_SLOTS, idx = rel % LOOM__WHEEL_SLOTS;
         if (loom__queue_empty(&w->slots[level][idx]))
             w->occupied[level] &= ~(1ull << idx);
     }
+}
+
+/* The first non-empty level-0 slot after index `idx`, or -1. */
+static inline int loom__l0_next(const loom__wheel *w, unsigned idx)
+{
+    unsigned word = idx >> 6, bit = idx & 63;
+    uint64_t m = bit == 63 ? 0 : w->l0_bits[word] & ~((2ull << bit) - 1);
+    if (m)
+        return (int)(word * 64 + (unsigned)__builtin_ctzll(m));
+    uint64_t s = word == 63 ? 0 : w->l0_summary & ~((2ull << word) - 1);
+    if (s == 0)
+        return -1;
+    unsigned wd = (unsigned)__builtin_ctzll(s);
+    return (int)(wd * 64 + (unsigned)__builtin_ctzll(w->l0_bits[wd]));
 }
 
 /* The start time of the next non-empty slot after `cur`, at the lowest level
@@ -67,12 +116,19 @@ static inline void loom__wheel_unlink(loom__wheel *w, loom_timer_t *t)
  * that level. Returns UINT64_MAX when the wheel is empty. */
 static uint64_t loom__wheel_next(const loom__wheel *w, unsigned *level_out)
 {
-    for (unsigned k = 0; k < LOOM__WHEEL_LEVELS; k++) {
+    if (w->l0_summary) {
+        /* Occupied slots always lie after the current index (alignment rule). */
+        int j = loom__l0_next(w, (unsigned)w->cur & (LOOM__WHEEL_L0_SLOTS - 1));
+        if (j >= 0) {
+            *level_out = 0;
+            return ((w->cur >> LOOM__WHEEL_L0_BITS) << LOOM__WHEEL_L0_BITS) + (uint64_t)j;
+        }
+    }
+    for (unsigned k = 1; k < LOOM__WHEEL_LEVELS; k++) {
         if (w->occupied[k] == 0)
             continue;
-        unsigned shift = k * LOOM__WHEEL_BITS;
+        unsigned shift = loom__level_shift(k);
         unsigned idx = (unsigned)(w->cur >> shift) & (LOOM__WHEEL_SLOTS - 1);
-        /* Occupied slots always lie after the current index (alignment rule). */
         uint64_t mask = idx == 63 ? 0 : w->occupied[k] & ~((2ull << idx) - 1);
         if (mask == 0)
             continue;
@@ -99,23 +155,28 @@ static void loom__wheel_advance(loom__wheel *w, uint64_t now, loom__queue *due)
             return;
         }
         w->cur = t;
-        unsigned idx = (unsigned)(t >> (k * LOOM__WHEEL_BITS)) & (LOOM__WHEEL_SLOTS - 1);
-        loom__queue *slot = &w->slots[k][idx];
-        w->occupied[k] &= ~(1ull << idx);
         if (k == 0) {
-            /* Every timer in a level-0 slot has deadline t. */
-            loom__queue *q;
-            for (q = slot->next; q != slot; q = q->next)
-                LOOM__CONTAINER_OF(q, loom_timer_t, node)->slot = LOOM__SLOT_DUE;
-            loom__queue_splice_tail(due, slot);
+            /* Every timer in a level-0 slot has deadline t. The timers keep
+             * their (now stale) slot number until they are popped: that
+             * costs nothing, since unlinking one only clears a bitmap bit
+             * when that slot is really empty, and it saves a walk over the
+             * list (a cache miss per timer). */
+            unsigned idx = (unsigned)t & (LOOM__WHEEL_L0_SLOTS - 1);
+            loom__l0_clear(w, idx);
+            loom__queue_splice_tail(due, &w->l0[idx]);
             continue;
         }
-        /* Cascade: re-place each timer relative to the new cur, in order. */
+        unsigned idx = (unsigned)(t >> loom__level_shift(k)) & (LOOM__WHEEL_SLOTS - 1);
+        loom__queue *slot = &w->slots[k][idx];
+        w->occupied[k] &= ~(1ull << idx);
+        /* Cascade: re-place each timer relative to the new cur, in order.
+         * The next timer is prefetched while this one is placed. */
         loom__queue tmp;
         loom__queue_init(&tmp);
         loom__queue_splice_tail(&tmp, slot);
         while (!loom__queue_empty(&tmp)) {
             loom_timer_t *tm = LOOM__CONTAINER_OF(tmp.next, loom_timer_t, node);
+            __builtin_prefetch(tm->node.next->next);
             loom__queue_remove(&tm->node);
             if (tm->deadline <= t) {
                 tm->slot = LOOM__SLOT_DUE;
@@ -243,6 +304,7 @@ void loom__timers_run(loom_loop_t *loop)
     loom__wheel_advance(w, loop->now, &due);
     while (!loom__queue_empty(&due)) {
         loom_timer_t *t = LOOM__CONTAINER_OF(due.next, loom_timer_t, node);
+        __builtin_prefetch(t->node.next->next);
         loom__queue_remove(&t->node);
         t->slot = LOOM__SLOT_NONE;
         if (t->repeat) {

@@ -1,6 +1,6 @@
 /* loom-delay-server: the benchmark from cl-async's README.
  *
- *     loom-delay-server [--port P] [--delay SECONDS] [--quiet]
+ *     loom-delay-server [--port P] [--delay SECONDS] [--quiet] [--reuseport]
  *
  * Every HTTP request (only the end of its head, "\r\n\r\n", is looked for)
  * is answered after the delay with a 200 "omglolwtf" response, and the
@@ -9,9 +9,11 @@
  * rate over the last second. Ctrl-C stops it cleanly.
  */
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "loom.h"
 
@@ -136,17 +138,31 @@ static void on_sigint(loom_signal_t *sig, int signo, void *data)
     loom_signal_free(sig);
 }
 
+/* A server of many connections wants every descriptor it may have. */
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 static void usage(void)
 {
-    fprintf(stderr, "usage: loom-delay-server [--port P] [--delay SECONDS] [--quiet]\n");
+    fprintf(stderr,
+            "usage: loom-delay-server [--port P] [--delay SECONDS] [--quiet] [--reuseport]\n");
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
     int port = 9009;
+    bool reuseport = false;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--port") == 0 && i + 1 < argc)
+        if (strcmp(argv[i], "--reuseport") == 0)
+            reuseport = true;
+        else if (strcmp(argv[i], "--port") == 0 && i + 1 < argc)
             port = atoi(argv[++i]);
         else if (strcmp(argv[i], "--delay") == 0 && i + 1 < argc)
             delay_ms = (uint64_t)(atof(argv[++i]) * 1000.0 + 0.5);
@@ -155,17 +171,20 @@ int main(int argc, char **argv)
         else
             usage();
     }
+    raise_nofile();
     loom_loop_t *loop;
     int r = loom_loop_new(&loop, NULL);
     if (r < 0) {
         fprintf(stderr, "loom-delay-server: %s\n", loom_strerror(r));
         return 1;
     }
-    r = loom_tcp_server(
-        loop, NULL, port,
-        &(loom_tcp_server_opts){
-            .on_connect = on_connect, .on_read = on_read, .on_event = on_event, .backlog = 4096},
-        &server);
+    r = loom_tcp_server(loop, NULL, port,
+                        &(loom_tcp_server_opts){.on_connect = on_connect,
+                                                .on_read = on_read,
+                                                .on_event = on_event,
+                                                .backlog = 4096,
+                                                .reuseport = reuseport},
+                        &server);
     if (r < 0) {
         fprintf(stderr, "loom-delay-server: cannot listen: %s\n", loom_strerror(r));
         loom_loop_free(loop);

@@ -1,15 +1,17 @@
 /* loom-echo: cl-async's echo-server example, and the echo benchmark server.
  *
- *     loom-echo [--port P] [--bind ADDR] [--unix PATH]
+ *     loom-echo [--port P] [--bind ADDR] [--unix PATH] [--reuseport]
  *
  * Echoes every byte it reads, with one write (one writev) per read. Ctrl-C
  * (SIGINT) closes the server and its connections, and the loop then ends by
  * itself because nothing is left to run.
  */
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "loom.h"
 
@@ -40,18 +42,31 @@ static void on_sigint(loom_signal_t *sig, int signo, void *data)
     loom_signal_free(sig);
 }
 
+/* A server of many connections wants every descriptor it may have. */
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 static void usage(void)
 {
-    fprintf(stderr, "usage: loom-echo [--port P] [--bind ADDR] [--unix PATH]\n");
+    fprintf(stderr, "usage: loom-echo [--port P] [--bind ADDR] [--unix PATH] [--reuseport]\n");
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
     int port = 9003;
+    bool reuseport = false;
     const char *bind = NULL, *path = NULL;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--port") == 0 && i + 1 < argc)
+        if (strcmp(argv[i], "--reuseport") == 0)
+            reuseport = true;
+        else if (strcmp(argv[i], "--port") == 0 && i + 1 < argc)
             port = atoi(argv[++i]);
         else if (strcmp(argv[i], "--bind") == 0 && i + 1 < argc)
             bind = argv[++i];
@@ -66,7 +81,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "loom-echo: %s\n", loom_strerror(r));
         return 1;
     }
-    loom_tcp_server_opts opts = {.on_read = on_read, .on_event = on_event, .backlog = 4096};
+    raise_nofile();
+    loom_tcp_server_opts opts = {
+        .on_read = on_read, .on_event = on_event, .backlog = 4096, .reuseport = reuseport};
     r = path ? loom_unix_server(loop, path, &opts, &server)
              : loom_tcp_server(loop, bind, port, &opts, &server);
     if (r < 0) {

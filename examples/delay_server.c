@@ -87,7 +87,8 @@ static void on_read(loom_socket_t *sock, const char *bytes, size_t len, void *da
         else
             c->matched = bytes[i] == '\r' ? 1 : 0;
         if (c->matched == 4) {
-            loom_socket_disable(sock, LOOM_READABLE);
+            /* Reading stays on (an eof while waiting closes early); later
+             * bytes are ignored above. */
             if (loom_delay(loom_socket_loop(sock), delay_ms, respond, c, &c->delay) < 0)
                 loom_socket_abort(sock);
             return;

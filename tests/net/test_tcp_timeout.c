@@ -64,16 +64,16 @@ static void phase_read_timeout(void)
     CHECK_EQ(loom_run(loop, LOOM_RUN_DEFAULT), 0);
     CHECK_EQ(timeouts, 1);
     CHECK(timeout_at - accepted_at >= 100);
-    CHECK(timeout_at - accepted_at < 300);
+    CHECK(timeout_at - accepted_at < 600);
 
-    /* A client that writes every 50 ms for 250 ms: no timeout until 100 ms
+    /* A client that writes every 50 ms for 250 ms: no timeout until 300 ms
      * after its last write. */
     timeouts = 0;
     CHECK_OK(loom_tcp_server(loop, "127.0.0.1", 0,
                              &(loom_tcp_server_opts){.on_connect = rt_srv_connect,
                                                      .on_read = rt_srv_read,
                                                      .on_event = rt_srv_event,
-                                                     .read_timeout_ms = 100},
+                                                     .read_timeout_ms = 300},
                              &srv));
     CHECK_OK(loom_tcp_connect(loop, "127.0.0.1", loom_tcp_server_port(srv),
                               &(loom_tcp_opts){.on_event = rt_cli_event}, &pinger));
@@ -81,9 +81,9 @@ static void phase_read_timeout(void)
     CHECK_EQ(loom_run(loop, LOOM_RUN_DEFAULT), 0);
     CHECK_EQ(timeouts, 1);
     CHECK_EQ(pings, 6);
-    CHECK(timeout_at - accepted_at >= 300);
-    CHECK(timeout_at - last_ping >= 100);
-    CHECK(timeout_at - last_ping < 300);
+    CHECK(timeout_at - accepted_at >= 500);
+    CHECK(timeout_at - last_ping >= 300);
+    CHECK(timeout_at - last_ping < 800);
 }
 
 /* --- Write timeout ----------------------------------------------------------------- */

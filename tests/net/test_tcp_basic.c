@@ -71,6 +71,13 @@ static void cli_connect(loom_socket_t *s, void *data)
     CHECK(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, &len) == 0);
     CHECK_EQ(v, 0);
     CHECK_OK(loom_socket_set_nodelay(s, 1));
+    /* The keepalive option. */
+    len = sizeof v;
+    CHECK(getsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &v, &len) == 0);
+    CHECK_EQ(v, 1);
+    len = sizeof v;
+    CHECK(getsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &v, &len) == 0);
+    CHECK_EQ(v, 17);
     CHECK_OK(loom_socket_set_keepalive(s, 1, 42));
     len = sizeof v;
     CHECK(getsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &v, &len) == 0);
@@ -139,6 +146,7 @@ static void phase_echo(loom_loop_t *loop)
                                                .on_connect = cli_connect,
                                                .on_read = cli_read,
                                                .on_event = cli_event,
+                                               .keepalive_s = 17,
                                                .data = &cli_tag},
                               &c));
     CHECK(c != NULL);

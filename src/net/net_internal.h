@@ -166,6 +166,11 @@ void loom__socket_update_io(loom_socket_t *s);
 /* Timeout groups: returns the group index (1..63) for `ms` (creating it),
  * 0 for ms == 0, or LOOM_ETOOMANY / LOOM_ENOMEM. */
 int loom__tgroup_get(loom_loop_t *loop, uint32_t ms);
+/* Sets the socket's read and write timeout groups (indices from
+ * loom__tgroup_get() on the socket's loop, 0: none) and restarts the clock.
+ * O(1): resolve the groups once (per server), then switch sockets between
+ * them cheaply (idle, reading a head, reading a body...). */
+void loom__socket_set_groups(loom_socket_t *s, unsigned rgroup, unsigned wgroup);
 
 /* --- Per-loop state ------------------------------------------------------------ */
 typedef struct loom__tgroup loom__tgroup;

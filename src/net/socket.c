@@ -1138,6 +1138,16 @@ int loom_socket_enable(loom_socket_t *s, unsigned what)
     return 0;
 }
 
+void loom__socket_set_groups(loom_socket_t *s, unsigned rgroup, unsigned wgroup)
+{
+    uint32_t mask =
+        (LOOM__S_GROUP_MASK << LOOM__S_RGROUP_SHIFT) | (LOOM__S_GROUP_MASK << LOOM__S_WGROUP_SHIFT);
+    s->h.flags = (s->h.flags & ~mask) |
+                 ((uint32_t)(rgroup & LOOM__S_GROUP_MASK) << LOOM__S_RGROUP_SHIFT) |
+                 ((uint32_t)(wgroup & LOOM__S_GROUP_MASK) << LOOM__S_WGROUP_SHIFT);
+    loom__socket_touch(s);
+}
+
 int loom_socket_set_timeouts(loom_socket_t *s, uint32_t read_ms, uint32_t write_ms)
 {
     if (s == NULL || loom__socket_dead(s))
@@ -1148,11 +1158,7 @@ int loom_socket_set_timeouts(loom_socket_t *s, uint32_t read_ms, uint32_t write_
     int w = loom__tgroup_get(s->h.loop, write_ms);
     if (w < 0)
         return w;
-    uint32_t mask =
-        (LOOM__S_GROUP_MASK << LOOM__S_RGROUP_SHIFT) | (LOOM__S_GROUP_MASK << LOOM__S_WGROUP_SHIFT);
-    s->h.flags = (s->h.flags & ~mask) | ((uint32_t)r << LOOM__S_RGROUP_SHIFT) |
-                 ((uint32_t)w << LOOM__S_WGROUP_SHIFT);
-    loom__socket_touch(s);
+    loom__socket_set_groups(s, (unsigned)r, (unsigned)w);
     return 0;
 }
 

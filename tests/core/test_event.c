@@ -1,7 +1,7 @@
 /* The event hierarchy and where application errors are routed. */
 #include "test.h"
 
-static int op_events, default_events, fatal_calls;
+static int op_events, default_events, default_app_errors, fatal_calls;
 static loom_event_kind_t last_kind;
 static int last_code;
 static char last_msg[64];
@@ -18,6 +18,8 @@ static void on_op_event(const loom_event_t *ev, void *data)
 static void on_default(const loom_event_t *ev, void *data)
 {
     default_events++;
+    if (ev->kind == LOOM_EV_APP_ERROR)
+        default_app_errors++;
     last_kind = ev->kind;
     last_code = ev->code;
     snprintf(last_msg, sizeof last_msg, "%s", ev->msg);
@@ -35,6 +37,39 @@ static void raise_in_timer(loom_timer_t *t, void *data)
 {
     CHECK_OK(loom_raise(t ? loom_timer_data(t) : NULL, LOOM_EAPP, "boom", NULL));
     (void)data;
+}
+
+/* An operation with its own event callback: a TCP socket whose on_read
+ * raises. The error must reach that socket's on_event, not the default. */
+static void sock_read_raises(loom_socket_t *s, const char *b, size_t n, void *d)
+{
+    CHECK_OK(loom_raise(loom_socket_loop(s), LOOM_EPROTO, "bad frame", NULL));
+    (void)b;
+    (void)n;
+    (void)d;
+}
+
+static void *op_object;
+static void sock_event(const loom_event_t *ev, void *data)
+{
+    on_op_event(ev, data);
+    op_object = ev->object;
+    if (loom_event_is(ev, LOOM_EV_APP_ERROR)) {
+        loom_socket_close(ev->object);
+        loom_tcp_server_close(data);
+    }
+}
+
+static void srv_echo(loom_socket_t *s, const char *b, size_t n, void *d)
+{
+    loom_socket_write(s, b, n);
+    (void)d;
+}
+
+static void cli_send(loom_socket_t *s, void *d)
+{
+    loom_socket_write(s, "x", 1);
+    (void)d;
 }
 
 static void raising_default(const loom_event_t *ev, void *data)
@@ -137,7 +172,30 @@ int main(void)
     CHECK_EQ(default_events, 1);
     CHECK_EQ(fatal_calls, 1);
     test_loop_free_clean(loop);
-    (void)on_op_event;
-    (void)op_events;
+
+    /* 5. Raised inside an operation's callback that has an event callback
+     * (a TCP client whose on_read raises): that socket's on_event gets it,
+     * carrying the socket; the loop default does not. */
+    default_app_errors = 0;
+    op_events = 0;
+    CHECK_OK(loom_loop_new(&loop, &(loom_loop_opts){.on_event = on_default}));
+    loom_tcp_server_t *srv;
+    CHECK_OK(
+        loom_tcp_server(loop, "127.0.0.1", 0, &(loom_tcp_server_opts){.on_read = srv_echo}, &srv));
+    loom_socket_t *c;
+    CHECK_OK(loom_tcp_connect(loop, "127.0.0.1", loom_tcp_server_port(srv),
+                              &(loom_tcp_opts){.on_connect = cli_send,
+                                               .on_read = sock_read_raises,
+                                               .on_event = sock_event,
+                                               .data = srv},
+                              &c));
+    CHECK_EQ(loom_run(loop, LOOM_RUN_DEFAULT), 0);
+    CHECK_EQ(op_events, 1);
+    CHECK_EQ(default_app_errors, 0); /* (the server side's tcp eof info event goes there) */
+    CHECK_EQ(last_kind, LOOM_EV_APP_ERROR);
+    CHECK_EQ(last_code, LOOM_EPROTO);
+    CHECK_STR(last_msg, "bad frame");
+    CHECK(op_object == c);
+    test_loop_free_clean(loop);
     return 0;
 }

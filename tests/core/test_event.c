@@ -6,15 +6,6 @@ static loom_event_kind_t last_kind;
 static int last_code;
 static char last_msg[64];
 
-static void on_op_event(const loom_event_t *ev, void *data)
-{
-    op_events++;
-    last_kind = ev->kind;
-    last_code = ev->code;
-    snprintf(last_msg, sizeof last_msg, "%s", ev->msg);
-    (void)data;
-}
-
 static void on_default(const loom_event_t *ev, void *data)
 {
     default_events++;
@@ -50,9 +41,15 @@ static void sock_read_raises(loom_socket_t *s, const char *b, size_t n, void *d)
 }
 
 static void *op_object;
+static loom_event_kind_t op_kind;
+static int op_code;
+static char op_msg[64];
 static void sock_event(const loom_event_t *ev, void *data)
 {
-    on_op_event(ev, data);
+    op_events++;
+    op_kind = ev->kind;
+    op_code = ev->code;
+    snprintf(op_msg, sizeof op_msg, "%s", ev->msg);
     op_object = ev->object;
     if (loom_event_is(ev, LOOM_EV_APP_ERROR)) {
         loom_socket_close(ev->object);
@@ -192,9 +189,9 @@ int main(void)
     CHECK_EQ(loom_run(loop, LOOM_RUN_DEFAULT), 0);
     CHECK_EQ(op_events, 1);
     CHECK_EQ(default_app_errors, 0); /* (the server side's tcp eof info event goes there) */
-    CHECK_EQ(last_kind, LOOM_EV_APP_ERROR);
-    CHECK_EQ(last_code, LOOM_EPROTO);
-    CHECK_STR(last_msg, "bad frame");
+    CHECK_EQ(op_kind, LOOM_EV_APP_ERROR);
+    CHECK_EQ(op_code, LOOM_EPROTO);
+    CHECK_STR(op_msg, "bad frame");
     CHECK(op_object == c);
     test_loop_free_clean(loop);
     return 0;

@@ -319,6 +319,8 @@ typedef struct {
 
 static void put(writer *w, const char *p, size_t len)
 {
+    if (len == 0)
+        return; /* p may be NULL for an absent component */
     if (w->n < w->size) {
         size_t room = w->size - w->n;
         memcpy(w->out + w->n, p, len < room ? len : room);

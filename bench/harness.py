@@ -342,6 +342,12 @@ class Ctx:
             with open(os.path.join(d, "htdocs", "index.txt"), "wb") as f:
                 f.write(BODY)
             conf = fill(os.path.join(HERE, "peers", "h2o.conf"), port, d)
+            if os.geteuid() != 0:
+                # `user:` is for a root start only; h2o refuses it otherwise.
+                with open(conf) as f:
+                    lines = [l for l in f if not l.startswith("user:")]
+                with open(conf, "w") as f:
+                    f.writelines(lines)
             return [exe, "-c", conf]
         return Program("h2o", "peer", argv)
 
@@ -1100,9 +1106,10 @@ def update_docs(doc, res, pngs):
     if begin not in text or end not in text:
         return
     meta = doc["meta"]
-    block = "%s\n%s run of %s on %s (%s CPUs, kernel %s), %.0f s.\n\n%s\n\n%s\n%s" % (
+    vers = ", ".join("%s %s" % (k, v) for k, v in meta["versions"].items() if v)
+    block = "%s\n%s run of %s on %s (%s CPUs, kernel %s), %.0f s.\nPeers: %s.\n\n%s\n\n%s\n%s" % (
         begin, "Quick" if meta["quick"] else "Full", meta["date"], meta["machine"]["cpu"],
-        meta["machine"]["cpus"], meta["machine"]["kernel"], meta["seconds"], markdown(res),
+        meta["machine"]["cpus"], meta["machine"]["kernel"], meta["seconds"], vers, markdown(res),
         "\n".join("![%s](bench/%s)" % (os.path.basename(p)[:-4], os.path.basename(p))
                   for p in pngs), end)
     text = text[:text.index(begin)] + block + text[text.index(end) + len(end):]

@@ -238,6 +238,7 @@ struct loom_loop {
     loom__slab timer_slab;
     loom__slab idle_slab;
     loom__queue idles;     /* active idle handles */
+    loom__queue user_ios;  /* open application fd watchers (freed at loop free) */
     loom__queue pending;   /* deferred callbacks for this iteration */
     loom__handle *closing; /* handles to free at the end of the iteration */
     loom__handle *closing_tail;

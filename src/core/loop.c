@@ -42,6 +42,7 @@ struct loom_idle {
 
 struct loom_io {
     loom__handle h;
+    loom__queue node; /* loop->user_ios until freed */
     loom_io_cb cb;
     loom__io w; /* keep last: followed by the backend's io area */
 };
@@ -247,7 +248,9 @@ static void loom__io_user_cb(loom__io *w, unsigned events)
 
 static void loom__io_free(loom__handle *h)
 {
-    free(h);
+    loom_io_t *io = (loom_io_t *)h;
+    loom__queue_remove(&io->node);
+    free(io);
 }
 
 int loom_io_new(loom_loop_t *loop, loom_io_t **out, int fd, loom_io_cb cb, void *data)
@@ -265,6 +268,7 @@ int loom_io_new(loom_loop_t *loop, loom_io_t **out, int fd, loom_io_cb cb, void 
     loom__handle_init(loop, &io->h, LOOM__T_IO, loom__io_free, false);
     io->h.data = data;
     io->cb = cb;
+    loom__queue_insert_tail(&loop->user_ios, &io->node);
     *out = io;
     return 0;
 }
@@ -539,6 +543,7 @@ int loom_loop_new(loom_loop_t **out, const loom_loop_opts *opts)
     loop->foreign = opts->foreign_loop;
     loop->wakeup_fd = loop->wakeup_wfd = -1;
     loom__queue_init(&loop->idles);
+    loom__queue_init(&loop->user_ios);
     loom__queue_init(&loop->pending);
     loom__queue_init(&loop->raised);
     loom__slab_init(&loop->timer_slab, sizeof(loom_timer_t));
@@ -593,6 +598,9 @@ void loom_loop_free(loom_loop_t *loop)
         loop->http_free(loop);
     if (loop->net_free)
         loop->net_free(loop);
+    /* Application fd watchers still open (the fds stay the application's). */
+    for (loom__queue *q = loop->user_ios.next; q != &loop->user_ios; q = q->next)
+        loom_io_close(LOOM__CONTAINER_OF(q, loom_io_t, node));
     /* After net (TCP cancels its lookups there), before the backend goes. */
     if (loop->dns_free)
         loop->dns_free(loop);
@@ -739,6 +747,8 @@ int loom_run(loom_loop_t *loop, loom_run_mode mode)
     }
     loop->in_run = false;
     loop->stop_flag = 0;
+    /* A foreign backend's timer was left at the last poll's timeout. */
+    loom__kick(loop);
     if (loop->run_result < 0)
         return loop->run_result;
     return loom__alive(loop) ? 1 : 0;
@@ -764,10 +774,25 @@ int loom_start(void (*start_fn)(loom_loop_t *loop, void *data), void *data,
 
 /* --- Foreign backends and embedding --------------------------------------------- */
 
+/* The timeout a foreign backend arms its timer with. Unlike
+ * loom__poll_timeout(), a loop with nothing keeping it alive still gets its
+ * next (unref'd) timer rather than 0: the application's loop goes on running
+ * and must neither spin on loom's behalf nor miss loom's timers. */
+static int loom__arm_timeout(loom_loop_t *loop)
+{
+    if (!loom__queue_empty(&loop->pending) || !loom__queue_empty(&loop->idles) ||
+        loop->closing != NULL || !loom__queue_empty(&loop->raised))
+        return 0;
+    int64_t t = loom__timers_next(loop);
+    if (t > INT32_MAX)
+        t = INT32_MAX;
+    return (int)t;
+}
+
 void loom__kick(loom_loop_t *loop)
 {
-    if (LOOM__UNLIKELY(loop->backend->arm != NULL) && !loop->in_run)
-        loop->backend->arm(loop, loom__poll_timeout(loop), loom__alive(loop));
+    if (LOOM__UNLIKELY(loop->backend->arm != NULL) && !loop->in_run && !loop->freeing)
+        loop->backend->arm(loop, loom__arm_timeout(loop), loom__alive(loop));
 }
 
 void loom_backend_tick(loom_loop_t *loop)
@@ -776,13 +801,18 @@ void loom_backend_tick(loom_loop_t *loop)
     loop->stats.iterations++;
     uint64_t busy_start = loop->now_ns;
     bool was = loop->in_run;
+    /* Outside loom_run() a loom_stop() only cuts the current tick short. */
+    if (!was)
+        loop->stop_flag = 0;
     loop->in_run = true; /* suppress re-arming while callbacks run */
     loom__run_callbacks(loop);
     loom__run_closing(loop);
     loop->in_run = was;
     loom__lag_end(loop, busy_start);
-    if (!was)
-        loop->backend->arm(loop, loom__poll_timeout(loop), loom__alive(loop));
+    if (!was) {
+        loop->stop_flag = 0;
+        loom__kick(loop);
+    }
 }
 
 int loom_backend_fd(const loom_loop_t *loop)

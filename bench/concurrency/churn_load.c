@@ -125,5 +125,7 @@ int main(int argc, char **argv)
     for (int fd = 0; fd < maxfd; fd++)
         if (state[fd] != C_FREE)
             conn_reset(fd);
+    close(ep);
+    free(state);
     return 0;
 }

@@ -63,9 +63,9 @@ int main(int argc, char **argv)
     uint64_t t_end = t_warm + (uint64_t)(duration * 1e9);
     uint64_t msgs = 0, msgs0 = 0, t0 = 0;
     double cpu0 = -1;
-    int measuring = 0;
+    int measuring = 0, status = -1;
     struct epoll_event evs[256];
-    for (;;) {
+    while (status < 0) {
         int n = epoll_wait(ep, evs, 256, 20);
         for (int i = 0; i < n; i++) {
             conn_t *c = evs[i].data.ptr;
@@ -74,7 +74,8 @@ int main(int argc, char **argv)
                 if (r < 0 && errno == EAGAIN)
                     continue;
                 fprintf(stderr, "echo-load: server closed a connection\n");
-                return 1;
+                status = 1;
+                break;
             }
             c->got += (size_t)r;
             while (c->got >= size) {
@@ -82,10 +83,13 @@ int main(int argc, char **argv)
                 msgs++;
                 if (send(c->fd, msg, size, MSG_NOSIGNAL) != (ssize_t)size) {
                     perror("echo-load: send");
-                    return 1;
+                    status = 1;
+                    break;
                 }
             }
         }
+        if (status >= 0)
+            break;
         uint64_t now = bench_now_ns();
         if (!measuring && now >= t_warm) {
             measuring = 1;
@@ -99,7 +103,13 @@ int main(int argc, char **argv)
             printf("{\"msgs\":%.0f,\"seconds\":%.3f,\"msgs_per_s\":%.0f,\"server_cpu_s\":%.2f,"
                    "\"msgs_per_cpu_s\":%.0f}\n",
                    m, secs, m / secs, cpu, cpu > 0 ? m / cpu : -1);
-            return 0;
+            status = 0;
         }
     }
+    for (long i = 0; i < nconns; i++)
+        close(conns[i].fd);
+    close(ep);
+    free(conns);
+    free(msg);
+    return status;
 }

@@ -158,5 +158,7 @@ int main(int argc, char **argv)
     for (int fd = 0; fd < maxfd; fd++)
         if (conns[fd].state != C_FREE)
             conn_reset(fd);
+    close(ep);
+    free(conns);
     return 0;
 }

@@ -588,6 +588,20 @@ def wl_timers(ctx, res):
             res.add("timers_fire", name, role, j["fire_cpu_ns"], j)
 
 
+def server_died(ctx, res, metrics, srv, running):
+    """If srv has exited, records why under every metric, drops it from
+    `running` and returns True."""
+    code = srv.proc.poll()
+    if code is None:
+        return False
+    why = "server exited (%s) during the run: %s" % (code, log_tail(srv.proc, 300))
+    for m in metrics:
+        res.row(m, srv.prog.name, srv.prog.role)["note"] = why
+    running.remove(srv)
+    ctx.procs.stop(srv.proc)
+    return True
+
+
 def wl_echo(ctx, res, progs=None, metric="echo", runs=None, secs=None):
     load = ctx.tool("bench-echo-load")
     progs = progs or ctx.echo_servers()
@@ -603,7 +617,9 @@ def wl_echo(ctx, res, progs=None, metric="echo", runs=None, secs=None):
             running.append(srv)
     try:
         for run in range(runs):
-            for srv in running:
+            for srv in list(running):
+                if server_died(ctx, res, (metric,), srv, running):
+                    continue
                 if not load:
                     res.na(metric, srv.prog.name, srv.prog.role, "bench-echo-load not built")
                     continue
@@ -616,6 +632,8 @@ def wl_echo(ctx, res, progs=None, metric="echo", runs=None, secs=None):
                     res.na(metric, srv.prog.name, srv.prog.role, err or "no result")
                     continue
                 res.add(metric, srv.prog.name, srv.prog.role, j["msgs_per_cpu_s"], j)
+            for srv in list(running):
+                server_died(ctx, res, (metric,), srv, running)
     finally:
         for srv in running:
             ctx.procs.stop(srv.proc)
@@ -668,7 +686,9 @@ def wl_http(ctx, res, progs=None, metrics=("http_plain", "http_pipelined"), runs
         for run in range(runs):
             for metric in metrics:
                 pipelined = "pipelined" in metric
-                for srv in running:
+                for srv in list(running):
+                    if server_died(ctx, res, metrics, srv, running):
+                        continue
                     pids = srv.pids()
                     c0 = cpu_seconds(pids)
                     w, err = run_wrk(ctx, srv.port, 100, secs, lua if pipelined else None)
@@ -677,10 +697,15 @@ def wl_http(ctx, res, progs=None, metrics=("http_plain", "http_pipelined"), runs
                     if err:
                         res.na(metric, name, role, err)
                         continue
+                    if srv.proc.poll() is not None:
+                        continue  # reported by server_died()
                     if w["requests"] == 0 or w["non2xx"] > 0:
                         res.na(metric, name, role, "%d requests, %d non-2xx" % (
                             w["requests"], w["non2xx"]))
                         continue
+                    if w["socket_errors"]:
+                        res.row(metric, name, role)["note"] = "wrk saw %d socket errors" % (
+                            w["socket_errors"])
                     w["server_cpu_s"] = round(cpu, 3)
                     w["req_per_cpu_s"] = w["requests"] / cpu if cpu > 0 else None
                     value = w["req_per_s"] if pipelined else w["req_per_cpu_s"]
@@ -688,6 +713,8 @@ def wl_http(ctx, res, progs=None, metrics=("http_plain", "http_pipelined"), runs
                         res.na(metric, name, role, "server used no CPU?")
                         continue
                     res.add(metric, name, role, value, w)
+            for srv in list(running):
+                server_died(ctx, res, metrics, srv, running)
     finally:
         for srv in running:
             ctx.procs.stop(srv.proc)

@@ -961,6 +961,9 @@ def backend_names(ctx):
     return names
 
 
+SKIPPED = []  # backends whose server did not start
+
+
 def wl_backends(ctx, res):
     """loom-echo and loom-hello once per backend, side by side. A backend
     whose server fails to start is skipped."""
@@ -981,7 +984,7 @@ def wl_backends(ctx, res):
                 ctx.procs.stop(srv.proc)
                 wl_echo(ctx, res, [prog], "backend_echo", 1, s["backend_s"])
             else:
-                log("backend %s: loom-echo does not start (%s): skipped" % (b, why[:100]))
+                SKIPPED.append("loom-echo on %s: %s" % (b, why[:160]))
         if hello:
             prog = Program(label, "peer", lambda port: [hello, "--port", str(port)], env=env)
             srv, why = start_server(ctx, prog)
@@ -990,7 +993,7 @@ def wl_backends(ctx, res):
                 wl_http(ctx, res, [prog], ("backend_http_plain", "backend_http_pipelined"), 1,
                         s["backend_s"])
             else:
-                log("backend %s: loom-hello does not start (%s): skipped" % (b, why[:100]))
+                SKIPPED.append("loom-hello on %s: %s" % (b, why[:160]))
 
 
 WORKLOADS = [("timers", wl_timers), ("echo", wl_echo), ("http", wl_http),
@@ -1096,7 +1099,7 @@ def main():
                  "pinning": {"server_core": SERVER_CORE, "load_core": LOAD_CORE}
                  if CORES else None,
                  "machine": machine(), "versions": versions(),
-                 "build_dir": ctx.build},
+                 "build_dir": ctx.build, "skipped_backends": SKIPPED},
         "metrics": {m: {"title": METRICS[m][0], "unit": METRICS[m][1],
                         "higher_is_better": METRICS[m][2], "rows": rows}
                     for m, rows in res.rows.items()},
@@ -1106,6 +1109,9 @@ def main():
         json.dump(doc, f, indent=1)
     pngs = plot(res, args.out)
     text = table(res)
+    if SKIPPED:
+        text += "\nbackends skipped (server did not start):\n" + "\n".join(
+            "  " + x for x in SKIPPED)
     with open(os.path.join(args.out, "latest.txt"), "w") as f:
         f.write(text + "\n")
     print(text)

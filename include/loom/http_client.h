@@ -1,0 +1,238 @@
+/* loom/http_client.h - the HTTP/1.1 client (cl-async's http-client, without
+ * its limits: keep-alive pooling, streaming in both directions, timeouts,
+ * redirects and cancellation).
+ *
+ * loom_http_request(loop, url, &opts) starts a request and returns a handle.
+ * Exactly one of these ends it:
+ *  - on_response(req, res, data): the whole response arrived. In buffered
+ *    mode (no on_body) res->body holds the body: cl-async's
+ *    request-cb (status headers body). In streaming mode on_headers ran
+ *    first, then on_body for each piece as it downloaded, and res->body is
+ *    NULL.
+ *  - an error event on on_event (else on the loop's default event callback):
+ *    LOOM_EV_HTTP_TIMEOUT (connect, first byte, idle or total timeout),
+ *    LOOM_EV_HTTP_REFUSED (connection refused), LOOM_EV_DNS_ERROR (the name
+ *    does not resolve), LOOM_EV_HTTP_ERROR (malformed response, a size limit,
+ *    a reset or early close, an unsupported scheme such as https). The
+ *    event's object is the request, its msg says what went wrong.
+ *  - loom_http_client_cancel(req): no callback runs after it.
+ * The handle is valid until then: until on_response or the event callback
+ * returns, or until cancel returns. While a request is alive it counts in
+ * loom_loop_live() and keeps the loop running.
+ *
+ * Connections: each loop keeps a pool per (host, port) of keep-alive
+ * connections, with a per-host connection limit (requests beyond it wait in
+ * a queue), an idle timeout and a cap on idle connections (see
+ * loom_http_client_configure()). Idle pooled connections do not keep the loop
+ * alive and are not counted as live objects. A reused connection that the
+ * server closed before sending any byte of the response is retried once on a
+ * new connection, if the method is idempotent (GET, HEAD, PUT, DELETE,
+ * OPTIONS, TRACE) or the request has a body that can be sent again (a buffer,
+ * or a streamed body with on_body_rewind).
+ *
+ * Responses: bodies delimited by Content-Length, chunked coding or the
+ * connection closing; 1xx answers are skipped; HEAD, 204 and 304 have no
+ * body. Pipelining is off unless loom_http_client_opts.pipeline_depth > 1.
+ *
+ * Every function is for the loop's thread only.
+ */
+#ifndef LOOM_HTTP_CLIENT_H
+#define LOOM_HTTP_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "loom/common.h"
+#include "loom/event.h"
+#include "loom/http_parser.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct loom_http_client_req loom_http_client_req_t;
+
+/* A response as the callbacks see it. Every pointer is valid only during the
+ * callback that receives it: copy what you keep. */
+typedef struct loom_http_client_response {
+    int status;         /* 200 */
+    int minor_version;  /* HTTP/1.<minor_version> */
+    const char *reason; /* the reason phrase as sent (not NUL-terminated) */
+    size_t reason_len;
+    /* The header fields in order, duplicates kept (slices, not
+     * NUL-terminated); see loom_http_client_header(). */
+    const loom_http_header_t *headers;
+    size_t nheaders;
+    /* Buffered mode: the decoded body (chunked coding removed; not
+     * NUL-terminated), NULL with length 0 if empty. Streaming mode: NULL. */
+    const char *body;
+    size_t body_len;
+    /* The URL that answered (after redirects), NUL-terminated. */
+    const char *url;
+    unsigned redirects; /* redirects followed */
+    bool reused;        /* the connection had served an earlier request */
+} loom_http_client_response_t;
+
+/* on_response and on_headers: cb(req, res, data), data = opts.data. */
+typedef void (*loom_http_client_response_cb)(loom_http_client_req_t *req,
+                                             const loom_http_client_response_t *res, void *data);
+
+/* Streamed response body: each decoded piece as it arrives (`chunk` valid
+ * only during the call). Return 0 to go on, or LOOM_HTTP_CLIENT_PAUSE to stop
+ * reading until loom_http_client_resume() (the same as calling
+ * loom_http_client_pause()). */
+typedef int (*loom_http_client_body_cb)(loom_http_client_req_t *req, const char *chunk, size_t len,
+                                        void *data);
+#define LOOM_HTTP_CLIENT_PAUSE 1
+
+/* Streamed request body: fill buf[0..size) with the next bytes. Return the
+ * count (> 0), 0 at the end of the body, LOOM_EAGAIN when nothing is ready
+ * yet (then call loom_http_client_body_ready() when there is), or another
+ * negative LOOM_E* code to fail the request (an http error event). */
+typedef ssize_t (*loom_http_client_source_cb)(loom_http_client_req_t *req, char *buf, size_t size,
+                                              void *data);
+/* Rewinds a streamed request body to its start so it can be sent again (a
+ * retry or a 307/308 redirect). Return 0, or a negative code if it cannot. */
+typedef int (*loom_http_client_rewind_cb)(loom_http_client_req_t *req, void *data);
+
+/* Options for loom_http_request(). A zeroed struct means a GET with the
+ * defaults. */
+typedef struct loom_http_request_opts {
+    /* The method token ("GET", "POST", "PROPFIND"); NULL means GET, or POST
+     * when a body is given. Copied. */
+    const char *method;
+    /* Extra header fields as a NULL-terminated list of name, value pairs:
+     * (const char *[]){"Accept", "text/html", NULL}. Copied. Host,
+     * User-Agent, Content-Length, Transfer-Encoding and Connection here
+     * replace loom's own. Names and values must not contain CR, LF or NUL
+     * (LOOM_EINVAL). */
+    const char *const *headers;
+
+    /* Request body from a buffer: NOT copied; it must stay valid and
+     * unchanged until the request ends (response, error event or cancel). */
+    const void *body;
+    size_t body_len;
+    /* Or a streamed body pulled from on_body_source: with body_length >= 0
+     * it is sent raw with that Content-Length, with body_length < 0 as
+     * chunked upload. */
+    loom_http_client_source_cb on_body_source;
+    loom_http_client_rewind_cb on_body_rewind;
+    int64_t body_length;
+
+    loom_http_client_response_cb on_response; /* the end of a successful request */
+    loom_http_client_response_cb on_headers;  /* streaming: the head (res->body NULL) */
+    loom_http_client_body_cb on_body;         /* set: streaming mode */
+    loom_event_cb on_event;                   /* NULL: the loop's default */
+    void *data;
+
+    /* Timeouts in ms, 0 for none. connect: to establish a connection.
+     * first_byte: from the request being sent until the first byte of the
+     * response. idle: the longest stall while sending the request or reading
+     * the response. total: the whole request, queueing and redirects
+     * included. All end the request with LOOM_EV_HTTP_TIMEOUT. */
+    uint32_t connect_timeout_ms;
+    uint32_t first_byte_timeout_ms;
+    uint32_t idle_timeout_ms;
+    uint32_t total_timeout_ms;
+
+    /* Redirects: with follow_redirects, 301, 302 and 303 are followed with
+     * GET and no body (a HEAD stays HEAD; 301 and 302 keep a method other than
+     * POST, as browsers and curl do), 307 and 308 keep the method and the body
+     * (a streamed body needs on_body_rewind). At most max_redirects hops
+     * (0: 10); one more is an http error. */
+    bool follow_redirects;
+    unsigned max_redirects;
+
+    /* Limits for the response head and, in buffered mode, the body:
+     * limits.max_body_size 0 means 64 MiB in buffered mode and no limit in
+     * streaming mode (see loom/http_parser.h for the others). */
+    loom_http_limits_t limits;
+
+    /* Sends "Connection: close" and does not reuse the connection. */
+    bool no_keepalive;
+} loom_http_request_opts;
+
+/* Starts a request for the absolute `url` ("http://host[:port]/path?query";
+ * userinfo becomes an Authorization: Basic header, the fragment is not
+ * sent). The outcome arrives later (see the top of this file); no callback
+ * runs before this returns. `*out` (if `out` is not NULL) receives the
+ * handle. Returns 0, LOOM_EURL (a malformed URL or no host), LOOM_EINVAL
+ * (bad options, such as CR or LF in a header), or LOOM_ENOMEM. An
+ * unsupported scheme is not an error here: it ends the request with an http
+ * error event (LOOM_EPROTOCOL, "https is not supported yet" for https). */
+LOOM_EXTERN int loom_http_request(loom_loop_t *loop, const char *url,
+                                  const loom_http_request_opts *opts, loom_http_client_req_t **out);
+
+/* Cancels the request at any stage: waiting for a connection, connecting,
+ * sending, or reading the response. No callback runs for it afterwards and
+ * the handle is dead when this returns. A connection it was using is closed
+ * (mid-message it cannot be reused). Returns 0, or LOOM_ECLOSED if the
+ * request has already ended. Safe from inside the request's own callbacks. */
+LOOM_EXTERN int loom_http_client_cancel(loom_http_client_req_t *req);
+
+/* Backpressure for streamed responses: stops reading the response (no
+ * on_body runs and the idle timeout stops) until resume. Resuming delivers
+ * what was already read from the loop, never inside the call. Return 0,
+ * LOOM_ECLOSED, or LOOM_ESTATE before the response started. */
+LOOM_EXTERN int loom_http_client_pause(loom_http_client_req_t *req);
+LOOM_EXTERN int loom_http_client_resume(loom_http_client_req_t *req);
+
+/* Streamed request bodies: data became available after on_body_source
+ * returned LOOM_EAGAIN; loom asks for it again from the loop. Returns 0 or
+ * LOOM_ECLOSED. */
+LOOM_EXTERN int loom_http_client_body_ready(loom_http_client_req_t *req);
+
+/* The request's data slot (opts.data at first). */
+LOOM_EXTERN void *loom_http_client_data(const loom_http_client_req_t *req);
+LOOM_EXTERN void loom_http_client_set_data(loom_http_client_req_t *req, void *data);
+
+/* The value of the first header field named `name` (case-insensitive) in
+ * `res`, or NULL; `*len` (may be NULL) receives its length. The value is a
+ * slice, not NUL-terminated, valid during the callback. */
+LOOM_EXTERN const char *loom_http_client_header(const loom_http_client_response_t *res,
+                                                const char *name, size_t *len);
+
+/* --- The per-loop pool -------------------------------------------------------- */
+
+/* Pool settings; a zeroed struct gives the defaults. */
+typedef struct loom_http_client_opts {
+    uint32_t max_per_host;    /* connections per (host, port); 0: 8 */
+    uint32_t max_idle;        /* idle connections kept over all hosts; 0: 64 */
+    uint32_t idle_timeout_ms; /* an idle pooled connection closes after this; 0: 30000 */
+    /* Requests in flight on one connection; 0 or 1 turns pipelining off.
+     * Only requests without a streamed body are pipelined. */
+    uint32_t pipeline_depth;
+    const char *user_agent; /* the default User-Agent; NULL: "loom/0.1". Copied. */
+} loom_http_client_opts;
+
+/* Applies `opts` to the loop's client (for connections and requests made
+ * from now on; the limit applies at once). Returns 0, LOOM_EINVAL or
+ * LOOM_ENOMEM. */
+LOOM_EXTERN int loom_http_client_configure(loom_loop_t *loop, const loom_http_client_opts *opts);
+
+/* Closes every idle pooled connection now. */
+LOOM_EXTERN void loom_http_client_close_idle(loom_loop_t *loop);
+
+/* Counters of the loop's client. */
+typedef struct loom_http_client_stats {
+    uint64_t requests;    /* started */
+    uint64_t responses;   /* completed with on_response */
+    uint64_t errors;      /* ended with an error event */
+    uint64_t connections; /* connections opened */
+    uint64_t reused;      /* requests sent on a reused connection */
+    uint64_t retries;     /* requests retried after a stale connection */
+    uint64_t redirects;   /* redirects followed */
+    uint64_t idle;        /* idle pooled connections now */
+    uint64_t open;        /* open client connections now (idle included) */
+    uint64_t queued;      /* requests waiting for a connection now */
+} loom_http_client_stats_t;
+
+/* Fills `*out`; all zero if the client was never used on this loop. */
+LOOM_EXTERN void loom_http_client_stats(loom_loop_t *loop, loom_http_client_stats_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -524,7 +524,11 @@ def plot(results, outdir):
             for i, r in enumerate(rows):
                 v = r["value"]
                 label = '"%s"' % (fmt(v) if v is not None else "n/a")
-                name = r["program"] + ("\\n(limit probe)" if r["role"] == "probe" else "")
+                name = r["program"]
+                if len(name) > 10 and " " in name:
+                    name = name.replace(" ", "\\n", 1)  # two lines under the bar
+                if r["role"] == "probe":
+                    name += "\\n(limit probe)"
                 f.write('%d "%s" %g %s %s\n' % (i, name, v if v is not None else 0,
                                                  colors[r["role"]], label))
         probe = next((r["value"] for r in rows if r["role"] == "probe" and r["value"]), None)
@@ -535,12 +539,12 @@ def plot(results, outdir):
             "set title \"%s\\n(%s, %s is better)\"" % (title, unit, "higher" if higher else "lower"),
             "set style fill solid 0.85 border -1",
             "set boxwidth 0.6",
-            "set yrange [0:*]",
+            "set yrange [0:%g]" % (1.15 * max([r["value"] or 0 for r in rows] + [1e-9])),
             "set ylabel '%s'" % unit,
             "set xtics nomirror",
             "set grid ytics",
-            "set key outside top center horizontal samplen 1",
-            "set bmargin 4",
+            "set key at screen 0.5, screen 0.03 center bottom horizontal samplen 1",
+            "set bmargin 6",
             "set format y '%.1s%c'",
             "set offsets 0.5, 0.5, 0, 0",
         ]

@@ -318,7 +318,9 @@ class Ctx:
         path = self.loom(exe)
         if not path:
             return Program(name, "loom", missing="%s not built yet" % exe, kind=kind)
-        return Program(name, "loom", lambda port: [path, "--port", str(port)], env=env, kind=kind)
+        extra = loopback_args(path)
+        return Program(name, "loom", lambda port: [path, "--port", str(port)] + extra, env=env,
+                       kind=kind)
 
     def nginx(self):
         exe = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
@@ -363,6 +365,26 @@ class Ctx:
                 self.ours("libuv", "peer", "bench-echo-uv", kind="echo"),
                 self.ours("libevent", "peer", "bench-echo-event", kind="echo"),
                 self.ours("raw epoll", "probe", "bench-echo-raw", kind="echo")]
+
+
+_usage_cache = {}
+
+
+def supports(path, flag):
+    """Whether `path --help` (a usage message) mentions `flag`."""
+    if path not in _usage_cache:
+        try:
+            r = subprocess.run([path, "--help"], capture_output=True, text=True, timeout=3,
+                               stdin=subprocess.DEVNULL)
+            _usage_cache[path] = r.stdout + r.stderr
+        except (OSError, subprocess.TimeoutExpired):
+            _usage_cache[path] = ""
+    return flag in _usage_cache[path]
+
+
+def loopback_args(path):
+    """--bind 127.0.0.1 for loom's examples that take it: bind only loopback."""
+    return ["--bind", "127.0.0.1"] if supports(path, "--bind") else []
 
 
 def fill(template, port, tmpdir):
@@ -822,8 +844,9 @@ def wl_concurrency(ctx, res):
     progs = []
     exe = ctx.loom("loom-delay-server")
     if exe:
+        extra = loopback_args(exe) + (["--quiet"] if supports(exe, "--quiet") else [])
         progs.append(("loom-delay-server", "loom",
-                      lambda port, e=exe: [e, "--port", str(port), "--delay", str(delay), "--quiet"]))
+                      lambda port, e=exe: [e, "--port", str(port), "--delay", str(delay)] + extra))
     else:
         for m in ("conc_peak", "conc_rate", "conc_rss"):
             res.na(m, "loom-delay-server", "loom", "loom-delay-server not built yet")
@@ -981,8 +1004,9 @@ def wl_backends(ctx, res):
         env = {"LOOM_BACKEND": b}
         label = "loom [%s]" % b
         if echo:
-            prog = Program(label, "peer", lambda port: [echo, "--port", str(port)], env=env,
-                           kind="echo")
+            prog = Program(label, "peer",
+                           lambda port: [echo, "--port", str(port)] + loopback_args(echo),
+                           env=env, kind="echo")
             srv, why = start_server(ctx, prog)
             if srv:
                 ctx.procs.stop(srv.proc)
@@ -990,7 +1014,9 @@ def wl_backends(ctx, res):
             else:
                 SKIPPED.append("loom-echo on %s: %s" % (b, why[:160]))
         if hello:
-            prog = Program(label, "peer", lambda port: [hello, "--port", str(port)], env=env)
+            prog = Program(label, "peer",
+                           lambda port: [hello, "--port", str(port)] + loopback_args(hello),
+                           env=env)
             srv, why = start_server(ctx, prog)
             if srv:
                 ctx.procs.stop(srv.proc)

@@ -152,6 +152,10 @@ typedef struct loom_http_request_opts {
 
     /* Sends "Connection: close" and does not reuse the connection. */
     bool no_keepalive;
+    /* Address family for the host: 0 (any), AF_INET or AF_INET6 (curl's -4
+     * and -6). A host with no address of that family is a dns error.
+     * Connections are pooled per family too. */
+    int family;
 } loom_http_request_opts;
 
 /* Starts a request for the absolute `url` ("http://host[:port]/path?query";

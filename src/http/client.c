@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 
 #include "http/http_internal.h"
@@ -82,6 +83,7 @@ struct hc_pool {
     loom__queue waiters; /* requests waiting for a connection */
     uint32_t nconns;     /* idle + busy */
     int port;
+    int family;
     char host[]; /* lower case, NUL-terminated */
 };
 
@@ -426,11 +428,12 @@ static uint32_t hc_hash(const char *h, size_t n, int port)
     return x;
 }
 
-static hc_pool *hc_pool_get(hc_state *st, const char *host, size_t n, int port)
+static hc_pool *hc_pool_get(hc_state *st, const char *host, size_t n, int port, int family)
 {
-    uint32_t b = hc_hash(host, n, port) % HC_BUCKETS;
+    uint32_t b = hc_hash(host, n, port * 31 + family) % HC_BUCKETS;
     for (hc_pool *p = st->buckets[b]; p; p = p->next)
-        if (p->port == port && strlen(p->host) == n && strncasecmp(p->host, host, n) == 0)
+        if (p->port == port && p->family == family && strlen(p->host) == n &&
+            strncasecmp(p->host, host, n) == 0)
             return p;
     hc_pool *p = calloc(1, sizeof *p + n + 1);
     if (p == NULL)
@@ -441,6 +444,7 @@ static hc_pool *hc_pool_get(hc_state *st, const char *host, size_t n, int port)
     }
     p->host[n] = '\0';
     p->port = port;
+    p->family = family;
     loom__queue_init(&p->idle);
     loom__queue_init(&p->busy);
     loom__queue_init(&p->waiters);
@@ -579,11 +583,15 @@ static void hc_render_head(hc_req *r, hc_w *w, const char *method, const char *l
 /* (Re)builds buf: [method][lines][url NUL][head]. `method`, `lines` and
  * `url` must not point into r->buf. Returns 0, LOOM_EURL or LOOM_ENOMEM. */
 static int hc_build(hc_req *r, const char *method, size_t method_len, const char *lines,
-                    size_t lines_len, const char *url, size_t url_len)
+                    size_t lines_len, const char *url, size_t url_len, const loom_url_t *parsed)
 {
-    int rc = loom_url_parse(url, url_len, &r->u);
-    if (rc < 0)
-        return rc;
+    if (parsed) {
+        r->u = *parsed;
+    } else {
+        int rc = loom_url_parse(url, url_len, &r->u);
+        if (rc < 0)
+            return rc;
+    }
     r->method_len = method_len;
     r->hdr_len = lines_len;
     hc_w m = {NULL, 0};
@@ -614,9 +622,12 @@ static int hc_build(hc_req *r, const char *method, size_t method_len, const char
     ub[url_len] = '\0';
     r->url = ub;
     r->url_len = url_len;
-    rc = loom_url_parse(ub, url_len, &r->u);
-    if (rc < 0)
-        return rc;
+    /* The slices now point into the copy. */
+    const char **sl[] = {&r->u.scheme, &r->u.userinfo, &r->u.host,
+                         &r->u.path,   &r->u.query,    &r->u.fragment};
+    for (size_t i = 0; i < sizeof sl / sizeof sl[0]; i++)
+        if (*sl[i])
+            *sl[i] = ub + (*sl[i] - url);
     hc_w w = {ub + url_len + 1, 0};
     hc_render_head(r, &w, nb, nb + method_len);
     r->head = ub + url_len + 1;
@@ -945,7 +956,7 @@ static int hc_conn_new(hc_pool *pool, hc_req *r)
 {
     hc_state *st = r->st;
     loom_loop_t *loop = st->loop;
-    loom_tcp_opts o = {.connect_timeout_ms = r->connect_to};
+    loom_tcp_opts o = {.connect_timeout_ms = r->connect_to, .family = pool->family};
     loom_socket_t *s;
     int rc = loom__tcp_connect_cls(loop, pool->host, pool->port, &o, &st->cls, &s);
     if (rc < 0)
@@ -1241,7 +1252,7 @@ static void hc_redirect(hc_req *r)
     if (ml) {
         memcpy(ml, method, mlen);
         memcpy(ml + mlen, r->buf + r->method_len, r->hdr_len);
-        rc = hc_build(r, ml, mlen, ml + mlen, r->hdr_len, nu, (size_t)n);
+        rc = hc_build(r, ml, mlen, ml + mlen, r->hdr_len, nu, (size_t)n, NULL);
         free(ml);
     }
     free(nu);
@@ -1253,7 +1264,8 @@ static void hc_redirect(hc_req *r)
     r->in_rbuf = 0;
     r->rlen = 0;
     r->msg = NULL;
-    hc_pool *pool = hc_pool_get(st, r->u.host, r->u.host_len, loom_url_port(&r->u));
+    hc_pool *pool =
+        hc_pool_get(st, r->u.host, r->u.host_len, loom_url_port(&r->u), r->pool->family);
     if (pool == NULL) {
         hc_fail(r, LOOM_EV_HTTP_ERROR, LOOM_ENOMEM, "out of memory");
         return;
@@ -1634,6 +1646,8 @@ int loom_http_request(loom_loop_t *loop, const char *url, const loom_http_reques
         opts = &defaults;
     if (opts->body && opts->on_body_source)
         return LOOM_EINVAL;
+    if (opts->family != 0 && opts->family != AF_INET && opts->family != AF_INET6)
+        return LOOM_EINVAL;
     const char *method = opts->method;
     if (method == NULL)
         method = (opts->body || opts->on_body_source) ? "POST" : "GET";
@@ -1730,7 +1744,7 @@ int loom_http_request(loom_loop_t *loop, const char *url, const loom_http_reques
                 hc_list_has(opts->headers[i + 1], "close"))
                 r->no_keepalive = 1;
     }
-    rc = hc_build(r, tmp, mlen, tmp + mlen, lines, url, url_len);
+    rc = hc_build(r, tmp, mlen, tmp + mlen, lines, url, url_len, &u);
     if (tmp != tmp_small)
         free(tmp);
     if (rc < 0)
@@ -1749,7 +1763,7 @@ int loom_http_request(loom_loop_t *loop, const char *url, const loom_http_reques
                       https ? "https is not supported yet" : "unsupported URL scheme");
         return 0;
     }
-    r->pool = hc_pool_get(st, r->u.host, r->u.host_len, loom_url_port(&r->u));
+    r->pool = hc_pool_get(st, r->u.host, r->u.host_len, loom_url_port(&r->u), opts->family);
     if (r->pool == NULL) {
         rc = LOOM_ENOMEM;
         goto fail;

@@ -1,0 +1,417 @@
+/* loom-fetch - fetch a URL with loom's HTTP client, or load-test a server.
+ *
+ *   loom-fetch URL [-X METHOD] [-H 'Name: value']... [-d DATA | --data-file F]
+ *              [-o FILE] [--timeout SECONDS] [-L] [-i] [-v]
+ *   loom-fetch --parallel N --requests M [options] URL
+ *
+ * The body goes to stdout (or FILE) as it downloads, so memory stays flat for
+ * any size; with stderr on a terminal a progress bar shows. Any failure (an
+ * error event, or an HTTP status of 400 or more) exits non-zero with one line
+ * on stderr saying what went wrong. Load mode keeps N requests in flight on
+ * keep-alive connections until M have completed and prints throughput and
+ * latency percentiles.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "loom.h"
+#include "loom/http_client.h"
+
+static const char *prog = "loom-fetch";
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: ", prog);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(1);
+}
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: %s URL [-X METHOD] [-H 'Name: value']... [-d DATA | --data-file F]\n"
+            "                  [-o FILE] [--timeout SECONDS] [-L] [-i] [-v]\n"
+            "       %s --parallel N --requests M [options] URL\n",
+            prog, prog);
+    exit(2);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* --- Options ----------------------------------------------------------------- */
+
+static const char *url, *method, *data, *data_file, *out_path;
+static const char **hdrs;
+static size_t nhdrs;
+static double timeout_s;
+static int follow, include_head, verbose;
+static long parallel, total_requests;
+
+static void add_header(const char *line)
+{
+    const char *colon = strchr(line, ':');
+    if (colon == NULL || colon == line)
+        die("bad header '%s' (expected 'Name: value')", line);
+    char *name = strndup(line, (size_t)(colon - line));
+    const char *v = colon + 1;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    hdrs = realloc(hdrs, (nhdrs + 3) * sizeof *hdrs);
+    if (name == NULL || hdrs == NULL)
+        die("out of memory");
+    hdrs[nhdrs++] = name;
+    hdrs[nhdrs++] = v;
+    hdrs[nhdrs] = NULL;
+}
+
+static void parse_args(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+#define NEXT() (i + 1 < argc ? argv[++i] : (usage(), ""))
+        if (strcmp(a, "-X") == 0)
+            method = NEXT();
+        else if (strcmp(a, "-H") == 0)
+            add_header(NEXT());
+        else if (strcmp(a, "-d") == 0 || strcmp(a, "--data") == 0)
+            data = NEXT();
+        else if (strcmp(a, "--data-file") == 0)
+            data_file = NEXT();
+        else if (strcmp(a, "-o") == 0)
+            out_path = NEXT();
+        else if (strcmp(a, "--timeout") == 0)
+            timeout_s = atof(NEXT());
+        else if (strcmp(a, "-L") == 0)
+            follow = 1;
+        else if (strcmp(a, "-i") == 0)
+            include_head = 1;
+        else if (strcmp(a, "-v") == 0)
+            verbose = 1;
+        else if (strcmp(a, "--parallel") == 0)
+            parallel = atol(NEXT());
+        else if (strcmp(a, "--requests") == 0)
+            total_requests = atol(NEXT());
+        else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)
+            usage();
+        else if (a[0] == '-')
+            die("unknown option '%s'", a);
+        else if (url == NULL)
+            url = a;
+        else
+            die("more than one URL");
+#undef NEXT
+    }
+    if (url == NULL)
+        usage();
+    if (data && data_file)
+        die("-d and --data-file exclude each other");
+    if ((parallel > 0) != (total_requests > 0))
+        die("load mode needs both --parallel N and --requests M");
+}
+
+/* --- Single fetch ------------------------------------------------------------- */
+
+static FILE *out;
+static int out_fd = -1;
+static int failed;
+static char fail_msg[600];
+static int status;
+static uint64_t received, expected;
+static int have_expected;
+static int progress;
+static double started, last_draw;
+
+static void draw_progress(int final)
+{
+    double t = now_s();
+    if (!final && t - last_draw < 0.1)
+        return;
+    last_draw = t;
+    double rate = received / ((t - started) > 1e-6 ? (t - started) : 1e-6);
+    char bar[41];
+    if (have_expected && expected > 0) {
+        int fill = (int)(40.0 * (double)received / (double)expected);
+        if (fill > 40)
+            fill = 40;
+        memset(bar, '#', (size_t)fill);
+        memset(bar + fill, ' ', (size_t)(40 - fill));
+        bar[40] = '\0';
+        fprintf(stderr, "\r[%s] %3d%% %.1f/%.1f MiB %.1f MiB/s ", bar,
+                (int)(100.0 * (double)received / (double)expected), received / 1048576.0,
+                expected / 1048576.0, rate / 1048576.0);
+    } else {
+        fprintf(stderr, "\r%.1f MiB %.1f MiB/s ", received / 1048576.0, rate / 1048576.0);
+    }
+    if (final)
+        fputc('\n', stderr);
+}
+
+static void print_head(FILE *f, const char *prefix, const loom_http_client_response_t *res)
+{
+    fprintf(f, "%sHTTP/1.%d %d %.*s\r\n", prefix, res->minor_version, res->status,
+            (int)res->reason_len, res->reason);
+    for (size_t i = 0; i < res->nheaders; i++)
+        fprintf(f, "%s%.*s: %.*s\r\n", prefix, (int)res->headers[i].name_len, res->headers[i].name,
+                (int)res->headers[i].value_len, res->headers[i].value);
+    fprintf(f, "%s\r\n", prefix);
+}
+
+static void on_headers(loom_http_client_req_t *req, const loom_http_client_response_t *res, void *d)
+{
+    (void)req;
+    (void)d;
+    status = res->status;
+    size_t len;
+    const char *cl = loom_http_client_header(res, "content-length", &len);
+    if (cl) {
+        expected = strtoull(cl, NULL, 10);
+        have_expected = 1;
+    }
+    if (verbose)
+        print_head(stderr, "< ", res);
+    if (include_head)
+        print_head(out, "", res);
+}
+
+static int on_body(loom_http_client_req_t *req, const char *chunk, size_t len, void *d)
+{
+    (void)req;
+    (void)d;
+    if (fwrite(chunk, 1, len, out) != len) {
+        snprintf(fail_msg, sizeof fail_msg, "cannot write the output: %s", strerror(errno));
+        failed = 1;
+        loom_http_client_cancel(req);
+        return 0;
+    }
+    received += len;
+    if (progress)
+        draw_progress(0);
+    return 0;
+}
+
+static void on_response(loom_http_client_req_t *req, const loom_http_client_response_t *res,
+                        void *d)
+{
+    (void)req;
+    (void)d;
+    status = res->status;
+    if (progress)
+        draw_progress(1);
+    if (res->status >= 400) {
+        failed = 22;
+        snprintf(fail_msg, sizeof fail_msg, "HTTP %d %.*s from %s", res->status,
+                 (int)res->reason_len, res->reason, res->url);
+    }
+}
+
+static void on_event(const loom_event_t *ev, void *d)
+{
+    (void)d;
+    if (progress && received)
+        fputc('\n', stderr);
+    failed = 1;
+    snprintf(fail_msg, sizeof fail_msg, "%s: %s", loom_event_kind_name(ev->kind), ev->msg);
+}
+
+static ssize_t file_source(loom_http_client_req_t *req, char *buf, size_t size, void *d)
+{
+    (void)req;
+    (void)d;
+    ssize_t n = read(out_fd, buf, size);
+    return n < 0 ? loom_err_from_errno(errno) : n;
+}
+
+static int file_rewind(loom_http_client_req_t *req, void *d)
+{
+    (void)req;
+    (void)d;
+    return lseek(out_fd, 0, SEEK_SET) == 0 ? 0 : loom_err_from_errno(errno);
+}
+
+static loom_http_request_opts base_opts(void)
+{
+    loom_http_request_opts o = {
+        .method = method,
+        .headers = hdrs,
+        .follow_redirects = follow,
+        .total_timeout_ms = timeout_s > 0 ? (uint32_t)(timeout_s * 1000) : 0,
+    };
+    if (data) {
+        o.body = data;
+        o.body_len = strlen(data);
+    }
+    return o;
+}
+
+static int fetch_one(loom_loop_t *loop)
+{
+    out = stdout;
+    if (out_path) {
+        out = fopen(out_path, "wb");
+        if (out == NULL)
+            die("cannot open %s: %s", out_path, strerror(errno));
+    }
+    loom_http_request_opts o = base_opts();
+    o.on_headers = on_headers;
+    o.on_body = on_body;
+    o.on_response = on_response;
+    o.on_event = on_event;
+    if (data_file) {
+        out_fd = open(data_file, O_RDONLY | O_CLOEXEC);
+        struct stat stt;
+        if (out_fd < 0 || fstat(out_fd, &stt) < 0)
+            die("cannot read %s: %s", data_file, strerror(errno));
+        o.on_body_source = file_source;
+        o.on_body_rewind = file_rewind;
+        o.body_length = stt.st_size;
+    }
+    progress = isatty(2) && !verbose;
+    started = now_s();
+    if (verbose)
+        fprintf(stderr, "> %s %s\n", method ? method : (data || data_file) ? "POST" : "GET", url);
+    int rc = loom_http_request(loop, url, &o, NULL);
+    if (rc < 0)
+        die("cannot fetch '%s': %s", url, loom_strerror(rc));
+    rc = loom_run(loop, LOOM_RUN_DEFAULT);
+    if (rc < 0 && !failed)
+        die("loop error: %s", loom_strerror(rc));
+    if (fflush(out) != 0 || (out != stdout && fclose(out) != 0))
+        die("cannot write the output: %s", strerror(errno));
+    if (out_fd >= 0)
+        close(out_fd);
+    if (failed) {
+        fprintf(stderr, "%s: %s\n", prog, fail_msg);
+        return failed;
+    }
+    return 0;
+}
+
+/* --- Load mode ------------------------------------------------------------------ */
+
+static long started_n, completed, errors;
+static double *lat;
+static double t_start;
+static loom_loop_t *lloop;
+static char first_error[600];
+
+typedef struct {
+    double t0;
+} slot_t;
+
+static void load_next(slot_t *s);
+
+static void load_done(slot_t *s)
+{
+    double t = now_s();
+    lat[completed++] = t - s->t0;
+    if (started_n < total_requests)
+        load_next(s);
+}
+
+static void load_response(loom_http_client_req_t *req, const loom_http_client_response_t *res,
+                          void *d)
+{
+    (void)req;
+    if (res->status >= 400 && !errors++)
+        snprintf(first_error, sizeof first_error, "HTTP %d", res->status);
+    load_done(d);
+}
+
+static void load_event(const loom_event_t *ev, void *d)
+{
+    if (!errors++)
+        snprintf(first_error, sizeof first_error, "%s: %s", loom_event_kind_name(ev->kind),
+                 ev->msg);
+    load_done(d);
+}
+
+static loom_http_request_opts load_opts;
+
+static void load_next(slot_t *s)
+{
+    started_n++;
+    s->t0 = now_s();
+    load_opts.data = s;
+    int rc = loom_http_request(lloop, url, &load_opts, NULL);
+    if (rc < 0)
+        die("cannot fetch '%s': %s", url, loom_strerror(rc));
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int load(loom_loop_t *loop)
+{
+    lloop = loop;
+    int rc = loom_http_client_configure(loop,
+                                        &(loom_http_client_opts){.max_per_host = (uint32_t)parallel,
+                                                                 .max_idle = (uint32_t)parallel});
+    if (rc < 0)
+        die("cannot configure the client: %s", loom_strerror(rc));
+    lat = malloc((size_t)total_requests * sizeof *lat);
+    slot_t *slots = calloc((size_t)parallel, sizeof *slots);
+    if (lat == NULL || slots == NULL)
+        die("out of memory");
+    load_opts = base_opts();
+    load_opts.on_response = load_response;
+    load_opts.on_event = load_event;
+    t_start = now_s();
+    for (long i = 0; i < parallel && started_n < total_requests; i++)
+        load_next(&slots[i]);
+    rc = loom_run(loop, LOOM_RUN_DEFAULT);
+    double el = now_s() - t_start;
+    if (rc < 0)
+        die("loop error: %s", loom_strerror(rc));
+    qsort(lat, (size_t)completed, sizeof *lat, cmp_d);
+#define PCT(p) (completed ? lat[(size_t)((double)(completed - 1) * (p))] * 1000.0 : 0.0)
+    printf("requests: %ld, time: %.3f s, req/s: %.0f, p50: %.3f ms, p90: %.3f ms, p99: %.3f ms, "
+           "max: %.3f ms",
+           completed, el, completed / (el > 0 ? el : 1e-9), PCT(0.5), PCT(0.9), PCT(0.99),
+           PCT(1.0));
+#undef PCT
+    loom_http_client_stats_t st;
+    loom_http_client_stats(loop, &st);
+    printf(", errors: %ld, connections: %" PRIu64 "\n", errors, st.connections);
+    free(lat);
+    free(slots);
+    if (errors) {
+        fprintf(stderr, "%s: %ld of %ld requests failed (first: %s)\n", prog, errors, completed,
+                first_error);
+        return 1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    parse_args(argc, argv);
+    loom_loop_t *loop;
+    int rc = loom_loop_new(&loop, NULL);
+    if (rc < 0)
+        die("cannot create the loop: %s", loom_strerror(rc));
+    rc = parallel > 0 ? load(loop) : fetch_one(loop);
+    loom_http_client_close_idle(loop);
+    loom_loop_free(loop);
+    return rc;
+}

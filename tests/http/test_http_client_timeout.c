@@ -1,0 +1,129 @@
+/* test_http_client_timeout.c - the four timeouts, each tripped by a slow
+ * peer and each arriving as an http timeout: connect (a listener whose
+ * backlog is full), first byte (a peer that reads the request and says
+ * nothing), idle (a body that stalls halfway) and total (a body that trickles
+ * in steadily, so the idle timeout never fires). Fast answers with every
+ * timeout set succeed. */
+#include "hc_test.h"
+
+static void script(hc_peer *p, int fd, int index)
+{
+    (void)p;
+    (void)index;
+    hc_reader *rd = malloc(sizeof *rd);
+    CHECK(rd);
+    hc_reader_init(rd, fd);
+    while (hc_read_request(rd) == 0) {
+        char path[128];
+        snprintf(path, sizeof path, "%.*s", (int)rd->req.target_len, rd->req.target);
+        if (strcmp(path, "/slowfirst") == 0) {
+            hc_wait_eof(fd, 1500);
+            break;
+        } else if (strcmp(path, "/stall") == 0) {
+            hc_writes(fd, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789");
+            hc_wait_eof(fd, 1500);
+            break;
+        } else if (strcmp(path, "/trickle") == 0) {
+            hc_writes(fd, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n");
+            for (int i = 0; i < 100; i++) {
+                if (hc_write(fd, "x", 1) < 0)
+                    break;
+                usleep(30000);
+            }
+            break;
+        } else {
+            hc_writes(fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        }
+    }
+    free(rd->body);
+    free(rd);
+}
+
+static void expect_timeout(loom_loop_t *loop, const char *url, loom_http_request_opts o,
+                           unsigned at_least, unsigned at_most, const char *msg_part)
+{
+    hc_result r = {0};
+    loom_update_time(loop);
+    uint64_t t0 = loom_now(loop);
+    hc_get(loop, url, &r, &o);
+    hc_run_until(loop, &r.done, 5000);
+    uint64_t el = r.done_at - t0;
+    if (r.done != 2 || r.ev_kind != LOOM_EV_HTTP_TIMEOUT || r.ev_code != LOOM_ETIMEDOUT ||
+        strstr(r.msg, msg_part) == NULL || el < at_least || el > at_most) {
+        fprintf(stderr, "%s: done %d kind %d msg \"%s\" after %llu ms\n", url, r.done, r.ev_kind,
+                r.msg, (unsigned long long)el);
+        exit(1);
+    }
+    hc_result_free(&r);
+}
+
+int main(void)
+{
+    test_timeout(25);
+    hc_peer peer;
+    hc_peer_start(&peer, script, NULL);
+    loom_loop_t *loop = test_loop_new();
+    char u[128];
+
+    /* Connect: a listener with a full backlog never completes the handshake. */
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK(bind(lfd, (struct sockaddr *)&a, sizeof a) == 0);
+    CHECK(listen(lfd, 0) == 0);
+    socklen_t alen = sizeof a;
+    CHECK(getsockname(lfd, (struct sockaddr *)&a, &alen) == 0);
+    int fill[4];
+    for (int i = 0; i < 4; i++) {
+        fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        CHECK(connect(fill[i], (struct sockaddr *)&a, sizeof a) == 0 || errno == EINPROGRESS);
+    }
+    usleep(50000);
+    snprintf(u, sizeof u, "http://127.0.0.1:%d/", ntohs(a.sin_port));
+    expect_timeout(loop, u, (loom_http_request_opts){.connect_timeout_ms = 150}, 150, 1000,
+                   "timed out after 150 ms");
+    for (int i = 0; i < 4; i++)
+        close(fill[i]);
+    close(lfd);
+
+    /* First byte. */
+    snprintf(u, sizeof u, "http://127.0.0.1:%d/slowfirst", peer.port);
+    expect_timeout(loop, u, (loom_http_request_opts){.first_byte_timeout_ms = 150}, 150, 1000,
+                   "first byte timeout");
+    /* Idle: the body stalls after 10 bytes. */
+    snprintf(u, sizeof u, "http://127.0.0.1:%d/stall", peer.port);
+    expect_timeout(loop, u,
+                   (loom_http_request_opts){.first_byte_timeout_ms = 1000, .idle_timeout_ms = 150},
+                   150, 1000, "idle timeout");
+    /* Total: 30 ms between bytes keeps the idle timeout quiet. */
+    snprintf(u, sizeof u, "http://127.0.0.1:%d/trickle", peer.port);
+    expect_timeout(loop, u,
+                   (loom_http_request_opts){.idle_timeout_ms = 400, .total_timeout_ms = 300}, 300,
+                   1000, "request timed out after 300 ms");
+
+    /* Fast answers: no timeout fires, before or after. */
+    snprintf(u, sizeof u, "http://127.0.0.1:%d/ok", peer.port);
+    for (int i = 0; i < 5; i++) {
+        hc_result r = {0};
+        hc_get(loop, u, &r,
+               &(loom_http_request_opts){.connect_timeout_ms = 100,
+                                         .first_byte_timeout_ms = 100,
+                                         .idle_timeout_ms = 100,
+                                         .total_timeout_ms = 100});
+        hc_run_until(loop, &r.done, 5000);
+        CHECK_EQ(r.done, 1);
+        CHECK_STR(r.body, "ok");
+        hc_result_free(&r);
+    }
+    /* The pooled connection outlives the request timeouts quietly. */
+    usleep(300000);
+    loom_run(loop, LOOM_RUN_NOWAIT);
+    loom_http_client_stats_t st;
+    loom_http_client_stats(loop, &st);
+    CHECK_EQ(st.idle, 1);
+    CHECK_EQ(st.errors, 4);
+
+    hc_loop_done(loop);
+    hc_peer_stop(&peer);
+    printf("http client timeout: ok\n");
+    return 0;
+}

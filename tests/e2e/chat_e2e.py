@@ -1,0 +1,409 @@
+#!/usr/bin/env python3
+"""End-to-end test of loom-chat (examples/chat.c) in headless Chromium.
+
+    chat_e2e.py --binary build/examples/loom-chat [--chromium /usr/bin/chromium]
+                [--screenshot out.png] [--tmpdir DIR] [--timeout 50]
+
+Starts loom-chat on a free port of 127.0.0.1 and Chromium with a fresh
+profile, opens the chat in two pages, A and B, and checks that:
+  - each page loads and its long poll is held open by the server (no
+    answer until the poll timeout, then a re-poll);
+  - a message typed into A (real key events) shows up in B, which was
+    already open and polling, within a few seconds, and vice versa;
+  - no page throws a JavaScript exception;
+  - a screenshot of both pages side by side can be taken (--screenshot);
+  - SIGINT makes loom-chat answer the held polls ("server stopped" in both
+    pages) and exit with status 0 (under ASan: without leaks).
+
+Chromium is driven through the DevTools protocol over --remote-debugging-pipe
+(file descriptors 3 and 4, NUL-delimited JSON): only Python's standard
+library is needed, no WebSocket and no debugging port. Exit status: 0 pass,
+1 fail. Everything started here is killed on the way out; both children also
+get SIGKILL if this process dies (PR_SET_PDEATHSIG).
+"""
+
+import argparse
+import base64
+import ctypes
+import fcntl
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+PR_SET_PDEATHSIG = 1
+VIEW_W, VIEW_H = 560, 640
+
+
+class Failure(Exception):
+    pass
+
+
+def log(msg):
+    print(f"chat_e2e: {msg}", file=sys.stderr, flush=True)
+
+
+def die_with_parent():
+    """preexec_fn: SIGKILL this child when the test process dies."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+class Deadline:
+    def __init__(self, seconds):
+        self.end = time.monotonic() + seconds
+
+    def left(self):
+        left = self.end - time.monotonic()
+        if left <= 0:
+            raise Failure("the test ran out of time")
+        return left
+
+
+class Browser:
+    """A Chromium process and a minimal DevTools protocol client."""
+
+    def __init__(self, chromium, profile, deadline):
+        self.deadline = deadline
+        self.next_id = 0
+        self.buf = b""
+        self.exceptions = []  # (page label, text) of uncaught JS exceptions
+        self.labels = {}  # sessionId -> page label
+        to_chrome_r, self.to_chrome = os.pipe()
+        self.from_chrome, from_chrome_w = os.pipe()
+
+        def child_setup():
+            # Chromium reads commands on fd 3 and writes on fd 4. dup2 to a
+            # new number also clears close-on-exec, which os.pipe() sets.
+            r = fcntl.fcntl(to_chrome_r, fcntl.F_DUPFD, 10)
+            w = fcntl.fcntl(from_chrome_w, fcntl.F_DUPFD, 10)
+            os.dup2(r, 3)
+            os.dup2(w, 4)
+            die_with_parent()
+
+        args = [
+            chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+            "--no-first-run", "--no-default-browser-check", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--disable-extensions",
+            "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
+            "--disable-backgrounding-occluded-windows", "--mute-audio", "--hide-scrollbars",
+            "--password-store=basic", "--use-mock-keychain", f"--user-data-dir={profile}",
+            f"--window-size={VIEW_W},{VIEW_H}", "--remote-debugging-pipe", "about:blank",
+        ]
+        self.log_path = os.path.join(os.path.dirname(profile), "chromium.log")
+        with open(self.log_path, "wb") as errlog:
+            # Its own session, so that its whole process tree can be killed
+            # at the end with one killpg(). close_fds=False because
+            # subprocess would close fds 3 and 4 after child_setup; Python's
+            # own descriptors are close-on-exec anyway (PEP 446).
+            self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=errlog,
+                                         stderr=errlog, preexec_fn=child_setup,
+                                         start_new_session=True, close_fds=False)
+        os.close(to_chrome_r)
+        os.close(from_chrome_w)
+
+    def _read_message(self, timeout):
+        end = time.monotonic() + timeout
+        while b"\0" not in self.buf:
+            left = min(end - time.monotonic(), self.deadline.left())
+            if left <= 0:
+                raise Failure("Chromium did not answer in time")
+            ready, _, _ = select.select([self.from_chrome], [], [], left)
+            if not ready:
+                continue
+            chunk = os.read(self.from_chrome, 1 << 20)
+            if not chunk:
+                raise Failure(f"Chromium went away (see {self.log_path})")
+            self.buf += chunk
+        raw, self.buf = self.buf.split(b"\0", 1)
+        return json.loads(raw)
+
+    def _on_event(self, msg):
+        method = msg.get("method")
+        if method == "Runtime.exceptionThrown":
+            d = msg["params"]["exceptionDetails"]
+            text = d.get("exception", {}).get("description") or d.get("text", "?")
+            self.exceptions.append((self.labels.get(msg.get("sessionId"), "?"), text))
+
+    def call(self, method, params=None, session=None, timeout=10):
+        self.next_id += 1
+        msg = {"id": self.next_id, "method": method, "params": params or {}}
+        if session:
+            msg["sessionId"] = session
+        data = json.dumps(msg).encode() + b"\0"
+        while data:
+            n = os.write(self.to_chrome, data)
+            data = data[n:]
+        while True:
+            reply = self._read_message(timeout)
+            if reply.get("id") == self.next_id:
+                if "error" in reply:
+                    raise Failure(f"{method}: {reply['error'].get('message')}")
+                return reply.get("result", {})
+            self._on_event(reply)
+
+    def open_page(self, label, url, width=VIEW_W, height=VIEW_H):
+        target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
+        session = self.call("Target.attachToTarget",
+                            {"targetId": target, "flatten": True})["sessionId"]
+        self.labels[session] = label
+        page = Page(self, session, label)
+        page.call("Runtime.enable")
+        page.call("Page.enable")
+        page.call("Emulation.setDeviceMetricsOverride",
+                  {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+        if url:
+            page.call("Page.navigate", {"url": url})
+        return page
+
+    def close(self):
+        if self.proc.poll() is None:
+            try:
+                self.call("Browser.close", timeout=3)
+            except (Failure, OSError):
+                pass
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        # Renderers and helpers, whatever is left of the tree.
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        if self.proc.poll() is None:
+            self.proc.wait(timeout=5)
+        for fd in (self.to_chrome, self.from_chrome):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+class Page:
+    def __init__(self, browser, session, label):
+        self.browser = browser
+        self.session = session
+        self.label = label
+
+    def call(self, method, params=None, timeout=10):
+        return self.browser.call(method, params, self.session, timeout)
+
+    def eval(self, expr):
+        res = self.call("Runtime.evaluate",
+                        {"expression": expr, "returnByValue": True, "awaitPromise": True})
+        if "exceptionDetails" in res:
+            d = res["exceptionDetails"]
+            raise Failure(f"page {self.label}: {expr!r} threw "
+                          f"{d.get('exception', {}).get('description') or d.get('text')}")
+        return res["result"].get("value")
+
+    def wait_for(self, expr, seconds, what):
+        end = time.monotonic() + seconds
+        while True:
+            if self.eval(expr):
+                return
+            if time.monotonic() >= end:
+                raise Failure(f"page {self.label}: {what} (not within {seconds} s)")
+            self.browser.deadline.left()
+            time.sleep(0.05)
+
+    def key(self, key, code, vk, text=None):
+        down = {"type": "keyDown", "key": key, "code": code, "windowsVirtualKeyCode": vk,
+                "nativeVirtualKeyCode": vk}
+        if text:
+            down["text"] = text
+            down["unmodifiedText"] = text
+        self.call("Input.dispatchKeyEvent", down)
+        self.call("Input.dispatchKeyEvent",
+                  {"type": "keyUp", "key": key, "code": code, "windowsVirtualKeyCode": vk,
+                   "nativeVirtualKeyCode": vk})
+
+    def type_message(self, text):
+        """Types into the message box like a person would and presses Enter."""
+        self.eval("document.getElementById('text').focus(), true")
+        self.call("Input.insertText", {"text": text})
+        self.key("Enter", "Enter", 13, "\r")
+
+    def screenshot(self):
+        return self.call("Page.captureScreenshot", {"format": "png"}, timeout=15)["data"]
+
+
+def shows(text):
+    return ("[...document.querySelectorAll('#messages .body')]"
+            f".some((e) => e.textContent === {json.dumps(text)})")
+
+
+def set_name(page, name):
+    page.eval(f"document.getElementById('name').value = {json.dumps(name)}, true")
+
+
+def send_and_expect(sender, receiver, text):
+    """sender types `text`; receiver, already polling, must show it."""
+    before = receiver.eval("window.loomChat.polls")
+    t0 = time.monotonic()
+    sender.type_message(text)
+    sender.wait_for(shows(text), 5, f"own message {text!r} not shown")
+    receiver.wait_for(shows(text), 5, f"message {text!r} from page {sender.label} not shown")
+    latency = (time.monotonic() - t0) * 1000
+    polls = receiver.eval("window.loomChat.polls") - before
+    # The message arrives on the poll that was already held; short polling
+    # would show up as many more requests.
+    if polls > 3:
+        raise Failure(f"page {receiver.label} made {polls} polls for one message")
+    sender.wait_for("document.getElementById('text').value === ''", 2, "message box not cleared")
+    log(f"{sender.label} -> {receiver.label}: {text!r} in {latency:.0f} ms")
+
+
+def compose_screenshot(browser, shots, path):
+    """Puts the pages' screenshots side by side in a third page and captures
+    that: one image of the whole conversation, with Python's stdlib only."""
+    pad = 16
+    width, height = 2 * VIEW_W + 3 * pad, VIEW_H + 2 * pad + 28
+    page = browser.open_page("screenshot", None, width, height)
+    figures = "".join(
+        f'<figure><figcaption>{label}</figcaption>'
+        f'<img src="data:image/png;base64,{data}"></figure>' for label, data in shots)
+    html = (f"<style>body{{margin:0;padding:{pad}px;background:#2b303b;display:flex;"
+            f"gap:{pad}px;font:600 14px system-ui,sans-serif;color:#dfe4ee}}"
+            "figure{margin:0}figcaption{height:28px}"
+            "img{display:block;border-radius:6px;box-shadow:0 2px 8px #0008}</style>"
+            + figures)
+    page.eval(f"document.body.innerHTML = {json.dumps(html)};"
+              "Promise.all([...document.images].map((i) => i.decode())).then(() => true)")
+    data = page.screenshot()
+    with open(path, "wb") as f:
+        f.write(base64.b64decode(data))
+    log(f"screenshot: {path}")
+
+
+def start_server(binary, tmpdir, deadline):
+    errlog = open(os.path.join(tmpdir, "loom-chat.log"), "wb")
+    proc = subprocess.Popen([binary, "--port", "0", "--poll-timeout", "2500", "--verbose"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errlog,
+                            preexec_fn=die_with_parent)
+    errlog.close()
+    line = b""
+    while not line.endswith(b"\n"):
+        ready, _, _ = select.select([proc.stdout], [], [], min(deadline.left(), 10))
+        if not ready:
+            raise Failure("loom-chat did not say where it listens")
+        chunk = os.read(proc.stdout.fileno(), 4096)
+        if not chunk:
+            raise Failure(f"loom-chat exited early ({proc.wait()})")
+        line += chunk
+    m = re.search(rb"http://127\.0\.0\.1:(\d+)/", line)
+    if not m:
+        raise Failure(f"unexpected banner {line!r}")
+    return proc, f"http://127.0.0.1:{int(m.group(1))}/"
+
+
+def run(args, tmpdir, deadline):
+    server = browser = None
+    try:
+        server, url = start_server(args.binary, tmpdir, deadline)
+        log(f"loom-chat at {url}")
+        profile = os.path.join(tmpdir, "profile")
+        os.mkdir(profile)
+        browser = Browser(args.chromium, profile, deadline)
+        version = browser.call("Browser.getVersion", timeout=20)["product"]
+        log(f"browser: {version}")
+
+        a = browser.open_page("A", url)
+        b = browser.open_page("B", url)
+        live = "document.readyState === 'complete' && window.loomChat?.status === 'live'"
+        a.wait_for(live, 10, "chat did not go live")
+        b.wait_for(live, 10, "chat did not go live")
+        set_name(a, "alice")
+        set_name(b, "bob")
+
+        # The poll is held: after a re-poll (the server's 2.5 s poll timeout
+        # answers the first one empty), nothing comes back for a while.
+        p0 = b.eval("window.loomChat.polls")
+        b.wait_for(f"window.loomChat.polls > {p0}", 5, "no re-poll after the poll timeout")
+        p1 = b.eval("window.loomChat.polls")
+        time.sleep(1.0)
+        if b.eval("window.loomChat.polls") != p1:
+            raise Failure("page B's poll was answered at once instead of being held")
+
+        send_and_expect(a, b, "Hi Bob! This came to you through a long poll held by loom.")
+        send_and_expect(b, a, "Hi Alice, got it at once. Nice and snappy!")
+        send_and_expect(a, b, "Ctrl-C on the server answers the pending polls, then it exits.")
+        for page in (a, b):
+            n = page.eval("document.querySelectorAll('#messages .msg').length")
+            if n != 3:
+                raise Failure(f"page {page.label} shows {n} messages, not 3")
+            mine = page.eval("document.querySelectorAll('#messages .msg.mine').length")
+            if mine != (2 if page is a else 1):
+                raise Failure(f"page {page.label} marks {mine} messages as its own")
+
+        if args.screenshot:
+            compose_screenshot(browser, [("Page A: alice", a.screenshot()),
+                                         ("Page B: bob", b.screenshot())], args.screenshot)
+
+        # Graceful close: both pages' held polls must be answered ("server
+        # stopped"), then loom-chat exits on its own, cleanly.
+        server.send_signal(signal.SIGINT)
+        try:
+            status = server.wait(timeout=min(deadline.left(), 10))
+        except subprocess.TimeoutExpired:
+            raise Failure("loom-chat did not exit within 10 s of SIGINT")
+        if status != 0:
+            raise Failure(f"loom-chat exited with status {status} after SIGINT")
+        for page in (a, b):
+            page.wait_for("window.loomChat.status === 'stopped'", 5,
+                          "held poll not answered at shutdown")
+        log("SIGINT: held polls answered, loom-chat exited with status 0")
+
+        if browser.exceptions:
+            raise Failure(f"JavaScript exceptions: {browser.exceptions}")
+    finally:
+        if browser:
+            browser.close()
+        if server and server.poll() is None:
+            server.kill()
+            server.wait()
+        if server:
+            server.stdout.close()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--binary", required=True, help="the loom-chat executable")
+    ap.add_argument("--chromium", default=os.environ.get("LOOM_CHROMIUM", "/usr/bin/chromium"))
+    ap.add_argument("--screenshot", help="where to save the screenshot (PNG)")
+    ap.add_argument("--tmpdir", help="scratch directory (default: a new one, removed after)")
+    ap.add_argument("--timeout", type=float, default=50, help="overall limit in seconds")
+    args = ap.parse_args()
+
+    deadline = Deadline(args.timeout)
+    own_tmp = args.tmpdir is None
+    tmpdir = tempfile.mkdtemp(prefix="loom-chat-e2e-") if own_tmp else args.tmpdir
+    ok = False
+    try:
+        run(args, tmpdir, deadline)
+        ok = True
+    except Failure as e:
+        log(f"FAIL: {e}")
+        for name in ("loom-chat.log", "chromium.log"):
+            path = os.path.join(tmpdir, name)
+            if os.path.exists(path):
+                with open(path, errors="replace") as f:
+                    tail = f.read()[-3000:]
+                log(f"--- {name} (end) ---\n{tail}")
+    finally:
+        if own_tmp:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+    if ok:
+        log("PASS")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -919,8 +919,8 @@ def one_concurrency_run(ctx, res, name, role, servers, port, load):
 
 
 FETCH_RPS = [re.compile(r'"req_per_s"\s*:\s*([\d.]+)'),
-             re.compile(r"([\d][\d,.]*)\s*(?:req/s|requests/s|requests/sec|rps)", re.I),
-             re.compile(r"(?:req/s|requests/sec|rps)\s*[:=]?\s*([\d][\d,.]*)", re.I)]
+             re.compile(r"(?:req/s|requests/sec|rps)\s*[:=]?\s*([\d][\d,.]*)", re.I),
+             re.compile(r"([\d][\d,.]*)\s*(?:req/s|requests/s|requests/sec|rps)", re.I)]
 
 
 def parse_rps(text):
@@ -954,7 +954,8 @@ def wl_http_client(ctx, res):
                                    LOAD_CORE, 120, name="loom-fetch")
                 rps = parse_rps(out) if not err else None
                 if rps:
-                    res.add("http_client", "loom-fetch", "loom", rps)
+                    res.add("http_client", "loom-fetch", "loom", rps,
+                            {"output": out.strip().splitlines()[-1][:300]})
                 else:
                     res.na("http_client", "loom-fetch", "loom",
                            err or "no req/s in output: %s" % out.strip()[-120:])

@@ -1,0 +1,266 @@
+/* test_http_client_nginx.c - the client against a real nginx started on
+ * loopback with a config of the test's own: keep-alive reuse (nginx's
+ * $connection in a header stays the same), a chunked body (sub_filter drops
+ * the length), a 404, and a 100 MiB file streamed with flat memory (the
+ * process's RSS may not grow by more than a few MiB while it downloads).
+ * Skipped when /usr/sbin/nginx is missing. */
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "hc_test.h"
+
+#define NGINX    "/usr/sbin/nginx"
+#define BIG_SIZE (100ull << 20)
+
+static char dir[256];
+static pid_t ngx = -1;
+static int port;
+
+static void stop_nginx(void)
+{
+    if (ngx > 0) {
+        kill(ngx, SIGTERM);
+        waitpid(ngx, NULL, 0);
+        ngx = -1;
+    }
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (dir[0])
+        (void)!system(cmd);
+}
+
+static int free_port(void)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK(bind(s, (struct sockaddr *)&a, sizeof a) == 0);
+    socklen_t len = sizeof a;
+    CHECK(getsockname(s, (struct sockaddr *)&a, &len) == 0);
+    close(s);
+    return ntohs(a.sin_port);
+}
+
+static void write_file(const char *name, const char *text)
+{
+    char p[400];
+    snprintf(p, sizeof p, "%s/html/%s", dir, name);
+    FILE *f = fopen(p, "w");
+    CHECK(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void start_nginx(void)
+{
+    if (access(NGINX, X_OK) != 0)
+        TEST_SKIP("%s is missing (Debian package nginx-light)", NGINX);
+    snprintf(dir, sizeof dir, "/tmp/loom-hc-nginx-XXXXXX");
+    CHECK(mkdtemp(dir));
+    char p[400];
+    snprintf(p, sizeof p, "%s/html", dir);
+    CHECK(mkdir(p, 0755) == 0);
+    snprintf(p, sizeof p, "%s/logs", dir);
+    CHECK(mkdir(p, 0755) == 0);
+    write_file("index.html", "hello from nginx\n");
+    /* 2000 lines for sub_filter: the answer goes out chunked. */
+    char *sub = malloc(64 * 2000 + 1);
+    CHECK(sub);
+    sub[0] = '\0';
+    for (int i = 0; i < 2000; i++)
+        strcat(sub, "line with hello in it, and more text to make it longer\n");
+    write_file("sub.html", sub);
+    free(sub);
+    snprintf(p, sizeof p, "%s/html/big.bin", dir);
+    int fd = open(p, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+    CHECK(fd >= 0);
+    CHECK(ftruncate(fd, (off_t)BIG_SIZE) == 0); /* sparse */
+    close(fd);
+    port = free_port();
+    char conf[4096];
+    snprintf(conf, sizeof conf,
+             "daemon off;\nmaster_process off;\nworker_processes 1;\nuser root;\n"
+             "pid %s/nginx.pid;\nerror_log %s/logs/error.log;\n"
+             "events { worker_connections 256; }\n"
+             "http {\n access_log off;\n"
+             " client_body_temp_path %s/t1; proxy_temp_path %s/t2; fastcgi_temp_path %s/t3;\n"
+             " uwsgi_temp_path %s/t4; scgi_temp_path %s/t5;\n"
+             " server {\n  listen 127.0.0.1:%d;\n  root %s/html;\n"
+             "  location = /conn { add_header X-Conn $connection; return 200 \"c\"; }\n"
+             "  location = /sub.html { sub_filter 'hello' 'HELLO'; sub_filter_once off;\n"
+             "                         sub_filter_types *; }\n"
+             " }\n}\n",
+             dir, dir, dir, dir, dir, dir, dir, port, dir);
+    snprintf(p, sizeof p, "%s/nginx.conf", dir);
+    FILE *f = fopen(p, "w");
+    CHECK(f);
+    fputs(conf, f);
+    fclose(f);
+    atexit(stop_nginx);
+    ngx = fork();
+    CHECK(ngx >= 0);
+    if (ngx == 0) {
+        int dn = open("/dev/null", O_RDWR);
+        dup2(dn, 1);
+        dup2(dn, 2);
+        execl(NGINX, "nginx", "-p", dir, "-c", p, (char *)NULL);
+        _exit(127);
+    }
+    /* Wait until it answers. */
+    for (int i = 0; i < 200; i++) {
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_port = htons((uint16_t)port),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        int ok = connect(s, (struct sockaddr *)&a, sizeof a) == 0;
+        close(s);
+        if (ok)
+            return;
+        if (waitpid(ngx, NULL, WNOHANG) == ngx) {
+            ngx = -1;
+            TEST_SKIP("nginx did not start (see %s/logs/error.log)", dir);
+        }
+        usleep(20000);
+    }
+    TEST_SKIP("nginx did not come up");
+}
+
+static long rss_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb;
+}
+
+typedef struct {
+    uint64_t got;
+    long rss0, rss_max;
+    int nonzero, done, events;
+} big_state;
+
+static int big_body(loom_http_client_req_t *req, const char *chunk, size_t len, void *data)
+{
+    big_state *s = data;
+    (void)req;
+    for (size_t i = 0; i < len; i += 4096)
+        if (chunk[i])
+            s->nonzero++;
+    uint64_t before = s->got;
+    s->got += len;
+    if (s->rss0 < 0 && s->got > (4u << 20))
+        s->rss0 = rss_kb(); /* after warm-up: buffers and slabs exist */
+    if (s->rss0 >= 0 && (before >> 22) != (s->got >> 22)) {
+        long r = rss_kb();
+        if (r > s->rss_max)
+            s->rss_max = r;
+    }
+    return 0;
+}
+
+static void big_response(loom_http_client_req_t *req, const loom_http_client_response_t *res,
+                         void *data)
+{
+    big_state *s = data;
+    (void)req;
+    CHECK_EQ(res->status, 200);
+    s->done = 1;
+}
+
+static void big_event(const loom_event_t *ev, void *data)
+{
+    big_state *s = data;
+    fprintf(stderr, "big: %s\n", ev->msg);
+    s->events++;
+    s->done = 1;
+}
+
+int main(void)
+{
+    test_timeout(25);
+    start_nginx();
+    loom_loop_t *loop = test_loop_new();
+    char u[128];
+    hc_result r;
+
+    /* Keep-alive: the same nginx connection answers every request. */
+    snprintf(u, sizeof u, "http://127.0.0.1:%d/conn", port);
+    char first[64] = "";
+    for (int i = 0; i < 5; i++) {
+        memset(&r, 0, sizeof r);
+        hc_get(loop, u, &r, NULL);
+        hc_run_until(loop, &r.done, 5000);
+        CHECK_EQ(r.done, 1);
+        CHECK_STR(r.body, "c");
+        const char *c = strstr(r.headers, "X-Conn: ");
+        CHECK(c);
+        char val[64];
+        snprintf(val, sizeof val, "%.*s", (int)strcspn(c + 8, "\n"), c + 8);
+        if (i == 0)
+            snprintf(first, sizeof first, "%s", val);
+        else
+            CHECK_STR(val, first);
+        CHECK_EQ(r.reused, i > 0);
+        hc_result_free(&r);
+    }
+
+    /* A plain file, then a chunked one. */
+    snprintf(u, sizeof u, "http://127.0.0.1:%d/", port);
+    memset(&r, 0, sizeof r);
+    hc_get(loop, u, &r, NULL);
+    hc_run_until(loop, &r.done, 5000);
+    CHECK_EQ(r.status, 200);
+    CHECK_STR(r.body, "hello from nginx\n");
+    hc_result_free(&r);
+    snprintf(u, sizeof u, "http://127.0.0.1:%d/sub.html", port);
+    memset(&r, 0, sizeof r);
+    hc_get(loop, u, &r, NULL);
+    hc_run_until(loop, &r.done, 5000);
+    CHECK_EQ(r.status, 200);
+    CHECK(strstr(r.headers, "Transfer-Encoding: chunked") != NULL);
+    CHECK_EQ(r.body_len, 2000 * strlen("line with HELLO in it, and more text to make it longer\n"));
+    CHECK(strncmp(r.body, "line with HELLO in it", 21) == 0);
+    CHECK(strstr(r.body, "hello") == NULL);
+    hc_result_free(&r);
+
+    /* 404. */
+    snprintf(u, sizeof u, "http://127.0.0.1:%d/missing", port);
+    memset(&r, 0, sizeof r);
+    hc_get(loop, u, &r, NULL);
+    hc_run_until(loop, &r.done, 5000);
+    CHECK_EQ(r.done, 1);
+    CHECK_EQ(r.status, 404);
+    CHECK(strstr(r.body, "404") != NULL);
+    hc_result_free(&r);
+
+    /* 100 MiB streamed: memory stays flat. */
+    big_state s = {.rss0 = -1};
+    snprintf(u, sizeof u, "http://127.0.0.1:%d/big.bin", port);
+    CHECK_OK(loom_http_request(
+        loop, u,
+        &(loom_http_request_opts){
+            .on_body = big_body, .on_response = big_response, .on_event = big_event, .data = &s},
+        NULL));
+    hc_run_until(loop, &s.done, 20000);
+    CHECK_EQ(s.events, 0);
+    CHECK_EQ(s.got, BIG_SIZE);
+    CHECK_EQ(s.nonzero, 0);
+    fprintf(stderr, "100 MiB streamed: RSS %ld kB after warm-up, at most %ld kB\n", s.rss0,
+            s.rss_max);
+    CHECK(s.rss0 > 0 && s.rss_max > 0);
+    CHECK(s.rss_max - s.rss0 < 4 * 1024);
+
+    loom_http_client_stats_t st;
+    loom_http_client_stats(loop, &st);
+    CHECK_EQ(st.connections, 1);
+    hc_loop_done(loop);
+    stop_nginx();
+    printf("http client nginx: ok\n");
+    return 0;
+}

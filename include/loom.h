@@ -18,21 +18,12 @@
 #include "loom/signal.h"
 #include "loom/stats.h"
 #include "loom/backend.h"
-#if __has_include("loom/dns.h")
 #include "loom/dns.h"
-#endif
-#if __has_include("loom/tcp.h")
 #include "loom/tcp.h"
-#endif
-#if __has_include("loom/url.h")
 #include "loom/url.h"
-#endif
-#if __has_include("loom/http_parser.h")
 #include "loom/http_parser.h"
-#endif
-#if __has_include("loom/http.h")
 #include "loom/http.h"
-#endif
+#include "loom/http_client.h"
 
 #define LOOM_VERSION_MAJOR 0
 #define LOOM_VERSION_MINOR 1

@@ -63,6 +63,10 @@ METRICS = {
 }
 
 
+PROBE_FROM = {"backend_echo": "echo", "backend_http_plain": "http_plain",
+              "backend_http_pipelined": "http_pipelined"}
+
+
 def log(msg):
     print(msg, file=sys.stderr, flush=True)
 
@@ -456,12 +460,19 @@ class Results:
         if not r["note"]:
             r["note"] = why
 
+    def probe(self, metric):
+        """The limit probe's figure for a metric; the backend figures are
+        compared with the probe of the matching main workload."""
+        rows = self.rows.get(PROBE_FROM.get(metric, metric), [])
+        return next((r["value"] for r in rows if r["role"] == "probe" and r.get("value")), None)
+
     def finish(self):
-        for metric, rows in self.rows.items():
+        for rows in self.rows.values():
             for r in rows:
                 r["value"] = statistics.median(r["runs"]) if r["runs"] else None
+        for metric, rows in self.rows.items():
             loom = next((r["value"] for r in rows if r["role"] == "loom"), None)
-            probe = next((r["value"] for r in rows if r["role"] == "probe"), None)
+            probe = self.probe(metric)
             for r in rows:
                 v = r["value"]
                 r["loom_over_peer"] = (loom / v if loom is not None and v and r["role"] != "loom"
@@ -553,15 +564,15 @@ def plot(results, outdir):
                     name += "\\n(limit probe)"
                 f.write('%d "%s" %g %s %s\n' % (i, name, v if v is not None else 0,
                                                  colors[r["role"]], label))
-        probe = next((r["value"] for r in rows if r["role"] == "probe" and r["value"]), None)
+        probe = results.probe(metric)
         png = os.path.join(outdir, metric + ".png")
         script = [
-            "set terminal %s" % term,
+            "set terminal %s noenhanced" % term,
             "set output '%s'" % png,
             "set title \"%s\\n(%s, %s is better)\"" % (title, unit, "higher" if higher else "lower"),
             "set style fill solid 0.85 border -1",
             "set boxwidth 0.6",
-            "set yrange [0:%g]" % (1.15 * max([r["value"] or 0 for r in rows] + [1e-9])),
+            "set yrange [0:%g]" % (1.15 * max([r["value"] or 0 for r in rows] + [probe or 1e-9])),
             "set ylabel '%s'" % unit,
             "set xtics nomirror",
             "set grid ytics",
@@ -1005,7 +1016,7 @@ def wl_backends(ctx, res):
         env = {"LOOM_BACKEND": b}
         label = "loom [%s]" % b
         if echo:
-            prog = Program(label, "peer",
+            prog = Program(label, "loom",
                            lambda port: [echo, "--port", str(port)] + loopback_args(echo),
                            env=env, kind="echo")
             srv, why = start_server(ctx, prog)
@@ -1015,7 +1026,7 @@ def wl_backends(ctx, res):
             else:
                 SKIPPED.append("loom-echo on %s: %s" % (b, why[:160]))
         if hello:
-            prog = Program(label, "peer",
+            prog = Program(label, "loom",
                            lambda port: [hello, "--port", str(port)] + loopback_args(hello),
                            env=env)
             srv, why = start_server(ctx, prog)

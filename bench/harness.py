@@ -37,10 +37,10 @@ BODY = b"omglolwtf"
 # --- Settings ---------------------------------------------------------------
 
 FULL = dict(runs=3, timers=1_000_000, echo_s=5, http_s=5, mem_conns=15000, mem_runs=3,
-            conc_runs=3, conc_delay=5, conc_s=7, conc_procs=4, conc_max=18500,
+            conc_runs=3, conc_delay=5, conc_s=7, conc_procs=6, conc_max=18500,
             client_requests=300_000, client_wrk_s=3, backend_s=3)
 QUICK = dict(runs=1, timers=1_000_000, echo_s=2, http_s=2, mem_conns=15000, mem_runs=1,
-             conc_runs=1, conc_delay=5, conc_s=4, conc_procs=4, conc_max=18500,
+             conc_runs=1, conc_delay=5, conc_s=4.5, conc_procs=6, conc_max=18500,
              client_requests=60_000, client_wrk_s=1, backend_s=1)
 
 BACKENDS = ["epoll", "poll", "io_uring", "uv", "event", "ev"]

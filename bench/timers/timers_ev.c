@@ -59,4 +59,11 @@ static void impl_fini(void)
     free(timers);
 }
 
+static const char *impl_detail(void)
+{
+    static char v[32];
+    snprintf(v, sizeof v, "%d.%d", ev_version_major(), ev_version_minor());
+    return v;
+}
+
 #include "timers_main.h"

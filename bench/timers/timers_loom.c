@@ -60,4 +60,9 @@ static void impl_fini(void)
     free(timers);
 }
 
+static const char *impl_detail(void)
+{
+    return loom_loop_backend(loop);
+}
+
 #include "timers_main.h"

@@ -11,6 +11,8 @@
  *   static void impl_run(void)        run the loop until impl_break()
  *   static void impl_break(void)      make impl_run() return
  *   static void impl_fini(void)
+ *   static const char *impl_detail(void)  backend or library version, for
+ *                                     the JSON line
  * and calls timers_fired() from each timer's callback.
  *
  * Phase (a): start every timer, then stop every timer; wall-clock ns per
@@ -67,10 +69,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: only %zu of %zu timers fired\n", IMPL_NAME, timers_fired_count, n);
         return 1;
     }
-    printf("{\"impl\":\"%s\",\"timers\":%zu,\"start_stop_ns\":%.1f,\"fire_cpu_ns\":%.1f,"
-           "\"fire_wall_ms\":%.1f}\n",
-           IMPL_NAME, n, (double)(t1 - t0) / (double)n, (double)(c1 - c0) / (double)n,
-           (double)(w1 - w0) / 1e6);
+    printf("{\"impl\":\"%s\",\"detail\":\"%s\",\"timers\":%zu,\"start_stop_ns\":%.1f,"
+           "\"fire_cpu_ns\":%.1f,\"fire_wall_ms\":%.1f}\n",
+           IMPL_NAME, impl_detail(), n, (double)(t1 - t0) / (double)n,
+           (double)(c1 - c0) / (double)n, (double)(w1 - w0) / 1e6);
     impl_fini();
     free(timers_delay);
     return 0;

@@ -57,4 +57,9 @@ static void impl_fini(void)
     /* The process exits next; libuv's handles need no tidying for that. */
 }
 
+static const char *impl_detail(void)
+{
+    return uv_version_string();
+}
+
 #include "timers_main.h"

@@ -1098,6 +1098,9 @@ def main():
         SERVER_CORE = int(os.environ.get("BENCH_SERVER_CORE", cpus[0]))
         LOAD_CORE = int(os.environ.get("BENCH_LOAD_CORE", cpus[1]))
         CORES = True
+        # The harness's own work (sampling /proc, parsing) belongs on the
+        # load side, never on the server's core.
+        os.sched_setaffinity(0, {LOAD_CORE})
     else:
         log("warning: fewer than 2 CPUs or no taskset: nothing is pinned")
 

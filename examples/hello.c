@@ -1,0 +1,90 @@
+/* examples/hello.c - loom-hello: the smallest HTTP server, and the one the
+ * benchmarks run. Every request gets 200, "Content-Type: text/plain" and the
+ * body "omglolwtf" through the ordinary loom_http_respond().
+ *
+ *   loom-hello [--port P] [--bind ADDR] [--threads N]
+ *
+ * SIGINT or SIGTERM closes the server gracefully (answers in flight are
+ * finished) and the program exits when the loop has nothing left.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "loom.h"
+
+static const char *const hello_headers[] = {"Content-Type", "text/plain", NULL};
+
+static void on_request(loom_http_req_t *req, void *data)
+{
+    (void)data;
+    loom_http_respond(req, 200, hello_headers, "omglolwtf", 9);
+}
+
+typedef struct {
+    loom_loop_t *loop;
+    loom_http_server_t *srv;
+} hello_app;
+
+/* SIGINT/SIGTERM: graceful close; the handlers go too, so the loop ends
+ * once the last answer is out. */
+static void on_signal(loom_signal_t *sig, int signum, void *data)
+{
+    hello_app *app = data;
+    (void)sig;
+    (void)signum;
+    if (app->srv)
+        loom_http_server_close(app->srv, 0, NULL);
+    app->srv = NULL;
+    loom_signal_clear(app->loop);
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: loom-hello [--port P] [--bind ADDR] [--threads N]\n");
+    exit(2);
+}
+
+int main(int argc, char **argv)
+{
+    int port = 8080;
+    unsigned threads = 1;
+    const char *bind = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--port") == 0 && i + 1 < argc)
+            port = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
+            threads = (unsigned)atoi(argv[++i]);
+        else if (strcmp(argv[i], "--bind") == 0 && i + 1 < argc)
+            bind = argv[++i];
+        else
+            usage();
+    }
+    loom_loop_t *loop;
+    int r = loom_loop_new(&loop, NULL);
+    if (r < 0) {
+        fprintf(stderr, "loom-hello: %s\n", loom_strerror(r));
+        return 1;
+    }
+    hello_app app = {.loop = loop};
+    loom_http_server_opts opts = {.threads = threads, .max_connections = 100000};
+    r = loom_http_server(loop, bind, port, on_request, &opts, &app.srv);
+    if (r < 0) {
+        fprintf(stderr, "loom-hello: cannot listen on port %d: %s\n", port, loom_strerror(r));
+        loom_loop_free(loop);
+        return 1;
+    }
+    if (loom_signal_handler(loop, SIGINT, on_signal, &app, NULL) < 0 ||
+        loom_signal_handler(loop, SIGTERM, on_signal, &app, NULL) < 0) {
+        fprintf(stderr, "loom-hello: cannot install signal handlers\n");
+        loom_loop_free(loop);
+        return 1;
+    }
+    fprintf(stderr, "loom-hello: listening on port %d (%u thread%s, %s)\n",
+            loom_http_server_port(app.srv), threads ? threads : 1, threads > 1 ? "s" : "",
+            loom_loop_backend(loop));
+    r = loom_run(loop, LOOM_RUN_DEFAULT);
+    loom_loop_free(loop);
+    return r < 0 ? 1 : 0;
+}

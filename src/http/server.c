@@ -1,0 +1,1494 @@
+/* http/server.c - the HTTP/1.1 server: listener, connection state machine,
+ * request life cycle and closing. Answers are built in server_resp.c, the
+ * request accessors live in server_req.c and the threads in
+ * server_threads.c.
+ *
+ * A connection is a loom socket of the server's class (raw hooks, 16 bytes
+ * of extension: loom__hconn). It reads into the loop's scratch buffer and
+ * parses requests in place; nothing is allocated for a request that arrives
+ * in one read and is answered inside on_request. Only what must outlive a
+ * read is copied: a partial head (into a small loom__hbuf), the head and body
+ * of a request the application keeps (loom__hreq_persist), and bytes that
+ * arrive behind a request still in flight.
+ *
+ * One request at a time per connection: the next pipelined request is parsed
+ * only when the current one has been answered. While the connection is being
+ * processed (loop->batch == the socket) answers gather in the loop's output
+ * buffer and leave in one write at the end (loom__hconn_batch_end).
+ *
+ * The one function that settles where a connection stands after any change
+ * (reading on or off, which timeout applies, closing) is loom__hconn_settle.
+ * The one path by which a connection leaves is loom__hconn_detach: it frees
+ * what the connection holds and tells the application about a request it
+ * still owns (on_close).
+ *
+ * Timeouts use the socket layer's timeout groups (no timer per
+ * connection): the read timeout of a socket is switched between the idle,
+ * header, body and linger groups as the state changes; the write timeout is
+ * the class's. The header deadline is also checked against the head's first
+ * byte on every read, so a trickling client is cut off.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include "http/http_internal.h"
+
+#define LOOM__HIN_MAX          (64 * 1024) /* input stored behind a request before reading stops */
+#define LOOM__HLINGER_MS       2000        /* linger: inactivity */
+#define LOOM__HLINGER_TOTAL_MS 5000        /* linger: at most */
+#define LOOM__HACCEPT_BATCH    64
+#define LOOM__HACCEPT_RETRY_MS 100
+
+static void loom__hconn_read(loom_socket_t *s, char *buf, size_t len);
+static void loom__hconn_event(loom_socket_t *s, loom_event_kind_t kind, int code);
+static void loom__hconn_drain(loom_socket_t *s, void *data);
+static void loom__hconn_settle(loom_socket_t *s);
+static void loom__hconn_detach(loom_socket_t *s);
+static void loom__hsrv_check_done(loom_http_server_t *srv);
+
+/* --- Shared per-loop HTTP state ------------------------------------------------ */
+
+static void loom__http_loop_free(loom_loop_t *loop)
+{
+    loom__http_loop *L = loop->http;
+    if (L == NULL)
+        return;
+    if (L->client_free)
+        L->client_free(loop);
+    if (L->server_free)
+        L->server_free(loop);
+    free(L);
+    loop->http = NULL;
+    loop->http_free = NULL;
+}
+
+loom__http_loop *loom__http_get(loom_loop_t *loop)
+{
+    if (LOOM__LIKELY(loop->http != NULL))
+        return loop->http;
+    loom__http_loop *L = calloc(1, sizeof *L);
+    if (L == NULL)
+        return NULL;
+    loop->http = L;
+    loop->http_free = loom__http_loop_free;
+    return L;
+}
+
+/* --- Per-loop server state ------------------------------------------------------ */
+
+static void loom__hsrv_sentinel_free(loom__handle *h)
+{
+    loom__hsrv_loop *hl = h->data;
+    loom__slab_destroy(&hl->req_slab);
+    free(hl->obuf);
+    free(hl->hdrs);
+    free(hl);
+    free(h);
+}
+
+static void loom__hsrv_resume_run(loom__pending *p);
+static void loom__hsrv_free_now(loom_http_server_t *srv);
+
+/* loom__http_loop.server_free: frees every server without callbacks. The
+ * requests and servers go to the closing list before the sentinel, whose
+ * free function releases the slab they live in. */
+static void loom__hsrv_loop_free(loom_loop_t *loop)
+{
+    loom__http_loop *L = loop->http;
+    loom__hsrv_loop *hl = L->server;
+    if (hl == NULL)
+        return;
+    while (!loom__queue_empty(&hl->servers))
+        loom__hsrv_free_now(LOOM__CONTAINER_OF(hl->servers.next, loom_http_server_t, node));
+    loom__pending_cancel(&hl->resume);
+    loom__handle_close(hl->sentinel);
+    L->server = NULL;
+    L->server_free = NULL;
+}
+
+loom__hsrv_loop *loom__hsrv_loop_get(loom_loop_t *loop)
+{
+    loom__http_loop *L = loom__http_get(loop);
+    if (L == NULL)
+        return NULL;
+    if (LOOM__LIKELY(L->server != NULL))
+        return L->server;
+    loom__hsrv_loop *hl = calloc(1, sizeof *hl);
+    if (hl == NULL)
+        return NULL;
+    hl->sentinel = calloc(1, sizeof *hl->sentinel);
+    if (hl->sentinel == NULL) {
+        free(hl);
+        return NULL;
+    }
+    loom__handle_init(loop, hl->sentinel, LOOM__T_OTHER, loom__hsrv_sentinel_free, true);
+    hl->sentinel->data = hl;
+    hl->loop = loop;
+    loom__slab_init(&hl->req_slab, sizeof(loom_http_req_t));
+    loom__queue_init(&hl->servers);
+    loom__queue_init(&hl->resume_q);
+    hl->resume.fn = loom__hsrv_resume_run;
+    loom__queue_init(&hl->resume.node);
+    L->server = hl;
+    L->server_free = loom__hsrv_loop_free;
+    return hl;
+}
+
+/* --- Events ------------------------------------------------------------------------ */
+
+/* Client trouble goes to the server's on_event or the loop default, and is
+ * dropped (logged) when neither exists: a misbehaving client must never end
+ * loom_run(). */
+static void loom__hsrv_emit(loom_http_server_t *srv, loom_event_kind_t kind, int code,
+                            const char *msg)
+{
+    loom_loop_t *loop = srv->h.loop;
+    if (srv->o.on_event == NULL && loop->on_event == NULL) {
+        loom_log(loop, LOOM_LOG_DEBUG, "http server: %s: %s", loom_event_kind_name(kind), msg);
+        return;
+    }
+    loom__event_emit(loop, srv->o.on_event, srv->h.data, kind, code, msg, srv);
+}
+
+static inline uint32_t loom__now32(const loom_loop_t *loop)
+{
+    return (uint32_t)loop->now;
+}
+
+/* --- Requests ------------------------------------------------------------------------ */
+
+static void loom__hreq_free_fn(loom__handle *h)
+{
+    loom_http_req_t *req = (loom_http_req_t *)h;
+    loom__hsrv_loop *hl = req->srv->hl;
+    free(req->mem);
+    free(req->bodybuf);
+    free(req->in);
+    loom__slab_free(&hl->req_slab, req);
+}
+
+void loom__hreq_free(loom_http_req_t *req)
+{
+    if (req->flags & LOOM__HR_FREED)
+        return;
+    loom_http_server_t *srv = req->srv;
+    req->flags |= LOOM__HR_FREED;
+    req->astate = LOOM__HA_DONE;
+    loom__queue_remove(&req->node);
+    if (req->flags & LOOM__HR_RESUMEQ) {
+        loom__queue_remove(&req->rnode);
+        req->flags &= ~LOOM__HR_RESUMEQ;
+    }
+    srv->nreqs--;
+    loom__handle_close(&req->h);
+    if (srv->closing)
+        loom__hsrv_check_done(srv);
+}
+
+static loom_http_req_t *loom__hreq_new(loom_http_server_t *srv, loom_socket_t *s)
+{
+    loom_http_req_t *req = loom__slab_alloc(&srv->hl->req_slab);
+    if (req == NULL)
+        return NULL;
+    loom__handle_init(srv->h.loop, &req->h, LOOM__T_HTTP, loom__hreq_free_fn, false);
+    req->srv = srv;
+    req->sock = s;
+    loom__queue_insert_tail(&srv->reqs, &req->node);
+    loom__queue_init(&req->rnode);
+    srv->nreqs++;
+    return req;
+}
+
+static void loom__hreq_queue_resume(loom_http_req_t *req)
+{
+    loom__hsrv_loop *hl = req->srv->hl;
+    if (req->flags & LOOM__HR_RESUMEQ)
+        return;
+    req->flags |= LOOM__HR_RESUMEQ;
+    loom__queue_insert_tail(&hl->resume_q, &req->rnode);
+    if (!hl->resume_queued) {
+        hl->resume_queued = true;
+        loom__pending_queue(hl->loop, &hl->resume);
+    }
+}
+
+/* Rebases a slice from the old buffer to its copy. */
+static inline const char *loom__rebase(const char *p, const char *from, char *to)
+{
+    return p ? to + (p - from) : NULL;
+}
+
+/* Copies the head, the header array and a body slice that still point into
+ * a transient buffer (the scratch buffer or a connection's input store) into
+ * one allocation owned by the request. Returns 0 or LOOM_ENOMEM. */
+static int loom__hreq_persist(loom_http_req_t *req)
+{
+    if (req->flags & LOOM__HR_PERSIST)
+        return 0;
+    size_t hsz = req->nhdrs * sizeof(loom_http_header_t);
+    bool body_slice = req->body != NULL && req->bodybuf == NULL;
+    size_t bsz = body_slice && req->bstate == LOOM__HB_NONE ? req->body_len : 0;
+    char *m = malloc(hsz + req->head_len + bsz + 1);
+    if (m == NULL)
+        return LOOM_ENOMEM;
+    loom_http_header_t *h = (loom_http_header_t *)(void *)m;
+    char *head = m + hsz;
+    const char *old = req->head;
+    memcpy(head, old, req->head_len);
+    for (size_t i = 0; i < req->nhdrs; i++) {
+        h[i].name = loom__rebase(req->hdrs[i].name, old, head);
+        h[i].name_len = req->hdrs[i].name_len;
+        h[i].value = loom__rebase(req->hdrs[i].value, old, head);
+        h[i].value_len = req->hdrs[i].value_len;
+    }
+    loom_http_request_t *rq = &req->rq;
+    rq->method_str = loom__rebase(rq->method_str, old, head);
+    rq->target = loom__rebase(rq->target, old, head);
+    rq->host = loom__rebase(rq->host, old, head);
+    req->path = loom__rebase(req->path, old, head);
+    req->query = loom__rebase(req->query, old, head);
+    req->head = head;
+    req->hdrs = h;
+    if (body_slice) {
+        if (bsz) {
+            char *b = head + req->head_len;
+            memcpy(b, req->body, bsz);
+            req->body = b;
+        } else {
+            /* The body is still arriving: continue it in a buffer of its own. */
+            size_t cap = req->body_len < 4096 ? 4096 : req->body_len * 2;
+            if (req->fr.kind == LOOM_HTTP_BODY_LENGTH &&
+                req->fr.length <= req->srv->lim.max_body_size)
+                cap = (size_t)req->fr.length;
+            char *b = malloc(cap ? cap : 1);
+            if (b == NULL) {
+                free(m);
+                return LOOM_ENOMEM;
+            }
+            memcpy(b, req->body, req->body_len);
+            req->bodybuf = b;
+            req->body_cap = cap;
+            req->body = b;
+        }
+    }
+    req->mem = m;
+    req->flags |= LOOM__HR_PERSIST;
+    return 0;
+}
+
+/* Appends a piece of a buffered body. Returns 0 or LOOM_ENOMEM. */
+static int loom__hreq_body_append(loom_http_req_t *req, const char *p, size_t n)
+{
+    if (req->body == NULL) {
+        req->body = p; /* zero-copy until a second piece arrives */
+        req->body_len = n;
+        return 0;
+    }
+    if (req->bodybuf == NULL) {
+        size_t cap = (req->body_len + n) * 2;
+        if (cap < 4096)
+            cap = 4096;
+        char *b = malloc(cap);
+        if (b == NULL)
+            return LOOM_ENOMEM;
+        memcpy(b, req->body, req->body_len);
+        req->bodybuf = b;
+        req->body_cap = cap;
+    } else if (req->body_len + n > req->body_cap) {
+        size_t cap = req->body_cap * 2;
+        while (cap < req->body_len + n)
+            cap *= 2;
+        char *b = realloc(req->bodybuf, cap);
+        if (b == NULL)
+            return LOOM_ENOMEM;
+        req->bodybuf = b;
+        req->body_cap = cap;
+    }
+    memcpy(req->bodybuf + req->body_len, p, n);
+    req->body_len += n;
+    req->body = req->bodybuf;
+    return 0;
+}
+
+/* Runs on_request inside an op scope (loom_raise() routes to on_event). */
+static void loom__hreq_dispatch(loom_http_server_t *srv, loom_http_req_t *req)
+{
+    loom_loop_t *loop = srv->h.loop;
+    req->flags |= LOOM__HR_DISPATCHED | LOOM__HR_IN_CB;
+    loom__op_scope sc;
+    loom__op_enter(loop, &sc, srv->o.on_event, srv->h.data, req);
+    srv->on_request(req, srv->h.data);
+    loom__op_leave(loop, &sc);
+    req->flags &= ~LOOM__HR_IN_CB;
+}
+
+/* Streaming mode: one on_body call. Returns its verdict. */
+static int loom__hreq_on_body(loom_http_server_t *srv, loom_http_req_t *req, const char *p,
+                              size_t n)
+{
+    loom_loop_t *loop = srv->h.loop;
+    loom__op_scope sc;
+    loom__op_enter(loop, &sc, srv->o.on_event, srv->h.data, req);
+    int r = srv->o.on_body(req, p, n, srv->h.data);
+    loom__op_leave(loop, &sc);
+    return r;
+}
+
+/* The client went away (or the connection is being dropped): the request
+ * loses its socket. A request the application owns and has not answered
+ * gets on_close; any other is freed now. */
+static void loom__hreq_gone(loom_http_req_t *req)
+{
+    loom_http_server_t *srv = req->srv;
+    req->sock = NULL;
+    free(req->in);
+    req->in = NULL;
+    if (req->flags & LOOM__HR_RESUMEQ) {
+        loom__queue_remove(&req->rnode);
+        req->flags &= ~LOOM__HR_RESUMEQ;
+    }
+    if (req->astate == LOOM__HA_DONE || !(req->flags & LOOM__HR_DISPATCHED)) {
+        loom__hreq_free(req);
+        return;
+    }
+    req->flags |= LOOM__HR_GONE;
+    if (srv->o.on_close) {
+        loom_loop_t *loop = srv->h.loop;
+        loom__op_scope sc;
+        loom__op_enter(loop, &sc, srv->o.on_event, srv->h.data, req);
+        srv->o.on_close(req, srv->h.data);
+        loom__op_leave(loop, &sc);
+    }
+}
+
+/* --- Connections: leaving -------------------------------------------------------------- */
+
+/* The one way out: frees what the connection holds, hands its request to
+ * loom__hreq_gone, and updates the server's count. Idempotent. The socket
+ * itself is closed by the caller (or by the TCP layer after raw_event). */
+static void loom__hconn_detach(loom_socket_t *s)
+{
+    loom__hconn *c = loom__hconn_of(s);
+    if (c->state == LOOM__HC_DEAD)
+        return;
+    loom_http_server_t *srv = s->h.data;
+    uint8_t st = c->state;
+    c->state = LOOM__HC_DEAD;
+    if (st == LOOM__HC_HEAD) {
+        free(c->u.in);
+    } else if (st == LOOM__HC_REQ) {
+        loom_http_req_t *req = c->u.req;
+        c->u.req = NULL;
+        loom__hreq_gone(req);
+    }
+    c->u.in = NULL;
+    srv->nconns--;
+    if (!srv->listening && !srv->closing && srv->nconns < srv->max_conns &&
+        (srv->retry == NULL || !loom_timer_active(srv->retry))) {
+        if (loom__io_set(srv->h.loop, &srv->io, LOOM_READABLE) == 0)
+            srv->listening = true;
+    }
+    if (srv->closing)
+        loom__hsrv_check_done(srv);
+}
+
+void loom__hconn_close(loom_socket_t *s, bool graceful)
+{
+    loom__hconn_detach(s);
+    if (loom_socket_closed(s))
+        return;
+    if (graceful)
+        loom_socket_close(s);
+    else
+        loom_socket_abort(s);
+}
+
+/* Drops what the connection holds but keeps it counted: used before
+ * lingering. */
+static void loom__hconn_drop(loom_socket_t *s)
+{
+    loom__hconn *c = loom__hconn_of(s);
+    if (c->state == LOOM__HC_HEAD) {
+        free(c->u.in);
+    } else if (c->state == LOOM__HC_REQ) {
+        loom_http_req_t *req = c->u.req;
+        c->u.req = NULL;
+        c->state = LOOM__HC_IDLE;
+        loom__hreq_gone(req);
+    }
+    c->u.in = NULL;
+}
+
+/* Lingering close: the answer (an error, or a last answer) is sent, then the
+ * write side is shut down, and what the client still sends is read and
+ * discarded until it closes, for at most LOOM__HLINGER_TOTAL_MS. Closing
+ * with unread input would make the kernel reset the connection, and the
+ * reset can destroy the answer before the client reads it. */
+static void loom__hconn_linger(loom_socket_t *s)
+{
+    loom__hconn *c = loom__hconn_of(s);
+    loom__hconn_drop(s);
+    if (c->state == LOOM__HC_DEAD)
+        return;
+    c->state = LOOM__HC_LINGER;
+    c->flags = 0;
+    c->t0 = loom__now32(s->h.loop);
+    if (loom_socket_shutdown(s) < 0) {
+        loom__hconn_close(s, false);
+        return;
+    }
+    loom__hconn_settle(s);
+}
+
+/* --- Connections: settling --------------------------------------------------------------- */
+
+static void loom__hconn_set_rgroup(loom_socket_t *s, unsigned g)
+{
+    uint32_t mask = LOOM__S_GROUP_MASK << LOOM__S_RGROUP_SHIFT;
+    uint32_t nf = (s->h.flags & ~mask) | ((uint32_t)g << LOOM__S_RGROUP_SHIFT);
+    if (nf != s->h.flags) {
+        s->h.flags = nf;
+        loom__socket_touch(s);
+    }
+}
+
+/* Puts the connection where its state says: closes it if it must close,
+ * else sets reading on or off and the read timeout that applies. */
+static void loom__hconn_settle(loom_socket_t *s)
+{
+    loom__hconn *c = loom__hconn_of(s);
+    loom_http_server_t *srv = s->h.data;
+    if (c->state == LOOM__HC_DEAD || loom_socket_closed(s))
+        return;
+    if (c->flags & LOOM__HCF_CLOSE) {
+        if (c->flags & LOOM__HCF_LINGER)
+            loom__hconn_linger(s);
+        else
+            loom__hconn_close(s, true);
+        return;
+    }
+    if (srv->closing && c->state == LOOM__HC_IDLE) {
+        loom__hconn_close(s, true);
+        return;
+    }
+    unsigned g = 0;
+    bool rd = true;
+    switch (c->state) {
+    case LOOM__HC_IDLE:
+        g = srv->g_idle;
+        break;
+    case LOOM__HC_HEAD:
+        g = srv->g_head;
+        break;
+    case LOOM__HC_LINGER:
+        g = srv->g_linger;
+        break;
+    default: {
+        loom_http_req_t *req = c->u.req;
+        if (req->astate == LOOM__HA_DONE) {
+            rd = false; /* a resume is due */
+        } else if (req->bstate == LOOM__HB_READ) {
+            g = srv->g_body;
+            rd = !(req->flags & LOOM__HR_PAUSED);
+        } else {
+            rd = !(req->flags & LOOM__HR_PAUSED) &&
+                 (req->in == NULL || req->in->len < LOOM__HIN_MAX);
+        }
+        if (!rd)
+            g = 0;
+        break;
+    }
+    }
+    if (rd) {
+        c->flags &= ~LOOM__HCF_FULL;
+        if (s->h.flags & LOOM__S_RD_OFF)
+            loom__socket_read_start(s);
+    } else if (!(s->h.flags & LOOM__S_RD_OFF)) {
+        loom__socket_read_stop(s);
+    }
+    loom__hconn_set_rgroup(s, g);
+}
+
+/* The end of processing a connection: its gathered answers leave in one
+ * write, then it settles. */
+static void loom__hconn_batch_end(loom_socket_t *s)
+{
+    loom__hsrv_loop *hl = ((loom_http_server_t *)s->h.data)->hl;
+    hl->batch = NULL;
+    if (hl->olen) {
+        if (!loom_socket_closed(s)) {
+            int r = loom_socket_write(s, hl->obuf, hl->olen);
+            if (r < 0 && loom_socket_closed(s))
+                loom__hconn_detach(s);
+        }
+        hl->olen = 0;
+    }
+    loom__hconn_settle(s);
+}
+
+/* --- Connections: the state machine ---------------------------------------------------- */
+
+/* Answers a request that failed before the application saw it (or a body
+ * that failed in buffered mode), reports it, and marks the connection to
+ * linger-close after the batch. */
+static void loom__hconn_fail(loom_socket_t *s, int status, const char *msg)
+{
+    loom_http_server_t *srv = s->h.data;
+    loom__hconn *c = loom__hconn_of(s);
+    int code = (status == 413 || status == 414 || status == 431) ? LOOM_ETOOBIG : LOOM_EHTTP;
+    loom__hsrv_emit(srv, LOOM_EV_HTTP_ERROR, code, msg);
+    if (c->state == LOOM__HC_DEAD)
+        return;
+    if (status)
+        loom__hout_error(srv->hl, s, status);
+    c->flags |= LOOM__HCF_CLOSE | LOOM__HCF_LINGER;
+}
+
+/* The answered request leaves the connection; the next may begin. Returns
+ * false if the connection must close now (it is marked so). */
+static bool loom__hconn_next(loom_socket_t *s, loom_http_req_t *req)
+{
+    loom__hconn *c = loom__hconn_of(s);
+    loom_http_server_t *srv = s->h.data;
+    bool body_left = req->bstate == LOOM__HB_READ;
+    bool close = (req->flags & LOOM__HR_CLOSE) || body_left;
+    c->state = LOOM__HC_IDLE;
+    c->u.in = NULL;
+    loom__hreq_free(req);
+    if (c->nreq < UINT16_MAX)
+        c->nreq++;
+    if (close || srv->closing) {
+        c->flags |= LOOM__HCF_CLOSE;
+        if (close)
+            c->flags |= LOOM__HCF_LINGER;
+        return false;
+    }
+    return true;
+}
+
+/* Splits the target into path and query. The origin form "/p?q" is the
+ * common case; for the absolute form "http://h/p?q" the path starts after
+ * the authority. */
+static void loom__hreq_split_target(loom_http_req_t *req)
+{
+    const char *t = req->rq.target, *end = t + req->rq.target_len;
+    const char *p = t;
+    if (*t != '/' && *t != '*') {
+        const char *sch = memchr(t, ':', (size_t)(end - t));
+        if (sch && end - sch > 2 && sch[1] == '/' && sch[2] == '/') {
+            p = memchr(sch + 3, '/', (size_t)(end - sch - 3));
+            if (p == NULL) {
+                const char *q = memchr(sch + 3, '?', (size_t)(end - sch - 3));
+                p = q ? q : end;
+            }
+        }
+    }
+    const char *q = memchr(p, '?', (size_t)(end - p));
+    req->path = p;
+    req->path_len = (size_t)((q ? q : end) - p);
+    if (q) {
+        req->query = q + 1;
+        req->query_len = (size_t)(end - q - 1);
+    } else {
+        req->query = end; /* the NUL written over the space after the target */
+        req->query_len = 0;
+    }
+}
+
+/* Looks at an Expect field other than "100-continue". */
+static bool loom__hreq_bad_expect(const loom_http_header_t *h, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (h[i].name_len == 6 && (h[i].name[0] | 0x20) == 'e' &&
+            strncasecmp(h[i].name, "expect", 6) == 0) {
+            if (!(h[i].value_len == 12 && strncasecmp(h[i].value, "100-continue", 12) == 0))
+                return true;
+        }
+    }
+    return false;
+}
+
+/* Feeds body bytes p[0..n) to the request in flight. Returns the bytes
+ * consumed, or -1 if the connection failed. Stops when the body is done,
+ * when the application pauses or answers, or when more bytes are needed. */
+static long loom__hreq_body(loom_http_server_t *srv, loom_socket_t *s, loom_http_req_t *req,
+                            char *p, size_t n)
+{
+    loom__hconn *c = loom__hconn_of(s);
+    bool stream = srv->o.on_body != NULL;
+    size_t off = 0;
+    for (;;) {
+        loom_http_body_out_t out;
+        memset(&out, 0, sizeof out);
+        int k = loom_http_body_parse(&req->bd, p + off, n - off, &out);
+        if (k < 0) {
+            if (stream && (req->flags & LOOM__HR_DISPATCHED)) {
+                /* The application owns the request: it hears on_close. */
+                loom__hsrv_emit(srv, LOOM_EV_HTTP_ERROR,
+                                k == LOOM_HTTP_PERR_BODY_TOO_LARGE ? LOOM_ETOOBIG : LOOM_EHTTP,
+                                loom_http_perr_str(k));
+                if (req->astate == LOOM__HA_NONE) {
+                    loom__hout_error(srv->hl, s, loom_http_perr_status(k));
+                    c->flags |= LOOM__HCF_CLOSE | LOOM__HCF_LINGER;
+                } else {
+                    c->flags |= LOOM__HCF_CLOSE;
+                }
+            } else {
+                loom__hconn_fail(s, loom_http_perr_status(k), loom_http_perr_str(k));
+            }
+            return -1;
+        }
+        off += (size_t)k;
+        if (out.data_len) {
+            if (stream) {
+                if (req->astate != LOOM__HA_DONE) {
+                    req->flags |= LOOM__HR_IN_CB;
+                    int v = loom__hreq_on_body(srv, req, out.data, out.data_len);
+                    req->flags &= ~LOOM__HR_IN_CB;
+                    if (v == LOOM_HTTP_PAUSE)
+                        req->flags |= LOOM__HR_PAUSED;
+                }
+            } else if (loom__hreq_body_append(req, out.data, out.data_len) < 0) {
+                loom__hconn_fail(s, 0, "out of memory");
+                c->flags &= ~LOOM__HCF_LINGER;
+                return -1;
+            }
+        }
+        if (out.done) {
+            req->bstate = LOOM__HB_NONE;
+            if (c->state == LOOM__HC_DEAD)
+                return (long)off;
+            if (stream) {
+                if (req->astate != LOOM__HA_DONE) {
+                    req->flags |= LOOM__HR_IN_CB;
+                    loom__hreq_on_body(srv, req, NULL, 0);
+                    req->flags &= ~LOOM__HR_IN_CB;
+                }
+            } else {
+                loom__hreq_dispatch(srv, req);
+            }
+            return (long)off;
+        }
+        if (c->state == LOOM__HC_DEAD || (c->flags & LOOM__HCF_CLOSE) ||
+            (req->flags & LOOM__HR_PAUSED) || req->astate == LOOM__HA_DONE)
+            return (long)off;
+        if (k == 0 && out.data_len == 0)
+            return (long)off; /* more bytes needed */
+    }
+}
+
+/* A complete head was parsed from p[0..head_len): sets the request up and,
+ * unless the input is rejected, dispatches it or starts its body. Returns
+ * false if the connection failed. */
+static bool loom__hconn_begin(loom_http_server_t *srv, loom_socket_t *s, char *p, size_t head_len,
+                              const loom_http_request_t *rq, size_t nh, bool more)
+{
+    loom__hconn *c = loom__hconn_of(s);
+    loom__hsrv_loop *hl = srv->hl;
+    loom_http_header_t *hdrs = hl->hdrs;
+
+    if (rq->method == LOOM_HTTP_METHOD_OTHER) {
+        loom__hconn_fail(s, 501, "method not implemented");
+        return false;
+    }
+    if (loom__hreq_bad_expect(hdrs, nh)) {
+        loom__hconn_fail(s, 417, "unsupported expectation");
+        return false;
+    }
+    loom_http_req_t *req = loom__hreq_new(srv, s);
+    if (req == NULL) {
+        loom__hconn_fail(s, 0, "out of memory");
+        c->flags &= ~LOOM__HCF_LINGER;
+        return false;
+    }
+    req->rq = *rq;
+    req->hdrs = hdrs;
+    req->nhdrs = nh;
+    req->head = p;
+    req->head_len = head_len;
+    /* NUL-terminate the strings in place: the head is ours and will not be
+     * parsed again. Each terminator lands on the space, colon, CR or
+     * whitespace that followed the token. */
+    ((char *)rq->method_str)[rq->method_len] = '\0';
+    ((char *)rq->target)[rq->target_len] = '\0';
+    for (size_t i = 0; i < nh; i++) {
+        ((char *)hdrs[i].name)[hdrs[i].name_len] = '\0';
+        ((char *)hdrs[i].value)[hdrs[i].value_len] = '\0';
+    }
+    loom__hreq_split_target(req);
+    loom_http_request_framing(rq, &req->fr);
+    if (req->fr.tunnel)
+        req->flags |= LOOM__HR_CLOSE; /* no tunnels: CONNECT's connection ends with its answer */
+    if (srv->o.max_keepalive_requests && (uint32_t)c->nreq + 1 >= srv->o.max_keepalive_requests)
+        req->flags |= LOOM__HR_CLOSE;
+    c->state = LOOM__HC_REQ;
+    c->u.req = req;
+    if (req->fr.kind == LOOM_HTTP_BODY_NONE) {
+        req->bstate = LOOM__HB_NONE;
+        loom__hreq_dispatch(srv, req);
+        if (srv->o.on_body && req->astate != LOOM__HA_DONE && c->state == LOOM__HC_REQ) {
+            req->flags |= LOOM__HR_IN_CB;
+            loom__hreq_on_body(srv, req, NULL, 0);
+            req->flags &= ~LOOM__HR_IN_CB;
+        }
+        return true;
+    }
+    int r = loom_http_body_init(&req->bd, &req->fr, &srv->lim);
+    if (r < 0) {
+        loom__hconn_fail(s, loom_http_perr_status(r), loom_http_perr_str(r));
+        return false;
+    }
+    req->bstate = LOOM__HB_READ;
+    bool expect = (rq->flags & LOOM_HTTP_F_EXPECT_CONTINUE) && rq->minor_version >= 1;
+    if (srv->o.on_body) {
+        loom__hreq_dispatch(srv, req);
+        /* The application read the head and did not answer: it wants the
+         * body, so the client may send it. */
+        if (expect && !more && c->state == LOOM__HC_REQ && c->u.req == req &&
+            req->astate == LOOM__HA_NONE && !(req->flags & LOOM__HR_GONE))
+            loom__hout_continue(hl, s);
+    } else if (expect && !more) {
+        loom__hout_continue(hl, s);
+    }
+    return true;
+}
+
+/* Runs the state machine over p[0..n) (the scratch buffer, or a detached
+ * input store); `last` is the length of the same partial head at the
+ * previous attempt. Returns the bytes consumed. Before returning, a request
+ * that is still in flight is made independent of p. */
+static size_t loom__hconn_process(loom_http_server_t *srv, loom_socket_t *s, char *p, size_t n,
+                                  uint32_t last)
+{
+    loom__hconn *c = loom__hconn_of(s);
+    loom__hsrv_loop *hl = srv->hl;
+    size_t off = 0;
+    while (c->state != LOOM__HC_DEAD && !(c->flags & LOOM__HCF_CLOSE)) {
+        if (c->state == LOOM__HC_REQ) {
+            loom_http_req_t *req = c->u.req;
+            if (req->astate == LOOM__HA_DONE && !(req->flags & LOOM__HR_IN_CB)) {
+                if (!loom__hconn_next(s, req))
+                    break;
+                continue;
+            }
+            if (req->bstate == LOOM__HB_READ && !(req->flags & LOOM__HR_PAUSED) && off < n) {
+                long k = loom__hreq_body(srv, s, req, p + off, n - off);
+                if (k < 0)
+                    break;
+                off += (size_t)k;
+                if (c->state == LOOM__HC_REQ && c->u.req == req && req->astate == LOOM__HA_DONE)
+                    continue;
+                if (k == 0 || req->bstate == LOOM__HB_READ)
+                    break;
+                continue;
+            }
+            break; /* waiting for the application */
+        }
+        if (off == n)
+            break;
+        if (c->state == LOOM__HC_IDLE)
+            c->t0 = loom__now32(srv->h.loop);
+        loom_http_request_t rq;
+        size_t nh = hl->hdrs_cap;
+        int r = loom_http_parse_request(p + off, n - off, last, &rq, hl->hdrs, &nh, &srv->lim);
+        last = 0;
+        if (r == LOOM_HTTP_INCOMPLETE) {
+            if (c->state == LOOM__HC_IDLE)
+                c->state = LOOM__HC_HEAD;
+            break;
+        }
+        if (r < 0) {
+            loom__hconn_fail(s, loom_http_perr_status(r), loom_http_perr_str(r));
+            break;
+        }
+        char *head = p + off;
+        off += (size_t)r;
+        if (!loom__hconn_begin(srv, s, head, (size_t)r, &rq, nh, off < n))
+            break;
+    }
+    if (c->state == LOOM__HC_REQ) {
+        loom_http_req_t *req = c->u.req;
+        if (req->astate != LOOM__HA_DONE && loom__hreq_persist(req) < 0) {
+            loom__hconn_fail(s, 0, "out of memory");
+            c->flags &= ~LOOM__HCF_LINGER;
+        }
+    }
+    return off;
+}
+
+static loom__hbuf *loom__hbuf_grow(loom__hbuf *b, size_t need)
+{
+    size_t have = b ? b->cap : 0;
+    if (need <= have)
+        return b;
+    size_t cap = have ? have : 256;
+    while (cap < need)
+        cap *= 2;
+    loom__hbuf *nb = realloc(b, sizeof *nb + cap);
+    if (nb == NULL)
+        return NULL;
+    if (b == NULL) {
+        nb->len = 0;
+        nb->last = 0;
+    }
+    nb->cap = (uint32_t)cap;
+    return nb;
+}
+
+/* Stores bytes the state machine could not consume yet where the
+ * connection's state keeps them: with the partial head (HEAD), or behind
+ * the request in flight (REQ). `b` is a detached store to reuse, or NULL. */
+static void loom__hconn_store(loom_socket_t *s, loom__hbuf *b, const char *rest, size_t n,
+                              uint32_t last)
+{
+    loom__hconn *c = loom__hconn_of(s);
+    if (n == 0 || c->state == LOOM__HC_DEAD || c->state == LOOM__HC_LINGER ||
+        (c->flags & LOOM__HCF_CLOSE) || c->state == LOOM__HC_IDLE) {
+        free(b);
+        return;
+    }
+    loom__hbuf **slot = c->state == LOOM__HC_HEAD ? &c->u.in : &c->u.req->in;
+    if (b != NULL && rest != NULL && rest != b->data) {
+        memmove(b->data, rest, n);
+        rest = b->data;
+    }
+    if (b == NULL || b->cap < n) {
+        loom__hbuf *nb = loom__hbuf_grow(b, n);
+        if (nb == NULL) {
+            free(b);
+            loom__hsrv_emit(s->h.data, LOOM_EV_HTTP_ERROR, LOOM_ENOMEM, "out of memory");
+            loom__hconn_close(s, false);
+            return;
+        }
+        b = nb;
+        if (rest != NULL && rest != b->data)
+            memcpy(b->data, rest, n);
+    }
+    if (b->cap > 4096 && b->cap / 4 > n) {
+        /* Do not keep a large buffer for a few bytes. */
+        loom__hbuf *nb = realloc(b, sizeof *nb + n * 2);
+        if (nb != NULL) {
+            b = nb;
+            b->cap = (uint32_t)(n * 2);
+        }
+    }
+    b->len = (uint32_t)n;
+    b->last = c->state == LOOM__HC_HEAD ? last : 0;
+    *slot = b;
+}
+
+/* Processes a detached store (input kept from earlier reads, maybe with new
+ * bytes appended) and puts back what is left. */
+static void loom__hconn_process_store(loom_http_server_t *srv, loom_socket_t *s, loom__hbuf *b)
+{
+    uint32_t last = b->last;
+    size_t used = loom__hconn_process(srv, s, b->data, b->len, last);
+    size_t rest = b->len - used;
+    loom__hconn *c = loom__hconn_of(s);
+    if (rest == 0 || c->state == LOOM__HC_DEAD) {
+        free(b);
+        return;
+    }
+    if (used)
+        memmove(b->data, b->data + used, rest);
+    /* The last head parse covered exactly these bytes. */
+    loom__hconn_store(s, b, b->data, rest, (uint32_t)rest);
+}
+
+/* raw_read: new bytes in the loop's scratch buffer. */
+static void loom__hconn_read(loom_socket_t *s, char *buf, size_t len)
+{
+    loom__hconn *c = loom__hconn_of(s);
+    loom_http_server_t *srv = s->h.data;
+    loom__hsrv_loop *hl = srv->hl;
+    loom_loop_t *loop = s->h.loop;
+    switch (c->state) {
+    case LOOM__HC_DEAD:
+        return;
+    case LOOM__HC_LINGER:
+        if ((uint32_t)(loom__now32(loop) - c->t0) > LOOM__HLINGER_TOTAL_MS)
+            loom__hconn_close(s, false);
+        return;
+    case LOOM__HC_HEAD:
+        if (srv->ms_header && (uint32_t)(loom__now32(loop) - c->t0) > srv->ms_header) {
+            loom__hsrv_emit(srv, LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT, "request header timeout");
+            loom__hconn_close(s, false);
+            return;
+        }
+        break;
+    default:
+        break;
+    }
+    hl->batch = s;
+    loom__hbuf **slot = NULL;
+    if (c->state == LOOM__HC_HEAD)
+        slot = &c->u.in;
+    else if (c->state == LOOM__HC_REQ && c->u.req->in != NULL)
+        slot = &c->u.req->in;
+    if (slot != NULL && *slot != NULL) {
+        /* Append to the store, then work from it. */
+        loom__hbuf *b = *slot;
+        *slot = NULL;
+        loom__hbuf *nb = loom__hbuf_grow(b, (size_t)b->len + len);
+        if (nb == NULL) {
+            free(b);
+            loom__hsrv_emit(srv, LOOM_EV_HTTP_ERROR, LOOM_ENOMEM, "out of memory");
+            loom__hconn_close(s, false);
+            hl->batch = NULL;
+            return;
+        }
+        memcpy(nb->data + nb->len, buf, len);
+        nb->len += (uint32_t)len;
+        if (c->state == LOOM__HC_REQ &&
+            (c->u.req->astate != LOOM__HA_DONE && c->u.req->bstate != LOOM__HB_READ)) {
+            /* Still waiting for the application: just keep the bytes. */
+            c->u.req->in = nb;
+        } else {
+            loom__hconn_process_store(srv, s, nb);
+        }
+    } else {
+        size_t used = loom__hconn_process(srv, s, buf, len, 0);
+        if (used < len)
+            loom__hconn_store(s, NULL, buf + used, len - used, (uint32_t)(len - used));
+    }
+    loom__hconn_batch_end(s);
+}
+
+/* raw_event: the socket failed, timed out or saw eof; the TCP layer closes
+ * it when this returns. */
+static void loom__hconn_event(loom_socket_t *s, loom_event_kind_t kind, int code)
+{
+    loom__hconn *c = loom__hconn_of(s);
+    loom_http_server_t *srv = s->h.data;
+    (void)code;
+    if (kind == LOOM_EV_TCP_TIMEOUT) {
+        const char *what = NULL;
+        if (s->wq != NULL && loom_socket_queued(s) > 0)
+            what = "response write timeout";
+        else if (c->state == LOOM__HC_HEAD)
+            what = "request header timeout";
+        else if (c->state == LOOM__HC_REQ && c->u.req->bstate == LOOM__HB_READ)
+            what = "request body timeout";
+        if (what)
+            loom__hsrv_emit(srv, LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT, what);
+    }
+    loom__hconn_detach(s);
+}
+
+/* on_drain of the class: the socket's queue fell back below low water. */
+static void loom__hconn_drain(loom_socket_t *s, void *data)
+{
+    loom_http_server_t *srv = data;
+    loom__hconn *c = loom__hconn_of(s);
+    if (c->state != LOOM__HC_REQ || srv->o.on_drain == NULL)
+        return;
+    loom_http_req_t *req = c->u.req;
+    if (req->astate == LOOM__HA_STREAM)
+        srv->o.on_drain(req, srv->h.data);
+}
+
+/* --- Answers finishing, pausing, resuming ------------------------------------------------- */
+
+void loom__hreq_answered(loom_http_req_t *req)
+{
+    loom_socket_t *s = req->sock;
+    req->astate = LOOM__HA_DONE;
+    if (s == NULL || (req->flags & LOOM__HR_GONE)) {
+        loom__hreq_free(req);
+        return;
+    }
+    loom__hsrv_loop *hl = req->srv->hl;
+    if (hl->batch == s)
+        return; /* the state machine running this connection takes it from here */
+    loom__hconn *c = loom__hconn_of(s);
+    if ((req->in && req->in->len) || (c->flags & LOOM__HCF_FULL)) {
+        loom__hreq_queue_resume(req);
+        loom__hconn_settle(s);
+        return;
+    }
+    free(req->in);
+    req->in = NULL;
+    loom__hconn_next(s, req);
+    loom__hconn_settle(s);
+}
+
+void loom__hreq_pause(loom_http_req_t *req)
+{
+    req->flags |= LOOM__HR_PAUSED;
+    if (req->sock && req->srv->hl->batch != req->sock)
+        loom__hconn_settle(req->sock);
+}
+
+void loom__hreq_resume(loom_http_req_t *req)
+{
+    req->flags &= ~LOOM__HR_PAUSED;
+    if (req->sock == NULL)
+        return;
+    if (req->in && req->in->len)
+        loom__hreq_queue_resume(req);
+    else if (req->srv->hl->batch != req->sock)
+        loom__hconn_settle(req->sock);
+}
+
+/* The resume phase: connections with input kept behind a request that is
+ * now answered, or whose paused body was resumed. */
+static void loom__hsrv_resume_run(loom__pending *p)
+{
+    loom__hsrv_loop *hl = LOOM__CONTAINER_OF(p, loom__hsrv_loop, resume);
+    hl->resume_queued = false;
+    loom__queue q;
+    loom__queue_init(&q);
+    loom__queue_splice_tail(&q, &hl->resume_q);
+    while (!loom__queue_empty(&q)) {
+        loom_http_req_t *req = LOOM__CONTAINER_OF(q.next, loom_http_req_t, rnode);
+        loom__queue_remove(&req->rnode);
+        req->flags &= ~LOOM__HR_RESUMEQ;
+        loom_socket_t *s = req->sock;
+        if (s == NULL)
+            continue;
+        loom_http_server_t *srv = s->h.data;
+        hl->batch = s;
+        loom__hbuf *b = req->in;
+        req->in = NULL;
+        if (b != NULL)
+            loom__hconn_process_store(srv, s, b);
+        else
+            loom__hconn_process(srv, s, NULL, 0, 0);
+        loom__hconn_batch_end(s);
+    }
+}
+
+/* --- Listening ------------------------------------------------------------------------------ */
+
+static void loom__hsrv_retry_cb(loom_timer_t *t, void *data)
+{
+    loom_http_server_t *srv = data;
+    (void)t;
+    if (srv->closing || srv->nconns >= srv->max_conns)
+        return;
+    if (loom__io_set(srv->h.loop, &srv->io, LOOM_READABLE) == 0)
+        srv->listening = true;
+}
+
+static void loom__hsrv_pause_accept(loom_http_server_t *srv)
+{
+    if (srv->listening) {
+        loom__io_set(srv->h.loop, &srv->io, 0);
+        srv->listening = false;
+    }
+}
+
+/* Out of descriptors or memory: pause accepting, report, retry later. */
+static void loom__hsrv_backoff(loom_http_server_t *srv, int err)
+{
+    loom_loop_t *loop = srv->h.loop;
+    loom__hsrv_pause_accept(srv);
+    if (srv->retry == NULL && loom__net_timer_new(loop, &srv->retry, loom__hsrv_retry_cb, srv) < 0)
+        srv->retry = NULL;
+    if (srv->retry)
+        loom_timer_start(srv->retry, LOOM__HACCEPT_RETRY_MS, 0);
+    loom__hsrv_emit(srv, LOOM_EV_TCP_ACCEPT_ERROR, err, loom_strerror(err));
+}
+
+static void loom__hsrv_accept(loom__io *w, unsigned events)
+{
+    loom_http_server_t *srv = LOOM__CONTAINER_OF(w, loom_http_server_t, io);
+    loom_loop_t *loop = srv->h.loop;
+    (void)events;
+    for (int i = 0; i < LOOM__HACCEPT_BATCH; i++) {
+        if (srv->closing)
+            return;
+        if (srv->nconns >= srv->max_conns) {
+            loom__hsrv_pause_accept(srv);
+            return;
+        }
+        int fd = accept4(srv->io.bio.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            int e = errno;
+            if (e == EAGAIN || e == EWOULDBLOCK)
+                return;
+            if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+                loom__hsrv_backoff(srv, loom__err(e));
+                return;
+            }
+            if (e == EBADF || e == EINVAL || e == ENOTSOCK || e == EOPNOTSUPP || e == EFAULT) {
+                loom__hsrv_pause_accept(srv);
+                loom__hsrv_emit(srv, LOOM_EV_TCP_ACCEPT_ERROR, loom__err(e), loom_strerror(-e));
+                return;
+            }
+            continue; /* ECONNABORTED, EINTR, network errors of that connection */
+        }
+        loom_socket_t *s = loom__socket_new(loop, srv->cls, -1);
+        if (s == NULL) {
+            close(fd);
+            loom__hsrv_backoff(srv, LOOM_ENOMEM);
+            return;
+        }
+        srv->nconns++;
+        loom__socket_attach(s, fd, true);
+    }
+}
+
+static int loom__hsrv_listen(loom_http_server_t *srv, const char *bind_addr, int port)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    memset(&ss, 0, sizeof ss);
+    struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+    bool any = bind_addr == NULL;
+    if (any) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_addr = in6addr_any;
+        in6->sin6_port = htons((uint16_t)port);
+        len = sizeof *in6;
+    } else {
+        const char *a = strcasecmp(bind_addr, "localhost") == 0 ? "127.0.0.1" : bind_addr;
+        char tmp[64];
+        size_t al = strlen(a);
+        if (al >= 2 && a[0] == '[' && a[al - 1] == ']' && al - 2 < sizeof tmp) {
+            memcpy(tmp, a + 1, al - 2);
+            tmp[al - 2] = '\0';
+            a = tmp;
+        }
+        if (inet_pton(AF_INET, a, &in4->sin_addr) == 1) {
+            in4->sin_family = AF_INET;
+            in4->sin_port = htons((uint16_t)port);
+            len = sizeof *in4;
+        } else if (inet_pton(AF_INET6, a, &in6->sin6_addr) == 1) {
+            in6->sin6_family = AF_INET6;
+            in6->sin6_port = htons((uint16_t)port);
+            len = sizeof *in6;
+        } else {
+            return LOOM_EINVAL;
+        }
+    }
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        int r;
+        if (fd < 0) {
+            r = loom__err(errno);
+            goto retry_v4;
+        }
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (srv->o.reuseport || srv->o.threads > 1) {
+#if LOOM_HAVE_REUSEPORT
+            if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
+                r = loom__err(errno);
+                close(fd);
+                return r;
+            }
+#else
+            close(fd);
+            return LOOM_ENOTSUP;
+#endif
+        }
+        if (ss.ss_family == AF_INET6) {
+            int v = (!any || srv->o.v6only) ? 1 : 0;
+            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v, sizeof v);
+        }
+        /* Accepted sockets inherit TCP_NODELAY from the listener. */
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (bind(fd, (struct sockaddr *)&ss, len) < 0 ||
+            listen(fd, srv->o.backlog > 0 ? srv->o.backlog : 511) < 0) {
+            r = loom__err(errno);
+            close(fd);
+            goto retry_v4;
+        }
+        r = loom__io_init(srv->h.loop, &srv->io, fd, loom__hsrv_accept);
+        if (r == 0)
+            r = loom__io_set(srv->h.loop, &srv->io, LOOM_READABLE);
+        if (r < 0) {
+            loom__io_deinit(srv->h.loop, &srv->io);
+            close(fd);
+            return r;
+        }
+        srv->listening = true;
+        len = sizeof ss;
+        if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+            srv->port = ntohs(ss.ss_family == AF_INET ? in4->sin_port : in6->sin6_port);
+        return 0;
+    retry_v4:
+        if (!any || attempt > 0 || (r != LOOM_EAFNOSUPPORT && r != LOOM_EADDRNOTAVAIL))
+            return r;
+        memset(&ss, 0, sizeof ss);
+        in4->sin_family = AF_INET;
+        in4->sin_addr.s_addr = htonl(INADDR_ANY);
+        in4->sin_port = htons((uint16_t)port);
+        len = sizeof *in4;
+    }
+    return LOOM_EINVAL;
+}
+
+static void loom__hsrv_unlisten(loom_http_server_t *srv)
+{
+    int fd = srv->io.bio.fd;
+    if (fd >= 0) {
+        loom__io_deinit(srv->h.loop, &srv->io);
+        close(fd);
+        srv->io.bio.fd = -1;
+    }
+    srv->listening = false;
+    loom_timer_close(srv->retry);
+    srv->retry = NULL;
+}
+
+/* --- Servers ------------------------------------------------------------------------------------
+ */
+
+static void loom__hsrv_free_fn(loom__handle *h)
+{
+    loom_http_server_t *srv = (loom_http_server_t *)h;
+    loom__class_unref(srv->cls);
+    free(srv);
+}
+
+static uint32_t loom__ms_opt(uint32_t v, uint32_t def)
+{
+    if (v == 0)
+        return def;
+    if (v == UINT32_MAX)
+        return 0;
+    return v;
+}
+
+static int loom__hsrv_group_of(loom_loop_t *loop, uint32_t ms, uint8_t *out)
+{
+    int g = loom__tgroup_get(loop, ms);
+    if (g < 0)
+        return g;
+    *out = (uint8_t)g;
+    return 0;
+}
+
+static void loom__hsrv_done_cb(loom__pending *p);
+
+int loom_http_server(loom_loop_t *loop, const char *bind, int port, loom_http_req_cb on_request,
+                     const loom_http_server_opts *opts, loom_http_server_t **out)
+{
+    static const loom_http_server_opts defaults;
+    if (opts == NULL)
+        opts = &defaults;
+    if (loop == NULL || on_request == NULL || out == NULL || port < 0 || port > 65535)
+        return LOOM_EINVAL;
+    loom__hsrv_loop *hl = loom__hsrv_loop_get(loop);
+    if (hl == NULL || loom__net_get(loop) == NULL || loom__net_scratch(loop) == NULL)
+        return LOOM_ENOMEM;
+    int r = LOOM_ENOMEM;
+    loom_http_server_t *srv = calloc(1, sizeof *srv);
+    if (srv == NULL)
+        return LOOM_ENOMEM;
+    srv->o = *opts;
+    srv->on_request = on_request;
+    srv->hl = hl;
+    srv->h.loop = loop;
+    srv->io.bio.fd = -1;
+    loom__queue_init(&srv->reqs);
+    loom__queue_init(&srv->node);
+    srv->done_pend.fn = loom__hsrv_done_cb;
+    loom__queue_init(&srv->done_pend.node);
+
+    /* Limits: the parser's defaults, except that streamed bodies have none
+     * unless asked. */
+    srv->lim = opts->limits;
+    if (srv->lim.max_request_line == 0)
+        srv->lim.max_request_line = 8192;
+    if (srv->lim.max_header_bytes == 0)
+        srv->lim.max_header_bytes = 16384;
+    if (srv->lim.max_headers == 0)
+        srv->lim.max_headers = 100;
+    if (srv->lim.max_body_size == 0)
+        srv->lim.max_body_size = opts->on_body ? UINT64_MAX : (uint64_t)1 << 20;
+    if (hl->hdrs_cap < srv->lim.max_headers) {
+        loom_http_header_t *h = realloc(hl->hdrs, srv->lim.max_headers * sizeof *h);
+        if (h == NULL)
+            goto fail_srv;
+        hl->hdrs = h;
+        hl->hdrs_cap = srv->lim.max_headers;
+    }
+    srv->max_conns = opts->max_connections ? opts->max_connections : 10000;
+    srv->ms_header = loom__ms_opt(opts->header_timeout_ms, 10000);
+    if ((r = loom__hsrv_group_of(loop, srv->ms_header, &srv->g_head)) < 0 ||
+        (r = loom__hsrv_group_of(loop, loom__ms_opt(opts->body_timeout_ms, 30000), &srv->g_body)) <
+            0 ||
+        (r = loom__hsrv_group_of(loop, loom__ms_opt(opts->idle_timeout_ms, 60000), &srv->g_idle)) <
+            0 ||
+        (r = loom__hsrv_group_of(loop, LOOM__HLINGER_MS, &srv->g_linger)) < 0)
+        goto fail_srv;
+
+    r = LOOM_ENOMEM;
+    loom__sock_class *cls = calloc(1, sizeof *cls);
+    if (cls == NULL)
+        goto fail_srv;
+    cls->raw_read = loom__hconn_read;
+    cls->raw_event = loom__hconn_event;
+    cls->on_drain = loom__hconn_drain;
+    cls->read_timeout_ms = loom__ms_opt(opts->idle_timeout_ms, 60000);
+    cls->write_timeout_ms = loom__ms_opt(opts->write_timeout_ms, 30000);
+    cls->high_water = opts->high_water ? opts->high_water : 256 * 1024;
+    cls->low_water = cls->high_water / 4;
+    cls->extra = sizeof(loom__hconn);
+    cls->refs = 1;
+    cls->data = srv;
+    srv->cls = cls;
+
+    r = loom__hsrv_listen(srv, bind, port);
+    if (r < 0)
+        goto fail_cls;
+    loom__handle_init(loop, &srv->h, LOOM__T_SERVER, loom__hsrv_free_fn, false);
+    loom__handle_start(&srv->h);
+    srv->h.data = opts->data;
+    loom__queue_insert_tail(&hl->servers, &srv->node);
+    if (opts->threads > 1) {
+        r = loom__hgroup_start(srv, bind, opts->threads);
+        if (r < 0) {
+            loom__hsrv_unlisten(srv);
+            loom__queue_remove(&srv->node);
+            loom__handle_close(&srv->h);
+            return r;
+        }
+    }
+    *out = srv;
+    return 0;
+
+fail_cls:
+    free(srv->cls);
+fail_srv:
+    free(srv);
+    return r;
+}
+
+static void loom__hsrv_check_done(loom_http_server_t *srv)
+{
+    if (!srv->closing || srv->done || srv->nconns || srv->nreqs)
+        return;
+    srv->done = true;
+    loom__pending_queue(srv->h.loop, &srv->done_pend);
+}
+
+/* Everything of this server (and, for the caller's server of a group, of
+ * every thread) is finished: free it and tell the application. */
+void loom__hsrv_finish(loom_http_server_t *srv)
+{
+    loom_loop_t *loop = srv->h.loop;
+    loom__queue_remove(&srv->node);
+    loom__handle_close(&srv->h);
+    if (srv->group != NULL && srv->index > 0) {
+        loom_stop(loop); /* a worker's loop ends with its server */
+        return;
+    }
+    if (srv->on_done) {
+        loom__op_scope sc;
+        loom__op_enter(loop, &sc, srv->o.on_event, srv->h.data, srv);
+        srv->on_done(srv, srv->h.data);
+        loom__op_leave(loop, &sc);
+    }
+}
+
+static void loom__hsrv_done_cb(loom__pending *p)
+{
+    loom_http_server_t *srv = LOOM__CONTAINER_OF(p, loom_http_server_t, done_pend);
+    if (srv->group != NULL && srv->index == 0 && !loom__hgroup_local_done(srv))
+        return; /* the last thread to finish calls loom__hsrv_finish */
+    loom__hsrv_finish(srv);
+}
+
+typedef struct {
+    loom_http_server_t *srv;
+    bool force;
+} loom__hclose_arg;
+
+static void loom__hsrv_close_conn(loom_socket_t *s, void *arg)
+{
+    loom__hclose_arg *a = arg;
+    if (s->cls != a->srv->cls || loom__socket_dead(s))
+        return;
+    loom__hconn *c = loom__hconn_of(s);
+    if (a->force)
+        loom__hconn_close(s, false);
+    else if (c->state == LOOM__HC_IDLE)
+        loom__hconn_close(s, true);
+}
+
+void loom__hsrv_close_local(loom_http_server_t *srv, bool force)
+{
+    if (srv->done)
+        return;
+    srv->closing = true;
+    loom__hsrv_unlisten(srv);
+    loom__hclose_arg a = {.srv = srv, .force = force};
+    if (srv->nconns)
+        loom__net_foreach_socket(srv->h.loop, loom__hsrv_close_conn, &a);
+    loom__hsrv_check_done(srv);
+}
+
+int loom_http_server_close(loom_http_server_t *srv, unsigned flags, loom_http_server_cb on_done)
+{
+    if (srv == NULL || (srv->h.flags & LOOM__H_CLOSING))
+        return LOOM_ECLOSED;
+    if (on_done)
+        srv->on_done = on_done;
+    bool force = (flags & LOOM_HTTP_CLOSE_FORCE) != 0;
+    if (srv->group)
+        loom__hgroup_close(srv, force);
+    loom__hsrv_close_local(srv, force);
+    return 0;
+}
+
+/* Loop free: everything goes without callbacks. */
+static void loom__hsrv_drop_conn(loom_socket_t *s, void *arg)
+{
+    loom_http_server_t *srv = arg;
+    if (s->cls != srv->cls)
+        return;
+    loom__hconn *c = loom__hconn_of(s);
+    if (c->state == LOOM__HC_HEAD) {
+        free(c->u.in);
+    } else if (c->state == LOOM__HC_REQ) {
+        loom_http_req_t *req = c->u.req;
+        req->sock = NULL;
+    }
+    c->u.in = NULL;
+    c->state = LOOM__HC_DEAD;
+}
+
+static void loom__hsrv_free_now(loom_http_server_t *srv)
+{
+    if (srv->group && srv->index == 0)
+        loom__hgroup_free(srv);
+    loom__hsrv_unlisten(srv);
+    loom__net_foreach_socket(srv->h.loop, loom__hsrv_drop_conn, srv);
+    while (!loom__queue_empty(&srv->reqs)) {
+        loom_http_req_t *req = LOOM__CONTAINER_OF(srv->reqs.next, loom_http_req_t, node);
+        req->sock = NULL;
+        loom__hreq_free(req);
+    }
+    loom__pending_cancel(&srv->done_pend);
+    loom__queue_remove(&srv->node);
+    loom__handle_close(&srv->h);
+}
+
+int loom_http_server_port(const loom_http_server_t *srv)
+{
+    if (srv == NULL || srv->closing)
+        return LOOM_ECLOSED;
+    return srv->port;
+}
+
+void *loom_http_server_data(const loom_http_server_t *srv)
+{
+    return srv ? srv->h.data : NULL;
+}
+
+size_t loom_http_server_pending(const loom_http_server_t *srv)
+{
+    return srv ? srv->nreqs : 0;
+}

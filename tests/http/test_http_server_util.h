@@ -1,0 +1,340 @@
+/* tests/http/test_http_server_util.h - helpers shared by the
+ * test_http_server_* tests: running the loop while a client works (a child
+ * process such as curl or python3, or a raw socket client on a thread), and
+ * reading HTTP responses on the client side with loom's own parser. */
+#ifndef LOOM_TEST_HTTP_SERVER_UTIL_H
+#define LOOM_TEST_HTTP_SERVER_UTIL_H
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "test.h"
+
+static inline uint64_t hs_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* A timer that keeps the loop from sleeping longer than 5 ms, so helpers can
+ * poll for a child or a thread between iterations. */
+static void hs_tick_cb(loom_timer_t *t, void *data)
+{
+    (void)t;
+    (void)data;
+}
+
+/* Runs the loop until *flag becomes non-zero or `ms` pass. Returns 1 if the
+ * flag was set. */
+static inline int hs_run_until(loom_loop_t *loop, atomic_int *flag, unsigned ms)
+{
+    loom_timer_t *tick;
+    CHECK_OK(loom_timer_new(loop, &tick, hs_tick_cb, NULL));
+    CHECK_OK(loom_timer_start(tick, 5, 5));
+    uint64_t end = hs_now_ms() + ms;
+    while (!atomic_load(flag) && hs_now_ms() < end)
+        CHECK(loom_run(loop, LOOM_RUN_ONCE) >= 0);
+    loom_timer_close(tick);
+    loom_run(loop, LOOM_RUN_NOWAIT);
+    return atomic_load(flag) != 0;
+}
+
+/* Runs the loop for `ms` milliseconds. */
+static inline void hs_run_for(loom_loop_t *loop, unsigned ms)
+{
+    atomic_int never = 0;
+    hs_run_until(loop, &never, ms);
+}
+
+/* --- Child processes ------------------------------------------------------- */
+
+/* Runs argv (stdout and stderr captured, stdin from `input` if not NULL)
+ * while the loop runs; returns the exit status (or -1 if it timed out and
+ * was killed). The output is NUL-terminated in out[0..size). */
+static inline int hs_run_child(loom_loop_t *loop, char *const argv[], const char *input,
+                               size_t input_len, char *out, size_t size, unsigned timeout_ms)
+{
+    char tmpl[] = "/tmp/loom-hs-XXXXXX";
+    int ofd = mkstemp(tmpl);
+    CHECK(ofd >= 0);
+    unlink(tmpl);
+    int in_pipe[2] = {-1, -1};
+    if (input)
+        CHECK(pipe(in_pipe) == 0);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        dup2(ofd, 1);
+        dup2(ofd, 2);
+        if (input) {
+            dup2(in_pipe[0], 0);
+            close(in_pipe[1]);
+        } else {
+            int nul = open("/dev/null", O_RDONLY);
+            dup2(nul, 0);
+        }
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    if (input) {
+        close(in_pipe[0]);
+        /* Small inputs fit the pipe; write them and close. */
+        CHECK(write(in_pipe[1], input, input_len) == (ssize_t)input_len);
+        close(in_pipe[1]);
+    }
+    loom_timer_t *tick;
+    CHECK_OK(loom_timer_new(loop, &tick, hs_tick_cb, NULL));
+    CHECK_OK(loom_timer_start(tick, 5, 5));
+    uint64_t end = hs_now_ms() + timeout_ms;
+    int status = 0, done = 0;
+    while (!done) {
+        CHECK(loom_run(loop, LOOM_RUN_ONCE) >= 0);
+        pid_t w = waitpid(pid, &status, WNOHANG);
+        if (w == pid)
+            done = 1;
+        else if (hs_now_ms() > end) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            status = -1;
+            done = 2;
+        }
+    }
+    loom_timer_close(tick);
+    loom_run(loop, LOOM_RUN_NOWAIT);
+    ssize_t n = pread(ofd, out, size - 1, 0);
+    out[n > 0 ? n : 0] = '\0';
+    close(ofd);
+    if (done == 2)
+        return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* Returns 1 if `tool` can be run. */
+static inline int hs_have(const char *tool)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "command -v %s >/dev/null 2>&1", tool);
+    return system(cmd) == 0;
+}
+
+/* --- Raw clients ------------------------------------------------------------------ */
+
+static inline int hs_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK(connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return fd;
+}
+
+/* Parses complete responses from buf[0..len) (answers to `method`): returns
+ * how many are complete; *statuses (if not NULL) gets their codes. */
+static inline int hs_count_responses(const char *buf, size_t len, loom_http_method_t method,
+                                     int *statuses, int max)
+{
+    size_t off = 0;
+    int n = 0;
+    while (off < len && n < max) {
+        loom_http_response_t res;
+        loom_http_header_t h[64];
+        size_t nh = 64;
+        int r = loom_http_parse_response(buf + off, len - off, 0, &res, h, &nh, NULL);
+        if (r <= 0)
+            break;
+        loom_http_framing_t fr;
+        loom_http_response_framing(&res, method, &fr);
+        size_t p = off + (size_t)r;
+        if (fr.kind != LOOM_HTTP_BODY_NONE) {
+            loom_http_body_t bd;
+            loom_http_limits_t lim = {.max_body_size = UINT64_MAX};
+            if (loom_http_body_init(&bd, &fr, &lim) < 0)
+                break;
+            int done = 0;
+            while (!done) {
+                loom_http_body_out_t o;
+                memset(&o, 0, sizeof o);
+                int k = loom_http_body_parse(&bd, buf + p, len - p, &o);
+                if (k < 0)
+                    return n;
+                p += (size_t)k;
+                if (o.done)
+                    done = 1;
+                else if (k == 0 && o.data_len == 0)
+                    return n;
+            }
+        }
+        if (fr.informational) {
+            off = p;
+            continue;
+        }
+        if (statuses)
+            statuses[n] = res.status;
+        n++;
+        off = p;
+    }
+    return n;
+}
+
+/* A raw client on a thread: connects, sends `req` (in pieces of `chunk`
+ * bytes with `gap_ms` between them if chunk > 0), then reads until it has
+ * `want` complete responses, the server closes, or `timeout_ms` pass. */
+typedef struct hs_raw {
+    int port;
+    const char *req;
+    size_t req_len;
+    size_t chunk;
+    unsigned gap_ms;
+    int want;
+    unsigned timeout_ms;
+    loom_http_method_t method;
+    int shut_wr;
+    /* results */
+    char *resp;
+    size_t resp_len;
+    int nresp;
+    int closed; /* the server closed (eof or reset) */
+    int reset;
+    atomic_int done;
+    pthread_t th;
+} hs_raw;
+
+static void *hs_raw_main(void *arg)
+{
+    hs_raw *c = arg;
+    int fd = hs_connect(c->port);
+    size_t cap = 1 << 16;
+    c->resp = malloc(cap);
+    CHECK(c->resp != NULL);
+    size_t off = 0;
+    while (off < c->req_len) {
+        size_t n = c->chunk ? c->chunk : c->req_len - off;
+        if (n > c->req_len - off)
+            n = c->req_len - off;
+        ssize_t w = send(fd, c->req + off, n, MSG_NOSIGNAL);
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+        if (c->gap_ms && off < c->req_len)
+            usleep(c->gap_ms * 1000);
+    }
+    if (c->shut_wr)
+        shutdown(fd, SHUT_WR);
+    uint64_t end = hs_now_ms() + (c->timeout_ms ? c->timeout_ms : 5000);
+    for (;;) {
+        if (c->want && c->nresp >= c->want)
+            break;
+        int64_t left = (int64_t)(end - hs_now_ms());
+        if (left <= 0)
+            break;
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (poll(&pfd, 1, (int)left) <= 0)
+            continue;
+        if (c->resp_len == cap) {
+            cap *= 2;
+            c->resp = realloc(c->resp, cap);
+            CHECK(c->resp != NULL);
+        }
+        ssize_t n = recv(fd, c->resp + c->resp_len, cap - c->resp_len, 0);
+        if (n <= 0) {
+            c->closed = 1;
+            c->reset = n < 0 && errno == ECONNRESET;
+            break;
+        }
+        c->resp_len += (size_t)n;
+        c->nresp = hs_count_responses(c->resp, c->resp_len, c->method, NULL, 1 << 20);
+    }
+    c->nresp = hs_count_responses(c->resp, c->resp_len, c->method, NULL, 1 << 20);
+    close(fd);
+    atomic_store(&c->done, 1);
+    return NULL;
+}
+
+static inline void hs_raw_start(hs_raw *c)
+{
+    atomic_store(&c->done, 0);
+    if (c->method == LOOM_HTTP_METHOD_OTHER)
+        c->method = LOOM_HTTP_METHOD_GET;
+    CHECK(pthread_create(&c->th, NULL, hs_raw_main, c) == 0);
+}
+
+/* Runs the loop until the client is done, then joins it. */
+static inline void hs_raw_finish(loom_loop_t *loop, hs_raw *c)
+{
+    CHECK(hs_run_until(loop, &c->done, (c->timeout_ms ? c->timeout_ms : 5000) + 3000));
+    pthread_join(c->th, NULL);
+}
+
+static inline void hs_raw_free(hs_raw *c)
+{
+    free(c->resp);
+    c->resp = NULL;
+}
+
+/* One exchange: send `req`, wait for `want` responses (or close). */
+static inline void hs_raw_exchange(loom_loop_t *loop, hs_raw *c, int port, const char *req,
+                                   int want)
+{
+    memset(c, 0, sizeof *c);
+    c->port = port;
+    c->req = req;
+    c->req_len = strlen(req);
+    c->want = want;
+    c->timeout_ms = 3000;
+    hs_raw_start(c);
+    hs_raw_finish(loop, c);
+}
+
+/* --- Server side helpers ----------------------------------------------------------- */
+
+static atomic_int hs_closed_done;
+static void hs_on_closed(loom_http_server_t *srv, void *data)
+{
+    (void)srv;
+    (void)data;
+    atomic_store(&hs_closed_done, 1);
+}
+
+/* Closes the server (gracefully, or by force) and runs the loop until it is
+ * gone. */
+static inline void hs_close_server_flags(loom_loop_t *loop, loom_http_server_t *srv, unsigned flags)
+{
+    atomic_store(&hs_closed_done, 0);
+    CHECK_OK(loom_http_server_close(srv, flags, hs_on_closed));
+    CHECK(hs_run_until(loop, &hs_closed_done, 8000));
+    loom_run(loop, LOOM_RUN_NOWAIT);
+}
+
+static inline void hs_close_server(loom_loop_t *loop, loom_http_server_t *srv)
+{
+    hs_close_server_flags(loop, srv, 0);
+}
+
+/* A standard answer of the tests: 200 text/plain `body`. */
+static inline void hs_reply(loom_http_req_t *req, const char *body)
+{
+    static const char *const h[] = {"Content-Type", "text/plain", NULL};
+    CHECK_OK(loom_http_respond(req, 200, h, body, strlen(body)));
+}
+
+#endif

@@ -99,12 +99,13 @@ static void loom__signal_catch(int signo)
         if (!(atomic_load(&s->want[w]) & bit))
             continue;
         atomic_fetch_add(&s->busy, 1);
+        /* The bit is set even without a pipe (in a child between fork()
+         * and loom_loop_fork(), which then wakes the loop for it). */
+        atomic_fetch_or(&s->pending[w], bit);
         int fd = atomic_load(&s->wfd);
-        if (fd >= 0) {
-            atomic_fetch_or(&s->pending[w], bit);
-            /* A full pipe already wakes the loop, and the bit is set. */
+        /* A full pipe already wakes the loop, and the bit is set. */
+        if (fd >= 0)
             (void)!write(fd, &byte, 1);
-        }
         atomic_fetch_sub(&s->busy, 1);
     }
     errno = saved_errno;

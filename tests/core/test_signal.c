@@ -452,6 +452,52 @@ static void test_fork(void)
     test_loop_free_clean(loop);
 }
 
+/* A signal that arrives in the child between fork() and loom_loop_fork() is
+ * not lost: the handler only records it (the inherited pipe is the
+ * parent's), and loom_loop_fork() makes the loop see it. */
+static void test_fork_early_signal(void)
+{
+    loom_loop_t *loop = test_loop_new();
+    counter_t c = counter(loop);
+    loom_signal_t *sig;
+
+    CHECK_OK(loom_signal_handler(loop, SIGUSR2, on_signal, &c, &sig));
+    fflush(stderr);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        alarm(10);
+        c.thread = pthread_self();
+        c.free_after = 1;
+        if (raise(SIGUSR2) != 0)
+            _exit(11);
+        if (loom_loop_fork(loop) != 0)
+            _exit(10);
+        for (int i = 0; i < 100 && c.calls == 0; i++) {
+            loom_run(loop, LOOM_RUN_NOWAIT);
+            if (c.calls == 0) {
+                struct timespec ts = {0, 5 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+            }
+        }
+        if (c.calls != 1)
+            _exit(13);
+        if (loom_run(loop, LOOM_RUN_DEFAULT) != 0)
+            _exit(12);
+        loom_loop_free(loop);
+        _exit(0);
+    }
+    int status = 0;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status));
+    CHECK_EQ(WEXITSTATUS(status), 0);
+    CHECK_EQ(loom_run(loop, LOOM_RUN_NOWAIT), 1);
+    CHECK_EQ(c.calls, 0);
+    loom_signal_free(sig);
+    CHECK_EQ(loom_run(loop, LOOM_RUN_DEFAULT), 0);
+    test_loop_free_clean(loop);
+}
+
 int main(void)
 {
     test_timeout(20);
@@ -464,5 +510,6 @@ int main(void)
     test_unref();
     test_loop_free_restores();
     test_fork();
+    test_fork_early_signal();
     return 0;
 }

@@ -1,0 +1,436 @@
+/* backend/io_uring.c - Linux io_uring: readiness through poll requests.
+ *
+ * Every watcher is at most one IORING_OP_POLL_ADD request in the kernel.
+ * The requests are one-shot: a completion reports the watcher ready, and
+ * the watcher is re-armed by a new request that goes into the submission
+ * queue and reaches the kernel with the next wait. Arming a poll request
+ * checks the file's state at once, so a watcher whose data was not all read
+ * completes again straight away: this is level-triggered readiness, the
+ * contract every loom watcher relies on (sockets read at most 4 times per
+ * readiness, servers accept at most 64 connections).
+ *
+ * Why not IORING_POLL_ADD_MULTI: a multishot poll posts a completion only
+ * when the file's wait queue is woken, i.e. it is edge-triggered (a probe:
+ * a pipe with one unread byte completes once, then never again; and
+ * IORING_POLL_ADD_LEVEL is refused with EINVAL together with MULTI). Edge
+ * readiness would stall every consumer that does not read to EAGAIN.
+ * Multishot accept and recv need a completion-based socket path in
+ * src/net; see docs/BACKENDS.md.
+ *
+ * Costs: one io_uring_enter per iteration submits the re-arms and removals
+ * and waits for completions with the timeout (IORING_FEAT_EXT_ARG), where
+ * epoll needs epoll_wait plus an epoll_ctl per change. A removal is
+ * submitted at once, because a poll request holds a reference on its file:
+ * a socket closed right after it would otherwise not send its FIN until the
+ * next wait.
+ *
+ * Completions name a slot and a generation in their user_data. A watcher's
+ * slot index lives in its private area; a slot's generation is bumped
+ * whenever its request goes stale (removal, change of events), so late
+ * completions of cancelled requests are recognised and dropped, and slots
+ * are recycled at once.
+ *
+ * Where io_uring cannot be set up (an old kernel, seccomp, io_uring_disabled,
+ * locked memory), init replaces the backend with epoll and logs one line.
+ */
+#include <errno.h>
+#include <liburing.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/internal.h"
+
+#define LOOM__URING_SQ      256
+#define LOOM__URING_CQ      4096
+#define LOOM__URING_BATCH   256
+#define LOOM__URING_UD_NONE UINT64_MAX /* removals: nothing to dispatch */
+#define LOOM__URING_NIL     UINT32_MAX
+
+typedef struct loom__uslot {
+    loom_backend_io_t *io; /* NULL: free */
+    uint32_t gen;          /* generation of the current request */
+    uint32_t armed;        /* poll mask of the request in flight, 0: none */
+    uint32_t next_free;
+    uint8_t dirty; /* listed in `dirty`: needs a request */
+} loom__uslot;
+
+typedef struct loom__uring {
+    struct io_uring ring;
+    bool ring_ok;
+    bool skip_success; /* IOSQE_CQE_SKIP_SUCCESS for removals */
+    bool defer;        /* IORING_SETUP_DEFER_TASKRUN: completions need an enter */
+    loom__uslot *slots;
+    uint32_t nslots, cslots, free_head;
+    uint32_t *dirty; /* slots to (re-)arm at the next submission */
+    uint32_t ndirty, cdirty;
+    struct {
+        uint64_t ud;
+        int32_t res;
+    } done[LOOM__URING_BATCH];
+} loom__uring;
+
+static uint32_t loom__uring_mask(unsigned events)
+{
+    uint32_t m = 0;
+    if (events & LOOM_READABLE)
+        m |= POLLIN | POLLRDHUP;
+    if (events & LOOM_WRITABLE)
+        m |= POLLOUT;
+    return m;
+}
+
+static uint64_t loom__uring_ud(uint32_t idx, uint32_t gen)
+{
+    return (uint64_t)gen << 32 | idx;
+}
+
+/* Sets up the ring with the cheapest task-work mode the kernel accepts:
+ * DEFER_TASKRUN (6.1) runs completions only inside our own io_uring_enter,
+ * COOP_TASKRUN (5.19) at least spares the interrupts. */
+static int loom__uring_setup(loom__uring *u)
+{
+    static const unsigned modes[] = {
+        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+        IORING_SETUP_COOP_TASKRUN,
+        0,
+    };
+    int r = -EINVAL;
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+        struct io_uring_params p;
+        memset(&p, 0, sizeof p);
+        p.flags = modes[i] | IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
+        p.cq_entries = LOOM__URING_CQ;
+        r = io_uring_queue_init_params(LOOM__URING_SQ, &u->ring, &p);
+        if (r == -EINVAL)
+            continue; /* a flag this kernel does not know */
+        if (r < 0)
+            return r;
+        /* One wait with a timeout per iteration needs EXT_ARG (5.11);
+         * NODROP (5.5) makes completions never get lost. */
+        if (!(p.features & IORING_FEAT_EXT_ARG) || !(p.features & IORING_FEAT_NODROP)) {
+            io_uring_queue_exit(&u->ring);
+            return -ENOSYS;
+        }
+        u->skip_success = (p.features & IORING_FEAT_CQE_SKIP) != 0;
+        u->defer = (p.flags & IORING_SETUP_DEFER_TASKRUN) != 0;
+        u->ring_ok = true;
+        return 0;
+    }
+    return r;
+}
+
+static int loom__uring_fallback(loom_loop_t *loop, void *foreign, int why)
+{
+    const loom_backend_t *ep = loom_backend_find("epoll", NULL);
+    if (ep == NULL)
+        return loom__err(-why);
+    void *priv = calloc(1, ep->loop_size ? ep->loop_size : 1);
+    if (priv == NULL)
+        return LOOM_ENOMEM;
+    char msg[160];
+    snprintf(msg, sizeof msg, "io_uring unavailable (%s): falling back to epoll", strerror(-why));
+    loom_backend_log(loop, LOOM_LOG_NOTICE, msg);
+    free(loop->backend_priv);
+    loop->backend_priv = priv;
+    loop->backend = ep;
+    return ep->init(loop, foreign);
+}
+
+static int loom__uring_init(loom_loop_t *loop, void *foreign)
+{
+    loom__uring *u = loom_backend_loop_priv(loop);
+    u->free_head = LOOM__URING_NIL;
+    int r = loom__uring_setup(u);
+    if (r < 0)
+        return loom__uring_fallback(loop, foreign, r);
+    return 0;
+}
+
+static void loom__uring_destroy(loom_loop_t *loop)
+{
+    loom__uring *u = loom_backend_loop_priv(loop);
+    if (u->ring_ok)
+        io_uring_queue_exit(&u->ring); /* cancels every request */
+    u->ring_ok = false;
+    free(u->slots);
+    free(u->dirty);
+    u->slots = NULL;
+    u->dirty = NULL;
+    u->nslots = u->cslots = u->ndirty = u->cdirty = 0;
+}
+
+/* An SQE, submitting the full queue first if needed. */
+static struct io_uring_sqe *loom__uring_sqe(loom__uring *u)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+    while (sqe == NULL) {
+        int r = io_uring_submit(&u->ring);
+        if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY)
+            return NULL;
+        sqe = io_uring_get_sqe(&u->ring);
+    }
+    return sqe;
+}
+
+static int loom__uring_mark(loom__uring *u, uint32_t idx)
+{
+    if (u->slots[idx].dirty)
+        return 0;
+    if (u->ndirty == u->cdirty) {
+        uint32_t n = u->cdirty ? u->cdirty * 2 : 64;
+        uint32_t *d = realloc(u->dirty, n * sizeof *d);
+        if (d == NULL)
+            return LOOM_ENOMEM;
+        u->dirty = d;
+        u->cdirty = n;
+    }
+    u->dirty[u->ndirty++] = idx;
+    u->slots[idx].dirty = 1;
+    return 0;
+}
+
+/* Queues a cancellation of slot idx's request; its late completion carries
+ * the old generation and is dropped. */
+static void loom__uring_cancel(loom__uring *u, uint32_t idx)
+{
+    loom__uslot *s = &u->slots[idx];
+    if (s->armed) {
+        struct io_uring_sqe *sqe = loom__uring_sqe(u);
+        if (sqe != NULL) {
+            io_uring_prep_poll_remove(sqe, loom__uring_ud(idx, s->gen));
+            io_uring_sqe_set_data64(sqe, LOOM__URING_UD_NONE);
+            if (u->skip_success)
+                sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+        }
+        s->armed = 0;
+    }
+    s->gen++;
+}
+
+/* Turns the dirty list into poll requests (no system call). */
+static void loom__uring_flush(loom__uring *u)
+{
+    for (uint32_t i = 0; i < u->ndirty; i++) {
+        uint32_t idx = u->dirty[i];
+        loom__uslot *s = &u->slots[idx];
+        s->dirty = 0;
+        if (s->io == NULL || s->io->events == 0 || s->armed)
+            continue;
+        struct io_uring_sqe *sqe = loom__uring_sqe(u);
+        if (sqe == NULL) {
+            /* Keep the rest for the next submission. */
+            memmove(u->dirty, u->dirty + i, (u->ndirty - i) * sizeof *u->dirty);
+            u->ndirty -= i;
+            for (uint32_t j = 0; j < u->ndirty; j++)
+                u->slots[u->dirty[j]].dirty = 1;
+            return;
+        }
+        s->armed = loom__uring_mask(s->io->events);
+        io_uring_prep_poll_add(sqe, s->io->fd, s->armed);
+        io_uring_sqe_set_data64(sqe, loom__uring_ud(idx, s->gen));
+    }
+    u->ndirty = 0;
+}
+
+static int loom__uring_add(loom_loop_t *loop, loom_backend_io_t *io, unsigned events)
+{
+    loom__uring *u = loom_backend_loop_priv(loop);
+    uint32_t idx = u->free_head;
+    if (idx == LOOM__URING_NIL) {
+        if (u->nslots == u->cslots) {
+            uint32_t n = u->cslots ? u->cslots * 2 : 64;
+            loom__uslot *t = realloc(u->slots, n * sizeof *t);
+            if (t == NULL)
+                return LOOM_ENOMEM;
+            memset(t + u->cslots, 0, (n - u->cslots) * sizeof *t);
+            u->slots = t;
+            u->cslots = n;
+        }
+        idx = u->nslots++;
+    } else {
+        u->free_head = u->slots[idx].next_free;
+    }
+    loom__uslot *s = &u->slots[idx];
+    s->io = io;
+    s->armed = 0;
+    *(uint32_t *)io->priv = idx;
+    int r = loom__uring_mark(u, idx);
+    if (r < 0) {
+        s->io = NULL;
+        s->next_free = u->free_head;
+        u->free_head = idx;
+        return r;
+    }
+    (void)events; /* read from io->events when the request is made */
+    return 0;
+}
+
+static int loom__uring_modify(loom_loop_t *loop, loom_backend_io_t *io, unsigned events)
+{
+    loom__uring *u = loom_backend_loop_priv(loop);
+    uint32_t idx = *(uint32_t *)io->priv;
+    loom__uslot *s = &u->slots[idx];
+    if (s->armed == loom__uring_mask(events))
+        return 0;
+    loom__uring_cancel(u, idx);
+    return loom__uring_mark(u, idx);
+}
+
+static void loom__uring_remove(loom_loop_t *loop, loom_backend_io_t *io)
+{
+    loom__uring *u = loom_backend_loop_priv(loop);
+    uint32_t idx = *(uint32_t *)io->priv;
+    loom__uslot *s = &u->slots[idx];
+    bool armed = s->armed != 0;
+    loom__uring_cancel(u, idx);
+    s->io = NULL;
+    s->next_free = u->free_head;
+    u->free_head = idx;
+    /* Let go of the file now: the caller is about to close the fd, and the
+     * peer must see it closed (GETEVENTS runs the cancellation's task work,
+     * which drops the request's file reference). */
+    if (armed)
+        (void)io_uring_submit_and_get_events(&u->ring);
+}
+
+static unsigned loom__uring_events(int32_t res)
+{
+    if (res < 0)
+        return LOOM_HUP | LOOM_READABLE | LOOM_WRITABLE;
+    unsigned ev = 0;
+    if (res & (POLLIN | POLLRDHUP | POLLPRI))
+        ev |= LOOM_READABLE;
+    if (res & POLLOUT)
+        ev |= LOOM_WRITABLE;
+    if (res & (POLLERR | POLLHUP))
+        ev |= LOOM_HUP | LOOM_READABLE | LOOM_WRITABLE;
+    return ev;
+}
+
+/* Copies out up to one batch of completions, then dispatches them: the
+ * callbacks may submit (a removal) and so post new completions. Sets *more
+ * when the batch was full. */
+static int loom__uring_reap(loom_loop_t *loop, loom__uring *u, bool *more)
+{
+    struct io_uring_cqe *cqes[LOOM__URING_BATCH];
+    unsigned n = io_uring_peek_batch_cqe(&u->ring, cqes, LOOM__URING_BATCH);
+    for (unsigned i = 0; i < n; i++) {
+        u->done[i].ud = cqes[i]->user_data;
+        u->done[i].res = cqes[i]->res;
+    }
+    io_uring_cq_advance(&u->ring, n);
+    *more = n == LOOM__URING_BATCH;
+    int dispatched = 0;
+    for (unsigned i = 0; i < n; i++) {
+        uint64_t ud = u->done[i].ud;
+        if (ud == LOOM__URING_UD_NONE)
+            continue;
+        uint32_t idx = (uint32_t)ud, gen = (uint32_t)(ud >> 32);
+        if (idx >= u->nslots)
+            continue;
+        loom__uslot *s = &u->slots[idx];
+        if (s->gen != gen || s->io == NULL)
+            continue; /* stale: cancelled, changed or removed */
+        s->armed = 0;
+        /* Re-armed at the next submission unless the callback removes it. */
+        if (loom__uring_mark(u, idx) < 0)
+            continue;
+        loom_backend_io_ready(loop, s->io, loom__uring_events(u->done[i].res));
+        dispatched++;
+    }
+    return dispatched;
+}
+
+static int loom__uring_poll(loom_loop_t *loop, int timeout_ms)
+{
+    loom__uring *u = loom_backend_loop_priv(loop);
+    loom__uring_flush(u);
+    int r;
+    if (timeout_ms == 0) {
+        /* Without DEFER_TASKRUN, completions show up in the ring without
+         * a system call; with it, only inside io_uring_enter. */
+        if (io_uring_sq_ready(&u->ring) || u->defer || io_uring_cq_has_overflow(&u->ring))
+            r = io_uring_submit_and_get_events(&u->ring);
+        else
+            r = 0;
+    } else {
+        struct io_uring_cqe *cqe;
+        struct __kernel_timespec ts = {.tv_sec = timeout_ms / 1000,
+                                       .tv_nsec = (long long)(timeout_ms % 1000) * 1000000};
+        r = io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, timeout_ms > 0 ? &ts : NULL, NULL);
+    }
+    if (r < 0 && r != -ETIME && r != -EINTR && r != -EAGAIN && r != -EBUSY)
+        return loom__err(-r);
+    int total = 0;
+    if (io_uring_cq_ready(&u->ring) > 0) {
+        loom_update_time(loop);
+        /* Bounded: completions posted by the callbacks themselves wait for
+         * the next iteration, like the rest of epoll's batch. */
+        bool more = true;
+        for (int round = 0; more && round < 16; round++)
+            total += loom__uring_reap(loop, u, &more);
+    }
+    /* An embedding poller sleeps on the ring fd after a non-blocking run:
+     * the re-arms must be in the kernel by then. */
+    if (timeout_ms == 0 && u->ndirty) {
+        loom__uring_flush(u);
+        (void)io_uring_submit(&u->ring);
+    }
+    return total;
+}
+
+static int loom__uring_fd(loom_loop_t *loop)
+{
+    loom__uring *u = loom_backend_loop_priv(loop);
+    return u->ring.ring_fd;
+}
+
+/* The child shares the parent's ring (its memory is MAP_SHARED): unmap it,
+ * make a new one, and arm every watcher again. */
+static int loom__uring_fork(loom_loop_t *loop)
+{
+    loom__uring *u = loom_backend_loop_priv(loop);
+    if (u->ring_ok)
+        io_uring_queue_exit(&u->ring);
+    u->ring_ok = false;
+    int r = loom__uring_setup(u);
+    if (r < 0)
+        return loom__err(-r);
+    u->ndirty = 0;
+    for (uint32_t i = 0; i < u->nslots; i++) {
+        u->slots[i].armed = 0;
+        u->slots[i].dirty = 0;
+        u->slots[i].gen++;
+    }
+    for (uint32_t i = 0; i < u->nslots; i++)
+        if (u->slots[i].io != NULL && (r = loom__uring_mark(u, i)) < 0)
+            return r;
+    return 0;
+}
+
+const loom_backend_t loom__backend_io_uring = {
+    .name = "io_uring",
+    .caps = LOOM_BACKEND_CAP_FD | LOOM_BACKEND_CAP_ONESHOT_FD,
+    .loop_size = sizeof(loom__uring),
+    .io_size = sizeof(uint32_t),
+    .init = loom__uring_init,
+    .destroy = loom__uring_destroy,
+    .io_add = loom__uring_add,
+    .io_modify = loom__uring_modify,
+    .io_remove = loom__uring_remove,
+    .poll = loom__uring_poll,
+    .wakeup = NULL,
+    .backend_fd = loom__uring_fd,
+    .arm = NULL,
+    .fork = loom__uring_fork,
+};
+
+#ifdef LOOM_BACKEND_PLUGIN
+__attribute__((visibility("default"))) const loom_backend_t *loom_backend_plugin(void);
+const loom_backend_t *loom_backend_plugin(void)
+{
+    return &loom__backend_io_uring;
+}
+#endif

@@ -1,0 +1,113 @@
+# Optional backends (included by src/CMakeLists.txt): io_uring, libuv ("uv"),
+# libevent ("event") and libev ("ev"). Each is either linked into libloom or
+# built as a plugin, libloom-backend-<name>.so, which exports
+#     const loom_backend_t *loom_backend_plugin(void);
+# and is loaded by name at run time (src/core/backend.c). See docs/BACKENDS.md.
+#
+# Modes: LOOM_BACKEND_MODE (plugin|linked) decides for uv, event and ev;
+# io_uring has its own LOOM_IO_URING_MODE, "linked" by default: it is a
+# kernel interface (liburing is a thin system-call wrapper), and built in it
+# can fall back to epoll without a plugin lookup. In plugin mode libloom has
+# no link dependency on any event library.
+#
+# libev also exports libevent's API names (event_add, event_base_new, ...):
+# linked into one library the two would shadow each other, so when both are
+# requested linked, libev is built as a plugin instead.
+
+set(LOOM_IO_URING_MODE "linked" CACHE STRING "How the io_uring backend is built: 'linked' or 'plugin'")
+set_property(CACHE LOOM_IO_URING_MODE PROPERTY STRINGS linked plugin)
+set_property(CACHE LOOM_BACKEND_MODE PROPERTY STRINGS plugin linked)
+
+set(LOOM_PLUGIN_BUILD_DIR ${CMAKE_BINARY_DIR}/src)
+set(LOOM_EXTRA_TEST_BACKENDS "")
+set(LOOM_BACKEND_PLUGINS "")
+
+# loom_optional_backend(<name> <SUFFIX> <mode> <source> <include dirs> <libs>)
+#   SUFFIX names the config macro LOOM_LINKED_<SUFFIX>.
+function(loom_optional_backend name suffix mode source incs libs)
+  if(mode STREQUAL "linked")
+    target_sources(loom_objs PRIVATE ${source})
+    target_include_directories(loom_objs PRIVATE ${incs})
+    # Plain library names (not imported targets) keep the installed CMake
+    # package free of pkg-config targets.
+    target_link_libraries(loom_shared PRIVATE ${libs})
+    target_link_libraries(loom_static PUBLIC ${libs})
+    set(LOOM_LINKED_${suffix} 1 PARENT_SCOPE)
+    message(STATUS "loom backend ${name}: linked into libloom")
+  else()
+    set(t loom-backend-${name})
+    add_library(${t} MODULE ${source})
+    set_target_properties(${t} PROPERTIES PREFIX "lib" OUTPUT_NAME loom-backend-${name}
+      LIBRARY_OUTPUT_DIRECTORY ${LOOM_PLUGIN_BUILD_DIR} C_VISIBILITY_PRESET hidden)
+    target_compile_definitions(${t} PRIVATE LOOM_BUILDING LOOM_BACKEND_PLUGIN _GNU_SOURCE)
+    target_include_directories(${t} PRIVATE ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR}/src
+                                            ${PROJECT_BINARY_DIR} ${incs})
+    # The loom_* symbols a plugin calls come from the process that loads it
+    # (libloom.so, or an executable linked with libloom.a: see below).
+    target_link_libraries(${t} PRIVATE ${libs})
+    install(TARGETS ${t} LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}/loom)
+    set(LOOM_LINKED_${suffix} 0 PARENT_SCOPE)
+    message(STATUS "loom backend ${name}: plugin lib${t}.so")
+  endif()
+endfunction()
+
+if(LOOM_WITH_IO_URING)
+  loom_optional_backend(io_uring IO_URING ${LOOM_IO_URING_MODE}
+    ${CMAKE_CURRENT_SOURCE_DIR}/backend/io_uring.c "${URING_INCLUDE_DIRS}" "${URING_LINK_LIBRARIES}")
+  list(APPEND LOOM_EXTRA_TEST_BACKENDS io_uring)
+  if(NOT LOOM_IO_URING_MODE STREQUAL "linked")
+    list(APPEND LOOM_BACKEND_PLUGINS io_uring)
+  endif()
+endif()
+if(LOOM_WITH_LIBUV)
+  loom_optional_backend(uv LIBUV ${LOOM_BACKEND_MODE}
+    ${CMAKE_CURRENT_SOURCE_DIR}/backend/uv.c "${LIBUV_INCLUDE_DIRS}" "${LIBUV_LINK_LIBRARIES}")
+  list(APPEND LOOM_EXTRA_TEST_BACKENDS uv)
+  if(NOT LOOM_BACKEND_MODE STREQUAL "linked")
+    list(APPEND LOOM_BACKEND_PLUGINS uv)
+  endif()
+endif()
+if(LOOM_WITH_LIBEVENT)
+  loom_optional_backend(event LIBEVENT ${LOOM_BACKEND_MODE}
+    ${CMAKE_CURRENT_SOURCE_DIR}/backend/event.c "${LIBEVENT_INCLUDE_DIRS}" "${LIBEVENT_LINK_LIBRARIES}")
+  list(APPEND LOOM_EXTRA_TEST_BACKENDS event)
+  if(NOT LOOM_BACKEND_MODE STREQUAL "linked")
+    list(APPEND LOOM_BACKEND_PLUGINS event)
+  endif()
+endif()
+if(LOOM_WITH_LIBEV)
+  set(ev_mode ${LOOM_BACKEND_MODE})
+  if(ev_mode STREQUAL "linked" AND LOOM_WITH_LIBEVENT)
+    message(STATUS "loom backend ev: libev exports libevent's names; built as a plugin")
+    set(ev_mode plugin)
+  endif()
+  loom_optional_backend(ev LIBEV ${ev_mode}
+    ${CMAKE_CURRENT_SOURCE_DIR}/backend/ev.c "${LIBEV_INCLUDE_DIR}" "${LIBEV_LIBRARY}")
+  list(APPEND LOOM_EXTRA_TEST_BACKENDS ev)
+  if(ev_mode STREQUAL "plugin")
+    list(APPEND LOOM_BACKEND_PLUGINS ev)
+  endif()
+endif()
+
+# The config header was generated before this file ran: generate it again
+# with the LOOM_LINKED_* values now known (configure_file rewrites it only if
+# it changed).
+configure_file(${PROJECT_SOURCE_DIR}/cmake/config.h.in ${PROJECT_BINARY_DIR}/loom_config.h)
+
+if(LOOM_BACKEND_PLUGINS)
+  # Executables linked with libloom.a must export the loom_* functions a
+  # plugin calls, and in the build tree they find the plugins next to
+  # libloom (dlopen searches the calling object's RUNPATH), so that
+  # LOOM_BACKEND=uv works for the tests, examples and benchmarks as they are.
+  target_link_options(loom_static INTERFACE "LINKER:--export-dynamic-symbol=loom_*"
+    "$<BUILD_INTERFACE:LINKER:-rpath,${LOOM_PLUGIN_BUILD_DIR}>")
+  set_property(TARGET loom_shared APPEND PROPERTY BUILD_RPATH ${LOOM_PLUGIN_BUILD_DIR})
+endif()
+
+# For tests/CMakeLists.txt (one level up) and tests/backend/tests.cmake.
+set(LOOM_EXTRA_TEST_BACKENDS ${LOOM_EXTRA_TEST_BACKENDS} PARENT_SCOPE)
+set(LOOM_BACKEND_PLUGINS ${LOOM_BACKEND_PLUGINS} PARENT_SCOPE)
+set(LOOM_PLUGIN_BUILD_DIR ${LOOM_PLUGIN_BUILD_DIR} PARENT_SCOPE)
+foreach(s IO_URING LIBUV LIBEVENT LIBEV)
+  set(LOOM_LINKED_${s} ${LOOM_LINKED_${s}} PARENT_SCOPE)
+endforeach()

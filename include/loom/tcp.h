@@ -203,7 +203,9 @@ LOOM_EXTERN loom_loop_t *loom_socket_loop(const loom_socket_t *sock);
 /* Copying write: tries to send at once (nothing queued: one writev); only the
  * unsent remainder is copied and queued. Returns 0, 1 when the queue now
  * holds high_water bytes or more (a hint to pause the producer until
- * on_drain), LOOM_ECLOSED, or LOOM_ENOMEM. Send errors arrive as events. */
+ * on_drain), LOOM_ECLOSED, LOOM_EPIPE after loom_socket_shutdown(),
+ * LOOM_EINVAL for a length (or iovec total) beyond SSIZE_MAX, or
+ * LOOM_ENOMEM. Send errors arrive as events. */
 LOOM_EXTERN int loom_socket_write(loom_socket_t *sock, const void *buf, size_t len);
 
 /* Gather write of `iovcnt` buffers (copying, like loom_socket_write()). */

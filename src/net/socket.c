@@ -606,6 +606,8 @@ static int loom__wq_push_copy(loom_socket_t *s, const struct iovec *iov, int n, 
         wq->bytes += rem;
     } else {
         size_t cap = rem < LOOM__COPY_CHUNK ? LOOM__COPY_CHUNK : rem;
+        if (cap > SIZE_MAX - sizeof(loom__wreq))
+            return LOOM_ENOMEM;
         loom__wreq *w = malloc(sizeof *w + cap);
         if (w == NULL)
             return LOOM_ENOMEM;
@@ -690,9 +692,14 @@ static int loom__socket_write_common(loom_socket_t *s, const struct iovec *iov, 
         return LOOM_EPIPE;
     if (LOOM__UNLIKELY(n < 0 || (n > 0 && iov == NULL)))
         return LOOM_EINVAL;
+    /* No write can be longer than SSIZE_MAX (sendmsg's limit); checking
+     * each addend also keeps the sum from wrapping around. */
     size_t total = 0;
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
+        if (LOOM__UNLIKELY(iov[i].iov_len > (size_t)SSIZE_MAX - total))
+            return LOOM_EINVAL;
         total += iov[i].iov_len;
+    }
     if (total == 0) {
         if (ref && release)
             release(iov[0].iov_base, 0, rdata);

@@ -2,6 +2,10 @@
  * while paused); zero-copy writes and their release; gather writes; high
  * and low water with on_drain; disabled writing; shutdown (half-close);
  * abort releasing queued zero-copy buffers. */
+#include <limits.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
 #include "test_tcp_util.h"
 
 static loom_tcp_server_t *srv;
@@ -239,6 +243,40 @@ static void phase_abort(loom_loop_t *loop)
     CHECK_EQ(sev.count[LOOM_EV_TCP_RESET], 1);
 }
 
+/* --- Phase 4: lengths no write can have ------------------------------------------
+ * A length (or a sum of iovec lengths) beyond SSIZE_MAX is refused with
+ * LOOM_EINVAL, and nothing is queued or released; before, a socket still
+ * connecting queued a copy whose size computation wrapped around (a tiny
+ * malloc, then a huge memcpy). */
+static int l_released;
+
+static void l_release(const void *buf, size_t len, void *data)
+{
+    l_released++;
+}
+
+static void phase_lengths(loom_loop_t *loop)
+{
+    static char small[16];
+    loom_socket_t *c;
+    /* Nobody listens: the connect fails later; the writes happen first. */
+    CHECK_OK(loom_tcp_connect(loop, "127.0.0.1", 1, &(loom_tcp_opts){.on_event = count_cli}, &c));
+    CHECK_EQ(loom_socket_write(c, small, SIZE_MAX), LOOM_EINVAL);
+    CHECK_EQ(loom_socket_write(c, small, (size_t)SSIZE_MAX + 1), LOOM_EINVAL);
+    struct iovec iov[2] = {{small, SIZE_MAX / 2 + 1}, {small, SIZE_MAX / 2 + 1}};
+    CHECK_EQ(loom_socket_writev(c, iov, 2), LOOM_EINVAL); /* the sum wraps to 0 */
+    iov[0].iov_len = SIZE_MAX - 4;
+    iov[1].iov_len = 8;
+    CHECK_EQ(loom_socket_writev(c, iov, 2), LOOM_EINVAL); /* the sum wraps to 3 */
+    CHECK_EQ(loom_socket_write_ref(c, small, SIZE_MAX, l_release, NULL), LOOM_EINVAL);
+    CHECK_EQ(l_released, 0);
+    CHECK_EQ(loom_socket_queued(c), 0);
+    CHECK_OK(loom_socket_write(c, small, sizeof small));
+    CHECK_EQ(loom_socket_queued(c), sizeof small);
+    CHECK_OK(loom_socket_abort(c));
+    CHECK_EQ(loom_run(loop, LOOM_RUN_DEFAULT), 0);
+}
+
 int main(void)
 {
     test_timeout(25);
@@ -246,6 +284,7 @@ int main(void)
     phase_pause(loop);
     phase_write(loop);
     phase_abort(loop);
+    phase_lengths(loop);
     free(zc_buf);
     test_loop_free_clean(loop);
     return 0;

@@ -86,8 +86,9 @@ void loom__handle_start(loom__handle *h)
     if (h->flags & LOOM__H_ACTIVE)
         return;
     h->flags |= LOOM__H_ACTIVE;
-    if (h->flags & LOOM__H_REF)
-        h->loop->active_refs++;
+    /* The first live handle: a foreign loop must now stay alive. */
+    if ((h->flags & LOOM__H_REF) && h->loop->active_refs++ == 0)
+        loom__kick(h->loop);
 }
 
 void loom__handle_stop(loom__handle *h)
@@ -95,8 +96,9 @@ void loom__handle_stop(loom__handle *h)
     if (!(h->flags & LOOM__H_ACTIVE))
         return;
     h->flags &= ~LOOM__H_ACTIVE;
-    if (h->flags & LOOM__H_REF)
-        h->loop->active_refs--;
+    /* The last live handle gone: a foreign loop may exit now. */
+    if ((h->flags & LOOM__H_REF) && --h->loop->active_refs == 0)
+        loom__kick(h->loop);
 }
 
 void loom__handle_ref(loom__handle *h)
@@ -104,8 +106,8 @@ void loom__handle_ref(loom__handle *h)
     if (h->flags & LOOM__H_REF)
         return;
     h->flags |= LOOM__H_REF;
-    if (h->flags & LOOM__H_ACTIVE)
-        h->loop->active_refs++;
+    if ((h->flags & LOOM__H_ACTIVE) && h->loop->active_refs++ == 0)
+        loom__kick(h->loop);
 }
 
 void loom__handle_unref(loom__handle *h)
@@ -113,8 +115,8 @@ void loom__handle_unref(loom__handle *h)
     if (!(h->flags & LOOM__H_REF))
         return;
     h->flags &= ~LOOM__H_REF;
-    if (h->flags & LOOM__H_ACTIVE)
-        h->loop->active_refs--;
+    if ((h->flags & LOOM__H_ACTIVE) && --h->loop->active_refs == 0)
+        loom__kick(h->loop);
 }
 
 void loom__handle_close(loom__handle *h)

@@ -286,22 +286,28 @@ static int loom__hreq_persist(loom_http_req_t *req)
 /* Appends a piece of a buffered body. Returns 0 or LOOM_ENOMEM. */
 static int loom__hreq_body_append(loom_http_req_t *req, const char *p, size_t n)
 {
-    if (req->body == NULL) {
-        req->body = p; /* zero-copy until a second piece arrives */
+    if (req->body == NULL && !(req->flags & LOOM__HR_PERSIST)) {
+        /* Zero-copy until a second piece arrives, or until the window ends
+         * (loom__hreq_persist copies it then). */
+        req->body = p;
         req->body_len = n;
         return 0;
     }
     if (req->bodybuf == NULL) {
         size_t cap = (req->body_len + n) * 2;
+        if (req->fr.kind == LOOM_HTTP_BODY_LENGTH && req->fr.length <= req->srv->lim.max_body_size)
+            cap = (size_t)req->fr.length;
         if (cap < 4096)
             cap = 4096;
         char *b = malloc(cap);
         if (b == NULL)
             return LOOM_ENOMEM;
-        memcpy(b, req->body, req->body_len);
+        if (req->body_len)
+            memcpy(b, req->body, req->body_len);
         req->bodybuf = b;
         req->body_cap = cap;
-    } else if (req->body_len + n > req->body_cap) {
+    }
+    if (req->body_len + n > req->body_cap) {
         size_t cap = req->body_cap * 2;
         while (cap < req->body_len + n)
             cap *= 2;

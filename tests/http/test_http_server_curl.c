@@ -89,6 +89,8 @@ int main(void)
     char *a5[] = {"curl", "-s", "-i", "-T", "-", "-H", "Transfer-Encoding: chunked", ue, NULL};
     CHECK_EQ(hs_run_child(loop, a5, up, strlen(up), out, sizeof out, 10000), 0);
     CHECK(strstr(out, "\r\nX-Method: PUT\r\n") != NULL);
+    if (strstr(out, up) == NULL)
+        fprintf(stderr, "curl said: %s\n", out);
     CHECK(strstr(out, up) != NULL);
 
     /* Expect: 100-continue: the 100 arrives at once (curl would otherwise

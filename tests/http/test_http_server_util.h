@@ -126,6 +126,16 @@ static inline int hs_run_child(loom_loop_t *loop, char *const argv[], const char
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+/* In a forked child that does not exec: closes every inherited descriptor
+ * above 2 except `keep` (the parent's listening socket above all, which
+ * would otherwise keep accepting into the child's copy). */
+static inline void hs_child_close_fds(int keep)
+{
+    for (int fd = 3; fd < 4096; fd++)
+        if (fd != keep)
+            close(fd);
+}
+
 /* Returns 1 if `tool` can be run. */
 static inline int hs_have(const char *tool)
 {

@@ -370,8 +370,13 @@ static void handle_poll(chat_t *c, loom_http_req_t *req, bool may_wait)
         sb_free(&b);
         return;
     }
-    if (waiter_add(c, req, since) < 0)
+    if (waiter_add(c, req, since) < 0) {
         answer_error(c, req, 503, "out of memory");
+        return;
+    }
+    if (c->verbose)
+        fprintf(stderr, "loom-chat: %s %s: held (%zu waiting)\n",
+                loom_http_req_method_str(req, NULL), loom_http_req_target(req, NULL), c->nwaiters);
 }
 
 /* Returns true if s[0..n) is well-formed UTF-8 (no overlong forms, no
@@ -626,7 +631,8 @@ static void on_signal(loom_signal_t *sig, int signo, void *data)
         loom_http_server_close(c->srv, LOOM_HTTP_CLOSE_FORCE, on_server_closed);
         return;
     }
-    fprintf(stderr, "loom-chat: closing (%zu held polls; signal again to force)\n", c->nwaiters);
+    fprintf(stderr, "loom-chat: closing, answering %zu held poll%s (signal again to force)\n",
+            c->nwaiters, c->nwaiters == 1 ? "" : "s");
     c->closing = true;
     /* Close first, so that the answers below carry "Connection: close". */
     loom_http_server_close(c->srv, 0, on_server_closed);

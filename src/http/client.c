@@ -853,7 +853,9 @@ static void hc_send(hc_req *r)
         return;
     }
     if (r->on_source) {
-        hc_pump(r);
+        /* The source is the application's code: pull from the loop, never
+         * from inside loom_http_request() or another request's cancel. */
+        hc_defer(r, PD_UPLOAD);
         return;
     }
     r->upload_done = 1;

@@ -96,12 +96,39 @@ configure_file(${PROJECT_SOURCE_DIR}/cmake/config.h.in ${PROJECT_BINARY_DIR}/loo
 
 if(LOOM_BACKEND_PLUGINS)
   # Executables linked with libloom.a must export the loom_* functions a
-  # plugin calls, and in the build tree they find the plugins next to
-  # libloom (dlopen searches the calling object's RUNPATH), so that
-  # LOOM_BACKEND=uv works for the tests, examples and benchmarks as they are.
-  target_link_options(loom_static INTERFACE "LINKER:--export-dynamic-symbol=loom_*"
-    "$<BUILD_INTERFACE:LINKER:-rpath,${LOOM_PLUGIN_BUILD_DIR}>")
-  set_property(TARGET loom_shared APPEND PROPERTY BUILD_RPATH ${LOOM_PLUGIN_BUILD_DIR})
+  # plugin calls (libloom.so exports them anyway).
+  target_link_options(loom_static INTERFACE "LINKER:--export-dynamic-symbol=loom_*")
+  # The examples and benchmarks find the plugins of the build tree by
+  # themselves, so that LOOM_BACKEND=uv works on them as they are: dlopen
+  # searches the calling executable's RUNPATH. The tests do not get it: they
+  # are run with LOOM_PLUGIN_PATH, and one checks that a plugin path without
+  # the plugin gives LOOM_ENOPLUGIN. Installed programs find the plugins in
+  # LOOM_PLUGIN_DIR. The examples' and benchmarks' targets only exist once
+  # their directories are processed, hence the deferred call.
+  function(loom_plugin_rpath dir)
+    get_property(targets DIRECTORY ${dir} PROPERTY BUILDSYSTEM_TARGETS)
+    foreach(t ${targets})
+      get_target_property(type ${t} TYPE)
+      if(type STREQUAL "EXECUTABLE")
+        set_property(TARGET ${t} APPEND PROPERTY BUILD_RPATH ${LOOM_PLUGIN_BUILD_DIR})
+      endif()
+    endforeach()
+    get_property(subdirs DIRECTORY ${dir} PROPERTY SUBDIRECTORIES)
+    foreach(d ${subdirs})
+      loom_plugin_rpath(${d})
+    endforeach()
+  endfunction()
+  function(loom_plugin_rpaths)
+    foreach(d ${PROJECT_SOURCE_DIR}/examples ${PROJECT_SOURCE_DIR}/bench)
+      if(IS_DIRECTORY ${d} AND EXISTS ${d}/CMakeLists.txt)
+        get_property(known DIRECTORY ${PROJECT_SOURCE_DIR} PROPERTY SUBDIRECTORIES)
+        if(d IN_LIST known)
+          loom_plugin_rpath(${d})
+        endif()
+      endif()
+    endforeach()
+  endfunction()
+  cmake_language(DEFER DIRECTORY ${PROJECT_SOURCE_DIR} CALL loom_plugin_rpaths)
 endif()
 
 # For tests/CMakeLists.txt (one level up) and tests/backend/tests.cmake.

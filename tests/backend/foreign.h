@@ -23,8 +23,9 @@
 typedef struct fw {
     loom_loop_t *loop;
     loom_tcp_server_t *srv;
+    loom_http_server_t *http;
     pthread_t poster;
-    int timer_fired, signal_seen, dns_ok, echo_ok, srv_eof, posted, ended;
+    int timer_fired, signal_seen, dns_ok, echo_ok, srv_eof, http_ok, posted, ended;
     uint64_t start_ms, end_ms;
     char echo[16];
     size_t echo_len;
@@ -94,6 +95,23 @@ static void fw_cli_read(loom_socket_t *s, const char *b, size_t n, void *data)
     }
 }
 
+static void fw_on_http_req(loom_http_req_t *req, void *data)
+{
+    (void)data;
+    CHECK_OK(loom_http_respond(req, 200, (const char *const[]){"Content-Type", "text/plain", NULL},
+                               "hi", 2));
+}
+
+static void fw_on_http_res(loom_http_client_req_t *req, const loom_http_client_response_t *res,
+                           void *data)
+{
+    fw_t *w = data;
+    (void)req;
+    CHECK_EQ(res->status, 200);
+    CHECK(res->body_len == 2 && memcmp(res->body, "hi", 2) == 0);
+    w->http_ok = 1;
+}
+
 static void fw_on_end(loom_timer_t *t, void *data)
 {
     fw_t *w = data;
@@ -101,6 +119,8 @@ static void fw_on_end(loom_timer_t *t, void *data)
     w->end_ms = fw_clock_ms();
     loom_tcp_server_close(w->srv);
     w->srv = NULL;
+    CHECK_OK(loom_http_server_close(w->http, 0, NULL));
+    w->http = NULL;
     (void)t;
 }
 
@@ -142,6 +162,17 @@ static void fw_start(fw_t *w, loom_loop_t *loop)
                                                .on_event = fw_on_event,
                                                .data = w},
                               NULL));
+    CHECK_OK(loom_http_server(loop, "127.0.0.1", 0, fw_on_http_req,
+                              &(loom_http_server_opts){.data = w, .on_event = fw_on_event},
+                              &w->http));
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/x", loom_http_server_port(w->http));
+    CHECK_OK(loom_http_request(loop, url,
+                               &(loom_http_request_opts){.on_response = fw_on_http_res,
+                                                         .on_event = fw_on_event,
+                                                         .data = w,
+                                                         .no_keepalive = true},
+                               NULL));
     CHECK_OK(loom_delay(loop, FW_END_MS, fw_on_end, w, NULL));
     CHECK(pthread_create(&w->poster, NULL, fw_poster, w) == 0);
 }
@@ -156,6 +187,7 @@ static void fw_check_done(fw_t *w)
     CHECK_EQ(w->dns_ok, 1);
     CHECK_EQ(w->echo_ok, 1);
     CHECK_EQ(w->srv_eof, 1);
+    CHECK_EQ(w->http_ok, 1);
     CHECK_EQ(w->posted, 1);
     CHECK_EQ(w->ended, 1);
     CHECK(w->end_ms - w->start_ms >= FW_END_MS - 1);

@@ -37,8 +37,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/internal.h"
 #include "loom/dns.h"
+#include "net/net_internal.h"
 
 #define DNS_HOST_MAX      255 /* longest name accepted, as in DNS itself */
 #define DNS_IDLE_CHANNELS 4   /* idle non-default channels kept for reuse */
@@ -268,15 +268,15 @@ static void channel_update(dns_channel *ch)
     }
     uint64_t ms = (uint64_t)tv.tv_sec * 1000u + ((uint64_t)tv.tv_usec + 999u) / 1000u;
     if (ch->timer == NULL) {
-        int r = loom_timer_new(loop, &ch->timer, on_channel_timer, ch);
+        /* loom's own timer: not a live object of the application's, and the
+         * queries keep the loop alive, not their timer. */
+        int r = loom__net_timer_new(loop, &ch->timer, on_channel_timer, ch);
         if (r < 0) {
             ch->timer = NULL;
             loom_log(loop, LOOM_LOG_WARNING, "dns: no timer for the resolver: %s",
                      loom_strerror(r));
             return;
         }
-        /* The queries keep the loop alive, not their timer. */
-        loom_timer_unref(ch->timer);
     }
     loom_timer_start(ch->timer, ms, 0);
 }

@@ -38,7 +38,7 @@ BODY = b"omglolwtf"
 
 FULL = dict(runs=3, timers=1_000_000, echo_s=5, http_s=5, mem_conns=15000, mem_runs=3,
             conc_runs=3, conc_delay=5, conc_s=7, conc_procs=6, conc_max=18500,
-            client_requests=300_000, client_wrk_s=3, backend_s=3)
+            client_requests=200_000, client_wrk_s=3, backend_s=3)
 QUICK = dict(runs=1, timers=1_000_000, echo_s=2, http_s=2, mem_conns=15000, mem_runs=1,
              conc_runs=1, conc_delay=5, conc_s=4.5, conc_procs=6, conc_max=18500,
              client_requests=60_000, client_wrk_s=1, backend_s=1)
@@ -524,8 +524,10 @@ def markdown(results):
             frac = "%.0f%%" % (100 * r["of_probe"]) if r["of_probe"] is not None else "-"
             name = r["program"] + (" (limit probe)" if r["role"] == "probe" else "")
             fig = fmt(r["value"]) if r["value"] is not None else "n/a"
-            out.append("| %s | %s | %s | %s%s | %s | %s |" % (
-                title, name, fig, unit, "" if higher else " (lower is better)", ratio, frac))
+            first = r is rows[0]
+            out.append("| %s | %s | %s | %s | %s | %s |" % (
+                "**%s**" % title if first else "", name, fig,
+                (unit + ("" if higher else ", lower is better")) if first else "", ratio, frac))
     return "\n".join(out)
 
 
@@ -1088,7 +1090,19 @@ def main():
     ap.add_argument("--docs", action="store_true",
                     help="also copy the JSON and plots to docs/bench/ and the table into "
                          "docs/BENCHMARKS.md")
+    ap.add_argument("--render", metavar="JSON",
+                    help="run nothing: redo the table, plots (and with --docs the docs) from a "
+                         "saved latest.json")
     args = ap.parse_args()
+
+    if args.render:
+        with open(args.render) as f:
+            doc = json.load(f)
+        res = Results()
+        res.rows = {m: v["rows"] for m, v in doc["metrics"].items()}
+        SKIPPED.extend(doc["meta"].get("skipped_backends", []))
+        emit(doc, res, args)
+        return 0
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -1122,6 +1136,7 @@ def main():
 
     res = Results()
     started = time.time()
+    load_before = os.getloadavg()
     timings = {}
     try:
         for name, fn in WORKLOADS:
@@ -1137,10 +1152,13 @@ def main():
     res.finish()
     elapsed = time.time() - started
 
-    os.makedirs(args.out, exist_ok=True)
     doc = {
-        "meta": {"date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "quick": args.quick,
-                 "settings": ctx.s, "seconds": round(elapsed, 1), "workload_seconds": timings,
+        "meta": {"date": time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(started)),
+                 "quick": args.quick, "settings": ctx.s, "seconds": round(elapsed, 1),
+                 "workload_seconds": timings,
+                 # Other work on the machine disturbs the figures; this says how much there was.
+                 "loadavg_before": [round(x, 2) for x in load_before],
+                 "loadavg_after": [round(x, 2) for x in os.getloadavg()],
                  "pinning": {"server_core": SERVER_CORE, "load_core": LOAD_CORE}
                  if CORES else None,
                  "machine": machine(), "versions": versions(),
@@ -1149,9 +1167,19 @@ def main():
                         "higher_is_better": METRICS[m][2], "rows": rows}
                     for m, rows in res.rows.items()},
     }
+    emit(doc, res, args)
+    shutil.rmtree(ctx.tmp, ignore_errors=True)
+    return 0
+
+
+def emit(doc, res, args):
+    """Writes latest.json, latest.txt and the plots, prints the table, and
+    with --docs updates docs/."""
+    os.makedirs(args.out, exist_ok=True)
     jpath = os.path.join(args.out, "latest.json")
-    with open(jpath, "w") as f:
-        json.dump(doc, f, indent=1)
+    if os.path.abspath(jpath) != os.path.abspath(args.render or ""):
+        with open(jpath, "w") as f:
+            json.dump(doc, f, indent=1)
     pngs = plot(res, args.out)
     text = table(res)
     if SKIPPED:
@@ -1160,12 +1188,12 @@ def main():
     with open(os.path.join(args.out, "latest.txt"), "w") as f:
         f.write(text + "\n")
     print(text)
-    print("\n%s run, %.0f s; results in %s (+ %d plots)" % (
-        "quick" if args.quick else "full", elapsed, os.path.relpath(jpath), len(pngs)))
+    meta = doc["meta"]
+    print("\n%s run of %s, %.0f s; results in %s (+ %d plots)" % (
+        "quick" if meta["quick"] else "full", meta["date"], meta["seconds"],
+        os.path.relpath(jpath), len(pngs)))
     if args.docs:
         update_docs(doc, res, pngs)
-    shutil.rmtree(ctx.tmp, ignore_errors=True)
-    return 0
 
 
 def update_docs(doc, res, pngs):
@@ -1185,9 +1213,15 @@ def update_docs(doc, res, pngs):
         return
     meta = doc["meta"]
     vers = ", ".join("%s %s" % (k, v) for k, v in meta["versions"].items() if v)
-    block = "%s\n%s run of %s on %s (%s CPUs, kernel %s), %.0f s.\nPeers: %s.\n\n%s\n\n%s\n%s" % (
+    load = ""
+    if meta.get("loadavg_before"):
+        load = " Load average (1, 5, 15 min) %s before, %s after." % (
+            " ".join("%.2f" % x for x in meta["loadavg_before"]),
+            " ".join("%.2f" % x for x in meta["loadavg_after"]))
+    block = "%s\n%s run of %s on %s (%s CPUs, kernel %s), %.0f s.%s\nPeers: %s.\n\n%s\n\n%s\n%s" % (
         begin, "Quick" if meta["quick"] else "Full", meta["date"], meta["machine"]["cpu"],
-        meta["machine"]["cpus"], meta["machine"]["kernel"], meta["seconds"], vers, markdown(res),
+        meta["machine"]["cpus"], meta["machine"]["kernel"], meta["seconds"], load, vers,
+        markdown(res),
         "\n".join("![%s](bench/%s)" % (os.path.basename(p)[:-4], os.path.basename(p))
                   for p in pngs), end)
     text = text[:text.index(begin)] + block + text[text.index(end) + len(end):]

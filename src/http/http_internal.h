@@ -109,7 +109,8 @@ enum {
     LOOM__HR_CONTINUE = 1u << 9,    /* Expect: 100-continue, not sent yet */
     LOOM__HR_IN_CB = 1u << 10,      /* inside a callback that receives it */
     LOOM__HR_FREED = 1u << 11,      /* handed to the closing list */
-    LOOM__HR_SSE = 1u << 12
+    LOOM__HR_SSE = 1u << 12,
+    LOOM__HR_END_DUE = 1u << 13 /* streamed body complete while paused: end call due */
 };
 
 struct loom_http_req {

@@ -174,7 +174,12 @@ static void loom__hreq_free_fn(loom__handle *h)
     loom__slab_free(&hl->req_slab, req);
 }
 
-void loom__hreq_free(loom_http_req_t *req)
+/* Frees a request. `now`: at once, for a request answered inside the
+ * state machine's own processing (nobody can hold it any more, and reusing
+ * it at once keeps the hot path in one warm slab object); otherwise through
+ * the closing list at the end of the iteration, since the application's
+ * call that answered it may still be on the stack. */
+static void loom__hreq_free_ex(loom_http_req_t *req, bool now)
 {
     if (req->flags & LOOM__HR_FREED)
         return;
@@ -187,9 +192,19 @@ void loom__hreq_free(loom_http_req_t *req)
         req->flags &= ~LOOM__HR_RESUMEQ;
     }
     srv->nreqs--;
-    loom__handle_close(&req->h);
+    if (now) {
+        req->h.loop->live--;
+        loom__hreq_free_fn(&req->h);
+    } else {
+        loom__handle_close(&req->h);
+    }
     if (srv->closing)
         loom__hsrv_check_done(srv);
+}
+
+void loom__hreq_free(loom_http_req_t *req)
+{
+    loom__hreq_free_ex(req, false);
 }
 
 static loom_http_req_t *loom__hreq_new(loom_http_server_t *srv, loom_socket_t *s)
@@ -559,7 +574,7 @@ static void loom__hconn_fail(loom_socket_t *s, int status, const char *msg)
 
 /* The answered request leaves the connection; the next may begin. Returns
  * false if the connection must close now (it is marked so). */
-static bool loom__hconn_next(loom_socket_t *s, loom_http_req_t *req)
+static bool loom__hconn_next(loom_socket_t *s, loom_http_req_t *req, bool now)
 {
     loom__hconn *c = loom__hconn_of(s);
     loom_http_server_t *srv = s->h.data;
@@ -567,7 +582,7 @@ static bool loom__hconn_next(loom_socket_t *s, loom_http_req_t *req)
     bool close = (req->flags & LOOM__HR_CLOSE) || body_left;
     c->state = LOOM__HC_IDLE;
     c->u.in = NULL;
-    loom__hreq_free(req);
+    loom__hreq_free_ex(req, now);
     if (c->nreq < UINT16_MAX)
         c->nreq++;
     if (close || srv->closing) {
@@ -630,6 +645,17 @@ static long loom__hreq_body(loom_http_server_t *srv, loom_socket_t *s, loom_http
     loom__hconn *c = loom__hconn_of(s);
     bool stream = srv->o.on_body != NULL;
     size_t off = 0;
+    if (req->flags & LOOM__HR_END_DUE) {
+        /* The body ended while paused: its end call was held back. */
+        req->flags &= ~LOOM__HR_END_DUE;
+        req->bstate = LOOM__HB_NONE;
+        if (req->astate != LOOM__HA_DONE) {
+            req->flags |= LOOM__HR_IN_CB;
+            loom__hreq_on_body(srv, req, NULL, 0);
+            req->flags &= ~LOOM__HR_IN_CB;
+        }
+        return 0;
+    }
     for (;;) {
         loom_http_body_out_t out;
         memset(&out, 0, sizeof out);
@@ -668,9 +694,15 @@ static long loom__hreq_body(loom_http_server_t *srv, loom_socket_t *s, loom_http
             }
         }
         if (out.done) {
-            req->bstate = LOOM__HB_NONE;
-            if (c->state == LOOM__HC_DEAD)
+            if (c->state == LOOM__HC_DEAD) {
+                req->bstate = LOOM__HB_NONE;
                 return (long)off;
+            }
+            if (req->flags & LOOM__HR_PAUSED) {
+                req->flags |= LOOM__HR_END_DUE; /* delivered on resume */
+                return (long)off;
+            }
+            req->bstate = LOOM__HB_NONE;
             if (stream) {
                 if (req->astate != LOOM__HA_DONE) {
                     req->flags |= LOOM__HR_IN_CB;
@@ -780,18 +812,20 @@ static size_t loom__hconn_process(loom_http_server_t *srv, loom_socket_t *s, cha
         if (c->state == LOOM__HC_REQ) {
             loom_http_req_t *req = c->u.req;
             if (req->astate == LOOM__HA_DONE && !(req->flags & LOOM__HR_IN_CB)) {
-                if (!loom__hconn_next(s, req))
+                if (!loom__hconn_next(s, req, true))
                     break;
                 continue;
             }
-            if (req->bstate == LOOM__HB_READ && !(req->flags & LOOM__HR_PAUSED) && off < n) {
+            if (req->bstate == LOOM__HB_READ && !(req->flags & LOOM__HR_PAUSED) &&
+                (off < n || (req->flags & LOOM__HR_END_DUE))) {
                 long k = loom__hreq_body(srv, s, req, p + off, n - off);
                 if (k < 0)
                     break;
                 off += (size_t)k;
                 if (c->state == LOOM__HC_REQ && c->u.req == req && req->astate == LOOM__HA_DONE)
                     continue;
-                if (k == 0 || req->bstate == LOOM__HB_READ)
+                if (req->bstate == LOOM__HB_READ && (k == 0 || (req->flags & LOOM__HR_PAUSED) ||
+                                                     off == n))
                     break;
                 continue;
             }
@@ -1021,7 +1055,7 @@ void loom__hreq_answered(loom_http_req_t *req)
     }
     free(req->in);
     req->in = NULL;
-    loom__hconn_next(s, req);
+    loom__hconn_next(s, req, false);
     loom__hconn_settle(s);
 }
 
@@ -1037,10 +1071,9 @@ void loom__hreq_resume(loom_http_req_t *req)
     req->flags &= ~LOOM__HR_PAUSED;
     if (req->sock == NULL)
         return;
-    if (req->in && req->in->len)
-        loom__hreq_queue_resume(req);
-    else if (req->srv->hl->batch != req->sock)
-        loom__hconn_settle(req->sock);
+    /* The resume phase feeds what was kept (and a held-back end call), then
+     * settles the connection, which restarts reading. */
+    loom__hreq_queue_resume(req);
 }
 
 /* The resume phase: connections with input kept behind a request that is

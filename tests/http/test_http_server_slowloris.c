@@ -1,0 +1,117 @@
+/* test_http_server_slowloris: clients that trickle a request head one byte
+ * at a time, or go silent in the middle of it, are cut off by the header
+ * timeout (with an http timeout event) while normal clients are served;
+ * the idle timeout closes a quiet keep-alive connection; the body timeout
+ * cuts a stalled body. */
+#include "test_http_server_util.h"
+
+#define NSLOW 6
+
+static int nreq, ntimeouts;
+
+static void on_request(loom_http_req_t *req, void *data)
+{
+    (void)data;
+    nreq++;
+    hs_reply(req, "fine");
+}
+
+static void on_event(const loom_event_t *ev, void *data)
+{
+    (void)data;
+    if (ev->kind == LOOM_EV_HTTP_TIMEOUT)
+        ntimeouts++;
+}
+
+int main(void)
+{
+    test_timeout(30);
+    loom_loop_t *loop = test_loop_new();
+    loom_http_server_t *srv;
+    loom_http_server_opts o = {.on_event = on_event,
+                               .header_timeout_ms = 300,
+                               .idle_timeout_ms = 400,
+                               .body_timeout_ms = 300};
+    CHECK_OK(loom_http_server(loop, "127.0.0.1", 0, on_request, &o, &srv));
+    int port = loom_http_server_port(srv);
+
+    static const char req[] = "GET /slow HTTP/1.1\r\nHost: x\r\nX-Padding: aaaaaaaaaa\r\n\r\n";
+    hs_raw slow[NSLOW];
+    uint64_t t0 = hs_now_ms();
+    for (int i = 0; i < NSLOW; i++) {
+        memset(&slow[i], 0, sizeof slow[i]);
+        slow[i].port = port;
+        slow[i].req = req;
+        /* Half trickle (1 byte / 40 ms: the whole head would take 2 s),
+         * half send a piece and go silent. */
+        slow[i].req_len = i % 2 ? 10 : sizeof req - 1;
+        slow[i].chunk = 1;
+        slow[i].gap_ms = i % 2 ? 1 : 40;
+        slow[i].want = 1;
+        slow[i].timeout_ms = 4000;
+        hs_raw_start(&slow[i]);
+    }
+    /* Normal clients meanwhile. */
+    for (int k = 0; k < 5; k++) {
+        hs_raw c;
+        hs_raw_exchange(loop, &c, port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 1);
+        CHECK_EQ(c.nresp, 1);
+        hs_raw_free(&c);
+        hs_run_for(loop, 20);
+    }
+    for (int i = 0; i < NSLOW; i++) {
+        hs_raw_finish(loop, &slow[i]);
+        CHECK(slow[i].closed);
+        CHECK_EQ(slow[i].nresp, 0);
+        hs_raw_free(&slow[i]);
+    }
+    uint64_t took = hs_now_ms() - t0;
+    /* Cut off within twice the header timeout (plus the timer slack), long
+     * before the trickle would have finished. */
+    CHECK(took < 1500);
+    CHECK_EQ(nreq, 5);
+    CHECK_EQ(ntimeouts, NSLOW);
+
+    /* The idle timeout: a keep-alive connection left quiet is closed. */
+    int fd = hs_connect(port);
+    const char *r = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    CHECK(send(fd, r, strlen(r), 0) > 0);
+    t0 = hs_now_ms();
+    char buf[1024];
+    size_t got = 0;
+    for (;;) {
+        hs_run_for(loop, 10);
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 0) == 1) {
+            ssize_t n = recv(fd, buf + got, sizeof buf - got, 0);
+            if (n <= 0)
+                break;
+            got += (size_t)n;
+        }
+        CHECK(hs_now_ms() - t0 < 3000);
+    }
+    took = hs_now_ms() - t0;
+    CHECK(took >= 350 && took < 1500);
+    CHECK(got > 0);
+    close(fd);
+    CHECK_EQ(ntimeouts, NSLOW); /* idle closes are silent */
+
+    /* The body timeout: half a body, then silence. */
+    hs_raw c;
+    memset(&c, 0, sizeof c);
+    c.port = port;
+    c.req = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhalf";
+    c.req_len = strlen(c.req);
+    c.timeout_ms = 3000;
+    t0 = hs_now_ms();
+    hs_raw_start(&c);
+    hs_raw_finish(loop, &c);
+    CHECK(c.closed);
+    CHECK(hs_now_ms() - t0 < 1500);
+    CHECK_EQ(ntimeouts, NSLOW + 1);
+    hs_raw_free(&c);
+
+    hs_close_server(loop, srv);
+    test_loop_free_clean(loop);
+    return 0;
+}

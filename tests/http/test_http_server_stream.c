@@ -1,0 +1,209 @@
+/* test_http_server_stream: streaming mode. Request bodies arrive through
+ * on_body; returning LOOM_HTTP_PAUSE stops reading (observable: no byte is
+ * read while paused) until loom_http_req_resume(). Streamed answers: chunked,
+ * raw with Content-Length, and close-delimited for HTTP/1.0, with writer
+ * backpressure (a write returns 1 above high water, on_drain follows). */
+#include "test_http_server_util.h"
+
+#define UPLOAD   (3u << 20)
+#define DOWNLOAD (8u << 20)
+
+static loom_loop_t *g_loop;
+static size_t got_body;
+static int npauses, nresumes, body_while_paused, paused, ndrains, nends;
+static uint64_t bytes_at_pause;
+static uint64_t sum_body;
+
+typedef struct {
+    loom_http_req_t *req;
+    size_t sent;
+    size_t total;
+    int raw;
+} dl_state;
+static dl_state dl;
+static char block[64 * 1024];
+
+static void resume_cb(loom_timer_t *t, void *data)
+{
+    loom_http_req_t *req = data;
+    loom_stats_t st;
+    loom_stats(g_loop, &st);
+    /* Nothing was read from the socket while the body was paused. */
+    CHECK_EQ(st.bytes_read, bytes_at_pause);
+    paused = 0;
+    nresumes++;
+    CHECK_OK(loom_http_req_resume(req));
+    loom_timer_close(t);
+}
+
+static int on_body(loom_http_req_t *req, const char *chunk, size_t len, void *data)
+{
+    (void)data;
+    size_t pl;
+    const char *path = loom_http_req_path(req, &pl);
+    if (pl != 7 || memcmp(path, "/upload", 7) != 0) {
+        if (chunk == NULL)
+            nends++;
+        return 0;
+    }
+    if (paused)
+        body_while_paused++;
+    if (chunk == NULL) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "%zu %llu", got_body, (unsigned long long)sum_body);
+        hs_reply(req, msg);
+        return 0;
+    }
+    got_body += len;
+    for (size_t i = 0; i < len; i++)
+        sum_body += (unsigned char)chunk[i];
+    /* Pause every ~256 KiB for 5 ms. */
+    if (got_body / (256 * 1024) != (got_body - len) / (256 * 1024)) {
+        loom_stats_t st;
+        loom_stats(g_loop, &st);
+        bytes_at_pause = st.bytes_read;
+        paused = 1;
+        npauses++;
+        loom_timer_t *t;
+        CHECK_OK(loom_timer_new(g_loop, &t, resume_cb, req));
+        CHECK_OK(loom_timer_start(t, 5, 0));
+        return LOOM_HTTP_PAUSE;
+    }
+    return 0;
+}
+
+/* Writes until the socket's queue is above high water, then waits for
+ * on_drain. */
+static void dl_pump(void)
+{
+    while (dl.req && dl.sent < dl.total) {
+        size_t n = dl.total - dl.sent < sizeof block ? dl.total - dl.sent : sizeof block;
+        int r = loom_http_response_write(dl.req, block, n);
+        CHECK(r >= 0);
+        dl.sent += n;
+        if (r == 1)
+            return;
+    }
+    if (dl.req) {
+        CHECK_OK(loom_http_response_end(dl.req));
+        dl.req = NULL;
+    }
+}
+
+static void on_drain(loom_http_req_t *req, void *data)
+{
+    (void)data;
+    CHECK(req == dl.req);
+    ndrains++;
+    dl_pump();
+}
+
+static void on_request(loom_http_req_t *req, void *data)
+{
+    (void)data;
+    size_t pl;
+    const char *path = loom_http_req_path(req, &pl);
+    if (pl == 7 && memcmp(path, "/upload", 7) == 0)
+        return; /* answered at the end of the body */
+    if (pl >= 9 && memcmp(path, "/download", 9) == 0) {
+        CHECK(dl.req == NULL);
+        dl.req = req;
+        dl.sent = 0;
+        dl.total = DOWNLOAD;
+        dl.raw = pl > 9 && path[9] == 'r';
+        char len[32];
+        snprintf(len, sizeof len, "%u", DOWNLOAD);
+        const char *hr[] = {"Content-Length", len, NULL};
+        CHECK_OK(loom_http_response_start(req, 200, dl.raw ? hr : NULL));
+        dl_pump();
+        return;
+    }
+    if (pl == 6 && memcmp(path, "/small", 6) == 0) {
+        /* Streamed: a few writes, then end, all inside on_request. */
+        CHECK_OK(loom_http_response_start(req, 200, NULL));
+        CHECK_OK(loom_http_response_write(req, "one,", 4));
+        CHECK_OK(loom_http_response_write(req, "two,", 4));
+        CHECK_OK(loom_http_response_write(req, "three", 5));
+        CHECK_OK(loom_http_response_end(req));
+        return;
+    }
+    hs_reply(req, "?");
+}
+
+int main(void)
+{
+    test_timeout(60);
+    if (!hs_have("curl"))
+        TEST_SKIP("curl not installed");
+    for (size_t i = 0; i < sizeof block; i++)
+        block[i] = (char)('a' + i % 26);
+    loom_loop_t *loop = g_loop = test_loop_new();
+    loom_http_server_t *srv;
+    loom_http_server_opts o = {.on_body = on_body, .on_drain = on_drain, .high_water = 128 * 1024};
+    CHECK_OK(loom_http_server(loop, "127.0.0.1", 0, on_request, &o, &srv));
+    int port = loom_http_server_port(srv);
+    char url[128], out[4096];
+
+    /* An upload of 3 MiB with pauses. */
+    char path[] = "/tmp/loom-hs-upload-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    uint64_t expect_sum = 0;
+    static char data[UPLOAD];
+    for (size_t i = 0; i < UPLOAD; i++) {
+        data[i] = (char)(i * 7 + (i >> 9));
+        expect_sum += (unsigned char)data[i];
+    }
+    CHECK(write(fd, data, UPLOAD) == (ssize_t)UPLOAD);
+    close(fd);
+    char at[64];
+    snprintf(at, sizeof at, "@%s", path);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/upload", port);
+    char *a1[] = {"curl", "-s", "--data-binary", at, url, NULL};
+    CHECK_EQ(hs_run_child(loop, a1, NULL, 0, out, sizeof out, 20000), 0);
+    unlink(path);
+    char expect[64];
+    snprintf(expect, sizeof expect, "%u %llu", UPLOAD, (unsigned long long)expect_sum);
+    CHECK_STR(out, expect);
+    CHECK(npauses >= 8);
+    CHECK_EQ(nresumes, npauses);
+    CHECK_EQ(body_while_paused, 0);
+
+    /* Chunked download with backpressure. */
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/download", port);
+    char *a2[] = {"curl", "-s", "-o", "/dev/null", "-w", "%{size_download} %{http_code}",
+                  url,    NULL};
+    CHECK_EQ(hs_run_child(loop, a2, NULL, 0, out, sizeof out, 20000), 0);
+    snprintf(expect, sizeof expect, "%u 200", DOWNLOAD);
+    CHECK_STR(out, expect);
+    CHECK(ndrains > 0);
+
+    /* Raw (Content-Length) download. */
+    int drains_before = ndrains;
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/downloadraw", port);
+    char *a3[] = {"curl", "-s", "--limit-rate", "32M", "-D", "-", "-o", "/dev/null", url, NULL};
+    CHECK_EQ(hs_run_child(loop, a3, NULL, 0, out, sizeof out, 20000), 0);
+    snprintf(expect, sizeof expect, "Content-Length: %u\r\n", DOWNLOAD);
+    CHECK(strstr(out, expect) != NULL);
+    CHECK(strstr(out, "chunked") == NULL);
+    CHECK(ndrains > drains_before);
+
+    /* A small streamed answer inside on_request, over HTTP/1.1 (chunked)
+     * and HTTP/1.0 (delimited by the close). */
+    hs_raw c;
+    hs_raw_exchange(loop, &c, port, "GET /small HTTP/1.1\r\nHost: x\r\n\r\n", 1);
+    CHECK_EQ(c.nresp, 1);
+    CHECK(strstr(c.resp, "Transfer-Encoding: chunked\r\n") != NULL);
+    CHECK(strstr(c.resp, "\r\n4\r\none,\r\n4\r\ntwo,\r\n5\r\nthree\r\n0\r\n\r\n") != NULL);
+    hs_raw_free(&c);
+    hs_raw_exchange(loop, &c, port, "GET /small HTTP/1.0\r\n\r\n", 0);
+    CHECK(c.closed);
+    CHECK(strstr(c.resp, "Connection: close\r\n") != NULL);
+    CHECK(strstr(c.resp, "\r\n\r\none,two,three") != NULL);
+    hs_raw_free(&c);
+    CHECK(nends >= 2);
+
+    hs_close_server(loop, srv);
+    test_loop_free_clean(loop);
+    return 0;
+}

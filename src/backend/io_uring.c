@@ -24,11 +24,12 @@
  * a socket closed right after it would otherwise not send its FIN until the
  * next wait.
  *
- * Completions name a slot and a generation in their user_data. A watcher's
- * slot index lives in its private area; a slot's generation is bumped
- * whenever its request goes stale (removal, change of events), so late
- * completions of cancelled requests are recognised and dropped, and slots
- * are recycled at once.
+ * Watchers are kept in a table indexed by fd (16 bytes per fd, no
+ * allocation per watcher), like the epoll backend's. A completion names the
+ * fd and a generation in its user_data; a slot's generation is bumped
+ * whenever its request goes stale (removal, change of events, the fd taken
+ * over by a new watcher after a close), so late completions of cancelled
+ * requests are recognised and dropped.
  *
  * Where io_uring cannot be set up (an old kernel, seccomp, io_uring_disabled,
  * locked memory), init replaces the backend with epoll and logs one line.
@@ -46,24 +47,22 @@
 #define LOOM__URING_CQ      4096
 #define LOOM__URING_BATCH   256
 #define LOOM__URING_UD_NONE UINT64_MAX /* removals: nothing to dispatch */
-#define LOOM__URING_NIL     UINT32_MAX
 
 typedef struct loom__uslot {
-    loom_backend_io_t *io; /* NULL: free */
+    loom_backend_io_t *io; /* NULL: no watcher on this fd */
     uint32_t gen;          /* generation of the current request */
-    uint32_t armed;        /* poll mask of the request in flight, 0: none */
-    uint32_t next_free;
-    uint8_t dirty; /* listed in `dirty`: needs a request */
+    uint16_t armed;        /* poll mask of the request in flight, 0: none */
+    uint8_t dirty;         /* listed in `dirty`: needs a request */
 } loom__uslot;
 
 typedef struct loom__uring {
     struct io_uring ring;
     bool ring_ok;
-    bool skip_success; /* IOSQE_CQE_SKIP_SUCCESS for removals */
-    bool defer;        /* IORING_SETUP_DEFER_TASKRUN: completions need an enter */
-    loom__uslot *slots;
-    uint32_t nslots, cslots, free_head;
-    uint32_t *dirty; /* slots to (re-)arm at the next submission */
+    bool skip_success;  /* IOSQE_CQE_SKIP_SUCCESS for removals */
+    bool defer;         /* IORING_SETUP_DEFER_TASKRUN: completions need an enter */
+    loom__uslot *slots; /* by fd */
+    uint32_t nslots;
+    uint32_t *dirty; /* fds to (re-)arm at the next submission */
     uint32_t ndirty, cdirty;
     struct {
         uint64_t ud;
@@ -71,9 +70,9 @@ typedef struct loom__uring {
     } done[LOOM__URING_BATCH];
 } loom__uring;
 
-static uint32_t loom__uring_mask(unsigned events)
+static uint16_t loom__uring_mask(unsigned events)
 {
-    uint32_t m = 0;
+    uint16_t m = 0;
     if (events & LOOM_READABLE)
         m |= POLLIN | POLLRDHUP;
     if (events & LOOM_WRITABLE)
@@ -141,7 +140,6 @@ static int loom__uring_fallback(loom_loop_t *loop, void *foreign, int why)
 static int loom__uring_init(loom_loop_t *loop, void *foreign)
 {
     loom__uring *u = loom_backend_loop_priv(loop);
-    u->free_head = LOOM__URING_NIL;
     int r = loom__uring_setup(u);
     if (r < 0)
         return loom__uring_fallback(loop, foreign, r);
@@ -158,7 +156,7 @@ static void loom__uring_destroy(loom_loop_t *loop)
     free(u->dirty);
     u->slots = NULL;
     u->dirty = NULL;
-    u->nslots = u->cslots = u->ndirty = u->cdirty = 0;
+    u->nslots = u->ndirty = u->cdirty = 0;
 }
 
 /* An SQE, submitting the full queue first if needed. */
@@ -237,32 +235,26 @@ static void loom__uring_flush(loom__uring *u)
 static int loom__uring_add(loom_loop_t *loop, loom_backend_io_t *io, unsigned events)
 {
     loom__uring *u = loom_backend_loop_priv(loop);
-    uint32_t idx = u->free_head;
-    if (idx == LOOM__URING_NIL) {
-        if (u->nslots == u->cslots) {
-            uint32_t n = u->cslots ? u->cslots * 2 : 64;
-            loom__uslot *t = realloc(u->slots, n * sizeof *t);
-            if (t == NULL)
-                return LOOM_ENOMEM;
-            memset(t + u->cslots, 0, (n - u->cslots) * sizeof *t);
-            u->slots = t;
-            u->cslots = n;
-        }
-        idx = u->nslots++;
-    } else {
-        u->free_head = u->slots[idx].next_free;
+    uint32_t fd = (uint32_t)io->fd;
+    if (fd >= u->nslots) {
+        uint32_t n = u->nslots ? u->nslots : 64;
+        while (n <= fd)
+            n *= 2;
+        loom__uslot *t = realloc(u->slots, n * sizeof *t);
+        if (t == NULL)
+            return LOOM_ENOMEM;
+        memset(t + u->nslots, 0, (n - u->nslots) * sizeof *t);
+        u->slots = t;
+        u->nslots = n;
     }
-    loom__uslot *s = &u->slots[idx];
-    s->io = io;
-    s->armed = 0;
-    *(uint32_t *)io->priv = idx;
-    int r = loom__uring_mark(u, idx);
-    if (r < 0) {
-        s->io = NULL;
-        s->next_free = u->free_head;
-        u->free_head = idx;
+    /* A watcher still registered on this fd number belongs to a file that
+     * was closed without removing it: its request goes (as epoll's
+     * registration would be replaced). */
+    loom__uring_cancel(u, fd);
+    int r = loom__uring_mark(u, fd);
+    if (r < 0)
         return r;
-    }
+    u->slots[fd].io = io;
     (void)events; /* read from io->events when the request is made */
     return 0;
 }
@@ -270,24 +262,22 @@ static int loom__uring_add(loom_loop_t *loop, loom_backend_io_t *io, unsigned ev
 static int loom__uring_modify(loom_loop_t *loop, loom_backend_io_t *io, unsigned events)
 {
     loom__uring *u = loom_backend_loop_priv(loop);
-    uint32_t idx = *(uint32_t *)io->priv;
-    loom__uslot *s = &u->slots[idx];
-    if (s->armed == loom__uring_mask(events))
+    uint32_t fd = (uint32_t)io->fd;
+    if (u->slots[fd].armed == loom__uring_mask(events))
         return 0;
-    loom__uring_cancel(u, idx);
-    return loom__uring_mark(u, idx);
+    loom__uring_cancel(u, fd);
+    return loom__uring_mark(u, fd);
 }
 
 static void loom__uring_remove(loom_loop_t *loop, loom_backend_io_t *io)
 {
     loom__uring *u = loom_backend_loop_priv(loop);
-    uint32_t idx = *(uint32_t *)io->priv;
-    loom__uslot *s = &u->slots[idx];
-    bool armed = s->armed != 0;
-    loom__uring_cancel(u, idx);
-    s->io = NULL;
-    s->next_free = u->free_head;
-    u->free_head = idx;
+    uint32_t fd = (uint32_t)io->fd;
+    if (fd >= u->nslots || u->slots[fd].io != io)
+        return; /* taken over by another watcher after a close */
+    bool armed = u->slots[fd].armed != 0;
+    loom__uring_cancel(u, fd);
+    u->slots[fd].io = NULL;
     /* Let go of the file now: the caller is about to close the fd, and the
      * peer must see it closed (GETEVENTS runs the cancellation's task work,
      * which drops the request's file reference). */
@@ -402,7 +392,6 @@ static int loom__uring_fork(loom_loop_t *loop)
     for (uint32_t i = 0; i < u->nslots; i++) {
         u->slots[i].armed = 0;
         u->slots[i].dirty = 0;
-        u->slots[i].gen++;
     }
     for (uint32_t i = 0; i < u->nslots; i++)
         if (u->slots[i].io != NULL && (r = loom__uring_mark(u, i)) < 0)
@@ -414,7 +403,7 @@ const loom_backend_t loom__backend_io_uring = {
     .name = "io_uring",
     .caps = LOOM_BACKEND_CAP_FD | LOOM_BACKEND_CAP_ONESHOT_FD,
     .loop_size = sizeof(loom__uring),
-    .io_size = sizeof(uint32_t),
+    .io_size = 0,
     .init = loom__uring_init,
     .destroy = loom__uring_destroy,
     .io_add = loom__uring_add,

@@ -42,7 +42,10 @@ static void script(hc_peer *p, int fd, int index)
                               rd->req.method_str, path, rd->body, ct_s);
             int hl = snprintf(buf, sizeof buf, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", bl);
             hc_write(fd, buf, (size_t)hl);
-            hc_write(fd, body, (size_t)bl);
+            /* No body after HEAD: the client rightly reads none, and stray
+             * bytes would be taken for the next response. */
+            if (rd->req.method != LOOM_HTTP_METHOD_HEAD)
+                hc_write(fd, body, (size_t)bl);
         }
     }
     free(rd->body);

@@ -1,0 +1,183 @@
+/* test_http_server_request: the request accessors. Method enum and token,
+ * target, path and query (origin and absolute form), query parameters with
+ * percent-decoding, the decoded path, headers in order with duplicates and
+ * case-insensitive lookup, the body, the printer (into a buffer and a
+ * FILE*), and the same accessors on a request kept past its read (the
+ * head is then the request's own copy). */
+#include "test_http_server_util.h"
+
+static int checked;
+
+static void check_request(loom_http_req_t *req)
+{
+    char buf[256];
+    size_t len;
+    CHECK_EQ(loom_http_req_method(req), LOOM_HTTP_METHOD_PATCH);
+    CHECK_STR(loom_http_req_method_str(req, &len), "PATCH");
+    CHECK_EQ(len, 5);
+    CHECK_STR(loom_http_req_target(req, &len), "/some%20path/x?name=J%C3%B6rg+M&empty=&flag&n=2");
+    const char *p = loom_http_req_path(req, &len);
+    CHECK_EQ(len, 14);
+    CHECK(memcmp(p, "/some%20path/x?", 15) == 0); /* not NUL-terminated: a prefix */
+    CHECK_STR(loom_http_req_query(req, &len), "name=J%C3%B6rg+M&empty=&flag&n=2");
+    CHECK_EQ(loom_http_req_version(req), 1);
+    CHECK_EQ(loom_http_req_path_decoded(req, buf, sizeof buf), 12);
+    CHECK_STR(buf, "/some path/x");
+    CHECK_EQ(loom_http_req_path_decoded(req, buf, 4), LOOM_ENOSPC);
+    CHECK_EQ(loom_http_req_query_param(req, "name", buf, sizeof buf), 7);
+    CHECK_STR(buf, "J\xc3\xb6rg M");
+    CHECK_EQ(loom_http_req_query_param(req, "empty", buf, sizeof buf), 0);
+    CHECK_STR(buf, "");
+    CHECK_EQ(loom_http_req_query_param(req, "flag", buf, sizeof buf), 0);
+    CHECK_EQ(loom_http_req_query_param(req, "n", buf, sizeof buf), 1);
+    CHECK_STR(buf, "2");
+    CHECK_EQ(loom_http_req_query_param(req, "missing", buf, sizeof buf), LOOM_ENOENT);
+    CHECK_EQ(loom_http_req_query_param(req, "name", buf, 3), LOOM_ENOSPC);
+
+    size_t n;
+    const loom_http_header_t *h = loom_http_req_headers(req, &n);
+    CHECK(n == 5 || n == 6);
+    if (n == 6)
+        CHECK_STR(h[5].name, "X-Mode");
+    CHECK_STR(h[0].name, "Host");
+    CHECK_STR(h[1].name, "X-Dup");
+    CHECK_STR(h[1].value, "first");
+    CHECK_STR(h[2].name, "x-dup");
+    CHECK_STR(h[2].value, "second, with spaces");
+    CHECK_STR(h[3].name, "Content-Length");
+    CHECK_STR(h[4].name, "Empty");
+    CHECK_STR(h[4].value, "");
+    CHECK_STR(loom_http_req_header(req, "X-DUP", &len), "first");
+    CHECK_EQ(len, 5);
+    CHECK(loom_http_req_header(req, "nope", &len) == NULL);
+    size_t pos = 0;
+    CHECK(loom_http_header_find(h, n, "x-dup", &pos) == &h[1]);
+    CHECK(loom_http_header_find(h, n, "x-dup", &pos) == &h[2]);
+    CHECK(loom_http_header_find(h, n, "x-dup", &pos) == NULL);
+    const char *b = loom_http_req_body(req, &len);
+    CHECK_EQ(len, 10);
+    CHECK(memcmp(b, "a=1\nb=\x01two", 10) == 0);
+    char peer[64];
+    int port;
+    CHECK_OK(loom_http_req_peer(req, peer, sizeof peer, &port));
+    CHECK_STR(peer, "127.0.0.1");
+    CHECK(port > 0);
+
+    /* The printer. */
+    char dump[2048];
+    int dl = loom_http_req_format(req, dump, sizeof dump);
+    CHECK(dl > 0 && (size_t)dl < sizeof dump);
+    CHECK_EQ((size_t)dl, strlen(dump));
+    CHECK(strstr(dump, "#<http-request PATCH /some%20path/x?") != NULL);
+    CHECK(strstr(dump, "  resource: /some%20path/x\n") != NULL);
+    CHECK(strstr(dump, "  querystring: name=J%C3%B6rg+M&empty=&flag&n=2\n") != NULL);
+    CHECK(strstr(dump, "    name = J%C3%B6rg+M\n") != NULL);
+    CHECK(strstr(dump, "    x-dup: second, with spaces\n") != NULL);
+    CHECK(strstr(dump, "  body: 10 bytes \"a=1\\nb=\\x01two\"\n") != NULL);
+    /* Truncation follows snprintf's rule. */
+    char small[32];
+    CHECK_EQ(loom_http_req_format(req, small, sizeof small), dl);
+    CHECK_EQ(strlen(small), sizeof small - 1);
+    FILE *f = tmpfile();
+    CHECK(f != NULL);
+    CHECK_EQ(loom_http_req_print(req, f), dl);
+    rewind(f);
+    char back[2048];
+    CHECK_EQ(fread(back, 1, sizeof back, f), (size_t)dl);
+    CHECK(memcmp(back, dump, (size_t)dl) == 0);
+    fclose(f);
+    checked++;
+}
+
+static void later(loom_timer_t *t, void *data)
+{
+    loom_http_req_t *req = data;
+    check_request(req);
+    hs_reply(req, "later");
+    loom_timer_close(t);
+}
+
+static void on_request(loom_http_req_t *req, void *data)
+{
+    (void)data;
+    const char *mode = loom_http_req_header(req, "X-Mode", NULL);
+    if (mode == NULL) {
+        check_request(req);
+        hs_reply(req, "now");
+        return;
+    }
+    if (strcmp(mode, "later") == 0) {
+        /* Keep it: the accessors must work from the request's copy. */
+        loom_timer_t *t;
+        CHECK_OK(loom_timer_new(loom_http_req_loop(req), &t, later, req));
+        CHECK_OK(loom_timer_start(t, 20, 0));
+        return;
+    }
+    /* Methods and the absolute form. */
+    char out[256];
+    size_t pl;
+    const char *p = loom_http_req_path(req, &pl);
+    snprintf(out, sizeof out, "%d %s %.*s|%s", (int)loom_http_req_method(req),
+             loom_http_req_method_str(req, NULL), (int)pl, p, loom_http_req_query(req, NULL));
+    hs_reply(req, out);
+}
+
+int main(void)
+{
+    test_timeout(30);
+    loom_loop_t *loop = test_loop_new();
+    loom_http_server_t *srv;
+    CHECK_OK(loom_http_server(loop, "127.0.0.1", 0, on_request, NULL, &srv));
+    int port = loom_http_server_port(srv);
+    static const char rq[] = "PATCH /some%20path/x?name=J%C3%B6rg+M&empty=&flag&n=2 HTTP/1.1\r\n"
+                             "Host: example\r\n"
+                             "X-Dup: first\r\n"
+                             "x-dup:   second, with spaces  \r\n"
+                             "Content-Length: 10\r\n"
+                             "Empty:\r\n"
+                             "\r\n"
+                             "a=1\nb=\x01two";
+    hs_raw c;
+    hs_raw_exchange(loop, &c, port, rq, 1);
+    CHECK_EQ(c.nresp, 1);
+    hs_raw_free(&c);
+    CHECK_EQ(checked, 1);
+
+    /* The same request kept past its read (X-Mode: later, as the last
+     * field), checked from a timer. */
+    static char rq2[sizeof rq + 32];
+    snprintf(rq2, sizeof rq2, "%.*sX-Mode: later\r\n\r\n%s", (int)(strstr(rq, "\r\n\r\n") - rq + 2),
+             rq, strstr(rq, "\r\n\r\n") + 4);
+    hs_raw_exchange(loop, &c, port, rq2, 1);
+    CHECK_EQ(c.nresp, 1);
+    hs_raw_free(&c);
+    CHECK_EQ(checked, 2);
+
+    /* Methods and target forms. */
+    static const char rq3[] = "PUT /p HTTP/1.1\r\nHost: x\r\nX-Mode: m\r\nContent-Length: 0\r\n\r\n"
+                              "DELETE /d?q HTTP/1.1\r\nHost: x\r\nX-Mode: m\r\n\r\n"
+                              "OPTIONS * HTTP/1.1\r\nHost: x\r\nX-Mode: m\r\n\r\n"
+                              "TRACE /t HTTP/1.1\r\nHost: x\r\nX-Mode: m\r\n\r\n"
+                              "GET http://example.com:8080/abs/path?k=v HTTP/1.1\r\nHost: x\r\n"
+                              "X-Mode: m\r\n\r\n"
+                              "GET http://example.com HTTP/1.1\r\nHost: x\r\nX-Mode: m\r\n\r\n";
+    hs_raw_exchange(loop, &c, port, rq3, 6);
+    CHECK_EQ(c.nresp, 6);
+    c.resp[c.resp_len] = '\0';
+    char exp[64];
+    snprintf(exp, sizeof exp, "%d PUT /p|", (int)LOOM_HTTP_METHOD_PUT);
+    CHECK(strstr(c.resp, exp) != NULL);
+    snprintf(exp, sizeof exp, "%d DELETE /d|q", (int)LOOM_HTTP_METHOD_DELETE);
+    CHECK(strstr(c.resp, exp) != NULL);
+    snprintf(exp, sizeof exp, "%d OPTIONS *|", (int)LOOM_HTTP_METHOD_OPTIONS);
+    CHECK(strstr(c.resp, exp) != NULL);
+    snprintf(exp, sizeof exp, "%d TRACE /t|", (int)LOOM_HTTP_METHOD_TRACE);
+    CHECK(strstr(c.resp, exp) != NULL);
+    CHECK(strstr(c.resp, " GET /abs/path|k=v") != NULL);
+    CHECK(strstr(c.resp, " GET |") != NULL);
+    hs_raw_free(&c);
+
+    hs_close_server(loop, srv);
+    test_loop_free_clean(loop);
+    return 0;
+}

@@ -119,6 +119,13 @@ static int check_ipv6(const char *p, size_t n)
     unsigned char bin[16];
     if (addr_len == 0 || addr_len >= sizeof tmp)
         return LOOM_EURL;
+    /* inet_pton() reads a C string: a NUL (or any other byte) it would
+     * stop at must not hide the rest of the literal. */
+    for (size_t i = 0; i < addr_len; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (!(char_class(c) & C_HEX) && c != ':' && c != '.')
+            return LOOM_EURL;
+    }
     memcpy(tmp, p, addr_len);
     tmp[addr_len] = '\0';
     if (inet_pton(AF_INET6, tmp, bin) != 1)

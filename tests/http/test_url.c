@@ -134,6 +134,33 @@ static void test_parse(void)
         }
     }
     CHECK_EQ(loom_url_parse(NULL, 0, &v), LOOM_EINVAL);
+
+    /* Bytes below 0x21 are rejected inside an IP literal too: a NUL there
+     * once ended the address check early, so "[::1<NUL>anything]" was taken
+     * for ::1 with the rest in the host (found by fuzzing). */
+#define WITH_LEN(lit)                                                                              \
+    {                                                                                              \
+        lit, sizeof lit - 1                                                                        \
+    }
+    static const struct {
+        const char *s;
+        size_t len;
+    } bad_len[] = {
+        WITH_LEN("http://[::1\0evil]/"),   WITH_LEN("http://[::1\0\r\nX: y]/"),
+        WITH_LEN("http://[::0\0\0=]:80/"), WITH_LEN("http://h/\0"),
+        WITH_LEN("http://h\0/"),
+    };
+#undef WITH_LEN
+    for (size_t i = 0; i < sizeof bad_len / sizeof bad_len[0]; i++) {
+        int rc = loom_url_parse(bad_len[i].s, bad_len[i].len, &v);
+        if (rc != LOOM_EURL) {
+            fprintf(stderr, "expected EURL for bad_len[%zu], got %d\n", i, rc);
+            exit(1);
+        }
+    }
+    loom_url_t base = parse_ok("http://h/a");
+    char out[64];
+    CHECK_EQ(loom_url_resolve(&base, "//[::1\0x]/p", 11, 0, out, sizeof out), LOOM_EURL);
 }
 
 /* RFC 3986 section 5.4: every normal and abnormal example. */

@@ -366,7 +366,8 @@ class Ctx:
 
     def echo_servers(self):
         return [self.loom_prog("loom-echo", "loom-echo", kind="echo"),
-                self.ours("libuv", "peer", "bench-echo-uv", kind="echo"),
+                self.ours("libuv (guide)", "peer", "bench-echo-uv-guide", kind="echo"),
+                self.ours("libuv (tuned)", "peer", "bench-echo-uv", kind="echo"),
                 self.ours("libevent", "peer", "bench-echo-event", kind="echo"),
                 self.ours("raw epoll", "probe", "bench-echo-raw", kind="echo")]
 

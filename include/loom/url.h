@@ -76,8 +76,9 @@ LOOM_EXTERN int loom_url_port(const loom_url_t *url);
  * absolute URL (without the reference's fragment if `drop_fragment`) into
  * out[0..size). An HTTP client uses it for a Location header. `ref_len` may
  * be (size_t)-1 for a NUL-terminated string. Returns the length of the result
- * (snprintf rule, see above), or LOOM_EURL if `ref` is malformed. `out` may be
- * NULL when `size` is 0. Any thread. */
+ * (snprintf rule, see above), LOOM_EURL if `ref` is malformed, or
+ * LOOM_ETOOBIG if the result would be longer than INT_MAX. `out` may be NULL
+ * when `size` is 0. Any thread. */
 LOOM_EXTERN int loom_url_resolve(const loom_url_t *base, const char *ref, size_t ref_len,
                                  int drop_fragment, char *out, size_t size);
 
@@ -97,8 +98,9 @@ enum {
 
 /* Percent-encodes `src[0..len)` into dst[0..size), upper-case hex, keeping
  * the characters `flags` allows (see LOOM_URL_ENC_*). Returns the encoded
- * length (snprintf rule; at most 3 * len), or LOOM_EINVAL if `dst` is NULL
- * with a non-zero `size`. Any thread. */
+ * length (snprintf rule; at most 3 * len), LOOM_EINVAL if `dst` is NULL
+ * with a non-zero `size`, or LOOM_ETOOBIG if the encoded length would exceed
+ * INT_MAX. Any thread. */
 LOOM_EXTERN int loom_url_encode(char *dst, size_t size, const char *src, size_t len,
                                 unsigned flags);
 
@@ -107,7 +109,8 @@ LOOM_EXTERN int loom_url_encode(char *dst, size_t size, const char *src, size_t 
  * and `dst` may equal `src` (decoding in place). Returns the decoded length,
  * LOOM_ENOSPC if it does not fit with its NUL, or LOOM_EURL for a malformed
  * escape ('%' not followed by two hex digits, unless LOOM_URL_DEC_LENIENT)
- * or for "%00" (unless LOOM_URL_DEC_ALLOW_NUL). Any thread. */
+ * or for "%00" (unless LOOM_URL_DEC_ALLOW_NUL), or LOOM_ETOOBIG if the
+ * decoded length would exceed INT_MAX. Any thread. */
 LOOM_EXTERN int loom_url_decode(char *dst, size_t size, const char *src, size_t len,
                                 unsigned flags);
 
@@ -134,7 +137,8 @@ LOOM_EXTERN int loom_url_query_next(const char *query, size_t len, size_t *pos,
  * parameter has that name, LOOM_ENOSPC if the value does not fit (size =
  * value length + 1 always suffices), or LOOM_EURL for a malformed escape in
  * the value. `buf` may be NULL with `size` 0 to test for presence only (then
- * the raw value length is returned). O(len). Any thread. */
+ * the raw value length is returned; LOOM_ETOOBIG if it exceeds INT_MAX).
+ * O(len). Any thread. */
 LOOM_EXTERN int loom_url_query_get(const char *query, size_t len, const char *name, char *buf,
                                    size_t size);
 

@@ -4,11 +4,14 @@
  * no global state, so every function is safe on any thread.
  */
 #include <arpa/inet.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <string.h>
 
 #include "loom/error.h"
 #include "loom/url.h"
+
+#define LOOM__URL_UNLIKELY(x) __builtin_expect(!!(x), 0)
 
 /* Character classes (RFC 3986 section 2). */
 enum {
@@ -467,6 +470,8 @@ int loom_url_resolve(const loom_url_t *base, const char *ref, size_t ref_len, in
         put(&w, "#", 1);
         put(&w, r.fragment, r.fragment_len);
     }
+    if (w.n > INT_MAX)
+        return LOOM_ETOOBIG; /* the length would not fit the return value */
     if (w.n >= size)
         return (int)w.n; /* an upper bound: dot segments are not removed yet */
     size_t np = remove_dots(out + path_start, path_len);
@@ -508,6 +513,8 @@ int loom_url_encode(char *dst, size_t size, const char *src, size_t len, unsigne
             written += el;
         }
         n += el;
+        if (LOOM__URL_UNLIKELY(n > INT_MAX))
+            return LOOM_ETOOBIG; /* the length would not fit the return value */
     }
     if (size > 0)
         dst[written] = '\0';
@@ -541,6 +548,8 @@ int loom_url_decode(char *dst, size_t size, const char *src, size_t len, unsigne
         }
         if (n + 1 >= size)
             return LOOM_ENOSPC;
+        if (LOOM__URL_UNLIKELY(n >= INT_MAX))
+            return LOOM_ETOOBIG;
         dst[n++] = (char)c;
     }
     if (n >= size)
@@ -613,7 +622,7 @@ int loom_url_query_get(const char *query, size_t len, const char *name, char *bu
         if (!loom_url_decoded_equals(p.name, p.name_len, name, LOOM_URL_DEC_PLUS))
             continue;
         if (!buf)
-            return (int)p.value_len;
+            return p.value_len > INT_MAX ? LOOM_ETOOBIG : (int)p.value_len;
         return loom_url_decode(buf, size, p.value, p.value_len, LOOM_URL_DEC_PLUS);
     }
     return LOOM_ENOENT;

@@ -116,59 +116,36 @@ static inline int is_digit(char c)
     return (unsigned char)(c - '0') < 10;
 }
 
-static const char *scan_token(const char *p, const char *end)
+static inline int is_token_char(unsigned char c)
 {
-    while (end - p >= 4) {
-        if (!token_char[(unsigned char)p[0]])
-            return p;
-        if (!token_char[(unsigned char)p[1]])
-            return p + 1;
-        if (!token_char[(unsigned char)p[2]])
-            return p + 2;
-        if (!token_char[(unsigned char)p[3]])
-            return p + 3;
-        p += 4;
-    }
-    while (p < end && token_char[(unsigned char)*p])
-        p++;
-    return p;
+    return token_char[c];
 }
 
-static const char *scan_value_scalar(const char *p, const char *end)
-{
-    while (end - p >= 4) {
-        if (!is_value_char((unsigned char)p[0]))
-            return p;
-        if (!is_value_char((unsigned char)p[1]))
-            return p + 1;
-        if (!is_value_char((unsigned char)p[2]))
-            return p + 2;
-        if (!is_value_char((unsigned char)p[3]))
-            return p + 3;
-        p += 4;
+/* The scalar scanners: each returns the first byte in [p, end) outside its
+ * class, or end. Four bytes per round, the tail one by one. */
+#define LOOM__HTTP_SCANNER(name, ok)                                                               \
+    static const char *name(const char *p, const char *end)                                        \
+    {                                                                                              \
+        while (end - p >= 4) {                                                                     \
+            if (!ok((unsigned char)p[0]))                                                          \
+                return p;                                                                          \
+            if (!ok((unsigned char)p[1]))                                                          \
+                return p + 1;                                                                      \
+            if (!ok((unsigned char)p[2]))                                                          \
+                return p + 2;                                                                      \
+            if (!ok((unsigned char)p[3]))                                                          \
+                return p + 3;                                                                      \
+            p += 4;                                                                                \
+        }                                                                                          \
+        while (p < end && ok((unsigned char)*p))                                                   \
+            p++;                                                                                   \
+        return p;                                                                                  \
     }
-    while (p < end && is_value_char((unsigned char)*p))
-        p++;
-    return p;
-}
 
-static const char *scan_target_scalar(const char *p, const char *end)
-{
-    while (end - p >= 4) {
-        if (!is_target_char((unsigned char)p[0]))
-            return p;
-        if (!is_target_char((unsigned char)p[1]))
-            return p + 1;
-        if (!is_target_char((unsigned char)p[2]))
-            return p + 2;
-        if (!is_target_char((unsigned char)p[3]))
-            return p + 3;
-        p += 4;
-    }
-    while (p < end && is_target_char((unsigned char)*p))
-        p++;
-    return p;
-}
+LOOM__HTTP_SCANNER(scan_token, is_token_char)
+LOOM__HTTP_SCANNER(scan_value_scalar, is_value_char)
+LOOM__HTTP_SCANNER(scan_target_scalar, is_target_char)
+#undef LOOM__HTTP_SCANNER
 
 #if LOOM_HTTP_HAVE_SSE2
 /* Bytes are compared as signed after flipping the top bit, which turns the

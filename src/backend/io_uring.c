@@ -60,6 +60,7 @@ typedef struct loom__uring {
     bool ring_ok;
     bool skip_success;  /* IOSQE_CQE_SKIP_SUCCESS for removals */
     bool defer;         /* IORING_SETUP_DEFER_TASKRUN: completions need an enter */
+    bool single_issuer; /* IORING_SETUP_SINGLE_ISSUER: one submitting thread */
     loom__uslot *slots; /* by fd */
     uint32_t nslots;
     uint32_t *dirty; /* fds to (re-)arm at the next submission */
@@ -114,6 +115,7 @@ static int loom__uring_setup(loom__uring *u)
         }
         u->skip_success = (p.features & IORING_FEAT_CQE_SKIP) != 0;
         u->defer = (p.flags & IORING_SETUP_DEFER_TASKRUN) != 0;
+        u->single_issuer = (p.flags & IORING_SETUP_SINGLE_ISSUER) != 0;
         u->ring_ok = true;
         return 0;
     }
@@ -333,6 +335,32 @@ static int loom__uring_reap(loom_loop_t *loop, loom__uring *u, bool *more)
     return dispatched;
 }
 
+/* Replaces the ring by a new one and arms every watcher again. */
+static int loom__uring_renew(loom__uring *u)
+{
+    if (u->ring_ok)
+        io_uring_queue_exit(&u->ring);
+    u->ring_ok = false;
+    int r = loom__uring_setup(u);
+    if (r < 0)
+        return loom__err(-r);
+    u->ndirty = 0;
+    for (uint32_t i = 0; i < u->nslots; i++) {
+        u->slots[i].armed = 0;
+        u->slots[i].dirty = 0;
+    }
+    for (uint32_t i = 0; i < u->nslots; i++)
+        if (u->slots[i].io != NULL && (r = loom__uring_mark(u, i)) < 0)
+            return r;
+    return 0;
+}
+
+/* The child shares the parent's ring (its memory is MAP_SHARED). */
+static int loom__uring_fork(loom_loop_t *loop)
+{
+    return loom__uring_renew(loom_backend_loop_priv(loop));
+}
+
 static int loom__uring_poll(loom_loop_t *loop, int timeout_ms)
 {
     loom__uring *u = loom_backend_loop_priv(loop);
@@ -350,6 +378,13 @@ static int loom__uring_poll(loom_loop_t *loop, int timeout_ms)
         struct __kernel_timespec ts = {.tv_sec = timeout_ms / 1000,
                                        .tv_nsec = (long long)(timeout_ms % 1000) * 1000000};
         r = io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, timeout_ms > 0 ? &ts : NULL, NULL);
+    }
+    if (r == -EEXIST && u->single_issuer) {
+        /* A SINGLE_ISSUER ring belongs to the thread that made it: the
+         * loop was created on one thread and runs on another. Make this
+         * thread a ring of its own; the next poll submits to it. */
+        u->single_issuer = false;
+        return loom__uring_renew(u);
     }
     if (r < 0 && r != -ETIME && r != -EINTR && r != -EAGAIN && r != -EBUSY)
         return loom__err(-r);
@@ -375,28 +410,6 @@ static int loom__uring_fd(loom_loop_t *loop)
 {
     loom__uring *u = loom_backend_loop_priv(loop);
     return u->ring.ring_fd;
-}
-
-/* The child shares the parent's ring (its memory is MAP_SHARED): unmap it,
- * make a new one, and arm every watcher again. */
-static int loom__uring_fork(loom_loop_t *loop)
-{
-    loom__uring *u = loom_backend_loop_priv(loop);
-    if (u->ring_ok)
-        io_uring_queue_exit(&u->ring);
-    u->ring_ok = false;
-    int r = loom__uring_setup(u);
-    if (r < 0)
-        return loom__err(-r);
-    u->ndirty = 0;
-    for (uint32_t i = 0; i < u->nslots; i++) {
-        u->slots[i].armed = 0;
-        u->slots[i].dirty = 0;
-    }
-    for (uint32_t i = 0; i < u->nslots; i++)
-        if (u->slots[i].io != NULL && (r = loom__uring_mark(u, i)) < 0)
-            return r;
-    return 0;
 }
 
 const loom_backend_t loom__backend_io_uring = {

@@ -10,10 +10,13 @@
  * - Level-triggered readiness: data left unread is reported again.
  * - The ring fd can be waited on from outside (embedding).
  * - After fork() the child re-creates its ring and its watchers work.
+ * - A loop created on one thread and run on another works (a ring set up
+ *   with IORING_SETUP_SINGLE_ISSUER belongs to the thread that made it).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -220,6 +223,37 @@ static void test_fork(loom_loop_t *loop)
     loom_run(loop, LOOM_RUN_NOWAIT);
 }
 
+static void *run_elsewhere(void *arg)
+{
+    loom_loop_t *loop = arg;
+    reads = 0;
+    for (int i = 0; i < 100 && reads == 0; i++)
+        CHECK(loom_run(loop, LOOM_RUN_ONCE) >= 0);
+    return NULL;
+}
+
+static void test_other_thread(void)
+{
+    loom_loop_t *loop;
+    CHECK_OK(loom_loop_new(&loop, &(loom_loop_opts){.backend = "io_uring"}));
+    int p[2];
+    CHECK(pipe2(p, O_NONBLOCK) == 0);
+    CHECK(write(p[1], "x", 1) == 1);
+    loom_io_t *io;
+    CHECK_OK(loom_io_new(loop, &io, p[0], on_readable, NULL));
+    CHECK_OK(loom_io_start(io, LOOM_READABLE));
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, run_elsewhere, loop) == 0);
+    CHECK(pthread_join(th, NULL) == 0);
+    CHECK(reads >= 1);
+    loom_io_close(io);
+    /* And back on this thread. */
+    CHECK(loom_run(loop, LOOM_RUN_NOWAIT) >= 0);
+    test_loop_free_clean(loop);
+    close(p[0]);
+    close(p[1]);
+}
+
 int main(void)
 {
     test_timeout(20);
@@ -242,5 +276,6 @@ int main(void)
     test_embed(loop);
     test_fork(loop);
     test_loop_free_clean(loop);
+    test_other_thread();
     return 0;
 }

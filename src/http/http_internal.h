@@ -179,6 +179,8 @@ struct loom_http_server {
     uint32_t ms_header;
     uint8_t g_idle, g_head, g_body, g_linger; /* socket timeout groups */
     uint32_t nconns, nreqs, max_conns;
+    uint32_t server_name_len;
+    uint32_t ext_off; /* offset of the extension bytes in a socket (set at the first accept) */
     int port;
     bool listening; /* the listen fd is watched */
     bool closing;   /* graceful close in progress */
@@ -194,9 +196,11 @@ struct loom_http_server {
 
 /* server.c */
 loom__hsrv_loop *loom__hsrv_loop_get(loom_loop_t *loop);
+/* The connection state of a server socket (its data slot is the server,
+ * which caches where the extension bytes sit). */
 static inline loom__hconn *loom__hconn_of(loom_socket_t *s)
 {
-    return (loom__hconn *)loom__socket_ext(s);
+    return (loom__hconn *)((char *)s + ((loom_http_server_t *)s->h.data)->ext_off);
 }
 /* The request is answered (completely sent or dropped): decides keep-alive,
  * frees or keeps it for a resume. */

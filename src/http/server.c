@@ -168,9 +168,11 @@ static void loom__hreq_free_fn(loom__handle *h)
 {
     loom_http_req_t *req = (loom_http_req_t *)h;
     loom__hsrv_loop *hl = req->srv->hl;
-    free(req->mem);
-    free(req->bodybuf);
-    free(req->in);
+    if (LOOM__UNLIKELY(req->mem || req->bodybuf || req->in)) {
+        free(req->mem);
+        free(req->bodybuf);
+        free(req->in);
+    }
     loom__slab_free(&hl->req_slab, req);
 }
 
@@ -611,7 +613,12 @@ static void loom__hreq_split_target(loom_http_req_t *req)
             }
         }
     }
-    const char *q = memchr(p, '?', (size_t)(end - p));
+    /* Targets are short: a plain loop beats a memchr call here. */
+    const char *q = p;
+    while (q < end && *q != '?')
+        q++;
+    if (q == end)
+        q = NULL;
     req->path = p;
     req->path_len = (size_t)((q ? q : end) - p);
     if (q) {
@@ -824,8 +831,8 @@ static size_t loom__hconn_process(loom_http_server_t *srv, loom_socket_t *s, cha
                 off += (size_t)k;
                 if (c->state == LOOM__HC_REQ && c->u.req == req && req->astate == LOOM__HA_DONE)
                     continue;
-                if (req->bstate == LOOM__HB_READ && (k == 0 || (req->flags & LOOM__HR_PAUSED) ||
-                                                     off == n))
+                if (req->bstate == LOOM__HB_READ &&
+                    (k == 0 || (req->flags & LOOM__HR_PAUSED) || off == n))
                     break;
                 continue;
             }
@@ -1170,6 +1177,8 @@ static void loom__hsrv_accept(loom__io *w, unsigned events)
             loom__hsrv_backoff(srv, LOOM_ENOMEM);
             return;
         }
+        if (LOOM__UNLIKELY(srv->ext_off == 0))
+            srv->ext_off = (uint32_t)((char *)loom__socket_ext(s) - (char *)s);
         srv->nconns++;
         loom__socket_attach(s, fd, true);
     }
@@ -1326,6 +1335,7 @@ int loom_http_server(loom_loop_t *loop, const char *bind, int port, loom_http_re
     if (srv == NULL)
         return LOOM_ENOMEM;
     srv->o = *opts;
+    srv->server_name_len = opts->server_name ? (uint32_t)strlen(opts->server_name) : 0;
     srv->on_request = on_request;
     srv->hl = hl;
     srv->h.loop = loop;

@@ -379,32 +379,71 @@ static int loom__hdr_kind(const char *name, size_t nl)
     }
 }
 
-/* What a pass over the application's fields found. */
+/* What a pass over the application's fields found. The lengths of the
+ * first LOOM__HSCAN_MAX fields are kept for the second pass. */
+#define LOOM__HSCAN_MAX 16
 typedef struct {
     size_t len;      /* bytes of the fields loom passes through */
     int64_t app_cl;  /* Content-Length given, or -1 */
     bool has_date;   /* a Date was given */
     bool conn_close; /* Connection: close was given */
+    unsigned n;      /* fields seen so far (across both lists) */
+    struct {
+        uint32_t nl, vl;
+        uint8_t kind;
+    } f[LOOM__HSCAN_MAX];
 } loom__hscan;
 
-static bool loom__name_ok(const char *s, size_t n)
+/* Field checks: one table lookup per byte, and the terminating NUL stops
+ * the same loop (it is marked bad too), so no strlen() pass is needed.
+ * Names: token characters only. Values: no control character but HTAB (CR
+ * and LF above all: no header injection), no DEL. */
+static const unsigned char loom__name_stop[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+};
+static const unsigned char loom__value_stop[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+};
+
+/* Length of a field name, or 0 if it is not a token. */
+static size_t loom__name_len(const char *s)
 {
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch <= 0x20 || ch >= 0x7f || ch == ':')
-            return false;
-    }
-    return n > 0;
+    const unsigned char *p = (const unsigned char *)s;
+    while (!loom__name_stop[*p])
+        p++;
+    return *p ? 0 : (size_t)(p - (const unsigned char *)s);
 }
 
-static bool loom__value_ok(const char *s, size_t n)
+/* Length of a field value, or (size_t)-1 if it holds a forbidden byte. */
+static size_t loom__value_len(const char *s)
 {
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
-            return false;
-    }
-    return true;
+    const unsigned char *p = (const unsigned char *)s;
+    while (!loom__value_stop[*p])
+        p++;
+    return *p ? (size_t)-1 : (size_t)(p - (const unsigned char *)s);
+}
+
+static inline void loom__hscan_init(loom__hscan *sc)
+{
+    sc->len = 0;
+    sc->app_cl = -1;
+    sc->has_date = false;
+    sc->conn_close = false;
+    sc->n = 0;
 }
 
 static int loom__hdr_scan(const char *const *h, loom__hscan *sc)
@@ -413,10 +452,17 @@ static int loom__hdr_scan(const char *const *h, loom__hscan *sc)
         const char *name = h[i], *value = h[i + 1];
         if (value == NULL)
             return LOOM_EINVAL;
-        size_t nl = strlen(name), vl = strlen(value);
-        if (!loom__name_ok(name, nl) || !loom__value_ok(value, vl))
+        size_t nl = loom__name_len(name), vl = loom__value_len(value);
+        if (nl == 0 || vl == (size_t)-1 || nl > UINT32_MAX / 2 || vl > UINT32_MAX / 2)
             return LOOM_EINVAL;
-        switch (loom__hdr_kind(name, nl)) {
+        int kind = loom__hdr_kind(name, nl);
+        if (sc->n < LOOM__HSCAN_MAX) {
+            sc->f[sc->n].nl = (uint32_t)nl;
+            sc->f[sc->n].vl = (uint32_t)vl;
+            sc->f[sc->n].kind = (uint8_t)kind;
+        }
+        sc->n++;
+        switch (kind) {
         case LOOM__HK_CL: {
             uint64_t v = 0;
             size_t k = 0;
@@ -450,14 +496,24 @@ static int loom__hdr_scan(const char *const *h, loom__hscan *sc)
     return 0;
 }
 
-static char *loom__hdr_write(char *o, const char *const *h)
+/* The second pass: writes the fields loom passes through. `*idx` counts
+ * fields across both lists, to find the lengths the scan kept. */
+static char *loom__hdr_write(char *o, const char *const *h, const loom__hscan *sc, unsigned *idx)
 {
-    for (size_t i = 0; h && h[i]; i += 2) {
-        size_t nl = strlen(h[i]);
-        int kind = loom__hdr_kind(h[i], nl);
+    for (size_t i = 0; h && h[i]; i += 2, (*idx)++) {
+        size_t nl, vl;
+        int kind;
+        if (*idx < LOOM__HSCAN_MAX) {
+            nl = sc->f[*idx].nl;
+            vl = sc->f[*idx].vl;
+            kind = sc->f[*idx].kind;
+        } else {
+            nl = strlen(h[i]);
+            vl = strlen(h[i + 1]);
+            kind = loom__hdr_kind(h[i], nl);
+        }
         if (kind != LOOM__HK_OTHER && kind != LOOM__HK_DATE)
             continue;
-        size_t vl = strlen(h[i + 1]);
         o = loom__put(o, h[i], nl);
         *o++ = ':';
         *o++ = ' ';
@@ -479,7 +535,7 @@ static long loom__hresp_head(loom_http_req_t *req, int status, const char *const
 {
     loom_http_server_t *srv = req->srv;
     loom__hsrv_loop *hl = srv->hl;
-    size_t sn = srv->o.server_name ? strlen(srv->o.server_name) : 0;
+    size_t sn = srv->server_name_len;
     size_t need = 64 + 40 + (sn ? sn + 10 : 0) + sc->len + 48 + 32 + extra;
     if (loom__hout_reserve(hl, need) < 0)
         return LOOM_ENOMEM;
@@ -493,8 +549,9 @@ static long loom__hresp_head(loom_http_req_t *req, int status, const char *const
         o = loom__put(o, srv->o.server_name, sn);
         o = loom__put(o, "\r\n", 2);
     }
-    o = loom__hdr_write(o, pre);
-    o = loom__hdr_write(o, hdrs);
+    unsigned idx = 0;
+    o = loom__hdr_write(o, pre, sc, &idx);
+    o = loom__hdr_write(o, hdrs, sc, &idx);
     if (framing == LOOM__HF_LENGTH) {
         o = loom__put(o, "Content-Length: ", 16);
         o = loom__put_u64(o, length);
@@ -537,7 +594,8 @@ int loom_http_respond(loom_http_req_t *req, int status, const char *const *heade
         status = 200;
     if (status < 200 || status > 999)
         return LOOM_EINVAL;
-    loom__hscan sc = {.app_cl = -1};
+    loom__hscan sc;
+    loom__hscan_init(&sc);
     if (loom__hdr_scan(headers, &sc) < 0)
         return LOOM_EINVAL;
     if (req->sock == NULL || (req->flags & LOOM__HR_GONE)) {
@@ -590,7 +648,8 @@ static int loom__hresp_start(loom_http_req_t *req, int status, const char *const
         status = 200;
     if (status < 200 || status > 999)
         return LOOM_EINVAL;
-    loom__hscan sc = {.app_cl = -1};
+    loom__hscan sc;
+    loom__hscan_init(&sc);
     if (loom__hdr_scan(pre, &sc) < 0 || loom__hdr_scan(headers, &sc) < 0)
         return LOOM_EINVAL;
     if (req->sock == NULL || (req->flags & LOOM__HR_GONE))

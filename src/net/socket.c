@@ -1208,7 +1208,8 @@ int loom_socket_fd(const loom_socket_t *s)
     return s->io.bio.fd;
 }
 
-int loom_socket_set_nodelay(loom_socket_t *s, int on)
+/* The fd of a connected TCP socket, for a TCP option; else the error. */
+static int loom__socket_tcp_fd(const loom_socket_t *s)
 {
     if (s == NULL || loom__socket_dead(s))
         return LOOM_ECLOSED;
@@ -1216,27 +1217,29 @@ int loom_socket_set_nodelay(loom_socket_t *s, int on)
         return LOOM_ENOTSUP;
     if (s->io.bio.fd < 0)
         return LOOM_ENOTCONN;
-    int v = on ? 1 : 0;
-    if (setsockopt(s->io.bio.fd, IPPROTO_TCP, TCP_NODELAY, &v, sizeof v) < 0)
-        return loom__err(errno);
-    return 0;
+    return s->io.bio.fd;
+}
+
+static int loom__setsockopt_int(int fd, int level, int name, int value)
+{
+    return setsockopt(fd, level, name, &value, sizeof value) < 0 ? loom__err(errno) : 0;
+}
+
+int loom_socket_set_nodelay(loom_socket_t *s, int on)
+{
+    int fd = loom__socket_tcp_fd(s);
+    if (fd < 0)
+        return fd;
+    return loom__setsockopt_int(fd, IPPROTO_TCP, TCP_NODELAY, on ? 1 : 0);
 }
 
 int loom_socket_set_keepalive(loom_socket_t *s, int on, unsigned idle_s)
 {
-    if (s == NULL || loom__socket_dead(s))
-        return LOOM_ECLOSED;
-    if (s->h.flags & LOOM__S_UNIX)
-        return LOOM_ENOTSUP;
-    if (s->io.bio.fd < 0)
-        return LOOM_ENOTCONN;
-    int v = on ? 1 : 0;
-    if (setsockopt(s->io.bio.fd, SOL_SOCKET, SO_KEEPALIVE, &v, sizeof v) < 0)
-        return loom__err(errno);
-    if (on && idle_s) {
-        int idle = (int)idle_s;
-        if (setsockopt(s->io.bio.fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle) < 0)
-            return loom__err(errno);
-    }
-    return 0;
+    int fd = loom__socket_tcp_fd(s);
+    if (fd < 0)
+        return fd;
+    int r = loom__setsockopt_int(fd, SOL_SOCKET, SO_KEEPALIVE, on ? 1 : 0);
+    if (r == 0 && on && idle_s)
+        r = loom__setsockopt_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, (int)idle_s);
+    return r;
 }

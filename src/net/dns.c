@@ -404,22 +404,27 @@ fail_alloc:
 
 /* --- Loop state -------------------------------------------------------------- */
 
-static dns_state *state_get(loom_loop_t *loop)
+/* The loop's DNS state, created on first use. Returns 0, LOOM_ENOMEM, or
+ * LOOM_EDNS when c-ares could not be initialised. */
+static int state_get(loom_loop_t *loop, dns_state **out)
 {
-    if (loop->dns)
-        return loop->dns;
+    if (loop->dns) {
+        *out = loop->dns;
+        return 0;
+    }
     pthread_once(&dns_once, dns_lib_init);
     if (dns_lib_status != ARES_SUCCESS)
-        return NULL;
+        return LOOM_EDNS;
     dns_state *st = calloc(1, sizeof *st);
     if (st == NULL)
-        return NULL;
+        return LOOM_ENOMEM;
     st->loop = loop;
     loom__queue_init(&st->channels);
     loom__queue_init(&st->open);
     loop->dns = st;
     loop->dns_free = dns_loop_free;
-    return st;
+    *out = st;
+    return 0;
 }
 
 /* --- Queries ------------------------------------------------------------------ */
@@ -713,6 +718,36 @@ static loom_dns_query_t *query_new(dns_state *st, int kind, const char *host, si
     return q;
 }
 
+/* A query about to be handed to c-ares on the channel for `o`. Returns it,
+ * or NULL with *err. */
+static loom_dns_query_t *query_begin(dns_state *st, int kind, const char *host, size_t len,
+                                     const loom_dns_opts *o, int *err)
+{
+    dns_channel *ch = channel_get(st, o, err);
+    if (ch == NULL)
+        return NULL;
+    loom_dns_query_t *q = query_new(st, kind, host, len, o);
+    if (q == NULL) {
+        *err = LOOM_ENOMEM;
+        return NULL;
+    }
+    q->ch = ch;
+    q->starting = true; /* c-ares may answer at once: stash it, see on_addrinfo() */
+    q->in_ares = true;
+    ch->inflight++;
+    return q;
+}
+
+/* c-ares has the query: from now on its outcome is delivered directly. */
+static int query_started(loom_dns_query_t *q, loom_dns_query_t **out)
+{
+    q->starting = false;
+    if (out)
+        *out = q;
+    channel_update(q->ch);
+    return 0;
+}
+
 static const loom_dns_opts dns_default_opts;
 
 int loom_dns_lookup(loom_loop_t *loop, const char *host, int family, loom_dns_cb cb,
@@ -727,9 +762,10 @@ int loom_dns_lookup(loom_loop_t *loop, const char *host, int family, loom_dns_cb
         return LOOM_ENAMETOOLONG;
     if (opts == NULL)
         opts = &dns_default_opts;
-    dns_state *st = state_get(loop);
-    if (st == NULL)
-        return dns_lib_status == ARES_SUCCESS ? LOOM_ENOMEM : LOOM_EDNS;
+    dns_state *st;
+    int r = state_get(loop, &st);
+    if (r < 0)
+        return r;
 
     loom_dns_addr_t num;
     if (parse_numeric(host, &num)) {
@@ -753,19 +789,11 @@ int loom_dns_lookup(loom_loop_t *loop, const char *host, int family, loom_dns_cb
         return 0;
     }
 
-    int r = 0;
-    dns_channel *ch = channel_get(st, opts, &r);
-    if (ch == NULL)
-        return r;
-    loom_dns_query_t *q = query_new(st, Q_LOOKUP, host, len, opts);
+    loom_dns_query_t *q = query_begin(st, Q_LOOKUP, host, len, opts, &r);
     if (q == NULL)
-        return LOOM_ENOMEM;
+        return r;
     q->cb.lookup = cb;
     q->family = family;
-    q->ch = ch;
-    q->starting = true;
-    q->in_ares = true;
-    ch->inflight++;
     struct ares_addrinfo_hints hints;
     memset(&hints, 0, sizeof hints);
     hints.ai_family = family;
@@ -778,12 +806,8 @@ int loom_dns_lookup(loom_loop_t *loop, const char *host, int family, loom_dns_cb
         q->localhost = true;
         hints.ai_family = AF_UNSPEC;
     }
-    ares_getaddrinfo(ch->ares, host, NULL, &hints, on_addrinfo, q);
-    q->starting = false;
-    if (out)
-        *out = q;
-    channel_update(ch);
-    return 0;
+    ares_getaddrinfo(q->ch->ares, host, NULL, &hints, on_addrinfo, q);
+    return query_started(q, out);
 }
 
 int loom_dns_reverse(loom_loop_t *loop, const char *addr, loom_dns_reverse_cb cb,
@@ -795,33 +819,22 @@ int loom_dns_reverse(loom_loop_t *loop, const char *addr, loom_dns_reverse_cb cb
         return LOOM_EINVAL;
     if (opts == NULL)
         opts = &dns_default_opts;
-    dns_state *st = state_get(loop);
-    if (st == NULL)
-        return dns_lib_status == ARES_SUCCESS ? LOOM_ENOMEM : LOOM_EDNS;
-    int r = 0;
-    dns_channel *ch = channel_get(st, opts, &r);
-    if (ch == NULL)
+    dns_state *st;
+    int r = state_get(loop, &st);
+    if (r < 0)
         return r;
-    loom_dns_query_t *q = query_new(st, Q_REVERSE, addr, strlen(addr), opts);
+    loom_dns_query_t *q = query_begin(st, Q_REVERSE, addr, strlen(addr), opts, &r);
     if (q == NULL)
-        return LOOM_ENOMEM;
+        return r;
     q->cb.reverse = cb;
     q->family = a.family;
-    q->ch = ch;
-    q->starting = true;
-    q->in_ares = true;
-    ch->inflight++;
     if (a.family == AF_INET)
-        ares_gethostbyaddr(ch->ares, &a.sa.in4.sin_addr, sizeof a.sa.in4.sin_addr, AF_INET,
+        ares_gethostbyaddr(q->ch->ares, &a.sa.in4.sin_addr, sizeof a.sa.in4.sin_addr, AF_INET,
                            on_hostent, q);
     else
-        ares_gethostbyaddr(ch->ares, &a.sa.in6.sin6_addr, sizeof a.sa.in6.sin6_addr, AF_INET6,
+        ares_gethostbyaddr(q->ch->ares, &a.sa.in6.sin6_addr, sizeof a.sa.in6.sin6_addr, AF_INET6,
                            on_hostent, q);
-    q->starting = false;
-    if (out)
-        *out = q;
-    channel_update(ch);
-    return 0;
+    return query_started(q, out);
 }
 
 int loom_dns_cancel(loom_dns_query_t *q)

@@ -1472,6 +1472,28 @@ static size_t hc_process(hc_conn *c, char *buf, size_t len)
     return off;
 }
 
+/* Makes the carry hold at least `need` bytes. Out of memory, the
+ * connection cannot go on: its first request fails, it closes, and this
+ * returns false. */
+static bool hc_carry_reserve(hc_conn *c, size_t need)
+{
+    if (c->carry_cap >= need)
+        return true;
+    size_t cap = c->carry_cap > 1024 ? c->carry_cap : 1024;
+    while (cap < need)
+        cap *= 2;
+    char *nb = realloc(c->carry, cap);
+    if (nb == NULL) {
+        if (!loom__queue_empty(&c->reqs))
+            hc_fail(hc_req_of(c->reqs.next), LOOM_EV_HTTP_ERROR, LOOM_ENOMEM, "out of memory");
+        hc_conn_close(c, true);
+        return false;
+    }
+    c->carry = nb;
+    c->carry_cap = cap;
+    return true;
+}
+
 /* Feeds bytes to c: appended to the carry if one is kept. */
 static void hc_process_conn(hc_conn *c, char *buf, size_t len, bool from_carry)
 {
@@ -1479,22 +1501,8 @@ static void hc_process_conn(hc_conn *c, char *buf, size_t len, bool from_carry)
     char *data = buf;
     size_t n = len;
     if (!from_carry && c->carry_len) {
-        if (c->carry_cap - c->carry_len < len) {
-            size_t cap = c->carry_cap ? c->carry_cap : 1024;
-            while (cap - c->carry_len < len)
-                cap *= 2;
-            char *nb = realloc(c->carry, cap);
-            if (nb == NULL) {
-                hc_conn *cc = c;
-                if (!loom__queue_empty(&cc->reqs))
-                    hc_fail(hc_req_of(cc->reqs.next), LOOM_EV_HTTP_ERROR, LOOM_ENOMEM,
-                            "out of memory");
-                hc_conn_close(cc, true);
-                goto out;
-            }
-            c->carry = nb;
-            c->carry_cap = cap;
-        }
+        if (!hc_carry_reserve(c, c->carry_len + len))
+            goto out;
         memcpy(c->carry + c->carry_len, buf, len);
         c->carry_len += len;
         from_carry = true;
@@ -1511,21 +1519,8 @@ static void hc_process_conn(hc_conn *c, char *buf, size_t len, bool from_carry)
         memmove(c->carry, c->carry + used, rest);
         c->carry_len = rest;
     } else if (rest) {
-        if (c->carry_cap < rest) {
-            size_t cap = 1024;
-            while (cap < rest)
-                cap *= 2;
-            char *nb = realloc(c->carry, cap);
-            if (nb == NULL) {
-                if (!loom__queue_empty(&c->reqs))
-                    hc_fail(hc_req_of(c->reqs.next), LOOM_EV_HTTP_ERROR, LOOM_ENOMEM,
-                            "out of memory");
-                hc_conn_close(c, true);
-                goto out;
-            }
-            c->carry = nb;
-            c->carry_cap = cap;
-        }
+        if (!hc_carry_reserve(c, rest))
+            goto out;
         memcpy(c->carry, data + used, rest);
         c->carry_len = rest;
     }

@@ -135,7 +135,7 @@ typedef struct loom_http_server_opts {
      * until one closes. 0: 10000. */
     uint32_t max_connections;
     /* Requests per keep-alive connection before loom answers with
-     * Connection: close. 0: no limit. */
+     * Connection: close. 0 (or above 65535): no limit. */
     uint32_t max_keepalive_requests;
     /* Streamed responses: writes return 1 once this many bytes wait in the
      * socket's queue; on_drain runs when it falls to a quarter. 0: 256 KiB. */
@@ -211,8 +211,9 @@ LOOM_EXTERN const char *loom_http_req_method_str(const loom_http_req_t *req, siz
  * NUL-terminated. */
 LOOM_EXTERN const char *loom_http_req_target(const loom_http_req_t *req, size_t *len);
 
-/* The path (cl-async's request-resource): the target up to '?' or '#', still
- * percent-encoded, NOT NUL-terminated. */
+/* The path (cl-async's request-resource): the target up to '?' (for an
+ * absolute-form target "http://host/p?q", from the path's '/'), still
+ * percent-encoded, NOT NUL-terminated (it is a prefix of the target). */
 LOOM_EXTERN const char *loom_http_req_path(const loom_http_req_t *req, size_t *len);
 
 /* The query string after '?' without the '?' (cl-async's

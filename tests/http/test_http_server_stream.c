@@ -118,6 +118,12 @@ static void on_request(loom_http_req_t *req, void *data)
         dl_pump();
         return;
     }
+    if (pl == 7 && memcmp(path, "/reject", 7) == 0) {
+        /* Refused from the head: no 100 Continue goes out, the body is
+         * never read. */
+        CHECK_OK(loom_http_respond(req, 413, NULL, "too big\n", 8));
+        return;
+    }
     if (pl == 6 && memcmp(path, "/small", 6) == 0) {
         /* Streamed: a few writes, then end, all inside on_request. */
         CHECK_OK(loom_http_response_start(req, 200, NULL));
@@ -168,6 +174,53 @@ int main(void)
     CHECK(npauses >= 8);
     CHECK_EQ(nresumes, npauses);
     CHECK_EQ(body_while_paused, 0);
+
+    /* Expect: 100-continue in streaming mode: 100 as soon as on_request
+     * returns without answering; none when it refused the request. */
+    char path2[] = "/tmp/loom-hs-upload-XXXXXX";
+    int fd2 = mkstemp(path2);
+    CHECK(fd2 >= 0);
+    CHECK(write(fd2, data, 5000) == 5000);
+    close(fd2);
+    snprintf(at, sizeof at, "@%s", path2);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/upload", port);
+    char *a0[] = {"curl",
+                  "-s",
+                  "-i",
+                  "--expect100-timeout",
+                  "5",
+                  "-H",
+                  "Expect: 100-continue",
+                  "--data-binary",
+                  at,
+                  url,
+                  NULL};
+    uint64_t t0 = hs_now_ms();
+    got_body = 0;
+    sum_body = 0;
+    CHECK_EQ(hs_run_child(loop, a0, NULL, 0, out, sizeof out, 20000), 0);
+    CHECK(hs_now_ms() - t0 < 3000);
+    CHECK(strstr(out, "HTTP/1.1 100 Continue\r\n") != NULL);
+    CHECK(strstr(out, "\r\n\r\n5000 ") != NULL);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/reject", port);
+    char *a00[] = {"curl",
+                   "-s",
+                   "-i",
+                   "--expect100-timeout",
+                   "5",
+                   "-H",
+                   "Expect: 100-continue",
+                   "--data-binary",
+                   at,
+                   url,
+                   NULL};
+    t0 = hs_now_ms();
+    CHECK_EQ(hs_run_child(loop, a00, NULL, 0, out, sizeof out, 20000), 0);
+    CHECK(hs_now_ms() - t0 < 3000);
+    CHECK(strstr(out, "100 Continue") == NULL);
+    CHECK(strstr(out, "HTTP/1.1 413 ") != NULL);
+    CHECK(strstr(out, "Connection: close") != NULL);
+    unlink(path2);
 
     /* Chunked download with backpressure: the client reads nothing for
      * 300 ms, so the kernel's buffers fill and loom's queue passes high

@@ -177,9 +177,10 @@ LOOM_EXTERN int loom_http_request(loom_loop_t *loop, const char *url,
 LOOM_EXTERN int loom_http_client_cancel(loom_http_client_req_t *req);
 
 /* Backpressure for streamed responses: stops reading the response (no
- * on_body runs and the idle timeout stops) until resume. Resuming delivers
- * what was already read from the loop, never inside the call. Return 0,
- * LOOM_ECLOSED, or LOOM_ESTATE before the response started. */
+ * on_body runs and the idle and first-byte timeouts stop) until resume.
+ * Resuming delivers what was already read from the loop, never inside the
+ * call. Return 0, LOOM_ECLOSED, or LOOM_ESTATE while the request is not on a
+ * connection yet or its head and body are still being sent. */
 LOOM_EXTERN int loom_http_client_pause(loom_http_client_req_t *req);
 LOOM_EXTERN int loom_http_client_resume(loom_http_client_req_t *req);
 

@@ -139,8 +139,9 @@ typedef struct loom_tcp_server_opts {
  * (tcp refused, tcp timeout, dns error, tcp error) after which the socket is
  * closed. Writes made before the connection is up are queued. `opts` may be
  * NULL. `*out` (if `out` is not NULL) receives the socket, owned by the loop.
- * Returns 0, LOOM_EINVAL (bad arguments) or LOOM_ENOMEM; no callback runs
- * before it returns. */
+ * Returns 0, LOOM_EINVAL (bad arguments), LOOM_ENAMETOOLONG (a host name
+ * longer than 255 bytes) or LOOM_ENOMEM; no callback runs before it
+ * returns. */
 LOOM_EXTERN int loom_tcp_connect(loom_loop_t *loop, const char *host, int port,
                                  const loom_tcp_opts *opts, loom_socket_t **out);
 
@@ -220,7 +221,8 @@ LOOM_EXTERN int loom_socket_writev(loom_socket_t *sock, const struct iovec *iov,
 LOOM_EXTERN int loom_socket_write_ref(loom_socket_t *sock, const void *buf, size_t len,
                                       loom_release_cb release, void *rdata);
 
-/* Bytes queued and not yet handed to the kernel. 0 for a closed socket. */
+/* Bytes queued and not yet handed to the kernel: while a graceful close
+ * flushes, what it still has to send; 0 once the socket is closed for good. */
 LOOM_EXTERN size_t loom_socket_queued(const loom_socket_t *sock);
 
 /* cl-async's enable-socket / disable-socket: `what` is LOOM_READABLE and/or
@@ -232,8 +234,8 @@ LOOM_EXTERN int loom_socket_enable(loom_socket_t *sock, unsigned what);
 LOOM_EXTERN int loom_socket_disable(loom_socket_t *sock, unsigned what);
 
 /* cl-async's set-socket-timeouts: replaces the read and write timeouts (ms,
- * 0: none) of this socket. Returns 0, LOOM_ECLOSED, or LOOM_ETOOMANY when the
- * loop already uses 63 distinct timeout values. */
+ * 0: none) of this socket. Returns 0, LOOM_ECLOSED, LOOM_ETOOMANY when the
+ * loop already uses 63 distinct timeout values, or LOOM_ENOMEM. */
 LOOM_EXTERN int loom_socket_set_timeouts(loom_socket_t *sock, uint32_t read_ms, uint32_t write_ms);
 
 /* Returns 1 once the socket has been closed (by the application or by loom),

@@ -64,9 +64,8 @@ enum {
 
 /* Connection flags (loom__hconn.flags). */
 enum {
-    LOOM__HCF_CLOSE = 1u << 0,  /* close once the current batch is written */
-    LOOM__HCF_LINGER = 1u << 1, /* ... by lingering (an answered error) */
-    LOOM__HCF_FULL = 1u << 2    /* reading stopped: stored input is at its limit */
+    LOOM__HCF_CLOSE = 1u << 0, /* close once the current batch is written */
+    LOOM__HCF_LINGER = 1u << 1 /* ... by lingering (an answered error) */
 };
 
 /* The per-connection state: 16 bytes in the socket's extension area, so an
@@ -106,11 +105,9 @@ enum {
     LOOM__HR_CHUNKED = 1u << 6,     /* streamed answer: chunked */
     LOOM__HR_UNTIL_CLOSE = 1u << 7, /* streamed answer: delimited by closing */
     LOOM__HR_RESUMEQ = 1u << 8,     /* linked in the loop's resume queue */
-    LOOM__HR_CONTINUE = 1u << 9,    /* Expect: 100-continue, not sent yet */
     LOOM__HR_IN_CB = 1u << 10,      /* inside a callback that receives it */
     LOOM__HR_FREED = 1u << 11,      /* handed to the closing list */
-    LOOM__HR_SSE = 1u << 12,
-    LOOM__HR_END_DUE = 1u << 13 /* streamed body complete while paused: end call due */
+    LOOM__HR_END_DUE = 1u << 13     /* streamed body complete while paused: end call due */
 };
 
 struct loom_http_req {

@@ -530,7 +530,6 @@ static void loom__hconn_settle(loom_socket_t *s)
     }
     }
     if (rd) {
-        c->flags &= ~LOOM__HCF_FULL;
         if (s->h.flags & LOOM__S_RD_OFF)
             loom__socket_read_start(s);
     } else if (!(s->h.flags & LOOM__S_RD_OFF)) {
@@ -1054,8 +1053,7 @@ void loom__hreq_answered(loom_http_req_t *req)
     loom__hsrv_loop *hl = req->srv->hl;
     if (hl->batch == s)
         return; /* the state machine running this connection takes it from here */
-    loom__hconn *c = loom__hconn_of(s);
-    if ((req->in && req->in->len) || (c->flags & LOOM__HCF_FULL)) {
+    if (req->in && req->in->len) {
         loom__hreq_queue_resume(req);
         loom__hconn_settle(s);
         return;

@@ -781,10 +781,7 @@ int loom_http_sse_start(loom_http_req_t *req, const char *const *headers)
 {
     static const char *const pre[] = {"Content-Type", "text/event-stream", "Cache-Control",
                                       "no-cache", NULL};
-    int r = loom__hresp_start(req, 200, pre, headers);
-    if (r == 0)
-        req->flags |= LOOM__HR_SSE;
-    return r;
+    return loom__hresp_start(req, 200, pre, headers);
 }
 
 /* Sends an event body already laid out as `n` pieces (each followed by its

@@ -140,15 +140,16 @@ typedef struct loom_tcp_server_opts {
  * closed. Writes made before the connection is up are queued. `opts` may be
  * NULL. `*out` (if `out` is not NULL) receives the socket, owned by the loop.
  * Returns 0, LOOM_EINVAL (bad arguments), LOOM_ENAMETOOLONG (a host name
- * longer than 255 bytes) or LOOM_ENOMEM; no callback runs before it
- * returns. */
+ * longer than 255 bytes), LOOM_ETOOMANY (a timeout would be the loop's 64th
+ * distinct timeout value, see loom_socket_set_timeouts()) or LOOM_ENOMEM;
+ * no callback runs before it returns. */
 LOOM_EXTERN int loom_tcp_connect(loom_loop_t *loop, const char *host, int port,
                                  const loom_tcp_opts *opts, loom_socket_t **out);
 
 /* Connects to the Unix-domain stream socket at `path` (a leading '@' names an
  * abstract socket). Like loom_tcp_connect(); a missing or dead socket file
- * gives a tcp refused event. Returns 0, LOOM_EINVAL, LOOM_ENAMETOOLONG or
- * LOOM_ENOMEM. */
+ * gives a tcp refused event. Returns 0, LOOM_EINVAL, LOOM_ENAMETOOLONG,
+ * LOOM_ETOOMANY or LOOM_ENOMEM. */
 LOOM_EXTERN int loom_unix_connect(loom_loop_t *loop, const char *path, const loom_tcp_opts *opts,
                                   loom_socket_t **out);
 
@@ -160,7 +161,8 @@ LOOM_EXTERN int loom_unix_connect(loom_loop_t *loop, const char *path, const loo
  * options' callbacks. EMFILE/ENFILE while accepting become tcp accept error
  * events; the server stops accepting for 100 ms and retries by itself.
  * Returns 0 with the server in `*out`, or a LOOM_E* code (LOOM_EADDRINUSE,
- * LOOM_EINVAL, ...). `opts` may be NULL. */
+ * LOOM_EINVAL, LOOM_ETOOMANY for a 64th distinct timeout value, ...). `opts`
+ * may be NULL. */
 LOOM_EXTERN int loom_tcp_server(loom_loop_t *loop, const char *bind, int port,
                                 const loom_tcp_server_opts *opts, loom_tcp_server_t **out);
 

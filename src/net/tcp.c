@@ -73,6 +73,17 @@ static loom__sock_class *loom__class_server(const loom_tcp_server_opts *o)
     return c;
 }
 
+/* Makes sure the class's timeouts have their groups (a loop has room for 63
+ * distinct values): a socket must not run silently without the timeouts it
+ * was asked for. Returns 0, LOOM_ETOOMANY or LOOM_ENOMEM. */
+static int loom__class_groups(loom_loop_t *loop, const loom__sock_class *cls)
+{
+    int r = loom__tgroup_get(loop, cls->read_timeout_ms);
+    if (r >= 0)
+        r = loom__tgroup_get(loop, cls->write_timeout_ms);
+    return r < 0 ? r : 0;
+}
+
 /* --- Addresses ------------------------------------------------------------------ */
 
 /* Parses a numeric IPv4 or IPv6 address (brackets allowed) with `port`.
@@ -453,6 +464,12 @@ static int loom__connect_new(loom_loop_t *loop, const loom_tcp_opts *opts, loom_
     loom__sock_class *cls = given ? given : loom__class_client(opts);
     if (cls == NULL)
         return LOOM_ENOMEM;
+    int r = loom__class_groups(loop, cls);
+    if (r < 0) {
+        if (given == NULL)
+            free(cls);
+        return r;
+    }
     loom_socket_t *s = loom__socket_new(loop, cls, -1);
     if (s == NULL) {
         if (given == NULL)
@@ -696,7 +713,9 @@ static int loom__server_new(loom_loop_t *loop, int fd, const loom_tcp_server_opt
             goto fail_srv;
         srv->cls->refs = 1;
     }
-    int r = loom__io_init(loop, &srv->io, fd, loom__server_io_cb);
+    int r = loom__class_groups(loop, srv->cls);
+    if (r == 0)
+        r = loom__io_init(loop, &srv->io, fd, loom__server_io_cb);
     if (r == 0)
         r = loom__io_set(loop, &srv->io, LOOM_READABLE);
     if (r < 0) {

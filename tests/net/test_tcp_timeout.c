@@ -155,6 +155,53 @@ static void phase_set_timeouts(void)
     CHECK_EQ(st_events, 1);
 }
 
+/* --- Phase 4: out of timeout groups ---------------------------------------------------
+ * A loop has room for 63 distinct timeout values. A connect or a server
+ * whose timeouts would need one more is refused with LOOM_ETOOMANY instead
+ * of running silently without them; values already in use still work. */
+static void tg_event(const loom_event_t *ev, void *data) {}
+
+static void phase_too_many_values(void)
+{
+    loom_loop_t *l = test_loop_new();
+    loom_tcp_server_t *s;
+    CHECK_OK(loom_tcp_server(l, "127.0.0.1", 0, &(loom_tcp_server_opts){.on_event = tg_event}, &s));
+    int port = loom_tcp_server_port(s);
+    loom_socket_t *c;
+    CHECK_OK(loom_tcp_connect(l, "127.0.0.1", port, &(loom_tcp_opts){.on_event = tg_event}, &c));
+    for (uint32_t i = 0; i < 63; i++)
+        CHECK_OK(loom_socket_set_timeouts(c, 1000 + i, 0));
+    CHECK_EQ(loom_socket_set_timeouts(c, 5000, 0), LOOM_ETOOMANY);
+
+    loom_socket_t *d = NULL;
+    CHECK_EQ(loom_tcp_connect(l, "127.0.0.1", port,
+                              &(loom_tcp_opts){.read_timeout_ms = 5000, .on_event = tg_event}, &d),
+             LOOM_ETOOMANY);
+    CHECK(d == NULL);
+    CHECK_EQ(loom_tcp_connect(l, "127.0.0.1", port,
+                              &(loom_tcp_opts){.write_timeout_ms = 5001, .on_event = tg_event}, &d),
+             LOOM_ETOOMANY);
+    CHECK_EQ(loom_unix_connect(l, "@loom-test-tg",
+                               &(loom_tcp_opts){.read_timeout_ms = 5002, .on_event = tg_event}, &d),
+             LOOM_ETOOMANY);
+    loom_tcp_server_t *s2 = NULL;
+    CHECK_EQ(
+        loom_tcp_server(l, "127.0.0.1", 0, &(loom_tcp_server_opts){.read_timeout_ms = 5003}, &s2),
+        LOOM_ETOOMANY);
+    CHECK(s2 == NULL);
+    CHECK_EQ(loom_unix_server(l, "@loom-test-tg", &(loom_tcp_server_opts){.write_timeout_ms = 5004},
+                              &s2),
+             LOOM_ETOOMANY);
+    /* A value in use is fine. */
+    CHECK_OK(loom_tcp_connect(l, "127.0.0.1", port,
+                              &(loom_tcp_opts){.read_timeout_ms = 1010, .on_event = tg_event}, &d));
+    loom_socket_abort(d);
+    loom_socket_abort(c);
+    loom_tcp_server_close(s);
+    CHECK_EQ(loom_run(l, LOOM_RUN_DEFAULT), 0);
+    test_loop_free_clean(l);
+}
+
 int main(void)
 {
     test_timeout(20);
@@ -163,5 +210,6 @@ int main(void)
     phase_write_timeout();
     phase_set_timeouts();
     test_loop_free_clean(loop);
+    phase_too_many_values();
     return 0;
 }

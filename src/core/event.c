@@ -154,6 +154,8 @@ int loom_raise(loom_loop_t *loop, int code, const char *msg, void *object)
             r->object = loop->op->object;
     }
     loom__queue_insert_tail(&loop->raised, &r->node);
+    if (loop->op == NULL)
+        loom__kick(loop); /* a foreign loop must come back to deliver it */
     return 0;
 }
 

@@ -163,7 +163,9 @@ typedef struct loom_http_request_opts {
  * sent). The outcome arrives later (see the top of this file); no callback
  * runs before this returns. `*out` (if `out` is not NULL) receives the
  * handle. Returns 0, LOOM_EURL (a malformed URL or no host), LOOM_EINVAL
- * (bad options, such as CR or LF in a header), or LOOM_ENOMEM. An
+ * (bad options, such as CR or LF in a header), LOOM_ETOOMANY (the first byte
+ * or idle timeout would be the loop's 64th distinct socket timeout value, see
+ * loom_socket_set_timeouts()), or LOOM_ENOMEM. An
  * unsupported scheme is not an error here: it ends the request with an http
  * error event (LOOM_EPROTOCOL, "https is not supported yet" for https). */
 LOOM_EXTERN int loom_http_request(loom_loop_t *loop, const char *url,

@@ -637,14 +637,20 @@ static int hc_build(hc_req *r, const char *method, size_t method_len, const char
 
 /* --- Timeouts --------------------------------------------------------------- */
 
-static void hc_conn_timeouts(hc_conn *c, uint32_t rt, uint32_t wt)
+/* Switches the connection's read and write timeouts. Returns 0, or
+ * LOOM_ETOOMANY when a value would be the loop's 64th distinct one (a
+ * request's values are checked when it starts, so only the pool's idle
+ * timeout can meet this), or LOOM_ENOMEM. */
+static int hc_conn_timeouts(hc_conn *c, uint32_t rt, uint32_t wt)
 {
     if (c->rt == rt && c->wt == wt)
-        return;
-    if (loom_socket_set_timeouts(c->s, rt, wt) == 0) {
+        return 0;
+    int r = loom_socket_set_timeouts(c->s, rt, wt);
+    if (r == 0) {
         c->rt = rt;
         c->wt = wt;
     }
+    return r;
 }
 
 static void hc_total_cb(loom_timer_t *t, void *data)
@@ -950,7 +956,7 @@ static void hc_assign(hc_conn *c, hc_req *r)
     r->scan = 0;
     r->in_rbuf = 0;
     r->rlen = 0;
-    hc_conn_timeouts(c, r->first_to, r->idle_to);
+    (void)hc_conn_timeouts(c, r->first_to, r->idle_to); /* groups made at the start */
     hc_send(r);
 }
 
@@ -1060,12 +1066,16 @@ static void hc_conn_release(hc_conn *c)
         }
         return;
     }
+    if (hc_conn_timeouts(c, st->idle_ms, 0) < 0) {
+        /* Parked without its idle timeout it could stay open for ever. */
+        hc_conn_close(c, false);
+        return;
+    }
     loom__queue_remove(&c->node);
     hc_queue_insert_head(&pool->idle, &c->node);
     loom__queue_insert_tail(&st->idle_lru, &c->lru);
     c->idle = 1;
     st->stats.idle++;
-    hc_conn_timeouts(c, st->idle_ms, 0);
     if (st->stats.idle > st->max_idle) {
         hc_conn *old = LOOM__CONTAINER_OF(st->idle_lru.next, hc_conn, lru);
         hc_conn_close(old, false);
@@ -1284,7 +1294,7 @@ static long hc_head(hc_conn *c, hc_req *r, char *buf, size_t len)
     hc_state *st = r->st;
     if (r->state < RQ_HEAD) {
         r->state = RQ_HEAD;
-        hc_conn_timeouts(c, r->idle_to, r->idle_to);
+        (void)hc_conn_timeouts(c, r->idle_to, r->idle_to);
     }
     size_t nh = HC_MAX_HEADERS;
     int rc = loom_http_parse_response(buf, len, r->scan, &r->res, st->hdrs, &nh, &r->limits);
@@ -1670,6 +1680,12 @@ int loom_http_request(loom_loop_t *loop, const char *url, const loom_http_reques
     hc_state *st = hc_state_get(loop);
     if (st == NULL)
         return LOOM_ENOMEM;
+    /* The first byte and idle timeouts are socket timeouts: make sure they
+     * have their groups now (they stay for the loop's life), so a request
+     * never runs without the timeouts it asked for. */
+    if ((rc = loom__tgroup_get(loop, opts->first_byte_timeout_ms)) < 0 ||
+        (rc = loom__tgroup_get(loop, opts->idle_timeout_ms)) < 0)
+        return rc;
     hc_req *r = loom__slab_alloc(&st->req_slab);
     if (r == NULL)
         return LOOM_ENOMEM;

@@ -57,6 +57,51 @@ static void expect_timeout(loom_loop_t *loop, const char *url, loom_http_request
     hc_result_free(&r);
 }
 
+/* A loop has room for 63 distinct socket timeout values. A request whose
+ * timeouts would need one more is refused at once (LOOM_ETOOMANY) rather
+ * than left to run without them, and a connection that cannot get the
+ * pool's idle timeout is closed rather than parked without one. */
+static void ignore_event(const loom_event_t *ev, void *data)
+{
+    (void)ev, (void)data;
+}
+
+static void test_too_many_values(int port)
+{
+    loom_loop_t *loop = test_loop_new();
+    loom_socket_t *s;
+    /* A socket that only serves to take up the values (its connect to a
+     * closed port fails later, quietly). */
+    CHECK_OK(
+        loom_tcp_connect(loop, "127.0.0.1", 1, &(loom_tcp_opts){.on_event = ignore_event}, &s));
+    for (uint32_t i = 0; i < 63; i++)
+        CHECK_OK(loom_socket_set_timeouts(s, 2000 + i, 0));
+    char u[128];
+    snprintf(u, sizeof u, "http://127.0.0.1:%d/ok", port);
+    hc_result r = {0};
+    loom_http_request_opts o = {.on_response = hc_on_response, .on_event = hc_on_event, .data = &r};
+    o.first_byte_timeout_ms = 7777;
+    CHECK_EQ(loom_http_request(loop, u, &o, NULL), LOOM_ETOOMANY);
+    o.first_byte_timeout_ms = 0;
+    o.idle_timeout_ms = 7778;
+    CHECK_EQ(loom_http_request(loop, u, &o, NULL), LOOM_ETOOMANY);
+    /* Values in use are fine; the answer comes, and the connection, which
+     * cannot have the pool's 30 s idle timeout, is closed, not parked. */
+    o.idle_timeout_ms = 2001;
+    o.first_byte_timeout_ms = 2002;
+    r.loop = loop;
+    CHECK_OK(loom_http_request(loop, u, &o, NULL));
+    hc_run_until(loop, &r.done, 5000);
+    CHECK_EQ(r.done, 1);
+    CHECK_STR(r.body, "ok");
+    hc_result_free(&r);
+    loom_http_client_stats_t st;
+    loom_http_client_stats(loop, &st);
+    CHECK_EQ(st.idle, 0);
+    CHECK_EQ(st.open, 0);
+    hc_loop_done(loop);
+}
+
 int main(void)
 {
     test_timeout(25);
@@ -123,6 +168,7 @@ int main(void)
     CHECK_EQ(st.errors, 4);
 
     hc_loop_done(loop);
+    test_too_many_values(peer.port);
     hc_peer_stop(&peer);
     printf("http client timeout: ok\n");
     return 0;

@@ -11,6 +11,7 @@
  * A natural exit (LOOM_RUN_DEFAULT) happens when nothing keeps the loop
  * alive: no active ref'd handle, no pending callback, post or pool job.
  */
+#include <assert.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -73,9 +74,18 @@ void loom__handle_init(loom_loop_t *loop, loom__handle *h, uint32_t type, loom__
                        bool internal)
 {
     h->loop = loop;
-    h->type = type;
+    h->type = (uint16_t)type;
     h->flags = LOOM__H_REF | (internal ? LOOM__H_INTERNAL : 0);
-    h->free_fn = free_fn;
+    /* Each distinct free function is registered once per loop; a short
+     * linear search (a loop knows a dozen or so). */
+    unsigned i = 0;
+    while (i < loop->nfree_fns && loop->free_fns[i] != free_fn)
+        i++;
+    if (i == loop->nfree_fns) {
+        assert(i < LOOM__MAX_FREE_FNS);
+        loop->free_fns[loop->nfree_fns++] = free_fn;
+    }
+    h->free_idx = (uint16_t)i;
     h->closing_next = NULL;
     if (!internal)
         loop->live++;
@@ -137,7 +147,8 @@ void loom__handle_close(loom__handle *h)
 
 static void loom__run_closing(loom_loop_t *loop)
 {
-    /* free_fn may close further handles; they are appended and freed here too. */
+    /* A free function may close further handles; they are appended and
+     * freed here too. */
     while (loop->closing) {
         loom__handle *h = loop->closing;
         loop->closing = h->closing_next;
@@ -145,7 +156,7 @@ static void loom__run_closing(loom_loop_t *loop)
             loop->closing_tail = NULL;
         if (!(h->flags & LOOM__H_INTERNAL))
             loop->live--;
-        h->free_fn(h);
+        loop->free_fns[h->free_idx](h);
     }
 }
 

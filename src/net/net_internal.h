@@ -2,7 +2,7 @@
  * server and client. Not installed.
  *
  * The socket is kept small because an idle keep-alive connection should cost
- * little more than its kernel state: 96 bytes on x86-64 (a loom__handle, a
+ * little more than its kernel state: 88 bytes on x86-64 (a loom__handle, a
  * loom__io, the class pointer, the write-queue pointer and one list node),
  * followed in the same slab object by the backend's per-watcher area
  * (backend->io_size, 0 for epoll and poll) and by `cls->extra` bytes that

@@ -457,16 +457,39 @@ static hc_pool *hc_pool_get(hc_state *st, const char *host, size_t n, int port, 
 
 static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-static void hc_put_b64(hc_w *w, const unsigned char *s, size_t n)
+static int hc_hexval(char c)
 {
-    for (size_t i = 0; i < n; i += 3) {
-        unsigned v = (unsigned)s[i] << 16;
-        if (i + 1 < n)
-            v |= (unsigned)s[i + 1] << 8;
-        if (i + 2 < n)
-            v |= s[i + 2];
-        char o[4] = {b64[(v >> 18) & 63], b64[(v >> 12) & 63], i + 1 < n ? b64[(v >> 6) & 63] : '=',
-                     i + 2 < n ? b64[v & 63] : '='};
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = (char)(c | 0x20);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Writes the Base64 of the percent-decoding of s[0..n) (a malformed escape
+ * stays as it is), decoding on the fly: no buffer, so credentials of any
+ * length go out. */
+static void hc_put_b64_decoded(hc_w *w, const char *s, size_t n)
+{
+    unsigned v = 0, k = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        int hi, lo;
+        if (c == '%' && i + 2 < n && (hi = hc_hexval(s[i + 1])) >= 0 &&
+            (lo = hc_hexval(s[i + 2])) >= 0) {
+            c = (unsigned char)(hi << 4 | lo);
+            i += 2;
+        }
+        v = v << 8 | c;
+        if (++k == 3) {
+            char o[4] = {b64[(v >> 18) & 63], b64[(v >> 12) & 63], b64[(v >> 6) & 63], b64[v & 63]};
+            hc_put(w, o, 4);
+            v = k = 0;
+        }
+    }
+    if (k) {
+        v <<= 8 * (3 - k);
+        char o[4] = {b64[(v >> 18) & 63], b64[(v >> 12) & 63], k > 1 ? b64[(v >> 6) & 63] : '=',
+                     '='};
         hc_put(w, o, 4);
     }
 }
@@ -549,14 +572,9 @@ static void hc_render_head(hc_req *r, hc_w *w, const char *method, const char *l
         hc_puts(w, "\r\n");
     }
     if (!r->user_auth && (u->flags & LOOM_URL_F_USERINFO)) {
-        char tmp[512];
-        int n =
-            loom_url_decode(tmp, sizeof tmp, u->userinfo, u->userinfo_len, LOOM_URL_DEC_LENIENT);
-        if (n >= 0) {
-            hc_puts(w, "Authorization: Basic ");
-            hc_put_b64(w, (const unsigned char *)tmp, (size_t)n);
-            hc_puts(w, "\r\n");
-        }
+        hc_puts(w, "Authorization: Basic ");
+        hc_put_b64_decoded(w, u->userinfo, u->userinfo_len);
+        hc_puts(w, "\r\n");
     }
     for (size_t i = 0; i < r->hdr_len;) {
         const char *e = memchr(lines + i, '\n', r->hdr_len - i);

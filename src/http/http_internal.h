@@ -166,8 +166,8 @@ typedef struct loom__hsrv_loop {
 typedef struct loom__hgroup loom__hgroup;
 
 struct loom_http_server {
-    loom__handle h; /* h.data: the server's data slot */
-    loom__io io;    /* the listener */
+    loom__handle h;          /* h.data: the server's data slot */
+    loom_tcp_server_t *lsrv; /* the listener (NULL once closed); accepts into cls */
     loom__hsrv_loop *hl;
     loom__sock_class *cls;
     loom_http_req_cb on_request;
@@ -179,10 +179,9 @@ struct loom_http_server {
     uint32_t server_name_len;
     uint32_t ext_off; /* offset of the extension bytes in a socket (set at the first accept) */
     int port;
-    bool listening; /* the listen fd is watched */
-    bool closing;   /* graceful close in progress */
-    bool done;      /* everything finished, on_done queued or run */
-    loom_timer_t *retry;
+    bool paused;      /* accepting paused: max_connections reached */
+    bool closing;     /* graceful close in progress */
+    bool done;        /* everything finished, on_done queued or run */
     loom__queue node; /* in hl->servers */
     loom__queue reqs; /* live requests */
     loom__pending done_pend;

@@ -1,7 +1,12 @@
-/* http/server.c - the HTTP/1.1 server: listener, connection state machine,
+/* http/server.c - the HTTP/1.1 server: connection state machine,
  * request life cycle and closing. Answers are built in server_resp.c, the
  * request accessors live in server_req.c and the threads in
  * server_threads.c.
+ *
+ * The listener is a TCP-layer server of the HTTP server's class
+ * (loom__tcp_server_cls): it binds, accepts and backs off on EMFILE; the
+ * class's raw_accept hook counts connections and pauses accepting at
+ * max_connections.
  *
  * A connection is a loom socket of the server's class (raw hooks, 16 bytes
  * of extension: loom__hconn). It reads into the loop's scratch buffer and
@@ -29,22 +34,14 @@
  * byte on every read, so a trickling client is cut off.
  */
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/socket.h>
-#include <unistd.h>
-#include <arpa/inet.h>
 
 #include "http/http_internal.h"
 
 #define LOOM__HIN_MAX          (64 * 1024) /* input stored behind a request before reading stops */
 #define LOOM__HLINGER_MS       2000        /* linger: inactivity */
 #define LOOM__HLINGER_TOTAL_MS 5000        /* linger: at most */
-#define LOOM__HACCEPT_BATCH    64
-#define LOOM__HACCEPT_RETRY_MS 100
 
 static void loom__hconn_read(loom_socket_t *s, char *buf, size_t len);
 static void loom__hconn_event(loom_socket_t *s, loom_event_kind_t kind, int code);
@@ -413,10 +410,9 @@ static void loom__hconn_detach(loom_socket_t *s)
     }
     c->u.in = NULL;
     srv->nconns--;
-    if (!srv->listening && !srv->closing && srv->nconns < srv->max_conns &&
-        (srv->retry == NULL || !loom_timer_active(srv->retry))) {
-        if (loom__io_set(srv->h.loop, &srv->io, LOOM_READABLE) == 0)
-            srv->listening = true;
+    if (srv->paused && !srv->closing && srv->nconns < srv->max_conns) {
+        srv->paused = false;
+        loom__tcp_server_pause(srv->lsrv, false);
     }
     if (srv->closing)
         loom__hsrv_check_done(srv);
@@ -1111,180 +1107,47 @@ static void loom__hsrv_resume_run(loom__pending *p)
 
 /* --- Listening ------------------------------------------------------------------------------ */
 
-static void loom__hsrv_retry_cb(loom_timer_t *t, void *data)
+/* raw_accept of the class: the TCP layer accepted and attached s. */
+static void loom__hsrv_accepted(loom_socket_t *s)
 {
-    loom_http_server_t *srv = data;
-    (void)t;
-    if (srv->closing || srv->nconns >= srv->max_conns)
-        return;
-    if (loom__io_set(srv->h.loop, &srv->io, LOOM_READABLE) == 0)
-        srv->listening = true;
-}
-
-static void loom__hsrv_pause_accept(loom_http_server_t *srv)
-{
-    if (srv->listening) {
-        loom__io_set(srv->h.loop, &srv->io, 0);
-        srv->listening = false;
+    loom_http_server_t *srv = s->h.data;
+    if (LOOM__UNLIKELY(srv->ext_off == 0))
+        srv->ext_off = (uint32_t)((char *)loom__socket_ext(s) - (char *)s);
+    if (++srv->nconns >= srv->max_conns) {
+        srv->paused = true;
+        loom__tcp_server_pause(srv->lsrv, true);
     }
 }
 
-/* Out of descriptors or memory: pause accepting, report, retry later. */
-static void loom__hsrv_backoff(loom_http_server_t *srv, int err)
+/* raw_accept_error of the class: out of descriptors or memory (the TCP
+ * layer retries after a pause), or a broken listen socket. */
+static void loom__hsrv_accept_error(loom_tcp_server_t *lsrv, int code)
 {
-    loom_loop_t *loop = srv->h.loop;
-    loom__hsrv_pause_accept(srv);
-    if (srv->retry == NULL && loom__net_timer_new(loop, &srv->retry, loom__hsrv_retry_cb, srv) < 0)
-        srv->retry = NULL;
-    if (srv->retry)
-        loom_timer_start(srv->retry, LOOM__HACCEPT_RETRY_MS, 0);
-    loom__hsrv_emit(srv, LOOM_EV_TCP_ACCEPT_ERROR, err, loom_strerror(err));
+    loom__hsrv_emit(loom__server_class(lsrv)->data, LOOM_EV_TCP_ACCEPT_ERROR, code,
+                    loom_strerror(code));
 }
 
-static void loom__hsrv_accept(loom__io *w, unsigned events)
-{
-    loom_http_server_t *srv = LOOM__CONTAINER_OF(w, loom_http_server_t, io);
-    loom_loop_t *loop = srv->h.loop;
-    (void)events;
-    for (int i = 0; i < LOOM__HACCEPT_BATCH; i++) {
-        if (srv->closing)
-            return;
-        if (srv->nconns >= srv->max_conns) {
-            loom__hsrv_pause_accept(srv);
-            return;
-        }
-        int fd = accept4(srv->io.bio.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            int e = errno;
-            if (e == EAGAIN || e == EWOULDBLOCK)
-                return;
-            if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
-                loom__hsrv_backoff(srv, loom__err(e));
-                return;
-            }
-            if (e == EBADF || e == EINVAL || e == ENOTSOCK || e == EOPNOTSUPP || e == EFAULT) {
-                loom__hsrv_pause_accept(srv);
-                loom__hsrv_emit(srv, LOOM_EV_TCP_ACCEPT_ERROR, loom__err(e), loom_strerror(-e));
-                return;
-            }
-            continue; /* ECONNABORTED, EINTR, network errors of that connection */
-        }
-        loom_socket_t *s = loom__socket_new(loop, srv->cls, -1);
-        if (s == NULL) {
-            close(fd);
-            loom__hsrv_backoff(srv, LOOM_ENOMEM);
-            return;
-        }
-        if (LOOM__UNLIKELY(srv->ext_off == 0))
-            srv->ext_off = (uint32_t)((char *)loom__socket_ext(s) - (char *)s);
-        srv->nconns++;
-        loom__socket_attach(s, fd, true);
-    }
-}
-
+/* Listens through the TCP layer: bind, backlog, v6only, dual stack, accept
+ * and its EMFILE back-off, TCP_NODELAY inherited by accepted sockets. */
 static int loom__hsrv_listen(loom_http_server_t *srv, const char *bind_addr, int port)
 {
-    struct sockaddr_storage ss;
-    socklen_t len;
-    memset(&ss, 0, sizeof ss);
-    struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-    bool any = bind_addr == NULL;
-    if (any) {
-        in6->sin6_family = AF_INET6;
-        in6->sin6_addr = in6addr_any;
-        in6->sin6_port = htons((uint16_t)port);
-        len = sizeof *in6;
-    } else {
-        const char *a = strcasecmp(bind_addr, "localhost") == 0 ? "127.0.0.1" : bind_addr;
-        char tmp[64];
-        size_t al = strlen(a);
-        if (al >= 2 && a[0] == '[' && a[al - 1] == ']' && al - 2 < sizeof tmp) {
-            memcpy(tmp, a + 1, al - 2);
-            tmp[al - 2] = '\0';
-            a = tmp;
-        }
-        if (inet_pton(AF_INET, a, &in4->sin_addr) == 1) {
-            in4->sin_family = AF_INET;
-            in4->sin_port = htons((uint16_t)port);
-            len = sizeof *in4;
-        } else if (inet_pton(AF_INET6, a, &in6->sin6_addr) == 1) {
-            in6->sin6_family = AF_INET6;
-            in6->sin6_port = htons((uint16_t)port);
-            len = sizeof *in6;
-        } else {
-            return LOOM_EINVAL;
-        }
-    }
-    for (int attempt = 0; attempt < 2; attempt++) {
-        int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        int r;
-        if (fd < 0) {
-            r = loom__err(errno);
-            goto retry_v4;
-        }
-        int one = 1;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (srv->o.reuseport || srv->o.threads > 1) {
-#if LOOM_HAVE_REUSEPORT
-            if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
-                r = loom__err(errno);
-                close(fd);
-                return r;
-            }
-#else
-            close(fd);
-            return LOOM_ENOTSUP;
-#endif
-        }
-        if (ss.ss_family == AF_INET6) {
-            int v = (!any || srv->o.v6only) ? 1 : 0;
-            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v, sizeof v);
-        }
-        /* Accepted sockets inherit TCP_NODELAY from the listener. */
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        if (bind(fd, (struct sockaddr *)&ss, len) < 0 ||
-            listen(fd, srv->o.backlog > 0 ? srv->o.backlog : 511) < 0) {
-            r = loom__err(errno);
-            close(fd);
-            goto retry_v4;
-        }
-        r = loom__io_init(srv->h.loop, &srv->io, fd, loom__hsrv_accept);
-        if (r == 0)
-            r = loom__io_set(srv->h.loop, &srv->io, LOOM_READABLE);
-        if (r < 0) {
-            loom__io_deinit(srv->h.loop, &srv->io);
-            close(fd);
-            return r;
-        }
-        srv->listening = true;
-        len = sizeof ss;
-        if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
-            srv->port = ntohs(ss.ss_family == AF_INET ? in4->sin_port : in6->sin6_port);
-        return 0;
-    retry_v4:
-        if (!any || attempt > 0 || (r != LOOM_EAFNOSUPPORT && r != LOOM_EADDRNOTAVAIL))
-            return r;
-        memset(&ss, 0, sizeof ss);
-        in4->sin_family = AF_INET;
-        in4->sin_addr.s_addr = htonl(INADDR_ANY);
-        in4->sin_port = htons((uint16_t)port);
-        len = sizeof *in4;
-    }
-    return LOOM_EINVAL;
+    loom_tcp_server_opts to = {
+        .backlog = srv->o.backlog,
+        .reuseport = srv->o.reuseport || srv->o.threads > 1,
+        .v6only = srv->o.v6only,
+    };
+    int r = loom__tcp_server_cls(srv->h.loop, bind_addr, port, &to, srv->cls, &srv->lsrv);
+    if (r < 0)
+        return r;
+    loom__tcp_server_own(srv->lsrv);
+    srv->port = loom_tcp_server_port(srv->lsrv);
+    return 0;
 }
 
 static void loom__hsrv_unlisten(loom_http_server_t *srv)
 {
-    int fd = srv->io.bio.fd;
-    if (fd >= 0) {
-        loom__io_deinit(srv->h.loop, &srv->io);
-        close(fd);
-        srv->io.bio.fd = -1;
-    }
-    srv->listening = false;
-    loom_timer_close(srv->retry);
-    srv->retry = NULL;
+    loom_tcp_server_close(srv->lsrv);
+    srv->lsrv = NULL;
 }
 
 /* --- Servers ------------------------------------------------------------------------------------
@@ -1337,7 +1200,6 @@ int loom_http_server(loom_loop_t *loop, const char *bind, int port, loom_http_re
     srv->on_request = on_request;
     srv->hl = hl;
     srv->h.loop = loop;
-    srv->io.bio.fd = -1;
     loom__queue_init(&srv->reqs);
     loom__queue_init(&srv->node);
     srv->done_pend.fn = loom__hsrv_done_cb;
@@ -1377,6 +1239,8 @@ int loom_http_server(loom_loop_t *loop, const char *bind, int port, loom_http_re
         goto fail_srv;
     cls->raw_read = loom__hconn_read;
     cls->raw_event = loom__hconn_event;
+    cls->raw_accept = loom__hsrv_accepted;
+    cls->raw_accept_error = loom__hsrv_accept_error;
     cls->on_drain = loom__hconn_drain;
     cls->read_timeout_ms = loom__ms_opt(opts->idle_timeout_ms, 60000);
     cls->write_timeout_ms = loom__ms_opt(opts->write_timeout_ms, 30000);

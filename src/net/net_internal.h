@@ -52,6 +52,12 @@ struct loom__sock_class {
      * loom then closes the socket as it would after the event. */
     void (*raw_read)(loom_socket_t *s, char *buf, size_t len);
     void (*raw_event)(loom_socket_t *s, loom_event_kind_t kind, int code);
+    /* Servers of this class: raw_accept runs for each accepted socket once
+     * it is attached, in place of on_connect (it may pause the server);
+     * raw_accept_error replaces the tcp accept error event (the server has
+     * already stopped watching, and retries by itself after EMFILE & co). */
+    void (*raw_accept)(loom_socket_t *s);
+    void (*raw_accept_error)(loom_tcp_server_t *srv, int code);
 
     uint32_t read_timeout_ms;
     uint32_t write_timeout_ms;
@@ -223,6 +229,14 @@ int loom__unix_server_cls(loom_loop_t *loop, const char *path, const loom_tcp_se
                           loom__sock_class *cls, loom_tcp_server_t **out);
 /* The class a server's connections use. */
 loom__sock_class *loom__server_class(loom_tcp_server_t *srv);
+/* Stops accepting (the listen fd stays open; connections wait in the
+ * backlog) or starts again (unless an accept back-off is running: its retry
+ * then resumes). Does nothing once the server is closed. */
+void loom__tcp_server_pause(loom_tcp_server_t *srv, bool pause);
+/* Makes srv part of the object that owns it (the HTTP server): it no longer
+ * counts in loom_loop_live() nor keeps the loop alive by itself. The owner
+ * still closes it with loom_tcp_server_close(). */
+void loom__tcp_server_own(loom_tcp_server_t *srv);
 
 /* Closes the connector state of a socket still connecting (tcp.c). */
 void loom__connect_cancel(loom_socket_t *s);

@@ -610,6 +610,7 @@ struct loom_tcp_server {
     char *path;          /* Unix socket file to unlink on close */
     int port;
     bool is_unix;
+    bool paused; /* loom__tcp_server_pause() */
 };
 
 static void loom__server_free(loom__handle *h)
@@ -624,8 +625,19 @@ static void loom__server_retry_cb(loom_timer_t *t, void *data)
 {
     loom_tcp_server_t *srv = data;
     (void)t;
-    if (!(srv->h.flags & LOOM__H_CLOSING))
+    if (!(srv->h.flags & LOOM__H_CLOSING) && !srv->paused)
         loom__io_set(srv->h.loop, &srv->io, LOOM_READABLE);
+}
+
+/* A tcp accept error event, or the class's raw_accept_error hook. */
+static void loom__server_accept_error(loom_tcp_server_t *srv, int err)
+{
+    if (srv->cls->raw_accept_error) {
+        srv->cls->raw_accept_error(srv, err);
+        return;
+    }
+    loom__event_emit(srv->h.loop, srv->cls->on_event, srv->h.data, LOOM_EV_TCP_ACCEPT_ERROR, err,
+                     NULL, srv);
 }
 
 /* Out of descriptors or memory: stop watching the listen fd, report once,
@@ -639,8 +651,7 @@ static void loom__server_backoff(loom_tcp_server_t *srv, int err)
         srv->retry = NULL;
     if (srv->retry)
         loom_timer_start(srv->retry, LOOM__ACCEPT_RETRY_MS, 0);
-    loom__event_emit(loop, srv->cls->on_event, srv->h.data, LOOM_EV_TCP_ACCEPT_ERROR, err, NULL,
-                     srv);
+    loom__server_accept_error(srv, err);
 }
 
 static void loom__server_io_cb(loom__io *w, unsigned events)
@@ -649,7 +660,7 @@ static void loom__server_io_cb(loom__io *w, unsigned events)
     loom_loop_t *loop = srv->h.loop;
     (void)events;
     for (int i = 0; i < LOOM__ACCEPT_BATCH; i++) {
-        if (srv->h.flags & LOOM__H_CLOSING)
+        if ((srv->h.flags & LOOM__H_CLOSING) || srv->paused)
             return;
         int fd = accept4(srv->io.bio.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
@@ -673,8 +684,7 @@ static void loom__server_io_cb(loom__io *w, unsigned events)
             case EFAULT:
                 /* The listen socket itself is broken: report and stop. */
                 loom__io_set(loop, &srv->io, 0);
-                loom__event_emit(loop, srv->cls->on_event, srv->h.data, LOOM_EV_TCP_ACCEPT_ERROR,
-                                 loom__err(e), NULL, srv);
+                loom__server_accept_error(srv, loom__err(e));
                 return;
             default:
                 /* EINTR, ECONNABORTED and the network errors of the
@@ -691,7 +701,10 @@ static void loom__server_io_cb(loom__io *w, unsigned events)
         if (srv->is_unix)
             s->h.flags |= LOOM__S_UNIX;
         loom__socket_attach(s, fd, true);
-        loom__socket_connected(s);
+        if (srv->cls->raw_accept)
+            srv->cls->raw_accept(s);
+        else
+            loom__socket_connected(s);
     }
 }
 
@@ -921,6 +934,26 @@ int loom_unix_server(loom_loop_t *loop, const char *path, const loom_tcp_server_
 loom__sock_class *loom__server_class(loom_tcp_server_t *srv)
 {
     return srv->cls;
+}
+
+void loom__tcp_server_pause(loom_tcp_server_t *srv, bool pause)
+{
+    if (srv->h.flags & LOOM__H_CLOSING)
+        return;
+    srv->paused = pause;
+    if (pause)
+        loom__io_set(srv->h.loop, &srv->io, 0);
+    else if (srv->retry == NULL || !loom_timer_active(srv->retry))
+        loom__io_set(srv->h.loop, &srv->io, LOOM_READABLE);
+}
+
+void loom__tcp_server_own(loom_tcp_server_t *srv)
+{
+    if (srv->h.flags & LOOM__H_INTERNAL)
+        return;
+    loom__handle_unref(&srv->h);
+    srv->h.flags |= LOOM__H_INTERNAL;
+    srv->h.loop->live--;
 }
 
 void loom_tcp_server_close(loom_tcp_server_t *srv)

@@ -220,6 +220,8 @@ void loom__op_leave(loom_loop_t *loop, loom__op_scope *s);
 void loom__signal_loop_free(loom_loop_t *loop);
 int loom__signal_loop_fork(loom_loop_t *loop);
 void loom__work_loop_free(loom_loop_t *loop);
+/* In a child after fork(): new workers for the pool (loom_loop_fork()). */
+void loom__work_loop_fork(loom_loop_t *loop);
 /* Delivers finished pool jobs (done_fn on the loop thread); called by the
  * wakeup handler. A cheap no-op when the loop has no pool. */
 void loom__work_drain(loom_loop_t *loop);

@@ -860,6 +860,7 @@ int loom_loop_fork(loom_loop_t *loop)
     int r = loom__wakeup_open(loop);
     if (r < 0)
         return r;
+    loom__work_loop_fork(loop);
     return loom__signal_loop_fork(loop);
 }
 

@@ -17,6 +17,12 @@
  * States, and who may change them: QUEUED -> RUNNING -> DONE (workers, under
  * the lock), QUEUED -> CANCELED (loom_work_cancel, under the lock), and DONE
  * or CANCELED -> DELIVERED (loop thread, when done_fn runs).
+ *
+ * fork(): the child has none of the workers. loom_loop_fork() calls
+ * loom__work_loop_fork() once the child has its own wakeup fd (the new
+ * workers wake the loop through it), which starts new ones; a job that was running at
+ * fork time never finishes in the child and is delivered LOOM_ECANCELED, and
+ * a finished one not yet delivered is delivered normally.
  */
 #include <errno.h>
 #include <signal.h>
@@ -34,7 +40,8 @@ struct loom_work {
     loom__pending pending;
     loom_work_fn work_fn;
     loom_done_fn done_fn;
-    int state; /* JOB_*; under pool->lock until DONE or CANCELED */
+    int state;  /* JOB_*; under pool->lock until DONE or CANCELED */
+    int status; /* for delivery from the pending phase: 0 or LOOM_ECANCELED */
 };
 
 typedef struct loom__pool {
@@ -42,8 +49,9 @@ typedef struct loom__pool {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     loom__queue queue;    /* QUEUED jobs, FIFO */
+    loom__queue running;  /* RUNNING jobs (so a forked child can find them) */
     loom__queue done;     /* DONE jobs, in order of completion */
-    loom__queue canceled; /* CANCELED jobs waiting for their pending callback */
+    loom__queue canceled; /* jobs waiting for their pending callback (w->status) */
     bool stop;            /* workers exit when they see it */
     unsigned nthreads;
     pthread_t threads[];
@@ -61,6 +69,7 @@ static void *worker_main(void *arg)
             break;
         loom__queue *n = pool->queue.next;
         loom__queue_remove(n);
+        loom__queue_insert_tail(&pool->running, n);
         loom_work_t *w = LOOM__CONTAINER_OF(n, loom_work_t, node);
         w->state = JOB_RUNNING;
         pthread_mutex_unlock(&pool->lock);
@@ -68,6 +77,7 @@ static void *worker_main(void *arg)
         w->work_fn(w->h.data);
 
         pthread_mutex_lock(&pool->lock);
+        loom__queue_remove(&w->node);
         w->state = JOB_DONE;
         bool was_empty = loom__queue_empty(&pool->done);
         loom__queue_insert_tail(&pool->done, &w->node);
@@ -95,12 +105,32 @@ static void pool_join(loom__pool *pool, unsigned n)
         pthread_join(pool->threads[i], NULL);
 }
 
+/* Starts up to n workers; returns how many started (fewer still make a
+ * working pool), with *err the failure that stopped it. */
+static unsigned pool_start(loom__pool *pool, unsigned n, int *err)
+{
+    sigset_t all, old;
+    unsigned started = 0;
+
+    /* Workers start with every signal blocked, so signals go to the
+     * application's threads and blocking work is never interrupted. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    for (; started < n; started++) {
+        int r = pthread_create(&pool->threads[started], NULL, worker_main, pool);
+        if (r != 0) {
+            *err = loom__err(r);
+            break;
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return started;
+}
+
 static int pool_create(loom_loop_t *loop, loom__pool **out)
 {
     unsigned n = loop->pool_threads ? loop->pool_threads : LOOM__POOL_DEFAULT_THREADS;
     loom__pool *pool;
-    sigset_t all, old;
-    unsigned started = 0;
     int r;
 
     pool = calloc(1, sizeof *pool + n * sizeof(pthread_t));
@@ -108,29 +138,22 @@ static int pool_create(loom_loop_t *loop, loom__pool **out)
         return LOOM_ENOMEM;
     pool->loop = loop;
     loom__queue_init(&pool->queue);
+    loom__queue_init(&pool->running);
     loom__queue_init(&pool->done);
     loom__queue_init(&pool->canceled);
     r = pthread_mutex_init(&pool->lock, NULL);
-    if (r != 0)
+    if (r != 0) {
+        r = loom__err(r);
         goto fail_mutex;
-    r = pthread_cond_init(&pool->cond, NULL);
-    if (r != 0)
-        goto fail_cond;
-
-    /* Workers start with every signal blocked, so signals go to the
-     * application's threads and blocking work is never interrupted. */
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    for (; started < n; started++) {
-        r = pthread_create(&pool->threads[started], NULL, worker_main, pool);
-        if (r != 0)
-            break;
     }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (started == 0)
+    r = pthread_cond_init(&pool->cond, NULL);
+    if (r != 0) {
+        r = loom__err(r);
+        goto fail_cond;
+    }
+    pool->nthreads = pool_start(pool, n, &r);
+    if (pool->nthreads == 0)
         goto fail_threads;
-    /* Fewer threads than asked for still make a working pool. */
-    pool->nthreads = started;
     *out = pool;
     return 0;
 
@@ -140,7 +163,7 @@ fail_cond:
     pthread_mutex_destroy(&pool->lock);
 fail_mutex:
     free(pool);
-    return loom__err(r);
+    return r;
 }
 
 static void work_free_mem(loom__handle *h)
@@ -164,11 +187,24 @@ static void work_deliver(loom_loop_t *loop, loom_work_t *w, int status)
     loom__handle_close(&w->h);
 }
 
-static void work_on_canceled(loom__pending *p)
+/* Delivers a job from the canceled list (w->status). */
+static void work_on_pending(loom__pending *p)
 {
     loom_work_t *w = LOOM__CONTAINER_OF(p, loom_work_t, pending);
     loom__queue_remove(&w->node);
-    work_deliver(w->h.loop, w, LOOM_ECANCELED);
+    work_deliver(w->h.loop, w, w->status);
+}
+
+/* Moves w to the canceled list, to be delivered with `status` from the
+ * pending phase. */
+static void work_defer(loom__pool *pool, loom_work_t *w, int status)
+{
+    loom__queue_remove(&w->node);
+    loom__queue_insert_tail(&pool->canceled, &w->node);
+    w->state = JOB_CANCELED;
+    w->status = status;
+    w->pending.fn = work_on_pending;
+    loom__pending_queue(pool->loop, &w->pending);
 }
 
 int loom_work(loom_loop_t *loop, loom_work_fn work_fn, loom_done_fn done_fn, void *data,
@@ -185,6 +221,13 @@ int loom_work(loom_loop_t *loop, loom_work_fn work_fn, loom_done_fn done_fn, voi
         if (r != 0)
             return r;
         loop->pool = pool;
+    } else if (pool->nthreads == 0) {
+        /* A forked child that could not start its workers: try again. */
+        r = 0;
+        pool->nthreads = pool_start(
+            pool, loop->pool_threads ? loop->pool_threads : LOOM__POOL_DEFAULT_THREADS, &r);
+        if (pool->nthreads == 0)
+            return r;
     }
     w = calloc(1, sizeof *w);
     if (w == NULL)
@@ -217,16 +260,10 @@ int loom_work_cancel(loom_work_t *work)
     pool = work->h.loop->pool;
     pthread_mutex_lock(&pool->lock);
     if (work->state == JOB_QUEUED) {
-        loom__queue_remove(&work->node);
-        loom__queue_insert_tail(&pool->canceled, &work->node);
-        work->state = JOB_CANCELED;
+        work_defer(pool, work, LOOM_ECANCELED);
         r = 0;
     }
     pthread_mutex_unlock(&pool->lock);
-    if (r == 0) {
-        work->pending.fn = work_on_canceled;
-        loom__pending_queue(work->h.loop, &work->pending);
-    }
     return r;
 }
 
@@ -280,4 +317,33 @@ void loom__work_loop_free(loom_loop_t *loop)
     pthread_mutex_destroy(&pool->lock);
     free(pool);
     loop->pool = NULL;
+}
+
+void loom__work_loop_fork(loom_loop_t *loop)
+{
+    loom__pool *pool = loop->pool;
+    int err = 0;
+    if (pool == NULL)
+        return;
+    /* Only this thread exists in the child, and a worker may have held the
+     * lock at fork time: start the lock and condition afresh. */
+    pthread_mutex_init(&pool->lock, NULL);
+    pthread_cond_init(&pool->cond, NULL);
+    pool->stop = false;
+    /* What the parent's workers were running never finishes here; what
+     * they finished is delivered from the loop (no wakeup is on its way). */
+    while (!loom__queue_empty(&pool->running))
+        work_defer(pool, LOOM__CONTAINER_OF(pool->running.next, loom_work_t, node), LOOM_ECANCELED);
+    while (!loom__queue_empty(&pool->done))
+        work_defer(pool, LOOM__CONTAINER_OF(pool->done.next, loom_work_t, node), 0);
+    unsigned n = loop->pool_threads ? loop->pool_threads : LOOM__POOL_DEFAULT_THREADS;
+    pool->nthreads = pool_start(pool, n, &err);
+    if (pool->nthreads == 0) {
+        /* No worker: the queued jobs cannot run either; loom_work() tries
+         * to start workers again. */
+        loom_log(loop, LOOM_LOG_ERR, "worker pool: no thread after fork: %s", loom_strerror(err));
+        while (!loom__queue_empty(&pool->queue))
+            work_defer(pool, LOOM__CONTAINER_OF(pool->queue.next, loom_work_t, node),
+                       LOOM_ECANCELED);
+    }
 }

@@ -5,6 +5,8 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdint.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include "test.h"
@@ -349,6 +351,76 @@ static void test_free_with_queued(void)
     CHECK_EQ(g_free_done, 0);
 }
 
+/* --- fork ------------------------------------------------------------------
+ * The child has none of the parent's worker threads. After loom_loop_fork()
+ * its pool works again: a job that was running in the parent at fork time
+ * ends with LOOM_ECANCELED (it never finishes in the child), queued ones
+ * run, and new ones run. */
+static atomic_int f_started;
+static int f_status[3], f_calls;
+
+static void f_long_work(void *data)
+{
+    (void)data;
+    atomic_store(&f_started, 1);
+    sleep_ms(300);
+}
+
+static void f_quick_work(void *data)
+{
+    (void)data;
+}
+
+static void f_done(int status, void *data)
+{
+    f_status[(intptr_t)data] = status;
+    f_calls++;
+}
+
+static void test_fork(void)
+{
+#ifdef __SANITIZE_THREAD__
+    return; /* ThreadSanitizer cannot start threads after a threaded fork */
+#endif
+    loom_loop_t *loop;
+    CHECK_OK(loom_loop_new(&loop, &(loom_loop_opts){.pool_threads = 1}));
+    CHECK_OK(loom_work(loop, f_long_work, f_done, (void *)0, NULL));
+    CHECK_OK(loom_work(loop, f_quick_work, f_done, (void *)1, NULL));
+    while (atomic_load(&f_started) == 0)
+        sleep_ms(1);
+    fflush(stderr);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        alarm(10);
+        g_loop_thread = pthread_self();
+        if (loom_loop_fork(loop) != 0)
+            _exit(10);
+        if (loom_work(loop, f_quick_work, f_done, (void *)2, NULL) != 0)
+            _exit(11);
+        if (loom_run(loop, LOOM_RUN_DEFAULT) != 0)
+            _exit(12);
+        if (f_calls != 3)
+            _exit(13);
+        if (f_status[0] != LOOM_ECANCELED || f_status[1] != 0 || f_status[2] != 0)
+            _exit(14);
+        if (loom_loop_live(loop) != 0)
+            _exit(15);
+        loom_loop_free(loop);
+        _exit(0);
+    }
+    int status = 0;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status));
+    CHECK_EQ(WEXITSTATUS(status), 0);
+    /* The parent's pool is untouched. */
+    CHECK_EQ(loom_run(loop, LOOM_RUN_DEFAULT), 0);
+    CHECK_EQ(f_calls, 2);
+    CHECK_EQ(f_status[0], 0);
+    CHECK_EQ(f_status[1], 0);
+    test_loop_free_clean(loop);
+}
+
 int main(void)
 {
     test_timeout(25);
@@ -359,5 +431,6 @@ int main(void)
     test_no_stall();
     test_chain_and_raise();
     test_free_with_queued();
+    test_fork();
     return 0;
 }

@@ -74,6 +74,7 @@ struct loom__tgroup {
 
 static void loom__tgroup_arm(loom__tgroup *g);
 static int loom__socket_flush(loom_socket_t *s);
+static void loom__wq_schedule(loom_socket_t *s, unsigned what);
 
 /* --- Per-loop state ------------------------------------------------------------- */
 
@@ -350,8 +351,14 @@ void loom__socket_update_io(loom_socket_t *s)
         ev |= LOOM_WRITABLE;
     if (ev != s->io.bio.events) {
         int r = loom__io_set(s->h.loop, &s->io, ev);
-        if (LOOM__UNLIKELY(r < 0))
+        if (LOOM__UNLIKELY(r < 0)) {
+            /* Nobody would watch the socket: it would hang, open, for ever.
+             * It fails from the loop with the error instead. */
             loom_log(s->h.loop, LOOM_LOG_ERR, "socket watcher update failed: %s", loom_strerror(r));
+            loom__wq_schedule(s, LOOM__WQ_ERROR);
+            if (s->wq)
+                s->wq->error = r;
+        }
     }
 }
 
@@ -908,9 +915,14 @@ static void loom__wq_run(loom__pending *p)
     wq->todo = 0;
     wq->queued = false;
     if (loom__socket_dead(s)) {
-        if (!(s->h.flags & LOOM__H_CLOSING) && (todo & LOOM__WQ_FLUSH) && s->io.bio.fd >= 0 &&
-            wq->bytes)
-            loom__socket_flush(s); /* a graceful close in progress */
+        /* A graceful close in progress: it goes on flushing, unless the
+         * socket failed (no event: it is closed for the user). */
+        if (s->h.flags & LOOM__H_CLOSING)
+            return;
+        if (todo & LOOM__WQ_ERROR)
+            loom__socket_close_now(s, false);
+        else if ((todo & LOOM__WQ_FLUSH) && s->io.bio.fd >= 0 && wq->bytes)
+            loom__socket_flush(s);
         return;
     }
     if (todo & LOOM__WQ_ERROR) {

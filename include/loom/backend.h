@@ -38,6 +38,7 @@ enum {
     LOOM_BACKEND_CAP_FOREIGN = 1 << 1,    /* lives on an application-driven loop */
     LOOM_BACKEND_CAP_EDGE = 1 << 2,       /* reports edge-triggered readiness */
     LOOM_BACKEND_CAP_ONESHOT_FD = 1 << 3, /* io_add/remove are cheap enough per event */
+    LOOM_BACKEND_CAP_ACCEPT = 1 << 4,     /* accept_start/accept_stop: kernel-side accept */
 };
 
 /* The part of a watcher a backend sees. Embedded first in loom's watchers. */
@@ -46,6 +47,12 @@ typedef struct loom_backend_io {
     unsigned events; /* LOOM_READABLE | LOOM_WRITABLE currently registered */
     void *priv;      /* io_size bytes of backend state, zeroed at creation */
 } loom_backend_io_t;
+
+/* Called by a backend with CAP_ACCEPT for each connection accepted on
+ * `listen_io`: `fd_or_err` is a new non-blocking, close-on-exec socket that
+ * the callee owns, or a negative LOOM_E* code (LOOM_EMFILE, LOOM_ENFILE, ...;
+ * the backend keeps accepting unless the callee calls accept_stop). */
+typedef void (*loom_backend_accept_cb)(loom_backend_io_t *listen_io, int fd_or_err);
 
 typedef struct loom_backend {
     const char *name;
@@ -88,6 +95,19 @@ typedef struct loom_backend {
 
     /* Re-creates kernel state in a child after fork(). May be NULL. */
     int (*fork)(loom_loop_t *loop);
+
+    /* CAP_ACCEPT only (NULL otherwise); new members go after these so
+     * designated initialisers of other backends stay valid.
+     * accept_start: accepts connections on listen_io->fd (a listening,
+     * non-blocking socket the caller initialised as a watcher but does not
+     * watch for events) and hands each to `cb`, on the loop thread, until
+     * accept_stop. Returns 0 or a LOOM_E* code (LOOM_ENOTSUP: use accept4 on
+     * readiness instead). accept_stop: stops it at once; never fails; a
+     * connection the kernel accepted after the stop is closed, never
+     * delivered. Call accept_stop before closing the fd or freeing the
+     * watcher. */
+    int (*accept_start)(loom_loop_t *loop, loom_backend_io_t *listen_io, loom_backend_accept_cb cb);
+    void (*accept_stop)(loom_loop_t *loop, loom_backend_io_t *listen_io);
 } loom_backend_t;
 
 /* The backend's private per-loop state (loop_size bytes, zeroed). */

@@ -14,8 +14,19 @@
  * a pipe with one unread byte completes once, then never again; and
  * IORING_POLL_ADD_LEVEL is refused with EINVAL together with MULTI). Edge
  * readiness would stall every consumer that does not read to EAGAIN.
- * Multishot accept and recv need a completion-based socket path in
- * src/net; see docs/BACKENDS.md.
+ * The same holds for the core's own drained-to-empty fds (wakeup eventfd,
+ * signal pipe): their one-shot re-arm costs nothing extra, as they are
+ * re-armed in the batch of the next wait, so they stay on POLL_ADD.
+ *
+ * Multishot accept (LOOM_BACKEND_CAP_ACCEPT, kernel 5.19+, probed once per
+ * process at init): accept_start() puts one IORING_OP_ACCEPT with
+ * IORING_ACCEPT_MULTISHOT in the kernel for a listen socket; each
+ * completion is a new socket (or an error) handed to the caller's callback.
+ * A completion without IORING_CQE_F_MORE ended the request: it is armed
+ * again with the next submission unless the callback stopped it.
+ * accept_stop() cancels it and submits at once (the request holds the
+ * listen file); sockets accepted in between, still in the ring or in the
+ * batch being dispatched, carry an old generation and are closed.
  *
  * Costs: one io_uring_enter per iteration submits the re-arms and removals
  * and waits for completions with the timeout (IORING_FEAT_EXT_ARG), where
@@ -40,13 +51,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "core/internal.h"
 
 #define LOOM__URING_SQ      256
 #define LOOM__URING_CQ      4096
 #define LOOM__URING_BATCH   256
-#define LOOM__URING_UD_NONE UINT64_MAX /* removals: nothing to dispatch */
+#define LOOM__URING_UD_NONE UINT64_MAX  /* removals: nothing to dispatch */
+#define LOOM__URING_ACC_BIT 0x80000000u /* in the index: an accept request */
 
 typedef struct loom__uslot {
     loom_backend_io_t *io; /* NULL: no watcher on this fd */
@@ -54,6 +69,13 @@ typedef struct loom__uslot {
     uint16_t armed;        /* poll mask of the request in flight, 0: none */
     uint8_t dirty;         /* listed in `dirty`: needs a request */
 } loom__uslot;
+
+typedef struct loom__uacc {
+    loom_backend_io_t *io; /* NULL: free entry */
+    loom_backend_accept_cb cb;
+    uint32_t gen;
+    bool armed;
+} loom__uacc;
 
 typedef struct loom__uring {
     struct io_uring ring;
@@ -65,9 +87,13 @@ typedef struct loom__uring {
     uint32_t nslots;
     uint32_t *dirty; /* fds to (re-)arm at the next submission */
     uint32_t ndirty, cdirty;
+    loom__uacc *acc; /* multishot accepts, few: searched linearly */
+    uint32_t nacc;
+    bool acc_dirty; /* an accept request to (re-)arm */
     struct {
         uint64_t ud;
         int32_t res;
+        uint32_t flags;
     } done[LOOM__URING_BATCH];
 } loom__uring;
 
@@ -139,25 +165,112 @@ static int loom__uring_fallback(loom_loop_t *loop, void *foreign, int why)
     return ep->init(loop, foreign);
 }
 
+/* Whether this kernel has multishot accept (5.19): one accept on a
+ * listening Unix socket with a connection waiting must complete with a
+ * socket and IORING_CQE_F_MORE; older kernels refuse the flag (EINVAL).
+ * Runs on the new loop's ring, which is still empty. */
+static bool loom__uring_probe_accept(loom__uring *u, bool *dirty)
+{
+    bool ok = false, live = false;
+    *dirty = false;
+    int c = -1, l = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (l < 0)
+        return false;
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    socklen_t len = sizeof a;
+    /* Binding just the family autobinds an abstract name: no file. */
+    if (bind(l, (struct sockaddr *)&a, sizeof(sa_family_t)) < 0 || listen(l, 1) < 0 ||
+        getsockname(l, (struct sockaddr *)&a, &len) < 0)
+        goto out;
+    c = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c < 0 || connect(c, (struct sockaddr *)&a, len) < 0)
+        goto out;
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+    if (sqe == NULL)
+        goto out;
+    io_uring_prep_multishot_accept(sqe, l, NULL, NULL, SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, 1);
+    if (io_uring_submit(&u->ring) != 1)
+        goto out;
+    live = true;
+    struct __kernel_timespec ts = {.tv_sec = 1, .tv_nsec = 0};
+    for (int round = 0; live && round < 4; round++) {
+        struct io_uring_cqe *cqe;
+        if (io_uring_wait_cqe_timeout(&u->ring, &cqe, &ts) < 0)
+            break;
+        if (cqe->user_data == 1) {
+            if (cqe->res >= 0) {
+                close(cqe->res);
+                ok = ok || (cqe->flags & IORING_CQE_F_MORE) != 0;
+            }
+            live = (cqe->flags & IORING_CQE_F_MORE) != 0;
+            if (live && round == 0 && (sqe = io_uring_get_sqe(&u->ring)) != NULL) {
+                io_uring_prep_cancel64(sqe, 1, 0);
+                io_uring_sqe_set_data64(sqe, 2);
+                (void)io_uring_submit(&u->ring);
+            }
+        }
+        io_uring_cqe_seen(&u->ring, cqe);
+    }
+out:
+    if (c >= 0)
+        close(c);
+    close(l);
+    /* A request that did not end in time: the ring is not clean. */
+    *dirty = live;
+    return ok && !live;
+}
+
+static const loom_backend_t loom__backend_io_uring_accept;
+
 static int loom__uring_init(loom_loop_t *loop, void *foreign)
 {
+    /* 0: not probed yet, 1: multishot accept works, 2: it does not. */
+    static _Atomic int accept_probe;
     loom__uring *u = loom_backend_loop_priv(loop);
     int r = loom__uring_setup(u);
     if (r < 0)
         return loom__uring_fallback(loop, foreign, r);
+    int p = accept_probe;
+    if (p == 0) {
+        bool dirty;
+        p = loom__uring_probe_accept(u, &dirty) ? 1 : 2;
+        if (dirty) {
+            io_uring_queue_exit(&u->ring);
+            u->ring_ok = false;
+            if ((r = loom__uring_setup(u)) < 0)
+                return loom__uring_fallback(loop, foreign, r);
+        }
+        accept_probe = p;
+    }
+    if (p == 1)
+        loop->backend = &loom__backend_io_uring_accept;
     return 0;
 }
 
 static void loom__uring_destroy(loom_loop_t *loop)
 {
     loom__uring *u = loom_backend_loop_priv(loop);
-    if (u->ring_ok)
+    if (u->ring_ok) {
+        /* Sockets accepted but never dispatched are ours to close. */
+        (void)io_uring_submit_and_get_events(&u->ring);
+        struct io_uring_cqe *cqe;
+        while (io_uring_peek_cqe(&u->ring, &cqe) == 0) {
+            uint64_t ud = cqe->user_data;
+            if (ud != LOOM__URING_UD_NONE && ((uint32_t)ud & LOOM__URING_ACC_BIT) && cqe->res >= 0)
+                close(cqe->res);
+            io_uring_cqe_seen(&u->ring, cqe);
+        }
         io_uring_queue_exit(&u->ring); /* cancels every request */
+    }
     u->ring_ok = false;
     free(u->slots);
     free(u->dirty);
+    free(u->acc);
     u->slots = NULL;
     u->dirty = NULL;
+    u->acc = NULL;
+    u->nacc = 0;
     u->nslots = u->ndirty = u->cdirty = 0;
 }
 
@@ -232,6 +345,23 @@ static void loom__uring_flush(loom__uring *u)
         io_uring_sqe_set_data64(sqe, loom__uring_ud(idx, s->gen));
     }
     u->ndirty = 0;
+    if (u->acc_dirty) {
+        u->acc_dirty = false;
+        for (uint32_t i = 0; i < u->nacc; i++) {
+            loom__uacc *a = &u->acc[i];
+            if (a->io == NULL || a->armed)
+                continue;
+            struct io_uring_sqe *sqe = loom__uring_sqe(u);
+            if (sqe == NULL) {
+                u->acc_dirty = true;
+                return;
+            }
+            io_uring_prep_multishot_accept(sqe, a->io->fd, NULL, NULL,
+                                           SOCK_NONBLOCK | SOCK_CLOEXEC);
+            io_uring_sqe_set_data64(sqe, loom__uring_ud(i | LOOM__URING_ACC_BIT, a->gen));
+            a->armed = true;
+        }
+    }
 }
 
 static int loom__uring_add(loom_loop_t *loop, loom_backend_io_t *io, unsigned events)
@@ -301,6 +431,26 @@ static unsigned loom__uring_events(int32_t res)
     return ev;
 }
 
+/* One completion of a multishot accept; returns 1 if delivered. */
+static int loom__uring_accepted(loom__uring *u, uint32_t i, uint32_t gen, int32_t res,
+                                uint32_t flags)
+{
+    if (i >= u->nacc || u->acc[i].io == NULL || u->acc[i].gen != gen) {
+        if (res >= 0)
+            close(res); /* accepted after accept_stop: nobody owns it */
+        return 0;
+    }
+    loom__uacc *a = &u->acc[i];
+    if (!(flags & IORING_CQE_F_MORE)) {
+        a->armed = false;
+        u->acc_dirty = true;
+    }
+    if (res == -ECANCELED)
+        return 0;
+    a->cb(a->io, res >= 0 ? res : loom__err(-res));
+    return 1;
+}
+
 /* Copies out up to one batch of completions, then dispatches them: the
  * callbacks may submit (a removal) and so post new completions. Sets *more
  * when the batch was full. */
@@ -311,6 +461,7 @@ static int loom__uring_reap(loom_loop_t *loop, loom__uring *u, bool *more)
     for (unsigned i = 0; i < n; i++) {
         u->done[i].ud = cqes[i]->user_data;
         u->done[i].res = cqes[i]->res;
+        u->done[i].flags = cqes[i]->flags;
     }
     io_uring_cq_advance(&u->ring, n);
     *more = n == LOOM__URING_BATCH;
@@ -320,6 +471,11 @@ static int loom__uring_reap(loom_loop_t *loop, loom__uring *u, bool *more)
         if (ud == LOOM__URING_UD_NONE)
             continue;
         uint32_t idx = (uint32_t)ud, gen = (uint32_t)(ud >> 32);
+        if (idx & LOOM__URING_ACC_BIT) {
+            dispatched += loom__uring_accepted(u, idx & ~LOOM__URING_ACC_BIT, gen, u->done[i].res,
+                                               u->done[i].flags);
+            continue;
+        }
         if (idx >= u->nslots)
             continue;
         loom__uslot *s = &u->slots[idx];
@@ -352,6 +508,11 @@ static int loom__uring_renew(loom__uring *u)
     for (uint32_t i = 0; i < u->nslots; i++)
         if (u->slots[i].io != NULL && (r = loom__uring_mark(u, i)) < 0)
             return r;
+    for (uint32_t i = 0; i < u->nacc; i++) {
+        u->acc[i].armed = false;
+        u->acc[i].gen++; /* the old ring's completions are gone with it */
+    }
+    u->acc_dirty = true;
     return 0;
 }
 
@@ -406,27 +567,88 @@ static int loom__uring_poll(loom_loop_t *loop, int timeout_ms)
     return total;
 }
 
+static int loom__uring_accept_start(loom_loop_t *loop, loom_backend_io_t *io,
+                                    loom_backend_accept_cb cb)
+{
+    loom__uring *u = loom_backend_loop_priv(loop);
+    if (io == NULL || io->fd < 0 || cb == NULL)
+        return LOOM_EINVAL;
+    uint32_t slot = u->nacc;
+    for (uint32_t i = 0; i < u->nacc; i++) {
+        if (u->acc[i].io == io) {
+            u->acc[i].cb = cb;
+            return 0;
+        }
+        if (u->acc[i].io == NULL && slot == u->nacc)
+            slot = i;
+    }
+    if (slot == u->nacc) {
+        loom__uacc *t = realloc(u->acc, (u->nacc + 1) * sizeof *t);
+        if (t == NULL)
+            return LOOM_ENOMEM;
+        memset(&t[u->nacc], 0, sizeof *t);
+        u->acc = t;
+        u->nacc++;
+    }
+    u->acc[slot].io = io;
+    u->acc[slot].cb = cb;
+    u->acc[slot].armed = false;
+    u->acc_dirty = true; /* armed with the next submission */
+    return 0;
+}
+
+static void loom__uring_accept_stop(loom_loop_t *loop, loom_backend_io_t *io)
+{
+    loom__uring *u = loom_backend_loop_priv(loop);
+    for (uint32_t i = 0; i < u->nacc; i++) {
+        loom__uacc *a = &u->acc[i];
+        if (a->io != io)
+            continue;
+        bool armed = a->armed;
+        if (armed) {
+            struct io_uring_sqe *sqe = loom__uring_sqe(u);
+            if (sqe != NULL) {
+                io_uring_prep_cancel64(sqe, loom__uring_ud(i | LOOM__URING_ACC_BIT, a->gen), 0);
+                io_uring_sqe_set_data64(sqe, LOOM__URING_UD_NONE);
+                if (u->skip_success)
+                    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+            }
+        }
+        a->gen++;
+        a->armed = false;
+        a->io = NULL;
+        a->cb = NULL;
+        /* The request holds the listen file: drop it before the caller
+         * closes the fd, so the port is free at once. */
+        if (armed)
+            (void)io_uring_submit_and_get_events(&u->ring);
+        return;
+    }
+}
+
 static int loom__uring_fd(loom_loop_t *loop)
 {
     loom__uring *u = loom_backend_loop_priv(loop);
     return u->ring.ring_fd;
 }
 
+#define LOOM__URING_OPS                                                                            \
+    .name = "io_uring", .loop_size = sizeof(loom__uring), .io_size = 0, .init = loom__uring_init,  \
+    .destroy = loom__uring_destroy, .io_add = loom__uring_add, .io_modify = loom__uring_modify,    \
+    .io_remove = loom__uring_remove, .poll = loom__uring_poll, .wakeup = NULL,                     \
+    .backend_fd = loom__uring_fd, .arm = NULL, .fork = loom__uring_fork
+
 const loom_backend_t loom__backend_io_uring = {
-    .name = "io_uring",
+    LOOM__URING_OPS,
     .caps = LOOM_BACKEND_CAP_FD | LOOM_BACKEND_CAP_ONESHOT_FD,
-    .loop_size = sizeof(loom__uring),
-    .io_size = 0,
-    .init = loom__uring_init,
-    .destroy = loom__uring_destroy,
-    .io_add = loom__uring_add,
-    .io_modify = loom__uring_modify,
-    .io_remove = loom__uring_remove,
-    .poll = loom__uring_poll,
-    .wakeup = NULL,
-    .backend_fd = loom__uring_fd,
-    .arm = NULL,
-    .fork = loom__uring_fork,
+};
+
+/* What a loop runs on once init found multishot accept in the kernel. */
+static const loom_backend_t loom__backend_io_uring_accept = {
+    LOOM__URING_OPS,
+    .caps = LOOM_BACKEND_CAP_FD | LOOM_BACKEND_CAP_ONESHOT_FD | LOOM_BACKEND_CAP_ACCEPT,
+    .accept_start = loom__uring_accept_start,
+    .accept_stop = loom__uring_accept_stop,
 };
 
 #ifdef LOOM_BACKEND_PLUGIN

@@ -606,6 +606,9 @@ struct loom_tcp_server {
     loom__io io;
     loom__sock_class *cls;
     loom_timer_t *retry; /* accept back-off, created on first need */
+    int handed;          /* kaccept: the fd or error the backend handed over */
+    bool handing;        /* kaccept: `handed` is there to take */
+    bool kaccept;        /* the backend accepts (LOOM_BACKEND_CAP_ACCEPT) */
     loom__queue node;    /* in the loop's server list */
     char *path;          /* Unix socket file to unlink on close */
     int port;
@@ -621,12 +624,48 @@ static void loom__server_free(loom__handle *h)
     free(srv);
 }
 
+static void loom__server_accepted(loom_backend_io_t *bio, int fd_or_err);
+
+/* Accepting on (LOOM_READABLE) or off (0): the listen fd's watcher, or the
+ * backend's own accept where it has one (io_uring's multishot accept). */
+static int loom__server_watch(loom_loop_t *loop, loom_tcp_server_t *srv, unsigned events)
+{
+    if (srv->kaccept) {
+        if (events == 0) {
+            loop->backend->accept_stop(loop, &srv->io.bio);
+            return 0;
+        }
+        int r = loop->backend->accept_start(loop, &srv->io.bio, loom__server_accepted);
+        if (r != LOOM_ENOTSUP)
+            return r;
+        srv->kaccept = false;
+    }
+    return loom__io_set(loop, &srv->io, events);
+}
+
+/* The next connection, like accept4(): from the listen fd, or the one the
+ * backend handed over (then EAGAIN once it is taken). */
+static int loom__server_next(loom_tcp_server_t *srv)
+{
+    if (!srv->kaccept)
+        return accept4(srv->io.bio.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (!srv->handing) {
+        errno = EAGAIN;
+        return -1;
+    }
+    srv->handing = false;
+    if (srv->handed >= 0)
+        return srv->handed;
+    errno = -srv->handed;
+    return -1;
+}
+
 static void loom__server_retry_cb(loom_timer_t *t, void *data)
 {
     loom_tcp_server_t *srv = data;
     (void)t;
     if (!(srv->h.flags & LOOM__H_CLOSING) && !srv->paused)
-        loom__io_set(srv->h.loop, &srv->io, LOOM_READABLE);
+        loom__server_watch(srv->h.loop, srv, LOOM_READABLE);
 }
 
 /* A tcp accept error event, or the class's raw_accept_error hook. */
@@ -645,7 +684,7 @@ static void loom__server_accept_error(loom_tcp_server_t *srv, int err)
 static void loom__server_backoff(loom_tcp_server_t *srv, int err)
 {
     loom_loop_t *loop = srv->h.loop;
-    loom__io_set(loop, &srv->io, 0);
+    loom__server_watch(loop, srv, 0);
     if (srv->retry == NULL &&
         loom__net_timer_new(loop, &srv->retry, loom__server_retry_cb, srv) < 0)
         srv->retry = NULL;
@@ -662,7 +701,7 @@ static void loom__server_io_cb(loom__io *w, unsigned events)
     for (int i = 0; i < LOOM__ACCEPT_BATCH; i++) {
         if ((srv->h.flags & LOOM__H_CLOSING) || srv->paused)
             return;
-        int fd = accept4(srv->io.bio.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = loom__server_next(srv);
         if (fd < 0) {
             int e = errno;
             switch (e) {
@@ -683,7 +722,7 @@ static void loom__server_io_cb(loom__io *w, unsigned events)
             case EOPNOTSUPP:
             case EFAULT:
                 /* The listen socket itself is broken: report and stop. */
-                loom__io_set(loop, &srv->io, 0);
+                loom__server_watch(loop, srv, 0);
                 loom__server_accept_error(srv, loom__err(e));
                 return;
             default:
@@ -708,6 +747,19 @@ static void loom__server_io_cb(loom__io *w, unsigned events)
     }
 }
 
+/* The backend's accept (CAP_ACCEPT) handed over a connection or an error:
+ * the same path as an accept4() result on readiness. */
+static void loom__server_accepted(loom_backend_io_t *bio, int fd_or_err)
+{
+    loom_tcp_server_t *srv = LOOM__CONTAINER_OF((loom__io *)bio, loom_tcp_server_t, io);
+    srv->handed = fd_or_err;
+    srv->handing = true;
+    loom__server_io_cb(&srv->io, LOOM_READABLE);
+    if (srv->handing && srv->handed >= 0)
+        close(srv->handed); /* not taken: the server closes or pauses */
+    srv->handing = false;
+}
+
 static int loom__server_new(loom_loop_t *loop, int fd, const loom_tcp_server_opts *opts,
                             loom__sock_class *given, loom_tcp_server_t **out)
 {
@@ -726,11 +778,13 @@ static int loom__server_new(loom_loop_t *loop, int fd, const loom_tcp_server_opt
             goto fail_srv;
         srv->cls->refs = 1;
     }
+    srv->kaccept = (loop->backend->caps & LOOM_BACKEND_CAP_ACCEPT) &&
+                   loop->backend->accept_start != NULL && loop->backend->accept_stop != NULL;
     int r = loom__class_groups(loop, srv->cls);
     if (r == 0)
         r = loom__io_init(loop, &srv->io, fd, loom__server_io_cb);
     if (r == 0)
-        r = loom__io_set(loop, &srv->io, LOOM_READABLE);
+        r = loom__server_watch(loop, srv, LOOM_READABLE);
     if (r < 0) {
         loom__io_deinit(loop, &srv->io);
         loom__class_unref(srv->cls);
@@ -942,9 +996,9 @@ void loom__tcp_server_pause(loom_tcp_server_t *srv, bool pause)
         return;
     srv->paused = pause;
     if (pause)
-        loom__io_set(srv->h.loop, &srv->io, 0);
+        loom__server_watch(srv->h.loop, srv, 0);
     else if (srv->retry == NULL || !loom_timer_active(srv->retry))
-        loom__io_set(srv->h.loop, &srv->io, LOOM_READABLE);
+        loom__server_watch(srv->h.loop, srv, LOOM_READABLE);
 }
 
 void loom__tcp_server_own(loom_tcp_server_t *srv)
@@ -962,6 +1016,7 @@ void loom_tcp_server_close(loom_tcp_server_t *srv)
         return;
     loom_loop_t *loop = srv->h.loop;
     int fd = srv->io.bio.fd;
+    loom__server_watch(loop, srv, 0);
     loom__io_deinit(loop, &srv->io);
     close(fd);
     srv->io.bio.fd = -1;

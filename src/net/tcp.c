@@ -660,12 +660,19 @@ static int loom__server_next(loom_tcp_server_t *srv)
     return -1;
 }
 
+static void loom__server_backoff(loom_tcp_server_t *srv, int err);
+
 static void loom__server_retry_cb(loom_timer_t *t, void *data)
 {
     loom_tcp_server_t *srv = data;
     (void)t;
-    if (!(srv->h.flags & LOOM__H_CLOSING) && !srv->paused)
-        loom__server_watch(srv->h.loop, srv, LOOM_READABLE);
+    if ((srv->h.flags & LOOM__H_CLOSING) || srv->paused)
+        return;
+    /* Cannot accept again yet (out of watches or memory): report it and
+     * retry later, rather than stop accepting for good without a word. */
+    int r = loom__server_watch(srv->h.loop, srv, LOOM_READABLE);
+    if (r < 0)
+        loom__server_backoff(srv, r);
 }
 
 /* A tcp accept error event, or the class's raw_accept_error hook. */

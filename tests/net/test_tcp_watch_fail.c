@@ -1,9 +1,13 @@
-/* test_tcp_watch_fail: a socket whose readiness watcher cannot be set up
- * (epoll_ctl failing with ENOSPC, as when fs.epoll.max_user_watches is
- * reached) fails with a tcp error event and is closed, instead of staying
- * open with nobody watching it. The failure is injected by this executable's
- * own epoll_ctl(), which the statically linked library calls instead of the
- * C library's; other backends skip (77). */
+/* test_tcp_watch_fail: readiness watchers that cannot be set up (epoll_ctl
+ * failing with ENOSPC, as when fs.epoll.max_user_watches is reached):
+ *  - an accepted socket fails with a tcp error event and is closed, instead
+ *    of staying open with nobody watching it;
+ *  - a server backing off after an accept error (EMFILE) that cannot watch
+ *    its listener again reports it and retries, instead of going quiet for
+ *    good.
+ * The failures are injected by this executable's own epoll_ctl() and
+ * accept4(), which the statically linked library calls instead of the C
+ * library's; other backends skip (77). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -14,7 +18,19 @@
 
 #include "test_tcp_util.h"
 
-static int fail_next_add; /* the next EPOLL_CTL_ADD fails with ENOSPC */
+static int fail_next_add;    /* the next EPOLL_CTL_ADD fails with ENOSPC */
+static int fail_next_accept; /* the next accept4() fails with EMFILE */
+
+int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+{
+    if (fail_next_accept) {
+        fail_next_accept = 0;
+        errno = EMFILE;
+        return -1;
+    }
+    return (int)syscall(SYS_accept4, fd, addr, len, flags);
+}
 
 int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev);
 int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
@@ -70,7 +86,6 @@ int main(void)
     fail_next_add = 1;
     for (int i = 0; i < 50 && sev.count[LOOM_EV_TCP_ERROR] == 0; i++)
         CHECK(loom_run(loop, LOOM_RUN_ONCE) >= 0);
-    loom_timer_close(tick);
     CHECK_EQ(fail_next_add, 0);
     CHECK_EQ(accepted, 1);
     CHECK_EQ(sev.count[LOOM_EV_TCP_ERROR], 1);
@@ -82,6 +97,27 @@ int main(void)
     char b[16];
     CHECK(recv(fd, b, sizeof b, 0) <= 0);
     close(fd);
+
+    /* The listener: accept fails (EMFILE), the server stops watching it and
+     * retries after 100 ms; watching it again fails (ENOSPC): reported, and
+     * retried after another 100 ms, which works. */
+    memset(&sev, 0, sizeof sev);
+    accepted = 0;
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
+    fail_next_accept = 1;
+    while (sev.count[LOOM_EV_TCP_ACCEPT_ERROR] == 0)
+        CHECK(loom_run(loop, LOOM_RUN_ONCE) >= 0);
+    CHECK_EQ(sev.last_code, LOOM_EMFILE);
+    fail_next_add = 1;
+    for (int i = 0; i < 50 && accepted == 0; i++)
+        CHECK(loom_run(loop, LOOM_RUN_ONCE) >= 0);
+    CHECK_EQ(fail_next_add, 0);
+    CHECK_EQ(sev.count[LOOM_EV_TCP_ACCEPT_ERROR], 2);
+    CHECK_EQ(sev.last_code, LOOM_ENOSPC);
+    CHECK_EQ(accepted, 1);
+    close(fd);
+    loom_timer_close(tick);
 
     loom_tcp_server_close(srv);
     CHECK_EQ(loom_run(loop, LOOM_RUN_DEFAULT), 0);

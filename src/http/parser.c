@@ -612,30 +612,42 @@ static int head_may_be_complete(const char *buf, size_t len, size_t last_len, ui
     return 0;
 }
 
+/* The start shared by both head parsers: loads the limits, answers
+ * LOOM_HTTP_INCOMPLETE at once when the new bytes cannot complete the head
+ * (see head_may_be_complete()), bounds the start line by its limit
+ * (*end, *line_at_limit) and skips the empty lines before it (*p). Returns 0,
+ * LOOM_HTTP_INCOMPLETE, or a LOOM_HTTP_PERR_* code. */
+static inline int head_start(const char *buf, size_t len, size_t last_len,
+                             const loom_http_limits_t *limits, limits_t *lim, const char **p,
+                             const char **end, int *line_at_limit)
+{
+    limits_load(lim, limits);
+    if (last_len != 0 && last_len < len &&
+        (size_t)(len) < (size_t)lim->max_line + lim->max_header_bytes &&
+        !head_may_be_complete(buf, len, last_len, lim->max_line))
+        return LOOM_HTTP_INCOMPLETE;
+    *p = buf;
+    *line_at_limit = len >= lim->max_line;
+    *end = *line_at_limit ? buf + lim->max_line : buf + len;
+    int r = skip_empty_lines(p, *end);
+    if (UNLIKELY(r == LOOM_HTTP_INCOMPLETE && *line_at_limit))
+        return LOOM_HTTP_PERR_LINE_TOO_LONG;
+    return r;
+}
+
 int loom_http_parse_request(const char *buf, size_t len, size_t last_len, loom_http_request_t *req,
                             loom_http_header_t *headers, size_t *nheaders,
                             const loom_http_limits_t *limits)
 {
     limits_t lim;
-    limits_load(&lim, limits);
-
-    if (last_len != 0 && last_len < len &&
-        (size_t)(len) < (size_t)lim.max_line + lim.max_header_bytes &&
-        !head_may_be_complete(buf, len, last_len, lim.max_line))
-        return LOOM_HTTP_INCOMPLETE;
-
-    const char *p = buf;
-    const char *buf_end = buf + len;
-    int line_at_limit = len >= lim.max_line;
-    const char *end = line_at_limit ? buf + lim.max_line : buf_end;
-    int r, major, minor;
-#define LINE_RUN_OUT() return line_at_limit ? LOOM_HTTP_PERR_LINE_TOO_LONG : LOOM_HTTP_INCOMPLETE
-
-    if (UNLIKELY((r = skip_empty_lines(&p, end)) != 0)) {
-        if (r == LOOM_HTTP_INCOMPLETE)
-            LINE_RUN_OUT();
+    const char *p, *end;
+    int line_at_limit;
+    int r = head_start(buf, len, last_len, limits, &lim, &p, &end, &line_at_limit);
+    if (r != 0)
         return r;
-    }
+    const char *buf_end = buf + len;
+    int major, minor;
+#define LINE_RUN_OUT() return line_at_limit ? LOOM_HTTP_PERR_LINE_TOO_LONG : LOOM_HTTP_INCOMPLETE
     /* method SP */
     const char *method = p;
     p = scan_token(p, end);
@@ -711,25 +723,14 @@ int loom_http_parse_response(const char *buf, size_t len, size_t last_len,
                              size_t *nheaders, const loom_http_limits_t *limits)
 {
     limits_t lim;
-    limits_load(&lim, limits);
-
-    if (last_len != 0 && last_len < len &&
-        (size_t)(len) < (size_t)lim.max_line + lim.max_header_bytes &&
-        !head_may_be_complete(buf, len, last_len, lim.max_line))
-        return LOOM_HTTP_INCOMPLETE;
-
-    const char *p = buf;
-    const char *buf_end = buf + len;
-    int line_at_limit = len >= lim.max_line;
-    const char *end = line_at_limit ? buf + lim.max_line : buf_end;
-    int r, major, minor;
-#define LINE_RUN_OUT() return line_at_limit ? LOOM_HTTP_PERR_LINE_TOO_LONG : LOOM_HTTP_INCOMPLETE
-
-    if (UNLIKELY((r = skip_empty_lines(&p, end)) != 0)) {
-        if (r == LOOM_HTTP_INCOMPLETE)
-            LINE_RUN_OUT();
+    const char *p, *end;
+    int line_at_limit;
+    int r = head_start(buf, len, last_len, limits, &lim, &p, &end, &line_at_limit);
+    if (r != 0)
         return r;
-    }
+    const char *buf_end = buf + len;
+    int major, minor;
+#define LINE_RUN_OUT() return line_at_limit ? LOOM_HTTP_PERR_LINE_TOO_LONG : LOOM_HTTP_INCOMPLETE
     r = parse_version(&p, end, &major, &minor);
     if (UNLIKELY(r != 0)) {
         if (r == LOOM_HTTP_INCOMPLETE)

@@ -117,8 +117,10 @@ LOOM_EXTERN int loom_backend_fd(const loom_loop_t *loop);
 LOOM_EXTERN int loom_backend_timeout(loom_loop_t *loop);
 
 /* Re-initialises the kernel state of a loop in the child after fork() (its
- * poller, wakeup fd and signal pipe). The child must call this before using
- * the loop. Returns 0 or a LOOM_E* code. */
+ * poller, wakeup fd and signal pipe) and gives it new worker threads (a pool
+ * job that was running at fork time ends with LOOM_ECANCELED). The child must
+ * call this before using the loop. c-ares channels are not rebuilt (see
+ * docs/DNS.md). Returns 0 or a LOOM_E* code. */
 LOOM_EXTERN int loom_loop_fork(loom_loop_t *loop);
 
 /* --- Idle callbacks ---------------------------------------------------
@@ -153,15 +155,17 @@ LOOM_EXTERN void loom_stop_async(loom_loop_t *loop);
  * on first use; see loom_loop_opts.pool_threads), then done_fn(status, data)
  * on the loop's thread, status 0 or LOOM_ECANCELED. A pending job keeps the
  * loop alive. `out` may be NULL; the handle is valid until done_fn returns.
- * Returns 0 or LOOM_ENOMEM. Loop thread only. */
+ * done_fn may be NULL. Returns 0, LOOM_EINVAL (no work_fn), LOOM_ENOMEM, or
+ * the thread-creation error (LOOM_EAGAIN) when no worker can start. Loop
+ * thread only. */
 typedef void (*loom_work_fn)(void *data);
 typedef void (*loom_done_fn)(int status, void *data);
 LOOM_EXTERN int loom_work(loom_loop_t *loop, loom_work_fn work_fn, loom_done_fn done_fn, void *data,
                           loom_work_t **out);
 
 /* Cancels a job that has not started: done_fn then runs with LOOM_ECANCELED
- * on a later iteration. Returns 0, or LOOM_EBUSY if it already started or
- * finished. Loop thread only. */
+ * on a later iteration (never inside this call). Returns 0, or LOOM_EBUSY if
+ * it already started, finished or was cancelled. Loop thread only. */
 LOOM_EXTERN int loom_work_cancel(loom_work_t *work);
 
 #ifdef __cplusplus

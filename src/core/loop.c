@@ -461,23 +461,29 @@ static void loom__wakeup_cb(loom__io *w, unsigned events)
 
 int loom_post(loom_loop_t *loop, loom_post_fn fn, void *data)
 {
-    if (loop->freeing)
-        return LOOM_ECLOSED;
     loom__post *p = malloc(sizeof *p);
     if (p == NULL)
         return LOOM_ENOMEM;
     p->next = NULL;
     p->fn = fn;
     p->data = data;
+    /* `freeing` is set under this lock, and the wakeup is written under it
+     * too: once loom_loop_free() has set it, no poster touches the queue or
+     * the wakeup fd any more. */
     pthread_mutex_lock(&loop->post_lock);
+    if (loop->freeing) {
+        pthread_mutex_unlock(&loop->post_lock);
+        free(p);
+        return LOOM_ECLOSED;
+    }
     if (loop->post_tail)
         loop->post_tail->next = p;
     else
         loop->post_head = p;
     loop->post_tail = p;
     atomic_fetch_add(&loop->post_count, 1);
-    pthread_mutex_unlock(&loop->post_lock);
     loom__wakeup(loop);
+    pthread_mutex_unlock(&loop->post_lock);
     return 0;
 }
 
@@ -603,7 +609,9 @@ void loom_loop_free(loom_loop_t *loop)
 {
     if (loop == NULL)
         return;
+    pthread_mutex_lock(&loop->post_lock);
     loop->freeing = true;
+    pthread_mutex_unlock(&loop->post_lock);
     /* The pool first: no thread may touch the loop after this. */
     loom__work_loop_free(loop);
     loom__signal_loop_free(loop);

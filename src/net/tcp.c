@@ -785,7 +785,11 @@ static int loom__server_new(loom_loop_t *loop, int fd, const loom_tcp_server_opt
             goto fail_srv;
         srv->cls->refs = 1;
     }
-    srv->kaccept = (loop->backend->caps & LOOM_BACKEND_CAP_ACCEPT) &&
+    /* A class with raw_accept may pause accepting (HTTP max_connections):
+     * waiting connections must stay in the backlog, which a kernel-side
+     * multishot accept would drain (and close) instead. */
+    srv->kaccept = srv->cls->raw_accept == NULL &&
+                   (loop->backend->caps & LOOM_BACKEND_CAP_ACCEPT) &&
                    loop->backend->accept_start != NULL && loop->backend->accept_stop != NULL;
     int r = loom__class_groups(loop, srv->cls);
     if (r == 0)

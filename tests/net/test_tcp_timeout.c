@@ -64,16 +64,17 @@ static void phase_read_timeout(void)
     CHECK_EQ(loom_run(loop, LOOM_RUN_DEFAULT), 0);
     CHECK_EQ(timeouts, 1);
     CHECK(timeout_at - accepted_at >= 100);
-    CHECK(timeout_at - accepted_at < 600);
+    CHECK(timeout_at - accepted_at < 3000); /* generous: loaded CI machines stall */
 
-    /* A client that writes every 50 ms for 250 ms: no timeout until 300 ms
-     * after its last write. */
+    /* A client that writes every 50 ms for 250 ms: no timeout until 800 ms
+     * after its last write (the margin over the ping interval absorbs the
+     * stalls of a loaded machine running sanitizers). */
     timeouts = 0;
     CHECK_OK(loom_tcp_server(loop, "127.0.0.1", 0,
                              &(loom_tcp_server_opts){.on_connect = rt_srv_connect,
                                                      .on_read = rt_srv_read,
                                                      .on_event = rt_srv_event,
-                                                     .read_timeout_ms = 300},
+                                                     .read_timeout_ms = 800},
                              &srv));
     CHECK_OK(loom_tcp_connect(loop, "127.0.0.1", loom_tcp_server_port(srv),
                               &(loom_tcp_opts){.on_event = rt_cli_event}, &pinger));
@@ -81,9 +82,9 @@ static void phase_read_timeout(void)
     CHECK_EQ(loom_run(loop, LOOM_RUN_DEFAULT), 0);
     CHECK_EQ(timeouts, 1);
     CHECK_EQ(pings, 6);
-    CHECK(timeout_at - accepted_at >= 500);
-    CHECK(timeout_at - last_ping >= 300);
-    CHECK(timeout_at - last_ping < 800);
+    CHECK(timeout_at - accepted_at >= 1000);
+    CHECK(timeout_at - last_ping >= 800);
+    CHECK(timeout_at - last_ping < 4000);
 }
 
 /* --- Write timeout ----------------------------------------------------------------- */

@@ -119,6 +119,12 @@ void loom__handle_start(loom__handle *h); /* mark active; ref'd handles keep the
 void loom__handle_stop(loom__handle *h);
 void loom__handle_ref(loom__handle *h);
 void loom__handle_unref(loom__handle *h);
+/* A module's per-loop state is torn down by a "sentinel": an internal handle
+ * (not live, not keeping the loop alive) whose data is `state` and whose free
+ * function `fn` frees the state and then the handle itself. The module closes
+ * it at loop free after closing its own objects; the closing list is FIFO, so
+ * `fn` runs after every one of them has been freed. Returns NULL on ENOMEM. */
+loom__handle *loom__sentinel_new(loom_loop_t *loop, void *state, loom__free_fn fn);
 /* Queues h for freeing at the end of the iteration. Idempotent. */
 void loom__handle_close(loom__handle *h);
 static inline bool loom__handle_closing(const loom__handle *h)

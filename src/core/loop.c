@@ -91,6 +91,16 @@ void loom__handle_init(loom_loop_t *loop, loom__handle *h, uint32_t type, loom__
         loop->live++;
 }
 
+loom__handle *loom__sentinel_new(loom_loop_t *loop, void *state, loom__free_fn fn)
+{
+    loom__handle *h = calloc(1, sizeof *h);
+    if (h == NULL)
+        return NULL;
+    loom__handle_init(loop, h, LOOM__T_OTHER, fn, true);
+    h->data = state;
+    return h;
+}
+
 void loom__handle_start(loom__handle *h)
 {
     if (h->flags & LOOM__H_ACTIVE)

@@ -385,13 +385,11 @@ static hc_state *hc_state_get(loom_loop_t *loop)
     hc_state *st = calloc(1, sizeof *st);
     if (st == NULL)
         return NULL;
-    st->sentinel = calloc(1, sizeof *st->sentinel);
+    st->sentinel = loom__sentinel_new(loop, st, hc_state_destroy);
     if (st->sentinel == NULL) {
         free(st);
         return NULL;
     }
-    loom__handle_init(loop, st->sentinel, LOOM__T_OTHER, hc_state_destroy, true);
-    st->sentinel->data = st;
     st->loop = loop;
     loom__slab_init(&st->req_slab, sizeof(hc_req));
     loom__queue_init(&st->idle_lru);

@@ -120,13 +120,11 @@ loom__hsrv_loop *loom__hsrv_loop_get(loom_loop_t *loop)
     loom__hsrv_loop *hl = calloc(1, sizeof *hl);
     if (hl == NULL)
         return NULL;
-    hl->sentinel = calloc(1, sizeof *hl->sentinel);
+    hl->sentinel = loom__sentinel_new(loop, hl, loom__hsrv_sentinel_free);
     if (hl->sentinel == NULL) {
         free(hl);
         return NULL;
     }
-    loom__handle_init(loop, hl->sentinel, LOOM__T_OTHER, loom__hsrv_sentinel_free, true);
-    hl->sentinel->data = hl;
     hl->loop = loop;
     loom__slab_init(&hl->req_slab, sizeof(loom_http_req_t));
     loom__queue_init(&hl->servers);

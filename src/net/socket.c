@@ -125,12 +125,11 @@ loom__net *loom__net_get(loom_loop_t *loop)
     net = calloc(1, sizeof *net);
     if (net == NULL)
         return NULL;
-    net->sentinel = calloc(1, sizeof *net->sentinel);
+    net->sentinel = loom__sentinel_new(loop, net, loom__net_destroy);
     if (net->sentinel == NULL) {
         free(net);
         return NULL;
     }
-    loom__handle_init(loop, net->sentinel, LOOM__T_OTHER, loom__net_destroy, true);
     net->loop = loop;
     loom__slab_init(&net->wq_slab, sizeof(loom__wq));
     loom__slab_init(&net->ref_slab, sizeof(loom__wreq));

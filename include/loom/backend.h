@@ -39,6 +39,7 @@ enum {
     LOOM_BACKEND_CAP_EDGE = 1 << 2,       /* reports edge-triggered readiness */
     LOOM_BACKEND_CAP_ONESHOT_FD = 1 << 3, /* io_add/remove are cheap enough per event */
     LOOM_BACKEND_CAP_ACCEPT = 1 << 4,     /* accept_start/accept_stop: kernel-side accept */
+    LOOM_BACKEND_CAP_RECV = 1 << 5,       /* recv_start/stop/drop: kernel-side socket reads */
 };
 
 /* The part of a watcher a backend sees. Embedded first in loom's watchers. */
@@ -53,6 +54,13 @@ typedef struct loom_backend_io {
  * the callee owns, or a negative LOOM_E* code (LOOM_EMFILE, LOOM_ENFILE, ...;
  * the backend keeps accepting unless the callee calls accept_stop). */
 typedef void (*loom_backend_accept_cb)(loom_backend_io_t *listen_io, int fd_or_err);
+
+/* Called by a backend with CAP_RECV, on the loop thread, with what it read
+ * from io->fd: `len` bytes at `buf` (len > 0, err 0; the memory is the
+ * backend's, writable, and valid only during the call), or the end of the
+ * stream (len 0, err 0), or an error (len 0, err a negative LOOM_E* code).
+ * Nothing more is delivered after the end or an error. */
+typedef void (*loom_backend_recv_cb)(loom_backend_io_t *io, char *buf, size_t len, int err);
 
 typedef struct loom_backend {
     const char *name;
@@ -108,6 +116,24 @@ typedef struct loom_backend {
      * watcher. */
     int (*accept_start)(loom_loop_t *loop, loom_backend_io_t *listen_io, loom_backend_accept_cb cb);
     void (*accept_stop)(loom_loop_t *loop, loom_backend_io_t *listen_io);
+
+    /* CAP_RECV only (NULL otherwise): the backend reads a connected stream
+     * socket itself and hands the bytes to `cb`, in order, replacing
+     * LOOM_READABLE readiness for that socket (the caller may still watch
+     * it for LOOM_WRITABLE through io_add/io_modify).
+     * recv_start: starts or resumes delivery on io->fd (io initialised as a
+     * watcher; `cb` replaces any earlier one). Returns 0 or a LOOM_E* code
+     * (LOOM_ENOTSUP: read on readiness instead). Data read from the kernel
+     * before a recv_stop took effect is kept and delivered first, from the
+     * next poll().
+     * recv_stop: pauses delivery at once: `cb` is not called again until the
+     * next recv_start, even for data already read. Never fails.
+     * recv_drop: forgets io: stops reading, discards what was kept, and lets
+     * go of the file, so call it before closing the fd. Never fails; does
+     * nothing if io never started. */
+    int (*recv_start)(loom_loop_t *loop, loom_backend_io_t *io, loom_backend_recv_cb cb);
+    void (*recv_stop)(loom_loop_t *loop, loom_backend_io_t *io);
+    void (*recv_drop)(loom_loop_t *loop, loom_backend_io_t *io);
 } loom_backend_t;
 
 /* The backend's private per-loop state (loop_size bytes, zeroed). */

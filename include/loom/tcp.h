@@ -39,8 +39,9 @@ typedef struct loom_tcp_server loom_tcp_server_t;
  * data slot. */
 typedef void (*loom_socket_cb)(loom_socket_t *sock, void *data);
 
-/* on_read: `bytes` points into a per-loop scratch buffer that is valid only
- * during the call; copy what you keep. `len` is at least 1. */
+/* on_read: `bytes` points into loom's read memory (a per-loop scratch buffer,
+ * or on io_uring one of its provided buffers) that is valid only during the
+ * call; copy what you keep. `len` is at least 1. */
 typedef void (*loom_socket_read_cb)(loom_socket_t *sock, const char *bytes, size_t len, void *data);
 
 /* Releases a caller-owned buffer given to loom_socket_write_ref() once loom no
@@ -228,8 +229,11 @@ LOOM_EXTERN int loom_socket_write_ref(loom_socket_t *sock, const void *buf, size
 LOOM_EXTERN size_t loom_socket_queued(const loom_socket_t *sock);
 
 /* cl-async's enable-socket / disable-socket: `what` is LOOM_READABLE and/or
- * LOOM_WRITABLE (loom/io.h). While reading is disabled no data is read, no
- * on_read runs and the read timeout does not run: the backpressure lever.
+ * LOOM_WRITABLE (loom/io.h). While reading is disabled no on_read runs, the
+ * read timeout does not run and the kernel's receive window fills: the
+ * backpressure lever. (On io_uring the kernel may already have handed loom
+ * the bytes that arrived just before; they are kept, and come first when
+ * reading is enabled again.)
  * While writing is disabled writes are queued and nothing is sent. Return 0
  * or LOOM_ECLOSED. */
 LOOM_EXTERN int loom_socket_enable(loom_socket_t *sock, unsigned what);

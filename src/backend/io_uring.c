@@ -1,4 +1,5 @@
-/* backend/io_uring.c - Linux io_uring: readiness through poll requests.
+/* backend/io_uring.c - Linux io_uring: readiness through poll requests,
+ * sockets read by multishot recv, listeners by multishot accept.
  *
  * Every watcher is at most one IORING_OP_POLL_ADD request in the kernel.
  * The requests are one-shot: a completion reports the watcher ready, and
@@ -14,9 +15,10 @@
  * a pipe with one unread byte completes once, then never again; and
  * IORING_POLL_ADD_LEVEL is refused with EINVAL together with MULTI). Edge
  * readiness would stall every consumer that does not read to EAGAIN.
- * The same holds for the core's own drained-to-empty fds (wakeup eventfd,
- * signal pipe): their one-shot re-arm costs nothing extra, as they are
- * re-armed in the batch of the next wait, so they stay on POLL_ADD.
+ * Sockets use multishot recv instead (CAP_RECV, below), which saves the
+ * read() as well as the re-arm. The same holds for the core's own drained-to-empty fds (wakeup
+ * eventfd, signal pipe): their one-shot re-arm costs nothing extra, as they are re-armed in the
+ * batch of the next wait, so they stay on POLL_ADD.
  *
  * Multishot accept (LOOM_BACKEND_CAP_ACCEPT, kernel 5.19+, probed once per
  * process at init): accept_start() puts one IORING_OP_ACCEPT with
@@ -57,11 +59,16 @@
 
 #include "core/internal.h"
 
-#define LOOM__URING_SQ      256
-#define LOOM__URING_CQ      4096
-#define LOOM__URING_BATCH   256
-#define LOOM__URING_UD_NONE UINT64_MAX  /* removals: nothing to dispatch */
-#define LOOM__URING_ACC_BIT 0x80000000u /* in the index: an accept request */
+#define LOOM__URING_SQ          256
+#define LOOM__URING_CQ          4096
+#define LOOM__URING_BATCH       256
+#define LOOM__URING_UD_NONE     UINT64_MAX  /* removals: nothing to dispatch */
+#define LOOM__URING_ACC_BIT     0x80000000u /* in the index: an accept request */
+#define LOOM__URING_RCV_BIT     0x40000000u /* in the index: a recv request */
+#define LOOM__URING_NBUFS       128         /* provided buffers, a power of 2 */
+#define LOOM__URING_BUFSZ       (16 * 1024) /* bytes per provided buffer */
+#define LOOM__URING_BGID        0           /* their buffer group */
+#define LOOM__URING_STASH_PIECE (64 * 1024) /* kept bytes delivered per call */
 
 typedef struct loom__uslot {
     loom_backend_io_t *io; /* NULL: no watcher on this fd */
@@ -77,6 +84,36 @@ typedef struct loom__uacc {
     bool armed;
 } loom__uacc;
 
+/* Bytes (and maybe the end) read for a socket while its reader was paused,
+ * delivered first when it resumes. */
+typedef struct loom__ustash {
+    size_t off, len, cap; /* data[off..len) is still to deliver */
+    int end;              /* with has_end: 0 the end of the stream, < 0 an error */
+    bool has_end;
+    char data[];
+} loom__ustash;
+
+/* One fd read by a multishot recv (CAP_RECV). */
+typedef struct loom__urecv {
+    loom_backend_io_t *io; /* NULL: nobody reads this fd */
+    loom_backend_recv_cb cb;
+    loom__ustash *stash; /* taken from the kernel, not yet delivered */
+    uint32_t gen;        /* generation of the newest request */
+    uint32_t base;       /* first generation of this owner */
+    uint8_t want;        /* started and not stopped */
+    uint8_t armed;       /* the request of generation `gen` is in the kernel */
+    uint8_t queued;      /* listed in rdirty */
+    uint8_t due;         /* listed in sdue */
+    uint8_t ended;       /* the end or an error was taken: nothing follows */
+    uint8_t oom;         /* bytes were lost to ENOMEM: the reader gets that */
+} loom__urecv;
+
+/* A growable list of fds. */
+typedef struct loom__ulist {
+    uint32_t *v;
+    uint32_t n, cap;
+} loom__ulist;
+
 typedef struct loom__uring {
     struct io_uring ring;
     bool ring_ok;
@@ -89,7 +126,14 @@ typedef struct loom__uring {
     uint32_t ndirty, cdirty;
     loom__uacc *acc; /* multishot accepts, few: searched linearly */
     uint32_t nacc;
-    bool acc_dirty; /* an accept request to (re-)arm */
+    bool acc_dirty;  /* an accept request to (re-)arm */
+    loom__urecv *rs; /* multishot recvs, by fd */
+    uint32_t nrs;
+    loom__ulist rdirty;           /* fds whose recv request is to be armed */
+    loom__ulist sdue;             /* fds with a stash to deliver */
+    struct io_uring_buf_ring *br; /* the provided buffers' ring */
+    char *bufs;                   /* LOOM__URING_NBUFS * LOOM__URING_BUFSZ */
+    bool br_ok;                   /* br registered with the current ring */
     struct {
         uint64_t ud;
         int32_t res;
@@ -110,6 +154,27 @@ static uint16_t loom__uring_mask(unsigned events)
 static uint64_t loom__uring_ud(uint32_t idx, uint32_t gen)
 {
     return (uint64_t)gen << 32 | idx;
+}
+
+static int loom__ulist_push(loom__ulist *l, uint32_t v)
+{
+    if (l->n == l->cap) {
+        uint32_t n = l->cap ? l->cap * 2 : 64;
+        uint32_t *t = realloc(l->v, n * sizeof *t);
+        if (t == NULL)
+            return LOOM_ENOMEM;
+        l->v = t;
+        l->cap = n;
+    }
+    l->v[l->n++] = v;
+    return 0;
+}
+
+static void loom__ulist_free(loom__ulist *l)
+{
+    free(l->v);
+    l->v = NULL;
+    l->n = l->cap = 0;
 }
 
 /* Sets up the ring with the cheapest task-work mode the kernel accepts:
@@ -221,7 +286,72 @@ out:
     return ok && !live;
 }
 
+/* Whether this kernel has multishot recv with provided buffer rings (6.0):
+ * a recv on a socket pair with one byte waiting must complete with the
+ * byte in a provided buffer and IORING_CQE_F_MORE. Runs on the new loop's
+ * ring, which is still empty; uses buffer group 1, unregistered after. */
+static bool loom__uring_probe_recv(loom__uring *u, bool *dirty)
+{
+    static char bufs[2][64];
+    bool ok = false, live = false;
+    *dirty = false;
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
+        return false;
+    void *mem = NULL;
+    if (posix_memalign(&mem, 4096, 2 * sizeof(struct io_uring_buf)) != 0)
+        goto out;
+    memset(mem, 0, 2 * sizeof(struct io_uring_buf));
+    struct io_uring_buf_ring *br = mem;
+    struct io_uring_buf_reg reg = {
+        .ring_addr = (uint64_t)(uintptr_t)br, .ring_entries = 2, .bgid = 1};
+    if (io_uring_register_buf_ring(&u->ring, &reg, 0) < 0)
+        goto out;
+    io_uring_buf_ring_init(br);
+    for (int i = 0; i < 2; i++)
+        io_uring_buf_ring_add(br, bufs[i], sizeof bufs[i], (unsigned short)i,
+                              io_uring_buf_ring_mask(2), i);
+    io_uring_buf_ring_advance(br, 2);
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+    if (sqe == NULL || write(sv[1], "x", 1) != 1)
+        goto unreg;
+    io_uring_prep_recv_multishot(sqe, sv[0], NULL, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = 1;
+    io_uring_sqe_set_data64(sqe, 1);
+    if (io_uring_submit(&u->ring) != 1)
+        goto unreg;
+    live = true;
+    struct __kernel_timespec ts = {.tv_sec = 1, .tv_nsec = 0};
+    for (int round = 0; live && round < 4; round++) {
+        struct io_uring_cqe *cqe;
+        if (io_uring_wait_cqe_timeout(&u->ring, &cqe, &ts) < 0)
+            break;
+        if (cqe->user_data == 1) {
+            if (round == 0)
+                ok = cqe->res == 1 && (cqe->flags & IORING_CQE_F_BUFFER) &&
+                     (cqe->flags & IORING_CQE_F_MORE);
+            live = (cqe->flags & IORING_CQE_F_MORE) != 0;
+            if (live && round == 0 && (sqe = io_uring_get_sqe(&u->ring)) != NULL) {
+                io_uring_prep_cancel64(sqe, 1, 0);
+                io_uring_sqe_set_data64(sqe, 2);
+                (void)io_uring_submit(&u->ring);
+            }
+        }
+        io_uring_cqe_seen(&u->ring, cqe);
+    }
+unreg:
+    (void)io_uring_unregister_buf_ring(&u->ring, 1);
+out:
+    free(mem);
+    close(sv[0]);
+    close(sv[1]);
+    *dirty = live;
+    return ok && !live;
+}
+
 static const loom_backend_t loom__backend_io_uring_accept;
+static const loom_backend_t loom__backend_io_uring_recv;
 
 static int loom__uring_init(loom_loop_t *loop, void *foreign)
 {
@@ -243,8 +373,25 @@ static int loom__uring_init(loom_loop_t *loop, void *foreign)
         }
         accept_probe = p;
     }
+    /* The same for multishot recv; LOOM_IO_URING_RECV=0 turns it off (to
+     * compare with readiness-only reads). */
+    static _Atomic int recv_probe;
+    int q = recv_probe;
+    if (q == 0) {
+        bool dirty;
+        q = loom__uring_probe_recv(u, &dirty) ? 1 : 2;
+        if (dirty) {
+            io_uring_queue_exit(&u->ring);
+            u->ring_ok = false;
+            if ((r = loom__uring_setup(u)) < 0)
+                return loom__uring_fallback(loop, foreign, r);
+        }
+        recv_probe = q;
+    }
+    const char *env = getenv("LOOM_IO_URING_RECV");
+    bool recv = q == 1 && !(env != NULL && strcmp(env, "0") == 0);
     if (p == 1)
-        loop->backend = &loom__backend_io_uring_accept;
+        loop->backend = recv ? &loom__backend_io_uring_recv : &loom__backend_io_uring_accept;
     return 0;
 }
 
@@ -264,6 +411,18 @@ static void loom__uring_destroy(loom_loop_t *loop)
         io_uring_queue_exit(&u->ring); /* cancels every request */
     }
     u->ring_ok = false;
+    for (uint32_t i = 0; i < u->nrs; i++)
+        free(u->rs[i].stash);
+    free(u->rs);
+    u->rs = NULL;
+    u->nrs = 0;
+    loom__ulist_free(&u->rdirty);
+    loom__ulist_free(&u->sdue);
+    free(u->br);
+    free(u->bufs);
+    u->br = NULL;
+    u->bufs = NULL;
+    u->br_ok = false;
     free(u->slots);
     free(u->dirty);
     free(u->acc);
@@ -285,6 +444,334 @@ static struct io_uring_sqe *loom__uring_sqe(loom__uring *u)
         sqe = io_uring_get_sqe(&u->ring);
     }
     return sqe;
+}
+
+/* --- Multishot recv (CAP_RECV) ------------------------------------------------
+ *
+ * One IORING_OP_RECV with IORING_RECV_MULTISHOT per reading socket stays in
+ * the kernel and posts a completion for each arrival, the bytes in one of
+ * the loop's provided buffers (a buffer ring of LOOM__URING_NBUFS buffers,
+ * registered on first use). The reader's callback runs on that buffer,
+ * which then goes straight back to the ring: a socket holds no read memory,
+ * as with the scratch buffer of the readiness path.
+ *
+ * Generations tell three kinds of completions apart: of the request in the
+ * kernel (gen), of an earlier request of the same owner that was stopped
+ * ([base, gen): its bytes are the owner's and are kept), and of a previous
+ * owner of the fd ((before base): dropped). Bytes that arrive while the
+ * reader is paused, or behind kept bytes, go to the stash, which is
+ * delivered before anything else once the reader resumes. A request ends
+ * on the end of the stream, an error, or -ENOBUFS when every buffer is in
+ * the completion queue; the last one is armed again with the next
+ * submission, and the bytes wait in the socket meanwhile. */
+
+/* Registers the provided buffers with the current ring (allocating them the
+ * first time), every buffer available. */
+static int loom__uring_bufs(loom__uring *u)
+{
+    if (u->br_ok)
+        return 0;
+    if (u->br == NULL) {
+        void *br = NULL, *bufs = NULL;
+        if (posix_memalign(&br, 4096, LOOM__URING_NBUFS * sizeof(struct io_uring_buf)) != 0)
+            return LOOM_ENOMEM;
+        if (posix_memalign(&bufs, 64, (size_t)LOOM__URING_NBUFS * LOOM__URING_BUFSZ) != 0) {
+            free(br);
+            return LOOM_ENOMEM;
+        }
+        u->br = br;
+        u->bufs = bufs;
+    }
+    memset(u->br, 0, LOOM__URING_NBUFS * sizeof(struct io_uring_buf));
+    struct io_uring_buf_reg reg = {
+        .ring_addr = (uint64_t)(uintptr_t)u->br,
+        .ring_entries = LOOM__URING_NBUFS,
+        .bgid = LOOM__URING_BGID,
+    };
+    int r = io_uring_register_buf_ring(&u->ring, &reg, 0);
+    if (r < 0)
+        return loom__err(-r);
+    io_uring_buf_ring_init(u->br);
+    int mask = io_uring_buf_ring_mask(LOOM__URING_NBUFS);
+    for (int i = 0; i < LOOM__URING_NBUFS; i++)
+        io_uring_buf_ring_add(u->br, u->bufs + (size_t)i * LOOM__URING_BUFSZ, LOOM__URING_BUFSZ,
+                              (unsigned short)i, mask, i);
+    io_uring_buf_ring_advance(u->br, LOOM__URING_NBUFS);
+    u->br_ok = true;
+    return 0;
+}
+
+/* Gives provided buffer `bid` back to the kernel. */
+static void loom__uring_buf_put(loom__uring *u, unsigned bid)
+{
+    io_uring_buf_ring_add(u->br, u->bufs + (size_t)bid * LOOM__URING_BUFSZ, LOOM__URING_BUFSZ,
+                          (unsigned short)bid, io_uring_buf_ring_mask(LOOM__URING_NBUFS), 0);
+    io_uring_buf_ring_advance(u->br, 1);
+}
+
+static void loom__urecv_queue(loom__uring *u, uint32_t fd)
+{
+    loom__urecv *rs = &u->rs[fd];
+    if (!rs->queued && loom__ulist_push(&u->rdirty, fd) == 0)
+        rs->queued = 1;
+}
+
+static void loom__urecv_due(loom__uring *u, uint32_t fd)
+{
+    loom__urecv *rs = &u->rs[fd];
+    if (!rs->due && loom__ulist_push(&u->sdue, fd) == 0)
+        rs->due = 1;
+}
+
+/* Keeps bytes (or the end) for later. Out of memory, the bytes are lost
+ * and the reader gets LOOM_ENOMEM in their place instead of a hole in its
+ * stream. */
+static void loom__urecv_keep(loom__urecv *rs, const char *p, size_t n, bool end, int code)
+{
+    loom__ustash *st = rs->stash;
+    size_t len = st ? st->len : 0, cap = st ? st->cap : 0;
+    if (st == NULL || cap - len < n) {
+        size_t ncap = cap ? cap : 4096;
+        while (ncap - len < n)
+            ncap *= 2;
+        loom__ustash *t = realloc(st, sizeof *t + ncap);
+        if (t == NULL) {
+            rs->oom = 1;
+            rs->ended = 1;
+            return;
+        }
+        if (st == NULL) {
+            t->off = t->len = 0;
+            t->end = 0;
+            t->has_end = false;
+        }
+        t->cap = ncap;
+        rs->stash = st = t;
+    }
+    if (n > 0) {
+        memcpy(st->data + st->len, p, n);
+        st->len += n;
+    }
+    if (end && !st->has_end) {
+        st->has_end = true;
+        st->end = code;
+    }
+}
+
+/* Queues a cancellation of fd's recv request; its late completions carry
+ * an older generation. */
+static void loom__urecv_cancel(loom__uring *u, uint32_t fd)
+{
+    loom__urecv *rs = &u->rs[fd];
+    if (rs->armed) {
+        struct io_uring_sqe *sqe = loom__uring_sqe(u);
+        if (sqe != NULL) {
+            io_uring_prep_cancel64(sqe, loom__uring_ud(fd | LOOM__URING_RCV_BIT, rs->gen), 0);
+            io_uring_sqe_set_data64(sqe, LOOM__URING_UD_NONE);
+            if (u->skip_success)
+                sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+        }
+        rs->armed = 0;
+        rs->gen++;
+    }
+}
+
+/* Forgets fd's owner: what is in flight for it is dropped on arrival. */
+static void loom__urecv_forget(loom__uring *u, uint32_t fd)
+{
+    loom__urecv *rs = &u->rs[fd];
+    loom__urecv_cancel(u, fd);
+    rs->gen++;
+    rs->base = rs->gen;
+    rs->io = NULL;
+    rs->cb = NULL;
+    rs->want = 0;
+    rs->ended = 0;
+    rs->oom = 0;
+    free(rs->stash);
+    rs->stash = NULL;
+}
+
+static int loom__uring_recv_start(loom_loop_t *loop, loom_backend_io_t *io, loom_backend_recv_cb cb)
+{
+    loom__uring *u = loom_backend_loop_priv(loop);
+    if (io == NULL || io->fd < 0 || cb == NULL)
+        return LOOM_EINVAL;
+    int r = loom__uring_bufs(u);
+    if (r < 0)
+        return r;
+    uint32_t fd = (uint32_t)io->fd;
+    if (fd >= u->nrs) {
+        uint32_t n = u->nrs ? u->nrs : 64;
+        while (n <= fd)
+            n *= 2;
+        loom__urecv *t = realloc(u->rs, n * sizeof *t);
+        if (t == NULL)
+            return LOOM_ENOMEM;
+        memset(t + u->nrs, 0, (n - u->nrs) * sizeof *t);
+        u->rs = t;
+        u->nrs = n;
+    }
+    loom__urecv *rs = &u->rs[fd];
+    if (rs->io != io) {
+        if (rs->io != NULL)
+            loom__urecv_forget(u, fd); /* its fd was closed without a drop */
+        rs->io = io;
+    }
+    rs->cb = cb;
+    if (rs->want)
+        return 0;
+    rs->want = 1;
+    if (rs->stash != NULL || rs->oom)
+        loom__urecv_due(u, fd);
+    if (!rs->armed && !rs->ended)
+        loom__urecv_queue(u, fd);
+    return 0;
+}
+
+static void loom__uring_recv_stop(loom_loop_t *loop, loom_backend_io_t *io)
+{
+    loom__uring *u = loom_backend_loop_priv(loop);
+    uint32_t fd = (uint32_t)io->fd;
+    if (fd >= u->nrs || u->rs[fd].io != io)
+        return;
+    u->rs[fd].want = 0;
+    loom__urecv_cancel(u, fd);
+}
+
+static void loom__uring_recv_drop(loom_loop_t *loop, loom_backend_io_t *io)
+{
+    loom__uring *u = loom_backend_loop_priv(loop);
+    uint32_t fd = (uint32_t)io->fd;
+    if (fd >= u->nrs || u->rs[fd].io != io)
+        return;
+    bool armed = u->rs[fd].armed != 0;
+    loom__urecv_forget(u, fd);
+    /* The request holds the file: let go of it before the caller closes
+     * the fd, so the peer sees the close at once. */
+    if (armed)
+        (void)io_uring_submit_and_get_events(&u->ring);
+}
+
+/* Turns rdirty into recv requests (no system call). Returns false if the
+ * submission queue could not take them all (the rest stay listed). */
+static bool loom__urecv_flush(loom__uring *u)
+{
+    uint32_t i;
+    for (i = 0; i < u->rdirty.n; i++) {
+        uint32_t fd = u->rdirty.v[i];
+        loom__urecv *rs = &u->rs[fd];
+        if (rs->io == NULL || !rs->want || rs->armed || rs->ended) {
+            rs->queued = 0;
+            continue;
+        }
+        struct io_uring_sqe *sqe = loom__uring_sqe(u);
+        if (sqe == NULL)
+            break;
+        rs->queued = 0;
+        io_uring_prep_recv_multishot(sqe, rs->io->fd, NULL, 0, 0);
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = LOOM__URING_BGID;
+        io_uring_sqe_set_data64(sqe, loom__uring_ud(fd | LOOM__URING_RCV_BIT, rs->gen));
+        rs->armed = 1;
+    }
+    memmove(u->rdirty.v, u->rdirty.v + i, (u->rdirty.n - i) * sizeof *u->rdirty.v);
+    u->rdirty.n -= i;
+    return u->rdirty.n == 0;
+}
+
+/* Delivers the stashes of readers that resumed; returns how many ran. */
+static int loom__urecv_deliver(loom__uring *u)
+{
+    int n = 0;
+    /* Callbacks may list more: they are taken in the same pass. */
+    for (uint32_t i = 0; i < u->sdue.n; i++) {
+        uint32_t fd = u->sdue.v[i];
+        loom__urecv *rs = &u->rs[fd];
+        rs->due = 0;
+        if (rs->io == NULL || !rs->want)
+            continue;
+        loom_backend_io_t *io = rs->io;
+        loom__ustash *st = rs->stash;
+        rs->stash = NULL;
+        if (st != NULL) {
+            /* In pieces, so that a reader pausing again stops it. */
+            while (st->off < st->len) {
+                size_t k = st->len - st->off;
+                if (k > LOOM__URING_STASH_PIECE)
+                    k = LOOM__URING_STASH_PIECE;
+                st->off += k;
+                rs->cb(io, st->data + st->off - k, k, 0);
+                n++;
+                rs = &u->rs[fd]; /* the table may have grown */
+                if (rs->io != io || !rs->want)
+                    break;
+            }
+            if (rs->io == io && st->off < st->len) {
+                /* Paused again: nothing was kept meanwhile (completions
+                 * are not reaped while stashes are delivered). */
+                rs->stash = st;
+                continue;
+            }
+            if (st->has_end && rs->io == io) {
+                if (rs->want && rs->stash == NULL)
+                    rs->cb(io, NULL, 0, st->end);
+                else
+                    loom__urecv_keep(rs, NULL, 0, true, st->end);
+                rs = &u->rs[fd];
+            }
+            free(st);
+        }
+        if (rs->io == io && rs->oom && rs->want && rs->stash == NULL) {
+            rs->oom = 0;
+            rs->cb(io, NULL, 0, LOOM_ENOMEM);
+            n++;
+        }
+    }
+    u->sdue.n = 0;
+    return n;
+}
+
+/* One completion of a recv request; returns 1 if delivered. */
+static int loom__uring_received(loom__uring *u, uint32_t fd, uint32_t gen, int32_t res,
+                                uint32_t flags)
+{
+    int bid = (flags & IORING_CQE_F_BUFFER) ? (int)(flags >> IORING_CQE_BUFFER_SHIFT) : -1;
+    char *data = bid >= 0 ? u->bufs + (size_t)bid * LOOM__URING_BUFSZ : NULL;
+    int delivered = 0;
+    if (fd >= u->nrs)
+        goto out;
+    loom__urecv *rs = &u->rs[fd];
+    if (rs->io == NULL || (int32_t)(gen - rs->base) < 0)
+        goto out; /* a previous owner's */
+    if (gen == rs->gen && !(flags & IORING_CQE_F_MORE))
+        rs->armed = 0; /* the request ended */
+    if (res == -ENOBUFS || res == -ECANCELED || rs->ended) {
+        /* No bytes; or the end was already taken (a resumed request
+         * meeting the same end). */
+    } else {
+        bool end = res <= 0;
+        int code = res < 0 ? loom__err(-res) : 0;
+        if (end)
+            rs->ended = 1;
+        if (rs->want && rs->stash == NULL) {
+            loom_backend_io_t *io = rs->io;
+            if (end)
+                rs->cb(io, NULL, 0, code);
+            else
+                rs->cb(io, data, (size_t)res, 0);
+            delivered = 1;
+            rs = &u->rs[fd];
+        } else {
+            loom__urecv_keep(rs, data, end ? 0 : (size_t)res, end, code);
+        }
+    }
+    if (rs->io != NULL && rs->want && !rs->armed && !rs->ended)
+        loom__urecv_queue(u, fd);
+out:
+    if (data != NULL && u->br_ok)
+        loom__uring_buf_put(u, (unsigned)bid);
+    return delivered;
 }
 
 static int loom__uring_mark(loom__uring *u, uint32_t idx)
@@ -345,6 +832,8 @@ static void loom__uring_flush(loom__uring *u)
         io_uring_sqe_set_data64(sqe, loom__uring_ud(idx, s->gen));
     }
     u->ndirty = 0;
+    if (u->rdirty.n > 0 && loom__uring_bufs(u) == 0)
+        (void)loom__urecv_flush(u);
     if (u->acc_dirty) {
         u->acc_dirty = false;
         for (uint32_t i = 0; i < u->nacc; i++) {
@@ -471,6 +960,11 @@ static int loom__uring_reap(loom_loop_t *loop, loom__uring *u, bool *more)
         if (ud == LOOM__URING_UD_NONE)
             continue;
         uint32_t idx = (uint32_t)ud, gen = (uint32_t)(ud >> 32);
+        if (idx & LOOM__URING_RCV_BIT) {
+            dispatched += loom__uring_received(u, idx & ~LOOM__URING_RCV_BIT, gen, u->done[i].res,
+                                               u->done[i].flags);
+            continue;
+        }
         if (idx & LOOM__URING_ACC_BIT) {
             dispatched += loom__uring_accepted(u, idx & ~LOOM__URING_ACC_BIT, gen, u->done[i].res,
                                                u->done[i].flags);
@@ -513,6 +1007,20 @@ static int loom__uring_renew(loom__uring *u)
         u->acc[i].gen++; /* the old ring's completions are gone with it */
     }
     u->acc_dirty = true;
+    /* The provided buffers go to the new ring; every reader's request is
+     * made again (the old ring's completions are gone with it). */
+    u->br_ok = false;
+    u->rdirty.n = 0;
+    for (uint32_t i = 0; i < u->nrs; i++) {
+        loom__urecv *rs = &u->rs[i];
+        rs->armed = 0;
+        rs->queued = 0;
+        rs->gen++;
+        if (rs->io != NULL && rs->want && !rs->ended)
+            loom__urecv_queue(u, i);
+    }
+    if (u->br != NULL && (r = loom__uring_bufs(u)) < 0)
+        return r;
     return 0;
 }
 
@@ -526,6 +1034,8 @@ static int loom__uring_poll(loom_loop_t *loop, int timeout_ms)
 {
     loom__uring *u = loom_backend_loop_priv(loop);
     loom__uring_flush(u);
+    if (u->sdue.n > 0)
+        timeout_ms = 0; /* kept bytes to deliver */
     int r;
     if (timeout_ms == 0) {
         /* Without DEFER_TASKRUN, completions show up in the ring without
@@ -550,6 +1060,11 @@ static int loom__uring_poll(loom_loop_t *loop, int timeout_ms)
     if (r < 0 && r != -ETIME && r != -EINTR && r != -EAGAIN && r != -EBUSY)
         return loom__err(-r);
     int total = 0;
+    if (u->sdue.n > 0) {
+        /* Before the completions: they come after these bytes. */
+        loom_update_time(loop);
+        total += loom__urecv_deliver(u);
+    }
     if (io_uring_cq_ready(&u->ring) > 0) {
         loom_update_time(loop);
         /* Bounded: completions posted by the callbacks themselves wait for
@@ -560,7 +1075,7 @@ static int loom__uring_poll(loom_loop_t *loop, int timeout_ms)
     }
     /* An embedding poller sleeps on the ring fd after a non-blocking run:
      * the re-arms must be in the kernel by then. */
-    if (timeout_ms == 0 && u->ndirty) {
+    if (timeout_ms == 0 && (u->ndirty || u->rdirty.n)) {
         loom__uring_flush(u);
         (void)io_uring_submit(&u->ring);
     }
@@ -649,6 +1164,18 @@ static const loom_backend_t loom__backend_io_uring_accept = {
     .caps = LOOM_BACKEND_CAP_FD | LOOM_BACKEND_CAP_ONESHOT_FD | LOOM_BACKEND_CAP_ACCEPT,
     .accept_start = loom__uring_accept_start,
     .accept_stop = loom__uring_accept_stop,
+};
+
+/* ... and multishot recv with provided buffers too. */
+static const loom_backend_t loom__backend_io_uring_recv = {
+    LOOM__URING_OPS,
+    .caps = LOOM_BACKEND_CAP_FD | LOOM_BACKEND_CAP_ONESHOT_FD | LOOM_BACKEND_CAP_ACCEPT |
+            LOOM_BACKEND_CAP_RECV,
+    .accept_start = loom__uring_accept_start,
+    .accept_stop = loom__uring_accept_stop,
+    .recv_start = loom__uring_recv_start,
+    .recv_stop = loom__uring_recv_stop,
+    .recv_drop = loom__uring_recv_drop,
 };
 
 #ifdef LOOM_BACKEND_PLUGIN

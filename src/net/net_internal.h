@@ -15,8 +15,8 @@
  * close while its connections carry on.
  *
  * Internal users (HTTP) get:
- *  - raw hooks in the class (raw_read gets a mutable pointer into the loop's
- *    scratch buffer, raw_event gets the event kind) called directly, without
+ *  - raw hooks in the class (raw_read gets a mutable pointer into loom's
+ *    read memory, raw_event gets the event kind) called directly, without
  *    the op scope and data indirection of the public callbacks;
  *  - per-socket extension bytes (cls->extra) in the same slab object;
  *  - loom__socket_queue(): queue buffers (copied or referenced) and have them
@@ -47,8 +47,9 @@ struct loom__sock_class {
     loom_event_cb on_event;
 
     /* Raw hooks for internal users; when set they replace on_read and the
-     * event delivery. raw_read's buffer is the loop's scratch buffer and may
-     * be modified in place. raw_event runs where an event would be emitted;
+     * event delivery. raw_read's buffer (the loop's scratch buffer, or a
+     * backend's recv buffer) is valid during the call and may be modified
+     * in place. raw_event runs where an event would be emitted;
      * loom then closes the socket as it would after the event. */
     void (*raw_read)(loom_socket_t *s, char *buf, size_t len);
     void (*raw_event)(loom_socket_t *s, loom_event_kind_t kind, int code);
@@ -108,6 +109,9 @@ enum {
     LOOM__S_UNIX = 1u << 17,
     LOOM__S_HIGH = 1u << 18, /* the queue reached high water: on_drain due */
     LOOM__S_OPEN = 1u << 19, /* counted in stats tcp_incoming/outgoing */
+    /* Reading through the backend's recv_start (CAP_RECV), not on
+     * readiness; in the handle's spare bits, as every bit above is taken. */
+    LOOM__S_RECV = 1u << 7,
 };
 /* Timeout group indices (1..63, 0: none) for the read and write timeouts. */
 #define LOOM__S_RGROUP_SHIFT 20

@@ -1,7 +1,10 @@
 /* net/socket.c - the socket: reading, the write queue, inactivity timeouts
  * and the one close path. Connecting, accepting and addresses are in tcp.c.
  *
- * Reads go into the loop's scratch buffer; a socket holds no read memory.
+ * Reads go into the loop's scratch buffer on readiness; on a backend with
+ * LOOM_BACKEND_CAP_RECV (io_uring) the backend reads into its own buffers
+ * and hands the bytes over (loom__socket_recv_cb), and reading on and off is
+ * its recv_start/recv_stop. Either way a socket holds no read memory.
  *
  * Writes are tried at once with one sendmsg() when nothing is queued; only
  * the unsent remainder is queued (copying writes copy only that). Queued
@@ -75,6 +78,7 @@ struct loom__tgroup {
 static void loom__tgroup_arm(loom__tgroup *g);
 static int loom__socket_flush(loom_socket_t *s);
 static void loom__wq_schedule(loom_socket_t *s, unsigned what);
+static void loom__socket_recv_cb(loom_backend_io_t *bio, char *buf, size_t len, int err);
 
 /* --- Per-loop state ------------------------------------------------------------- */
 
@@ -300,6 +304,10 @@ static void loom__socket_io_setup(loom_socket_t *s, int fd)
 static void loom__socket_io_teardown(loom_socket_t *s)
 {
     loom_loop_t *loop = s->h.loop;
+    if (loop->backend->caps & LOOM_BACKEND_CAP_RECV) {
+        loop->backend->recv_drop(loop, &s->io.bio);
+        s->h.flags &= ~LOOM__S_RECV;
+    }
     if (s->io.bio.events) {
         loop->backend->io_remove(loop, &s->io.bio);
         s->io.bio.events = 0;
@@ -344,12 +352,32 @@ void loom__socket_update_io(loom_socket_t *s)
     if (s->io.bio.fd < 0 || (f & (LOOM__S_CONNECTING | LOOM__H_CLOSING)))
         return;
     unsigned ev = 0;
-    if (!(f & (LOOM__S_RD_OFF | LOOM__S_EOF | LOOM__S_FLUSHING)))
-        ev |= LOOM_READABLE;
+    bool rd = !(f & (LOOM__S_RD_OFF | LOOM__S_EOF | LOOM__S_FLUSHING));
     if (s->wq && s->wq->bytes && !(f & LOOM__S_WR_OFF))
         ev |= LOOM_WRITABLE;
+    loom_loop_t *loop = s->h.loop;
+    if (!(loop->backend->caps & LOOM_BACKEND_CAP_RECV)) {
+        if (rd)
+            ev |= LOOM_READABLE;
+    } else if (rd != ((f & LOOM__S_RECV) != 0)) {
+        /* The backend reads for us: reading on and off is its recv. */
+        if (!rd) {
+            loop->backend->recv_stop(loop, &s->io.bio);
+            s->h.flags &= ~LOOM__S_RECV;
+        } else {
+            int r = loop->backend->recv_start(loop, &s->io.bio, loom__socket_recv_cb);
+            if (LOOM__UNLIKELY(r < 0)) {
+                loom_log(loop, LOOM_LOG_ERR, "socket read start failed: %s", loom_strerror(r));
+                loom__wq_schedule(s, LOOM__WQ_ERROR);
+                if (s->wq)
+                    s->wq->error = r;
+            } else {
+                s->h.flags |= LOOM__S_RECV;
+            }
+        }
+    }
     if (ev != s->io.bio.events) {
-        int r = loom__io_set(s->h.loop, &s->io, ev);
+        int r = loom__io_set(loop, &s->io, ev);
         if (LOOM__UNLIKELY(r < 0)) {
             /* Nobody would watch the socket: it would hang, open, for ever.
              * It fails from the loop with the error instead. */
@@ -956,6 +984,38 @@ static void loom__socket_eof(loom_socket_t *s)
     loom_socket_close(s);
 }
 
+/* Hands n bytes read from the socket to its reader. */
+static inline void loom__socket_deliver(loom_socket_t *s, char *buf, size_t n)
+{
+    loom_loop_t *loop = s->h.loop;
+    loop->stats.bytes_read += (uint64_t)n;
+    if (s->h.flags & LOOM__S_TLIST)
+        loom__socket_touch(s);
+    if (s->cls->raw_read) {
+        s->cls->raw_read(s, buf, n);
+    } else if (s->cls->on_read) {
+        loom__op_scope sc;
+        loom__op_enter(loop, &sc, s->cls->on_event, s->h.data, s);
+        s->cls->on_read(s, buf, n, s->h.data);
+        loom__op_leave(loop, &sc);
+    }
+}
+
+/* What the backend read for us (CAP_RECV): bytes, the end, or an error. */
+static void loom__socket_recv_cb(loom_backend_io_t *bio, char *buf, size_t len, int err)
+{
+    loom_socket_t *s = LOOM__CONTAINER_OF(bio, loom_socket_t, io.bio);
+    if (LOOM__UNLIKELY(s->h.flags &
+                       (LOOM__H_CLOSING | LOOM__S_FLUSHING | LOOM__S_RD_OFF | LOOM__S_EOF)))
+        return; /* recv_stop is called on each of these: not reached */
+    if (len > 0)
+        loom__socket_deliver(s, buf, len);
+    else if (err == 0)
+        loom__socket_eof(s);
+    else
+        loom__socket_fail(s, err);
+}
+
 static void loom__socket_read(loom_socket_t *s)
 {
     loom_loop_t *loop = s->h.loop;
@@ -968,17 +1028,7 @@ static void loom__socket_read(loom_socket_t *s)
     for (int i = 0; i < 4; i++) {
         ssize_t n = read(s->io.bio.fd, buf, size);
         if (n > 0) {
-            loop->stats.bytes_read += (uint64_t)n;
-            if (s->h.flags & LOOM__S_TLIST)
-                loom__socket_touch(s);
-            if (s->cls->raw_read) {
-                s->cls->raw_read(s, buf, (size_t)n);
-            } else if (s->cls->on_read) {
-                loom__op_scope sc;
-                loom__op_enter(loop, &sc, s->cls->on_event, s->h.data, s);
-                s->cls->on_read(s, buf, (size_t)n, s->h.data);
-                loom__op_leave(loop, &sc);
-            }
+            loom__socket_deliver(s, buf, (size_t)n);
             if (s->h.flags & (LOOM__H_CLOSING | LOOM__S_FLUSHING | LOOM__S_RD_OFF | LOOM__S_EOF))
                 return;
             if ((size_t)n < size)
@@ -1009,7 +1059,10 @@ static void loom__socket_io_cb(loom__io *w, unsigned events)
     }
     if ((events & (LOOM_READABLE | LOOM_HUP)) &&
         !(s->h.flags & (LOOM__S_RD_OFF | LOOM__S_EOF | LOOM__S_FLUSHING))) {
-        loom__socket_read(s);
+        /* With the backend reading (S_RECV), its read reports the hang-up;
+         * a read() here could take bytes out of its order. */
+        if (!(s->h.flags & LOOM__S_RECV))
+            loom__socket_read(s);
         return;
     }
     if ((events & LOOM_HUP) && !(s->h.flags & LOOM__H_CLOSING)) {

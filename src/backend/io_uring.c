@@ -622,8 +622,17 @@ static int loom__uring_recv_start(loom_loop_t *loop, loom_backend_io_t *io, loom
     if (rs->want)
         return 0;
     rs->want = 1;
-    if (rs->stash != NULL || rs->oom)
+    if (rs->stash != NULL || rs->oom) {
         loom__urecv_due(u, fd);
+        /* poll() delivers it without waiting; an outer poller sleeping on
+         * the ring fd (embedding) needs a completion to wake up for. */
+        struct io_uring_sqe *sqe = loom__uring_sqe(u);
+        if (sqe != NULL) {
+            io_uring_prep_nop(sqe);
+            io_uring_sqe_set_data64(sqe, LOOM__URING_UD_NONE);
+            (void)io_uring_submit(&u->ring);
+        }
+    }
     if (!rs->armed && !rs->ended)
         loom__urecv_queue(u, fd);
     return 0;

@@ -230,6 +230,45 @@ static int loom__uring_fallback(loom_loop_t *loop, void *foreign, int why)
     return ep->init(loop, foreign);
 }
 
+/* Submits a probe's request (user_data 1, already in the submission queue)
+ * and waits, 1 s at most, for its first completion (*res, *flags), then
+ * cancels it and waits for its end. `fds`: its completions are new fds,
+ * closed here. Returns false if nothing completed; *live says whether the
+ * request may still be in the kernel (the ring is then not clean). */
+static bool loom__uring_probe_run(loom__uring *u, bool fds, int32_t *res, uint32_t *flags,
+                                  bool *live)
+{
+    bool got = false;
+    *live = false;
+    if (io_uring_submit(&u->ring) != 1)
+        return false;
+    *live = true;
+    struct __kernel_timespec ts = {.tv_sec = 1, .tv_nsec = 0};
+    for (int round = 0; *live && round < 4; round++) {
+        struct io_uring_cqe *cqe;
+        if (io_uring_wait_cqe_timeout(&u->ring, &cqe, &ts) < 0)
+            break;
+        if (cqe->user_data == 1) {
+            if (fds && cqe->res >= 0)
+                close(cqe->res);
+            if (!got) {
+                *res = cqe->res;
+                *flags = cqe->flags;
+                got = true;
+            }
+            *live = (cqe->flags & IORING_CQE_F_MORE) != 0;
+            struct io_uring_sqe *sqe;
+            if (*live && round == 0 && (sqe = io_uring_get_sqe(&u->ring)) != NULL) {
+                io_uring_prep_cancel64(sqe, 1, 0);
+                io_uring_sqe_set_data64(sqe, 2);
+                (void)io_uring_submit(&u->ring);
+            }
+        }
+        io_uring_cqe_seen(&u->ring, cqe);
+    }
+    return got;
+}
+
 /* Whether this kernel has multishot accept (5.19): one accept on a
  * listening Unix socket with a connection waiting must complete with a
  * socket and IORING_CQE_F_MORE; older kernels refuse the flag (EINVAL).
@@ -255,28 +294,10 @@ static bool loom__uring_probe_accept(loom__uring *u, bool *dirty)
         goto out;
     io_uring_prep_multishot_accept(sqe, l, NULL, NULL, SOCK_CLOEXEC);
     io_uring_sqe_set_data64(sqe, 1);
-    if (io_uring_submit(&u->ring) != 1)
-        goto out;
-    live = true;
-    struct __kernel_timespec ts = {.tv_sec = 1, .tv_nsec = 0};
-    for (int round = 0; live && round < 4; round++) {
-        struct io_uring_cqe *cqe;
-        if (io_uring_wait_cqe_timeout(&u->ring, &cqe, &ts) < 0)
-            break;
-        if (cqe->user_data == 1) {
-            if (cqe->res >= 0) {
-                close(cqe->res);
-                ok = ok || (cqe->flags & IORING_CQE_F_MORE) != 0;
-            }
-            live = (cqe->flags & IORING_CQE_F_MORE) != 0;
-            if (live && round == 0 && (sqe = io_uring_get_sqe(&u->ring)) != NULL) {
-                io_uring_prep_cancel64(sqe, 1, 0);
-                io_uring_sqe_set_data64(sqe, 2);
-                (void)io_uring_submit(&u->ring);
-            }
-        }
-        io_uring_cqe_seen(&u->ring, cqe);
-    }
+    int32_t res;
+    uint32_t flags;
+    ok = loom__uring_probe_run(u, true, &res, &flags, &live) && res >= 0 &&
+         (flags & IORING_CQE_F_MORE);
 out:
     if (c >= 0)
         close(c);
@@ -319,27 +340,10 @@ static bool loom__uring_probe_recv(loom__uring *u, bool *dirty)
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = 1;
     io_uring_sqe_set_data64(sqe, 1);
-    if (io_uring_submit(&u->ring) != 1)
-        goto unreg;
-    live = true;
-    struct __kernel_timespec ts = {.tv_sec = 1, .tv_nsec = 0};
-    for (int round = 0; live && round < 4; round++) {
-        struct io_uring_cqe *cqe;
-        if (io_uring_wait_cqe_timeout(&u->ring, &cqe, &ts) < 0)
-            break;
-        if (cqe->user_data == 1) {
-            if (round == 0)
-                ok = cqe->res == 1 && (cqe->flags & IORING_CQE_F_BUFFER) &&
-                     (cqe->flags & IORING_CQE_F_MORE);
-            live = (cqe->flags & IORING_CQE_F_MORE) != 0;
-            if (live && round == 0 && (sqe = io_uring_get_sqe(&u->ring)) != NULL) {
-                io_uring_prep_cancel64(sqe, 1, 0);
-                io_uring_sqe_set_data64(sqe, 2);
-                (void)io_uring_submit(&u->ring);
-            }
-        }
-        io_uring_cqe_seen(&u->ring, cqe);
-    }
+    int32_t res;
+    uint32_t flags;
+    ok = loom__uring_probe_run(u, false, &res, &flags, &live) && res == 1 &&
+         (flags & IORING_CQE_F_BUFFER) && (flags & IORING_CQE_F_MORE);
 unreg:
     (void)io_uring_unregister_buf_ring(&u->ring, 1);
 out:
@@ -353,44 +357,45 @@ out:
 static const loom_backend_t loom__backend_io_uring_accept;
 static const loom_backend_t loom__backend_io_uring_recv;
 
+/* Runs `probe` on the new loop's ring once per process (*cache: 0 not yet,
+ * 1 the feature works, 2 it does not), making the ring again if the probe
+ * left it unclean. Returns 1, 2 or a negative errno from the setup. */
+static int loom__uring_probe_once(loom__uring *u, _Atomic int *cache,
+                                  bool (*probe)(loom__uring *u, bool *dirty))
+{
+    int p = *cache;
+    if (p != 0)
+        return p;
+    bool dirty;
+    p = probe(u, &dirty) ? 1 : 2;
+    if (dirty) {
+        io_uring_queue_exit(&u->ring);
+        u->ring_ok = false;
+        int r = loom__uring_setup(u);
+        if (r < 0)
+            return r;
+    }
+    *cache = p;
+    return p;
+}
+
 static int loom__uring_init(loom_loop_t *loop, void *foreign)
 {
-    /* 0: not probed yet, 1: multishot accept works, 2: it does not. */
-    static _Atomic int accept_probe;
+    static _Atomic int accept_probe, recv_probe;
     loom__uring *u = loom_backend_loop_priv(loop);
     int r = loom__uring_setup(u);
     if (r < 0)
         return loom__uring_fallback(loop, foreign, r);
-    int p = accept_probe;
-    if (p == 0) {
-        bool dirty;
-        p = loom__uring_probe_accept(u, &dirty) ? 1 : 2;
-        if (dirty) {
-            io_uring_queue_exit(&u->ring);
-            u->ring_ok = false;
-            if ((r = loom__uring_setup(u)) < 0)
-                return loom__uring_fallback(loop, foreign, r);
-        }
-        accept_probe = p;
-    }
-    /* The same for multishot recv; LOOM_IO_URING_RECV=0 turns it off (to
-     * compare with readiness-only reads). */
-    static _Atomic int recv_probe;
-    int q = recv_probe;
-    if (q == 0) {
-        bool dirty;
-        q = loom__uring_probe_recv(u, &dirty) ? 1 : 2;
-        if (dirty) {
-            io_uring_queue_exit(&u->ring);
-            u->ring_ok = false;
-            if ((r = loom__uring_setup(u)) < 0)
-                return loom__uring_fallback(loop, foreign, r);
-        }
-        recv_probe = q;
-    }
+    int acc = loom__uring_probe_once(u, &accept_probe, loom__uring_probe_accept);
+    if (acc < 0)
+        return loom__uring_fallback(loop, foreign, acc);
+    int rcv = loom__uring_probe_once(u, &recv_probe, loom__uring_probe_recv);
+    if (rcv < 0)
+        return loom__uring_fallback(loop, foreign, rcv);
+    /* LOOM_IO_URING_RECV=0 leaves sockets on readiness (to compare). */
     const char *env = getenv("LOOM_IO_URING_RECV");
-    bool recv = q == 1 && !(env != NULL && strcmp(env, "0") == 0);
-    if (p == 1)
+    bool recv = rcv == 1 && !(env != NULL && strcmp(env, "0") == 0);
+    if (acc == 1)
         loop->backend = recv ? &loom__backend_io_uring_recv : &loom__backend_io_uring_accept;
     return 0;
 }

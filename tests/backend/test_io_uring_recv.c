@@ -47,7 +47,7 @@ typedef struct reader {
     int errors;
     int bad; /* bytes out of pattern */
     size_t pause_every;
-    unsigned pause_ms;    /* 0: stay paused, in `held` */
+    unsigned pause_ms; /* 0: stay paused, in `held` */
     loom_socket_t *held;
 } reader;
 

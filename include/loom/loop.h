@@ -118,9 +118,11 @@ LOOM_EXTERN int loom_backend_timeout(loom_loop_t *loop);
 
 /* Re-initialises the kernel state of a loop in the child after fork() (its
  * poller, wakeup fd and signal pipe) and gives it new worker threads (a pool
- * job that was running at fork time ends with LOOM_ECANCELED). The child must
- * call this before using the loop. c-ares channels are not rebuilt (see
- * docs/DNS.md). Returns 0 or a LOOM_E* code. */
+ * job that was running at fork time ends with LOOM_ECANCELED). The resolver's
+ * channels are the parent's too: they are dropped, a DNS query in flight at
+ * fork time ends with a dns error event (LOOM_ECANCELED), and later lookups
+ * use new channels. The child must call this before using the loop. Returns
+ * 0 or a LOOM_E* code. */
 LOOM_EXTERN int loom_loop_fork(loom_loop_t *loop);
 
 /* --- Idle callbacks ---------------------------------------------------

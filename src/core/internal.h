@@ -298,6 +298,7 @@ struct loom_loop {
      * lookups there), before the closing list is drained and before the
      * backend and the slabs are destroyed. */
     void (*dns_free)(loom_loop_t *loop);
+    void (*dns_fork)(loom_loop_t *loop); /* in a child: drop the parent's channels */
     void *http;
 
     loom_stats_t stats;

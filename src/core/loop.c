@@ -879,6 +879,8 @@ int loom_loop_fork(loom_loop_t *loop)
     if (r < 0)
         return r;
     loom__work_loop_fork(loop);
+    if (loop->dns_fork)
+        loop->dns_fork(loop);
     return loom__signal_loop_fork(loop);
 }
 

@@ -67,6 +67,10 @@ struct dns_channel {
     unsigned orphans;    /* of those, cancelled ones */
     unsigned processing; /* c-ares calls in progress on this channel */
     uint64_t idle_since; /* loop time it last became idle, for reuse order */
+    /* The parent's, after loom_loop_fork() in a child: its sockets are
+     * shared with the parent, so it goes as soon as c-ares is not running
+     * on it, and its queries end with LOOM_ECANCELED. */
+    bool stale;
     /* The configuration this channel was made for. */
     unsigned timeout_ms, tries;
     char *servers; /* NULL: resolv.conf's */
@@ -112,8 +116,10 @@ struct loom_dns_query {
 };
 
 static void channel_update(dns_channel *ch);
+static void channel_destroy(dns_channel *ch);
 static bool parse_numeric(const char *host, loom_dns_addr_t *a);
 static void dns_loop_free(loom_loop_t *loop);
+static void dns_loop_fork(loom_loop_t *loop);
 
 /* --- c-ares library set-up ------------------------------------------------- */
 
@@ -244,6 +250,10 @@ static void channel_update(dns_channel *ch)
     loom_loop_t *loop = ch->st->loop;
     if (ch->processing || ch->st->destroying)
         return;
+    if (ch->stale) {
+        channel_destroy(ch);
+        return;
+    }
     /* Only cancelled requests left: end them now. ares_cancel() runs their
      * callbacks, which free them. Bounded, in case c-ares starts new work
      * from inside the cancellation. */
@@ -301,6 +311,8 @@ static void channel_destroy(dns_channel *ch)
 
 static bool channel_matches(const dns_channel *ch, const loom_dns_opts *o)
 {
+    if (ch->stale)
+        return false;
     if (ch->timeout_ms != o->timeout_ms || ch->tries != o->tries)
         return false;
     if (ch->servers == NULL || o->servers == NULL)
@@ -317,7 +329,7 @@ static void channel_gc(dns_state *st)
         unsigned idle = 0;
         for (loom__queue *n = st->channels.next; n != &st->channels; n = n->next) {
             dns_channel *c = LOOM__CONTAINER_OF(n, dns_channel, node);
-            if (c->inflight || c->processing)
+            if (c->inflight || c->processing || c->stale)
                 continue;
             idle++;
             if (lru == NULL || c->idle_since < lru->idle_since)
@@ -423,6 +435,7 @@ static int state_get(loom_loop_t *loop, dns_state **out)
     loom__queue_init(&st->open);
     loop->dns = st;
     loop->dns_free = dns_loop_free;
+    loop->dns_fork = dns_loop_fork;
     *out = st;
     return 0;
 }
@@ -610,6 +623,13 @@ static bool query_ares_done(loom_dns_query_t *q)
     ch->inflight--;
     if (q->ended) {
         ch->orphans--;
+        return false;
+    }
+    if (ch->stale) {
+        /* Asked in the parent: the answer would go to the parent. */
+        q->status = LOOM_ECANCELED;
+        q->errmsg = "query in flight at fork()";
+        query_stash(q, STASH_ERROR);
         return false;
     }
     return !ch->st->destroying;
@@ -863,6 +883,24 @@ void *loom_dns_query_data(const loom_dns_query_t *q)
     return q->h.data;
 }
 
+/* loop->dns_fork: loom_loop_fork() in a child, after the backend was made
+ * again. Every channel is the parent's too (its sockets, its queries): each
+ * goes now, or when c-ares returns if the fork happened inside one of its
+ * callbacks. Queries in flight end with a dns error event, LOOM_ECANCELED,
+ * from the pending phase; new lookups make new channels. */
+static void dns_loop_fork(loom_loop_t *loop)
+{
+    dns_state *st = loop->dns;
+    loom__queue *n = st->channels.next;
+    while (n != &st->channels) {
+        dns_channel *ch = LOOM__CONTAINER_OF(n, dns_channel, node);
+        n = n->next;
+        ch->stale = true;
+        if (!ch->processing)
+            channel_destroy(ch);
+    }
+}
+
 /* loop->dns_free: runs at loom_loop_free(), before the loop drains its
  * closing list and destroys the backend and the timer slab. Queries still
  * open are closed without callbacks. */
@@ -883,4 +921,5 @@ static void dns_loop_free(loom_loop_t *loop)
     free(st);
     loop->dns = NULL;
     loop->dns_free = NULL;
+    loop->dns_fork = NULL;
 }

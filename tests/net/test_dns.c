@@ -705,6 +705,55 @@ static void test_free_in_flight(void)
     loom_loop_free(loop);
 }
 
+/* fork(): in the child, loom_loop_fork() drops the parent's channels. The
+ * query in flight ends with LOOM_ECANCELED, a new lookup gets its answer, and
+ * the parent's query is untouched. The child ends with _exit (exit would run
+ * the parent's atexit handler, which stops dnsmasq). */
+static void test_fork(void)
+{
+    loom_loop_t *loop = test_loop_new();
+    rec r;
+    memset(&r, 0, sizeof r);
+    loom_dns_opts o = {
+        .on_event = on_event, .data = &r, .servers = blackhole, .timeout_ms = 5000, .tries = 1};
+    loom_dns_query_t *q;
+    CHECK_OK(loom_dns_lookup(loop, "a.loom.test", LOOM_DNS_INET, on_answer, &o, &q));
+    CHECK(loom_run(loop, LOOM_RUN_NOWAIT) >= 0);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        if (loom_loop_fork(loop) < 0)
+            _exit(2);
+        uint64_t end = now_ms() + 3000;
+        while (r.events + r.answers == 0 && now_ms() < end)
+            (void)loom_run(loop, LOOM_RUN_ONCE);
+        if (r.events != 1 || r.answers != 0 || r.code != LOOM_ECANCELED ||
+            r.kind != LOOM_EV_DNS_ERROR)
+            _exit(3);
+        rec r2;
+        memset(&r2, 0, sizeof r2);
+        loom_dns_opts o2 = opts_for(&r2);
+        if (loom_dns_lookup(loop, "a.loom.test", LOOM_DNS_INET, on_answer, &o2, NULL) < 0)
+            _exit(4);
+        if (loom_run(loop, LOOM_RUN_DEFAULT) != 0)
+            _exit(5);
+        if (r2.answers != 1 || strcmp(r2.first, "127.0.0.1") != 0)
+            _exit(6);
+        if (loom_loop_live(loop) != 0)
+            _exit(7);
+        loom_loop_free(loop);
+        _exit(0);
+    }
+    int status;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status));
+    CHECK_EQ(WEXITSTATUS(status), 0);
+    CHECK_EQ(r.events + r.answers, 0);
+    CHECK_OK(loom_dns_cancel(q));
+    CHECK_EQ(loom_run(loop, LOOM_RUN_DEFAULT), 0);
+    test_loop_free_clean(loop);
+}
+
 static void test_bad_args(void)
 {
     loom_loop_t *loop = test_loop_new();
@@ -754,6 +803,7 @@ int main(void)
     test_raise();
     test_many();
     test_free_in_flight();
+    test_fork();
 
     close(blackhole_fd);
     return 0;

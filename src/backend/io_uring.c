@@ -1067,9 +1067,22 @@ static int loom__uring_poll(loom_loop_t *loop, int timeout_ms)
     if (r == -EEXIST && u->single_issuer) {
         /* A SINGLE_ISSUER ring belongs to the thread that made it: the
          * loop was created on one thread and runs on another. Make this
-         * thread a ring of its own; the next poll submits to it. */
+         * thread a ring of its own; the next poll submits to it. What the
+         * old ring already completed (bytes read into provided buffers,
+         * sockets accepted, posted by an enter on the old thread) would go
+         * with it: it is dispatched first, kept bytes before it. Its
+         * callbacks cannot submit to the old ring from here, so it only
+         * drains. */
         u->single_issuer = false;
-        return loom__uring_renew(u);
+        int total = 0;
+        loom_update_time(loop);
+        if (u->sdue.n > 0)
+            total += loom__urecv_deliver(u);
+        bool more;
+        while (io_uring_cq_ready(&u->ring) > 0)
+            total += loom__uring_reap(loop, u, &more);
+        r = loom__uring_renew(u);
+        return r < 0 ? r : total;
     }
     if (r < 0 && r != -ETIME && r != -EINTR && r != -EAGAIN && r != -EBUSY)
         return loom__err(-r);

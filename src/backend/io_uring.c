@@ -134,6 +134,7 @@ typedef struct loom__uring {
     struct io_uring_buf_ring *br; /* the provided buffers' ring */
     char *bufs;                   /* LOOM__URING_NBUFS * LOOM__URING_BUFSZ */
     bool br_ok;                   /* br registered with the current ring */
+    uint32_t rings;               /* rings made again (renew) */
     struct {
         uint64_t ud;
         int32_t res;
@@ -746,9 +747,10 @@ static int loom__urecv_deliver(loom__uring *u)
     return n;
 }
 
-/* One completion of a recv request; returns 1 if delivered. */
+/* One completion of a recv request, reaped while u->rings was `rings`;
+ * returns 1 if delivered. */
 static int loom__uring_received(loom__uring *u, uint32_t fd, uint32_t gen, int32_t res,
-                                uint32_t flags)
+                                uint32_t flags, uint32_t rings)
 {
     int bid = (flags & IORING_CQE_F_BUFFER) ? (int)(flags >> IORING_CQE_BUFFER_SHIFT) : -1;
     char *data = bid >= 0 ? u->bufs + (size_t)bid * LOOM__URING_BUFSZ : NULL;
@@ -783,7 +785,9 @@ static int loom__uring_received(loom__uring *u, uint32_t fd, uint32_t gen, int32
     if (rs->io != NULL && rs->want && !rs->armed && !rs->ended)
         loom__urecv_queue(u, fd);
 out:
-    if (data != NULL && u->br_ok)
+    /* A ring made again meanwhile (loom_loop_fork() in a callback of this
+     * batch) was given every buffer: this one is not ours to give back. */
+    if (data != NULL && u->br_ok && u->rings == rings)
         loom__uring_buf_put(u, (unsigned)bid);
     return delivered;
 }
@@ -969,6 +973,7 @@ static int loom__uring_reap(loom_loop_t *loop, loom__uring *u, bool *more)
     io_uring_cq_advance(&u->ring, n);
     *more = n == LOOM__URING_BATCH;
     int dispatched = 0;
+    uint32_t rings = u->rings;
     for (unsigned i = 0; i < n; i++) {
         uint64_t ud = u->done[i].ud;
         if (ud == LOOM__URING_UD_NONE)
@@ -976,7 +981,7 @@ static int loom__uring_reap(loom_loop_t *loop, loom__uring *u, bool *more)
         uint32_t idx = (uint32_t)ud, gen = (uint32_t)(ud >> 32);
         if (idx & LOOM__URING_RCV_BIT) {
             dispatched += loom__uring_received(u, idx & ~LOOM__URING_RCV_BIT, gen, u->done[i].res,
-                                               u->done[i].flags);
+                                               u->done[i].flags, rings);
             continue;
         }
         if (idx & LOOM__URING_ACC_BIT) {
@@ -1008,6 +1013,7 @@ static int loom__uring_renew(loom__uring *u)
     int r = loom__uring_setup(u);
     if (r < 0)
         return loom__err(-r);
+    u->rings++;
     u->ndirty = 0;
     for (uint32_t i = 0; i < u->nslots; i++) {
         u->slots[i].armed = 0;

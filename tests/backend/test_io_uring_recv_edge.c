@@ -2,11 +2,16 @@
  * (LOOM_BACKEND_CAP_RECV), driven through the backend's recv ops on socket
  * pairs so that the state of the ring is known exactly:
  *  - completions already in the ring when the loop moves to another thread
- *    (the ring is made again there) are delivered, not dropped.
+ *    (the ring is made again there) are delivered, not dropped;
+ *  - a child forked inside a reader's callback (loom_loop_fork() there makes
+ *    its ring again) gets a sane buffer ring: the rest of the batch does
+ *    not give buffers back a second time (the same buffer twice in the
+ *    ring: two reads into it, the first one's bytes overwritten).
  * Skips where the kernel has no multishot recv.
  * LOOM_TEST_NO_BACKEND LOOM_TEST_SERIAL */
 #include <pthread.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -18,7 +23,7 @@
 typedef struct pair {
     loom_backend_io_t io; /* first: the callback gets it */
     int peer;
-    char got[256];
+    char got[128 * 1024];
     size_t n;
     int ends, errs;
 } pair;
@@ -117,6 +122,77 @@ static void test_thread_pending(void)
     test_loop_free_clean(loop);
 }
 
+/* --- fork() inside a callback ------------------------------------------- */
+
+static loom_loop_t *fk_loop;
+static pid_t fk_pid = -1;
+static int fk_child;
+
+static void fork_cb(loom_backend_io_t *io, char *buf, size_t len, int err)
+{
+    pair_cb(io, buf, len, err);
+    if (fk_pid >= 0 || fk_child || len != 1 || buf[0] == 'w')
+        return;
+    fk_pid = fork();
+    CHECK(fk_pid >= 0);
+    if (fk_pid == 0) {
+        fk_child = 1;
+        CHECK_OK(loom_loop_fork(fk_loop)); /* then back into the batch */
+    }
+}
+
+static pair fk_a, fk_b;
+
+static void test_fork_in_callback(void)
+{
+    loom_loop_t *loop = fk_loop = new_loop();
+    pair_open(&fk_a);
+    pair_open(&fk_b);
+    CHECK_OK(loop->backend->recv_start(loop, &fk_a.io, fork_cb));
+    CHECK_OK(loop->backend->recv_start(loop, &fk_b.io, fork_cb));
+    /* Both requests armed, and a few buffers taken and given back, so that
+     * the batch below uses buffers other than the new ring's first. */
+    for (size_t i = 1; i <= 3; i++) {
+        CHECK(write(fk_a.peer, "w", 1) == 1);
+        run_for(loop, &fk_a, i, 1000);
+    }
+    fk_a.n = 0;
+    /* One batch: a's bytes and b's; the child forks at the first. */
+    CHECK(write(fk_a.peer, "a", 1) == 1);
+    CHECK(write(fk_b.peer, "b", 1) == 1);
+    run_for(loop, &fk_b, 1, 1000);
+    CHECK(fk_pid >= 0 || fk_child);
+    if (!fk_child) {
+        int st;
+        CHECK(waitpid(fk_pid, &st, 0) == fk_pid);
+        CHECK(WIFEXITED(st));
+        CHECK_EQ(WEXITSTATUS(st), 0);
+        pair_close(loop, &fk_a);
+        pair_close(loop, &fk_b);
+        test_loop_free_clean(loop);
+        return;
+    }
+    /* The child: a new pair read through the new ring, several buffers'
+     * worth in one go. */
+    static char out[64 * 1024];
+    for (size_t i = 0; i < sizeof out; i++)
+        out[i] = (char)tcp_pattern(i);
+    pair_close(loop, &fk_a);
+    pair_close(loop, &fk_b);
+    static pair c;
+    pair_open(&c);
+    int big = 256 * 1024;
+    CHECK(setsockopt(c.peer, SOL_SOCKET, SO_SNDBUF, &big, sizeof big) == 0);
+    CHECK(write(c.peer, out, sizeof out) == (ssize_t)sizeof out);
+    CHECK_OK(loop->backend->recv_start(loop, &c.io, pair_cb));
+    run_for(loop, &c, sizeof out, 2000);
+    CHECK_EQ(c.n, sizeof out);
+    CHECK(memcmp(c.got, out, sizeof out) == 0);
+    pair_close(loop, &c);
+    test_loop_free_clean(loop);
+    _exit(0);
+}
+
 int main(void)
 {
     test_timeout(30);
@@ -130,5 +206,6 @@ int main(void)
     loom_loop_free(loop);
 
     test_thread_pending();
+    test_fork_in_callback();
     return 0;
 }

@@ -471,6 +471,8 @@ static struct io_uring_sqe *loom__uring_sqe(loom__uring *u)
  * the completion queue; the last one is armed again with the next
  * submission, and the bytes wait in the socket meanwhile. */
 
+static void loom__uring_flush(loom__uring *u);
+
 /* Registers the provided buffers with the current ring (allocating them the
  * first time), every buffer available. */
 static int loom__uring_bufs(loom__uring *u)
@@ -628,6 +630,16 @@ static int loom__uring_recv_start(loom_loop_t *loop, loom_backend_io_t *io, loom
     if (rs->want)
         return 0;
     rs->want = 1;
+    if (!rs->armed && !rs->ended)
+        loom__urecv_queue(u, fd);
+    /* Outside loom_run() (an application embedding loom resumes a reader
+     * from its own poller's callbacks) nothing else would put the request
+     * in the kernel before the outer poller sleeps on the ring fd, and the
+     * bytes that arrive would not wake it: it goes in now. Inside, the
+     * next poll (or the end of this one) submits it. */
+    bool submit = !loop->in_run && u->rdirty.n > 0;
+    if (submit)
+        loom__uring_flush(u);
     if (rs->stash != NULL || rs->oom) {
         loom__urecv_due(u, fd);
         /* poll() delivers it without waiting; an outer poller sleeping on
@@ -636,11 +648,11 @@ static int loom__uring_recv_start(loom_loop_t *loop, loom_backend_io_t *io, loom
         if (sqe != NULL) {
             io_uring_prep_nop(sqe);
             io_uring_sqe_set_data64(sqe, LOOM__URING_UD_NONE);
-            (void)io_uring_submit(&u->ring);
+            submit = true;
         }
     }
-    if (!rs->armed && !rs->ended)
-        loom__urecv_queue(u, fd);
+    if (submit)
+        (void)io_uring_submit(&u->ring);
     return 0;
 }
 

@@ -100,6 +100,7 @@ typedef struct loom__urecv {
     loom__ustash *stash; /* taken from the kernel, not yet delivered */
     uint32_t gen;        /* generation of the newest request */
     uint32_t base;       /* first generation of this owner */
+    uint32_t live;       /* this owner's requests not seen to end: they hold the file */
     uint8_t want;        /* started and not stopped */
     uint8_t armed;       /* the request of generation `gen` is in the kernel */
     uint8_t queued;      /* listed in rdirty */
@@ -596,6 +597,7 @@ static void loom__urecv_forget(loom__uring *u, uint32_t fd)
     rs->want = 0;
     rs->ended = 0;
     rs->oom = 0;
+    rs->live = 0;
     free(rs->stash);
     rs->stash = NULL;
 }
@@ -672,11 +674,14 @@ static void loom__uring_recv_drop(loom_loop_t *loop, loom_backend_io_t *io)
     uint32_t fd = (uint32_t)io->fd;
     if (fd >= u->nrs || u->rs[fd].io != io)
         return;
-    bool armed = u->rs[fd].armed != 0;
+    /* Not only the armed request: one stopped since may not have ended
+     * yet (its cancellation still in the submission queue, or its task
+     * work not run). */
+    bool live = u->rs[fd].live > 0;
     loom__urecv_forget(u, fd);
-    /* The request holds the file: let go of it before the caller closes
-     * the fd, so the peer sees the close at once. */
-    if (armed)
+    /* A request holds the file: let go of it before the caller closes the
+     * fd, so the peer sees the close at once. */
+    if (live)
         (void)io_uring_submit_and_get_events(&u->ring);
 }
 
@@ -701,6 +706,7 @@ static bool loom__urecv_flush(loom__uring *u)
         sqe->buf_group = LOOM__URING_BGID;
         io_uring_sqe_set_data64(sqe, loom__uring_ud(fd | LOOM__URING_RCV_BIT, rs->gen));
         rs->armed = 1;
+        rs->live++;
     }
     memmove(u->rdirty.v, u->rdirty.v + i, (u->rdirty.n - i) * sizeof *u->rdirty.v);
     u->rdirty.n -= i;
@@ -772,8 +778,14 @@ static int loom__uring_received(loom__uring *u, uint32_t fd, uint32_t gen, int32
     loom__urecv *rs = &u->rs[fd];
     if (rs->io == NULL || (int32_t)(gen - rs->base) < 0)
         goto out; /* a previous owner's */
-    if (gen == rs->gen && !(flags & IORING_CQE_F_MORE))
-        rs->armed = 0; /* the request ended */
+    if (!(flags & IORING_CQE_F_MORE)) {
+        /* A request of this owner ended (of this ring: renew forgot the
+         * old one's). */
+        if (rs->live > 0 && u->rings == rings)
+            rs->live--;
+        if (gen == rs->gen)
+            rs->armed = 0;
+    }
     if (res == -ENOBUFS || res == -ECANCELED || rs->ended) {
         /* No bytes; or the end was already taken (a resumed request
          * meeting the same end). */
@@ -1047,6 +1059,7 @@ static int loom__uring_renew(loom__uring *u)
         loom__urecv *rs = &u->rs[i];
         rs->armed = 0;
         rs->queued = 0;
+        rs->live = 0;
         rs->gen++;
         if (rs->io != NULL && rs->want && !rs->ended)
             loom__urecv_queue(u, i);

@@ -9,7 +9,10 @@
  *    ring: two reads into it, the first one's bytes overwritten);
  *  - embedded through the ring fd: a reader resumed from outside loom_run()
  *    with nothing kept has its request in the kernel before the outer
- *    poller sleeps, so bytes arriving later wake it.
+ *    poller sleeps, so bytes arriving later wake it;
+ *  - a reader paused and then closed in one callback lets go of its file
+ *    at once: the peer sees the close without loom running again (the
+ *    cancelled request held it).
  * Skips where the kernel has no multishot recv.
  * LOOM_TEST_NO_BACKEND LOOM_TEST_SERIAL */
 #include <arpa/inet.h>
@@ -205,6 +208,7 @@ typedef struct emb {
     loom_socket_t *held;
     size_t got;
     int pause;
+    int close; /* pause, then close */
 } emb;
 static emb em;
 
@@ -219,6 +223,8 @@ static void em_read(loom_socket_t *s, const char *b, size_t n, void *data)
         em.held = s;
         CHECK_OK(loom_socket_disable(s, LOOM_READABLE));
     }
+    if (em.close)
+        CHECK_OK(loom_socket_close(s));
 }
 
 static void em_event(const loom_event_t *ev, void *data)
@@ -284,6 +290,45 @@ static void test_embedded_resume(void)
     test_loop_free_clean(loop);
 }
 
+/* --- Paused, then closed -------------------------------------------------- */
+
+static void test_pause_close(void)
+{
+    loom_loop_t *loop = new_loop();
+    memset(&em, 0, sizeof em);
+    em.pause = 1;
+    em.close = 1;
+    loom_tcp_server_t *srv;
+    CHECK_OK(loom_tcp_server(loop, "127.0.0.1", 0,
+                             &(loom_tcp_server_opts){.on_read = em_read, .on_event = em_event},
+                             &srv));
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in in = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)loom_tcp_server_port(srv)),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK(fd >= 0 && connect(fd, (struct sockaddr *)&in, sizeof in) == 0);
+    unsigned char out[100];
+    for (size_t i = 0; i < sizeof out; i++)
+        out[i] = tcp_pattern(i);
+    CHECK(write(fd, out, sizeof out) == (ssize_t)sizeof out);
+    int bfd = loom_backend_fd(loop);
+    uint64_t end = loom_now(loop) + 5000;
+    while (em.held == NULL && loom_now(loop) < end) {
+        (void)outer_wait(bfd, 100);
+        CHECK(loom_run(loop, LOOM_RUN_NOWAIT) >= 0);
+    }
+    CHECK(em.held != NULL);
+    /* loom is not run again: the close must have reached the peer. */
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    CHECK_EQ(poll(&p, 1, 1000), 1);
+    char b[16];
+    CHECK_EQ(read(fd, b, sizeof b), 0);
+    close(fd);
+    loom_tcp_server_close(srv);
+    CHECK_EQ(loom_run(loop, LOOM_RUN_DEFAULT), 0);
+    test_loop_free_clean(loop);
+}
+
 int main(void)
 {
     test_timeout(30);
@@ -299,5 +344,6 @@ int main(void)
     test_thread_pending();
     test_fork_in_callback();
     test_embedded_resume();
+    test_pause_close();
     return 0;
 }

@@ -329,6 +329,36 @@ static void test_pause_close(void)
     test_loop_free_clean(loop);
 }
 
+/* --- Freed with a paused reader holding kept bytes --------------------------- */
+
+static void test_free_with_stash(void)
+{
+    loom_loop_t *loop = new_loop();
+    memset(&em, 0, sizeof em);
+    em.pause = 1;
+    loom_tcp_server_t *srv;
+    CHECK_OK(loom_tcp_server(loop, "127.0.0.1", 0,
+                             &(loom_tcp_server_opts){.on_read = em_read, .on_event = em_event},
+                             &srv));
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in in = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)loom_tcp_server_port(srv)),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK(fd >= 0 && connect(fd, (struct sockaddr *)&in, sizeof in) == 0);
+    static unsigned char out[256 * 1024];
+    for (size_t i = 0; i < sizeof out; i++)
+        out[i] = tcp_pattern(i);
+    CHECK(write(fd, out, sizeof out) > 0);
+    uint64_t end = loom_now(loop) + 5000;
+    while (em.held == NULL && loom_now(loop) < end)
+        CHECK(loom_run(loop, LOOM_RUN_ONCE) >= 0);
+    CHECK(em.held != NULL);
+    for (int i = 0; i < 3; i++)
+        CHECK(loom_run(loop, LOOM_RUN_NOWAIT) >= 0);
+    loom_loop_free(loop); /* the socket, its kept bytes and all */
+    close(fd);
+}
+
 int main(void)
 {
     test_timeout(30);
@@ -345,5 +375,6 @@ int main(void)
     test_fork_in_callback();
     test_embedded_resume();
     test_pause_close();
+    test_free_with_stash();
     return 0;
 }

@@ -632,7 +632,13 @@ static int loom__uring_recv_start(loom_loop_t *loop, loom_backend_io_t *io, loom
     if (rs->want)
         return 0;
     rs->want = 1;
-    if (!rs->armed && !rs->ended)
+    /* With kept bytes the request waits until they are delivered
+     * (loom__urecv_deliver arms it): armed now, it would take all the
+     * socket holds into the stash behind them, and a reader that pauses
+     * again at its first piece would hold more at every resume, the
+     * kernel's window never filling: no backpressure. */
+    bool kept = rs->stash != NULL || rs->oom;
+    if (!kept && !rs->armed && !rs->ended)
         loom__urecv_queue(u, fd);
     /* Outside loom_run() (an application embedding loom resumes a reader
      * from its own poller's callbacks) nothing else would put the request
@@ -642,7 +648,7 @@ static int loom__uring_recv_start(loom_loop_t *loop, loom_backend_io_t *io, loom
     bool submit = !loop->in_run && u->rdirty.n > 0;
     if (submit)
         loom__uring_flush(u);
-    if (rs->stash != NULL || rs->oom) {
+    if (kept) {
         loom__urecv_due(u, fd);
         /* poll() delivers it without waiting; an outer poller sleeping on
          * the ring fd (embedding) needs a completion to wake up for. */
@@ -759,7 +765,11 @@ static int loom__urecv_deliver(loom__uring *u)
             rs->oom = 0;
             rs->cb(io, NULL, 0, LOOM_ENOMEM);
             n++;
+            rs = &u->rs[fd];
         }
+        /* All delivered: the socket is read again. */
+        if (rs->io == io && rs->want && rs->stash == NULL && !rs->armed && !rs->ended)
+            loom__urecv_queue(u, fd);
     }
     u->sdue.n = 0;
     return n;
@@ -806,7 +816,7 @@ static int loom__uring_received(loom__uring *u, uint32_t fd, uint32_t gen, int32
             loom__urecv_keep(rs, data, end ? 0 : (size_t)res, end, code);
         }
     }
-    if (rs->io != NULL && rs->want && !rs->armed && !rs->ended)
+    if (rs->io != NULL && rs->want && rs->stash == NULL && !rs->armed && !rs->ended)
         loom__urecv_queue(u, fd);
 out:
     /* A ring made again meanwhile (loom_loop_fork() in a callback of this
@@ -1061,7 +1071,7 @@ static int loom__uring_renew(loom__uring *u)
         rs->queued = 0;
         rs->live = 0;
         rs->gen++;
-        if (rs->io != NULL && rs->want && !rs->ended)
+        if (rs->io != NULL && rs->want && rs->stash == NULL && !rs->ended)
             loom__urecv_queue(u, i);
     }
     if (u->br != NULL && (r = loom__uring_bufs(u)) < 0)

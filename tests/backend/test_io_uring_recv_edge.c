@@ -17,7 +17,10 @@
  *    sender: the bytes loom holds for it stay bounded (a request armed
  *    again before the kept bytes were delivered took everything the socket
  *    had into the stash at every resume);
- *  - a loop freed with a paused reader holding kept bytes leaks nothing.
+ *  - a loop freed with a paused reader holding kept bytes leaks nothing;
+ *  - four readers stopped and started at random from their own and each
+ *    other's callbacks and from timers while bytes and then the end
+ *    arrive: every stream whole, in order, with one end.
  * Skips where the kernel has no multishot recv.
  * LOOM_TEST_NO_BACKEND LOOM_TEST_SERIAL */
 #include <arpa/inet.h>
@@ -454,6 +457,130 @@ static void test_backpressure(void)
     test_loop_free_clean(loop);
 }
 
+/* --- Random stops and starts -------------------------------------------------- */
+
+#define NMIX 4
+
+typedef struct mix {
+    loom_backend_io_t io; /* first */
+    int peer;
+    size_t sent, got;
+    int on, ends, errs, bad, shut;
+} mix;
+static mix mx[NMIX];
+static loom_loop_t *mx_loop;
+static uint64_t mx_rng = 88172645463325252ull;
+
+static unsigned mx_rand(unsigned n)
+{
+    mx_rng ^= mx_rng << 13;
+    mx_rng ^= mx_rng >> 7;
+    mx_rng ^= mx_rng << 17;
+    return (unsigned)(mx_rng % n);
+}
+
+static void mx_cb(loom_backend_io_t *io, char *buf, size_t len, int err);
+
+static void mx_set(mix *m, int on)
+{
+    if (on && !m->on)
+        CHECK_OK(mx_loop->backend->recv_start(mx_loop, &m->io, mx_cb));
+    else if (!on && m->on)
+        mx_loop->backend->recv_stop(mx_loop, &m->io);
+    m->on = on;
+}
+
+static void mx_cb(loom_backend_io_t *io, char *buf, size_t len, int err)
+{
+    mix *m = (mix *)io;
+    CHECK(m->on);
+    CHECK_EQ(m->ends + m->errs, 0);
+    if (len == 0) {
+        if (err == 0)
+            m->ends++;
+        else
+            m->errs++;
+        return;
+    }
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)buf[i] != tcp_pattern(m->got + i))
+            m->bad++;
+    m->got += len;
+    /* Stop or start itself or another, maybe twice. */
+    for (int k = 0; k < 2; k++) {
+        unsigned r = mx_rand(8);
+        mix *o = &mx[mx_rand(NMIX)];
+        if (r == 0)
+            mx_set(m, 0);
+        else if (r == 1)
+            mx_set(m, 1);
+        else if (r == 2)
+            mx_set(o, 0);
+        else if (r == 3)
+            mx_set(o, 1);
+    }
+}
+
+static void mx_timer(loom_timer_t *t, void *data)
+{
+    (void)t;
+    (void)data;
+    for (int i = 0; i < NMIX; i++)
+        if (mx_rand(2))
+            mx_set(&mx[i], 1);
+}
+
+static void test_random_mix(void)
+{
+    loom_loop_t *loop = mx_loop = new_loop();
+    static unsigned char out[64 * 1024];
+    for (int i = 0; i < NMIX; i++) {
+        pair p;
+        pair_open(&p);
+        memset(&mx[i], 0, sizeof mx[i]);
+        mx[i].io = p.io;
+        mx[i].peer = p.peer;
+        mx_set(&mx[i], 1);
+    }
+    loom_timer_t *t;
+    CHECK_OK(loom_timer_new(loop, &t, mx_timer, NULL));
+    CHECK_OK(loom_timer_start(t, 1, 1));
+    uint64_t end = loom_now(loop) + 1000;
+    while (loom_now(loop) < end) {
+        mix *m = &mx[mx_rand(NMIX)];
+        size_t k = 1 + mx_rand(sizeof out);
+        for (size_t i = 0; i < k; i++)
+            out[i] = tcp_pattern(m->sent + i);
+        ssize_t w = write(m->peer, out, k);
+        if (w > 0)
+            m->sent += (size_t)w;
+        CHECK(loom_run(loop, LOOM_RUN_NOWAIT) >= 0);
+    }
+    for (int i = 0; i < NMIX; i++)
+        CHECK(shutdown(mx[i].peer, SHUT_WR) == 0);
+    end = loom_now(loop) + 5000;
+    for (;;) {
+        int done = 0;
+        for (int i = 0; i < NMIX; i++)
+            done += mx[i].ends + mx[i].errs;
+        if (done == NMIX || loom_now(loop) >= end)
+            break;
+        CHECK(loom_run(loop, LOOM_RUN_ONCE) >= 0);
+    }
+    loom_timer_close(t);
+    for (int i = 0; i < NMIX; i++) {
+        CHECK_EQ(mx[i].bad, 0);
+        CHECK_EQ(mx[i].errs, 0);
+        CHECK_EQ(mx[i].ends, 1);
+        CHECK_EQ(mx[i].got, mx[i].sent);
+        loop->backend->recv_drop(loop, &mx[i].io);
+        close(mx[i].io.fd);
+        close(mx[i].peer);
+    }
+    CHECK_EQ(loom_run(loop, LOOM_RUN_DEFAULT), 0);
+    test_loop_free_clean(loop);
+}
+
 int main(void)
 {
     test_timeout(30);
@@ -472,5 +599,6 @@ int main(void)
     test_pause_close();
     test_free_with_stash();
     test_backpressure();
+    test_random_mix();
     return 0;
 }

@@ -1,6 +1,7 @@
 /* test_io_uring_recv_edge: corner cases of io_uring's multishot recv
- * (LOOM_BACKEND_CAP_RECV), driven through the backend's recv ops on socket
- * pairs so that the state of the ring is known exactly:
+ * (LOOM_BACKEND_CAP_RECV), through the backend's recv ops on socket pairs
+ * where the state of the ring must be known exactly, else through loom's
+ * TCP sockets:
  *  - completions already in the ring when the loop moves to another thread
  *    (the ring is made again there) are delivered, not dropped;
  *  - a child forked inside a reader's callback (loom_loop_fork() there makes

@@ -134,6 +134,14 @@ typedef struct loom_backend {
     int (*recv_start)(loom_loop_t *loop, loom_backend_io_t *io, loom_backend_recv_cb cb);
     void (*recv_stop)(loom_loop_t *loop, loom_backend_io_t *io);
     void (*recv_drop)(loom_loop_t *loop, loom_backend_io_t *io);
+
+    /* Embedding: makes every watcher change since the last poll() take
+     * effect in the kernel, so that backend_fd() reflects it before an
+     * outer poller sleeps on it. Returns 1 if the backend has something to
+     * dispatch without waiting (the outer poller must not sleep), else 0.
+     * loom_backend_timeout() calls it. May be NULL: changes take effect at
+     * once (as epoll_ctl's do). */
+    int (*flush)(loom_loop_t *loop);
 } loom_backend_t;
 
 /* The backend's private per-loop state (loop_size bytes, zeroed). */

@@ -650,9 +650,10 @@ static int loom__uring_recv_start(loom_loop_t *loop, loom_backend_io_t *io, loom
         loom__uring_flush(u);
     if (kept) {
         loom__urecv_due(u, fd);
-        /* poll() delivers it without waiting; an outer poller sleeping on
-         * the ring fd (embedding) needs a completion to wake up for. */
-        struct io_uring_sqe *sqe = loom__uring_sqe(u);
+        /* poll() delivers it without waiting, and loom_backend_timeout()
+         * says not to sleep; outside loom_run(), an outer poller already
+         * asleep on the ring fd needs a completion to wake up for. */
+        struct io_uring_sqe *sqe = loop->in_run ? NULL : loom__uring_sqe(u);
         if (sqe != NULL) {
             io_uring_prep_nop(sqe);
             io_uring_sqe_set_data64(sqe, LOOM__URING_UD_NONE);
@@ -1209,6 +1210,17 @@ static void loom__uring_accept_stop(loom_loop_t *loop, loom_backend_io_t *io)
     }
 }
 
+/* Embedding (loom_backend_timeout): queued requests go into the kernel now;
+ * kept bytes to deliver or completions already posted mean no sleep. */
+static int loom__uring_flush_op(loom_loop_t *loop)
+{
+    loom__uring *u = loom_backend_loop_priv(loop);
+    loom__uring_flush(u);
+    if (io_uring_sq_ready(&u->ring) > 0)
+        (void)io_uring_submit(&u->ring);
+    return u->sdue.n > 0 || io_uring_cq_ready(&u->ring) > 0;
+}
+
 static int loom__uring_fd(loom_loop_t *loop)
 {
     loom__uring *u = loom_backend_loop_priv(loop);
@@ -1219,7 +1231,8 @@ static int loom__uring_fd(loom_loop_t *loop)
     .name = "io_uring", .loop_size = sizeof(loom__uring), .io_size = 0, .init = loom__uring_init,  \
     .destroy = loom__uring_destroy, .io_add = loom__uring_add, .io_modify = loom__uring_modify,    \
     .io_remove = loom__uring_remove, .poll = loom__uring_poll, .wakeup = NULL,                     \
-    .backend_fd = loom__uring_fd, .arm = NULL, .fork = loom__uring_fork
+    .backend_fd = loom__uring_fd, .arm = NULL, .fork = loom__uring_fork,                           \
+    .flush = loom__uring_flush_op
 
 const loom_backend_t loom__backend_io_uring = {
     LOOM__URING_OPS,

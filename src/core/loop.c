@@ -856,6 +856,11 @@ int loom_backend_fd(const loom_loop_t *loop)
 int loom_backend_timeout(loom_loop_t *loop)
 {
     loom__update_time(loop);
+    /* Changes made since the last poll (callbacks after it, calls from the
+     * application's own code) must be in the kernel before the outer poller
+     * sleeps on the backend fd. */
+    if (loop->backend->flush != NULL && loop->backend->flush(loop) > 0)
+        return 0;
     if (!loom__alive(loop))
         return -1;
     return loom__poll_timeout(loop);

@@ -171,9 +171,26 @@ static void test_embed(loom_loop_t *loop)
     loom_io_t *io;
     CHECK_OK(loom_io_new(loop, &io, p[0], on_readable, NULL));
     CHECK_OK(loom_io_start(io, LOOM_READABLE));
-    loom_run(loop, LOOM_RUN_NOWAIT); /* submits the request */
+    loom_run(loop, LOOM_RUN_NOWAIT); /* a run also submits the request */
     struct pollfd pfd = {.fd = fd, .events = POLLIN};
     CHECK_EQ(poll(&pfd, 1, 0), 0); /* nothing yet */
+    CHECK(write(p[1], "x", 1) == 1);
+    CHECK_EQ(poll(&pfd, 1, 1000), 1);
+    reads = 0;
+    loom_run(loop, LOOM_RUN_NOWAIT);
+    CHECK_EQ(reads, 1);
+    loom_io_close(io);
+    close(p[0]);
+    close(p[1]);
+    loom_run(loop, LOOM_RUN_NOWAIT);
+
+    /* Started from the application's own code, outside loom_run(): the
+     * documented sleep, poll(fd, loom_backend_timeout()), must see it. */
+    CHECK(pipe2(p, O_NONBLOCK) == 0);
+    CHECK_OK(loom_io_new(loop, &io, p[0], on_readable, NULL));
+    CHECK_OK(loom_io_start(io, LOOM_READABLE));
+    int t = loom_backend_timeout(loop);
+    CHECK(t != 0); /* nothing to do yet */
     CHECK(write(p[1], "x", 1) == 1);
     CHECK_EQ(poll(&pfd, 1, 1000), 1);
     reads = 0;

@@ -123,7 +123,8 @@ typedef struct loom_backend {
      * it for LOOM_WRITABLE through io_add/io_modify).
      * recv_start: starts or resumes delivery on io->fd (io initialised as a
      * watcher; `cb` replaces any earlier one). Returns 0 or a LOOM_E* code
-     * (LOOM_ENOTSUP: read on readiness instead). Data read from the kernel
+     * (the socket then fails with it: a backend that cannot read some
+     * socket must not advertise CAP_RECV). Data read from the kernel
      * before a recv_stop took effect is kept and delivered first, from the
      * next poll().
      * recv_stop: pauses delivery at once: `cb` is not called again until the

@@ -19,6 +19,11 @@
  *         http timeout, http refused
  *     application error
  *
+ * "socket closed" is cl-async's socket-closed condition, kept so that the
+ * hierarchy maps one to one; loom reports that case synchronously instead
+ * (a call on a closed socket returns LOOM_ECLOSED), so no event of that kind
+ * is emitted.
+ *
  * Routing: an event goes to the callback of the operation it concerns; if
  * that operation has none, to the loop's default event callback; if the loop
  * has none, info events are dropped (logged at debug level) and error events

@@ -56,17 +56,10 @@ static void loom__epoll_destroy(loom_loop_t *loop)
 static int loom__epoll_track(loom__epoll *ep, loom_backend_io_t *io)
 {
     size_t fd = (size_t)io->fd;
-    if (fd >= ep->nios) {
-        size_t n = ep->nios ? ep->nios : 64;
-        while (n <= fd)
-            n *= 2;
-        loom_backend_io_t **t = realloc(ep->ios, n * sizeof *t);
-        if (t == NULL)
-            return LOOM_ENOMEM;
-        memset(t + ep->nios, 0, (n - ep->nios) * sizeof *t);
-        ep->ios = t;
-        ep->nios = n;
-    }
+    loom_backend_io_t **t = loom__fd_table_fit(ep->ios, &ep->nios, sizeof *t, fd);
+    if (t == NULL)
+        return LOOM_ENOMEM;
+    ep->ios = t;
     ep->ios[fd] = io;
     return 0;
 }

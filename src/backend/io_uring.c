@@ -122,14 +122,14 @@ typedef struct loom__uring {
     bool defer;         /* IORING_SETUP_DEFER_TASKRUN: completions need an enter */
     bool single_issuer; /* IORING_SETUP_SINGLE_ISSUER: one submitting thread */
     loom__uslot *slots; /* by fd */
-    uint32_t nslots;
+    size_t nslots;
     uint32_t *dirty; /* fds to (re-)arm at the next submission */
     uint32_t ndirty, cdirty;
     loom__uacc *acc; /* multishot accepts, few: searched linearly */
     uint32_t nacc;
     bool acc_dirty;  /* an accept request to (re-)arm */
     loom__urecv *rs; /* multishot recvs, by fd */
-    uint32_t nrs;
+    size_t nrs;
     loom__ulist rdirty;           /* fds whose recv request is to be armed */
     loom__ulist sdue;             /* fds with a stash to deliver */
     struct io_uring_buf_ring *br; /* the provided buffers' ring */
@@ -611,17 +611,10 @@ static int loom__uring_recv_start(loom_loop_t *loop, loom_backend_io_t *io, loom
     if (r < 0)
         return r;
     uint32_t fd = (uint32_t)io->fd;
-    if (fd >= u->nrs) {
-        uint32_t n = u->nrs ? u->nrs : 64;
-        while (n <= fd)
-            n *= 2;
-        loom__urecv *t = realloc(u->rs, n * sizeof *t);
-        if (t == NULL)
-            return LOOM_ENOMEM;
-        memset(t + u->nrs, 0, (n - u->nrs) * sizeof *t);
-        u->rs = t;
-        u->nrs = n;
-    }
+    loom__urecv *t = loom__fd_table_fit(u->rs, &u->nrs, sizeof *t, fd);
+    if (t == NULL)
+        return LOOM_ENOMEM;
+    u->rs = t;
     loom__urecv *rs = &u->rs[fd];
     if (rs->io != io) {
         if (rs->io != NULL)
@@ -910,17 +903,10 @@ static int loom__uring_add(loom_loop_t *loop, loom_backend_io_t *io, unsigned ev
 {
     loom__uring *u = loom_backend_loop_priv(loop);
     uint32_t fd = (uint32_t)io->fd;
-    if (fd >= u->nslots) {
-        uint32_t n = u->nslots ? u->nslots : 64;
-        while (n <= fd)
-            n *= 2;
-        loom__uslot *t = realloc(u->slots, n * sizeof *t);
-        if (t == NULL)
-            return LOOM_ENOMEM;
-        memset(t + u->nslots, 0, (n - u->nslots) * sizeof *t);
-        u->slots = t;
-        u->nslots = n;
-    }
+    loom__uslot *t = loom__fd_table_fit(u->slots, &u->nslots, sizeof *t, fd);
+    if (t == NULL)
+        return LOOM_ENOMEM;
+    u->slots = t;
     /* A watcher still registered on this fd number belongs to a file that
      * was closed without removing it: its request goes (as epoll's
      * registration would be replaced). */

@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "loom.h"
 #include "loom_config.h"
@@ -324,6 +326,26 @@ extern const loom_backend_t loom__backend_poll;
 static inline int loom__err(int errnum)
 {
     return loom_err_from_errno(errnum);
+}
+
+/* Makes a table indexed by fd (`tab`, *n entries of `size` bytes) hold entry
+ * `fd`, doubling it from 64; new entries are zeroed. Returns the table (the
+ * same or moved; *n updated), or NULL on ENOMEM (`tab` is then unchanged).
+ * For the backends' per-fd tables; inline, so that backends built as
+ * plugins can use it. */
+static inline void *loom__fd_table_fit(void *tab, size_t *n, size_t size, size_t fd)
+{
+    if (fd < *n)
+        return tab;
+    size_t m = *n ? *n : 64;
+    while (m <= fd)
+        m *= 2;
+    char *t = realloc(tab, m * size);
+    if (t == NULL)
+        return NULL;
+    memset(t + *n * size, 0, (m - *n) * size);
+    *n = m;
+    return t;
 }
 
 #endif

@@ -58,6 +58,8 @@ METRICS = {
     "conc_rss": ("concurrency: server RSS at peak", "MiB", False),
     "http_client": ("http client: 64 in flight, keep-alive, nginx", "req/s", True),
     "backend_echo": ("backends: loom-echo per backend", "msg/CPU-s", True),
+    "backend_bulk": ("backends: loom-echo 64 KiB messages, 10 conns, per backend", "MiB/CPU-s",
+                     True),
     "backend_http_plain": ("backends: loom-hello keep-alive per backend", "req/CPU-s", True),
     "backend_http_pipelined": ("backends: loom-hello pipelined per backend", "req/CPU-s", True),
 }
@@ -643,7 +645,9 @@ def server_died(ctx, res, metrics, srv, running):
     return True
 
 
-def wl_echo(ctx, res, progs=None, metric="echo", runs=None, secs=None):
+def wl_echo(ctx, res, progs=None, metric="echo", runs=None, secs=None, conns=100, size=64):
+    """Ping-pong echo load: msg per server CPU-second, or with large
+    messages (size >= 4096) MiB echoed per server CPU-second."""
     load = ctx.tool("bench-echo-load")
     progs = progs or ctx.echo_servers()
     runs = runs or ctx.s["runs"]
@@ -664,7 +668,7 @@ def wl_echo(ctx, res, progs=None, metric="echo", runs=None, secs=None):
                 if not load:
                     res.na(metric, srv.prog.name, srv.prog.role, "bench-echo-load not built")
                     continue
-                argv = [load, "--port", str(srv.port), "--conns", "100", "--size", "64",
+                argv = [load, "--port", str(srv.port), "--conns", str(conns), "--size", str(size),
                         "--duration", str(secs), "--warmup", "0.5",
                         "--pids", ",".join(map(str, srv.pids()))]
                 out, err = run_cmd(ctx.procs, argv, LOAD_CORE, secs + 30, name="echo-load")
@@ -672,7 +676,10 @@ def wl_echo(ctx, res, progs=None, metric="echo", runs=None, secs=None):
                 if err or not j or j.get("msgs_per_cpu_s", -1) <= 0:
                     res.na(metric, srv.prog.name, srv.prog.role, err or "no result")
                     continue
-                res.add(metric, srv.prog.name, srv.prog.role, j["msgs_per_cpu_s"], j)
+                value = j["msgs_per_cpu_s"]
+                if size >= 4096:
+                    value = value * size / 2**20
+                res.add(metric, srv.prog.name, srv.prog.role, value, j)
             for srv in list(running):
                 server_died(ctx, res, (metric,), srv, running)
     finally:
@@ -1019,7 +1026,7 @@ def wl_backends(ctx, res):
     s = ctx.s
     hello, echo = ctx.loom("loom-hello"), ctx.loom("loom-echo")
     if not hello and not echo:
-        for m in ("backend_echo", "backend_http_plain", "backend_http_pipelined"):
+        for m in ("backend_echo", "backend_bulk", "backend_http_plain", "backend_http_pipelined"):
             res.na(m, "loom", "loom", "loom-hello and loom-echo not built yet")
         return
     variants = []
@@ -1055,6 +1062,9 @@ def wl_backends(ctx, res):
     # rounds: the medians are compared.
     if echo_progs:
         wl_echo(ctx, res, echo_progs, "backend_echo", None, s["backend_s"])
+        # Bulk: 64 KiB messages, where reading is most of the work.
+        wl_echo(ctx, res, echo_progs, "backend_bulk", None, s["backend_s"], conns=10,
+                size=65536)
     if hello_progs:
         wl_http(ctx, res, hello_progs, ("backend_http_plain", "backend_http_pipelined"), None,
                 s["backend_s"], pipelined_per_cpu=True)

@@ -65,8 +65,8 @@
 #define LOOM__URING_UD_NONE     UINT64_MAX  /* removals: nothing to dispatch */
 #define LOOM__URING_ACC_BIT     0x80000000u /* in the index: an accept request */
 #define LOOM__URING_RCV_BIT     0x40000000u /* in the index: a recv request */
-#define LOOM__URING_NBUFS       128         /* provided buffers, a power of 2 */
-#define LOOM__URING_BUFSZ       (16 * 1024) /* bytes per provided buffer */
+#define LOOM__URING_NBUFS       32          /* provided buffers, a power of 2 */
+#define LOOM__URING_BUFSZ       (64 * 1024) /* bytes per provided buffer */
 #define LOOM__URING_BGID        0           /* their buffer group */
 #define LOOM__URING_STASH_PIECE (64 * 1024) /* kept bytes delivered per call */
 

@@ -249,20 +249,35 @@ static int outer_wait(int bfd, int ms)
     return poll(&p, 1, ms);
 }
 
-static void test_embedded_resume(void)
+/* A server whose connections read through em_read/em_event. */
+static loom_tcp_server_t *em_server(loom_loop_t *loop)
 {
-    loom_loop_t *loop = new_loop();
-    memset(&em, 0, sizeof em);
-    em.pause = 1;
     loom_tcp_server_t *srv;
     CHECK_OK(loom_tcp_server(loop, "127.0.0.1", 0,
                              &(loom_tcp_server_opts){.on_read = em_read, .on_event = em_event},
                              &srv));
+    return srv;
+}
+
+/* A plain blocking client socket connected to srv (the backlog holds it
+ * until loom accepts). */
+static int em_connect(loom_tcp_server_t *srv)
+{
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in in = {.sin_family = AF_INET,
                              .sin_port = htons((uint16_t)loom_tcp_server_port(srv)),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     CHECK(fd >= 0 && connect(fd, (struct sockaddr *)&in, sizeof in) == 0);
+    return fd;
+}
+
+static void test_embedded_resume(void)
+{
+    loom_loop_t *loop = new_loop();
+    memset(&em, 0, sizeof em);
+    em.pause = 1;
+    loom_tcp_server_t *srv = em_server(loop);
+    int fd = em_connect(srv);
     unsigned char out[200];
     for (size_t i = 0; i < sizeof out; i++)
         out[i] = tcp_pattern(i);
@@ -308,15 +323,8 @@ static void test_pause_close(void)
     memset(&em, 0, sizeof em);
     em.pause = 1;
     em.close = 1;
-    loom_tcp_server_t *srv;
-    CHECK_OK(loom_tcp_server(loop, "127.0.0.1", 0,
-                             &(loom_tcp_server_opts){.on_read = em_read, .on_event = em_event},
-                             &srv));
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in in = {.sin_family = AF_INET,
-                             .sin_port = htons((uint16_t)loom_tcp_server_port(srv)),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    CHECK(fd >= 0 && connect(fd, (struct sockaddr *)&in, sizeof in) == 0);
+    loom_tcp_server_t *srv = em_server(loop);
+    int fd = em_connect(srv);
     unsigned char out[100];
     for (size_t i = 0; i < sizeof out; i++)
         out[i] = tcp_pattern(i);
@@ -346,15 +354,8 @@ static void test_free_with_stash(void)
     loom_loop_t *loop = new_loop();
     memset(&em, 0, sizeof em);
     em.pause = 1;
-    loom_tcp_server_t *srv;
-    CHECK_OK(loom_tcp_server(loop, "127.0.0.1", 0,
-                             &(loom_tcp_server_opts){.on_read = em_read, .on_event = em_event},
-                             &srv));
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in in = {.sin_family = AF_INET,
-                             .sin_port = htons((uint16_t)loom_tcp_server_port(srv)),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    CHECK(fd >= 0 && connect(fd, (struct sockaddr *)&in, sizeof in) == 0);
+    loom_tcp_server_t *srv = em_server(loop);
+    int fd = em_connect(srv);
     static unsigned char out[256 * 1024];
     for (size_t i = 0; i < sizeof out; i++)
         out[i] = tcp_pattern(i);

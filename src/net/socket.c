@@ -346,6 +346,17 @@ int loom__socket_attach(loom_socket_t *s, int fd, bool incoming)
     return 0;
 }
 
+/* The backend could not watch or read s (`what` failed with `code`): nobody
+ * would, and it would hang, open, for ever. It fails from the loop with the
+ * error instead. */
+static void loom__socket_unwatched(loom_socket_t *s, const char *what, int code)
+{
+    loom_log(s->h.loop, LOOM_LOG_ERR, "%s failed: %s", what, loom_strerror(code));
+    loom__wq_schedule(s, LOOM__WQ_ERROR);
+    if (s->wq)
+        s->wq->error = code;
+}
+
 void loom__socket_update_io(loom_socket_t *s)
 {
     uint32_t f = s->h.flags;
@@ -366,26 +377,16 @@ void loom__socket_update_io(loom_socket_t *s)
             s->h.flags &= ~LOOM__S_RECV;
         } else {
             int r = loop->backend->recv_start(loop, &s->io.bio, loom__socket_recv_cb);
-            if (LOOM__UNLIKELY(r < 0)) {
-                loom_log(loop, LOOM_LOG_ERR, "socket read start failed: %s", loom_strerror(r));
-                loom__wq_schedule(s, LOOM__WQ_ERROR);
-                if (s->wq)
-                    s->wq->error = r;
-            } else {
+            if (LOOM__UNLIKELY(r < 0))
+                loom__socket_unwatched(s, "socket read start", r);
+            else
                 s->h.flags |= LOOM__S_RECV;
-            }
         }
     }
     if (ev != s->io.bio.events) {
         int r = loom__io_set(loop, &s->io, ev);
-        if (LOOM__UNLIKELY(r < 0)) {
-            /* Nobody would watch the socket: it would hang, open, for ever.
-             * It fails from the loop with the error instead. */
-            loom_log(s->h.loop, LOOM_LOG_ERR, "socket watcher update failed: %s", loom_strerror(r));
-            loom__wq_schedule(s, LOOM__WQ_ERROR);
-            if (s->wq)
-                s->wq->error = r;
-        }
+        if (LOOM__UNLIKELY(r < 0))
+            loom__socket_unwatched(s, "socket watcher update", r);
     }
 }
 

@@ -19,9 +19,12 @@ extern "C" {
 
 typedef void (*loom_timer_cb)(loom_timer_t *timer, void *data);
 
-/* Creates a stopped timer whose callback is cb(timer, data). Returns 0 or
- * LOOM_ENOMEM. Timers come from a per-loop slab: no malloc per timer in the
- * steady state. Loop thread only. */
+/* Creates a stopped timer whose callback is cb(timer, data). Returns 0,
+ * LOOM_ENOMEM, or LOOM_EINVAL when `out` is NULL: a stopped timer
+ * nobody holds could never be started or closed (loom_delay() and
+ * loom_interval() start theirs, so there `out` may be NULL). Timers come
+ * from a per-loop slab: no malloc per timer in the steady state. Loop
+ * thread only. */
 LOOM_EXTERN int loom_timer_new(loom_loop_t *loop, loom_timer_t **out, loom_timer_cb cb, void *data);
 
 /* (Re)starts the timer: it fires after `delay_ms`, then every `repeat_ms` if
@@ -38,6 +41,9 @@ LOOM_EXTERN int loom_timer_active(const loom_timer_t *timer);
 /* An unref'd timer does not keep the loop alive; ref undoes that. */
 LOOM_EXTERN void loom_timer_ref(loom_timer_t *timer);
 LOOM_EXTERN void loom_timer_unref(loom_timer_t *timer);
+
+/* The loop the timer belongs to. */
+LOOM_EXTERN loom_loop_t *loom_timer_loop(const loom_timer_t *timer);
 
 /* The user slot. */
 LOOM_EXTERN void *loom_timer_data(const loom_timer_t *timer);

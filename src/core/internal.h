@@ -329,6 +329,10 @@ void loom__wakeup(loom_loop_t *loop);
  * after anything that may make the next deadline earlier. */
 void loom__kick(loom_loop_t *loop);
 
+/* The loop's backend: `name`, or the best built-in one (backend.c). When a
+ * plugin cannot be had, `why` (size bytes) receives the paths searched. */
+const loom_backend_t *loom__backend_select(const char *name, int *err, char *why, size_t size);
+
 /* Built-in backends. */
 extern const loom_backend_t loom__backend_epoll;
 extern const loom_backend_t loom__backend_poll;

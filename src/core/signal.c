@@ -388,6 +388,11 @@ void loom_signal_unref(loom_signal_t *sig)
         loom__handle_unref(&sig->h);
 }
 
+loom_loop_t *loom_signal_loop(const loom_signal_t *sig)
+{
+    return sig->h.loop;
+}
+
 void loom_signal_ref(loom_signal_t *sig)
 {
     if (sig != NULL && !loom__handle_closing(&sig->h))

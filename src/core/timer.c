@@ -195,6 +195,8 @@ static void loom__timer_free(loom__handle *h)
 
 int loom_timer_new(loom_loop_t *loop, loom_timer_t **out, loom_timer_cb cb, void *data)
 {
+    if (out == NULL)
+        return LOOM_EINVAL;
     loom_timer_t *t = loom__slab_alloc(&loop->timer_slab);
     if (t == NULL)
         return LOOM_ENOMEM;
@@ -251,6 +253,11 @@ void loom_timer_ref(loom_timer_t *t)
 void loom_timer_unref(loom_timer_t *t)
 {
     loom__handle_unref(&t->h);
+}
+
+loom_loop_t *loom_timer_loop(const loom_timer_t *t)
+{
+    return t->h.loop;
 }
 
 void *loom_timer_data(const loom_timer_t *t)

@@ -215,6 +215,12 @@ int loom_timer_start(loom_timer_t *t, uint64_t delay_ms, uint64_t repeat_ms)
         return LOOM_ECLOSED;
     loom_loop_t *loop = t->h.loop;
     loom__wheel *w = loop->wheel;
+    /* Outside loom's callbacks (before loom_run(), between runs, or from a
+     * foreign loop's own callbacks) the cached time may be any age: a delay
+     * counted from it would fire early by that much. Inside them it is at
+     * most one iteration old, as in libuv. */
+    if (!loop->in_run)
+        loom__update_time(loop);
     if (t->slot != LOOM__SLOT_NONE)
         loom__wheel_unlink(w, t);
     else

@@ -56,17 +56,32 @@ LOOM_EXTERN void loom_timer_set_data(loom_timer_t *timer, void *data);
 
 /* Stops and closes the timer. This is its one close path: its memory is
  * reused only after the loop is done with it, and closing twice, or from its
- * own callback, is harmless. */
+ * own callback, is harmless. Timers made with loom_timer_new() and
+ * loom_interval() are closed only by this call; a loom_delay() closes
+ * itself after its callback (see there). */
 LOOM_EXTERN void loom_timer_close(loom_timer_t *timer);
 
-/* cl-async's `delay`: runs cb(data) once after `ms`. The timer closes itself
- * after firing; `out` (may be NULL) lets you cancel it earlier with
- * loom_timer_close(). Returns 0 or LOOM_ENOMEM. */
+/* cl-async's `delay`: runs cb(data) once after `ms`. `out` may be NULL; a
+ * pointer kept through it lets you cancel the delay with loom_timer_close()
+ * (then cb never runs).
+ *
+ * Close notification: the callback is the delay's last call, and loom
+ * closes the timer itself when it returns; from then on the pointer is dead
+ * (calls on it return LOOM_ECLOSED until the end of the iteration, and are
+ * use after free after it: ASan builds report them). So the callback runs
+ * exactly once per delay, and it is the place to forget the pointer. A
+ * callback that restarts its timer with loom_timer_start() keeps it alive:
+ * the next run of the callback is then the last one, by the same rule.
+ * loom_loop_free() frees a delay that has not fired without calling cb.
+ * Returns 0 or LOOM_ENOMEM. */
 LOOM_EXTERN int loom_delay(loom_loop_t *loop, uint64_t ms, loom_timer_cb cb, void *data,
                            loom_timer_t **out);
 
 /* cl-async's `interval`: runs cb every `ms` until loom_timer_close()
- * (cl-async's remove-interval). Returns 0 or LOOM_ENOMEM. */
+ * (cl-async's remove-interval). loom never closes an interval by itself, so
+ * it has no close notification: it is dead once loom_timer_close() returns.
+ * `out` may be NULL (then only the callback's `timer` can close it).
+ * Returns 0 or LOOM_ENOMEM. */
 LOOM_EXTERN int loom_interval(loom_loop_t *loop, uint64_t ms, loom_timer_cb cb, void *data,
                               loom_timer_t **out);
 

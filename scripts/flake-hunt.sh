@@ -34,7 +34,8 @@ for s in $suites; do
     if [[ ! -f $d/CMakeCache.txt ]]; then
         make -s "$d"
     else
-        cmake --build "$d" -j "$jobs" >/dev/null
+        cmake --build "$d" -j "$jobs" >"$log_dir/build-$s.log" 2>&1 ||
+            { tail -30 "$log_dir/build-$s.log"; exit 1; }
     fi
 done
 
@@ -69,7 +70,7 @@ for ((i = 1; i <= n; i++)); do
             nf=1
         fi
         total_fail=$((total_fail + nf))
-        echo "run $i/$n $s: $nf failed ($(grep -o '[0-9]* tests passed, [0-9]* tests failed out of [0-9]*' "$log" | head -1 || true)); log $log"
+        echo "run $i/$n $s: $nf failed ($(grep -o '[0-9]*% tests passed, [0-9]* tests\{0,1\} failed out of [0-9]*' "$log" | head -1 || true)); log $log"
     done
 done
 

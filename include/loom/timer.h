@@ -29,12 +29,13 @@ LOOM_EXTERN int loom_timer_new(loom_loop_t *loop, loom_timer_t **out, loom_timer
 
 /* (Re)starts the timer: it fires after `delay_ms`, then every `repeat_ms` if
  * that is non-zero. Restarting an active timer moves it. The delay counts
- * from loom_now(): inside loom's callbacks that is the time cached at the
- * start of the iteration (as in libuv: call loom_update_time() after long
- * work in a callback); outside them (before loom_run(), or from a foreign
- * loop's own callbacks) it is refreshed first, so a timer never fires
- * before `delay_ms` have passed since this call, give or take the 1 ms
- * resolution. Returns 0, or LOOM_ECLOSED after close. */
+ * from loom_now(), the time cached when loom last got control (as in libuv):
+ * after long work in a callback, or before loom_run() after long set-up,
+ * call loom_update_time() first. On a foreign backend (uv, event, ev) a
+ * start from outside loom's callbacks (from the application's own) refreshes
+ * the time itself, so such a timer never fires before `delay_ms` have passed
+ * since this call (give or take the 1 ms resolution). Returns 0, or
+ * LOOM_ECLOSED after close. */
 LOOM_EXTERN int loom_timer_start(loom_timer_t *timer, uint64_t delay_ms, uint64_t repeat_ms);
 
 /* Stops the timer; harmless when stopped. Returns 0, or LOOM_ECLOSED. */

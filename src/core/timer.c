@@ -215,11 +215,15 @@ int loom_timer_start(loom_timer_t *t, uint64_t delay_ms, uint64_t repeat_ms)
         return LOOM_ECLOSED;
     loom_loop_t *loop = t->h.loop;
     loom__wheel *w = loop->wheel;
-    /* Outside loom's callbacks (before loom_run(), between runs, or from a
-     * foreign loop's own callbacks) the cached time may be any age: a delay
-     * counted from it would fire early by that much. Inside them it is at
-     * most one iteration old, as in libuv. */
-    if (!loop->in_run)
+    /* On a foreign backend loom's clock moves only when loom's own callbacks
+     * run, while the application's loop runs its own for any length of
+     * time: a delay started from one of those, counted from the cached
+     * time, would fire early by that much. So it is refreshed there. Owning
+     * backends keep libuv's rule (the time is cached when loom gets control;
+     * loom_update_time() after long work): reading the clock is not free
+     * (about 200 ns where the vDSO cannot serve it), and starts outside
+     * loom_run() are set-up code. */
+    if (LOOM__UNLIKELY(loop->backend->arm != NULL) && !loop->in_run)
         loom__update_time(loop);
     if (t->slot != LOOM__SLOT_NONE)
         loom__wheel_unlink(w, t);

@@ -62,8 +62,9 @@ if [[ -n "$plugin" ]]; then
 fi
 
 # The exported targets name no file of the build machine.
-abs=$(grep -h 'INTERFACE_LINK_LIBRARIES' "$prefix"/lib*/cmake/loom/loomTargets*.cmake \
-    "$prefix"/lib/*/cmake/loom/loomTargets*.cmake 2>/dev/null | grep '"/\|;/' || true)
+targets=$(find "$prefix" -name 'loomTargets.cmake' | head -1)
+[[ -n "$targets" ]] || { echo "no loomTargets.cmake installed"; exit 1; }
+abs=$(grep -h 'INTERFACE_LINK_LIBRARIES' "$targets" | grep '"/\|;/' || true)
 if [[ -n "$abs" ]]; then
     echo "loomTargets names absolute paths:"; echo "$abs"; exit 1
 fi

@@ -64,11 +64,16 @@ static void start_stale(loom_loop_t *loop)
 {
     loom_update_time(loop);
     busy_wait_ms(STALE_MS);
+    /* On an owning backend the delays count from the time cached here (the
+     * documented rule), so they are measured from here too: the test may be
+     * descheduled between the starts. On a foreign one each start refreshes
+     * the time, and each is measured from just before its call. */
+    uint64_t ref_ns = mono_ns();
     if (!foreign)
-        loom_update_time(loop); /* the rule for owning backends */
+        loom_update_time(loop);
     nfired = 0;
     for (unsigned i = 0; i < NTIMERS; i++) {
-        timers[i] = (early_t){.delay_ms = i + 1, .started_ns = mono_ns()};
+        timers[i] = (early_t){.delay_ms = i + 1, .started_ns = foreign ? mono_ns() : ref_ns};
         CHECK_OK(loom_delay(loop, timers[i].delay_ms, on_fire, &timers[i], NULL));
     }
 }

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # ctest "install/consumers": installs the build into a temporary prefix, then
 # builds and runs two tiny consumers, one with CMake's find_package(loom) and
-# one with pkg-config, and checks that libloom.so exports only loom_ names.
+# one with pkg-config, and checks that libloom.so exports only loom_ names,
+# that a backend plugin loads from the prefix without LOOM_PLUGIN_PATH (next
+# to the installed libloom), and that the installed CMake package names the
+# static library's dependencies without absolute paths.
 set -euo pipefail
 build=$(cd "$1" && pwd)
 tmp=$(mktemp -d)
@@ -46,6 +49,25 @@ CM
 cmake -S "$tmp/cm" -B "$tmp/cm/build" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
 cmake --build "$tmp/cm/build" >/dev/null
 LD_LIBRARY_PATH=$(dirname "$lib") "$tmp/cm/build/consumer"
+
+# A plugin backend, found next to the installed libloom (prefix/lib/loom),
+# not through LOOM_PLUGIN_PATH nor the configured install prefix.
+plugin=$(find "$(dirname "$lib")/loom" -name 'libloom-backend-*.so' 2>/dev/null | head -1)
+if [[ -n "$plugin" ]]; then
+    be=$(basename "$plugin" .so)
+    be=${be#libloom-backend-}
+    env -u LOOM_PLUGIN_PATH LOOM_BACKEND="$be" LD_LIBRARY_PATH=$(dirname "$lib") \
+        "$tmp/cm/build/consumer" || { echo "plugin backend $be not found in the prefix"; exit 1; }
+    echo "install: backend plugin $be loaded from $(dirname "$plugin")"
+fi
+
+# The exported targets name no file of the build machine.
+targets=$(find "$prefix" -name 'loomTargets.cmake' | head -1)
+[[ -n "$targets" ]] || { echo "no loomTargets.cmake installed"; exit 1; }
+abs=$(grep -h 'INTERFACE_LINK_LIBRARIES' "$targets" | grep '"/\|;/' || true)
+if [[ -n "$abs" ]]; then
+    echo "loomTargets names absolute paths:"; echo "$abs"; exit 1
+fi
 
 pc=$(dirname "$(find "$prefix" -name loom.pc | head -1)")
 PKG_CONFIG_PATH=$pc cc -o "$tmp/pc" "$tmp/main.c" $(PKG_CONFIG_PATH=$pc pkg-config --cflags --libs loom)

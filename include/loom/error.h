@@ -86,12 +86,12 @@ typedef enum {
         LOOM__ERR_MAX_UNUSED = 0
 } loom_errno_t;
 
-/* Returns a static, human-readable message for `code` ("unknown error" for an
- * unknown code). Thread-safe. */
+/* Returns a static, human-readable message for `code`: "success" for 0,
+ * "unknown error" for an unknown code. Thread-safe. */
 LOOM_EXTERN const char *loom_strerror(int code);
 
 /* Returns the static symbolic name of `code` without the prefix ("ECLOSED"),
- * or "UNKNOWN". Thread-safe. */
+ * "OK" for 0, or "UNKNOWN". Thread-safe. */
 LOOM_EXTERN const char *loom_err_name(int code);
 
 /* Translates a positive errno value into a loom code (-errno for the values in

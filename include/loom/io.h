@@ -19,13 +19,18 @@ enum {
 typedef void (*loom_io_cb)(loom_io_t *io, unsigned events, void *data);
 
 /* Creates a stopped watcher on `fd` (which stays the caller's: loom never
- * closes it). Returns 0, LOOM_EBADF or LOOM_ENOMEM. Loop thread only. */
+ * closes it). Returns 0, LOOM_EBADF, LOOM_ENOMEM, or LOOM_EINVAL when `out`
+ * is NULL (a stopped watcher nobody holds could never start). Loop
+ * thread only. */
 LOOM_EXTERN int loom_io_new(loom_loop_t *loop, loom_io_t **out, int fd, loom_io_cb cb, void *data);
 
 /* Watches for `events` (LOOM_READABLE | LOOM_WRITABLE); 0 stops. Returns 0,
  * LOOM_ECLOSED after close, or the backend's error. */
 LOOM_EXTERN int loom_io_start(loom_io_t *io, unsigned events);
 LOOM_EXTERN int loom_io_stop(loom_io_t *io);
+
+/* The loop the watcher belongs to. */
+LOOM_EXTERN loom_loop_t *loom_io_loop(const loom_io_t *io);
 
 /* The watched fd, and the user slot. */
 LOOM_EXTERN int loom_io_fd(const loom_io_t *io);

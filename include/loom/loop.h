@@ -52,8 +52,11 @@ typedef struct loom_loop_opts {
     void *data;            /* user slot, see loom_loop_data() */
 } loom_loop_opts;
 
-/* Creates a loop in `*out`. `opts` may be NULL. Returns 0, LOOM_EBACKEND or
- * LOOM_ENOPLUGIN when the requested backend cannot be had, or another
+/* Creates a loop in `*out`. `opts` may be NULL; `out` may not (LOOM_EINVAL):
+ * a loop nobody holds could never be run or freed. Returns 0, LOOM_EBACKEND
+ * or LOOM_ENOPLUGIN when the requested backend cannot be had (with
+ * LOOM_ENOPLUGIN, the options' on_log hears a LOOM_LOG_ERR line naming every
+ * path searched; see docs/BACKENDS.md for the search order), or another
  * LOOM_E* code. Any thread; the loop then belongs to the calling thread. */
 LOOM_EXTERN int loom_loop_new(loom_loop_t **out, const loom_loop_opts *opts);
 
@@ -130,8 +133,12 @@ LOOM_EXTERN int loom_loop_fork(loom_loop_t *loop);
  * from sleeping. */
 typedef void (*loom_idle_cb)(loom_idle_t *idle, void *data);
 
-/* Creates a stopped idle handle. Returns 0 or LOOM_ENOMEM. */
+/* Creates a stopped idle handle. Returns 0, LOOM_ENOMEM, or LOOM_EINVAL when
+ * `out` is NULL (a stopped handle nobody holds could never start). */
 LOOM_EXTERN int loom_idle_new(loom_loop_t *loop, loom_idle_t **out, loom_idle_cb cb, void *data);
+
+/* The loop the idle handle belongs to. */
+LOOM_EXTERN loom_loop_t *loom_idle_loop(const loom_idle_t *idle);
 /* Starts or stops it. Return 0, or LOOM_ECLOSED after close. */
 LOOM_EXTERN int loom_idle_start(loom_idle_t *idle);
 LOOM_EXTERN int loom_idle_stop(loom_idle_t *idle);
@@ -169,6 +176,10 @@ LOOM_EXTERN int loom_work(loom_loop_t *loop, loom_work_fn work_fn, loom_done_fn 
  * on a later iteration (never inside this call). Returns 0, or LOOM_EBUSY if
  * it already started, finished or was cancelled. Loop thread only. */
 LOOM_EXTERN int loom_work_cancel(loom_work_t *work);
+
+/* The loop the job belongs to (valid while the handle is: until done_fn
+ * returns). */
+LOOM_EXTERN loom_loop_t *loom_work_loop(const loom_work_t *work);
 
 #ifdef __cplusplus
 }

@@ -53,6 +53,9 @@ LOOM_EXTERN void loom_signal_free(loom_signal_t *sig);
  * Loop thread only. */
 LOOM_EXTERN void loom_signal_clear(loom_loop_t *loop);
 
+/* The loop the handler belongs to. */
+LOOM_EXTERN loom_loop_t *loom_signal_loop(const loom_signal_t *sig);
+
 /* An unref'd handler does not keep the loop alive (it still runs while the
  * loop runs for other reasons); ref undoes that. Both are idempotent. Loop
  * thread only. */

@@ -22,16 +22,19 @@ set(LOOM_PLUGIN_BUILD_DIR ${CMAKE_BINARY_DIR}/src)
 set(LOOM_EXTRA_TEST_BACKENDS "")
 set(LOOM_BACKEND_PLUGINS "")
 
-# loom_optional_backend(<name> <SUFFIX> <mode> <source> <include dirs> <libs>)
-#   SUFFIX names the config macro LOOM_LINKED_<SUFFIX>.
-function(loom_optional_backend name suffix mode source incs libs)
+# loom_optional_backend(<name> <SUFFIX> <mode> <source> <include dirs> <libs> <names>)
+#   SUFFIX names the config macro LOOM_LINKED_<SUFFIX>; libs are the full
+#   paths to link in the build, names the plain library names (-l) that the
+#   installed package gives users of the static library.
+function(loom_optional_backend name suffix mode source incs libs names)
   if(mode STREQUAL "linked")
     target_sources(loom_objs PRIVATE ${source})
     target_include_directories(loom_objs PRIVATE ${incs})
-    # Plain library names (not imported targets) keep the installed CMake
-    # package free of pkg-config targets.
+    # Plain library names in the installed package: no absolute paths of the
+    # build machine, and no pkg-config targets.
     target_link_libraries(loom_shared PRIVATE ${libs})
-    target_link_libraries(loom_static PUBLIC ${libs})
+    target_link_libraries(loom_static PUBLIC "$<BUILD_INTERFACE:${libs}>"
+                                             "$<INSTALL_INTERFACE:${names}>")
     set(LOOM_LINKED_${suffix} 1 PARENT_SCOPE)
     message(STATUS "loom backend ${name}: linked into libloom")
   else()
@@ -53,7 +56,8 @@ endfunction()
 
 if(LOOM_WITH_IO_URING)
   loom_optional_backend(io_uring IO_URING ${LOOM_IO_URING_MODE}
-    ${CMAKE_CURRENT_SOURCE_DIR}/backend/io_uring.c "${URING_INCLUDE_DIRS}" "${URING_LINK_LIBRARIES}")
+    ${CMAKE_CURRENT_SOURCE_DIR}/backend/io_uring.c "${URING_INCLUDE_DIRS}" "${URING_LINK_LIBRARIES}"
+    "${URING_LIBRARIES}")
   # Where this machine cannot set up a ring (an old kernel, a container's
   # seccomp profile), every io_uring loop falls back to epoll: the suite's
   # io_uring runs would only repeat the epoll ones, so they are left out
@@ -83,7 +87,8 @@ if(LOOM_WITH_IO_URING)
 endif()
 if(LOOM_WITH_LIBUV)
   loom_optional_backend(uv LIBUV ${LOOM_BACKEND_MODE}
-    ${CMAKE_CURRENT_SOURCE_DIR}/backend/uv.c "${LIBUV_INCLUDE_DIRS}" "${LIBUV_LINK_LIBRARIES}")
+    ${CMAKE_CURRENT_SOURCE_DIR}/backend/uv.c "${LIBUV_INCLUDE_DIRS}" "${LIBUV_LINK_LIBRARIES}"
+    "${LIBUV_LIBRARIES}")
   list(APPEND LOOM_EXTRA_TEST_BACKENDS uv)
   if(NOT LOOM_BACKEND_MODE STREQUAL "linked")
     list(APPEND LOOM_BACKEND_PLUGINS uv)
@@ -91,7 +96,8 @@ if(LOOM_WITH_LIBUV)
 endif()
 if(LOOM_WITH_LIBEVENT)
   loom_optional_backend(event LIBEVENT ${LOOM_BACKEND_MODE}
-    ${CMAKE_CURRENT_SOURCE_DIR}/backend/event.c "${LIBEVENT_INCLUDE_DIRS}" "${LIBEVENT_LINK_LIBRARIES}")
+    ${CMAKE_CURRENT_SOURCE_DIR}/backend/event.c "${LIBEVENT_INCLUDE_DIRS}"
+    "${LIBEVENT_LINK_LIBRARIES}" "${LIBEVENT_LIBRARIES}")
   list(APPEND LOOM_EXTRA_TEST_BACKENDS event)
   if(NOT LOOM_BACKEND_MODE STREQUAL "linked")
     list(APPEND LOOM_BACKEND_PLUGINS event)
@@ -104,7 +110,7 @@ if(LOOM_WITH_LIBEV)
     set(ev_mode plugin)
   endif()
   loom_optional_backend(ev LIBEV ${ev_mode}
-    ${CMAKE_CURRENT_SOURCE_DIR}/backend/ev.c "${LIBEV_INCLUDE_DIR}" "${LIBEV_LIBRARY}")
+    ${CMAKE_CURRENT_SOURCE_DIR}/backend/ev.c "${LIBEV_INCLUDE_DIR}" "${LIBEV_LIBRARY}" ev)
   list(APPEND LOOM_EXTRA_TEST_BACKENDS ev)
   if(ev_mode STREQUAL "plugin")
     list(APPEND LOOM_BACKEND_PLUGINS ev)

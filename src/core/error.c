@@ -5,6 +5,8 @@
 const char *loom_strerror(int code)
 {
     switch (code) {
+    case 0:
+        return "success";
 #define LOOM__ERR_MSG(name, val, msg)                                                              \
     case (val):                                                                                    \
         return msg;
@@ -18,6 +20,8 @@ const char *loom_strerror(int code)
 const char *loom_err_name(int code)
 {
     switch (code) {
+    case 0:
+        return "OK";
 #define LOOM__ERR_NAME(name, val, msg)                                                             \
     case (val):                                                                                    \
         return #name;

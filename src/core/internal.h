@@ -60,17 +60,28 @@ static inline void loom__queue_splice_tail(loom__queue *to, loom__queue *from)
 
 /* --- Slab: fixed-size objects without a malloc per object ---------------
  * Objects are carved from 64 KiB chunks and recycled through a free list.
- * All chunks are released when the slab is destroyed (loop free). */
+ * All chunks are released when the slab is destroyed (loop free). In ASan
+ * builds, and under valgrind when built with LOOM_VALGRIND, a freed object is
+ * poisoned and quarantined (FIFO) before reuse, so use after close is
+ * reported at the faulty call (see slab.c). */
 typedef struct loom__slab {
-    size_t size;      /* object size, rounded up to 8 */
-    void *free;       /* free list */
-    void *chunks;     /* singly-linked list of chunks */
-    char *bump, *end; /* unused space in the newest chunk */
+    size_t size;       /* object size, rounded up to 8 */
+    void *free;        /* free list */
+    void *chunks;      /* singly-linked list of chunks */
+    char *bump, *end;  /* unused space in the newest chunk */
+    void **quarantine; /* checked builds: ring of freed objects not yet reusable */
+    unsigned q_head, q_len;
+    bool checked; /* valgrind builds: running under valgrind */
 } loom__slab;
 
 void loom__slab_init(loom__slab *s, size_t size);
 void *loom__slab_alloc(loom__slab *s); /* zeroed, or NULL */
 void loom__slab_free(loom__slab *s, void *p);
+/* Calls fn on every object carved so far, in no useful order. Freed objects
+ * are skipped in checked builds and visited otherwise, so fn must recognise
+ * them (e.g. by a type field the free function zeroes) and never write to
+ * them. O(objects ever allocated). */
+void loom__slab_foreach(loom__slab *s, void (*fn)(void *obj, void *arg), void *arg);
 void loom__slab_destroy(loom__slab *s);
 
 /* --- Handles: the common head of every loom object -----------------------
@@ -317,6 +328,10 @@ void loom__wakeup(loom_loop_t *loop);
 /* Re-evaluates a foreign backend's timer; no-op for owning backends. Call
  * after anything that may make the next deadline earlier. */
 void loom__kick(loom_loop_t *loop);
+
+/* The loop's backend: `name`, or the best built-in one (backend.c). When a
+ * plugin cannot be had, `why` (size bytes) receives the paths searched. */
+const loom_backend_t *loom__backend_select(const char *name, int *err, char *why, size_t size);
 
 /* Built-in backends. */
 extern const loom_backend_t loom__backend_epoll;

@@ -27,7 +27,6 @@
 
 void loom__raised_flush(loom_loop_t *loop);
 void loom__raised_free(loom_loop_t *loop);
-const loom_backend_t *loom__backend_select(const char *name, int *err);
 
 struct loom__post {
     loom__post *next;
@@ -278,6 +277,8 @@ static void loom__io_free(loom__handle *h)
 
 int loom_io_new(loom_loop_t *loop, loom_io_t **out, int fd, loom_io_cb cb, void *data)
 {
+    if (out == NULL)
+        return LOOM_EINVAL;
     if (fd < 0)
         return LOOM_EBADF;
     loom_io_t *io = calloc(1, sizeof *io);
@@ -326,6 +327,11 @@ int loom_io_fd(const loom_io_t *io)
     return io->w.bio.fd;
 }
 
+loom_loop_t *loom_io_loop(const loom_io_t *io)
+{
+    return io->h.loop;
+}
+
 void *loom_io_data(const loom_io_t *io)
 {
     return io->h.data;
@@ -349,6 +355,8 @@ static void loom__idle_free(loom__handle *h)
 
 int loom_idle_new(loom_loop_t *loop, loom_idle_t **out, loom_idle_cb cb, void *data)
 {
+    if (out == NULL)
+        return LOOM_EINVAL;
     loom_idle_t *i = loom__slab_alloc(&loop->idle_slab);
     if (i == NULL)
         return LOOM_ENOMEM;
@@ -358,6 +366,11 @@ int loom_idle_new(loom_loop_t *loop, loom_idle_t **out, loom_idle_cb cb, void *d
     loom__queue_init(&i->node);
     *out = i;
     return 0;
+}
+
+loom_loop_t *loom_idle_loop(const loom_idle_t *i)
+{
+    return i->h.loop;
 }
 
 int loom_idle_start(loom_idle_t *i)
@@ -543,15 +556,29 @@ void *loom_backend_loop_priv(loom_loop_t *loop)
 int loom_loop_new(loom_loop_t **out, const loom_loop_opts *opts)
 {
     static const loom_loop_opts defaults = {0};
+    if (out == NULL)
+        return LOOM_EINVAL;
     if (opts == NULL)
         opts = &defaults;
     const char *name = opts->backend;
     if (name == NULL || name[0] == '\0')
         name = getenv("LOOM_BACKEND");
     int err = 0;
-    const loom_backend_t *be = loom__backend_select(name, &err);
-    if (be == NULL)
+    char why[2048];
+    const loom_backend_t *be = loom__backend_select(name, &err, why, sizeof why);
+    if (be == NULL) {
+        /* No loop to log through yet: the options' logger hears it. */
+        int level = opts->log_level ? opts->log_level : LOOM_LOG_NOTICE;
+        if (err == LOOM_ENOPLUGIN && opts->on_log && LOOM_LOG_ERR <= level) {
+            char msg[2200];
+            snprintf(msg, sizeof msg,
+                     "backend \"%s\": no usable plugin libloom-backend-%s.so; "
+                     "searched %s",
+                     name, name, why);
+            opts->on_log(LOOM_LOG_ERR, msg, opts->log_data);
+        }
         return err ? err : LOOM_EBACKEND;
+    }
 
     int r = LOOM_ENOMEM;
     loom_loop_t *loop = calloc(1, sizeof *loop);

@@ -9,9 +9,11 @@
  *  - a list of slots, one per loop that uses signals, read lock-free by the
  *    async-signal-safe handler. A slot holds the write end of its loop's
  *    self-pipe, the set of signals the loop wants and the set caught but not
- *    yet dispatched. Slots are recycled, never freed, so the handler can walk
- *    the list without a lock; the list is as long as the largest number of
- *    loops that ever used signals at the same time.
+ *    yet dispatched. Slots are recycled while any loop uses signals; the
+ *    list is as long as the largest number of loops that used signals at
+ *    the same time. When the last one lets go, the whole list is unpublished
+ *    and freed once no handler is walking it (g_walkers counts the handlers
+ *    inside the walk), so loom leaves nothing behind.
  *
  * The handler sets the signal's bit in the pending set of every slot that
  * wants it and writes one byte into that slot's pipe. The loop watches the
@@ -73,6 +75,7 @@ struct loom_signal {
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static _Atomic(loom__sigslot *) g_slots;
+static atomic_uint g_walkers; /* handlers walking g_slots right now */
 static struct {
     unsigned count; /* handlers over all loops */
     struct sigaction saved;
@@ -95,6 +98,10 @@ static void loom__signal_catch(int signo)
     unsigned w = sig_word(signo), bit = sig_bit(signo);
     unsigned char byte = (unsigned char)signo;
 
+    /* Counted before the list is read: whoever frees the list stores NULL
+     * first and then waits for this count (both sequentially consistent, so
+     * one of them sees the other). */
+    atomic_fetch_add(&g_walkers, 1);
     for (loom__sigslot *s = atomic_load(&g_slots); s != NULL; s = s->next) {
         if (!(atomic_load(&s->want[w]) & bit))
             continue;
@@ -108,6 +115,7 @@ static void loom__signal_catch(int signo)
             (void)!write(fd, &byte, 1);
         atomic_fetch_sub(&s->busy, 1);
     }
+    atomic_fetch_sub(&g_walkers, 1);
     errno = saved_errno;
 }
 
@@ -132,6 +140,7 @@ static void loom__signal_atfork_child(void)
         atomic_store(&s->wfd, -1);
         atomic_store(&s->busy, 0);
     }
+    atomic_store(&g_walkers, 0);
     pthread_mutex_unlock(&g_lock);
 }
 static void loom__signal_once(void)
@@ -172,11 +181,25 @@ static loom__sigslot *slot_acquire(int wfd)
     return s;
 }
 
-/* Called with g_lock held; the slot no longer wants any signal. */
+/* Called with g_lock held; the slot no longer wants any signal. When no
+ * slot is used any more, the list is unpublished and freed: a handler still
+ * running (on another thread, or for a signal whose disposition was just
+ * restored) holds g_walkers, and is waited out. */
 static void slot_release(loom__sigslot *s)
 {
     slot_detach_fd(s);
     s->used = false;
+    for (loom__sigslot *t = atomic_load(&g_slots); t != NULL; t = t->next)
+        if (t->used)
+            return;
+    loom__sigslot *list = atomic_exchange(&g_slots, NULL);
+    while (atomic_load(&g_walkers) != 0)
+        sched_yield();
+    while (list != NULL) {
+        loom__sigslot *next = list->next;
+        free(list);
+        list = next;
+    }
 }
 
 static void on_pipe(loom__io *w, unsigned events);
@@ -386,6 +409,11 @@ void loom_signal_unref(loom_signal_t *sig)
 {
     if (sig != NULL && !loom__handle_closing(&sig->h))
         loom__handle_unref(&sig->h);
+}
+
+loom_loop_t *loom_signal_loop(const loom_signal_t *sig)
+{
+    return sig->h.loop;
 }
 
 void loom_signal_ref(loom_signal_t *sig)

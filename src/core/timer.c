@@ -195,6 +195,8 @@ static void loom__timer_free(loom__handle *h)
 
 int loom_timer_new(loom_loop_t *loop, loom_timer_t **out, loom_timer_cb cb, void *data)
 {
+    if (out == NULL)
+        return LOOM_EINVAL;
     loom_timer_t *t = loom__slab_alloc(&loop->timer_slab);
     if (t == NULL)
         return LOOM_ENOMEM;
@@ -213,6 +215,16 @@ int loom_timer_start(loom_timer_t *t, uint64_t delay_ms, uint64_t repeat_ms)
         return LOOM_ECLOSED;
     loom_loop_t *loop = t->h.loop;
     loom__wheel *w = loop->wheel;
+    /* On a foreign backend loom's clock moves only when loom's own callbacks
+     * run, while the application's loop runs its own for any length of
+     * time: a delay started from one of those, counted from the cached
+     * time, would fire early by that much. So it is refreshed there. Owning
+     * backends keep libuv's rule (the time is cached when loom gets control;
+     * loom_update_time() after long work): reading the clock is not free
+     * (about 200 ns where the vDSO cannot serve it), and starts outside
+     * loom_run() are set-up code. */
+    if (LOOM__UNLIKELY(loop->backend->arm != NULL) && !loop->in_run)
+        loom__update_time(loop);
     if (t->slot != LOOM__SLOT_NONE)
         loom__wheel_unlink(w, t);
     else
@@ -251,6 +263,11 @@ void loom_timer_ref(loom_timer_t *t)
 void loom_timer_unref(loom_timer_t *t)
 {
     loom__handle_unref(&t->h);
+}
+
+loom_loop_t *loom_timer_loop(const loom_timer_t *t)
+{
+    return t->h.loop;
 }
 
 void *loom_timer_data(const loom_timer_t *t)

@@ -250,6 +250,11 @@ int loom_work(loom_loop_t *loop, loom_work_fn work_fn, loom_done_fn done_fn, voi
     return 0;
 }
 
+loom_loop_t *loom_work_loop(const loom_work_t *work)
+{
+    return work->h.loop;
+}
+
 int loom_work_cancel(loom_work_t *work)
 {
     loom__pool *pool;

@@ -169,31 +169,30 @@ int loom__net_timer_new(loom_loop_t *loop, loom_timer_t **out, loom_timer_cb cb,
     return 0;
 }
 
-/* Walks the socket slabs. This knows loom__slab's layout (documented in
- * core/internal.h): objects are carved in order from chunks of 64 KiB (or
- * one object plus the 16-byte chunk header, if larger), the newest chunk
- * first in the list and used up to `bump`. Freed sockets have type 0. */
+/* Walks the socket slabs (core's loom__slab_foreach): freed sockets have
+ * type 0, or are skipped where the slab poisons them. */
+typedef struct loom__foreach_arg {
+    void (*fn)(loom_socket_t *s, void *arg);
+    void *arg;
+} loom__foreach_arg;
+
+static void loom__net_foreach_one(void *obj, void *arg)
+{
+    loom_socket_t *s = obj;
+    loom__foreach_arg *a = arg;
+    if (s->h.type == LOOM__T_SOCKET && !(s->h.flags & LOOM__H_CLOSING))
+        a->fn(s, a->arg);
+}
+
 void loom__net_foreach_socket(loom_loop_t *loop, void (*fn)(loom_socket_t *s, void *arg), void *arg)
 {
     loom__net *net = loop->net;
     if (net == NULL)
         return;
-    for (int i = 0; i < LOOM__NET_SLABS; i++) {
-        loom__slab *sl = &net->sock[i].slab;
-        if (net->sock[i].size == 0)
-            continue;
-        size_t csize = 64 * 1024;
-        if (csize < sl->size + 16)
-            csize = sl->size + 16;
-        for (char *chunk = sl->chunks; chunk; chunk = *(char **)chunk) {
-            char *end = chunk == sl->chunks ? sl->bump : chunk + csize;
-            for (char *p = chunk + 16; p + sl->size <= end; p += sl->size) {
-                loom_socket_t *s = (loom_socket_t *)(void *)p;
-                if (s->h.type == LOOM__T_SOCKET && !(s->h.flags & LOOM__H_CLOSING))
-                    fn(s, arg);
-            }
-        }
-    }
+    loom__foreach_arg a = {fn, arg};
+    for (int i = 0; i < LOOM__NET_SLABS; i++)
+        if (net->sock[i].size)
+            loom__slab_foreach(&net->sock[i].slab, loom__net_foreach_one, &a);
 }
 
 /* --- Classes ----------------------------------------------------------------- */

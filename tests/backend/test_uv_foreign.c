@@ -71,11 +71,54 @@ static void app_free_loom_cb(uv_timer_t *t)
     uv_timer_stop(t);
 }
 
+static void never_mind(loom_timer_t *t, void *data)
+{
+    (void)t;
+    (void)data;
+}
+
 static void never(loom_timer_t *t, void *data)
 {
     CHECK(!"loom timer of a freed loop ran");
     (void)t;
     (void)data;
+}
+
+/* 4b. Timers started from the application's own callback, after loom's
+ * cached time went stale (25 ms of the application's work): none fires
+ * before its delay, measured with the system's clock. */
+static loom_loop_t *early_loop;
+static uint64_t early_start_ns[10];
+static int early_fired;
+
+static uint64_t early_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void early_on_fire(loom_timer_t *t, void *data)
+{
+    unsigned i = (unsigned)(uintptr_t)data;
+    uint64_t elapsed = early_ns() - early_start_ns[i];
+    if (elapsed + 1000000u < (i + 1) * 1000000u) /* 1 ms resolution */
+        fprintf(stderr, "a %u ms timer fired after %.3f ms\n", i + 1, elapsed / 1e6);
+    CHECK(elapsed + 1000000u >= (i + 1) * 1000000u);
+    early_fired++;
+    (void)t;
+}
+
+static void app_start_timers_cb(uv_timer_t *t)
+{
+    uint64_t end = early_ns() + 25000000u;
+    while (early_ns() < end)
+        ; /* the application's own work */
+    for (unsigned i = 0; i < 10; i++) {
+        early_start_ns[i] = early_ns();
+        CHECK_OK(loom_delay(early_loop, i + 1, early_on_fire, (void *)(uintptr_t)i, NULL));
+    }
+    uv_timer_stop(t);
 }
 
 int main(void)
@@ -147,6 +190,15 @@ int main(void)
     CHECK(fw_clock_ms() - t0 < 1000);
     count_handles(n);
     CHECK_EQ(n[1], before[1]);
+
+    /* 4b. (See early_on_fire.) */
+    CHECK_OK(loom_loop_new(&early_loop, &(loom_loop_opts){.backend = "uv", .foreign_loop = &uv}));
+    CHECK_OK(loom_delay(early_loop, 1, never_mind, NULL, NULL)); /* loom's time is cached */
+    CHECK_EQ(uv_run(&uv, UV_RUN_DEFAULT), 0);
+    CHECK_EQ(uv_timer_start(&app_timer, app_start_timers_cb, 1, 0), 0);
+    CHECK_EQ(uv_run(&uv, UV_RUN_DEFAULT), 0);
+    CHECK_EQ(early_fired, 10);
+    test_loop_free_clean(early_loop);
 
     /* 5. A private loop: loom creates, runs and closes its own uv loop. */
     CHECK_OK(loom_loop_new(&loop, &(loom_loop_opts){.backend = "uv"}));

@@ -23,6 +23,24 @@ static void on_order(loom_timer_t *t, void *data)
     loom_timer_close(t);
 }
 
+static uint64_t group_target;
+static unsigned *group_idx;
+static int group_started;
+static void on_start_group(loom_timer_t *g, void *data)
+{
+    loom_loop_t *loop = loom_timer_loop(g);
+    (void)data;
+    if (group_target == 0)
+        group_target = loom_now(loop) + 1000; /* crosses several level-0 rounds */
+    for (int k = 0; k < 100; k++) {
+        loom_timer_t *t;
+        CHECK_OK(loom_timer_new(loop, &t, on_order, (void *)(uintptr_t)(*group_idx)++));
+        CHECK(group_target > loom_now(loop));
+        CHECK_OK(loom_timer_start(t, group_target - loom_now(loop), 0));
+    }
+    group_started = 1;
+}
+
 static unsigned rep;
 static void on_repeat(loom_timer_t *t, void *data)
 {
@@ -44,6 +62,37 @@ static void on_restart_self(loom_timer_t *t, void *data)
     int *n = data;
     if (++*n < 3)
         loom_timer_start(t, 0, 0); /* runs on a later iteration, not in this phase */
+}
+
+static int delay_runs, after_delay_seen;
+static loom_timer_t *delay_t;
+static void on_delay_restart_once(loom_timer_t *t, void *data)
+{
+    (void)data;
+    CHECK(t == delay_t);
+    if (++delay_runs == 1)
+        CHECK_OK(loom_timer_start(t, 1, 0)); /* stays alive */
+}
+static loom_timer_t *closed_t;
+static void on_plain(loom_timer_t *t, void *data)
+{
+    (void)t;
+    (void)data;
+}
+static void on_after_delay(loom_timer_t *t, void *data)
+{
+    (void)t;
+    (void)data;
+    /* Same deadline, started after closed_t: the same timer phase, so
+     * closed_t's memory is still the loop's. */
+    after_delay_seen = loom_timer_stop(closed_t);
+}
+static void on_setup(loom_timer_t *t, void *data)
+{
+    (void)t;
+    (void)data;
+    CHECK_OK(loom_delay(loom_timer_loop(t), 5, on_plain, NULL, &closed_t));
+    CHECK_OK(loom_delay(loom_timer_loop(t), 5, on_after_delay, NULL, NULL));
 }
 
 static uint64_t rng = 88172645463325252ull;
@@ -77,8 +126,8 @@ int main(void)
         uint64_t d = xorshift() % 300;
         CHECK_OK(loom_timer_new(loop, &ts[i], on_sorted, NULL));
         CHECK_OK(loom_timer_start(ts[i], d, 0));
-        /* The deadline counts from the loop's time at the start (on a
-         * foreign backend, start refreshes it). */
+        /* The deadline counts from the loop's time at the start (outside
+         * loom_run(), start refreshes it). */
         loom_timer_set_data(ts[i], (void *)(uintptr_t)(loom_now(loop) + d));
     }
     loom_stats_t st;
@@ -105,15 +154,16 @@ int main(void)
     order_next = 0;
     order_bad = 0;
     unsigned idx = 0;
-    uint64_t base = loom_now(loop);
-    uint64_t target = base + 1000; /* crosses several level-0 rounds */
+    group_target = 0; /* set by the first group, from the loop's time */
     for (int phase = 0; phase < 4; phase++) {
-        for (int k = 0; k < 100; k++) {
-            loom_timer_t *t;
-            CHECK_OK(loom_timer_new(loop, &t, on_order, (void *)(uintptr_t)idx++));
-            CHECK(target > loom_now(loop));
-            CHECK_OK(loom_timer_start(t, target - loom_now(loop), 0));
-        }
+        /* Started from a callback: there loom_now() stays put, so each
+         * timer's delay lands it exactly on the target (outside loom_run()
+         * every start would count from the clock, a little later each). */
+        group_idx = &idx;
+        group_started = 0;
+        CHECK_OK(loom_delay(loop, 0, on_start_group, NULL, NULL));
+        while (!group_started)
+            loom_run(loop, LOOM_RUN_NOWAIT);
         /* Let some time pass (without reaching the target). */
         loom_timer_t *w;
         CHECK_OK(loom_timer_new(loop, &w, on_count, NULL));
@@ -170,6 +220,18 @@ int main(void)
     CHECK_EQ(n, 3);
     loom_timer_close(self);
     CHECK_EQ(loom_run(loop, LOOM_RUN_NOWAIT), 0); /* frees it */
+
+    /* A delay's callback is its close notification: it runs once, and the
+     * timer is closed when it returns (calls on it say LOOM_ECLOSED for the
+     * rest of the iteration); restarting it from the callback keeps it
+     * alive until the next run. */
+    delay_runs = 0;
+    CHECK_OK(loom_delay(loop, 1, on_delay_restart_once, NULL, &delay_t));
+    CHECK_EQ(loom_run(loop, LOOM_RUN_DEFAULT), 0);
+    CHECK_EQ(delay_runs, 2);
+    CHECK_OK(loom_delay(loop, 0, on_setup, NULL, NULL));
+    CHECK_EQ(loom_run(loop, LOOM_RUN_DEFAULT), 0);
+    CHECK_EQ(after_delay_seen, LOOM_ECLOSED);
 
     /* Far deadlines (days) are placed and stopped without trouble. */
     loom_timer_t *far;

@@ -185,6 +185,7 @@ static void on_answer(loom_dns_query_t *q, const loom_dns_result_t *res, void *d
     CHECK_EQ(res->family, res->addrs[0].family);
     CHECK_STR(res->host, loom_dns_query_host(q));
     CHECK(loom_dns_query_data(q) == data);
+    CHECK(loom_dns_query_loop(q) != NULL);
     /* The query is ending: it can no longer be cancelled. */
     CHECK_EQ(loom_dns_cancel(q), LOOM_ECLOSED);
     r->count = res->count;
@@ -231,6 +232,7 @@ static void on_event(const loom_event_t *ev, void *data)
     r->object = ev->object;
     snprintf(r->msg, sizeof r->msg, "%s", ev->msg);
     CHECK(loom_event_is(ev, LOOM_EV_CONN_ERROR));
+    CHECK(loom_dns_query_loop(ev->object) == ev->loop);
     CHECK_EQ(loom_dns_cancel(ev->object), LOOM_ECLOSED);
 }
 

@@ -24,9 +24,9 @@
  */
 #include <errno.h>
 #include <limits.h>
-#include <stdio.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>

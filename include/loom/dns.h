@@ -13,10 +13,13 @@
  *    LOOM_ENOTFOUND (no such name, or no address of the requested family),
  *    LOOM_ETIMEDOUT (no server answered in time), LOOM_ECONNREFUSED (no
  *    server could be reached), LOOM_ENOMEM, or LOOM_EDNS (any other resolver
- *    failure); its msg is the resolver's own message (c-ares's
- *    ares_strerror(), e.g. "Domain name not found") and its object is the
- *    query;
+ *    failure); its msg names the host and gives the resolver's reason
+ *    (c-ares's ares_strerror()): "dns lookup of nohost.invalid failed:
+ *    Domain name not found" ("reverse dns lookup of 192.0.2.1 failed: ..."
+ *    for a reverse query), and its object is the query;
  *  - cancellation by loom_dns_cancel(): then nothing is called at all.
+ * The result callback or the error event is the query's one completion and
+ * its close notification: it runs exactly once (never after a cancel).
  * No callback ever runs before loom_dns_lookup() or loom_dns_reverse() has
  * returned, even for a numeric host or an /etc/hosts hit, which are answered
  * on a later iteration of the loop.
@@ -24,7 +27,10 @@
  * A query is a loop object: it counts in loom_loop_live() and keeps the loop
  * alive until it ends, and stats.dns_pending counts it while it is pending.
  * The query pointer stays valid until its result callback or its error event
- * has returned, or until loom_dns_cancel(); after that its memory is reused.
+ * has returned, or until the end of the iteration in which loom_dns_cancel()
+ * was called; after that the pointer is dead and its memory is reused:
+ * forget it in the callback (or when cancelling). A query still pending at
+ * loom_loop_free() ends without any callback.
  *
  * Every function here is for the loop's thread only.
  */
@@ -109,7 +115,8 @@ typedef struct loom_dns_opts {
  * loom_dns_cancel().
  * Returns 0, or without calling anything: LOOM_EINVAL (NULL or empty host,
  * NULL cb, bad family, unparsable opts->servers), LOOM_ENAMETOOLONG (host
- * longer than 255 bytes), LOOM_ENOMEM or LOOM_EDNS (resolver set-up failed).
+ * longer than 255 bytes), LOOM_ECLOSED (the loop is being freed),
+ * LOOM_ENOMEM or LOOM_EDNS (resolver set-up failed).
  * Loop thread only. */
 LOOM_EXTERN int loom_dns_lookup(loom_loop_t *loop, const char *host, int family, loom_dns_cb cb,
                                 const loom_dns_opts *opts, loom_dns_query_t **out);
@@ -139,6 +146,9 @@ LOOM_EXTERN const char *loom_dns_query_host(const loom_dns_query_t *query);
 
 /* The query's user slot: opts->data. */
 LOOM_EXTERN void *loom_dns_query_data(const loom_dns_query_t *query);
+
+/* The query's loop. */
+LOOM_EXTERN loom_loop_t *loom_dns_query_loop(const loom_dns_query_t *query);
 
 #ifdef __cplusplus
 }

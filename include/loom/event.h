@@ -20,15 +20,26 @@
  *     application error
  *
  * "socket closed" is cl-async's socket-closed condition, kept so that the
- * hierarchy maps one to one; loom reports that case synchronously instead
- * (a call on a closed socket returns LOOM_ECLOSED), so no event of that kind
- * is emitted.
+ * hierarchy maps one to one. No event of that kind is emitted: a socket's
+ * close is not an error, so loom reports it through the socket's on_close
+ * callback (loom_tcp_opts, loom_tcp_server_opts in loom/tcp.h), which runs
+ * exactly once per socket whatever closed it, and a call on a closed socket
+ * returns LOOM_ECLOSED.
  *
  * Routing: an event goes to the callback of the operation it concerns; if
  * that operation has none, to the loop's default event callback; if the loop
  * has none, info events are dropped (logged at debug level) and error events
  * end loom_run(), which returns the event's code after calling on_fatal. No
- * error is silently lost.
+ * error is silently lost. Except for what a remote peer causes on a server:
+ * an accepted connection's events (and accept errors the server recovers
+ * from, EMFILE and the like), with neither handler, are logged (loom_log)
+ * and dropped, so that no client can end a server's loom_run() (the HTTP
+ * server does the same for its clients' errors).
+ *
+ * `msg` says what failed, naming the address, host or path and the reason
+ * ("connection to 127.0.0.1:9 refused", "dns lookup of nohost.invalid
+ * failed: Domain name not found", "read timeout (5000 ms)"). It is built
+ * for the event in a bounded buffer and valid only during the callback.
  */
 #ifndef LOOM_EVENT_H
 #define LOOM_EVENT_H

@@ -9,10 +9,31 @@
  * `object` is the socket (or the server, for accept errors): tcp eof, tcp
  * reset, tcp timeout, tcp refused, dns error, or a plain tcp error.
  *
- * Lifetime: a socket stays valid until the end of the loop iteration in which
- * it was closed (by loom_socket_close(), loom_socket_abort(), or by loom after
- * an error, eof or timeout event). Until then every operation on it returns
- * LOOM_ECLOSED and no callback runs on it; after that the pointer is dead.
+ * Lifetime and the close notification (cl-async's socket-closed): every
+ * socket, client, accepted or Unix, is closed exactly once, whatever closes
+ * it: loom_socket_close() (after its flush), loom_socket_abort(), loom after
+ * a tcp eof, reset, timeout or error event, a failed connect, or
+ * loom_loop_free(). From that moment every operation on it returns
+ * LOOM_ECLOSED and no other callback runs on it. Then, from the loop (at the
+ * end of that iteration, never inside the call that closed it), its
+ * `on_close` callback runs once, after every other callback of the socket
+ * (events and release callbacks included). When on_close returns, or at the
+ * end of that iteration if there is none, the pointer is dead and its memory
+ * is reused: forget it there, as after uv_close()'s callback.
+ * A socket that a constructor never handed out (it returned an error) gets
+ * no on_close.
+ *
+ * No handler: an event of an accepted connection with no on_event and no
+ * loop default is logged (loom_log: errors at LOOM_LOG_INFO, eof at
+ * LOOM_LOG_DEBUG) and dropped, so one client's reset or timeout never ends
+ * a server's loom_run(). A client socket's unhandled error still does (see
+ * loom/event.h): it is the application's own connection.
+ *
+ * Event messages name what failed: "connection to 127.0.0.1:9 refused",
+ * "connect to localhost:9 failed: [::1]:9 refused, 127.0.0.1:9 refused",
+ * "dns lookup of nohost.invalid failed: Domain name not found",
+ * "connect to 10.0.0.1:80 failed: connect timeout (3000 ms)",
+ * "read timeout (5000 ms)", "write timeout (5000 ms)".
  *
  * Every function here is for the loop's thread only.
  */
@@ -96,6 +117,16 @@ typedef struct loom_tcp_opts {
     int family;
 
     void *data; /* the socket's initial data slot */
+
+    /* The close notification: runs exactly once, from the loop, after every
+     * other callback of the socket, whatever closed it (see the top of this
+     * file); the socket is dead when it returns. Calls on the socket return
+     * LOOM_ECLOSED from here (a write too); loom_socket_data() still works.
+     * loom_raise() from here goes to the loop's default handler, never to
+     * on_event. Also runs from loom_loop_free() for sockets still open: there
+     * it may only release the application's own state (loom's constructors
+     * return LOOM_ECLOSED on a loop being freed). */
+    loom_socket_cb on_close;
 } loom_tcp_opts;
 
 /* Options for loom_tcp_server() and loom_unix_server(). The callbacks and
@@ -114,7 +145,10 @@ typedef struct loom_tcp_server_opts {
     loom_socket_cb on_write;
     loom_socket_cb on_drain;
     /* Events for the connections, and tcp accept errors (object = the
-     * server, data = the server's data). */
+     * server, data = the server's data). NULL: the loop's default; with
+     * neither, a connection's events are logged and dropped, and so are
+     * accept errors that the server retries by itself (EMFILE and the
+     * like), while a broken listening socket still ends loom_run(). */
     loom_event_cb on_event;
 
     uint32_t read_timeout_ms;
@@ -128,6 +162,11 @@ typedef struct loom_tcp_server_opts {
     /* The server's data slot; each accepted socket's data slot starts with
      * this value too. */
     void *data;
+
+    /* Each accepted connection's close notification, as loom_tcp_opts's
+     * on_close. It is the connection's, not the server's: it still runs for
+     * connections that outlive loom_tcp_server_close(). */
+    loom_socket_cb on_close;
 } loom_tcp_server_opts;
 
 /* --- Clients ------------------------------------------------------------ */
@@ -142,8 +181,10 @@ typedef struct loom_tcp_server_opts {
  * NULL. `*out` (if `out` is not NULL) receives the socket, owned by the loop.
  * Returns 0, LOOM_EINVAL (bad arguments), LOOM_ENAMETOOLONG (a host name
  * longer than 255 bytes), LOOM_ETOOMANY (a timeout would be the loop's 64th
- * distinct timeout value, see loom_socket_set_timeouts()) or LOOM_ENOMEM;
- * no callback runs before it returns. */
+ * distinct timeout value, see loom_socket_set_timeouts()), LOOM_ECLOSED (the
+ * loop is being freed) or LOOM_ENOMEM; no callback runs before it returns.
+ * Once it returned 0 the socket's on_close runs exactly once, even when the
+ * connection never comes up. */
 LOOM_EXTERN int loom_tcp_connect(loom_loop_t *loop, const char *host, int port,
                                  const loom_tcp_opts *opts, loom_socket_t **out);
 
@@ -161,16 +202,18 @@ LOOM_EXTERN int loom_unix_connect(loom_loop_t *loop, const char *path, const loo
  * free port (see loom_tcp_server_port()). Accepted connections use the
  * options' callbacks. EMFILE/ENFILE while accepting become tcp accept error
  * events; the server stops accepting for 100 ms and retries by itself.
- * Returns 0 with the server in `*out`, or a LOOM_E* code (LOOM_EADDRINUSE,
- * LOOM_EINVAL, LOOM_ETOOMANY for a 64th distinct timeout value, ...). `opts`
- * may be NULL. */
+ * Returns 0 with the server in `*out` (if `out` is not NULL; the server is
+ * the loop's either way), or a LOOM_E* code (LOOM_EADDRINUSE, LOOM_EINVAL,
+ * LOOM_ETOOMANY for a 64th distinct timeout value, LOOM_ECLOSED on a loop
+ * being freed, ...). `opts` may be NULL. */
 LOOM_EXTERN int loom_tcp_server(loom_loop_t *loop, const char *bind, int port,
                                 const loom_tcp_server_opts *opts, loom_tcp_server_t **out);
 
 /* Listens on the Unix-domain path `path` (a leading '@' is an abstract
  * name). A stale socket file - one nobody listens on - is unlinked first; a
  * live one gives LOOM_EADDRINUSE, and any other file LOOM_EEXIST. The file
- * is unlinked again when the server closes. Returns 0 or a LOOM_E* code. */
+ * is unlinked again when the server closes. `out` may be NULL, as for
+ * loom_tcp_server(). Returns 0 or a LOOM_E* code. */
 LOOM_EXTERN int loom_unix_server(loom_loop_t *loop, const char *path,
                                  const loom_tcp_server_opts *opts, loom_tcp_server_t **out);
 
@@ -190,6 +233,10 @@ LOOM_EXTERN int loom_tcp_server_port(const loom_tcp_server_t *srv);
 /* The listening fd, or LOOM_ECLOSED. */
 LOOM_EXTERN int loom_tcp_server_fd(const loom_tcp_server_t *srv);
 
+/* The server's loop (valid until the server is freed, at the end of the
+ * iteration in which it was closed). */
+LOOM_EXTERN loom_loop_t *loom_tcp_server_loop(const loom_tcp_server_t *srv);
+
 /* The server's data slot. */
 LOOM_EXTERN void *loom_tcp_server_data(const loom_tcp_server_t *srv);
 LOOM_EXTERN void loom_tcp_server_set_data(loom_tcp_server_t *srv, void *data);
@@ -201,7 +248,7 @@ LOOM_EXTERN void loom_tcp_server_set_data(loom_tcp_server_t *srv, void *data);
 LOOM_EXTERN void *loom_socket_data(const loom_socket_t *sock);
 LOOM_EXTERN int loom_socket_set_data(loom_socket_t *sock, void *data);
 
-/* The socket's loop. */
+/* The socket's loop (valid until the socket is dead, on_close included). */
 LOOM_EXTERN loom_loop_t *loom_socket_loop(const loom_socket_t *sock);
 
 /* Copying write: tries to send at once (nothing queued: one writev); only the
@@ -251,7 +298,8 @@ LOOM_EXTERN int loom_socket_closed(const loom_socket_t *sock);
 /* Graceful close: stops reading, sends what is queued, then closes (the
  * write timeout, if any, bounds the flush). A socket still connecting closes
  * at once, dropping what was queued. No callback runs on the socket after
- * this call. Returns 0 or LOOM_ECLOSED. */
+ * this call but release callbacks and, once the flush has ended, on_close.
+ * Returns 0 or LOOM_ECLOSED. */
 LOOM_EXTERN int loom_socket_close(loom_socket_t *sock);
 
 /* Closes at once: queued data is dropped (zero-copy buffers released) and

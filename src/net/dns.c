@@ -34,6 +34,7 @@
 #include <net/if.h>
 #include <netdb.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -477,11 +478,17 @@ static void query_end(loom_dns_query_t *q)
     loom__handle_close(&q->h);
 }
 
+/* The one failure outcome: a dns error event whose message names the host
+ * ("dns lookup of nohost.invalid failed: Domain name not found"), built on
+ * the stack (host <= 255 bytes: bounded). */
 static void query_fail(loom_dns_query_t *q, int code, const char *msg)
 {
     loom_loop_t *loop = q->h.loop;
+    char text[DNS_HOST_MAX + 128];
+    snprintf(text, sizeof text, "%sdns lookup of %s failed: %s",
+             q->kind == Q_REVERSE ? "reverse " : "", q->host, msg ? msg : loom_strerror(code));
     query_end(q);
-    loom__event_emit(loop, q->on_event, q->h.data, LOOM_EV_DNS_ERROR, code, msg, q);
+    loom__event_emit(loop, q->on_event, q->h.data, LOOM_EV_DNS_ERROR, code, text, q);
 }
 
 static void query_answer(loom_dns_query_t *q, const loom_dns_addr_t *addrs, size_t count)
@@ -782,6 +789,8 @@ int loom_dns_lookup(loom_loop_t *loop, const char *host, int family, loom_dns_cb
         return LOOM_ENAMETOOLONG;
     if (opts == NULL)
         opts = &dns_default_opts;
+    if (loop->freeing)
+        return LOOM_ECLOSED;
     dns_state *st;
     int r = state_get(loop, &st);
     if (r < 0)
@@ -839,6 +848,8 @@ int loom_dns_reverse(loom_loop_t *loop, const char *addr, loom_dns_reverse_cb cb
         return LOOM_EINVAL;
     if (opts == NULL)
         opts = &dns_default_opts;
+    if (loop->freeing)
+        return LOOM_ECLOSED;
     dns_state *st;
     int r = state_get(loop, &st);
     if (r < 0)
@@ -881,6 +892,11 @@ const char *loom_dns_query_host(const loom_dns_query_t *q)
 void *loom_dns_query_data(const loom_dns_query_t *q)
 {
     return q->h.data;
+}
+
+loom_loop_t *loom_dns_query_loop(const loom_dns_query_t *q)
+{
+    return q ? q->h.loop : NULL;
 }
 
 /* loop->dns_fork: loom_loop_fork() in a child, after the backend was made

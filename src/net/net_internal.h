@@ -45,6 +45,9 @@ struct loom__sock_class {
     loom_socket_cb on_write;
     loom_socket_cb on_drain;
     loom_event_cb on_event;
+    /* Runs once when a socket of the class is freed (loom__socket_free),
+     * outside any op scope of the socket: the close notification. */
+    loom_socket_cb on_close;
 
     /* Raw hooks for internal users; when set they replace on_read and the
      * event delivery. raw_read's buffer (the loop's scratch buffer, or a
@@ -141,8 +144,14 @@ int loom__socket_attach(loom_socket_t *s, int fd, bool incoming);
 void loom__socket_event(loom_socket_t *s, loom_event_kind_t kind, int code, const char *msg);
 
 /* Reports `code` as the matching event (reset, timeout, refused, tcp error)
- * and aborts the socket. */
+ * and aborts the socket. `msg` (NULL: loom_strerror(code)) says what failed;
+ * it need only live during the call. */
 void loom__socket_fail(loom_socket_t *s, int code);
+void loom__socket_fail_msg(loom_socket_t *s, int code, const char *msg);
+
+/* Closes a socket that its constructor never handed out (the constructor
+ * returns an error): as loom__socket_close_now(), without on_close. */
+void loom__socket_discard(loom_socket_t *s);
 
 /* Closes at once (the one close path): drops the queue, stops everything
  * and hands the handle to loom__handle_close(). `reset` sets SO_LINGER 0. */

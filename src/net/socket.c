@@ -26,6 +26,7 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -240,11 +241,23 @@ static loom__slab *loom__socket_slab(loom__net *net, size_t size, bool create)
     return NULL;
 }
 
+/* The handle's free function, from the loop's closing phase: every other
+ * callback of the socket has run (its queue, its connector and its reader are
+ * gone since loom__socket_close_now()), so the close notification comes
+ * last. Outside any op scope of the socket: an error raised there goes to
+ * the loop default, never to the socket's on_event. A discarded socket (its
+ * constructor failed) was never the application's: type LOOM__T_OTHER. */
 static void loom__socket_free(loom__handle *h)
 {
     loom_socket_t *s = (loom_socket_t *)h;
-    loom__net *net = h->loop->net;
     loom__sock_class *cls = s->cls;
+    if (cls->on_close && s->h.type == LOOM__T_SOCKET) {
+        loom__op_scope sc;
+        loom__op_enter(h->loop, &sc, NULL, NULL, s);
+        cls->on_close(s, s->h.data);
+        loom__op_leave(h->loop, &sc);
+    }
+    loom__net *net = h->loop->net;
     loom__slab *sl = loom__socket_slab(net, loom__socket_size(h->loop, cls), false);
     loom__class_unref(cls);
     s->h.type = 0;
@@ -403,6 +416,20 @@ static void loom__tgroup_advance(loom__tgroup *g, uint64_t n)
     g->cur = n;
 }
 
+/* Group g's time ran out for s: says which timeout it was ("write timeout
+ * (5000 ms)": the write timeout's group while bytes wait to be sent, else
+ * the read timeout) and fails the socket. */
+static void loom__socket_timed_out(loom_socket_t *s, const loom__tgroup *g)
+{
+    const loom__net *net = s->h.loop->net;
+    unsigned w = (s->h.flags >> LOOM__S_WGROUP_SHIFT) & LOOM__S_GROUP_MASK;
+    bool writing = s->wq && s->wq->bytes && !(s->h.flags & LOOM__S_WR_OFF);
+    char msg[48];
+    snprintf(msg, sizeof msg, "%s timeout (%u ms)",
+             writing && w && net->groups[w] == g ? "write" : "read", (unsigned)g->ms);
+    loom__socket_fail_msg(s, LOOM_ETIMEDOUT, msg);
+}
+
 static void loom__tgroup_fire(loom_timer_t *t, void *data)
 {
     loom__tgroup *g = data;
@@ -412,7 +439,7 @@ static void loom__tgroup_fire(loom_timer_t *t, void *data)
         loom_socket_t *s = LOOM__CONTAINER_OF(g->expired.next, loom_socket_t, u.tnode);
         loom__queue_remove(&s->u.tnode);
         s->h.flags &= ~LOOM__S_TLIST;
-        loom__socket_fail(s, LOOM_ETIMEDOUT);
+        loom__socket_timed_out(s, g);
     }
     loom__tgroup_arm(g);
 }
@@ -520,6 +547,23 @@ static void loom__socket_call(loom_socket_t *s, loom_socket_cb cb)
     loom__op_leave(loop, &sc);
 }
 
+/* An accepted connection's event that nobody handles: a log line naming the
+ * peer, never the end of the server's loom_run() (as the HTTP server does). */
+static void loom__socket_event_log(loom_socket_t *s, loom_event_kind_t kind, int code,
+                                   const char *msg)
+{
+    loom_loop_t *loop = s->h.loop;
+    bool error = loom_event_kind_is(kind, LOOM_EV_ERROR);
+    if (loop->on_log == NULL || (error ? LOOM_LOG_INFO : LOOM_LOG_DEBUG) > loop->log_level)
+        return; /* not even the peer's name is looked up */
+    char peer[128] = "?";
+    int port = 0;
+    loom_socket_peer_name(s, peer, sizeof peer, &port);
+    loom_log(loop, error ? LOOM_LOG_INFO : LOOM_LOG_DEBUG, "tcp connection from %s port %d: %s: %s",
+             peer, port, loom_event_kind_name(kind),
+             msg ? msg : (code ? loom_strerror(code) : loom_event_kind_name(kind)));
+}
+
 void loom__socket_event(loom_socket_t *s, loom_event_kind_t kind, int code, const char *msg)
 {
     if (loom__socket_dead(s))
@@ -528,15 +572,25 @@ void loom__socket_event(loom_socket_t *s, loom_event_kind_t kind, int code, cons
         s->cls->raw_event(s, kind, code);
         return;
     }
+    if (LOOM__UNLIKELY(s->cls->on_event == NULL && s->h.loop->on_event == NULL &&
+                       (s->h.flags & LOOM__S_INCOMING))) {
+        loom__socket_event_log(s, kind, code, msg);
+        return;
+    }
     loom__event_emit(s->h.loop, s->cls->on_event, s->h.data, kind, code, msg, s);
+}
+
+void loom__socket_fail_msg(loom_socket_t *s, int code, const char *msg)
+{
+    if (s->h.flags & LOOM__H_CLOSING)
+        return;
+    loom__socket_event(s, loom__sock_err_kind(code), code, msg);
+    loom__socket_close_now(s, false);
 }
 
 void loom__socket_fail(loom_socket_t *s, int code)
 {
-    if (s->h.flags & LOOM__H_CLOSING)
-        return;
-    loom__socket_event(s, loom__sock_err_kind(code), code, NULL);
-    loom__socket_close_now(s, false);
+    loom__socket_fail_msg(s, code, NULL);
 }
 
 /* --- The write queue ----------------------------------------------------------- */
@@ -1108,6 +1162,12 @@ void loom__socket_close_now(loom_socket_t *s, bool reset)
     loom__handle_close(&s->h);
     if (s->wq)
         loom__wq_destroy(s); /* may run release callbacks: last */
+}
+
+void loom__socket_discard(loom_socket_t *s)
+{
+    s->h.type = LOOM__T_OTHER; /* see loom__socket_free() */
+    loom__socket_close_now(s, false);
 }
 
 int loom_socket_close(loom_socket_t *s)

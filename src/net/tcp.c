@@ -35,6 +35,8 @@
 #define LOOM__ACCEPT_BATCH      64
 #define LOOM__ACCEPT_RETRY_MS   100
 #define LOOM__ATTEMPT_DELAY_MS  250
+#define LOOM__CONN_HOST_MAX     255  /* as in DNS; a Unix path is shorter */
+#define LOOM__CONN_MSG          1024 /* a failed connect's message, on the stack */
 
 /* --- Classes from options ---------------------------------------------------------- */
 
@@ -47,6 +49,7 @@
         (c)->on_write = (o)->on_write;                                                             \
         (c)->on_drain = (o)->on_drain;                                                             \
         (c)->on_event = (o)->on_event;                                                             \
+        (c)->on_close = (o)->on_close;                                                             \
         (c)->read_timeout_ms = (o)->read_timeout_ms;                                               \
         (c)->write_timeout_ms = (o)->write_timeout_ms;                                             \
         (c)->high_water = (o)->high_water;                                                         \
@@ -221,6 +224,7 @@ int loom_socket_local_name(const loom_socket_t *s, char *buf, size_t size, int *
 typedef struct loom__attempt {
     loom__io io;
     loom__connect *c;
+    int idx; /* its address */
     bool used;
 } loom__attempt;
 
@@ -235,11 +239,15 @@ struct loom__connect {
     int error;     /* the last attempt's failure */
     int dns_error; /* lookup could not start: reported from the loop */
     uint32_t delay_ms;
+    uint32_t timeout_ms; /* the connect timeout, for its message */
     int port;
     int family;
+    bool literal; /* host is the one address itself (an IP literal or a Unix path) */
     loom__attempt att[LOOM__CONN_MAX_ATTEMPTS];
     struct sockaddr_storage addr[LOOM__CONN_MAX_ADDRS];
     socklen_t alen[LOOM__CONN_MAX_ADDRS];
+    int aerr[LOOM__CONN_MAX_ADDRS];     /* each tried address's failure */
+    char host[LOOM__CONN_HOST_MAX + 1]; /* as given, for messages */
 };
 
 static void loom__connect_free(loom__handle *h)
@@ -280,11 +288,85 @@ void loom__connect_cancel(loom_socket_t *s)
         loom__connect_finish(s->u.conn);
 }
 
+/* "host:port", "[v6]:port" or a Unix path, into buf. */
+static void loom__connect_target(const loom__connect *c, char *buf, size_t size)
+{
+    if (c->s->h.flags & LOOM__S_UNIX)
+        snprintf(buf, size, "%s", c->host);
+    else if (strchr(c->host, ':') && c->host[0] != '[')
+        snprintf(buf, size, "[%s]:%d", c->host, c->port);
+    else
+        snprintf(buf, size, "%s:%d", c->host, c->port);
+}
+
+/* Appends " <address> <reason>" for address i to buf (bounded). */
+static size_t loom__connect_addr_msg(const loom__connect *c, int i, char *buf, size_t size,
+                                     size_t n)
+{
+    char ip[INET6_ADDRSTRLEN + 110];
+    int port = 0;
+    if (n >= size || loom_sockaddr_name((const struct sockaddr *)&c->addr[i], c->alen[i], ip,
+                                        sizeof ip, &port) < 0)
+        return n;
+    int err = c->aerr[i];
+    const char *why = err == LOOM_ECONNREFUSED ? "refused"
+                      : err == LOOM_ETIMEDOUT  ? "timed out"
+                                               : loom_strerror(err);
+    int w;
+    if (c->s->h.flags & LOOM__S_UNIX)
+        w = snprintf(buf + n, size - n, "%s %s", ip, why);
+    else if (c->addr[i].ss_family == AF_INET6)
+        w = snprintf(buf + n, size - n, "[%s]:%d %s", ip, port, why);
+    else
+        w = snprintf(buf + n, size - n, "%s:%d %s", ip, port, why);
+    return w < 0 ? n : n + (size_t)w;
+}
+
+/* What a failed connect tried, for its event: "connection to 127.0.0.1:9
+ * refused" when the host was the one address, else "connect to localhost:9
+ * failed: [::1]:9 refused, 127.0.0.1:9 refused" (every address tried, in
+ * order), and for the connect timeout "connect to host:port failed: connect
+ * timeout (3000 ms)". Bounded by `size` (cut short if needed). */
+static void loom__connect_msg(const loom__connect *c, int err, char *buf, size_t size)
+{
+    char target[LOOM__CONN_HOST_MAX + 16];
+    loom__connect_target(c, target, sizeof target);
+    if (err == LOOM_ETIMEDOUT && c->timeout_ms) {
+        snprintf(buf, size, "connect to %s failed: connect timeout (%u ms)", target,
+                 (unsigned)c->timeout_ms);
+        return;
+    }
+    if (c->literal && c->naddr == 1 && c->aerr[0]) {
+        if (c->aerr[0] == LOOM_ECONNREFUSED)
+            snprintf(buf, size, "connection to %s refused", target);
+        else
+            snprintf(buf, size, "connection to %s failed: %s", target, loom_strerror(c->aerr[0]));
+        return;
+    }
+    int w = snprintf(buf, size, "connect to %s failed:", target);
+    size_t n = w < 0 ? 0 : (size_t)w;
+    bool any = false;
+    for (int i = 0; i < c->naddr; i++) {
+        if (c->aerr[i] == 0)
+            continue;
+        if (n < size) {
+            w = snprintf(buf + n, size - n, "%s", any ? ", " : " ");
+            n += w < 0 ? 0 : (size_t)w;
+        }
+        n = loom__connect_addr_msg(c, i, buf, size, n);
+        any = true;
+    }
+    if (!any && n < size)
+        snprintf(buf + n, size - n, " %s", c->naddr ? loom_strerror(err) : "no address to try");
+}
+
 static void loom__connect_fail(loom__connect *c, int err)
 {
     loom_socket_t *s = c->s;
+    char msg[LOOM__CONN_MSG];
+    loom__connect_msg(c, err, msg, sizeof msg);
     loom__connect_finish(c);
-    loom__socket_fail(s, err);
+    loom__socket_fail_msg(s, err, msg);
 }
 
 static void loom__connect_win(loom__connect *c, int fd)
@@ -318,6 +400,7 @@ static void loom__attempt_cb(loom__io *w, unsigned events)
     }
     close(fd);
     c->error = loom__err(err);
+    c->aerr[a->idx] = c->error;
     loom__connect_next(c);
 }
 
@@ -358,6 +441,7 @@ static int loom__attempt_start(loom__connect *c, int i)
         return r;
     }
     a->c = c;
+    a->idx = i;
     a->used = true;
     c->live++;
     return 0;
@@ -366,7 +450,8 @@ static int loom__attempt_start(loom__connect *c, int i)
 static void loom__connect_next(loom__connect *c)
 {
     while (c->next < c->naddr && c->live < LOOM__CONN_MAX_ATTEMPTS) {
-        int r = loom__attempt_start(c, c->next++);
+        int i = c->next++;
+        int r = loom__attempt_start(c, i);
         if (r == 1)
             return;
         if (r == 0) {
@@ -375,6 +460,7 @@ static void loom__connect_next(loom__connect *c)
             return;
         }
         c->error = r;
+        c->aerr[i] = r;
     }
     if (c->live == 0)
         loom__connect_fail(c, c->error ? c->error : LOOM_ECONNREFUSED);
@@ -398,8 +484,11 @@ static void loom__connect_pending(loom__pending *p)
     if (c->dns_error) {
         loom_socket_t *s = c->s;
         int err = c->dns_error;
+        char msg[LOOM__CONN_HOST_MAX + 64];
+        snprintf(msg, sizeof msg, "dns lookup of %s failed: %s", c->host,
+                 err == LOOM_ENOTFOUND ? "no address of the requested family" : loom_strerror(err));
         loom__connect_finish(c);
-        loom__socket_event(s, LOOM_EV_DNS_ERROR, err, NULL);
+        loom__socket_event(s, LOOM_EV_DNS_ERROR, err, msg);
         loom__socket_close_now(s, false);
         return;
     }
@@ -455,12 +544,14 @@ static void loom__connect_dns_event(const loom_event_t *ev, void *data)
 
 /* Creates the socket and its connector; the caller adds addresses or a
  * query, then the pending callback starts the first attempt. */
-static int loom__connect_new(loom_loop_t *loop, const loom_tcp_opts *opts, loom__sock_class *given,
-                             loom_socket_t **sp, loom__connect **cp)
+static int loom__connect_new(loom_loop_t *loop, const char *host, const loom_tcp_opts *opts,
+                             loom__sock_class *given, loom_socket_t **sp, loom__connect **cp)
 {
     static const loom_tcp_opts defaults;
     if (opts == NULL)
         opts = &defaults;
+    if (loop->freeing)
+        return LOOM_ECLOSED;
     loom__sock_class *cls = given ? given : loom__class_client(opts);
     if (cls == NULL)
         return LOOM_ENOMEM;
@@ -488,16 +579,18 @@ static int loom__connect_new(loom_loop_t *loop, const loom_tcp_opts *opts, loom_
     c->delay_ms = opts->attempt_delay_ms ? opts->attempt_delay_ms : LOOM__ATTEMPT_DELAY_MS;
     c->family = opts->family;
     c->pend.fn = loom__connect_pending;
+    snprintf(c->host, sizeof c->host, "%s", host);
     for (int i = 0; i < LOOM__CONN_MAX_ATTEMPTS; i++)
         c->att[i].io.bio.fd = -1;
     s->h.flags |= LOOM__S_CONNECTING;
     s->u.conn = c;
     uint32_t timeout = opts->connect_timeout_ms ? opts->connect_timeout_ms : opts->write_timeout_ms;
+    c->timeout_ms = timeout;
     if (timeout)
         loom_timer_start(c->deadline, timeout, 0);
     if (opts->initial && opts->initial_len &&
         loom__socket_queue(s, opts->initial, opts->initial_len, true, NULL, NULL) < 0) {
-        loom__socket_close_now(s, false);
+        loom__socket_discard(s);
         return LOOM_ENOMEM;
     }
     *sp = s;
@@ -509,7 +602,7 @@ fail_stagger:
 fail_conn:
     free(c);
 fail_socket:
-    loom__socket_close_now(s, false);
+    loom__socket_discard(s);
     return LOOM_ENOMEM;
 }
 
@@ -518,18 +611,21 @@ int loom__tcp_connect_cls(loom_loop_t *loop, const char *host, int port, const l
 {
     if (loop == NULL || host == NULL || host[0] == '\0' || port <= 0 || port > 65535)
         return LOOM_EINVAL;
+    if (strlen(host) > LOOM__CONN_HOST_MAX)
+        return LOOM_ENAMETOOLONG;
     int family = opts ? opts->family : 0;
     if (family != 0 && family != AF_INET && family != AF_INET6)
         return LOOM_EINVAL;
     loom_socket_t *s;
     loom__connect *c;
-    int r = loom__connect_new(loop, opts, cls, &s, &c);
+    int r = loom__connect_new(loop, host, opts, cls, &s, &c);
     if (r < 0)
         return r;
     c->port = port;
     struct sockaddr_storage ss;
     socklen_t len = loom__parse_ip(host, port, &ss);
     if (len) {
+        c->literal = true;
         if (family && ss.ss_family != family)
             c->dns_error = LOOM_ENOTFOUND;
         else
@@ -550,7 +646,7 @@ int loom__tcp_connect_cls(loom_loop_t *loop, const char *host, int port, const l
                             &dopts, &c->dns);
         if (r < 0) {
             if (r == LOOM_EINVAL || r == LOOM_ENAMETOOLONG) {
-                loom__socket_close_now(s, false);
+                loom__socket_discard(s);
                 return r;
             }
             c->dns = NULL;
@@ -582,10 +678,11 @@ int loom__unix_connect_cls(loom_loop_t *loop, const char *path, const loom_tcp_o
         return r;
     loom_socket_t *s;
     loom__connect *c;
-    r = loom__connect_new(loop, opts, cls, &s, &c);
+    r = loom__connect_new(loop, path, opts, cls, &s, &c);
     if (r < 0)
         return r;
     s->h.flags |= LOOM__S_UNIX;
+    c->literal = true;
     loom__connect_add(c, (struct sockaddr *)&un, len);
     loom__pending_queue(loop, &c->pend);
     if (out)
@@ -687,7 +784,9 @@ static void loom__server_accept_error(loom_tcp_server_t *srv, int err)
 }
 
 /* Out of descriptors or memory: stop watching the listen fd, report once,
- * and look again after a pause. */
+ * and look again after a pause. Clients can cause this (by opening many
+ * connections), and the server recovers by itself: with no handler it is a
+ * log line, never the end of loom_run(). */
 static void loom__server_backoff(loom_tcp_server_t *srv, int err)
 {
     loom_loop_t *loop = srv->h.loop;
@@ -697,6 +796,16 @@ static void loom__server_backoff(loom_tcp_server_t *srv, int err)
         srv->retry = NULL;
     if (srv->retry)
         loom_timer_start(srv->retry, LOOM__ACCEPT_RETRY_MS, 0);
+    if (srv->cls->raw_accept_error == NULL && srv->cls->on_event == NULL &&
+        loop->on_event == NULL) {
+        if (srv->is_unix)
+            loom_log(loop, LOOM_LOG_WARNING, "unix server %s: accept failed: %s; retrying",
+                     srv->path ? srv->path : "(abstract)", loom_strerror(err));
+        else
+            loom_log(loop, LOOM_LOG_WARNING, "tcp server on port %d: accept failed: %s; retrying",
+                     srv->port, loom_strerror(err));
+        return;
+    }
     loom__server_accept_error(srv, err);
 }
 
@@ -863,8 +972,10 @@ int loom__tcp_server_cls(loom_loop_t *loop, const char *bind_addr, int port,
     static const loom_tcp_server_opts defaults;
     if (opts == NULL)
         opts = &defaults;
-    if (loop == NULL || out == NULL || port < 0 || port > 65535)
+    if (loop == NULL || port < 0 || port > 65535)
         return LOOM_EINVAL;
+    if (loop->freeing)
+        return LOOM_ECLOSED;
     struct sockaddr_storage ss;
     socklen_t len;
     int fd = -1, r;
@@ -903,7 +1014,8 @@ int loom__tcp_server_cls(loom_loop_t *loop, const char *bind_addr, int port,
     if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
         srv->port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
                                                   : ((struct sockaddr_in6 *)&ss)->sin6_port);
-    *out = srv;
+    if (out)
+        *out = srv;
     return 0;
 }
 
@@ -944,8 +1056,10 @@ int loom__unix_server_cls(loom_loop_t *loop, const char *path, const loom_tcp_se
     static const loom_tcp_server_opts defaults;
     if (opts == NULL)
         opts = &defaults;
-    if (loop == NULL || path == NULL || out == NULL)
+    if (loop == NULL || path == NULL)
         return LOOM_EINVAL;
+    if (loop->freeing)
+        return LOOM_ECLOSED;
     struct sockaddr_un un;
     socklen_t len;
     int r = loom__parse_unix(path, &un, &len);
@@ -977,7 +1091,8 @@ int loom__unix_server_cls(loom_loop_t *loop, const char *path, const loom_tcp_se
         goto fail_file;
     srv->is_unix = true;
     srv->path = copy;
-    *out = srv;
+    if (out)
+        *out = srv;
     return 0;
 
 fail_file:
@@ -1079,6 +1194,11 @@ int loom_tcp_server_fd(const loom_tcp_server_t *srv)
     if (srv == NULL || (srv->h.flags & LOOM__H_CLOSING))
         return LOOM_ECLOSED;
     return srv->io.bio.fd;
+}
+
+loom_loop_t *loom_tcp_server_loop(const loom_tcp_server_t *srv)
+{
+    return srv ? srv->h.loop : NULL;
 }
 
 void *loom_tcp_server_data(const loom_tcp_server_t *srv)

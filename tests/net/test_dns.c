@@ -185,6 +185,7 @@ static void on_answer(loom_dns_query_t *q, const loom_dns_result_t *res, void *d
     CHECK_EQ(res->family, res->addrs[0].family);
     CHECK_STR(res->host, loom_dns_query_host(q));
     CHECK(loom_dns_query_data(q) == data);
+    CHECK(loom_dns_query_loop(q) != NULL);
     /* The query is ending: it can no longer be cancelled. */
     CHECK_EQ(loom_dns_cancel(q), LOOM_ECLOSED);
     r->count = res->count;
@@ -231,6 +232,7 @@ static void on_event(const loom_event_t *ev, void *data)
     r->object = ev->object;
     snprintf(r->msg, sizeof r->msg, "%s", ev->msg);
     CHECK(loom_event_is(ev, LOOM_EV_CONN_ERROR));
+    CHECK(loom_dns_query_loop(ev->object) == ev->loop);
     CHECK_EQ(loom_dns_cancel(ev->object), LOOM_ECLOSED);
 }
 
@@ -328,7 +330,11 @@ static void test_nxdomain(void)
     CHECK_EQ(r.events, 1);
     CHECK_EQ(r.kind, LOOM_EV_DNS_ERROR);
     CHECK_EQ(r.code, LOOM_ENOTFOUND);
-    CHECK_STR(r.msg, ares_strerror(ARES_ENOTFOUND));
+    /* The message names the host, then gives the resolver's reason. */
+    char want[160];
+    snprintf(want, sizeof want, "dns lookup of nx.loom.test failed: %s",
+             ares_strerror(ARES_ENOTFOUND));
+    CHECK_STR(r.msg, want);
 
     /* The name exists, but has no address of the family asked for. */
     lookup_one("v4only.loom.test", LOOM_DNS_INET6, &r);
@@ -381,7 +387,10 @@ static void test_query_timeout(void)
     CHECK_EQ(r.events, 1);
     CHECK_EQ(r.kind, LOOM_EV_DNS_ERROR);
     CHECK_EQ(r.code, LOOM_ETIMEDOUT);
-    CHECK_STR(r.msg, ares_strerror(ARES_ETIMEOUT));
+    char want[160];
+    snprintf(want, sizeof want, "dns lookup of slow.loom.test failed: %s",
+             ares_strerror(ARES_ETIMEOUT));
+    CHECK_STR(r.msg, want);
     CHECK(took >= 100);
     CHECK(took < 3000);
     test_loop_free_clean(loop);

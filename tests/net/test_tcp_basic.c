@@ -182,14 +182,14 @@ static void refused_event(const loom_event_t *ev, void *data)
 
 static void phase_refused(loom_loop_t *loop)
 {
-    /* A port nobody listens on: bind one, note it, close it. */
+    /* A port nobody listens on: bound (so no other process can take it
+     * and listen meanwhile) but not listening, so connecting is refused. */
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in in = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof in;
     CHECK(bind(fd, (struct sockaddr *)&in, sizeof in) == 0);
     CHECK(getsockname(fd, (struct sockaddr *)&in, &len) == 0);
     refused_port = ntohs(in.sin_port);
-    close(fd);
     CHECK_OK(loom_tcp_connect(loop, "127.0.0.1", refused_port,
                               &(loom_tcp_opts){.on_event = refused_event}, &refused_sock));
     CHECK_EQ(loom_run(loop, LOOM_RUN_DEFAULT), 0);
@@ -199,6 +199,7 @@ static void phase_refused(loom_loop_t *loop)
     CHECK_OK(loom_tcp_connect(loop, "127.0.0.1", refused_port, NULL, NULL));
     CHECK_EQ(loom_run(loop, LOOM_RUN_DEFAULT), LOOM_ECONNREFUSED);
     CHECK_EQ(loom_run(loop, LOOM_RUN_DEFAULT), 0);
+    close(fd);
     /* Bad arguments. */
     CHECK_EQ(loom_tcp_connect(loop, "127.0.0.1", 0, NULL, NULL), LOOM_EINVAL);
     CHECK_EQ(loom_tcp_connect(loop, "", 80, NULL, NULL), LOOM_EINVAL);

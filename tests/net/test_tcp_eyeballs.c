@@ -27,10 +27,16 @@ static void cli_connect(loom_socket_t *s, void *data)
     loom_tcp_server_close(srv);
 }
 
+static int port;
+
 static void cli_event(const loom_event_t *ev, void *data)
 {
     CHECK_EQ(ev->kind, LOOM_EV_TCP_TIMEOUT);
     CHECK(loom_now(loop) - start >= 150);
+    /* The message says which timeout, and the target. */
+    char want[128];
+    snprintf(want, sizeof want, "connect to [::1]:%d failed: connect timeout (150 ms)", port);
+    CHECK_STR(ev->msg, want);
     timeouts++;
 }
 
@@ -54,7 +60,7 @@ int main(void)
     CHECK(listen(lfd, 0) == 0);
     socklen_t len = sizeof in6;
     CHECK(getsockname(lfd, (struct sockaddr *)&in6, &len) == 0);
-    int port = ntohs(in6.sin6_port);
+    port = ntohs(in6.sin6_port);
     int fill[4];
     for (int i = 0; i < 4; i++) {
         fill[i] = socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK, 0);

@@ -182,7 +182,10 @@ static void phase_too_many_values(void)
     CHECK_EQ(loom_tcp_connect(l, "127.0.0.1", port,
                               &(loom_tcp_opts){.write_timeout_ms = 5001, .on_event = tg_event}, &d),
              LOOM_ETOOMANY);
-    CHECK_EQ(loom_unix_connect(l, "@loom-test-tg",
+    /* Unique per process: every backend's run of this test goes in parallel. */
+    char name[64];
+    snprintf(name, sizeof name, "@loom-test-tg-%d", (int)getpid());
+    CHECK_EQ(loom_unix_connect(l, name,
                                &(loom_tcp_opts){.read_timeout_ms = 5002, .on_event = tg_event}, &d),
              LOOM_ETOOMANY);
     loom_tcp_server_t *s2 = NULL;
@@ -190,8 +193,7 @@ static void phase_too_many_values(void)
         loom_tcp_server(l, "127.0.0.1", 0, &(loom_tcp_server_opts){.read_timeout_ms = 5003}, &s2),
         LOOM_ETOOMANY);
     CHECK(s2 == NULL);
-    CHECK_EQ(loom_unix_server(l, "@loom-test-tg", &(loom_tcp_server_opts){.write_timeout_ms = 5004},
-                              &s2),
+    CHECK_EQ(loom_unix_server(l, name, &(loom_tcp_server_opts){.write_timeout_ms = 5004}, &s2),
              LOOM_ETOOMANY);
     /* A value in use is fine. */
     CHECK_OK(loom_tcp_connect(l, "127.0.0.1", port,

@@ -1,0 +1,187 @@
+/* test_tcp_errmsg: event messages name what failed. A refused connection
+ * names the address (or, for a name with several, each address tried and
+ * why), a failed lookup names the host, a Unix connection names its path,
+ * and a timeout says which one (read, write) and how long it was. The
+ * connect timeout's message is checked in test_tcp_eyeballs. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include "test_tcp_util.h"
+
+static loom_loop_t *loop;
+static char msg[1024];
+static int kind, events;
+
+static void on_event(const loom_event_t *ev, void *data)
+{
+    (void)data;
+    events++;
+    kind = (int)ev->kind;
+    snprintf(msg, sizeof msg, "%s", ev->msg);
+}
+
+static void expect(int want_kind, const char *want)
+{
+    if (strcmp(msg, want) != 0)
+        fprintf(stderr, "got \"%s\"\nwant \"%s\"\n", msg, want);
+    CHECK_STR(msg, want);
+    CHECK_EQ(kind, want_kind);
+}
+
+static void run_one(void)
+{
+    events = 0;
+    msg[0] = '\0';
+    CHECK_EQ(loom_run(loop, LOOM_RUN_DEFAULT), 0);
+    CHECK_EQ(events, 1);
+}
+
+/* A socket bound to a free port of `family`'s loopback and not listening
+ * (connecting to it is refused); `port` 0 picks one. Returns the fd, or -1
+ * with errno. */
+static int bound_fd(int family, int port)
+{
+    int fd = socket(family, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    int r;
+    if (family == AF_INET6) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+        struct sockaddr_in6 in6 = {.sin6_family = AF_INET6,
+                                   .sin6_addr = IN6ADDR_LOOPBACK_INIT,
+                                   .sin6_port = htons((uint16_t)port)};
+        r = bind(fd, (struct sockaddr *)&in6, sizeof in6);
+    } else {
+        struct sockaddr_in in = {.sin_family = AF_INET,
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                                 .sin_port = htons((uint16_t)port)};
+        r = bind(fd, (struct sockaddr *)&in, sizeof in);
+    }
+    if (r < 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+static int fd_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    CHECK(getsockname(fd, (struct sockaddr *)&ss, &len) == 0);
+    return ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+                                         : ((struct sockaddr_in6 *)&ss)->sin6_port);
+}
+
+static void phase_refused(void)
+{
+    int fd4 = bound_fd(AF_INET, 0);
+    CHECK(fd4 >= 0);
+    int port = fd_port(fd4);
+    char want[512];
+
+    CHECK_OK(
+        loom_tcp_connect(loop, "127.0.0.1", port, &(loom_tcp_opts){.on_event = on_event}, NULL));
+    run_one();
+    snprintf(want, sizeof want, "connection to 127.0.0.1:%d refused", port);
+    expect(LOOM_EV_TCP_REFUSED, want);
+
+    /* localhost: ::1 then 127.0.0.1, both named. */
+    int fd6 = bound_fd(AF_INET6, port);
+    if (fd6 >= 0 || errno != EADDRINUSE) { /* else someone else has [::1]:port */
+        CHECK_OK(loom_tcp_connect(loop, "localhost", port, &(loom_tcp_opts){.on_event = on_event},
+                                  NULL));
+        run_one();
+        CHECK(loom_event_is_error(&(loom_event_t){.kind = kind}));
+        if (fd6 >= 0) {
+            snprintf(want, sizeof want,
+                     "connect to localhost:%d failed: [::1]:%d refused, 127.0.0.1:%d refused", port,
+                     port, port);
+            expect(LOOM_EV_TCP_REFUSED, want);
+        } else {
+            /* No IPv6 here: ::1 fails another way, but is named too. */
+            snprintf(want, sizeof want, "connect to localhost:%d failed: [::1]:%d ", port, port);
+            CHECK(strncmp(msg, want, strlen(want)) == 0);
+            snprintf(want, sizeof want, ", 127.0.0.1:%d refused", port);
+            CHECK(strstr(msg, want) != NULL);
+        }
+    }
+
+    /* A literal of the other family than asked for: the lookup fails. */
+    CHECK_OK(loom_tcp_connect(loop, "127.0.0.1", port,
+                              &(loom_tcp_opts){.on_event = on_event, .family = AF_INET6}, NULL));
+    run_one();
+    expect(LOOM_EV_DNS_ERROR, "dns lookup of 127.0.0.1 failed: no address of the requested family");
+
+    /* A Unix path nobody listens on. */
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/loom-test-errmsg-%d.sock", (int)getpid());
+    unlink(path);
+    CHECK_OK(loom_unix_connect(loop, path, &(loom_tcp_opts){.on_event = on_event}, NULL));
+    run_one();
+    snprintf(want, sizeof want, "connection to %s refused", path);
+    expect(LOOM_EV_TCP_REFUSED, want);
+
+    if (fd6 >= 0)
+        close(fd6);
+    close(fd4);
+}
+
+/* --- Timeouts --------------------------------------------------------------- */
+static void phase_read_timeout(void)
+{
+    loom_tcp_server_t *srv;
+    CHECK_OK(loom_tcp_server(loop, "127.0.0.1", 0,
+                             &(loom_tcp_server_opts){.read_timeout_ms = 100, .on_event = on_event},
+                             &srv));
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in in = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)loom_tcp_server_port(srv)),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK(connect(fd, (struct sockaddr *)&in, sizeof in) == 0);
+    events = 0;
+    while (events == 0)
+        CHECK(loom_run(loop, LOOM_RUN_ONCE) >= 0);
+    expect(LOOM_EV_TCP_TIMEOUT, "read timeout (100 ms)");
+    loom_tcp_server_close(srv);
+    CHECK_EQ(loom_run(loop, LOOM_RUN_DEFAULT), 0);
+    close(fd);
+}
+
+#define BIG (16u << 20)
+
+static void phase_write_timeout(void)
+{
+    /* A peer that accepts (in the kernel's backlog) and never reads. The
+     * connect timeout would otherwise be the write timeout: copying 16 MiB
+     * on a loaded machine may take longer than that. */
+    int lfd = bound_fd(AF_INET, 0);
+    CHECK(lfd >= 0);
+    CHECK(listen(lfd, 4) == 0);
+    char *big = calloc(1, BIG);
+    loom_socket_t *s;
+    CHECK_OK(loom_tcp_connect(loop, "127.0.0.1", fd_port(lfd),
+                              &(loom_tcp_opts){.write_timeout_ms = 200,
+                                               .connect_timeout_ms = 10000,
+                                               .on_event = on_event},
+                              &s));
+    CHECK(loom_socket_write(s, big, BIG) >= 0);
+    run_one();
+    expect(LOOM_EV_TCP_TIMEOUT, "write timeout (200 ms)");
+    free(big);
+    close(lfd);
+}
+
+int main(void)
+{
+    test_timeout(20);
+    loop = test_loop_new();
+    phase_refused();
+    phase_read_timeout();
+    phase_write_timeout();
+    test_loop_free_clean(loop);
+    return 0;
+}

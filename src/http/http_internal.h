@@ -64,8 +64,11 @@ enum {
 
 /* Connection flags (loom__hconn.flags). */
 enum {
-    LOOM__HCF_CLOSE = 1u << 0, /* close once the current batch is written */
-    LOOM__HCF_LINGER = 1u << 1 /* ... by lingering (an answered error) */
+    LOOM__HCF_CLOSE = 1u << 0,  /* close once the current batch is written */
+    LOOM__HCF_LINGER = 1u << 1, /* ... by lingering (an answered error) */
+    /* Output above high water: reading and parsing stop (the unparsed input
+     * waits in u.in, state HEAD) until the socket drains. */
+    LOOM__HCF_FULL = 1u << 2
 };
 
 /* The per-connection state: 16 bytes in the socket's extension area, so an
@@ -149,9 +152,10 @@ typedef struct loom__hsrv_loop {
     char *obuf;
     size_t olen, ocap;
     loom_socket_t *batch;
-    /* Header fields of the head being parsed. */
-    loom_http_header_t *hdrs;
-    size_t hdrs_cap;
+    /* The batch may gather this much before its connection is above high
+     * water (high water minus what its socket already queues): no further
+     * request is parsed once olen reaches it. */
+    size_t olimit;
     /* Requests whose connection has more to do once this iteration's
      * callbacks are over (input behind an answered request, a resumed body). */
     loom__queue resume_q;
@@ -173,6 +177,10 @@ struct loom_http_server {
     loom_http_req_cb on_request;
     loom_http_server_opts o;
     loom_http_limits_t lim;
+    /* Header fields of the head being parsed (lim.max_headers of them). The
+     * server's own, never reallocated: a request points into it until it
+     * is persisted, and no other server's creation can move it. */
+    loom_http_header_t *hdrs;
     uint32_t ms_header;
     uint8_t g_idle, g_head, g_body, g_linger; /* socket timeout groups */
     uint32_t nconns, nreqs, max_conns;

@@ -49,6 +49,7 @@ static void loom__hconn_drain(loom_socket_t *s, void *data);
 static void loom__hconn_settle(loom_socket_t *s);
 static void loom__hconn_detach(loom_socket_t *s);
 static void loom__hsrv_check_done(loom_http_server_t *srv);
+static void loom__hconn_process_store(loom_http_server_t *srv, loom_socket_t *s, loom__hbuf *b);
 
 /* --- Shared per-loop HTTP state ------------------------------------------------ */
 
@@ -85,7 +86,6 @@ static void loom__hsrv_sentinel_free(loom__handle *h)
     loom__hsrv_loop *hl = h->data;
     loom__slab_destroy(&hl->req_slab);
     free(hl->obuf);
-    free(hl->hdrs);
     free(hl);
     free(h);
 }
@@ -499,9 +499,14 @@ static void loom__hconn_settle(loom_socket_t *s)
     bool rd = true;
     switch (c->state) {
     case LOOM__HC_IDLE:
-        g = srv->g_idle;
+        /* A connection that never sent a request has the header timeout. */
+        g = c->nreq || !srv->g_head ? srv->g_idle : srv->g_head;
         break;
     case LOOM__HC_HEAD:
+        if (c->flags & LOOM__HCF_FULL) {
+            rd = false; /* the write timeout runs instead */
+            break;
+        }
         g = srv->g_head;
         break;
     case LOOM__HC_LINGER:
@@ -532,19 +537,55 @@ static void loom__hconn_settle(loom_socket_t *s)
     loom__hconn_set_rgroup(s, g);
 }
 
+/* Starts processing a connection: its answers gather in the output buffer
+ * until loom__hconn_batch_end(), and parsing stops once they (plus what its
+ * socket already queues) reach high water. */
+static void loom__hconn_batch_begin(loom__hsrv_loop *hl, loom_socket_t *s)
+{
+    size_t hw = s->cls->high_water, q = s->wq ? loom_socket_queued(s) : 0;
+    hl->batch = s;
+    hl->olimit = q < hw ? hw - q : 0;
+}
+
+/* Input kept while the output was above high water: parse it now. */
+static void loom__hconn_unfull(loom_socket_t *s)
+{
+    loom__hconn *c = loom__hconn_of(s);
+    loom_http_server_t *srv = s->h.data;
+    c->flags &= ~LOOM__HCF_FULL;
+    if (c->state != LOOM__HC_HEAD)
+        return;
+    loom__hbuf *b = c->u.in;
+    c->u.in = NULL;
+    c->state = LOOM__HC_IDLE;
+    if (b == NULL)
+        return;
+    loom__hconn_batch_begin(srv->hl, s);
+    loom__hconn_process_store(srv, s, b);
+}
+
 /* The end of processing a connection: its gathered answers leave in one
- * write, then it settles. */
+ * write, then it settles. If parsing stopped at high water and the write
+ * left the socket below it (the kernel took most), parsing goes on at once;
+ * otherwise it waits for the socket's drain (loom__hconn_drain). */
 static void loom__hconn_batch_end(loom_socket_t *s)
 {
     loom__hsrv_loop *hl = ((loom_http_server_t *)s->h.data)->hl;
-    hl->batch = NULL;
-    if (hl->olen) {
-        if (!loom_socket_closed(s)) {
-            int r = loom_socket_write(s, hl->obuf, hl->olen);
-            if (r < 0 && loom_socket_closed(s))
-                loom__hconn_detach(s);
+    loom__hconn *c = loom__hconn_of(s);
+    for (;;) {
+        hl->batch = NULL;
+        if (hl->olen) {
+            if (!loom_socket_closed(s)) {
+                int r = loom_socket_write(s, hl->obuf, hl->olen);
+                if (r < 0 && loom_socket_closed(s))
+                    loom__hconn_detach(s);
+            }
+            hl->olen = 0;
         }
-        hl->olen = 0;
+        if (!(c->flags & LOOM__HCF_FULL) || c->state == LOOM__HC_DEAD || loom__socket_dead(s) ||
+            (s->h.flags & LOOM__S_HIGH))
+            break;
+        loom__hconn_unfull(s);
     }
     loom__hconn_settle(s);
 }
@@ -730,7 +771,7 @@ static bool loom__hconn_begin(loom_http_server_t *srv, loom_socket_t *s, char *p
 {
     loom__hconn *c = loom__hconn_of(s);
     loom__hsrv_loop *hl = srv->hl;
-    loom_http_header_t *hdrs = hl->hdrs;
+    loom_http_header_t *hdrs = srv->hdrs;
 
     if (rq->method == LOOM_HTTP_METHOD_OTHER) {
         loom__hconn_fail(s, 501, "method not implemented");
@@ -833,11 +874,21 @@ static size_t loom__hconn_process(loom_http_server_t *srv, loom_socket_t *s, cha
         }
         if (off == n)
             break;
+        if (LOOM__UNLIKELY(hl->olen >= hl->olimit || (s->h.flags & LOOM__S_HIGH))) {
+            /* The answers so far fill the socket: the rest waits, unparsed,
+             * until it drains (loom__hconn_batch_end, loom__hconn_drain). */
+            c->flags |= LOOM__HCF_FULL;
+            if (c->state == LOOM__HC_IDLE) {
+                c->state = LOOM__HC_HEAD;
+                c->t0 = loom__now32(srv->h.loop);
+            }
+            break;
+        }
         if (c->state == LOOM__HC_IDLE)
             c->t0 = loom__now32(srv->h.loop);
         loom_http_request_t rq;
-        size_t nh = hl->hdrs_cap;
-        int r = loom_http_parse_request(p + off, n - off, last, &rq, hl->hdrs, &nh, &srv->lim);
+        size_t nh = srv->lim.max_headers;
+        int r = loom_http_parse_request(p + off, n - off, last, &rq, srv->hdrs, &nh, &srv->lim);
         last = 0;
         if (r == LOOM_HTTP_INCOMPLETE) {
             if (c->state == LOOM__HC_IDLE)
@@ -938,8 +989,9 @@ static void loom__hconn_process_store(loom_http_server_t *srv, loom_socket_t *s,
     }
     if (used)
         memmove(b->data, b->data + used, rest);
-    /* The last head parse covered exactly these bytes. */
-    loom__hconn_store(s, b, b->data, rest, (uint32_t)rest);
+    /* The last head parse covered exactly these bytes (none if parsing
+     * stopped at high water). */
+    loom__hconn_store(s, b, b->data, rest, (c->flags & LOOM__HCF_FULL) ? 0 : (uint32_t)rest);
 }
 
 /* raw_read: new bytes in the loop's scratch buffer. */
@@ -966,7 +1018,7 @@ static void loom__hconn_read(loom_socket_t *s, char *buf, size_t len)
     default:
         break;
     }
-    hl->batch = s;
+    loom__hconn_batch_begin(hl, s);
     loom__hbuf **slot = NULL;
     if (c->state == LOOM__HC_HEAD)
         slot = &c->u.in;
@@ -996,7 +1048,8 @@ static void loom__hconn_read(loom_socket_t *s, char *buf, size_t len)
     } else {
         size_t used = loom__hconn_process(srv, s, buf, len, 0);
         if (used < len)
-            loom__hconn_store(s, NULL, buf + used, len - used, (uint32_t)(len - used));
+            loom__hconn_store(s, NULL, buf + used, len - used,
+                              (c->flags & LOOM__HCF_FULL) ? 0 : (uint32_t)(len - used));
     }
     loom__hconn_batch_end(s);
 }
@@ -1012,7 +1065,7 @@ static void loom__hconn_event(loom_socket_t *s, loom_event_kind_t kind, int code
         const char *what = NULL;
         if (s->wq != NULL && loom_socket_queued(s) > 0)
             what = "response write timeout";
-        else if (c->state == LOOM__HC_HEAD)
+        else if (c->state == LOOM__HC_HEAD || (c->state == LOOM__HC_IDLE && c->nreq == 0))
             what = "request header timeout";
         else if (c->state == LOOM__HC_REQ && c->u.req->bstate == LOOM__HB_READ)
             what = "request body timeout";
@@ -1027,6 +1080,11 @@ static void loom__hconn_drain(loom_socket_t *s, void *data)
 {
     loom_http_server_t *srv = data;
     loom__hconn *c = loom__hconn_of(s);
+    if (c->flags & LOOM__HCF_FULL) {
+        loom__hconn_unfull(s);
+        loom__hconn_batch_end(s);
+        return;
+    }
     if (c->state != LOOM__HC_REQ || srv->o.on_drain == NULL)
         return;
     loom_http_req_t *req = c->u.req;
@@ -1092,7 +1150,7 @@ static void loom__hsrv_resume_run(loom__pending *p)
         if (s == NULL)
             continue;
         loom_http_server_t *srv = s->h.data;
-        hl->batch = s;
+        loom__hconn_batch_begin(hl, s);
         loom__hbuf *b = req->in;
         req->in = NULL;
         if (b != NULL)
@@ -1111,6 +1169,10 @@ static void loom__hsrv_accepted(loom_socket_t *s)
     loom_http_server_t *srv = s->h.data;
     if (LOOM__UNLIKELY(srv->ext_off == 0))
         srv->ext_off = (uint32_t)((char *)loom__socket_ext(s) - (char *)s);
+    /* Until its first byte a connection is held to the header timeout, not
+     * the idle one: idle sockets must not hold max_connections cheaply. */
+    if (srv->g_head)
+        loom__hconn_set_rgroup(s, srv->g_head);
     if (++srv->nconns >= srv->max_conns) {
         srv->paused = true;
         loom__tcp_server_pause(srv->lsrv, true);
@@ -1155,6 +1217,7 @@ static void loom__hsrv_free_fn(loom__handle *h)
 {
     loom_http_server_t *srv = (loom_http_server_t *)h;
     loom__class_unref(srv->cls);
+    free(srv->hdrs);
     free(srv);
 }
 
@@ -1214,13 +1277,9 @@ int loom_http_server(loom_loop_t *loop, const char *bind, int port, loom_http_re
         srv->lim.max_headers = 100;
     if (srv->lim.max_body_size == 0)
         srv->lim.max_body_size = opts->on_body ? UINT64_MAX : (uint64_t)1 << 20;
-    if (hl->hdrs_cap < srv->lim.max_headers) {
-        loom_http_header_t *h = realloc(hl->hdrs, srv->lim.max_headers * sizeof *h);
-        if (h == NULL)
-            goto fail_srv;
-        hl->hdrs = h;
-        hl->hdrs_cap = srv->lim.max_headers;
-    }
+    srv->hdrs = malloc(srv->lim.max_headers * sizeof *srv->hdrs);
+    if (srv->hdrs == NULL)
+        goto fail_srv;
     srv->max_conns = opts->max_connections ? opts->max_connections : 10000;
     srv->ms_header = loom__ms_opt(opts->header_timeout_ms, 10000);
     if ((r = loom__hsrv_group_of(loop, srv->ms_header, &srv->g_head)) < 0 ||
@@ -1271,6 +1330,7 @@ int loom_http_server(loom_loop_t *loop, const char *bind, int port, loom_http_re
 fail_cls:
     free(srv->cls);
 fail_srv:
+    free(srv->hdrs);
     free(srv);
     return r;
 }

@@ -110,7 +110,11 @@ enum {
     LOOM__HR_RESUMEQ = 1u << 8,     /* linked in the loop's resume queue */
     LOOM__HR_IN_CB = 1u << 10,      /* inside a callback that receives it */
     LOOM__HR_FREED = 1u << 11,      /* handed to the closing list */
-    LOOM__HR_END_DUE = 1u << 13     /* streamed body complete while paused: end call due */
+    LOOM__HR_END_DUE = 1u << 13,    /* streamed body complete while paused: end call due */
+    /* Expect: 100-continue and no 100 sent: the client may never send the
+     * body, so an answer before it closes the connection. */
+    LOOM__HR_NOCONT = 1u << 14,
+    LOOM__HR_DISCARD = 1u << 15 /* answered: the rest of the body is read and dropped */
 };
 
 struct loom_http_req {
@@ -136,8 +140,10 @@ struct loom_http_req {
     loom__hbuf *in; /* input that arrived behind this request */
     loom_http_body_t bd;
     loom_http_framing_t fr;
-    uint64_t out_left; /* raw streamed answer: announced bytes not yet written */
+    uint64_t out_left;    /* raw streamed answer: announced bytes not yet written */
+    uint64_t discard_end; /* DISCARD: bd.total beyond which the connection closes */
     uint32_t flags;
+    uint32_t xlen; /* bytes of srv->xbuf this request points into (path, host) */
     uint8_t bstate;
     uint8_t astate;
 };
@@ -181,7 +187,13 @@ struct loom_http_server {
      * server's own, never reallocated: a request points into it until it
      * is persisted, and no other server's creation can move it. */
     loom_http_header_t *hdrs;
+    /* NUL-terminated copies the head has no room for: the path of a target
+     * with a query or in absolute form, and an absolute-form target's
+     * authority (the reconciled Host). lim.max_request_line + 2 bytes, never
+     * reallocated; a request points into it until it is persisted. */
+    char *xbuf;
     uint32_t ms_header;
+    uint32_t ms_body;
     uint8_t g_idle, g_head, g_body, g_linger; /* socket timeout groups */
     uint32_t nconns, nreqs, max_conns;
     uint32_t server_name_len;

@@ -21,25 +21,6 @@
 #define WTIMEOUT   2000        /* the in-process server's write timeout */
 #define FLOOD_REQS 2048
 
-static long page_size;
-
-static long rss_of(pid_t pid)
-{
-    char path[64];
-    if (pid == 0)
-        snprintf(path, sizeof path, "/proc/self/statm");
-    else
-        snprintf(path, sizeof path, "/proc/%d/statm", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return -1;
-    long size = 0, res = -1;
-    if (fscanf(f, "%ld %ld", &size, &res) != 2)
-        res = -1;
-    fclose(f);
-    return res < 0 ? -1 : res * page_size;
-}
-
 /* --- The attacker: pipelines GETs without ever reading ------------------------ */
 
 typedef struct {
@@ -133,7 +114,7 @@ static void on_sample(loom_timer_t *t, void *data)
 {
     (void)t;
     (void)data;
-    long r = rss_of(0);
+    long r = hs_rss(0);
     if (r > rss_max)
         rss_max = r;
     if (r - rss_idle > RSS_ABORT && !aborted) {
@@ -161,7 +142,7 @@ static void test_in_process(void)
         close(fd);
         hs_run_for(loop, 50);
     }
-    rss_idle = rss_max = rss_of(0);
+    rss_idle = rss_max = hs_rss(0);
     loom_timer_t *sample;
     CHECK_OK(loom_timer_new(loop, &sample, on_sample, NULL));
     CHECK_OK(loom_timer_start(sample, 20, 20));
@@ -191,54 +172,14 @@ static void test_in_process(void)
 
 /* --- The binaries ------------------------------------------------------------------- */
 
-/* Starts `exe` with --port 0 and reads the port from its banner. */
-static pid_t start_binary(const char *exe, int *port)
-{
-    int pfd[2];
-    CHECK(pipe(pfd) == 0);
-    pid_t pid = fork();
-    CHECK(pid >= 0);
-    if (pid == 0) {
-        dup2(pfd[1], 2);
-        close(pfd[0]);
-        close(pfd[1]);
-        execl(exe, exe, "--bind", "127.0.0.1", "--port", "0", (char *)NULL);
-        _exit(127);
-    }
-    close(pfd[1]);
-    char line[512];
-    size_t n = 0;
-    *port = 0;
-    while (n < sizeof line - 1) {
-        struct pollfd p = {.fd = pfd[0], .events = POLLIN};
-        if (poll(&p, 1, 5000) <= 0)
-            break;
-        ssize_t k = read(pfd[0], line + n, 1);
-        if (k <= 0)
-            break;
-        n++;
-        if (line[n - 1] == '\n')
-            break;
-    }
-    line[n] = '\0';
-    close(pfd[0]);
-    const char *p = strstr(line, "port ");
-    CHECK(p != NULL);
-    *port = atoi(p + 5);
-    CHECK(*port > 0);
-    return pid;
-}
-
 static void test_binary(const char *name)
 {
-    char exe[1024];
-    snprintf(exe, sizeof exe, "%s/examples/%s", LOOM_BINARY_DIR, name);
-    if (access(exe, X_OK) != 0) {
-        fprintf(stderr, "%s not built: skipped\n", exe);
+    int port;
+    pid_t pid = hs_start_binary(name, NULL, 2, &port);
+    if (pid == 0) {
+        fprintf(stderr, "%s not built: skipped\n", name);
         return;
     }
-    int port;
-    pid_t pid = start_binary(exe, &port);
     /* Warm up with one request read back. */
     int fd = hs_connect(port);
     static const char req[] = "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi";
@@ -249,14 +190,14 @@ static void test_binary(const char *name)
     CHECK(read(fd, buf, sizeof buf) > 0);
     close(fd);
     usleep(50 * 1000);
-    long idle = rss_of(pid), max = idle;
+    long idle = hs_rss(pid), max = idle;
     CHECK(idle > 0);
     flood_t f;
     flood_start(&f, port);
     uint64_t end = hs_now_ms() + BINARY_MS;
     while (hs_now_ms() < end) {
         usleep(20 * 1000);
-        long r = rss_of(pid);
+        long r = hs_rss(pid);
         if (r > max)
             max = r;
         if (max - idle > RSS_ABORT)
@@ -274,7 +215,6 @@ int main(void)
 {
     test_timeout(60);
     signal(SIGPIPE, SIG_IGN);
-    page_size = sysconf(_SC_PAGESIZE);
     test_in_process();
     test_binary("loom-hello");
     test_binary("loom-http-echo");

@@ -1024,6 +1024,8 @@ static size_t loom__hconn_process(loom_http_server_t *srv, loom_socket_t *s, cha
                     if (k < 0)
                         break;
                     off += (size_t)k;
+                    if (req->bstate == LOOM__HB_READ && off < n && k == 0)
+                        break; /* a partial chunk line: kept until more arrives */
                     continue;
                 }
                 if (!loom__hconn_next(s, req, true))

@@ -196,6 +196,7 @@ struct loom_http_server {
     uint32_t ms_body;
     uint8_t g_idle, g_head, g_body, g_linger; /* socket timeout groups */
     uint32_t nconns, nreqs, max_conns;
+    uint32_t ndiscard; /* answered requests whose body is being dropped (in nreqs) */
     uint32_t server_name_len;
     uint32_t ext_off; /* offset of the extension bytes in a socket (set at the first accept) */
     int port;

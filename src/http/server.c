@@ -188,6 +188,8 @@ static void loom__hreq_free_ex(loom_http_req_t *req, bool now)
     loom_http_server_t *srv = req->srv;
     req->flags |= LOOM__HR_FREED;
     req->astate = LOOM__HA_DONE;
+    if (req->flags & LOOM__HR_DISCARD)
+        srv->ndiscard--;
     loom__queue_remove(&req->node);
     if (req->flags & LOOM__HR_RESUMEQ) {
         loom__queue_remove(&req->rnode);
@@ -673,6 +675,7 @@ static bool loom__hreq_discard_start(loom_socket_t *s, loom_http_req_t *req)
         return false;
     req->flags |= LOOM__HR_DISCARD;
     req->flags &= ~(LOOM__HR_PAUSED | LOOM__HR_END_DUE);
+    srv->ndiscard++;
     req->discard_end = req->bd.total + LOOM__HDISCARD_MAX;
     loom__hconn_of(s)->t0 = loom__now32(s->h.loop);
     return true;
@@ -697,6 +700,7 @@ static long loom__hreq_discard(loom_socket_t *s, loom_http_req_t *req, char *p, 
         if (out.done) {
             req->bstate = LOOM__HB_NONE;
             req->flags &= ~LOOM__HR_DISCARD;
+            req->srv->ndiscard--;
             return (long)off;
         }
         if (k == 0 && out.data_len == 0)
@@ -1658,5 +1662,5 @@ void *loom_http_server_data(const loom_http_server_t *srv)
 
 size_t loom_http_server_pending(const loom_http_server_t *srv)
 {
-    return srv ? srv->nreqs : 0;
+    return srv ? srv->nreqs - srv->ndiscard : 0;
 }

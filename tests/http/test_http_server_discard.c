@@ -10,10 +10,20 @@
  *  - the same with a chunked body;
  *  - a body announced larger than the bound: the answer, then the close;
  *  - a chunked body that runs past the bound: the answer, then the close;
- *  - Expect: 100-continue answered at once (no 100 sent): closes. */
+ *  - Expect: 100-continue answered at once (no 100 sent): closes;
+ *  - a client that leaves while its unread body is being dropped: the
+ *    request was answered, so on_close never runs for it (it runs at most
+ *    once, and only for a request not yet answered). */
 #include "test_http_server_util.h"
 
-static int nreq;
+static int nreq, nclose;
+
+static void on_close(loom_http_req_t *req, void *data)
+{
+    (void)data;
+    nclose++;
+    loom_http_req_release(req);
+}
 
 static void on_request(loom_http_req_t *req, void *data)
 {
@@ -79,7 +89,8 @@ int main(void)
     loom_loop_t *loop = test_loop_new();
     loom_http_server_t *srv;
     CHECK_OK(loom_http_server(loop, "127.0.0.1", 0, on_request,
-                              &(loom_http_server_opts){.on_body = on_body}, &srv));
+                              &(loom_http_server_opts){.on_body = on_body, .on_close = on_close},
+                              &srv));
     int port = loom_http_server_port(srv);
 
     /* Streamed echo, then a GET on the same connection. */
@@ -163,6 +174,24 @@ int main(void)
     expect(loop, port,
            "POST /expect HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
            0, 1, 1, "Connection: close", "100 Continue");
+
+    /* The client leaves while its body is being dropped. */
+    {
+        hs_raw c;
+        memset(&c, 0, sizeof c);
+        c.port = port;
+        c.req = "POST /gone HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\npartial";
+        c.req_len = strlen(c.req);
+        c.want = 1;
+        c.timeout_ms = 5000;
+        hs_raw_start(&c);
+        hs_raw_finish(loop, &c);
+        CHECK_EQ(c.nresp, 1);
+        hs_raw_free(&c);
+        hs_run_for(loop, 100);
+        CHECK_EQ(loom_http_server_pending(srv), 0);
+    }
+    CHECK_EQ(nclose, 0);
 
     hs_close_server(loop, srv);
     test_loop_free_clean(loop);

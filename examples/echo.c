@@ -2,7 +2,10 @@
  *
  *     loom-echo [--port P] [--bind ADDR] [--unix PATH] [--reuseport]
  *
- * Echoes every byte it reads, with one write (one writev) per read. Ctrl-C
+ * Echoes every byte it reads, with one write (one writev) per read. When a
+ * write returns 1 (the queue reached high water: a client that sends without
+ * reading), reading stops until on_drain, so memory stays flat; such a
+ * client is closed by the 30 s write timeout (docs/NET.md, Backpressure). Ctrl-C
  * (SIGINT) closes the server and its connections, and the loop then ends by
  * itself because nothing is left to run.
  */

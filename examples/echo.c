@@ -2,7 +2,10 @@
  *
  *     loom-echo [--port P] [--bind ADDR] [--unix PATH] [--reuseport]
  *
- * Echoes every byte it reads, with one write (one writev) per read. Ctrl-C
+ * Echoes every byte it reads, with one write (one writev) per read. When a
+ * write returns 1 (the queue reached high water: a client that sends without
+ * reading), reading stops until on_drain, so memory stays flat; such a
+ * client is closed by the 30 s write timeout (docs/NET.md, Backpressure). Ctrl-C
  * (SIGINT) closes the server and its connections, and the loop then ends by
  * itself because nothing is left to run.
  */
@@ -20,8 +23,17 @@ static loom_tcp_server_t *server;
 static void on_read(loom_socket_t *sock, const char *bytes, size_t len, void *data)
 {
     (void)data;
-    /* Sent at once if the kernel takes it; only a remainder is copied. */
-    loom_socket_write(sock, bytes, len);
+    /* Sent at once if the kernel takes it; only a remainder is copied. 1:
+     * the queue reached high water (a client that sends without reading):
+     * stop reading until it drains, so memory stays flat. */
+    if (loom_socket_write(sock, bytes, len) == 1)
+        loom_socket_disable(sock, LOOM_READABLE);
+}
+
+static void on_drain(loom_socket_t *sock, void *data)
+{
+    (void)data;
+    loom_socket_enable(sock, LOOM_READABLE);
 }
 
 static void on_event(const loom_event_t *ev, void *data)
@@ -82,8 +94,12 @@ int main(int argc, char **argv)
         return 1;
     }
     raise_nofile();
-    loom_tcp_server_opts opts = {
-        .on_read = on_read, .on_event = on_event, .backlog = 4096, .reuseport = reuseport};
+    loom_tcp_server_opts opts = {.on_read = on_read,
+                                 .on_drain = on_drain,
+                                 .on_event = on_event,
+                                 .write_timeout_ms = 30000,
+                                 .backlog = 4096,
+                                 .reuseport = reuseport};
     r = path ? loom_unix_server(loop, path, &opts, &server)
              : loom_tcp_server(loop, bind, port, &opts, &server);
     if (r < 0) {

@@ -1,13 +1,21 @@
 /* examples/http_echo.c - loom-http-echo: answers any method with 200 and
  * the request body echoed back.
  *
- *   loom-http-echo [--port P] [--bind ADDR]
+ *   loom-http-echo [--port P] [--bind ADDR] [--stream]
  *
- * It runs the server in streaming mode: the body is not buffered, each piece
- * goes straight back out as it arrives (chunked, or with the request's
- * Content-Length when it had one), and when the client reads more slowly
- * than it sends, reading pauses until the answer drains. SIGINT or SIGTERM
- * closes the server gracefully.
+ * By default the server reads and validates the whole request body first
+ * (chunked coding removed, at most 1 MiB: the server's default limit), then
+ * answers 200 with a Content-Length and the decoded body. A malformed body,
+ * like any bad request, gets loom's 4xx answer and never reaches the echo.
+ *
+ * With --stream the server runs in streaming mode instead: the body is not
+ * buffered, each piece goes straight back out as it arrives (chunked, or
+ * with the request's Content-Length when it had one), and when the client
+ * reads more slowly than it sends, reading pauses until the answer drains.
+ *
+ * Either way a client that sends without reading cannot make it buffer
+ * without bound (the server stops reading while its answers wait). SIGINT or
+ * SIGTERM closes the server gracefully.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -16,7 +24,17 @@
 
 #include "loom.h"
 
-/* The answer starts with the request (so a HEAD or a bodiless request gets
+/* Default mode: the whole body is here. */
+static void on_request_whole(loom_http_req_t *req, void *data)
+{
+    (void)data;
+    size_t len;
+    const char *body = loom_http_req_body(req, &len);
+    static const char *const h[] = {"Content-Type", "application/octet-stream", NULL};
+    loom_http_respond(req, 200, h, body, len);
+}
+
+/* --stream: the answer starts with the request (so a HEAD or a bodiless request gets
  * its empty answer too); the body follows piece by piece. */
 static void on_request(loom_http_req_t *req, void *data)
 {
@@ -75,13 +93,16 @@ int main(int argc, char **argv)
 {
     int port = 8080;
     const char *bind = NULL;
+    int stream = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
             port = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--bind") == 0 && i + 1 < argc) {
             bind = argv[++i];
+        } else if (strcmp(argv[i], "--stream") == 0) {
+            stream = 1;
         } else {
-            fprintf(stderr, "usage: loom-http-echo [--port P] [--bind ADDR]\n");
+            fprintf(stderr, "usage: loom-http-echo [--port P] [--bind ADDR] [--stream]\n");
             return 2;
         }
     }
@@ -92,9 +113,13 @@ int main(int argc, char **argv)
         return 1;
     }
     echo_app app = {.loop = loop};
-    loom_http_server_opts opts = {
-        .on_body = on_body, .on_drain = on_drain, .on_close = on_close, .max_connections = 100000};
-    r = loom_http_server(loop, bind, port, on_request, &opts, &app.srv);
+    loom_http_server_opts opts = {.max_connections = 100000};
+    if (stream) {
+        opts.on_body = on_body;
+        opts.on_drain = on_drain;
+        opts.on_close = on_close;
+    }
+    r = loom_http_server(loop, bind, port, stream ? on_request : on_request_whole, &opts, &app.srv);
     if (r < 0) {
         fprintf(stderr, "loom-http-echo: cannot listen on port %d: %s\n", port, loom_strerror(r));
         loom_loop_free(loop);
@@ -106,7 +131,8 @@ int main(int argc, char **argv)
         loom_loop_free(loop);
         return 1;
     }
-    fprintf(stderr, "loom-http-echo: listening on port %d\n", loom_http_server_port(app.srv));
+    fprintf(stderr, "loom-http-echo: listening on port %d%s\n", loom_http_server_port(app.srv),
+            stream ? " (streaming)" : "");
     r = loom_run(loop, LOOM_RUN_DEFAULT);
     loom_loop_free(loop);
     return r < 0 ? 1 : 0;

@@ -16,7 +16,9 @@
  * through on_body (see loom_http_body_cb), with backpressure.
  *
  * Ownership: a request is the application's from on_request until it has
- * been answered or released, and loom never frees it before that:
+ * been answered or released, and loom never frees it before that (this is
+ * the request's close notification: "answered or released" ends it, exactly
+ * once, and on_close tells of a client gone before it):
  *  - answered: loom_http_respond(), or loom_http_response_end() after
  *    loom_http_response_start() / loom_http_sse_start(), returned (whatever
  *    it returned, LOOM_ECLOSED included);
@@ -31,13 +33,45 @@
  * the usual thing to do. A request counts in loom_loop_live() until then.
  *
  * Strings the accessors return live in the request: valid until it is
- * answered or released. Method, target, header names and values and the
- * query string are NUL-terminated; the path and the body are not (use the
- * length).
+ * answered or released. One rule for every text accessor: it returns a
+ * NUL-terminated string, and its length too where it has a `len`
+ * out-parameter (method, target, path, query, host, header names and
+ * values). Only the body is bytes, not NUL-terminated: use its length.
  *
  * Connections are processed one request at a time: the next pipelined
  * request is parsed only once the previous one has been answered, so
  * ordering is natural and a client cannot pile up requests.
+ *
+ * Backpressure: while a connection's unsent output (the socket's queue plus
+ * the answers gathered in the current batch) is above opts.high_water, loom
+ * neither parses its next pipelined request nor reads from it; it goes on
+ * when the output has drained to a quarter. A client that sends requests
+ * but does not read the answers therefore fills its own TCP windows and
+ * stops, and meets the write timeout, which counts time without write
+ * progress whatever the client sends. A server's memory per connection is
+ * bounded by high water plus one batch.
+ *
+ * An answer that ends before the request body was fully read does not close
+ * the connection by itself: loom then reads and drops the rest of the body,
+ * up to 1 MiB and for at most the body timeout in all, and keeps the
+ * connection if that completes (it closes it otherwise, and at once when the
+ * announced Content-Length leaves more than 1 MiB). Exception: a request
+ * with "Expect: 100-continue" answered before any 100 Continue was sent
+ * closes the connection (its client may never send the body).
+ *
+ * Connections: every connection ends through one path, exactly once; a
+ * request in flight on it hears on_close (above) if not yet answered.
+ * Client trouble (bad requests, timeouts, resets) is reported through
+ * opts.on_event, else the loop's default callback, else a debug log line;
+ * it never ends loom_run().
+ *
+ * Host: the request's host is one value. An absolute-form target
+ * ("GET http://example.com/x HTTP/1.1") names it, and its authority replaces
+ * the Host field (RFC 9112 section 3.2.2): loom_http_req_host(),
+ * loom_http_req_header(req, "Host") and loom_http_header_find() on the
+ * request's fields all return it. A Host value (or authority) that is not a
+ * valid host[:port] gets 400, as do a missing Host in HTTP/1.1 and two of
+ * them.
  *
  * Threads: with opts.threads = N > 1, loom_http_server() starts N - 1 more
  * threads, each with its own loop (the same backend) and its own server on
@@ -81,8 +115,8 @@ typedef void (*loom_http_req_cb)(loom_http_req_t *req, void *data);
  * complete (also for requests without a body). Return 0 to go on, or
  * LOOM_HTTP_PAUSE to stop reading until loom_http_req_resume(). The
  * application may answer at any point; once the answer is complete the rest
- * of the body is not delivered (and the connection closes after the answer
- * if the body was not fully read). */
+ * of the body is not delivered: loom reads and drops it to keep the
+ * connection, within a bound (see "An answer that ends before ..." above). */
 typedef int (*loom_http_body_cb)(loom_http_req_t *req, const char *chunk, size_t len, void *data);
 #define LOOM_HTTP_PAUSE 1
 
@@ -105,8 +139,10 @@ typedef struct loom_http_server_opts {
     loom_event_cb on_event;
     /* Streaming mode for request bodies (see loom_http_body_cb). */
     loom_http_body_cb on_body;
-    /* The client went away (reset, eof, timeout) while the request was not
-     * yet answered; runs once. See the ownership rules above. */
+    /* The client went away (reset, eof, timeout, forced close) while the
+     * request was not yet answered; runs at most once per request, never
+     * after the request was answered or released. See the ownership rules
+     * above. */
     loom_http_req_cb on_close;
     /* A streamed response's queued bytes fell back below low water after a
      * write returned 1 (see loom_http_response_write()). */
@@ -121,10 +157,16 @@ typedef struct loom_http_server_opts {
      * header: a request head must be complete within this time of its
      *   first byte, and the connection must not stall longer than this
      *   while a head is incomplete (a slowloris is cut off after at most
-     *   twice this). Default 10000.
-     * body: longest pause between two pieces of a request body. Default 30000.
-     * idle: a keep-alive connection with no request in flight. Default 60000.
-     * write: longest stall while an answer is being sent. Default 30000.
+     *   twice this); a new connection must send its first request within
+     *   it too (idle connections cannot hold max_connections cheaply).
+     *   Default 10000.
+     * body: longest pause between two pieces of a request body; also bounds
+     *   the whole discarding of an unread body after an early answer.
+     *   Default 30000.
+     * idle: a keep-alive connection with no request in flight, after its
+     *   first request. Default 60000.
+     * write: longest time without write progress while output waits
+     *   (whatever the client sends meanwhile). Default 30000.
      * A request the application has not answered has no timeout. */
     uint32_t header_timeout_ms;
     uint32_t body_timeout_ms;
@@ -137,8 +179,11 @@ typedef struct loom_http_server_opts {
     /* Requests per keep-alive connection before loom answers with
      * Connection: close. 0 (or above 65535): no limit. */
     uint32_t max_keepalive_requests;
-    /* Streamed responses: writes return 1 once this many bytes wait in the
-     * socket's queue; on_drain runs when it falls to a quarter. 0: 256 KiB. */
+    /* Output high water per connection: streamed-response writes return 1
+     * once this many bytes wait in the socket's queue, and on_drain runs
+     * when it falls to a quarter; no further pipelined request is parsed or
+     * read while a connection's output is above it (see Backpressure).
+     * 0: 256 KiB. */
     uint32_t high_water;
 
     int backlog;    /* listen() backlog; 0: 511 */
@@ -159,9 +204,9 @@ typedef struct loom_http_server_opts {
  * on_request(req, opts->data) for every request. `opts` may be NULL (then
  * the defaults apply; on_request still gets data NULL). With opts->threads >
  * 1 the extra threads are started here (see the threading rules above).
- * Returns 0 with the server in `*out`, or LOOM_EINVAL, LOOM_EADDRINUSE,
- * LOOM_ENOMEM or another LOOM_E* code (then nothing was started). The
- * server keeps the loop alive until it is closed. */
+ * Returns 0 with the server in `*out` (`out` may be NULL), or LOOM_EINVAL,
+ * LOOM_EADDRINUSE, LOOM_ENOMEM or another LOOM_E* code (then nothing was
+ * started). The server keeps the loop alive until it is closed. */
 LOOM_EXTERN int loom_http_server(loom_loop_t *loop, const char *bind, int port,
                                  loom_http_req_cb on_request, const loom_http_server_opts *opts,
                                  loom_http_server_t **out);
@@ -191,6 +236,10 @@ LOOM_EXTERN int loom_http_server_close(loom_http_server_t *srv, unsigned flags,
 /* The bound port, or LOOM_ECLOSED. */
 LOOM_EXTERN int loom_http_server_port(const loom_http_server_t *srv);
 
+/* The loop the server runs on (the caller's loop for a threaded server), or
+ * NULL for NULL. */
+LOOM_EXTERN loom_loop_t *loom_http_server_loop(const loom_http_server_t *srv);
+
 /* The server's data slot (shared by the threads; set it before serving). */
 LOOM_EXTERN void *loom_http_server_data(const loom_http_server_t *srv);
 
@@ -212,13 +261,19 @@ LOOM_EXTERN const char *loom_http_req_method_str(const loom_http_req_t *req, siz
 LOOM_EXTERN const char *loom_http_req_target(const loom_http_req_t *req, size_t *len);
 
 /* The path (cl-async's request-resource): the target up to '?' (for an
- * absolute-form target "http://host/p?q", from the path's '/'), still
- * percent-encoded, NOT NUL-terminated (it is a prefix of the target). */
+ * absolute-form target "http://host/p?q", from the path's '/', and "/" if it
+ * has none), still percent-encoded, NUL-terminated. */
 LOOM_EXTERN const char *loom_http_req_path(const loom_http_req_t *req, size_t *len);
 
 /* The query string after '?' without the '?' (cl-async's
  * request-querystring), still encoded, NUL-terminated; "" if none. */
 LOOM_EXTERN const char *loom_http_req_query(const loom_http_req_t *req, size_t *len);
+
+/* The request's host as sent (host[:port]): the absolute-form target's
+ * authority if the target has one, else the Host field's value; NULL (length
+ * 0) if there is neither (HTTP/1.0). NUL-terminated. Agrees with
+ * loom_http_req_header(req, "Host"). */
+LOOM_EXTERN const char *loom_http_req_host(const loom_http_req_t *req, size_t *len);
 
 /* HTTP/1.<minor>: returns 0 or 1. */
 LOOM_EXTERN int loom_http_req_version(const loom_http_req_t *req);

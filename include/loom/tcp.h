@@ -88,8 +88,10 @@ typedef struct loom_tcp_opts {
     loom_event_cb on_event;
 
     /* cl-async's timeouts: the socket closes with a tcp timeout event after
-     * this long without read or write activity. The read timeout applies
-     * while reading is enabled, the write timeout while data is queued.
+     * this long without activity. The read timeout applies while reading is
+     * enabled (reads and write progress restart it), the write timeout while
+     * data is queued (only write progress restarts it: a peer that sends but
+     * never reads meets it).
      * 0: none. Precision: fires between t and t + t/8 (see docs/NET.md). */
     uint32_t read_timeout_ms;
     uint32_t write_timeout_ms;

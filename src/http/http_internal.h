@@ -64,8 +64,11 @@ enum {
 
 /* Connection flags (loom__hconn.flags). */
 enum {
-    LOOM__HCF_CLOSE = 1u << 0, /* close once the current batch is written */
-    LOOM__HCF_LINGER = 1u << 1 /* ... by lingering (an answered error) */
+    LOOM__HCF_CLOSE = 1u << 0,  /* close once the current batch is written */
+    LOOM__HCF_LINGER = 1u << 1, /* ... by lingering (an answered error) */
+    /* Output above high water: reading and parsing stop (the unparsed input
+     * waits in u.in, state HEAD) until the socket drains. */
+    LOOM__HCF_FULL = 1u << 2
 };
 
 /* The per-connection state: 16 bytes in the socket's extension area, so an
@@ -107,7 +110,11 @@ enum {
     LOOM__HR_RESUMEQ = 1u << 8,     /* linked in the loop's resume queue */
     LOOM__HR_IN_CB = 1u << 10,      /* inside a callback that receives it */
     LOOM__HR_FREED = 1u << 11,      /* handed to the closing list */
-    LOOM__HR_END_DUE = 1u << 13     /* streamed body complete while paused: end call due */
+    LOOM__HR_END_DUE = 1u << 13,    /* streamed body complete while paused: end call due */
+    /* Expect: 100-continue and no 100 sent: the client may never send the
+     * body, so an answer before it closes the connection. */
+    LOOM__HR_NOCONT = 1u << 14,
+    LOOM__HR_DISCARD = 1u << 15 /* answered: the rest of the body is read and dropped */
 };
 
 struct loom_http_req {
@@ -133,8 +140,10 @@ struct loom_http_req {
     loom__hbuf *in; /* input that arrived behind this request */
     loom_http_body_t bd;
     loom_http_framing_t fr;
-    uint64_t out_left; /* raw streamed answer: announced bytes not yet written */
+    uint64_t out_left;    /* raw streamed answer: announced bytes not yet written */
+    uint64_t discard_end; /* DISCARD: bd.total beyond which the connection closes */
     uint32_t flags;
+    uint32_t xlen; /* bytes of srv->xbuf this request points into (path, host) */
     uint8_t bstate;
     uint8_t astate;
 };
@@ -149,9 +158,10 @@ typedef struct loom__hsrv_loop {
     char *obuf;
     size_t olen, ocap;
     loom_socket_t *batch;
-    /* Header fields of the head being parsed. */
-    loom_http_header_t *hdrs;
-    size_t hdrs_cap;
+    /* The batch may gather this much before its connection is above high
+     * water (high water minus what its socket already queues): no further
+     * request is parsed once olen reaches it. */
+    size_t olimit;
     /* Requests whose connection has more to do once this iteration's
      * callbacks are over (input behind an answered request, a resumed body). */
     loom__queue resume_q;
@@ -173,9 +183,20 @@ struct loom_http_server {
     loom_http_req_cb on_request;
     loom_http_server_opts o;
     loom_http_limits_t lim;
+    /* Header fields of the head being parsed (lim.max_headers of them). The
+     * server's own, never reallocated: a request points into it until it
+     * is persisted, and no other server's creation can move it. */
+    loom_http_header_t *hdrs;
+    /* NUL-terminated copies the head has no room for: the path of a target
+     * with a query or in absolute form, and an absolute-form target's
+     * authority (the reconciled Host). lim.max_request_line + 2 bytes, never
+     * reallocated; a request points into it until it is persisted. */
+    char *xbuf;
     uint32_t ms_header;
+    uint32_t ms_body;
     uint8_t g_idle, g_head, g_body, g_linger; /* socket timeout groups */
     uint32_t nconns, nreqs, max_conns;
+    uint32_t ndiscard; /* answered requests whose body is being dropped (in nreqs) */
     uint32_t server_name_len;
     uint32_t ext_off; /* offset of the extension bytes in a socket (set at the first accept) */
     int port;

@@ -42,6 +42,11 @@
 #define LOOM__HIN_MAX          (64 * 1024) /* input stored behind a request before reading stops */
 #define LOOM__HLINGER_MS       2000        /* linger: inactivity */
 #define LOOM__HLINGER_TOTAL_MS 5000        /* linger: at most */
+/* Discarding the rest of an answered request's body to keep the connection:
+ * at most this many bytes, and at most the body timeout in all (each pause
+ * too); beyond either the connection closes (by lingering), like nginx's
+ * discarded bodies. */
+#define LOOM__HDISCARD_MAX (1u << 20)
 
 static void loom__hconn_read(loom_socket_t *s, char *buf, size_t len);
 static void loom__hconn_event(loom_socket_t *s, loom_event_kind_t kind, int code);
@@ -49,6 +54,7 @@ static void loom__hconn_drain(loom_socket_t *s, void *data);
 static void loom__hconn_settle(loom_socket_t *s);
 static void loom__hconn_detach(loom_socket_t *s);
 static void loom__hsrv_check_done(loom_http_server_t *srv);
+static void loom__hconn_process_store(loom_http_server_t *srv, loom_socket_t *s, loom__hbuf *b);
 
 /* --- Shared per-loop HTTP state ------------------------------------------------ */
 
@@ -85,7 +91,6 @@ static void loom__hsrv_sentinel_free(loom__handle *h)
     loom__hsrv_loop *hl = h->data;
     loom__slab_destroy(&hl->req_slab);
     free(hl->obuf);
-    free(hl->hdrs);
     free(hl);
     free(h);
 }
@@ -183,6 +188,8 @@ static void loom__hreq_free_ex(loom_http_req_t *req, bool now)
     loom_http_server_t *srv = req->srv;
     req->flags |= LOOM__HR_FREED;
     req->astate = LOOM__HA_DONE;
+    if (req->flags & LOOM__HR_DISCARD)
+        srv->ndiscard--;
     loom__queue_remove(&req->node);
     if (req->flags & LOOM__HR_RESUMEQ) {
         loom__queue_remove(&req->rnode);
@@ -232,9 +239,21 @@ static void loom__hreq_queue_resume(loom_http_req_t *req)
 }
 
 /* Rebases a slice from the old buffer to its copy. */
-static inline const char *loom__rebase(const char *p, const char *from, char *to)
+/* Rebases a slice of the head (or of the server's xbuf) to its copy; any
+ * other pointer (a static string) stays. */
+typedef struct {
+    const char *head, *xbuf;
+    size_t head_len, xlen;
+    char *nhead, *nx;
+} loom__rebaser;
+
+static const char *loom__rebase(const loom__rebaser *rb, const char *p)
 {
-    return p ? to + (p - from) : NULL;
+    if (p >= rb->head && p <= rb->head + rb->head_len)
+        return rb->nhead + (p - rb->head);
+    if (rb->xlen && p >= rb->xbuf && p < rb->xbuf + rb->xlen)
+        return rb->nx + (p - rb->xbuf);
+    return p;
 }
 
 /* Copies the head, the header array and a body slice that still point into
@@ -247,30 +266,39 @@ static int loom__hreq_persist(loom_http_req_t *req)
     size_t hsz = req->nhdrs * sizeof(loom_http_header_t);
     bool body_slice = req->body != NULL && req->bodybuf == NULL;
     size_t bsz = body_slice && req->bstate == LOOM__HB_NONE ? req->body_len : 0;
-    char *m = malloc(hsz + req->head_len + bsz + 1);
+    char *m = malloc(hsz + req->head_len + req->xlen + bsz + 1);
     if (m == NULL)
         return LOOM_ENOMEM;
     loom_http_header_t *h = (loom_http_header_t *)(void *)m;
     char *head = m + hsz;
-    const char *old = req->head;
-    memcpy(head, old, req->head_len);
+    loom__rebaser rb = {.head = req->head,
+                        .head_len = req->head_len,
+                        .xbuf = req->srv->xbuf,
+                        .xlen = req->xlen,
+                        .nhead = head,
+                        .nx = head + req->head_len};
+    memcpy(head, req->head, req->head_len);
+    if (req->xlen)
+        memcpy(rb.nx, rb.xbuf, req->xlen);
     for (size_t i = 0; i < req->nhdrs; i++) {
-        h[i].name = loom__rebase(req->hdrs[i].name, old, head);
+        h[i].name = loom__rebase(&rb, req->hdrs[i].name);
         h[i].name_len = req->hdrs[i].name_len;
-        h[i].value = loom__rebase(req->hdrs[i].value, old, head);
+        h[i].value = loom__rebase(&rb, req->hdrs[i].value);
         h[i].value_len = req->hdrs[i].value_len;
     }
     loom_http_request_t *rq = &req->rq;
-    rq->method_str = loom__rebase(rq->method_str, old, head);
-    rq->target = loom__rebase(rq->target, old, head);
-    rq->host = loom__rebase(rq->host, old, head);
-    req->path = loom__rebase(req->path, old, head);
-    req->query = loom__rebase(req->query, old, head);
+    rq->method_str = loom__rebase(&rb, rq->method_str);
+    rq->target = loom__rebase(&rb, rq->target);
+    if (rq->host)
+        rq->host = loom__rebase(&rb, rq->host);
+    req->path = loom__rebase(&rb, req->path);
+    req->query = loom__rebase(&rb, req->query);
     req->head = head;
     req->hdrs = h;
+    req->xlen = 0;
     if (body_slice) {
         if (bsz) {
-            char *b = head + req->head_len;
+            char *b = rb.nx + rb.xlen;
             memcpy(b, req->body, bsz);
             req->body = b;
         } else {
@@ -499,9 +527,14 @@ static void loom__hconn_settle(loom_socket_t *s)
     bool rd = true;
     switch (c->state) {
     case LOOM__HC_IDLE:
-        g = srv->g_idle;
+        /* A connection that never sent a request has the header timeout. */
+        g = c->nreq || !srv->g_head ? srv->g_idle : srv->g_head;
         break;
     case LOOM__HC_HEAD:
+        if (c->flags & LOOM__HCF_FULL) {
+            rd = false; /* the write timeout runs instead */
+            break;
+        }
         g = srv->g_head;
         break;
     case LOOM__HC_LINGER:
@@ -509,7 +542,9 @@ static void loom__hconn_settle(loom_socket_t *s)
         break;
     default: {
         loom_http_req_t *req = c->u.req;
-        if (req->astate == LOOM__HA_DONE) {
+        if (req->flags & LOOM__HR_DISCARD) {
+            g = srv->g_body;
+        } else if (req->astate == LOOM__HA_DONE) {
             rd = false; /* a resume is due */
         } else if (req->bstate == LOOM__HB_READ) {
             g = srv->g_body;
@@ -532,19 +567,55 @@ static void loom__hconn_settle(loom_socket_t *s)
     loom__hconn_set_rgroup(s, g);
 }
 
+/* Starts processing a connection: its answers gather in the output buffer
+ * until loom__hconn_batch_end(), and parsing stops once they (plus what its
+ * socket already queues) reach high water. */
+static void loom__hconn_batch_begin(loom__hsrv_loop *hl, loom_socket_t *s)
+{
+    size_t hw = s->cls->high_water, q = s->wq ? loom_socket_queued(s) : 0;
+    hl->batch = s;
+    hl->olimit = q < hw ? hw - q : 0;
+}
+
+/* Input kept while the output was above high water: parse it now. */
+static void loom__hconn_unfull(loom_socket_t *s)
+{
+    loom__hconn *c = loom__hconn_of(s);
+    loom_http_server_t *srv = s->h.data;
+    c->flags &= ~LOOM__HCF_FULL;
+    if (c->state != LOOM__HC_HEAD)
+        return;
+    loom__hbuf *b = c->u.in;
+    c->u.in = NULL;
+    c->state = LOOM__HC_IDLE;
+    if (b == NULL)
+        return;
+    loom__hconn_batch_begin(srv->hl, s);
+    loom__hconn_process_store(srv, s, b);
+}
+
 /* The end of processing a connection: its gathered answers leave in one
- * write, then it settles. */
+ * write, then it settles. If parsing stopped at high water and the write
+ * left the socket below it (the kernel took most), parsing goes on at once;
+ * otherwise it waits for the socket's drain (loom__hconn_drain). */
 static void loom__hconn_batch_end(loom_socket_t *s)
 {
     loom__hsrv_loop *hl = ((loom_http_server_t *)s->h.data)->hl;
-    hl->batch = NULL;
-    if (hl->olen) {
-        if (!loom_socket_closed(s)) {
-            int r = loom_socket_write(s, hl->obuf, hl->olen);
-            if (r < 0 && loom_socket_closed(s))
-                loom__hconn_detach(s);
+    loom__hconn *c = loom__hconn_of(s);
+    for (;;) {
+        hl->batch = NULL;
+        if (hl->olen) {
+            if (!loom_socket_closed(s)) {
+                int r = loom_socket_write(s, hl->obuf, hl->olen);
+                if (r < 0 && loom_socket_closed(s))
+                    loom__hconn_detach(s);
+            }
+            hl->olen = 0;
         }
-        hl->olen = 0;
+        if (!(c->flags & LOOM__HCF_FULL) || c->state == LOOM__HC_DEAD || loom__socket_dead(s) ||
+            (s->h.flags & LOOM__S_HIGH))
+            break;
+        loom__hconn_unfull(s);
     }
     loom__hconn_settle(s);
 }
@@ -589,23 +660,121 @@ static bool loom__hconn_next(loom_socket_t *s, loom_http_req_t *req, bool now)
     return true;
 }
 
-/* Splits the target into path and query. The origin form "/p?q" is the
- * common case; for the absolute form "http://h/p?q" the path starts after
- * the authority. */
+/* An answered request whose body is still arriving: returns true if the
+ * rest is to be read and dropped to keep the connection (then the request
+ * is in DISCARD mode), false if the connection closes instead: it closes
+ * anyway, or the announced rest is beyond the bound. */
+static bool loom__hreq_discard_start(loom_socket_t *s, loom_http_req_t *req)
+{
+    if (req->flags & LOOM__HR_DISCARD)
+        return true;
+    loom_http_server_t *srv = req->srv;
+    if ((req->flags & (LOOM__HR_CLOSE | LOOM__HR_GONE)) || srv->closing)
+        return false;
+    if (req->fr.kind == LOOM_HTTP_BODY_LENGTH && req->bd.remaining > LOOM__HDISCARD_MAX)
+        return false;
+    req->flags |= LOOM__HR_DISCARD;
+    req->flags &= ~(LOOM__HR_PAUSED | LOOM__HR_END_DUE);
+    srv->ndiscard++;
+    req->discard_end = req->bd.total + LOOM__HDISCARD_MAX;
+    loom__hconn_of(s)->t0 = loom__now32(s->h.loop);
+    return true;
+}
+
+/* DISCARD mode: drops body bytes from p[0..n). Returns the bytes consumed
+ * (the body is complete when bstate is no longer READ), or -1 if the
+ * connection must close (bad body, or over the bound: marked so). */
+static long loom__hreq_discard(loom_socket_t *s, loom_http_req_t *req, char *p, size_t n)
+{
+    loom__hconn *c = loom__hconn_of(s);
+    size_t off = 0;
+    for (;;) {
+        loom_http_body_out_t out;
+        memset(&out, 0, sizeof out);
+        int k = loom_http_body_parse(&req->bd, p + off, n - off, &out);
+        if (k < 0 || req->bd.total > req->discard_end) {
+            c->flags |= LOOM__HCF_CLOSE | LOOM__HCF_LINGER;
+            return -1;
+        }
+        off += (size_t)k;
+        if (out.done) {
+            req->bstate = LOOM__HB_NONE;
+            req->flags &= ~LOOM__HR_DISCARD;
+            req->srv->ndiscard--;
+            return (long)off;
+        }
+        if (k == 0 && out.data_len == 0)
+            return (long)off; /* more bytes needed */
+    }
+}
+
+/* The authority of an absolute-form target ("http://host:port/p?q"):
+ * sets *a and *alen and returns true, or returns false for any other form. */
+static bool loom__target_authority(const char *t, size_t tl, const char **a, size_t *alen)
+{
+    if (tl == 0 || *t == '/' || *t == '*')
+        return false;
+    const char *end = t + tl, *sch = memchr(t, ':', tl);
+    if (sch == NULL || end - sch < 3 || sch[1] != '/' || sch[2] != '/')
+        return false;
+    const char *h = sch + 3, *e = h;
+    while (e < end && *e != '/' && *e != '?' && *e != '#')
+        e++;
+    *a = h;
+    *alen = (size_t)(e - h);
+    return true;
+}
+
+/* RFC 3986 uri-host [":" port]: unreserved, pct-encoded, sub-delims, ':'
+ * and the brackets of an IP literal. No '@' (userinfo), no '/', no space. */
+static bool loom__host_valid(const char *h, size_t n)
+{
+    /* One bit per byte value: ALPHA DIGIT -._~!$&'()*+,;=%:[] (this runs
+     * for every request, so a bitmap rather than comparisons). */
+    static const uint64_t ok[2] = {0x2fff7ff200000000u, 0x47fffffeaffffffeu};
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)h[i];
+        if (ch >= 128 || !((ok[ch >> 6] >> (ch & 63)) & 1))
+            return false;
+    }
+    return true;
+}
+
+/* Checks the request's host before a request is made of it: the Host value,
+ * or an absolute-form target's authority, which replaces it (RFC 9112
+ * section 3.2.2). Returns 0 or the status to answer (400, or 431 when no
+ * field is left to carry the reconciled Host). */
+static int loom__hreq_check_host(loom_http_server_t *srv, const loom_http_request_t *rq, size_t nh)
+{
+    const char *a;
+    size_t alen;
+    if (loom__target_authority(rq->target, rq->target_len, &a, &alen)) {
+        if (alen == 0 || !loom__host_valid(a, alen))
+            return 400;
+        if (!(rq->flags & LOOM_HTTP_F_HOST) && nh >= srv->lim.max_headers)
+            return 431;
+        return 0;
+    }
+    if ((rq->flags & LOOM_HTTP_F_HOST) && !loom__host_valid(rq->host, rq->host_len))
+        return 400;
+    return 0;
+}
+
+/* Splits the target into path and query, all NUL-terminated. The origin
+ * form "/p" is the common case: the path is the target itself. With a
+ * query the path is copied into the server's xbuf; so is it for the
+ * absolute form "http://h/p?q" (the path starts after the authority, "/"
+ * if empty), whose authority also becomes the request's one host: the Host
+ * field's value (a field is added if there was none) and rq.host. */
 static void loom__hreq_split_target(loom_http_req_t *req)
 {
+    loom_http_server_t *srv = req->srv;
     const char *t = req->rq.target, *end = t + req->rq.target_len;
-    const char *p = t;
-    if (*t != '/' && *t != '*') {
-        const char *sch = memchr(t, ':', (size_t)(end - t));
-        if (sch && end - sch > 2 && sch[1] == '/' && sch[2] == '/') {
-            p = memchr(sch + 3, '/', (size_t)(end - sch - 3));
-            if (p == NULL) {
-                const char *q = memchr(sch + 3, '?', (size_t)(end - sch - 3));
-                p = q ? q : end;
-            }
-        }
-    }
+    const char *p = t, *a = NULL;
+    size_t alen = 0;
+    bool absolute = loom__target_authority(t, req->rq.target_len, &a, &alen);
+    if (absolute)
+        p = a + alen;
     /* Targets are short: a plain loop beats a memchr call here. */
     const char *q = p;
     while (q < end && *q != '?')
@@ -621,6 +790,38 @@ static void loom__hreq_split_target(loom_http_req_t *req)
         req->query = end; /* the NUL written over the space after the target */
         req->query_len = 0;
     }
+    if (LOOM__LIKELY(!q && !absolute))
+        return;
+    char *x = srv->xbuf;
+    if (absolute && req->path_len == 0) {
+        req->path = "/";
+        req->path_len = 1;
+    } else {
+        memcpy(x, req->path, req->path_len);
+        x[req->path_len] = '\0';
+        req->path = x;
+        x += req->path_len + 1;
+    }
+    if (absolute) {
+        memcpy(x, a, alen);
+        x[alen] = '\0';
+        req->rq.host = x;
+        req->rq.host_len = alen;
+        req->rq.flags |= LOOM_HTTP_F_HOST;
+        x += alen + 1;
+        loom_http_header_t *h = NULL;
+        for (size_t i = 0; i < req->nhdrs; i++)
+            if (req->hdrs[i].name_len == 4 && strncasecmp(req->hdrs[i].name, "host", 4) == 0)
+                h = &req->hdrs[i];
+        if (h == NULL) {
+            h = &req->hdrs[req->nhdrs++]; /* room checked by loom__hreq_check_host */
+            h->name = "Host";
+            h->name_len = 4;
+        }
+        h->value = req->rq.host;
+        h->value_len = alen;
+    }
+    req->xlen = (uint32_t)(x - srv->xbuf);
 }
 
 /* Looks at an Expect field other than "100-continue". */
@@ -730,7 +931,7 @@ static bool loom__hconn_begin(loom_http_server_t *srv, loom_socket_t *s, char *p
 {
     loom__hconn *c = loom__hconn_of(s);
     loom__hsrv_loop *hl = srv->hl;
-    loom_http_header_t *hdrs = hl->hdrs;
+    loom_http_header_t *hdrs = srv->hdrs;
 
     if (rq->method == LOOM_HTTP_METHOD_OTHER) {
         loom__hconn_fail(s, 501, "method not implemented");
@@ -738,6 +939,11 @@ static bool loom__hconn_begin(loom_http_server_t *srv, loom_socket_t *s, char *p
     }
     if (loom__hreq_bad_expect(hdrs, nh)) {
         loom__hconn_fail(s, 417, "unsupported expectation");
+        return false;
+    }
+    int hst = loom__hreq_check_host(srv, rq, nh);
+    if (hst) {
+        loom__hconn_fail(s, hst, hst == 400 ? "invalid host" : "too many header fields");
         return false;
     }
     loom_http_req_t *req = loom__hreq_new(srv, s);
@@ -786,12 +992,16 @@ static bool loom__hconn_begin(loom_http_server_t *srv, loom_socket_t *s, char *p
     req->bstate = LOOM__HB_READ;
     bool expect = (rq->flags & LOOM_HTTP_F_EXPECT_CONTINUE) && rq->minor_version >= 1;
     if (srv->o.on_body) {
+        if (expect && !more)
+            req->flags |= LOOM__HR_NOCONT;
         loom__hreq_dispatch(srv, req);
         /* The application read the head and did not answer: it wants the
          * body, so the client may send it. */
         if (expect && !more && c->state == LOOM__HC_REQ && c->u.req == req &&
-            req->astate == LOOM__HA_NONE && !(req->flags & LOOM__HR_GONE))
+            req->astate == LOOM__HA_NONE && !(req->flags & LOOM__HR_GONE)) {
+            req->flags &= ~LOOM__HR_NOCONT;
             loom__hout_continue(hl, s);
+        }
     } else if (expect && !more) {
         loom__hout_continue(hl, s);
     }
@@ -812,6 +1022,17 @@ static size_t loom__hconn_process(loom_http_server_t *srv, loom_socket_t *s, cha
         if (c->state == LOOM__HC_REQ) {
             loom_http_req_t *req = c->u.req;
             if (req->astate == LOOM__HA_DONE && !(req->flags & LOOM__HR_IN_CB)) {
+                if (req->bstate == LOOM__HB_READ && loom__hreq_discard_start(s, req)) {
+                    if (off == n)
+                        break; /* more of the body to drop */
+                    long k = loom__hreq_discard(s, req, p + off, n - off);
+                    if (k < 0)
+                        break;
+                    off += (size_t)k;
+                    if (req->bstate == LOOM__HB_READ && off < n && k == 0)
+                        break; /* a partial chunk line: kept until more arrives */
+                    continue;
+                }
                 if (!loom__hconn_next(s, req, true))
                     break;
                 continue;
@@ -833,11 +1054,21 @@ static size_t loom__hconn_process(loom_http_server_t *srv, loom_socket_t *s, cha
         }
         if (off == n)
             break;
+        if (LOOM__UNLIKELY(hl->olen >= hl->olimit || (s->h.flags & LOOM__S_HIGH))) {
+            /* The answers so far fill the socket: the rest waits, unparsed,
+             * until it drains (loom__hconn_batch_end, loom__hconn_drain). */
+            c->flags |= LOOM__HCF_FULL;
+            if (c->state == LOOM__HC_IDLE) {
+                c->state = LOOM__HC_HEAD;
+                c->t0 = loom__now32(srv->h.loop);
+            }
+            break;
+        }
         if (c->state == LOOM__HC_IDLE)
             c->t0 = loom__now32(srv->h.loop);
         loom_http_request_t rq;
-        size_t nh = hl->hdrs_cap;
-        int r = loom_http_parse_request(p + off, n - off, last, &rq, hl->hdrs, &nh, &srv->lim);
+        size_t nh = srv->lim.max_headers;
+        int r = loom_http_parse_request(p + off, n - off, last, &rq, srv->hdrs, &nh, &srv->lim);
         last = 0;
         if (r == LOOM_HTTP_INCOMPLETE) {
             if (c->state == LOOM__HC_IDLE)
@@ -938,8 +1169,9 @@ static void loom__hconn_process_store(loom_http_server_t *srv, loom_socket_t *s,
     }
     if (used)
         memmove(b->data, b->data + used, rest);
-    /* The last head parse covered exactly these bytes. */
-    loom__hconn_store(s, b, b->data, rest, (uint32_t)rest);
+    /* The last head parse covered exactly these bytes (none if parsing
+     * stopped at high water). */
+    loom__hconn_store(s, b, b->data, rest, (c->flags & LOOM__HCF_FULL) ? 0 : (uint32_t)rest);
 }
 
 /* raw_read: new bytes in the loop's scratch buffer. */
@@ -956,6 +1188,13 @@ static void loom__hconn_read(loom_socket_t *s, char *buf, size_t len)
         if ((uint32_t)(loom__now32(loop) - c->t0) > LOOM__HLINGER_TOTAL_MS)
             loom__hconn_close(s, false);
         return;
+    case LOOM__HC_REQ:
+        if (LOOM__UNLIKELY(c->u.req->flags & LOOM__HR_DISCARD) && srv->ms_body &&
+            (uint32_t)(loom__now32(loop) - c->t0) > srv->ms_body) {
+            loom__hconn_close(s, false);
+            return;
+        }
+        break;
     case LOOM__HC_HEAD:
         if (srv->ms_header && (uint32_t)(loom__now32(loop) - c->t0) > srv->ms_header) {
             loom__hsrv_emit(srv, LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT, "request header timeout");
@@ -966,7 +1205,7 @@ static void loom__hconn_read(loom_socket_t *s, char *buf, size_t len)
     default:
         break;
     }
-    hl->batch = s;
+    loom__hconn_batch_begin(hl, s);
     loom__hbuf **slot = NULL;
     if (c->state == LOOM__HC_HEAD)
         slot = &c->u.in;
@@ -996,7 +1235,8 @@ static void loom__hconn_read(loom_socket_t *s, char *buf, size_t len)
     } else {
         size_t used = loom__hconn_process(srv, s, buf, len, 0);
         if (used < len)
-            loom__hconn_store(s, NULL, buf + used, len - used, (uint32_t)(len - used));
+            loom__hconn_store(s, NULL, buf + used, len - used,
+                              (c->flags & LOOM__HCF_FULL) ? 0 : (uint32_t)(len - used));
     }
     loom__hconn_batch_end(s);
 }
@@ -1012,7 +1252,7 @@ static void loom__hconn_event(loom_socket_t *s, loom_event_kind_t kind, int code
         const char *what = NULL;
         if (s->wq != NULL && loom_socket_queued(s) > 0)
             what = "response write timeout";
-        else if (c->state == LOOM__HC_HEAD)
+        else if (c->state == LOOM__HC_HEAD || (c->state == LOOM__HC_IDLE && c->nreq == 0))
             what = "request header timeout";
         else if (c->state == LOOM__HC_REQ && c->u.req->bstate == LOOM__HB_READ)
             what = "request body timeout";
@@ -1027,6 +1267,11 @@ static void loom__hconn_drain(loom_socket_t *s, void *data)
 {
     loom_http_server_t *srv = data;
     loom__hconn *c = loom__hconn_of(s);
+    if (c->flags & LOOM__HCF_FULL) {
+        loom__hconn_unfull(s);
+        loom__hconn_batch_end(s);
+        return;
+    }
     if (c->state != LOOM__HC_REQ || srv->o.on_drain == NULL)
         return;
     loom_http_req_t *req = c->u.req;
@@ -1047,6 +1292,14 @@ void loom__hreq_answered(loom_http_req_t *req)
     loom__hsrv_loop *hl = req->srv->hl;
     if (hl->batch == s)
         return; /* the state machine running this connection takes it from here */
+    if (req->bstate == LOOM__HB_READ && loom__hreq_discard_start(s, req)) {
+        /* Reading goes on (the rest of the body is dropped); input kept
+         * behind the request is the body's. */
+        if (req->in && req->in->len)
+            loom__hreq_queue_resume(req);
+        loom__hconn_settle(s);
+        return;
+    }
     if (req->in && req->in->len) {
         loom__hreq_queue_resume(req);
         loom__hconn_settle(s);
@@ -1092,7 +1345,7 @@ static void loom__hsrv_resume_run(loom__pending *p)
         if (s == NULL)
             continue;
         loom_http_server_t *srv = s->h.data;
-        hl->batch = s;
+        loom__hconn_batch_begin(hl, s);
         loom__hbuf *b = req->in;
         req->in = NULL;
         if (b != NULL)
@@ -1111,6 +1364,10 @@ static void loom__hsrv_accepted(loom_socket_t *s)
     loom_http_server_t *srv = s->h.data;
     if (LOOM__UNLIKELY(srv->ext_off == 0))
         srv->ext_off = (uint32_t)((char *)loom__socket_ext(s) - (char *)s);
+    /* Until its first byte a connection is held to the header timeout, not
+     * the idle one: idle sockets must not hold max_connections cheaply. */
+    if (srv->g_head)
+        loom__hconn_set_rgroup(s, srv->g_head);
     if (++srv->nconns >= srv->max_conns) {
         srv->paused = true;
         loom__tcp_server_pause(srv->lsrv, true);
@@ -1155,6 +1412,8 @@ static void loom__hsrv_free_fn(loom__handle *h)
 {
     loom_http_server_t *srv = (loom_http_server_t *)h;
     loom__class_unref(srv->cls);
+    free(srv->hdrs);
+    free(srv->xbuf);
     free(srv);
 }
 
@@ -1184,7 +1443,7 @@ int loom_http_server(loom_loop_t *loop, const char *bind, int port, loom_http_re
     static const loom_http_server_opts defaults;
     if (opts == NULL)
         opts = &defaults;
-    if (loop == NULL || on_request == NULL || out == NULL || port < 0 || port > 65535)
+    if (loop == NULL || on_request == NULL || port < 0 || port > 65535)
         return LOOM_EINVAL;
     loom__hsrv_loop *hl = loom__hsrv_loop_get(loop);
     if (hl == NULL || loom__net_get(loop) == NULL || loom__net_scratch(loop) == NULL)
@@ -1214,18 +1473,15 @@ int loom_http_server(loom_loop_t *loop, const char *bind, int port, loom_http_re
         srv->lim.max_headers = 100;
     if (srv->lim.max_body_size == 0)
         srv->lim.max_body_size = opts->on_body ? UINT64_MAX : (uint64_t)1 << 20;
-    if (hl->hdrs_cap < srv->lim.max_headers) {
-        loom_http_header_t *h = realloc(hl->hdrs, srv->lim.max_headers * sizeof *h);
-        if (h == NULL)
-            goto fail_srv;
-        hl->hdrs = h;
-        hl->hdrs_cap = srv->lim.max_headers;
-    }
+    srv->hdrs = malloc(srv->lim.max_headers * sizeof *srv->hdrs);
+    srv->xbuf = malloc((size_t)srv->lim.max_request_line + 2);
+    if (srv->hdrs == NULL || srv->xbuf == NULL)
+        goto fail_srv;
     srv->max_conns = opts->max_connections ? opts->max_connections : 10000;
     srv->ms_header = loom__ms_opt(opts->header_timeout_ms, 10000);
+    srv->ms_body = loom__ms_opt(opts->body_timeout_ms, 30000);
     if ((r = loom__hsrv_group_of(loop, srv->ms_header, &srv->g_head)) < 0 ||
-        (r = loom__hsrv_group_of(loop, loom__ms_opt(opts->body_timeout_ms, 30000), &srv->g_body)) <
-            0 ||
+        (r = loom__hsrv_group_of(loop, srv->ms_body, &srv->g_body)) < 0 ||
         (r = loom__hsrv_group_of(loop, loom__ms_opt(opts->idle_timeout_ms, 60000), &srv->g_idle)) <
             0 ||
         (r = loom__hsrv_group_of(loop, LOOM__HLINGER_MS, &srv->g_linger)) < 0)
@@ -1265,12 +1521,15 @@ int loom_http_server(loom_loop_t *loop, const char *bind, int port, loom_http_re
             return r;
         }
     }
-    *out = srv;
+    if (out)
+        *out = srv;
     return 0;
 
 fail_cls:
     free(srv->cls);
 fail_srv:
+    free(srv->hdrs);
+    free(srv->xbuf);
     free(srv);
     return r;
 }
@@ -1392,6 +1651,11 @@ int loom_http_server_port(const loom_http_server_t *srv)
     return srv->port;
 }
 
+loom_loop_t *loom_http_server_loop(const loom_http_server_t *srv)
+{
+    return srv ? srv->h.loop : NULL;
+}
+
 void *loom_http_server_data(const loom_http_server_t *srv)
 {
     return srv ? srv->h.data : NULL;
@@ -1399,5 +1663,5 @@ void *loom_http_server_data(const loom_http_server_t *srv)
 
 size_t loom_http_server_pending(const loom_http_server_t *srv)
 {
-    return srv ? srv->nreqs : 0;
+    return srv ? srv->nreqs - srv->ndiscard : 0;
 }

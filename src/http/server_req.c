@@ -34,6 +34,13 @@ const char *loom_http_req_target(const loom_http_req_t *req, size_t *len)
     return req->rq.target;
 }
 
+const char *loom_http_req_host(const loom_http_req_t *req, size_t *len)
+{
+    if (len)
+        *len = req->rq.host_len;
+    return (req->rq.flags & LOOM_HTTP_F_HOST) ? req->rq.host : NULL;
+}
+
 const char *loom_http_req_path(const loom_http_req_t *req, size_t *len)
 {
     if (len)

@@ -572,7 +572,11 @@ static long loom__hresp_head(loom_http_req_t *req, int status, const char *const
 /* Decides whether the connection ends with this answer. */
 static void loom__hresp_close(loom_http_req_t *req, const loom__hscan *sc)
 {
-    if (!req->fr.keep_alive || req->srv->closing || sc->conn_close || req->bstate == LOOM__HB_READ)
+    /* A body still arriving does not decide it: once the answer is complete
+     * the rest is read and dropped (loom__hreq_discard), within a bound. A
+     * client waiting for 100 Continue may never send it, though. */
+    if (!req->fr.keep_alive || req->srv->closing || sc->conn_close ||
+        (req->bstate == LOOM__HB_READ && (req->flags & LOOM__HR_NOCONT)))
         req->flags |= LOOM__HR_CLOSE;
 }
 

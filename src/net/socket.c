@@ -21,6 +21,14 @@
  * slot of tick k expires at tick k+N+1, so a timeout fires between t and
  * t + 2t/N after the last activity. The timer is armed only for the oldest
  * non-empty slot. See docs/NET.md.
+ *
+ * A socket has two independent clocks. The read clock (the socket's u.tnode
+ * in its read group's slots) runs while reading is enabled and restarts on
+ * every read and every write progress. The write clock (the write queue's
+ * wnode in its write group's wslots) runs while bytes are queued and writing
+ * is enabled, and restarts only when bytes leave: a peer that keeps sending
+ * but never reads cannot hold it off. The write queue exists exactly while
+ * the write clock can run, so an idle socket pays nothing for it.
  */
 #include <errno.h>
 #include <limits.h>
@@ -58,7 +66,9 @@ struct loom__wq {
     size_t bytes; /* queued, unsent */
     unsigned todo;
     int error;
-    bool queued; /* pend is queued */
+    bool queued;       /* pend is queued */
+    uint8_t wgroup;    /* the write clock's group while wnode is linked, else 0 */
+    loom__queue wnode; /* the write clock: in a wslots slot of group wgroup */
 };
 
 #define LOOM__IOV_BATCH  64
@@ -72,8 +82,10 @@ struct loom__tgroup {
     uint32_t ms, tick, nslots;
     uint64_t cur; /* tick number of the newest slot */
     loom_timer_t *timer;
-    loom__queue expired; /* slots that ran out, waiting for the timer callback */
-    loom__queue slots[LOOM__TSLOTS_MAX];
+    loom__queue expired;                  /* slots that ran out, waiting for the timer callback */
+    loom__queue slots[LOOM__TSLOTS_MAX];  /* read clocks: loom_socket.u.tnode */
+    loom__queue wexpired;                 /* the same for the write clocks */
+    loom__queue wslots[LOOM__TSLOTS_MAX]; /* write clocks: loom__wq.wnode */
 };
 
 static void loom__tgroup_arm(loom__tgroup *g);
@@ -411,8 +423,10 @@ static void loom__tgroup_advance(loom__tgroup *g, uint64_t n)
     uint64_t steps = n - g->cur;
     if (steps > g->nslots)
         steps = g->nslots;
-    for (uint64_t i = 1; i <= steps; i++)
+    for (uint64_t i = 1; i <= steps; i++) {
         loom__queue_splice_tail(&g->expired, &g->slots[(g->cur + i) % g->nslots]);
+        loom__queue_splice_tail(&g->wexpired, &g->wslots[(g->cur + i) % g->nslots]);
+    }
     g->cur = n;
 }
 
@@ -441,6 +455,12 @@ static void loom__tgroup_fire(loom_timer_t *t, void *data)
         s->h.flags &= ~LOOM__S_TLIST;
         loom__socket_timed_out(s, g);
     }
+    while (!loom__queue_empty(&g->wexpired)) {
+        loom__wq *wq = LOOM__CONTAINER_OF(g->wexpired.next, loom__wq, wnode);
+        loom__queue_remove(&wq->wnode);
+        wq->wgroup = 0;
+        loom__socket_fail(wq->sock, LOOM_ETIMEDOUT);
+    }
     loom__tgroup_arm(g);
 }
 
@@ -448,12 +468,13 @@ static void loom__tgroup_fire(loom_timer_t *t, void *data)
 static void loom__tgroup_arm(loom__tgroup *g)
 {
     uint64_t now = g->loop->now;
-    if (!loom__queue_empty(&g->expired)) {
+    if (!loom__queue_empty(&g->expired) || !loom__queue_empty(&g->wexpired)) {
         loom_timer_start(g->timer, 0, 0);
         return;
     }
     for (uint32_t k = 1; k <= g->nslots; k++) {
-        if (loom__queue_empty(&g->slots[(g->cur + k) % g->nslots]))
+        uint32_t i = (uint32_t)((g->cur + k) % g->nslots);
+        if (loom__queue_empty(&g->slots[i]) && loom__queue_empty(&g->wslots[i]))
             continue;
         uint64_t due = (g->cur + k) * g->tick;
         loom_timer_start(g->timer, due > now ? due - now : 0, 0);
@@ -483,8 +504,11 @@ int loom__tgroup_get(loom_loop_t *loop, uint32_t ms)
     g->nslots = (ms + g->tick - 1) / g->tick + 1;
     g->cur = loop->now / g->tick;
     loom__queue_init(&g->expired);
-    for (unsigned i = 0; i < LOOM__TSLOTS_MAX; i++)
+    loom__queue_init(&g->wexpired);
+    for (unsigned i = 0; i < LOOM__TSLOTS_MAX; i++) {
         loom__queue_init(&g->slots[i]);
+        loom__queue_init(&g->wslots[i]);
+    }
     if (loom__net_timer_new(loop, &g->timer, loom__tgroup_fire, g) < 0) {
         free(g);
         return LOOM_ENOMEM;
@@ -493,30 +517,65 @@ int loom__tgroup_get(loom_loop_t *loop, uint32_t ms)
     return (int)net->ngroups;
 }
 
-/* The group whose timeout applies now: the read timeout while reading is
- * on, the write timeout while something waits to be sent, the shorter of
- * the two when both apply. */
-static unsigned loom__socket_group(const loom_socket_t *s)
+/* The read clock's group if it runs now (reading enabled), else 0. */
+static unsigned loom__socket_rgroup(const loom_socket_t *s)
 {
     uint32_t f = s->h.flags;
-    if (f & (LOOM__S_CONNECTING | LOOM__H_CLOSING))
+    if (f &
+        (LOOM__S_CONNECTING | LOOM__H_CLOSING | LOOM__S_RD_OFF | LOOM__S_EOF | LOOM__S_FLUSHING))
         return 0;
-    unsigned r = (f >> LOOM__S_RGROUP_SHIFT) & LOOM__S_GROUP_MASK;
-    unsigned w = (f >> LOOM__S_WGROUP_SHIFT) & LOOM__S_GROUP_MASK;
-    if (f & (LOOM__S_RD_OFF | LOOM__S_EOF | LOOM__S_FLUSHING))
-        r = 0;
-    if (s->wq == NULL || s->wq->bytes == 0 || (f & LOOM__S_WR_OFF))
-        w = 0;
-    if (r && w) {
-        loom__net *net = s->h.loop->net;
-        return net->groups[r]->ms <= net->groups[w]->ms ? r : w;
+    return (f >> LOOM__S_RGROUP_SHIFT) & LOOM__S_GROUP_MASK;
+}
+
+/* The write clock's group if it runs now (bytes queued, writing enabled),
+ * else 0. */
+static unsigned loom__socket_wgroup(const loom_socket_t *s)
+{
+    uint32_t f = s->h.flags;
+    if ((f & (LOOM__S_CONNECTING | LOOM__H_CLOSING | LOOM__S_WR_OFF)) || s->wq == NULL ||
+        s->wq->bytes == 0)
+        return 0;
+    return (f >> LOOM__S_WGROUP_SHIFT) & LOOM__S_GROUP_MASK;
+}
+
+static void loom__wclock_stop(loom__wq *wq)
+{
+    if (wq->wgroup) {
+        loom__queue_remove(&wq->wnode);
+        wq->wgroup = 0;
     }
-    return r | w;
+}
+
+/* Starts, stops or keeps the write clock as the socket's state requires;
+ * `progress` (bytes left) restarts it. A running clock is otherwise left
+ * alone, so queueing more or reading does not hold it off. O(1). */
+static void loom__wclock_update(loom_socket_t *s, bool progress)
+{
+    loom__wq *wq = s->wq;
+    if (wq == NULL)
+        return;
+    unsigned gi = loom__socket_wgroup(s);
+    if (gi == 0) {
+        loom__wclock_stop(wq);
+        return;
+    }
+    if (gi == wq->wgroup && !progress)
+        return;
+    loom__wclock_stop(wq);
+    loom__tgroup *g = ((loom__net *)s->h.loop->net)->groups[gi];
+    uint64_t n = s->h.loop->now / g->tick;
+    if (n > g->cur)
+        loom__tgroup_advance(g, n);
+    loom__queue_insert_tail(&g->wslots[n % g->nslots], &wq->wnode);
+    wq->wgroup = (uint8_t)gi;
+    if (!loom_timer_active(g->timer) || !loom__queue_empty(&g->wexpired))
+        loom__tgroup_arm(g);
 }
 
 void loom__socket_touch(loom_socket_t *s)
 {
-    unsigned gi = loom__socket_group(s);
+    loom__wclock_update(s, false);
+    unsigned gi = loom__socket_rgroup(s);
     if (gi == 0) {
         if (s->h.flags & LOOM__S_TLIST) {
             loom__queue_remove(&s->u.tnode);
@@ -614,6 +673,7 @@ static void loom__wq_maybe_free(loom_socket_t *s)
 {
     loom__wq *wq = s->wq;
     if (wq && wq->bytes == 0 && wq->todo == 0 && !wq->queued) {
+        loom__wclock_stop(wq);
         s->wq = NULL;
         loom__slab_free(&((loom__net *)s->h.loop->net)->wq_slab, wq);
     }
@@ -648,6 +708,7 @@ static void loom__wq_destroy(loom_socket_t *s)
     loom__wq *wq = s->wq;
     loom__net *net = s->h.loop->net;
     s->wq = NULL;
+    loom__wclock_stop(wq);
     loom__pending_cancel(&wq->pend);
     loom__wreq *list = wq->head;
     loom__slab_free(&net->wq_slab, wq);
@@ -942,6 +1003,7 @@ static int loom__socket_flush(loom_socket_t *s)
     }
     if (sent_total) {
         loop->stats.bytes_written += sent_total;
+        loom__wclock_update(s, true);
         loom__socket_touch(s);
     }
     /* Release callbacks are the application's code: run them once the

@@ -18,7 +18,9 @@ static void check_request(loom_http_req_t *req)
     CHECK_STR(loom_http_req_target(req, &len), "/some%20path/x?name=J%C3%B6rg+M&empty=&flag&n=2");
     const char *p = loom_http_req_path(req, &len);
     CHECK_EQ(len, 14);
-    CHECK(memcmp(p, "/some%20path/x?", 15) == 0); /* not NUL-terminated: a prefix */
+    CHECK_STR(p, "/some%20path/x"); /* NUL-terminated, like every text accessor */
+    CHECK_STR(loom_http_req_host(req, &len), "example");
+    CHECK_EQ(len, 7);
     CHECK_STR(loom_http_req_query(req, &len), "name=J%C3%B6rg+M&empty=&flag&n=2");
     CHECK_EQ(loom_http_req_version(req), 1);
     CHECK_EQ(loom_http_req_path_decoded(req, buf, sizeof buf), 12);
@@ -115,10 +117,27 @@ static void on_request(loom_http_req_t *req, void *data)
     }
     /* Methods and the absolute form. */
     char out[256];
-    size_t pl;
+    size_t pl, hl;
     const char *p = loom_http_req_path(req, &pl);
-    snprintf(out, sizeof out, "%d %s %.*s|%s", (int)loom_http_req_method(req),
-             loom_http_req_method_str(req, NULL), (int)pl, p, loom_http_req_query(req, NULL));
+    CHECK_EQ(strlen(p), pl);
+    /* One host: the accessor, the Host field and the parser's field list
+     * agree (an absolute-form target's authority replaces Host). */
+    const char *host = loom_http_req_host(req, &hl);
+    size_t n;
+    const loom_http_header_t *hs = loom_http_req_headers(req, &n);
+    const loom_http_header_t *hf = loom_http_header_find(hs, n, "host", NULL);
+    if (host == NULL) {
+        CHECK(hf == NULL);
+        CHECK(loom_http_req_header(req, "Host", NULL) == NULL);
+    } else {
+        CHECK_EQ(strlen(host), hl);
+        CHECK_STR(loom_http_req_header(req, "Host", NULL), host);
+        CHECK(hf != NULL && hf->value_len == hl && strcmp(hf->value, host) == 0);
+        CHECK(loom_http_header_find(hs, n, "host", &(size_t){(size_t)(hf - hs) + 1}) == NULL);
+    }
+    snprintf(out, sizeof out, "%d %s %s|%s host=%s", (int)loom_http_req_method(req),
+             loom_http_req_method_str(req, NULL), p, loom_http_req_query(req, NULL),
+             host ? host : "(none)");
     hs_reply(req, out);
 }
 
@@ -160,9 +179,12 @@ int main(void)
                               "TRACE /t HTTP/1.1\r\nHost: x\r\nX-Mode: m\r\n\r\n"
                               "GET http://example.com:8080/abs/path?k=v HTTP/1.1\r\nHost: x\r\n"
                               "X-Mode: m\r\n\r\n"
-                              "GET http://example.com HTTP/1.1\r\nHost: x\r\nX-Mode: m\r\n\r\n";
-    hs_raw_exchange(loop, &c, port, rq3, 6);
-    CHECK_EQ(c.nresp, 6);
+                              "GET http://example.com HTTP/1.1\r\nHost: x\r\nX-Mode: m\r\n\r\n"
+                              "GET http://h.example/a?b HTTP/1.0\r\nX-Mode: m\r\n"
+                              "Connection: keep-alive\r\n\r\n"
+                              "GET /nohost HTTP/1.0\r\nX-Mode: m\r\n\r\n";
+    hs_raw_exchange(loop, &c, port, rq3, 8);
+    CHECK_EQ(c.nresp, 8);
     char exp[64];
     snprintf(exp, sizeof exp, "%d PUT /p|", (int)LOOM_HTTP_METHOD_PUT);
     CHECK(strstr(c.resp, exp) != NULL);
@@ -172,9 +194,27 @@ int main(void)
     CHECK(strstr(c.resp, exp) != NULL);
     snprintf(exp, sizeof exp, "%d TRACE /t|", (int)LOOM_HTTP_METHOD_TRACE);
     CHECK(strstr(c.resp, exp) != NULL);
-    CHECK(strstr(c.resp, " GET /abs/path|k=v") != NULL);
-    CHECK(strstr(c.resp, " GET |") != NULL);
+    CHECK(strstr(c.resp, " GET /abs/path|k=v host=example.com:8080") != NULL);
+    CHECK(strstr(c.resp, " GET /| host=example.com") != NULL);
+    CHECK(strstr(c.resp, " GET /a|b host=h.example") != NULL); /* HTTP/1.0: a Host is added */
+    CHECK(strstr(c.resp, " GET /nohost| host=(none)") != NULL);
+    CHECK(strstr(c.resp, "|q host=x") != NULL);
     hs_raw_free(&c);
+
+    /* A Host (or authority) that is not host[:port] is a bad request. */
+    static const char *const bad[] = {
+        "GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: user@a\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a/b\r\n\r\n",
+        "GET http://user@a/ HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET http:///x HTTP/1.1\r\nHost: a\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        hs_raw_exchange(loop, &c, port, bad[i], 1);
+        CHECK_EQ(c.nresp, 1);
+        CHECK(strncmp(c.resp, "HTTP/1.1 400 ", 13) == 0);
+        hs_raw_free(&c);
+    }
 
     hs_close_server(loop, srv);
     test_loop_free_clean(loop);

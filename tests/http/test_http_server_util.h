@@ -320,6 +320,72 @@ static inline void hs_raw_exchange(loom_loop_t *loop, hs_raw *c, int port, const
     hs_raw_finish(loop, c);
 }
 
+/* --- The example binaries ---------------------------------------------------------- */
+
+/* Starts $LOOM_BINARY_DIR/examples/<name> on 127.0.0.1 port 0 with `extra`
+ * (NULL-terminated, may be NULL) and reads the port from its banner
+ * ("... port N ..." on stderr, or on stdout with `banner_fd` 1). Returns
+ * the pid, or 0 if the binary is not built. */
+static inline pid_t hs_start_binary(const char *name, const char *const *extra, int banner_fd,
+                                    int *port)
+{
+    char exe[1024];
+    snprintf(exe, sizeof exe, "%s/examples/%s", LOOM_BINARY_DIR, name);
+    if (access(exe, X_OK) != 0)
+        return 0;
+    const char *argv[16] = {exe, "--bind", "127.0.0.1", "--port", "0"};
+    int k = 5;
+    for (int i = 0; extra && extra[i] && k < 15; i++)
+        argv[k++] = extra[i];
+    argv[k] = NULL;
+    int pfd[2];
+    CHECK(pipe(pfd) == 0);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        dup2(pfd[1], banner_fd);
+        close(pfd[0]);
+        close(pfd[1]);
+        execv(exe, (char *const *)argv);
+        _exit(127);
+    }
+    close(pfd[1]);
+    char line[512];
+    size_t n = 0;
+    while (n < sizeof line - 1) {
+        struct pollfd p = {.fd = pfd[0], .events = POLLIN};
+        if (poll(&p, 1, 10000) <= 0 || read(pfd[0], line + n, 1) <= 0)
+            break;
+        if (line[n++] == '\n')
+            break;
+    }
+    line[n] = '\0';
+    close(pfd[0]);
+    const char *p = strstr(line, "port ");
+    CHECK(p != NULL);
+    *port = atoi(p + 5);
+    CHECK(*port > 0);
+    return pid;
+}
+
+/* The resident set of `pid` (0: this process) in bytes, or -1. */
+static inline long hs_rss(pid_t pid)
+{
+    char path[64];
+    if (pid == 0)
+        snprintf(path, sizeof path, "/proc/self/statm");
+    else
+        snprintf(path, sizeof path, "/proc/%d/statm", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    long size = 0, res = -1;
+    if (fscanf(f, "%ld %ld", &size, &res) != 2)
+        res = -1;
+    fclose(f);
+    return res < 0 ? -1 : res * sysconf(_SC_PAGESIZE);
+}
+
 /* --- Server side helpers ----------------------------------------------------------- */
 
 static atomic_int hs_closed_done;

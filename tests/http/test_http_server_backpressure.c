@@ -1,0 +1,222 @@
+/* test_http_server_backpressure: a client that pipelines requests as fast as
+ * it can and never reads (with a small receive buffer) cannot make the
+ * server buffer without bound. The server stops reading and parsing while
+ * its unsent output is above high water, so its RSS stays within 16 MiB of
+ * its idle RSS, and since the client never reads, the write timeout (which
+ * counts time without write progress, whatever the client sends) ends the
+ * connection with an http timeout event.
+ *
+ * The same attack then runs for a while against the real loom-hello and
+ * loom-http-echo binaries (their RSS from /proc/<pid>/statm), which must hold
+ * flat too. */
+#include <signal.h>
+#include <sys/types.h>
+
+#include "test_http_server_util.h"
+
+#define RSS_LIMIT  (16L << 20) /* the bound */
+#define RSS_ABORT  (64L << 20) /* stop the attack early when clearly unbounded */
+#define ATTACK_MS  10000       /* the longest attack on the in-process server */
+#define BINARY_MS  2500        /* the attack on each binary */
+#define WTIMEOUT   2000        /* the in-process server's write timeout */
+#define FLOOD_REQS 2048
+
+/* --- The attacker: pipelines GETs without ever reading ------------------------ */
+
+typedef struct {
+    int port;
+    atomic_int stop;
+    atomic_int ended; /* the server closed the connection */
+    atomic_long sent;
+    pthread_t th;
+} flood_t;
+
+static void *flood_main(void *arg)
+{
+    flood_t *f = arg;
+    static const char one[] = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    size_t unit = sizeof one - 1, len = unit * FLOOD_REQS;
+    char *buf = malloc(len);
+    CHECK(buf != NULL);
+    for (size_t i = 0; i < FLOOD_REQS; i++)
+        memcpy(buf + i * unit, one, unit);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    int small = 4096;
+    CHECK(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small) == 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)f->port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK(connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
+    CHECK(fcntl(fd, F_SETFL, O_NONBLOCK) == 0);
+    size_t off = 0;
+    while (!atomic_load(&f->stop)) {
+        ssize_t n = send(fd, buf + off, len - off, MSG_NOSIGNAL);
+        if (n > 0) {
+            atomic_fetch_add(&f->sent, n);
+            off = (off + (size_t)n) % len;
+            continue;
+        }
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            atomic_store(&f->ended, 1);
+            break;
+        }
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        poll(&p, 1, 20);
+        if (p.revents & (POLLERR | POLLHUP)) {
+            atomic_store(&f->ended, 1);
+            break;
+        }
+    }
+    close(fd);
+    free(buf);
+    return NULL;
+}
+
+static void flood_start(flood_t *f, int port)
+{
+    memset(f, 0, sizeof *f);
+    f->port = port;
+    CHECK(pthread_create(&f->th, NULL, flood_main, f) == 0);
+}
+
+static void flood_stop(flood_t *f)
+{
+    atomic_store(&f->stop, 1);
+    pthread_join(f->th, NULL);
+}
+
+/* --- In-process server ----------------------------------------------------------- */
+
+static int ntimeout, nreq;
+static atomic_int timed_out;
+static long rss_idle, rss_max;
+static int aborted;
+static flood_t flood;
+
+static void on_request(loom_http_req_t *req, void *data)
+{
+    (void)data;
+    nreq++;
+    loom_http_respond(req, 200, (const char *[]){"Content-Type", "text/plain", NULL}, "omglolwtf",
+                      9);
+}
+
+static void on_event(const loom_event_t *ev, void *data)
+{
+    (void)data;
+    if (ev->kind == LOOM_EV_HTTP_TIMEOUT) {
+        ntimeout++;
+        atomic_store(&timed_out, 1);
+    }
+}
+
+static void on_sample(loom_timer_t *t, void *data)
+{
+    (void)t;
+    (void)data;
+    long r = hs_rss(0);
+    if (r > rss_max)
+        rss_max = r;
+    if (r - rss_idle > RSS_ABORT && !aborted) {
+        aborted = 1;
+        atomic_store(&flood.stop, 1);
+        atomic_store(&timed_out, 1); /* ends the run: the check below fails */
+    }
+}
+
+static void test_in_process(void)
+{
+    loom_loop_t *loop = test_loop_new();
+    loom_http_server_t *srv;
+    CHECK_OK(loom_http_server(
+        loop, "127.0.0.1", 0, on_request,
+        &(loom_http_server_opts){.on_event = on_event, .write_timeout_ms = WTIMEOUT}, &srv));
+    int port = loom_http_server_port(srv);
+    /* Warm up (the output buffer, the scratch buffer, slabs) before the
+     * idle figure is taken. */
+    {
+        int fd = hs_connect(port);
+        static const char req[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        CHECK(write(fd, req, sizeof req - 1) == (ssize_t)(sizeof req - 1));
+        hs_run_for(loop, 100);
+        close(fd);
+        hs_run_for(loop, 50);
+    }
+    rss_idle = rss_max = hs_rss(0);
+    loom_timer_t *sample;
+    CHECK_OK(loom_timer_new(loop, &sample, on_sample, NULL));
+    CHECK_OK(loom_timer_start(sample, 20, 20));
+    flood_start(&flood, port);
+    int got = hs_run_until(loop, &timed_out, ATTACK_MS);
+    /* Give the client a moment to see the close, then stop it. */
+    for (int i = 0; i < 100 && !atomic_load(&flood.ended) && !aborted; i++)
+        hs_run_for(loop, 20);
+    flood_stop(&flood);
+    loom_timer_close(sample);
+    fprintf(stderr,
+            "in-process: %d requests answered, %ld bytes sent, RSS idle %ld KiB, max %ld "
+            "KiB (+%ld KiB), timeout events %d, connection ended %d\n",
+            nreq, atomic_load(&flood.sent), rss_idle >> 10, rss_max >> 10,
+            (rss_max - rss_idle) >> 10, ntimeout, atomic_load(&flood.ended));
+    CHECK(!aborted);
+    CHECK(rss_max - rss_idle <= RSS_LIMIT);
+    CHECK(got);
+    CHECK_EQ(ntimeout, 1);
+    CHECK(atomic_load(&flood.ended));
+    CHECK(nreq > 0);
+    atomic_int done = 0;
+    loom_http_server_close(srv, 0, NULL);
+    hs_run_until(loop, &done, 200);
+    test_loop_free_clean(loop);
+}
+
+/* --- The binaries ------------------------------------------------------------------- */
+
+static void test_binary(const char *name)
+{
+    int port;
+    pid_t pid = hs_start_binary(name, NULL, 2, &port);
+    if (pid == 0) {
+        fprintf(stderr, "%s not built: skipped\n", name);
+        return;
+    }
+    /* Warm up with one request read back. */
+    int fd = hs_connect(port);
+    static const char req[] = "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi";
+    CHECK(write(fd, req, sizeof req - 1) == (ssize_t)(sizeof req - 1));
+    char buf[1024];
+    struct pollfd pf = {.fd = fd, .events = POLLIN};
+    CHECK(poll(&pf, 1, 5000) == 1);
+    CHECK(read(fd, buf, sizeof buf) > 0);
+    close(fd);
+    usleep(50 * 1000);
+    long idle = hs_rss(pid), max = idle;
+    CHECK(idle > 0);
+    flood_t f;
+    flood_start(&f, port);
+    uint64_t end = hs_now_ms() + BINARY_MS;
+    while (hs_now_ms() < end) {
+        usleep(20 * 1000);
+        long r = hs_rss(pid);
+        if (r > max)
+            max = r;
+        if (max - idle > RSS_ABORT)
+            break;
+    }
+    flood_stop(&f);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    fprintf(stderr, "%s: %ld bytes sent, RSS idle %ld KiB, max %ld KiB (+%ld KiB)\n", name,
+            atomic_load(&f.sent), idle >> 10, max >> 10, (max - idle) >> 10);
+    CHECK(max - idle <= RSS_LIMIT);
+}
+
+int main(void)
+{
+    test_timeout(60);
+    signal(SIGPIPE, SIG_IGN);
+    test_in_process();
+    test_binary("loom-hello");
+    test_binary("loom-http-echo");
+    return 0;
+}

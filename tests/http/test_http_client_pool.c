@@ -2,8 +2,8 @@
  * limit (requests beyond it wait), the cap on idle connections, the idle
  * timeout, Connection: close from either side, pipelining, and the retry of
  * a request sent on a connection the server had closed (FIN or RST) before
- * answering: idempotent requests and ones with a resendable body are
- * retried once on a fresh connection, a POST without a body is not. */
+ * answering: idempotent requests are retried once on a fresh connection, a
+ * POST is not (with a body or without) unless the caller opts in. */
 #include "hc_test.h"
 
 static atomic_int live_conns, max_live;

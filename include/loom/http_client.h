@@ -24,7 +24,8 @@
  *    it afterwards (neither on_response nor an event), and the handle is
  *    dead when cancel returns.
  * The handle is valid until then: until on_response or the event callback
- * returns, or until cancel returns. While a request is alive it counts in
+ * returns, or until cancel returns. loom_loop_free() ends requests still
+ * alive without a callback, like cancel. While a request is alive it counts in
  * loom_loop_live() and keeps the loop running.
  *
  * Connections: each loop keeps a pool per (host, port) of keep-alive

@@ -1224,14 +1224,16 @@ static void hc_view(hc_req *r, loom_http_client_response_t *v, const loom_http_h
  * The bytes overwritten are kept in st->saved so that hc_unterminate() can
  * put them back when the head may be parsed again (hc_stash()). O(fields),
  * over a head the parser has just walked. */
-static void hc_terminate(hc_state *st, hc_req *r, const loom_http_header_t *h, size_t nh)
+static void hc_terminate(hc_state *st, hc_req *r, const loom_http_header_t *h, size_t nh, bool save)
 {
     char *reason_end = (char *)r->res.reason + r->res.reason_len;
-    st->saved_reason = *reason_end;
+    if (save)
+        st->saved_reason = *reason_end;
     *reason_end = '\0';
     for (size_t i = 0; i < nh; i++) {
         char *ve = (char *)h[i].value + h[i].value_len;
-        st->saved[i] = *ve;
+        if (save)
+            st->saved[i] = *ve;
         *ve = '\0';
         ((char *)h[i].name)[h[i].name_len] = '\0';
     }
@@ -1330,7 +1332,7 @@ static void hc_complete(hc_conn *c, hc_req *r)
     loom_http_client_response_t v;
     hc_view(r, &v, hdrs, nh);
     /* The head is consumed and never parsed again: no need to restore it. */
-    hc_terminate(st, r, hdrs, nh);
+    hc_terminate(st, r, hdrs, nh, false);
     if (r->on_body == NULL) {
         v.body = blen ? body : NULL;
         v.body_len = blen;
@@ -1441,6 +1443,40 @@ static void hc_redirect(hc_req *r)
     hc_dispatch(r);
 }
 
+/* A 1xx answer was parsed (rare: kept out of the hot path). 1xx answers are
+ * bounded in number, and they do not move the first byte deadline: each
+ * read restarts the socket's clock, so after the first one a timer holds
+ * the rest of it (a timer only for this rare case). Returns 0, or -1 when r
+ * failed. */
+static __attribute__((cold, noinline)) int hc_interim(hc_req *r)
+{
+    hc_state *st = r->st;
+    char where[300];
+    r->scan = 0;
+    if (++r->interim > HC_MAX_INTERIM) {
+        hc_fail(r, LOOM_EV_HTTP_ERROR, LOOM_ETOOMANY,
+                "more than %d interim (1xx) responses from %s", HC_MAX_INTERIM,
+                hc_where(r->pool, where, sizeof where));
+        return -1;
+    }
+    if (r->interim == 1 && r->first_to) {
+        uint64_t spent = loom_now(st->loop) - r->sent_at;
+        int trc = 0;
+        if (spent < r->first_to && r->fb_timer == NULL)
+            trc = loom__net_timer_new(st->loop, &r->fb_timer, hc_fb_cb, r);
+        if (trc < 0) {
+            hc_fail(r, LOOM_EV_HTTP_ERROR, trc, "out of memory");
+            return -1;
+        }
+        if (spent >= r->first_to) {
+            hc_fb_cb(NULL, r);
+            return -1;
+        }
+        loom_timer_start(r->fb_timer, r->first_to - spent, 0);
+    }
+    return 0;
+}
+
 /* Parses r's response head from buf[0..len). Returns the bytes consumed
  * (> 0), 0 when more are needed, or -1 when r failed. */
 static long hc_head(hc_conn *c, hc_req *r, char *buf, size_t len)
@@ -1464,36 +1500,8 @@ static long hc_head(hc_conn *c, hc_req *r, char *buf, size_t len)
         return -1;
     }
     loom_http_response_framing(&r->res, r->method, &r->fr);
-    if (r->fr.informational) {
-        /* 1xx: the final answer follows. They are bounded in number, and
-         * they do not move the first byte deadline: each read restarts the
-         * socket's clock, so after the first one a timer holds the rest of
-         * it (a timer only for this rare case). */
-        r->scan = 0;
-        char where[300];
-        if (++r->interim > HC_MAX_INTERIM) {
-            hc_fail(r, LOOM_EV_HTTP_ERROR, LOOM_ETOOMANY,
-                    "more than %d interim (1xx) responses from %s", HC_MAX_INTERIM,
-                    hc_where(r->pool, where, sizeof where));
-            return -1;
-        }
-        if (r->interim == 1 && r->first_to) {
-            uint64_t spent = loom_now(st->loop) - r->sent_at;
-            int trc = 0;
-            if (spent < r->first_to && r->fb_timer == NULL)
-                trc = loom__net_timer_new(st->loop, &r->fb_timer, hc_fb_cb, r);
-            if (trc < 0) {
-                hc_fail(r, LOOM_EV_HTTP_ERROR, trc, "out of memory");
-                return -1;
-            }
-            if (spent >= r->first_to) {
-                hc_fb_cb(NULL, r);
-                return -1;
-            }
-            loom_timer_start(r->fb_timer, r->first_to - spent, 0);
-        }
-        return rc;
-    }
+    if (r->fr.informational)
+        return hc_interim(r) < 0 ? -1 : rc; /* 1xx: the final answer follows */
     if (r->fb_timer)
         loom_timer_stop(r->fb_timer);
     if (r->fr.upgrade || r->fr.tunnel) {
@@ -1551,7 +1559,7 @@ static long hc_head(hc_conn *c, hc_req *r, char *buf, size_t len)
         loom__op_scope sc;
         loom__op_enter(st->loop, &sc, r->on_event, r->h.data, r);
         r->in_cb = 1;
-        hc_terminate(st, r, st->hdrs, nh);
+        hc_terminate(st, r, st->hdrs, nh, true);
         r->on_headers(r, &v, r->h.data);
         hc_unterminate(st, r, st->hdrs, nh);
         r->in_cb = 0;

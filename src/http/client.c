@@ -1205,7 +1205,7 @@ static void hc_view(hc_req *r, loom_http_client_response_t *v, const loom_http_h
     memset(v, 0, sizeof *v);
     v->status = r->res.status;
     v->minor_version = r->res.minor_version;
-    v->reason = r->res.reason;
+    v->reason = r->res.reason ? r->res.reason : "";
     v->reason_len = r->res.reason_len;
     v->headers = h;
     v->nheaders = nh;
@@ -1226,10 +1226,12 @@ static void hc_view(hc_req *r, loom_http_client_response_t *v, const loom_http_h
  * over a head the parser has just walked. */
 static void hc_terminate(hc_state *st, hc_req *r, const loom_http_header_t *h, size_t nh, bool save)
 {
-    char *reason_end = (char *)r->res.reason + r->res.reason_len;
-    if (save)
-        st->saved_reason = *reason_end;
-    *reason_end = '\0';
+    if (r->res.reason) {
+        char *reason_end = (char *)r->res.reason + r->res.reason_len;
+        if (save)
+            st->saved_reason = *reason_end;
+        *reason_end = '\0';
+    }
     for (size_t i = 0; i < nh; i++) {
         char *ve = (char *)h[i].value + h[i].value_len;
         if (save)
@@ -1241,7 +1243,8 @@ static void hc_terminate(hc_state *st, hc_req *r, const loom_http_header_t *h, s
 
 static void hc_unterminate(hc_state *st, hc_req *r, const loom_http_header_t *h, size_t nh)
 {
-    ((char *)r->res.reason)[r->res.reason_len] = st->saved_reason;
+    if (r->res.reason)
+        ((char *)r->res.reason)[r->res.reason_len] = st->saved_reason;
     for (size_t i = 0; i < nh; i++) {
         ((char *)h[i].value)[h[i].value_len] = st->saved[i];
         ((char *)h[i].name)[h[i].name_len] = ':';
@@ -1308,10 +1311,15 @@ static void hc_complete(hc_conn *c, hc_req *r)
         loom_http_response_t res2;
         int rc =
             loom_http_parse_response(r->rbuf, r->msg_head, 0, &res2, st->hdrs, &nh, &r->limits);
-        if (rc < 0)
+        if (rc < 0) {
+            /* Cannot happen (the same bytes parsed before); never leave
+             * pointers into the old buffer. */
             nh = 0;
-        else
+            r->res.reason = NULL;
+            r->res.reason_len = 0;
+        } else {
             r->res = res2;
+        }
         body = r->rbuf + r->msg_head;
         blen = r->rlen - r->msg_head;
     } else {

@@ -59,6 +59,19 @@ static void usage(void)
     exit(2);
 }
 
+/* A usage mistake with a reason: one line and a hint on stderr, exit 2. */
+static void bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void bad_usage(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: ", prog);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (try '%s --help')\n", prog);
+    va_end(ap);
+    exit(2);
+}
+
 /* --help: every option with a line of description, on stdout, exit 0. */
 static void help(void)
 {
@@ -231,19 +244,19 @@ static void parse_args(int argc, char **argv)
         else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)
             help();
         else if (a[0] == '-')
-            die("unknown option '%s'", a);
+            bad_usage("unknown option '%s'", a);
         else if (url == NULL)
             url = a;
         else
-            die("more than one URL");
+            bad_usage("more than one URL");
 #undef NEXT
     }
     if (url == NULL)
         usage();
     if (data && data_file)
-        die("-d and --data-file exclude each other");
+        bad_usage("-d and --data-file exclude each other");
     if ((parallel > 0) != (total_requests > 0))
-        die("load mode needs both --parallel N and --requests M");
+        bad_usage("load mode needs both --parallel N and --requests M");
     check_url();
 }
 

@@ -132,7 +132,7 @@ int main(void)
         expect(&r, 0, opts[i], NULL);
     /* A usage mistake still goes to stderr with status 2. */
     run(&r, (const char *[]){"--no-such-option", "x", NULL});
-    expect(&r, 1, NULL, "unknown option '--no-such-option'");
+    expect(&r, 2, NULL, "unknown option '--no-such-option' (try 'loom-fetch --help')");
     run(&r, (const char *[]){NULL});
     expect(&r, 2, NULL, "usage: loom-fetch URL");
 

@@ -1,9 +1,12 @@
 /* loom-fetch - fetch a URL with loom's HTTP client, or load-test a server.
  *
  *   loom-fetch URL [-X METHOD] [-H 'Name: value']... [-d DATA | --data-file F]
- *              [-o FILE] [--timeout SECONDS] [-L] [-i] [-v]
+ *              [-o FILE] [--timeout SECONDS] [-L | --location-trusted] [-i] [-v]
  *   loom-fetch --parallel N --requests M [options] URL
  *
+ * curl's habits: --help lists every option on stdout; -v shows the request
+ * and response heads on stderr ("> " and "< "); a URL without a scheme is
+ * http://; a malformed URL is named with what is wrong with it (exit 3).
  * The body goes to stdout (or FILE) as it downloads, so memory stays flat for
  * any size; with stderr on a terminal a progress bar shows. Any failure (an
  * error event, or an HTTP status of 400 or more) exits non-zero with one line
@@ -11,6 +14,7 @@
  * keep-alive connections until M have completed and prints throughput and
  * latency percentiles.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
@@ -39,14 +43,58 @@ static void die(const char *fmt, ...)
     exit(1);
 }
 
-static void usage(void)
+static void print_usage(FILE *f)
 {
-    fprintf(stderr,
+    fprintf(f,
             "usage: %s URL [-X METHOD] [-H 'Name: value']... [-d DATA | --data-file F]\n"
-            "                  [-o FILE] [--timeout SECONDS] [-L] [-i] [-v]\n"
+            "                  [-o FILE] [--timeout SECONDS] [-L | --location-trusted] [-i] [-v]\n"
             "       %s --parallel N --requests M [options] URL\n",
             prog, prog);
+}
+
+/* A usage mistake: the synopsis on stderr, exit 2. */
+static void usage(void)
+{
+    print_usage(stderr);
     exit(2);
+}
+
+/* A usage mistake with a reason: one line and a hint on stderr, exit 2. */
+static void bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void bad_usage(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: ", prog);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (try '%s --help')\n", prog);
+    va_end(ap);
+    exit(2);
+}
+
+/* --help: every option with a line of description, on stdout, exit 0. */
+static void help(void)
+{
+    print_usage(stdout);
+    printf("\nFetches URL (http://, the default when the URL has no scheme) with loom's HTTP\n"
+           "client and writes the body to stdout.\n\n"
+           "  -X, --request METHOD    the method (default GET, or POST with a body)\n"
+           "  -H, --header 'N: v'     add a request header field (repeatable)\n"
+           "  -d, --data DATA         send DATA as the request body\n"
+           "      --data-file FILE    stream FILE as the request body\n"
+           "  -o, --output FILE       write the body to FILE instead of stdout\n"
+           "      --timeout SECONDS   give up after SECONDS in all\n"
+           "  -L, --location          follow redirects; credentials are not sent to another\n"
+           "                          origin\n"
+           "      --location-trusted  follow redirects and keep credentials across origins\n"
+           "  -i, --include           write the response head before the body\n"
+           "  -v, --verbose           show the request and response heads on stderr\n"
+           "      --parallel N        load mode: keep N requests in flight\n"
+           "      --requests M        load mode: M requests in all, then print statistics\n"
+           "  -h, --help              show this help and exit\n\n"
+           "Exit status: 0 on success, 22 for an HTTP status of 400 or more, 3 for a\n"
+           "malformed URL, 2 for a usage mistake, 1 for any other failure.\n");
+    exit(0);
 }
 
 static double now_s(void)
@@ -62,7 +110,7 @@ static const char *url, *method, *data, *data_file, *out_path;
 static const char **hdrs;
 static size_t nhdrs;
 static double timeout_s;
-static int follow, include_head, verbose;
+static int follow, trusted, include_head, verbose;
 static long parallel, total_requests;
 
 static void add_header(const char *line)
@@ -82,49 +130,134 @@ static void add_header(const char *line)
     hdrs[nhdrs] = NULL;
 }
 
+/* What is wrong with a URL loom's parser refused, in words. */
+static const char *url_problem(const char *u)
+{
+    static char why[160];
+    if (*u == '\0')
+        return "empty URL";
+    for (const char *p = u; *p; p++)
+        if ((unsigned char)*p <= ' ' || *p == 0x7f) {
+            snprintf(why, sizeof why, "%s at offset %d",
+                     *p == ' ' ? "a space" : "a control character", (int)(p - u));
+            return why;
+        }
+    const char *sep = strstr(u, "://");
+    for (const char *p = u; p < sep; p++)
+        if (!(isalnum((unsigned char)*p) || ((*p == '+' || *p == '-' || *p == '.') && p > u))) {
+            snprintf(why, sizeof why, "bad scheme '%.*s'", (int)(sep - u), u);
+            return why;
+        }
+    const char *auth = sep + 3;
+    size_t alen = strcspn(auth, "/?#");
+    const char *at = memchr(auth, '@', alen);
+    while (at && memchr(at + 1, '@', alen - (size_t)(at + 1 - auth)))
+        at = memchr(at + 1, '@', alen - (size_t)(at + 1 - auth));
+    const char *host = at ? at + 1 : auth;
+    const char *end = auth + alen, *port = NULL;
+    if (host < end && *host == '[') {
+        const char *rb = memchr(host, ']', (size_t)(end - host));
+        if (rb == NULL)
+            return "missing ]";
+        if (rb == host + 1)
+            return "empty IPv6 address";
+        if (rb + 1 < end && rb[1] != ':')
+            return "junk after ]";
+        port = rb + 1 < end ? rb + 1 : NULL;
+    } else {
+        port = memchr(host, ':', (size_t)(end - host));
+        if ((port ? port : end) == host)
+            return "no host";
+        for (const char *p = host; p < (port ? port : end); p++)
+            if (strchr("[]<>\"{}|\\^`%", *p)) {
+                snprintf(why, sizeof why, "bad character '%c' in the host", *p);
+                return why;
+            }
+    }
+    if (port) {
+        port++;
+        long v = 0;
+        const char *p = port;
+        for (; p < end && isdigit((unsigned char)*p) && v <= 65535; p++)
+            v = v * 10 + (*p - '0');
+        if (p != end || p == port) {
+            snprintf(why, sizeof why, "bad port '%.*s'", (int)(end - port), port);
+            return why;
+        }
+        if (v == 0 || v > 65535) {
+            snprintf(why, sizeof why, "port %.*s out of range", (int)(end - port), port);
+            return why;
+        }
+    }
+    return "not a valid URL";
+}
+
+/* A URL without a scheme means http:// (curl's habit); a malformed one is
+ * named with its fault, exit 3 (curl's code for it). */
+static void check_url(void)
+{
+    if (strstr(url, "://") == NULL) {
+        char *u = malloc(strlen(url) + 8);
+        if (u == NULL)
+            die("out of memory");
+        strcpy(u, "http://");
+        strcat(u, url);
+        url = u;
+    }
+    loom_url_t parsed;
+    if (loom_url_parse(url, strlen(url), &parsed) < 0 || parsed.host_len == 0 ||
+        loom_url_port(&parsed) <= 0) {
+        fprintf(stderr, "%s: bad URL '%s': %s\n", prog, url, url_problem(url));
+        exit(3);
+    }
+}
+
 static void parse_args(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
 #define NEXT() (i + 1 < argc ? argv[++i] : (usage(), ""))
-        if (strcmp(a, "-X") == 0)
+        if (strcmp(a, "-X") == 0 || strcmp(a, "--request") == 0)
             method = NEXT();
-        else if (strcmp(a, "-H") == 0)
+        else if (strcmp(a, "-H") == 0 || strcmp(a, "--header") == 0)
             add_header(NEXT());
         else if (strcmp(a, "-d") == 0 || strcmp(a, "--data") == 0)
             data = NEXT();
         else if (strcmp(a, "--data-file") == 0)
             data_file = NEXT();
-        else if (strcmp(a, "-o") == 0)
+        else if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0)
             out_path = NEXT();
         else if (strcmp(a, "--timeout") == 0)
             timeout_s = atof(NEXT());
-        else if (strcmp(a, "-L") == 0)
+        else if (strcmp(a, "-L") == 0 || strcmp(a, "--location") == 0)
             follow = 1;
-        else if (strcmp(a, "-i") == 0)
+        else if (strcmp(a, "--location-trusted") == 0)
+            follow = trusted = 1;
+        else if (strcmp(a, "-i") == 0 || strcmp(a, "--include") == 0)
             include_head = 1;
-        else if (strcmp(a, "-v") == 0)
+        else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0)
             verbose = 1;
         else if (strcmp(a, "--parallel") == 0)
             parallel = atol(NEXT());
         else if (strcmp(a, "--requests") == 0)
             total_requests = atol(NEXT());
         else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)
-            usage();
+            help();
         else if (a[0] == '-')
-            die("unknown option '%s'", a);
+            bad_usage("unknown option '%s'", a);
         else if (url == NULL)
             url = a;
         else
-            die("more than one URL");
+            bad_usage("more than one URL");
 #undef NEXT
     }
     if (url == NULL)
         usage();
     if (data && data_file)
-        die("-d and --data-file exclude each other");
+        bad_usage("-d and --data-file exclude each other");
     if ((parallel > 0) != (total_requests > 0))
-        die("load mode needs both --parallel N and --requests M");
+        bad_usage("load mode needs both --parallel N and --requests M");
+    check_url();
 }
 
 /* --- Single fetch ------------------------------------------------------------- */
@@ -164,19 +297,34 @@ static void draw_progress(int final)
         fputc('\n', stderr);
 }
 
+/* -v: the request head as sent, one "> " line per line. */
+static void print_request(loom_http_client_req_t *req)
+{
+    size_t len;
+    const char *h = loom_http_client_request_head(req, &len);
+    while (h && len > 2) {
+        const char *e = memchr(h, '\n', len);
+        size_t n = e ? (size_t)(e - h) + 1 : len;
+        size_t t = n >= 2 && h[n - 2] == '\r' ? n - 2 : n;
+        fprintf(stderr, "> %.*s\n", (int)t, h);
+        h += n;
+        len -= n;
+    }
+    fprintf(stderr, ">\n");
+}
+
+/* The response head: raw (CRLF) for -i, "< " lines for -v. */
 static void print_head(FILE *f, const char *prefix, const loom_http_client_response_t *res)
 {
-    fprintf(f, "%sHTTP/1.%d %d %.*s\r\n", prefix, res->minor_version, res->status,
-            (int)res->reason_len, res->reason);
+    const char *eol = *prefix ? "\n" : "\r\n";
+    fprintf(f, "%sHTTP/1.%d %d %s%s", prefix, res->minor_version, res->status, res->reason, eol);
     for (size_t i = 0; i < res->nheaders; i++)
-        fprintf(f, "%s%.*s: %.*s\r\n", prefix, (int)res->headers[i].name_len, res->headers[i].name,
-                (int)res->headers[i].value_len, res->headers[i].value);
-    fprintf(f, "%s\r\n", prefix);
+        fprintf(f, "%s%s: %s%s", prefix, res->headers[i].name, res->headers[i].value, eol);
+    fprintf(f, "%s%s", *prefix ? "<" : "", eol);
 }
 
 static void on_headers(loom_http_client_req_t *req, const loom_http_client_response_t *res, void *d)
 {
-    (void)req;
     (void)d;
     status = res->status;
     size_t len;
@@ -185,8 +333,11 @@ static void on_headers(loom_http_client_req_t *req, const loom_http_client_respo
         expected = strtoull(cl, NULL, 10);
         have_expected = 1;
     }
-    if (verbose)
+    if (verbose) {
+        if (res->redirects)
+            print_request(req); /* the hop that answered */
         print_head(stderr, "< ", res);
+    }
     if (include_head)
         print_head(out, "", res);
 }
@@ -252,6 +403,7 @@ static loom_http_request_opts base_opts(void)
         .method = method,
         .headers = hdrs,
         .follow_redirects = follow,
+        .redirect_keep_credentials = trusted,
         .total_timeout_ms = timeout_s > 0 ? (uint32_t)(timeout_s * 1000) : 0,
     };
     if (data) {
@@ -285,11 +437,12 @@ static int fetch_one(loom_loop_t *loop)
     }
     progress = isatty(2) && !verbose;
     started = now_s();
-    if (verbose)
-        fprintf(stderr, "> %s %s\n", method ? method : (data || data_file) ? "POST" : "GET", url);
-    int rc = loom_http_request(loop, url, &o, NULL);
+    loom_http_client_req_t *req;
+    int rc = loom_http_request(loop, url, &o, &req);
     if (rc < 0)
         die("cannot fetch '%s': %s", url, loom_strerror(rc));
+    if (verbose)
+        print_request(req);
     rc = loom_run(loop, LOOM_RUN_DEFAULT);
     if (rc < 0 && !failed)
         die("loop error: %s", loom_strerror(rc));

@@ -3,21 +3,29 @@
  * redirects and cancellation).
  *
  * loom_http_request(loop, url, &opts) starts a request and returns a handle.
- * Exactly one of these ends it:
+ * Exactly one of these ends it, exactly once (the request's close
+ * notification, like uv_close's callback: the handle is dead after it):
  *  - on_response(req, res, data): the whole response arrived. In buffered
  *    mode (no on_body) res->body holds the body: cl-async's
  *    request-cb (status headers body). In streaming mode on_headers ran
  *    first, then on_body for each piece as it downloaded, and res->body is
  *    NULL.
  *  - an error event on on_event (else on the loop's default event callback):
- *    LOOM_EV_HTTP_TIMEOUT (connect, first byte, idle or total timeout),
- *    LOOM_EV_HTTP_REFUSED (connection refused), LOOM_EV_DNS_ERROR (the name
- *    does not resolve), LOOM_EV_HTTP_ERROR (malformed response, a size limit,
- *    a reset or early close, an unsupported scheme such as https). The
- *    event's object is the request, its msg says what went wrong.
- *  - loom_http_client_cancel(req): no callback runs after it.
+ *    LOOM_EV_HTTP_TIMEOUT (connect, first byte, read, write, idle or total
+ *    timeout), LOOM_EV_HTTP_REFUSED (connection refused), LOOM_EV_DNS_ERROR
+ *    (the name does not resolve), LOOM_EV_HTTP_ERROR (malformed response, a
+ *    size limit, too many 1xx answers, a reset or early close, an
+ *    unsupported scheme such as https). The event's object is the request,
+ *    its msg names what failed, where (host:port) and why, e.g. "connect to
+ *    127.0.0.1:9 refused", "dns lookup of nohost.invalid failed: ...",
+ *    "read timeout after 5000 ms waiting for 127.0.0.1:8080 (first byte
+ *    timeout)".
+ *  - loom_http_client_cancel(req): the caller ends it; no callback runs for
+ *    it afterwards (neither on_response nor an event), and the handle is
+ *    dead when cancel returns.
  * The handle is valid until then: until on_response or the event callback
- * returns, or until cancel returns. While a request is alive it counts in
+ * returns, or until cancel returns. loom_loop_free() ends requests still
+ * alive without a callback, like cancel. While a request is alive it counts in
  * loom_loop_live() and keeps the loop running.
  *
  * Connections: each loop keeps a pool per (host, port) of keep-alive
@@ -26,13 +34,21 @@
  * loom_http_client_configure()). Idle pooled connections do not keep the loop
  * alive and are not counted as live objects. A reused connection that the
  * server closed before sending any byte of the response is retried once on a
- * new connection, if the method is idempotent (GET, HEAD, PUT, DELETE,
- * OPTIONS, TRACE) or the request has a body that can be sent again (a buffer,
- * or a streamed body with on_body_rewind).
+ * new connection if the method is idempotent (GET, HEAD, PUT, DELETE,
+ * OPTIONS, TRACE; RFC 9110 section 9.2.2), or if the caller set
+ * opts.retry_non_idempotent; a streamed body also needs on_body_rewind.
+ * Otherwise the request ends with an http error event saying it was not
+ * retried.
  *
  * Responses: bodies delimited by Content-Length, chunked coding or the
- * connection closing; 1xx answers are skipped; HEAD, 204 and 304 have no
- * body. Pipelining is off unless loom_http_client_opts.pipeline_depth > 1.
+ * connection closing; 1xx answers are skipped (at most 16 before the final
+ * answer, more is an http error; they do not extend the first byte
+ * timeout); HEAD, 204 and 304 have no body. Pipelining is off unless
+ * loom_http_client_opts.pipeline_depth > 1.
+ *
+ * Text: every string the client hands out is NUL-terminated (the reason
+ * phrase, header names and values, the URL, the request head), and a length
+ * comes with it where the struct has one. Bodies are bytes with a length.
  *
  * Every function is for the loop's thread only.
  */
@@ -59,10 +75,10 @@ typedef struct loom_http_client_req loom_http_client_req_t;
 typedef struct loom_http_client_response {
     int status;         /* 200 */
     int minor_version;  /* HTTP/1.<minor_version> */
-    const char *reason; /* the reason phrase as sent (not NUL-terminated) */
+    const char *reason; /* the reason phrase as sent, NUL-terminated ("" if none) */
     size_t reason_len;
-    /* The header fields in order, duplicates kept (slices, not
-     * NUL-terminated); see loom_http_client_header(). */
+    /* The header fields in order, duplicates kept; each name and value is
+     * NUL-terminated (and has its length); see loom_http_client_header(). */
     const loom_http_header_t *headers;
     size_t nheaders;
     /* Buffered mode: the decoded body (chunked coding removed; not
@@ -73,6 +89,10 @@ typedef struct loom_http_client_response {
     const char *url;
     unsigned redirects; /* redirects followed */
     bool reused;        /* the connection had served an earlier request */
+    /* The Content-Length the head announced (also for HEAD and 304, whose
+     * answer has no body), or -1 when there is none or the body is chunked.
+     * Same as loom_http_client_content_length(). */
+    int64_t content_length;
 } loom_http_client_response_t;
 
 /* on_response and on_headers: cb(req, res, data), data = opts.data. */
@@ -106,8 +126,13 @@ typedef struct loom_http_request_opts {
     /* Extra header fields as a NULL-terminated list of name, value pairs:
      * (const char *[]){"Accept", "text/html", NULL}. Copied. Host,
      * User-Agent, Content-Length, Transfer-Encoding and Connection here
-     * replace loom's own. Names and values must not contain CR, LF or NUL
-     * (LOOM_EINVAL). */
+     * replace loom's own. Names must be tokens and values may not hold a
+     * control character other than HTAB (CR, LF, VT, DEL...: LOOM_EINVAL). A
+     * Content-Length must state the body's length (a buffer's body_len, a
+     * streamed body's body_length, 0 without a body; never with a chunked
+     * upload), else LOOM_EINVAL and nothing is sent. Authorization,
+     * Proxy-Authorization, Cookie and Host are dropped on a redirect to
+     * another origin unless redirect_keep_credentials is set. */
     const char *const *headers;
 
     /* Request body from a buffer: NOT copied; it must stay valid and
@@ -141,9 +166,21 @@ typedef struct loom_http_request_opts {
      * GET and no body (a HEAD stays HEAD; 301 and 302 keep a method other than
      * POST, as browsers and curl do), 307 and 308 keep the method and the body
      * (a streamed body needs on_body_rewind). At most max_redirects hops
-     * (0: 10); one more is an http error. */
+     * (0: 10); one more is an http error. A redirect to another origin
+     * (scheme, host or port differ) drops the caller's Authorization,
+     * Proxy-Authorization, Cookie and Host fields and the userinfo of the
+     * URL, as curl does; they stay dropped for the rest of the chain. */
     bool follow_redirects;
     unsigned max_redirects;
+    /* Keeps those fields on a redirect to another origin (curl's
+     * --location-trusted): only for a caller that trusts every host the
+     * chain may lead to. */
+    bool redirect_keep_credentials;
+    /* Lets a request with a method other than GET, HEAD, PUT, DELETE,
+     * OPTIONS or TRACE (a POST, PATCH...) be sent again on a new connection
+     * when a reused one closes before any byte of the response: only if the
+     * server handles a repeat safely. */
+    bool retry_non_idempotent;
 
     /* Limits for the response head and, in buffered mode, the body:
      * limits.max_body_size 0 means 64 MiB in buffered mode and no limit in
@@ -163,7 +200,8 @@ typedef struct loom_http_request_opts {
  * sent). The outcome arrives later (see the top of this file); no callback
  * runs before this returns. `*out` (if `out` is not NULL) receives the
  * handle. Returns 0, LOOM_EURL (a malformed URL or no host), LOOM_EINVAL
- * (bad options, such as CR or LF in a header), LOOM_ETOOMANY (the first byte
+ * (bad options, such as a control character in a header value or a
+ * Content-Length that disagrees with the body), LOOM_ETOOMANY (the first byte
  * or idle timeout would be the loop's 64th distinct socket timeout value, see
  * loom_socket_set_timeouts()), or LOOM_ENOMEM. An
  * unsupported scheme is not an error here: it ends the request with an http
@@ -191,15 +229,29 @@ LOOM_EXTERN int loom_http_client_resume(loom_http_client_req_t *req);
  * LOOM_ECLOSED. */
 LOOM_EXTERN int loom_http_client_body_ready(loom_http_client_req_t *req);
 
+/* The loop the request runs on. */
+LOOM_EXTERN loom_loop_t *loom_http_client_loop(const loom_http_client_req_t *req);
+
+/* The request head as loom sends it on the current hop (request line,
+ * header fields and the empty line; rebuilt for each redirect),
+ * NUL-terminated; `*len` (may be NULL) receives its length. Valid until the
+ * next redirect or the end of the request. */
+LOOM_EXTERN const char *loom_http_client_request_head(const loom_http_client_req_t *req,
+                                                      size_t *len);
+
 /* The request's data slot (opts.data at first). */
 LOOM_EXTERN void *loom_http_client_data(const loom_http_client_req_t *req);
 LOOM_EXTERN void loom_http_client_set_data(loom_http_client_req_t *req, void *data);
 
 /* The value of the first header field named `name` (case-insensitive) in
- * `res`, or NULL; `*len` (may be NULL) receives its length. The value is a
- * slice, not NUL-terminated, valid during the callback. */
+ * `res`, or NULL; `*len` (may be NULL) receives its length. The value is
+ * NUL-terminated and valid during the callback. */
 LOOM_EXTERN const char *loom_http_client_header(const loom_http_client_response_t *res,
                                                 const char *name, size_t *len);
+
+/* The parsed Content-Length of `res` (res->content_length): -1 when the
+ * head has none or the body is chunked. */
+LOOM_EXTERN int64_t loom_http_client_content_length(const loom_http_client_response_t *res);
 
 /* --- The per-loop pool -------------------------------------------------------- */
 
@@ -224,16 +276,18 @@ LOOM_EXTERN void loom_http_client_close_idle(loom_loop_t *loop);
 
 /* Counters of the loop's client. */
 typedef struct loom_http_client_stats {
-    uint64_t requests;    /* started */
-    uint64_t responses;   /* completed with on_response */
-    uint64_t errors;      /* ended with an error event */
-    uint64_t connections; /* connections opened */
-    uint64_t reused;      /* requests sent on a reused connection */
-    uint64_t retries;     /* requests retried after a stale connection */
-    uint64_t redirects;   /* redirects followed */
-    uint64_t idle;        /* idle pooled connections now */
-    uint64_t open;        /* open client connections now (idle included) */
-    uint64_t queued;      /* requests waiting for a connection now */
+    uint64_t requests;         /* started */
+    uint64_t responses;        /* completed with on_response */
+    uint64_t errors;           /* ended with an error event */
+    uint64_t connections;      /* connections established */
+    uint64_t reused;           /* requests sent on a reused connection */
+    uint64_t retries;          /* requests retried after a stale connection */
+    uint64_t redirects;        /* redirects followed */
+    uint64_t idle;             /* idle pooled connections now */
+    uint64_t open;             /* open client connections now (idle included) */
+    uint64_t queued;           /* requests waiting for a connection now */
+    uint64_t connect_attempts; /* connections started (dns lookup and connect) */
+    uint64_t connect_failures; /* attempts that failed: dns, refused, timeout, error */
 } loom_http_client_stats_t;
 
 /* Fills `*out`; all zero if the client was never used on this loop. */

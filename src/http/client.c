@@ -57,6 +57,7 @@
 #define HC_DEFAULT_IDLE_MS 30000
 #define HC_DEFAULT_BUF_MAX (64ull << 20)
 #define HC_DEFAULT_UA      "loom/0.1"
+#define HC_MAX_INTERIM     16 /* 1xx answers accepted before one final response */
 
 typedef struct hc_state hc_state;
 typedef struct hc_pool hc_pool;
@@ -111,7 +112,8 @@ struct loom_http_client_req {
     hc_pool *pool;
     hc_conn *conn;
     loom__pending pend;
-    loom_timer_t *timer; /* total timeout */
+    loom_timer_t *timer;    /* total timeout */
+    loom_timer_t *fb_timer; /* first byte deadline, made only once a 1xx arrives */
 
     loom_http_client_response_cb on_response, on_headers;
     loom_http_client_body_cb on_body;
@@ -123,6 +125,8 @@ struct loom_http_client_req {
     size_t body_len;
     int64_t body_length; /* streamed: -1 chunked */
     uint64_t uploaded;
+    uint64_t received; /* body bytes that arrived in this response (decoded) */
+    uint64_t sent_at;  /* loop time the request went on its connection */
     uint32_t connect_to, first_to, idle_to, total_to;
     loom_http_limits_t limits;
     loom_http_method_t method;
@@ -155,6 +159,7 @@ struct loom_http_client_req {
     uint8_t state, paused, retried, redirects, max_redirects, follow, no_keepalive;
     uint8_t reused, upload_done, user_host, user_ua, user_cl, user_te, user_conn, user_auth;
     uint8_t redirecting, in_rbuf, strip_body_headers, pd_queued, in_cb;
+    uint8_t keep_creds, retry_unsafe, interim;
     char inl[HC_INLINE];
 };
 
@@ -171,6 +176,8 @@ struct hc_state {
     char *upload; /* HC_UPLOAD_CHUNK bytes for streamed bodies, on first use */
     loom_http_client_stats_t stats;
     loom_http_header_t hdrs[HC_MAX_HEADERS];
+    char saved[HC_MAX_HEADERS]; /* bytes under the terminators (hc_terminate) */
+    char saved_reason;
     loom__handle *sentinel; /* frees the state after the sockets at loop free */
 };
 
@@ -204,6 +211,14 @@ static inline void hc_queue_insert_head(loom__queue *h, loom__queue *n)
     n->prev = h;
     h->next->prev = n;
     h->next = n;
+}
+
+/* Writes "host:port" ("[v6]:port") of the pool to buf; returns buf. */
+static const char *hc_where(const hc_pool *pool, char *buf, size_t size)
+{
+    bool v6 = strchr(pool->host, ':') != NULL;
+    snprintf(buf, size, "%s%s%s:%d", v6 ? "[" : "", pool->host, v6 ? "]" : "", pool->port);
+    return buf;
 }
 
 /* Does the comma-separated list `v` hold `token` (case-insensitive)? */
@@ -276,12 +291,30 @@ static bool hc_token(const char *s)
     return true;
 }
 
+/* A field value may hold HTAB, SP, visible ASCII and obs-text (RFC 9110
+ * section 5.5): no other control character (CR, LF, VT, DEL...). */
 static bool hc_field_value_ok(const char *s)
 {
-    for (; *s; s++)
-        if (*s == '\r' || *s == '\n')
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
             return false;
+    }
     return true;
+}
+
+/* Parses a Content-Length value of the caller's: 1 to 18 digits. Returns
+ * the value or -1. */
+static int64_t hc_parse_length(const char *s)
+{
+    int64_t v = 0;
+    size_t n = 0;
+    for (; s[n]; n++) {
+        if (s[n] < '0' || s[n] > '9' || n >= 18)
+            return -1;
+        v = v * 10 + (s[n] - '0');
+    }
+    return n ? v : -1;
 }
 
 /* A writer that measures when `out` is NULL. */
@@ -355,6 +388,9 @@ static void hc_loop_free(loom_loop_t *loop)
         if (r->timer)
             loom_timer_close(r->timer);
         r->timer = NULL;
+        if (r->fb_timer)
+            loom_timer_close(r->fb_timer);
+        r->fb_timer = NULL;
         loom__handle_close(&r->h);
     }
     for (int i = 0; i < HC_BUCKETS; i++) {
@@ -517,6 +553,40 @@ static bool hc_is_body_header(const char *line, size_t n)
     return false;
 }
 
+/* Is the header line one that carries credentials or names the origin,
+ * dropped on a redirect to another origin? */
+static bool hc_is_origin_header(const char *line, size_t n)
+{
+    static const char *const names[] = {"authorization", "proxy-authorization", "cookie", "host"};
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        size_t nl = strlen(names[k]);
+        if (n > nl && line[nl] == ':' && strncasecmp(line, names[k], nl) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Copies the header line block src[0..len) to dst, without the origin
+ * headers if `strip`. Returns the bytes copied. */
+static size_t hc_copy_lines(char *dst, const char *src, size_t len, bool strip)
+{
+    if (!strip) {
+        memcpy(dst, src, len);
+        return len;
+    }
+    size_t out = 0;
+    for (size_t i = 0; i < len;) {
+        const char *e = memchr(src + i, '\n', len - i);
+        size_t end = (size_t)(e - src) + 1;
+        if (!hc_is_origin_header(src + i, end - i)) {
+            memcpy(dst + out, src + i, end - i);
+            out += end - i;
+        }
+        i = end;
+    }
+    return out;
+}
+
 /* Renders the request head (measures when w->out is NULL). */
 static void hc_render_head(hc_req *r, hc_w *w, const char *method, const char *lines)
 {
@@ -611,8 +681,8 @@ static int hc_build(hc_req *r, const char *method, size_t method_len, const char
     r->method_len = method_len;
     r->hdr_len = lines_len;
     hc_w m = {NULL, 0};
-    hc_render_head(r, &m, method, lines); /* measures */
-    size_t need = method_len + lines_len + url_len + 1 + m.n;
+    hc_render_head(r, &m, method, lines);                         /* measures */
+    size_t need = method_len + lines_len + url_len + 1 + m.n + 1; /* two NULs */
     char *nb;
     size_t cap;
     if (need <= HC_INLINE) {
@@ -646,6 +716,7 @@ static int hc_build(hc_req *r, const char *method, size_t method_len, const char
             *sl[i] = ub + (*sl[i] - url);
     hc_w w = {ub + url_len + 1, 0};
     hc_render_head(r, &w, nb, nb + method_len);
+    ub[url_len + 1 + w.n] = '\0'; /* for loom_http_client_request_head() */
     r->head = ub + url_len + 1;
     r->head_len = w.n;
     return 0;
@@ -673,8 +744,25 @@ static void hc_total_cb(loom_timer_t *t, void *data)
 {
     hc_req *r = data;
     (void)t;
-    hc_fail(r, LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT, "request timed out after %" PRIu32 " ms",
-            r->total_to);
+    char where[300];
+    if (r->pool)
+        hc_where(r->pool, where, sizeof where);
+    else
+        snprintf(where, sizeof where, "%s", r->url);
+    hc_fail(r, LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT,
+            "request to %s timed out after %" PRIu32 " ms (total timeout)", where, r->total_to);
+}
+
+/* The first byte deadline passed while only 1xx answers came. */
+static void hc_fb_cb(loom_timer_t *t, void *data)
+{
+    hc_req *r = data;
+    (void)t;
+    char where[300];
+    hc_fail(r, LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT,
+            "read timeout after %" PRIu32 " ms waiting for %s (first byte timeout; %u interim "
+            "responses only)",
+            r->first_to, hc_where(r->pool, where, sizeof where), (unsigned)r->interim);
 }
 
 /* --- Ending requests ----------------------------------------------------------- */
@@ -701,6 +789,10 @@ static void hc_req_end(hc_req *r)
     if (r->timer) {
         loom_timer_close(r->timer);
         r->timer = NULL;
+    }
+    if (r->fb_timer) {
+        loom_timer_close(r->fb_timer);
+        r->fb_timer = NULL;
     }
     loom__handle_close(&r->h);
 }
@@ -835,7 +927,9 @@ static void hc_conn_close(hc_conn *c, bool reset)
 static void hc_on_connect(loom_socket_t *s, void *data)
 {
     (void)data;
-    hc_conn_of(s)->connected = 1;
+    hc_conn *c = hc_conn_of(s);
+    c->connected = 1;
+    c->st->stats.connections++;
 }
 
 static void hc_on_drain(loom_socket_t *s, void *data)
@@ -858,6 +952,7 @@ static void hc_send(hc_req *r)
     r->state = RQ_SENDING;
     r->uploaded = 0;
     r->upload_done = 0;
+    r->sent_at = loom_now(r->st->loop);
     if (r->body && r->body_len) {
         if (r->body_len <= HC_SMALL_BODY) {
             struct iovec iov[2] = {{(void *)r->head, r->head_len}, {(void *)r->body, r->body_len}};
@@ -972,6 +1067,10 @@ static void hc_assign(hc_conn *c, hc_req *r)
     r->scan = 0;
     r->in_rbuf = 0;
     r->rlen = 0;
+    r->received = 0;
+    r->interim = 0;
+    if (r->fb_timer)
+        loom_timer_stop(r->fb_timer);
     (void)hc_conn_timeouts(c, r->first_to, r->idle_to); /* groups made at the start */
     hc_send(r);
 }
@@ -1000,7 +1099,7 @@ static int hc_conn_new(hc_pool *pool, hc_req *r)
     loom__queue_insert_tail(&pool->busy, &c->node);
     pool->nconns++;
     st->stats.open++;
-    st->stats.connections++;
+    st->stats.connect_attempts++;
     hc_assign(c, r);
     return 0;
 }
@@ -1106,13 +1205,50 @@ static void hc_view(hc_req *r, loom_http_client_response_t *v, const loom_http_h
     memset(v, 0, sizeof *v);
     v->status = r->res.status;
     v->minor_version = r->res.minor_version;
-    v->reason = r->res.reason;
+    v->reason = r->res.reason ? r->res.reason : "";
     v->reason_len = r->res.reason_len;
     v->headers = h;
     v->nheaders = nh;
     v->url = r->url;
     v->redirects = r->redirects;
     v->reused = r->reused;
+    bool cl = (r->res.flags & (LOOM_HTTP_F_CONTENT_LENGTH | LOOM_HTTP_F_TE)) ==
+              LOOM_HTTP_F_CONTENT_LENGTH;
+    v->content_length =
+        cl && r->res.content_length <= INT64_MAX ? (int64_t)r->res.content_length : -1;
+}
+
+/* NUL-terminates the reason phrase and the header names and values of a
+ * parsed head in place, for the callbacks: each terminator lands on the
+ * colon, on the CR, or on the whitespace after a value, all inside the head.
+ * The bytes overwritten are kept in st->saved so that hc_unterminate() can
+ * put them back when the head may be parsed again (hc_stash()). O(fields),
+ * over a head the parser has just walked. */
+static void hc_terminate(hc_state *st, hc_req *r, const loom_http_header_t *h, size_t nh, bool save)
+{
+    if (r->res.reason) {
+        char *reason_end = (char *)r->res.reason + r->res.reason_len;
+        if (save)
+            st->saved_reason = *reason_end;
+        *reason_end = '\0';
+    }
+    for (size_t i = 0; i < nh; i++) {
+        char *ve = (char *)h[i].value + h[i].value_len;
+        if (save)
+            st->saved[i] = *ve;
+        *ve = '\0';
+        ((char *)h[i].name)[h[i].name_len] = '\0';
+    }
+}
+
+static void hc_unterminate(hc_state *st, hc_req *r, const loom_http_header_t *h, size_t nh)
+{
+    if (r->res.reason)
+        ((char *)r->res.reason)[r->res.reason_len] = st->saved_reason;
+    for (size_t i = 0; i < nh; i++) {
+        ((char *)h[i].value)[h[i].value_len] = st->saved[i];
+        ((char *)h[i].name)[h[i].name_len] = ':';
+    }
 }
 
 /* Ensures rbuf can take `more` bytes. */
@@ -1175,10 +1311,15 @@ static void hc_complete(hc_conn *c, hc_req *r)
         loom_http_response_t res2;
         int rc =
             loom_http_parse_response(r->rbuf, r->msg_head, 0, &res2, st->hdrs, &nh, &r->limits);
-        if (rc < 0)
+        if (rc < 0) {
+            /* Cannot happen (the same bytes parsed before); never leave
+             * pointers into the old buffer. */
             nh = 0;
-        else
+            r->res.reason = NULL;
+            r->res.reason_len = 0;
+        } else {
             r->res = res2;
+        }
         body = r->rbuf + r->msg_head;
         blen = r->rlen - r->msg_head;
     } else {
@@ -1198,6 +1339,8 @@ static void hc_complete(hc_conn *c, hc_req *r)
     st->stats.responses++;
     loom_http_client_response_t v;
     hc_view(r, &v, hdrs, nh);
+    /* The head is consumed and never parsed again: no need to restore it. */
+    hc_terminate(st, r, hdrs, nh, false);
     if (r->on_body == NULL) {
         v.body = blen ? body : NULL;
         v.body_len = blen;
@@ -1260,14 +1403,17 @@ static void hc_redirect(hc_req *r)
             return;
         }
     }
-    /* Credentials do not follow to another host. */
-    bool same = nu_u.host_len == r->u.host_len &&
+    /* Credentials do not follow to another origin (scheme, host, port), as
+     * in curl: neither the caller's Authorization, Proxy-Authorization,
+     * Cookie and Host fields nor userinfo, unless the caller keeps them. */
+    bool same = nu_u.scheme_len == r->u.scheme_len &&
+                strncasecmp(nu_u.scheme, r->u.scheme, nu_u.scheme_len) == 0 &&
+                nu_u.host_len == r->u.host_len &&
                 strncasecmp(nu_u.host, r->u.host, nu_u.host_len) == 0 &&
                 loom_url_port(&nu_u) == loom_url_port(&r->u);
-    if (!same)
-        r->user_auth = 1; /* suppresses the userinfo header; a user one is kept */
-    if (!same && !(nu_u.flags & LOOM_URL_F_USERINFO))
-        r->user_auth = 1;
+    bool strip = !same && !r->keep_creds;
+    if (strip)
+        r->user_auth = 1; /* no Authorization: Basic from userinfo either */
     if (!hc_ieq(nu_u.scheme, nu_u.scheme_len, "http")) {
         bool https = hc_ieq(nu_u.scheme, nu_u.scheme_len, "https");
         free(nu);
@@ -1279,8 +1425,10 @@ static void hc_redirect(hc_req *r)
     int rc = LOOM_ENOMEM;
     if (ml) {
         memcpy(ml, method, mlen);
-        memcpy(ml + mlen, r->buf + r->method_len, r->hdr_len);
-        rc = hc_build(r, ml, mlen, ml + mlen, r->hdr_len, nu, (size_t)n, NULL);
+        size_t ll = hc_copy_lines(ml + mlen, r->buf + r->method_len, r->hdr_len, strip);
+        if (strip)
+            r->user_host = 0; /* loom's own Host, from the new URL */
+        rc = hc_build(r, ml, mlen, ml + mlen, ll, nu, (size_t)n, NULL);
         free(ml);
     }
     free(nu);
@@ -1301,6 +1449,40 @@ static void hc_redirect(hc_req *r)
     r->pool = pool;
     r->state = RQ_NEW;
     hc_dispatch(r);
+}
+
+/* A 1xx answer was parsed (rare: kept out of the hot path). 1xx answers are
+ * bounded in number, and they do not move the first byte deadline: each
+ * read restarts the socket's clock, so after the first one a timer holds
+ * the rest of it (a timer only for this rare case). Returns 0, or -1 when r
+ * failed. */
+static __attribute__((cold, noinline)) int hc_interim(hc_req *r)
+{
+    hc_state *st = r->st;
+    char where[300];
+    r->scan = 0;
+    if (++r->interim > HC_MAX_INTERIM) {
+        hc_fail(r, LOOM_EV_HTTP_ERROR, LOOM_ETOOMANY,
+                "more than %d interim (1xx) responses from %s", HC_MAX_INTERIM,
+                hc_where(r->pool, where, sizeof where));
+        return -1;
+    }
+    if (r->interim == 1 && r->first_to) {
+        uint64_t spent = loom_now(st->loop) - r->sent_at;
+        int trc = 0;
+        if (spent < r->first_to && r->fb_timer == NULL)
+            trc = loom__net_timer_new(st->loop, &r->fb_timer, hc_fb_cb, r);
+        if (trc < 0) {
+            hc_fail(r, LOOM_EV_HTTP_ERROR, trc, "out of memory");
+            return -1;
+        }
+        if (spent >= r->first_to) {
+            hc_fb_cb(NULL, r);
+            return -1;
+        }
+        loom_timer_start(r->fb_timer, r->first_to - spent, 0);
+    }
+    return 0;
 }
 
 /* Parses r's response head from buf[0..len). Returns the bytes consumed
@@ -1326,10 +1508,10 @@ static long hc_head(hc_conn *c, hc_req *r, char *buf, size_t len)
         return -1;
     }
     loom_http_response_framing(&r->res, r->method, &r->fr);
-    if (r->fr.informational) {
-        r->scan = 0;
-        return rc; /* 1xx: the final answer follows */
-    }
+    if (r->fr.informational)
+        return hc_interim(r) < 0 ? -1 : rc; /* 1xx: the final answer follows */
+    if (r->fb_timer)
+        loom_timer_stop(r->fb_timer);
     if (r->fr.upgrade || r->fr.tunnel) {
         /* No protocol switch in this client: the answer has no body and the
          * connection is not reused. */
@@ -1385,7 +1567,9 @@ static long hc_head(hc_conn *c, hc_req *r, char *buf, size_t len)
         loom__op_scope sc;
         loom__op_enter(st->loop, &sc, r->on_event, r->h.data, r);
         r->in_cb = 1;
+        hc_terminate(st, r, st->hdrs, nh, true);
         r->on_headers(r, &v, r->h.data);
+        hc_unterminate(st, r, st->hdrs, nh);
         r->in_cb = 0;
         loom__op_leave(st->loop, &sc);
         if (r->state == RQ_DONE)
@@ -1414,6 +1598,7 @@ static long hc_body(hc_conn *c, hc_req *r, char *buf, size_t len, bool *done)
             return -1;
         }
         off += (size_t)n;
+        r->received += out.data_len;
         if (out.data_len) {
             if (r->redirecting) {
                 /* The body of a redirect is dropped. */
@@ -1588,6 +1773,7 @@ static void hc_raw_event(loom_socket_t *s, loom_event_kind_t kind, int code)
     }
     hc_req *r = hc_req_of(c->reqs.next);
     hc_pool *pool = c->pool;
+    char where[300];
     if (kind == LOOM_EV_TCP_EOF && r->state == RQ_BODY) {
         /* The end of a body delimited by the close, or a cut-off one. */
         if (loom_http_body_finish(&r->bd) == 0) {
@@ -1596,57 +1782,69 @@ static void hc_raw_event(loom_socket_t *s, loom_event_kind_t kind, int code)
             return;
         }
         hc_fail(r, LOOM_EV_HTTP_ERROR, LOOM_EOF,
-                "connection closed before the response was complete (%" PRIu64
+                "connection closed by %s before the response was complete (%" PRIu64
                 " body bytes received)",
-                r->bd.total);
+                hc_where(pool, where, sizeof where), r->received);
         return;
     }
     bool nothing = r->state == RQ_SENDING || r->state == RQ_SENT;
-    bool resendable = hc_idempotent(r->method) || (r->body != NULL && r->body_len > 0) ||
-                      (r->on_source && r->on_rewind);
-    if (nothing && r->reused && !r->retried && resendable &&
-        (kind == LOOM_EV_TCP_EOF || kind == LOOM_EV_TCP_RESET)) {
+    /* RFC 9110 section 9.2.2: only idempotent methods are sent again by
+     * themselves; others only when the caller said so. A streamed body also
+     * needs its rewind (hc_conn_close() checks). */
+    bool may_retry = hc_idempotent(r->method) || r->retry_unsafe;
+    bool stale = nothing && r->reused && (kind == LOOM_EV_TCP_EOF || kind == LOOM_EV_TCP_RESET);
+    if (stale && may_retry && !r->retried) {
         /* A stale keep-alive connection: try once more on a fresh one. */
         r->retried = 1;
         c->st->stats.retries++;
         hc_conn_close(c, false); /* requeues r and any followers */
         return;
     }
-    char where[300];
-    snprintf(where, sizeof where, "%s%s%s:%d", strchr(pool->host, ':') ? "[" : "", pool->host,
-             strchr(pool->host, ':') ? "]" : "", pool->port);
+    if (!c->connected)
+        c->st->stats.connect_failures++; /* dns, refused, timeout, error */
+    hc_where(pool, where, sizeof where);
+    /* Why a failed request on a reused connection was not sent again. */
+    char why[96] = "";
+    if (stale && !may_retry)
+        snprintf(why, sizeof why, " (a reused connection; %.*s is not retried by itself)",
+                 (int)r->method_len, r->buf);
     switch (kind) {
     case LOOM_EV_DNS_ERROR:
-        hc_fail(r, LOOM_EV_DNS_ERROR, code, "cannot resolve %s: %s", pool->host,
+        hc_fail(r, LOOM_EV_DNS_ERROR, code, "dns lookup of %s failed: %s", pool->host,
                 loom_strerror(code));
         break;
     case LOOM_EV_TCP_REFUSED:
-        hc_fail(r, LOOM_EV_HTTP_REFUSED, code, "connection refused by %s", where);
+        hc_fail(r, LOOM_EV_HTTP_REFUSED, code, "connect to %s refused", where);
         break;
     case LOOM_EV_TCP_TIMEOUT:
         if (!c->connected)
             hc_fail(r, LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT,
-                    "connecting to %s timed out after %" PRIu32 " ms", where, r->connect_to);
-        else if (r->state == RQ_SENT)
+                    "connect timeout after %" PRIu32 " ms connecting to %s", r->connect_to, where);
+        else if (r->state == RQ_SENDING && loom_socket_queued(s) > 0)
             hc_fail(r, LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT,
-                    "no response from %s within %" PRIu32 " ms (first byte timeout)", where,
-                    r->first_to);
+                    "write timeout after %" PRIu32 " ms sending the request to %s (idle timeout)",
+                    r->idle_to, where);
+        else if (r->state <= RQ_SENT)
+            hc_fail(r, LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT,
+                    "read timeout after %" PRIu32 " ms waiting for %s (first byte timeout)",
+                    r->first_to, where);
         else
             hc_fail(r, LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT,
-                    "connection to %s stalled for %" PRIu32 " ms (idle timeout)", where,
-                    r->idle_to);
+                    "read timeout after %" PRIu32 " ms reading the response from %s (idle timeout)",
+                    r->idle_to, where);
         break;
     case LOOM_EV_TCP_EOF:
         if (r->state == RQ_HEAD)
             hc_fail(r, LOOM_EV_HTTP_ERROR, LOOM_EOF,
                     "connection closed by %s inside the response head", where);
         else
-            hc_fail(r, LOOM_EV_HTTP_ERROR, LOOM_EOF, "connection closed by %s without a response",
-                    where);
+            hc_fail(r, LOOM_EV_HTTP_ERROR, LOOM_EOF, "connection closed by %s without a response%s",
+                    where, why);
         break;
     case LOOM_EV_TCP_RESET:
-        hc_fail(r, LOOM_EV_HTTP_ERROR, code ? code : LOOM_ECONNRESET, "connection reset by %s %s",
-                where, r->state >= RQ_HEAD ? "while reading the response" : "before any response");
+        hc_fail(r, LOOM_EV_HTTP_ERROR, code ? code : LOOM_ECONNRESET, "connection reset by %s %s%s",
+                where, r->state >= RQ_HEAD ? "while reading the response" : "before any response",
+                why);
         break;
     default:
         hc_fail(r, LOOM_EV_HTTP_ERROR, code, "connection to %s failed: %s", where,
@@ -1676,12 +1874,22 @@ int loom_http_request(loom_loop_t *loop, const char *url, const loom_http_reques
         method = (opts->body || opts->on_body_source) ? "POST" : "GET";
     if (!hc_token(method))
         return LOOM_EINVAL;
+    /* The body's length, which a Content-Length of the caller's must state
+     * (-1: a chunked upload, which it cannot). */
+    int64_t body_len = opts->body             ? (int64_t)opts->body_len
+                       : opts->on_body_source ? (opts->body_length >= 0 ? opts->body_length : -1)
+                                              : 0;
     /* Header lines, validated and measured. */
     size_t lines = 0;
     if (opts->headers) {
         for (size_t i = 0; opts->headers[i]; i += 2) {
             const char *n = opts->headers[i], *v = opts->headers[i + 1];
             if (v == NULL || !hc_token(n) || !hc_field_value_ok(v))
+                return LOOM_EINVAL;
+            /* A length that disagrees with the body would desynchronise the
+             * connection: refused, never sent. */
+            if (strcasecmp(n, "content-length") == 0 &&
+                (body_len < 0 || hc_parse_length(v) != body_len))
                 return LOOM_EINVAL;
             lines += strlen(n) + 2 + strlen(v) + 2;
         }
@@ -1738,6 +1946,8 @@ int loom_http_request(loom_loop_t *loop, const char *url, const loom_http_reques
     unsigned maxr = opts->max_redirects ? opts->max_redirects : 10;
     r->max_redirects = (uint8_t)(maxr > 255 ? 255 : maxr);
     r->no_keepalive = opts->no_keepalive;
+    r->keep_creds = opts->redirect_keep_credentials;
+    r->retry_unsafe = opts->retry_non_idempotent;
     size_t mlen = strlen(method);
     r->method = hc_method_enum(method, mlen);
     st->stats.requests++;
@@ -1881,6 +2091,25 @@ int loom_http_client_body_ready(loom_http_client_req_t *r)
     if (r->state == RQ_SENDING)
         hc_defer(r, PD_UPLOAD);
     return 0;
+}
+
+loom_loop_t *loom_http_client_loop(const loom_http_client_req_t *r)
+{
+    return r ? r->st->loop : NULL;
+}
+
+const char *loom_http_client_request_head(const loom_http_client_req_t *r, size_t *len)
+{
+    if (r == NULL)
+        return NULL;
+    if (len)
+        *len = r->head_len;
+    return r->head;
+}
+
+int64_t loom_http_client_content_length(const loom_http_client_response_t *res)
+{
+    return res ? res->content_length : -1;
 }
 
 void *loom_http_client_data(const loom_http_client_req_t *r)

@@ -2,8 +2,8 @@
  * limit (requests beyond it wait), the cap on idle connections, the idle
  * timeout, Connection: close from either side, pipelining, and the retry of
  * a request sent on a connection the server had closed (FIN or RST) before
- * answering: idempotent requests and ones with a resendable body are
- * retried once on a fresh connection, a POST without a body is not. */
+ * answering: idempotent requests are retried once on a fresh connection, a
+ * POST is not (with a body or without) unless the caller opts in. */
 #include "hc_test.h"
 
 static atomic_int live_conns, max_live;
@@ -187,11 +187,23 @@ int main(void)
         CHECK_EQ(st.retries, retries + 1);
         loom_http_client_close_idle(loop);
     }
-    /* A POST with a body is resent; a POST without one is not. */
+    /* A POST is not resent, even with a body that could be (RFC 9110
+     * section 9.2.2), unless the caller opts in. */
     run_one(loop, "/stale", NULL, &r);
     hc_result_free(&r);
     usleep(100000);
     run_one(loop, "/post", &(loom_http_request_opts){.body = "x=1", .body_len = 3}, &r);
+    CHECK_EQ(r.done, 2);
+    CHECK_EQ(r.ev_kind, LOOM_EV_HTTP_ERROR);
+    CHECK(strstr(r.msg, "POST is not retried") != NULL);
+    hc_result_free(&r);
+    loom_http_client_close_idle(loop);
+    run_one(loop, "/stale", NULL, &r);
+    hc_result_free(&r);
+    usleep(100000);
+    run_one(loop, "/post",
+            &(loom_http_request_opts){.body = "x=1", .body_len = 3, .retry_non_idempotent = true},
+            &r);
     CHECK_EQ(r.done, 1);
     hc_result_free(&r);
     loom_http_client_close_idle(loop);

@@ -125,7 +125,7 @@ int main(void)
     usleep(50000);
     snprintf(u, sizeof u, "http://127.0.0.1:%d/", ntohs(a.sin_port));
     expect_timeout(loop, u, (loom_http_request_opts){.connect_timeout_ms = 150}, 150, 1000,
-                   "timed out after 150 ms");
+                   "connect timeout after 150 ms connecting to 127.0.0.1:");
     for (int i = 0; i < 4; i++)
         close(fill[i]);
     close(lfd);
@@ -133,17 +133,17 @@ int main(void)
     /* First byte. */
     snprintf(u, sizeof u, "http://127.0.0.1:%d/slowfirst", peer.port);
     expect_timeout(loop, u, (loom_http_request_opts){.first_byte_timeout_ms = 150}, 150, 1000,
-                   "first byte timeout");
+                   "read timeout after 150 ms waiting for 127.0.0.1:");
     /* Idle: the body stalls after 10 bytes. */
     snprintf(u, sizeof u, "http://127.0.0.1:%d/stall", peer.port);
     expect_timeout(loop, u,
                    (loom_http_request_opts){.first_byte_timeout_ms = 1000, .idle_timeout_ms = 150},
-                   150, 1000, "idle timeout");
+                   150, 1000, "read timeout after 150 ms reading the response from 127.0.0.1:");
     /* Total: 30 ms between bytes keeps the idle timeout quiet. */
     snprintf(u, sizeof u, "http://127.0.0.1:%d/trickle", peer.port);
     expect_timeout(loop, u,
                    (loom_http_request_opts){.idle_timeout_ms = 400, .total_timeout_ms = 300}, 300,
-                   1000, "request timed out after 300 ms");
+                   1000, "timed out after 300 ms (total timeout)");
 
     /* Fast answers: no timeout fires, before or after. */
     snprintf(u, sizeof u, "http://127.0.0.1:%d/ok", peer.port);

@@ -37,7 +37,7 @@
  * server does the same for its clients' errors).
  *
  * `msg` says what failed, naming the address, host or path and the reason
- * ("connection to 127.0.0.1:9 refused", "dns lookup of nohost.invalid
+ * ("connect to 127.0.0.1:9 refused", "dns lookup of nohost.invalid
  * failed: Domain name not found", "read timeout (5000 ms)"). It is built
  * for the event in a bounded buffer and valid only during the callback.
  */

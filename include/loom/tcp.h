@@ -29,7 +29,7 @@
  * a server's loom_run(). A client socket's unhandled error still does (see
  * loom/event.h): it is the application's own connection.
  *
- * Event messages name what failed: "connection to 127.0.0.1:9 refused",
+ * Event messages name what failed: "connect to 127.0.0.1:9 refused",
  * "connect to localhost:9 failed: [::1]:9 refused, 127.0.0.1:9 refused",
  * "dns lookup of nohost.invalid failed: Domain name not found",
  * "connect to 10.0.0.1:80 failed: connect timeout (3000 ms)",

@@ -187,7 +187,7 @@ static void hc_conn_close(hc_conn *c, bool reset);
 static void hc_conn_release(hc_conn *c);
 static void hc_pump(hc_req *r);
 static void hc_raw_read(loom_socket_t *s, char *buf, size_t len);
-static void hc_raw_event(loom_socket_t *s, loom_event_kind_t kind, int code);
+static void hc_raw_event(loom_socket_t *s, loom_event_kind_t kind, int code, const char *msg);
 static void hc_on_connect(loom_socket_t *s, void *data);
 static void hc_on_drain(loom_socket_t *s, void *data);
 static void hc_fail(hc_req *r, loom_event_kind_t kind, int code, const char *fmt, ...)
@@ -1762,7 +1762,7 @@ static void hc_conn_pending(loom__pending *p)
 }
 
 /* The connection failed or closed (the socket layer closes it after this). */
-static void hc_raw_event(loom_socket_t *s, loom_event_kind_t kind, int code)
+static void hc_raw_event(loom_socket_t *s, loom_event_kind_t kind, int code, const char *msg)
 {
     hc_conn *c = hc_conn_of(s);
     if (c->dead)
@@ -1810,11 +1810,18 @@ static void hc_raw_event(loom_socket_t *s, loom_event_kind_t kind, int code)
                  (int)r->method_len, r->buf);
     switch (kind) {
     case LOOM_EV_DNS_ERROR:
-        hc_fail(r, LOOM_EV_DNS_ERROR, code, "dns lookup of %s failed: %s", pool->host,
-                loom_strerror(code));
+        if (msg != NULL) /* the host and c-ares's reason */
+            hc_fail(r, LOOM_EV_DNS_ERROR, code, "%s", msg);
+        else
+            hc_fail(r, LOOM_EV_DNS_ERROR, code, "dns lookup of %s failed: %s", pool->host,
+                    loom_strerror(code));
         break;
     case LOOM_EV_TCP_REFUSED:
-        hc_fail(r, LOOM_EV_HTTP_REFUSED, code, "connect to %s refused", where);
+        /* The socket layer names every address it tried. */
+        if (msg != NULL)
+            hc_fail(r, LOOM_EV_HTTP_REFUSED, code, "%s", msg);
+        else
+            hc_fail(r, LOOM_EV_HTTP_REFUSED, code, "connect to %s refused", where);
         break;
     case LOOM_EV_TCP_TIMEOUT:
         if (!c->connected)

@@ -49,7 +49,7 @@
 #define LOOM__HDISCARD_MAX (1u << 20)
 
 static void loom__hconn_read(loom_socket_t *s, char *buf, size_t len);
-static void loom__hconn_event(loom_socket_t *s, loom_event_kind_t kind, int code);
+static void loom__hconn_event(loom_socket_t *s, loom_event_kind_t kind, int code, const char *msg);
 static void loom__hconn_drain(loom_socket_t *s, void *data);
 static void loom__hconn_settle(loom_socket_t *s);
 static void loom__hconn_detach(loom_socket_t *s);
@@ -1243,11 +1243,12 @@ static void loom__hconn_read(loom_socket_t *s, char *buf, size_t len)
 
 /* raw_event: the socket failed, timed out or saw eof; the TCP layer closes
  * it when this returns. */
-static void loom__hconn_event(loom_socket_t *s, loom_event_kind_t kind, int code)
+static void loom__hconn_event(loom_socket_t *s, loom_event_kind_t kind, int code, const char *msg)
 {
     loom__hconn *c = loom__hconn_of(s);
     loom_http_server_t *srv = s->h.data;
     (void)code;
+    (void)msg;
     if (kind == LOOM_EV_TCP_TIMEOUT) {
         const char *what = NULL;
         if (s->wq != NULL && loom_socket_queued(s) > 0)

@@ -52,10 +52,11 @@ struct loom__sock_class {
     /* Raw hooks for internal users; when set they replace on_read and the
      * event delivery. raw_read's buffer (the loop's scratch buffer, or a
      * backend's recv buffer) is valid during the call and may be modified
-     * in place. raw_event runs where an event would be emitted;
+     * in place. raw_event runs where an event would be emitted, with the
+     * event's message (NULL where the kind's name says it all);
      * loom then closes the socket as it would after the event. */
     void (*raw_read)(loom_socket_t *s, char *buf, size_t len);
-    void (*raw_event)(loom_socket_t *s, loom_event_kind_t kind, int code);
+    void (*raw_event)(loom_socket_t *s, loom_event_kind_t kind, int code, const char *msg);
     /* Servers of this class: raw_accept runs for each accepted socket once
      * it is attached, in place of on_connect (it may pause the server);
      * raw_accept_error replaces the tcp accept error event (the server has

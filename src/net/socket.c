@@ -430,17 +430,13 @@ static void loom__tgroup_advance(loom__tgroup *g, uint64_t n)
     g->cur = n;
 }
 
-/* Group g's time ran out for s: says which timeout it was ("write timeout
- * (5000 ms)": the write timeout's group while bytes wait to be sent, else
- * the read timeout) and fails the socket. */
-static void loom__socket_timed_out(loom_socket_t *s, const loom__tgroup *g)
+/* Group g's time ran out for s on its read clock or on its write clock
+ * (which runs only while bytes wait to be sent): says which ("write timeout
+ * (5000 ms)") and fails the socket. */
+static void loom__socket_timed_out(loom_socket_t *s, const loom__tgroup *g, bool write)
 {
-    const loom__net *net = s->h.loop->net;
-    unsigned w = (s->h.flags >> LOOM__S_WGROUP_SHIFT) & LOOM__S_GROUP_MASK;
-    bool writing = s->wq && s->wq->bytes && !(s->h.flags & LOOM__S_WR_OFF);
     char msg[48];
-    snprintf(msg, sizeof msg, "%s timeout (%u ms)",
-             writing && w && net->groups[w] == g ? "write" : "read", (unsigned)g->ms);
+    snprintf(msg, sizeof msg, "%s timeout (%u ms)", write ? "write" : "read", (unsigned)g->ms);
     loom__socket_fail_msg(s, LOOM_ETIMEDOUT, msg);
 }
 
@@ -453,13 +449,13 @@ static void loom__tgroup_fire(loom_timer_t *t, void *data)
         loom_socket_t *s = LOOM__CONTAINER_OF(g->expired.next, loom_socket_t, u.tnode);
         loom__queue_remove(&s->u.tnode);
         s->h.flags &= ~LOOM__S_TLIST;
-        loom__socket_timed_out(s, g);
+        loom__socket_timed_out(s, g, false);
     }
     while (!loom__queue_empty(&g->wexpired)) {
         loom__wq *wq = LOOM__CONTAINER_OF(g->wexpired.next, loom__wq, wnode);
         loom__queue_remove(&wq->wnode);
         wq->wgroup = 0;
-        loom__socket_fail(wq->sock, LOOM_ETIMEDOUT);
+        loom__socket_timed_out(wq->sock, g, true);
     }
     loom__tgroup_arm(g);
 }
@@ -628,7 +624,7 @@ void loom__socket_event(loom_socket_t *s, loom_event_kind_t kind, int code, cons
     if (loom__socket_dead(s))
         return;
     if (s->cls->raw_event) {
-        s->cls->raw_event(s, kind, code);
+        s->cls->raw_event(s, kind, code, msg);
         return;
     }
     if (LOOM__UNLIKELY(s->cls->on_event == NULL && s->h.loop->on_event == NULL &&

@@ -322,7 +322,7 @@ static size_t loom__connect_addr_msg(const loom__connect *c, int i, char *buf, s
     return w < 0 ? n : n + (size_t)w;
 }
 
-/* What a failed connect tried, for its event: "connection to 127.0.0.1:9
+/* What a failed connect tried, for its event: "connect to 127.0.0.1:9
  * refused" when the host was the one address, else "connect to localhost:9
  * failed: [::1]:9 refused, 127.0.0.1:9 refused" (every address tried, in
  * order), and for the connect timeout "connect to host:port failed: connect
@@ -338,9 +338,9 @@ static void loom__connect_msg(const loom__connect *c, int err, char *buf, size_t
     }
     if (c->literal && c->naddr == 1 && c->aerr[0]) {
         if (c->aerr[0] == LOOM_ECONNREFUSED)
-            snprintf(buf, size, "connection to %s refused", target);
+            snprintf(buf, size, "connect to %s refused", target);
         else
-            snprintf(buf, size, "connection to %s failed: %s", target, loom_strerror(c->aerr[0]));
+            snprintf(buf, size, "connect to %s failed: %s", target, loom_strerror(c->aerr[0]));
         return;
     }
     int w = snprintf(buf, size, "connect to %s failed:", target);

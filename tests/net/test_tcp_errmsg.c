@@ -86,7 +86,7 @@ static void phase_refused(void)
     CHECK_OK(
         loom_tcp_connect(loop, "127.0.0.1", port, &(loom_tcp_opts){.on_event = on_event}, NULL));
     run_one();
-    snprintf(want, sizeof want, "connection to 127.0.0.1:%d refused", port);
+    snprintf(want, sizeof want, "connect to 127.0.0.1:%d refused", port);
     expect(LOOM_EV_TCP_REFUSED, want);
 
     /* localhost: ::1 then 127.0.0.1, both named. */
@@ -122,7 +122,7 @@ static void phase_refused(void)
     unlink(path);
     CHECK_OK(loom_unix_connect(loop, path, &(loom_tcp_opts){.on_event = on_event}, NULL));
     run_one();
-    snprintf(want, sizeof want, "connection to %s refused", path);
+    snprintf(want, sizeof want, "connect to %s refused", path);
     expect(LOOM_EV_TCP_REFUSED, want);
 
     if (fd6 >= 0)

@@ -39,7 +39,7 @@ static void srv_raw_read(loom_socket_t *s, char *buf, size_t len)
     loom__socket_read_start(s);
 }
 
-static void srv_raw_event(loom_socket_t *s, loom_event_kind_t kind, int code)
+static void srv_raw_event(loom_socket_t *s, loom_event_kind_t kind, int code, const char *msg)
 {
     raw_events++;
     last_kind = kind;

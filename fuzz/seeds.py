@@ -138,6 +138,11 @@ def client_seeds():
     s["upload_chunked"] = seed(12 | 16 | 2, [C_RUN, C_RUN, chunked])
     s["cancel"] = seed(2, [chunked[:50], C_CANCEL, chunked[50:]])
     s["reset_early"] = seed(64, [b"HTTP/1.1 200 OK\r\nContent-Len", [(1 << 3) | 7]])
+    # Findings, minimised: a redirect to a URL without a path ("//host")
+    # rendered its request line from a NULL path (UBSan: zero offset applied
+    # to a null pointer, client.c hc_render_head).
+    s["crash-redirect-no-path"] = seed(32, [b"HTTP/1.1 302 Found\r\nLocation: //127.0.0.1\r\n"
+                                            b"Content-Length: 0\r\n\r\n"])
     for k, v in s.items():
         write("http_client", k, v)
 

@@ -10,14 +10,16 @@
  * accepts, reads what the client sends (every request head must parse with
  * loom's own parser) and writes the input's bytes to it in cuts. The input:
  *   - byte 0 picks the configuration (backend, buffered or streamed
- *     response, method and request body, small limits, redirects, a second
- *     request on a kept-alive connection, how the server closes);
+ *     response, method and request body, small limits, redirects,
+ *     keep-alive, how the server closes);
  *   - the bytes after it are what the server sends: status lines, headers,
  *     chunked bodies, 1xx floods, Content-Length lies, ...;
  *   - action bytes are taken from the end: send the next cut, run the loop,
- *     pause or resume a streamed response, cancel, half-close, or close (FIN
- *     or reset) the connection (later bytes go to the next one the client
- *     opens: a retry or a redirect).
+ *     start a second request (the pool has one connection per host and
+ *     pipelines two requests: it waits, is pipelined, or reuses the pooled
+ *     connection), pause or resume a streamed response, cancel, half-close,
+ *     or close (FIN or reset) the connection (later bytes go to the next one
+ *     the client opens: a retry or a redirect).
  * At the end the server closes every connection and the request must end:
  * exactly one of on_response and an error event (none after a cancel), with
  * a response that agrees with itself (a final status; with a single valid
@@ -69,7 +71,7 @@ enum {
     CF_METHOD = 3u << 2,   /* GET, HEAD, POST with a buffer, PUT streamed */
     CF_SMALL = 1u << 4,    /* small limits (and a chunked upload for PUT) */
     CF_REDIRECT = 1u << 5, /* follow_redirects, at most 2 */
-    CF_AGAIN = 1u << 6,    /* keep-alive, and a second request after the first */
+    CF_KEEP = 1u << 6,     /* keep-alive (else no_keepalive) */
     CF_RST = 1u << 7       /* the server's last close is a reset */
 };
 
@@ -83,6 +85,14 @@ typedef struct {
     size_t len, pos;
     int unchecked;
 } conn_t;
+
+typedef struct {
+    loom_http_client_req_t *req;
+    int ended, headers, paused, cancelled;
+    uint64_t body;
+    int64_t cl;
+    int upload_sent;
+} rq_t;
 
 static struct {
     loom_loop_t *loops[2];
@@ -99,12 +109,10 @@ static struct {
     conn_t conns[MAXCONNS];
     int nconns, cur;
 
-    /* The current request. */
-    loom_http_client_req_t *req;
-    int ended, headers, paused, cancelled;
-    uint64_t body;
-    int64_t cl;
-    int upload_sent;
+    /* The requests: a second one may start at any time (pipelined or
+     * queued behind the first, or on the connection it left in the pool). */
+    rq_t rq[2];
+    int nrq;
 } g;
 
 /* --- DNS: no queries leave the machine ------------------------------------------------- */
@@ -282,7 +290,7 @@ static int64_t announced_length(const loom_http_client_response_t *res, int head
     return cl;
 }
 
-static void check_response(const loom_http_client_response_t *res)
+static void check_response(rq_t *q, const loom_http_client_response_t *res)
 {
     /* A final status; 101 is one too (client.c: no protocol switch, the
      * answer has no body and ends the request). */
@@ -298,77 +306,83 @@ static void check_response(const loom_http_client_response_t *res)
     const char *v = loom_http_client_header(res, "content-type", &len);
     if (v)
         touch(v, len);
-    g.cl = announced_length(res, (g.cfg & CF_METHOD) == (1u << 2));
+    q->cl = announced_length(res, (g.cfg & CF_METHOD) == (1u << 2));
 }
 
 static void on_headers(loom_http_client_req_t *req, const loom_http_client_response_t *res,
                        void *data)
 {
-    (void)data;
-    ASSERT(req == g.req && !g.ended && !g.headers);
+    rq_t *q = data;
+    ASSERT(req == q->req && !q->ended && !q->cancelled && !q->headers);
     ASSERT(res->body == NULL);
-    TRACE("on_headers %d\n", res->status);
-    check_response(res);
-    g.headers = 1;
+    TRACE("on_headers %d (request %d)\n", res->status, (int)(q - g.rq));
+    check_response(q, res);
+    q->headers = 1;
 }
 
 static int on_body(loom_http_client_req_t *req, const char *chunk, size_t len, void *data)
 {
-    (void)data;
-    ASSERT(req == g.req && !g.ended && g.headers);
+    rq_t *q = data;
+    ASSERT(req == q->req && !q->ended && !q->cancelled && q->headers);
     touch(chunk, len);
-    g.body += len;
+    q->body += len;
     return 0;
 }
 
 static void on_response(loom_http_client_req_t *req, const loom_http_client_response_t *res,
                         void *data)
 {
-    (void)data;
-    ASSERT(req == g.req && !g.ended && !g.cancelled);
-    TRACE("on_response %d\n", res->status);
+    rq_t *q = data;
+    ASSERT(req == q->req && !q->ended && !q->cancelled);
+    TRACE("on_response %d (request %d)\n", res->status, (int)(q - g.rq));
     if (g.cfg & CF_STREAM) {
-        ASSERT(g.headers && res->body == NULL);
+        ASSERT(q->headers && res->body == NULL);
     } else {
-        check_response(res);
+        check_response(q, res);
         touch(res->body, res->body_len);
         ASSERT(res->body != NULL || res->body_len == 0);
-        g.body = res->body_len;
+        q->body = res->body_len;
     }
-    if (g.cl >= 0)
-        ASSERT(g.body == (uint64_t)g.cl); /* no Content-Length lie gets through */
-    g.ended = 1;
+    if (q->cl >= 0)
+        ASSERT(q->body == (uint64_t)q->cl); /* no Content-Length lie gets through */
+    q->ended = 1;
 }
 
 static void on_event(const loom_event_t *ev, void *data)
 {
-    (void)data;
-    TRACE("event %s: %s\n", loom_event_kind_name(ev->kind), ev->msg);
-    ASSERT(ev->object == g.req && !g.ended && !g.cancelled);
+    rq_t *q = data;
+    TRACE("event %s: %s (request %d)\n", loom_event_kind_name(ev->kind), ev->msg, (int)(q - g.rq));
+    ASSERT(q >= g.rq && q < g.rq + g.nrq);
+    ASSERT(ev->object == q->req && !q->ended && !q->cancelled);
     ASSERT(loom_event_is_error(ev) && ev->msg != NULL);
-    g.ended = 1;
+    q->ended = 1;
 }
 
 static ssize_t on_source(loom_http_client_req_t *req, char *buf, size_t size, void *data)
 {
-    (void)req;
-    (void)data;
-    size_t n = 100 - (size_t)g.upload_sent;
+    rq_t *q = data;
+    ASSERT(req == q->req && !q->ended && !q->cancelled);
+    size_t n = 100 - (size_t)q->upload_sent;
     if (n > 30)
         n = 30;
     if (n > size)
         n = size;
     memset(buf, 'u', n);
-    g.upload_sent += (int)n;
+    q->upload_sent += (int)n;
     return (ssize_t)n;
 }
 
 static int on_rewind(loom_http_client_req_t *req, void *data)
 {
-    (void)req;
-    (void)data;
-    g.upload_sent = 0;
+    rq_t *q = data;
+    ASSERT(req == q->req && !q->ended && !q->cancelled);
+    q->upload_sent = 0;
     return 0;
+}
+
+static int live(const rq_t *q)
+{
+    return q->req && !q->ended && !q->cancelled;
 }
 
 static void request_start(void)
@@ -383,7 +397,7 @@ static void request_start(void)
         .on_event = on_event,
         .follow_redirects = (g.cfg & CF_REDIRECT) != 0,
         .max_redirects = 2,
-        .no_keepalive = !(g.cfg & CF_AGAIN),
+        .no_keepalive = !(g.cfg & CF_KEEP),
     };
     if (g.cfg & CF_STREAM) {
         o.on_headers = on_headers;
@@ -400,13 +414,14 @@ static void request_start(void)
     if (g.cfg & CF_SMALL)
         o.limits = (loom_http_limits_t){
             .max_header_bytes = 256, .max_headers = 4, .max_chunk_ext = 16, .max_body_size = 64};
-    g.ended = g.headers = g.paused = g.cancelled = 0;
-    g.body = 0;
-    g.cl = -1;
-    g.upload_sent = 0;
+    rq_t *q = &g.rq[g.nrq++];
+    memset(q, 0, sizeof *q);
+    q->cl = -1;
+    o.data = q;
     char url[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/r?q=1", g.port[g.cfg & CF_POLL]);
-    ASSERT(loom_http_request(g.loop, url, &o, &g.req) == 0);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/r?q=%d", g.port[g.cfg & CF_POLL], g.nrq);
+    TRACE("request %d\n", g.nrq - 1);
+    ASSERT(loom_http_request(g.loop, url, &o, &q->req) == 0);
 }
 
 /* --- The input ------------------------------------------------------------------------------ */
@@ -430,6 +445,12 @@ static void init_once(void)
         g.port[i] = ntohs(sa.sin_port);
         ASSERT(loom_io_new(g.loops[i], &g.io[i], fd, on_accept, NULL) == 0);
         ASSERT(loom_io_start(g.io[i], LOOM_READABLE) == 0);
+        /* One connection to the fake server: a second request is pipelined
+         * (or waits) on it. */
+        ASSERT(loom_http_client_configure(g.loops[i], &(loom_http_client_opts){
+                                                          .max_per_host = 1,
+                                                          .pipeline_depth = 2,
+                                                      }) == 0);
         g.live[i] = loom_loop_live(g.loops[i]);
     }
     for (int i = 0; i < MAXCONNS; i++)
@@ -451,7 +472,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     g.closing = 0;
     g.nconns = 0;
     g.cur = -1;
-    int second = 0;
+    g.nrq = 0;
     request_start();
     step(1);
 
@@ -459,6 +480,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (int steps = 0; steps < MAXSTEPS && action(&a); steps++) {
         unsigned arg = a >> 3;
         conn_t *c = g.cur >= 0 ? &g.conns[g.cur] : NULL;
+        rq_t *q = &g.rq[(arg & 1) % g.nrq];
         switch (a & 7) {
         case 0:
         case 1:
@@ -479,19 +501,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             step(1 + (arg & 1));
             break;
         case 4: /* pause or resume a streamed response */
-            if (!g.ended && !g.cancelled) {
-                int r = g.paused ? loom_http_client_resume(g.req) : loom_http_client_pause(g.req);
+            if (live(q)) {
+                int r =
+                    q->paused ? loom_http_client_resume(q->req) : loom_http_client_pause(q->req);
+                TRACE("%s request %d: %d\n", q->paused ? "resume" : "pause", (int)(q - g.rq), r);
                 ASSERT(r == 0 || r == LOOM_ESTATE || r == LOOM_ECLOSED);
                 if (r == 0)
-                    g.paused = !g.paused;
+                    q->paused = !q->paused;
             }
             step(1);
             break;
         case 5:
-            if ((arg & 15) == 15 && !g.ended && !g.cancelled) {
-                TRACE("cancel\n");
-                ASSERT(loom_http_client_cancel(g.req) == 0);
-                g.cancelled = 1;
+            if ((arg & 14) == 14 && live(q)) {
+                TRACE("cancel request %d\n", (int)(q - g.rq));
+                ASSERT(loom_http_client_cancel(q->req) == 0);
+                q->cancelled = 1;
+            } else if ((arg & 6) == 2 && g.nrq < 2) {
+                request_start(); /* pipelined, queued, or on a pooled connection */
             }
             step(1);
             break;
@@ -506,32 +532,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             step(1);
             break;
         }
-        if ((g.ended || g.cancelled) && (g.cfg & CF_AGAIN) && !second) {
-            second = 1;
-            step(1);
-            request_start();
-            step(1);
-        }
     }
     /* Whatever of the stream no action sent. */
     if (g.cur >= 0 && g.conns[g.cur].fd >= 0 && g.back > g.front)
         send(g.conns[g.cur].fd, data + g.front, g.back - g.front, MSG_NOSIGNAL | MSG_DONTWAIT);
     step(1);
 
-    /* The server goes: the request must end. */
+    /* The server goes: the requests must end. */
     g.closing = 1;
     for (int i = 0; i < g.nconns; i++) {
         conn_read(&g.conns[i]);
         conn_close(&g.conns[i], g.cfg & CF_RST);
     }
-    if (g.paused && !g.ended && !g.cancelled) {
-        int r = loom_http_client_resume(g.req);
-        ASSERT(r == 0 || r == LOOM_ESTATE);
-    }
-    for (int guard = 0; !g.ended && !g.cancelled; guard++) {
-        ASSERT(guard < 100000);
-        ASSERT(loom_run(g.loop, LOOM_RUN_ONCE) >= 0);
-    }
+    for (int i = 0; i < g.nrq; i++)
+        if (live(&g.rq[i]) && g.rq[i].paused) {
+            int r = loom_http_client_resume(g.rq[i].req);
+            ASSERT(r == 0 || r == LOOM_ESTATE);
+        }
+    for (int i = 0; i < g.nrq; i++)
+        for (int guard = 0; live(&g.rq[i]); guard++) {
+            ASSERT(guard < 100000);
+            ASSERT(loom_run(g.loop, LOOM_RUN_ONCE) >= 0);
+        }
     loom_http_client_close_idle(g.loop);
     for (int guard = 0;; guard++) {
         loom_http_client_stats_t st;

@@ -28,6 +28,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -227,7 +228,18 @@ static int client_open(int port)
     ASSERT(fd >= 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+    int r = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+    if (r != 0 && errno == EINTR) {
+        /* libFuzzer's timer signal: the handshake goes on, wait for it. */
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        int err = 0;
+        socklen_t el = sizeof err;
+        while (poll(&p, 1, -1) < 0 && errno == EINTR)
+            ;
+        r = getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) == 0 && err == 0 ? 0 : -1;
+        errno = err;
+    }
+    if (r != 0) {
         /* Out of ports or the like: not a finding; this input ends here. */
         fprintf(stderr, "fuzz_http_server: connect: %s\n", strerror(errno));
         close(fd);

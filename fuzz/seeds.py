@@ -102,13 +102,14 @@ def server_seeds():
 
 # --- fuzz_http_client ------------------------------------------------------------
 # cfg: 1 poll, 2 streamed response, 4/8/12 HEAD/POST/PUT streamed (GET: 0),
-# 16 small limits, 32 redirects, 64 keep-alive and a second request,
-# 128 the last close is a reset.
-# Actions: 0-2 send, 3 run, 4 pause/resume, 5 cancel (arg 15 or 31),
+# 16 small limits, 32 redirects, 64 keep-alive, 128 the last close is a reset.
+# Actions: 0-2 send, 3 run, 4 pause/resume (arg & 1: which request),
+# 5 cancel (arg & 14 == 14) or start the second request (arg & 6 == 2),
 # 6 half-close, 7 close (arg & 1: reset).
 C_RUN = [(1 << 3) | 3]
 C_PAUSE = [4]
-C_CANCEL = [(15 << 3) | 5]
+C_CANCEL = [(14 << 3) | 5]
+C_SECOND = [(2 << 3) | 5]
 C_CLOSE = [7]
 
 
@@ -124,20 +125,21 @@ def client_seeds():
     s["cl_lie"] = seed(0, [b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello", C_CLOSE])
     s["until_close"] = seed(128, [b"HTTP/1.0 200 OK\r\n\r\nall of it", C_RUN, C_CLOSE])
     s["head"] = seed(4, [b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n", C_RUN])
-    s["no_body"] = seed(64, [b"HTTP/1.1 204 No Content\r\n\r\n", C_RUN,
+    s["no_body"] = seed(64, [b"HTTP/1.1 204 No Content\r\n\r\n", C_RUN, C_SECOND,
                              b"HTTP/1.1 304 Not Modified\r\nContent-Length: 3\r\n\r\n"])
     s["redirect"] = seed(32, [b"HTTP/1.1 302 Found\r\nLocation: /next\r\n"
                               b"Content-Length: 0\r\n\r\n", C_RUN, ok])
     s["stream_pause"] = seed(2, [chunked[:60], C_PAUSE, C_RUN, C_PAUSE, chunked[60:]])
     s["garbage"] = seed(0, [b"HTTP/1.1 2OO OK\r\n\x00\x01\r\n\r\n"])
-    s["keepalive"] = seed(64, [ok, C_RUN, chunked, C_RUN])
+    s["keepalive"] = seed(64, [ok, C_RUN, C_SECOND, C_RUN, chunked, C_RUN])
+    s["pipelined"] = seed(64 | 2, [C_SECOND, C_RUN, ok + chunked, C_RUN])
     s["post_continue"] = seed(8, [b"HTTP/1.1 100 Continue\r\n\r\n", C_RUN,
                                   b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok"])
     s["small_limits"] = seed(16, [b"HTTP/1.1 200 OK\r\n" + b"X-A: b\r\n" * 10
                                   + b"Content-Length: 100\r\n\r\n" + b"z" * 100])
     s["upload_chunked"] = seed(12 | 16 | 2, [C_RUN, C_RUN, chunked])
     s["cancel"] = seed(2, [chunked[:50], C_CANCEL, chunked[50:]])
-    s["reset_early"] = seed(64, [b"HTTP/1.1 200 OK\r\nContent-Len", [(1 << 3) | 7]])
+    s["reset_early"] = seed(64, [b"HTTP/1.1 200 OK\r\nContent-Len", [(1 << 3) | 7], C_SECOND])
     # Findings, minimised: a redirect to a URL without a path ("//host")
     # rendered its request line from a NULL path (UBSan: zero offset applied
     # to a null pointer, client.c hc_render_head).

@@ -3,12 +3,14 @@
 # each for a bounded time. Exits non-zero if a target fails to build or finds a
 # crash, a leak, a hang or a sanitizer report.
 #
-#   fuzz/run.sh [--long RUNS] [--build-only] [TARGET...]
+#   fuzz/run.sh [--long RUNS] [--build-only | --no-build] [TARGET...]
 #
 #   TARGET            run only these (http_server or fuzz_http_server); default all
 #   --long RUNS       run each target for RUNS executions (-runs=RUNS) instead
 #                     of FUZZ_SECONDS, e.g. --long 10000000 for the long runs
 #   --build-only      build, do not run
+#   --no-build        run the binaries already built (so that several runs,
+#                     one per core, can share one build)
 #   FUZZ_SECONDS=60   run time per target (default 60)
 #   FUZZ_JOBS=1       parallel fuzzing workers per target
 #   CC=clang          compiler (must support -fsanitize=fuzzer)
@@ -32,6 +34,7 @@ SECONDS_PER_TARGET=${FUZZ_SECONDS:-60}
 JOBS=${FUZZ_JOBS:-1}
 RUNS=""
 BUILD_ONLY=0
+NO_BUILD=0
 ONLY=()
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -43,8 +46,12 @@ while [ $# -gt 0 ]; do
         BUILD_ONLY=1
         shift
         ;;
+    --no-build)
+        NO_BUILD=1
+        shift
+        ;;
     -h | --help)
-        sed -n '2,25p' "$0"
+        sed -n '2,/^set -/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'
         exit 0
         ;;
     *)
@@ -94,19 +101,27 @@ for src in fuzz/fuzz_*.c; do
         continue
     fi
     deps=$(sed -n 's/.*LOOM_FUZZ_SOURCES:\(.*\)$/\1/p' "$src" | head -n1)
-    if grep -q 'LOOM_FUZZ_LIBLOOM' "$src"; then
+    if [ "$NO_BUILD" = 1 ]; then
+        if [ ! -x "$OUT/bin/$name" ]; then
+            echo "fuzz: $OUT/bin/$name is not built (run with --build-only first)" >&2
+            status=1
+            continue
+        fi
+    elif grep -q 'LOOM_FUZZ_LIBLOOM' "$src"; then
         if ! build_libloom; then
             echo "fuzz: libloom failed to build" >&2
             exit 1
         fi
         deps="$deps $LIBLOOM"
     fi
-    echo "fuzz: building $name (sources:${deps:- none})"
-    # shellcheck disable=SC2086
-    if ! $CC $CFLAGS "$src" $deps -o "$OUT/bin/$name"; then
-        echo "fuzz: $name failed to build" >&2
-        status=1
-        continue
+    if [ "$NO_BUILD" = 0 ]; then
+        echo "fuzz: building $name (sources:${deps:- none})"
+        # shellcheck disable=SC2086
+        if ! $CC $CFLAGS "$src" $deps -o "$OUT/bin/$name"; then
+            echo "fuzz: $name failed to build" >&2
+            status=1
+            continue
+        fi
     fi
     [ "$BUILD_ONLY" = 1 ] && continue
     seeds=$ROOT/fuzz/corpus/$short

@@ -48,10 +48,14 @@ def write(target, name, data):
 
 
 # --- fuzz_http_server ------------------------------------------------------------
-# cfg: 1 poll, 2 streamed bodies, 4 small limits, 8 keep-alive cap, 16 client
-# goes first, 32 reset, 64 server close, 128 force.
-# Actions: op = a & 7, arg = a >> 3. 0-2 send, 3 run, 4-5 act on the oldest
-# deferred request, 6 half-close, 7 close and reconnect (arg & 1: reset).
+# cfg: 1 poll, 2 streamed bodies, 4 small limits (and high water, and client
+# window), 8 keep-alive cap, 16 client goes first, 32 reset, 64 server close,
+# 128 force.
+# Actions: op = a & 7, arg = a >> 3. 0-2 send, 3 run (and the client reads),
+# 4-5 act on the oldest deferred request (a running stream: arg & 1 writes
+# (arg >> 1) % 4 * 5000 bytes, else ends; else arg & 3: 0 resume, 1 pause,
+# 2-3 answer or release), 6 half-close, 7 close and reconnect (arg & 1:
+# reset; twice at most).
 # on_request takes one: 0-1 answer (arg: status, length, Connection: close),
 # 2 stream now, 3 release, 4 start a stream, 5 defer and pause the body,
 # 6-7 defer.
@@ -96,6 +100,13 @@ def server_seeds():
     req = b"GET /a HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n"
     req += b"X: " + b"y" * (64 - 4 - 3 - len(req)) + b"\r\n\r\n"
     s["crash-peer-after-reset"] = bytes([1]) + req + bytes([(1 << 3) | 7, (16 << 3) | 0])
+    # (Seeds added later come last, so that the ones before keep their cuts.)
+    # A small client window and high water: 15 KB stream writes queue up.
+    s["backpressure"] = seed(4, [GET, [START], act(7), act(7), act(7), act(7), RUN, act(7),
+                                 GET, act(0 | 2)])
+    # (crash-resume-null-input is the fuzzer's own, minimised: a streamed
+    # body resumed when nothing was stored ran the state machine over a NULL
+    # buffer, UBSan in server.c loom__hconn_process.)
     for k, v in s.items():
         write("http_server", k, v)
 

@@ -607,6 +607,8 @@ static void hc_render_head(hc_req *r, hc_w *w, const char *method, const char *l
                 break;
             hc_put(w, "?", 1);
         }
+        if (plen[k] == 0)
+            continue; /* p may be NULL ("http://host" has no path) */
         const char *p = parts[k];
         size_t i = 0, start = 0;
         for (; i < plen[k]; i++) {

@@ -1018,6 +1018,9 @@ static size_t loom__hconn_process(loom_http_server_t *srv, loom_socket_t *s, cha
     loom__hconn *c = loom__hconn_of(s);
     loom__hsrv_loop *hl = srv->hl;
     size_t off = 0;
+    static char none[1];
+    if (p == NULL)
+        p = none; /* a resume without stored input: p + 0 on NULL is undefined */
     while (c->state != LOOM__HC_DEAD && !(c->flags & LOOM__HCF_CLOSE)) {
         if (c->state == LOOM__HC_REQ) {
             loom_http_req_t *req = c->u.req;

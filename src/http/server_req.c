@@ -57,7 +57,8 @@ const char *loom_http_req_query(const loom_http_req_t *req, size_t *len)
 
 int loom_http_req_version(const loom_http_req_t *req)
 {
-    return req->rq.minor_version;
+    /* HTTP/1.2 and above are served as 1.1 (RFC 9112 section 2.3). */
+    return req->rq.minor_version > 1 ? 1 : req->rq.minor_version;
 }
 
 int loom_http_req_path_decoded(const loom_http_req_t *req, char *buf, size_t size)
@@ -104,7 +105,9 @@ int loom_http_req_peer(const loom_http_req_t *req, char *buf, size_t size, int *
 {
     if (req->sock == NULL || (req->flags & LOOM__HR_GONE))
         return LOOM_ECLOSED;
-    return loom_socket_peer_name(req->sock, buf, size, port);
+    int r = loom_socket_peer_name(req->sock, buf, size, port);
+    /* A client that reset the connection before loom saw it is gone too. */
+    return r == LOOM_ENOTCONN ? LOOM_ECLOSED : r;
 }
 
 void *loom_http_req_data(const loom_http_req_t *req)

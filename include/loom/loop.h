@@ -61,8 +61,11 @@ typedef struct loom_loop_opts {
 LOOM_EXTERN int loom_loop_new(loom_loop_t **out, const loom_loop_opts *opts);
 
 /* Frees the loop and everything still open on it: open objects are closed
- * without callbacks, pending posts and unstarted pool jobs are dropped (the
- * pool is joined first). A foreign loop is left as found. Not from inside a
+ * without their ordinary callbacks; only the close notifications run (a
+ * socket's on_close, so per-socket state can be freed, and the release
+ * callbacks of zero-copy writes). Pending posts and unstarted pool jobs are
+ * dropped (the pool is joined first). HTTP client requests still in flight
+ * end without a callback. A foreign loop is left as found. Not from inside a
  * callback of this loop. NULL is ignored. */
 LOOM_EXTERN void loom_loop_free(loom_loop_t *loop);
 

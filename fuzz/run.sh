@@ -13,6 +13,8 @@
 #                     one per core, can share one build)
 #   FUZZ_SECONDS=60   run time per target (default 60)
 #   FUZZ_JOBS=1       parallel fuzzing workers per target
+#   FUZZ_TIMEOUT=10   seconds one input may take before it counts as a hang
+#                     (raise it for long runs on a loaded machine)
 #   CC=clang          compiler (must support -fsanitize=fuzzer)
 #
 # Each target names the library sources it needs in a comment line
@@ -127,7 +129,7 @@ for src in fuzz/fuzz_*.c; do
     seeds=$ROOT/fuzz/corpus/$short
     work=$OUT/corpus/$short
     mkdir -p "$work"
-    args=(-max_len=4096 -timeout=10 -rss_limit_mb=2048
+    args=(-max_len=4096 -timeout="${FUZZ_TIMEOUT:-10}" -rss_limit_mb=2048
           -artifact_prefix="$OUT/artifacts/$name-" -print_final_stats=1)
     if [ -n "$RUNS" ]; then
         echo "fuzz: running $name for $RUNS runs"

@@ -43,7 +43,9 @@
  * Responses: bodies delimited by Content-Length, chunked coding or the
  * connection closing; 1xx answers are skipped (at most 16 before the final
  * answer, more is an http error; they do not extend the first byte
- * timeout); HEAD, 204 and 304 have no body. Pipelining is off unless
+ * timeout), except 101 Switching Protocols, which is a final answer:
+ * on_response gets it and the connection is closed, not followed; HEAD, 204
+ * and 304 have no body. Pipelining is off unless
  * loom_http_client_opts.pipeline_depth > 1.
  *
  * Text: every string the client hands out is NUL-terminated (the reason

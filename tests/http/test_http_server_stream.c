@@ -238,6 +238,12 @@ int main(void)
     CHECK_EQ(c.nresp, 1);
     CHECK(c.resp_len > DOWNLOAD);
     CHECK(ndrains > 0);
+    /* The body's end call (a GET has an empty body) comes after on_request
+     * when the answer is not complete by then: certain here, since the
+     * client reads nothing for 300 ms. (Not checked for the later answers:
+     * whether curl drains 8 MiB before on_request returns depends on the
+     * scheduler, and an answer complete in on_request gets no end call.) */
+    CHECK(nends >= 1);
     hs_raw_free(&c);
 
     /* Raw (Content-Length) download. */
@@ -262,7 +268,6 @@ int main(void)
     CHECK(strstr(c.resp, "Connection: close\r\n") != NULL);
     CHECK(strstr(c.resp, "\r\n\r\none,two,three") != NULL);
     hs_raw_free(&c);
-    CHECK(nends >= 2);
 
     hs_close_server(loop, srv);
     test_loop_free_clean(loop);

@@ -132,6 +132,12 @@ void loom__handle_start(loom__handle *h); /* mark active; ref'd handles keep the
 void loom__handle_stop(loom__handle *h);
 void loom__handle_ref(loom__handle *h);
 void loom__handle_unref(loom__handle *h);
+/* Makes h part of the object that owns it: it no longer counts in
+ * loom_loop_live() nor keeps the loop alive by itself. Idempotent. */
+void loom__handle_own(loom__handle *h);
+/* Takes h out of the live count for a caller that frees it at once itself
+ * instead of through loom__handle_close(). */
+void loom__handle_forget(loom__handle *h);
 /* A module's per-loop state is torn down by a "sentinel": an internal handle
  * (not live, not keeping the loop alive) whose data is `state` and whose free
  * function `fn` frees the state and then the handle itself. The module closes

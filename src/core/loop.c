@@ -154,6 +154,21 @@ void loom__handle_close(loom__handle *h)
     loom__kick(loop);
 }
 
+void loom__handle_own(loom__handle *h)
+{
+    if (h->flags & LOOM__H_INTERNAL)
+        return;
+    loom__handle_unref(h);
+    h->flags |= LOOM__H_INTERNAL;
+    h->loop->live--;
+}
+
+void loom__handle_forget(loom__handle *h)
+{
+    if (!(h->flags & LOOM__H_INTERNAL))
+        h->loop->live--;
+}
+
 static void loom__run_closing(loom_loop_t *loop)
 {
     /* A free function may close further handles; they are appended and

@@ -909,7 +909,7 @@ static void hc_conn_close(hc_conn *c, bool reset)
         }
         hc_dispatch(r);
     }
-    if (!(c->s->h.flags & LOOM__H_CLOSING))
+    if (!loom__socket_closing(c->s))
         loom__socket_close_now(c->s, reset);
     if (!c->in_read) {
         free(c->carry);
@@ -1087,9 +1087,7 @@ static int hc_conn_new(hc_pool *pool, hc_req *r)
     if (rc < 0)
         return rc;
     /* loom's own: the request is the live object that keeps the loop up. */
-    s->h.flags |= LOOM__H_INTERNAL;
-    loop->live--;
-    loom__handle_unref(&s->h);
+    loom__handle_own(&s->h);
     hc_conn *c = hc_conn_of(s);
     memset(c, 0, sizeof *c);
     c->s = s;

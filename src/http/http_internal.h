@@ -198,7 +198,6 @@ struct loom_http_server {
     uint32_t nconns, nreqs, max_conns;
     uint32_t ndiscard; /* answered requests whose body is being dropped (in nreqs) */
     uint32_t server_name_len;
-    uint32_t ext_off; /* offset of the extension bytes in a socket (set at the first accept) */
     int port;
     bool paused;      /* accepting paused: max_connections reached */
     bool closing;     /* graceful close in progress */
@@ -213,11 +212,10 @@ struct loom_http_server {
 
 /* server.c */
 loom__hsrv_loop *loom__hsrv_loop_get(loom_loop_t *loop);
-/* The connection state of a server socket (its data slot is the server,
- * which caches where the extension bytes sit). */
+/* The connection state of a server socket: its extension bytes. */
 static inline loom__hconn *loom__hconn_of(loom_socket_t *s)
 {
-    return (loom__hconn *)((char *)s + ((loom_http_server_t *)s->h.data)->ext_off);
+    return (loom__hconn *)loom__socket_ext(s);
 }
 /* The request is answered (completely sent or dropped): decides keep-alive,
  * frees or keeps it for a resume. */

@@ -197,7 +197,7 @@ static void loom__hreq_free_ex(loom_http_req_t *req, bool now)
     }
     srv->nreqs--;
     if (now) {
-        req->h.loop->live--;
+        loom__handle_forget(&req->h);
         loom__hreq_free_fn(&req->h);
     } else {
         loom__handle_close(&req->h);
@@ -494,16 +494,6 @@ static void loom__hconn_linger(loom_socket_t *s)
 
 /* --- Connections: settling --------------------------------------------------------------- */
 
-static void loom__hconn_set_rgroup(loom_socket_t *s, unsigned g)
-{
-    uint32_t mask = LOOM__S_GROUP_MASK << LOOM__S_RGROUP_SHIFT;
-    uint32_t nf = (s->h.flags & ~mask) | ((uint32_t)g << LOOM__S_RGROUP_SHIFT);
-    if (nf != s->h.flags) {
-        s->h.flags = nf;
-        loom__socket_touch(s);
-    }
-}
-
 /* Puts the connection where its state says: closes it if it must close,
  * else sets reading on or off and the read timeout that applies. */
 static void loom__hconn_settle(loom_socket_t *s)
@@ -558,13 +548,11 @@ static void loom__hconn_settle(loom_socket_t *s)
         break;
     }
     }
-    if (rd) {
-        if (s->h.flags & LOOM__S_RD_OFF)
-            loom__socket_read_start(s);
-    } else if (!(s->h.flags & LOOM__S_RD_OFF)) {
+    if (rd)
+        loom__socket_read_start(s);
+    else
         loom__socket_read_stop(s);
-    }
-    loom__hconn_set_rgroup(s, g);
+    loom__socket_set_rgroup(s, g);
 }
 
 /* Starts processing a connection: its answers gather in the output buffer
@@ -613,7 +601,7 @@ static void loom__hconn_batch_end(loom_socket_t *s)
             hl->olen = 0;
         }
         if (!(c->flags & LOOM__HCF_FULL) || c->state == LOOM__HC_DEAD || loom__socket_dead(s) ||
-            (s->h.flags & LOOM__S_HIGH))
+            loom__socket_high(s))
             break;
         loom__hconn_unfull(s);
     }
@@ -1057,7 +1045,7 @@ static size_t loom__hconn_process(loom_http_server_t *srv, loom_socket_t *s, cha
         }
         if (off == n)
             break;
-        if (LOOM__UNLIKELY(hl->olen >= hl->olimit || (s->h.flags & LOOM__S_HIGH))) {
+        if (LOOM__UNLIKELY(hl->olen >= hl->olimit || loom__socket_high(s))) {
             /* The answers so far fill the socket: the rest waits, unparsed,
              * until it drains (loom__hconn_batch_end, loom__hconn_drain). */
             c->flags |= LOOM__HCF_FULL;
@@ -1366,12 +1354,10 @@ static void loom__hsrv_resume_run(loom__pending *p)
 static void loom__hsrv_accepted(loom_socket_t *s)
 {
     loom_http_server_t *srv = s->h.data;
-    if (LOOM__UNLIKELY(srv->ext_off == 0))
-        srv->ext_off = (uint32_t)((char *)loom__socket_ext(s) - (char *)s);
     /* Until its first byte a connection is held to the header timeout, not
      * the idle one: idle sockets must not hold max_connections cheaply. */
     if (srv->g_head)
-        loom__hconn_set_rgroup(s, srv->g_head);
+        loom__socket_set_rgroup(s, srv->g_head);
     if (++srv->nconns >= srv->max_conns) {
         srv->paused = true;
         loom__tcp_server_pause(srv->lsrv, true);
@@ -1604,7 +1590,7 @@ void loom__hsrv_close_local(loom_http_server_t *srv, bool force)
 
 int loom_http_server_close(loom_http_server_t *srv, unsigned flags, loom_http_server_cb on_done)
 {
-    if (srv == NULL || (srv->h.flags & LOOM__H_CLOSING))
+    if (srv == NULL || loom__handle_closing(&srv->h))
         return LOOM_ECLOSED;
     if (on_done)
         srv->on_done = on_done;

@@ -128,8 +128,29 @@ static inline bool loom__socket_dead(const loom_socket_t *s)
     return (s->h.flags & (LOOM__H_CLOSING | LOOM__S_FLUSHING)) != 0;
 }
 
-/* The class owner's extension bytes. */
-void *loom__socket_ext(loom_socket_t *s);
+/* The class owner's extension bytes (after the backend's watcher area). */
+static inline void *loom__socket_ext(loom_socket_t *s)
+{
+    size_t io = (s->h.loop->backend->io_size + 15) & ~(size_t)15;
+    return (char *)(s + 1) + io;
+}
+
+/* State queries for the socket's owner (HTTP), so that no file outside the
+ * socket layer reads the LOOM__S_* bits. */
+static inline bool loom__socket_reading(const loom_socket_t *s)
+{
+    return !(s->h.flags & LOOM__S_RD_OFF);
+}
+/* The queue reached high water and has not drained to low water yet. */
+static inline bool loom__socket_high(const loom_socket_t *s)
+{
+    return (s->h.flags & LOOM__S_HIGH) != 0;
+}
+/* Closed and waiting to be freed (loom__socket_close_now() ran). */
+static inline bool loom__socket_closing(const loom_socket_t *s)
+{
+    return (s->h.flags & LOOM__H_CLOSING) != 0;
+}
 
 /* Creates an unconnected socket object of `cls` (a new reference) on `loop`
  * for `fd` (-1: none yet). Counts as live and keeps the loop alive. Returns
@@ -191,6 +212,10 @@ int loom__tgroup_get(loom_loop_t *loop, uint32_t ms);
  * O(1): resolve the groups once (per server), then switch sockets between
  * them cheaply (idle, reading a head, reading a body...). */
 void loom__socket_set_groups(loom_socket_t *s, unsigned rgroup, unsigned wgroup);
+
+/* Sets only the read timeout group (see loom__socket_set_groups); restarts
+ * the clock if it changed. */
+void loom__socket_set_rgroup(loom_socket_t *s, unsigned rgroup);
 
 /* --- Per-loop state ------------------------------------------------------------ */
 typedef struct loom__tgroup loom__tgroup;

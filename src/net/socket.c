@@ -230,12 +230,6 @@ static size_t loom__socket_size(const loom_loop_t *loop, const loom__sock_class 
     return sizeof(loom_socket_t) + io + cls->extra;
 }
 
-void *loom__socket_ext(loom_socket_t *s)
-{
-    size_t io = (s->h.loop->backend->io_size + 15) & ~(size_t)15;
-    return (char *)(s + 1) + io;
-}
-
 static loom__slab *loom__socket_slab(loom__net *net, size_t size, bool create)
 {
     for (int i = 0; i < LOOM__NET_SLABS; i++)
@@ -1289,6 +1283,8 @@ void loom__socket_connected(loom_socket_t *s)
 
 void loom__socket_read_stop(loom_socket_t *s)
 {
+    if (s->h.flags & LOOM__S_RD_OFF)
+        return;
     s->h.flags |= LOOM__S_RD_OFF;
     loom__socket_update_io(s);
     loom__socket_touch(s);
@@ -1296,6 +1292,8 @@ void loom__socket_read_stop(loom_socket_t *s)
 
 void loom__socket_read_start(loom_socket_t *s)
 {
+    if (!(s->h.flags & LOOM__S_RD_OFF))
+        return;
     s->h.flags &= ~LOOM__S_RD_OFF;
     loom__socket_update_io(s);
     loom__socket_touch(s);
@@ -1335,6 +1333,17 @@ void loom__socket_set_groups(loom_socket_t *s, unsigned rgroup, unsigned wgroup)
                  ((uint32_t)(rgroup & LOOM__S_GROUP_MASK) << LOOM__S_RGROUP_SHIFT) |
                  ((uint32_t)(wgroup & LOOM__S_GROUP_MASK) << LOOM__S_WGROUP_SHIFT);
     loom__socket_touch(s);
+}
+
+void loom__socket_set_rgroup(loom_socket_t *s, unsigned rgroup)
+{
+    uint32_t mask = LOOM__S_GROUP_MASK << LOOM__S_RGROUP_SHIFT;
+    uint32_t nf =
+        (s->h.flags & ~mask) | ((uint32_t)(rgroup & LOOM__S_GROUP_MASK) << LOOM__S_RGROUP_SHIFT);
+    if (nf != s->h.flags) {
+        s->h.flags = nf;
+        loom__socket_touch(s);
+    }
 }
 
 int loom_socket_set_timeouts(loom_socket_t *s, uint32_t read_ms, uint32_t write_ms)

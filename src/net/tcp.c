@@ -1129,11 +1129,7 @@ void loom__tcp_server_pause(loom_tcp_server_t *srv, bool pause)
 
 void loom__tcp_server_own(loom_tcp_server_t *srv)
 {
-    if (srv->h.flags & LOOM__H_INTERNAL)
-        return;
-    loom__handle_unref(&srv->h);
-    srv->h.flags |= LOOM__H_INTERNAL;
-    srv->h.loop->live--;
+    loom__handle_own(&srv->h);
 }
 
 void loom_tcp_server_close(loom_tcp_server_t *srv)

@@ -138,6 +138,36 @@ void loom__handle_own(loom__handle *h);
 /* Takes h out of the live count for a caller that frees it at once itself
  * instead of through loom__handle_close(). */
 void loom__handle_forget(loom__handle *h);
+/* --- Bytes that outlive a read -------------------------------------------------
+ * One growable heap block, NULL while nothing is kept (a pointer field costs
+ * an owner 8 bytes). data[off..len) are the kept bytes; `aux` is the owner's
+ * (the HTTP server keeps its parser's resume point there). Bounds are the
+ * owner's: it checks loom__bytes_size() before it appends. core/bytes.c. */
+typedef struct loom__bytes {
+    size_t off, len, cap;
+    size_t aux;
+    char data[];
+} loom__bytes;
+static inline size_t loom__bytes_size(const loom__bytes *b)
+{
+    return b ? b->len - b->off : 0;
+}
+static inline char *loom__bytes_data(loom__bytes *b)
+{
+    return b ? b->data + b->off : NULL;
+}
+/* Makes room for `more` bytes after the kept ones (moving them to the front
+ * or growing the block). Returns 0 or LOOM_ENOMEM (the block is unchanged). */
+int loom__bytes_reserve(loom__bytes **b, size_t more);
+/* Appends n bytes. Returns 0 or LOOM_ENOMEM (nothing appended). */
+int loom__bytes_append(loom__bytes **b, const void *p, size_t n);
+/* Drops the first n kept bytes (all of them resets aux too). */
+void loom__bytes_consume(loom__bytes **b, size_t n);
+/* Frees the block if it keeps nothing, or shrinks one far larger than what
+ * it keeps. Call after consuming. */
+void loom__bytes_trim(loom__bytes **b);
+void loom__bytes_free(loom__bytes **b);
+
 /* A module's per-loop state is torn down by a "sentinel": an internal handle
  * (not live, not keeping the loop alive) whose data is `state` and whose free
  * function `fn` frees the state and then the handle itself. The module closes

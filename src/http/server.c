@@ -58,32 +58,6 @@ static void loom__hconn_process_store(loom_http_server_t *srv, loom_socket_t *s,
 
 /* --- Shared per-loop HTTP state ------------------------------------------------ */
 
-static void loom__http_loop_free(loom_loop_t *loop)
-{
-    loom__http_loop *L = loop->http;
-    if (L == NULL)
-        return;
-    if (L->client_free)
-        L->client_free(loop);
-    if (L->server_free)
-        L->server_free(loop);
-    free(L);
-    loop->http = NULL;
-    loop->http_free = NULL;
-}
-
-loom__http_loop *loom__http_get(loom_loop_t *loop)
-{
-    if (LOOM__LIKELY(loop->http != NULL))
-        return loop->http;
-    loom__http_loop *L = calloc(1, sizeof *L);
-    if (L == NULL)
-        return NULL;
-    loop->http = L;
-    loop->http_free = loom__http_loop_free;
-    return L;
-}
-
 /* --- Per-loop server state ------------------------------------------------------ */
 
 static void loom__hsrv_sentinel_free(loom__handle *h)

@@ -213,43 +213,6 @@ const char *loom__http_date_now(loom_loop_t *loop)
     return hl ? loom__hsrv_date(hl) : NULL;
 }
 
-/* --- Shared helpers ------------------------------------------------------------ */
-
-const loom_http_header_t *loom_http_header_find(const loom_http_header_t *headers, size_t n,
-                                                const char *name, size_t *pos)
-{
-    size_t nl = strlen(name);
-    for (size_t i = pos ? *pos : 0; i < n; i++) {
-        if (headers[i].name_len == nl && strncasecmp(headers[i].name, name, nl) == 0) {
-            if (pos)
-                *pos = i + 1;
-            return &headers[i];
-        }
-    }
-    if (pos)
-        *pos = n;
-    return NULL;
-}
-
-int loom_http_token_list_has(const char *value, size_t len, const char *token)
-{
-    size_t tl = strlen(token);
-    size_t i = 0;
-    while (i < len) {
-        while (i < len && (value[i] == ' ' || value[i] == '\t' || value[i] == ','))
-            i++;
-        size_t start = i;
-        while (i < len && value[i] != ',')
-            i++;
-        size_t end = i;
-        while (end > start && (value[end - 1] == ' ' || value[end - 1] == '\t'))
-            end--;
-        if (end - start == tl && tl && strncasecmp(value + start, token, tl) == 0)
-            return 1;
-    }
-    return 0;
-}
-
 /* --- The output buffer ------------------------------------------------------------- */
 
 int loom__hout_reserve(loom__hsrv_loop *hl, size_t n)
@@ -394,36 +357,11 @@ typedef struct {
     } f[LOOM__HSCAN_MAX];
 } loom__hscan;
 
-/* Field checks: one table lookup per byte, and the terminating NUL stops
- * the same loop (it is marked bad too), so no strlen() pass is needed.
- * Names: token characters only. Values: no control character but HTAB (CR
- * and LF above all: no header injection), no DEL. */
-static const unsigned char loom__name_stop[256] = {
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-};
-static const unsigned char loom__value_stop[256] = {
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-};
-
 /* Length of a field name, or 0 if it is not a token. */
 static size_t loom__name_len(const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
-    while (!loom__name_stop[*p])
+    while (!loom__http_name_stop[*p])
         p++;
     return *p ? 0 : (size_t)(p - (const unsigned char *)s);
 }
@@ -432,7 +370,7 @@ static size_t loom__name_len(const char *s)
 static size_t loom__value_len(const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
-    while (!loom__value_stop[*p])
+    while (!loom__http_value_stop[*p])
         p++;
     return *p ? (size_t)-1 : (size_t)(p - (const unsigned char *)s);
 }
@@ -726,19 +664,9 @@ int loom_http_response_write(loom_http_req_t *req, const void *data, size_t len)
         struct iovec iov = {.iov_base = (void *)data, .iov_len = len};
         return loom__hout_writev(hl, req->sock, &iov, 1);
     }
-    char hex[24];
-    int hn = 0;
-    char tmp[20];
-    size_t v = len;
-    do {
-        tmp[hn++] = "0123456789abcdef"[v & 15];
-        v >>= 4;
-    } while (v);
-    for (int i = 0; i < hn; i++)
-        hex[i] = tmp[hn - 1 - i];
-    hex[hn++] = '\r';
-    hex[hn++] = '\n';
-    struct iovec iov[3] = {{.iov_base = hex, .iov_len = (size_t)hn},
+    char hex[LOOM__HTTP_CHUNK_LINE];
+    size_t hn = loom__http_chunk_line(hex, len);
+    struct iovec iov[3] = {{.iov_base = hex, .iov_len = hn},
                            {.iov_base = (void *)data, .iov_len = len},
                            {.iov_base = (void *)"\r\n", .iov_len = 2}};
     return loom__hout_writev(hl, req->sock, iov, 3);
@@ -804,19 +732,8 @@ static int loom__sse_emit(loom_http_req_t *req, const char *const *parts, const 
         return LOOM_ENOMEM;
     size_t start = hl->olen;
     char *o = hl->obuf + start;
-    if (chunked) {
-        char tmp[20];
-        int hn = 0;
-        size_t v = total;
-        do {
-            tmp[hn++] = "0123456789abcdef"[v & 15];
-            v >>= 4;
-        } while (v);
-        while (hn)
-            *o++ = tmp[--hn];
-        *o++ = '\r';
-        *o++ = '\n';
-    }
+    if (chunked)
+        o += loom__http_chunk_line(o, total);
     for (int i = 0; i < n; i++)
         o = loom__put(o, parts[i], lens[i]);
     if (chunked) {

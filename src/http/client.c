@@ -186,8 +186,8 @@ static void hc_dispatch(hc_req *r);
 static void hc_conn_close(hc_conn *c, bool reset);
 static void hc_conn_release(hc_conn *c);
 static void hc_pump(hc_req *r);
-static void hc_raw_read(loom_socket_t *s, char *buf, size_t len);
-static void hc_raw_event(loom_socket_t *s, loom_event_kind_t kind, int code, const char *msg);
+static void hc_proto_read(loom_socket_t *s, char *buf, size_t len);
+static void hc_proto_event(loom_socket_t *s, loom_event_kind_t kind, int code, const char *msg);
 static void hc_on_connect(loom_socket_t *s, void *data);
 static void hc_on_drain(loom_socket_t *s, void *data);
 static void hc_fail(hc_req *r, loom_event_kind_t kind, int code, const char *fmt, ...)
@@ -430,8 +430,8 @@ static hc_state *hc_state_get(loom_loop_t *loop)
     loom__slab_init(&st->req_slab, sizeof(hc_req));
     loom__queue_init(&st->idle_lru);
     loom__queue_init(&st->reqs);
-    st->cls.raw_read = hc_raw_read;
-    st->cls.raw_event = hc_raw_event;
+    st->cls.proto_read = hc_proto_read;
+    st->cls.proto_event = hc_proto_event;
     st->cls.on_connect = hc_on_connect;
     st->cls.on_drain = hc_on_drain;
     st->cls.high_water = HC_HIGH_WATER;
@@ -1744,7 +1744,7 @@ out:
     }
 }
 
-static void hc_raw_read(loom_socket_t *s, char *buf, size_t len)
+static void hc_proto_read(loom_socket_t *s, char *buf, size_t len)
 {
     hc_process_conn(hc_conn_of(s), buf, len, false);
 }
@@ -1762,7 +1762,7 @@ static void hc_conn_pending(loom__pending *p)
 }
 
 /* The connection failed or closed (the socket layer closes it after this). */
-static void hc_raw_event(loom_socket_t *s, loom_event_kind_t kind, int code, const char *msg)
+static void hc_proto_event(loom_socket_t *s, loom_event_kind_t kind, int code, const char *msg)
 {
     hc_conn *c = hc_conn_of(s);
     if (c->dead)

@@ -5,10 +5,10 @@
  *
  * The listener is a TCP-layer server of the HTTP server's class
  * (loom__tcp_server_cls): it binds, accepts and backs off on EMFILE; the
- * class's raw_accept hook counts connections and pauses accepting at
+ * class's proto_accept hook counts connections and pauses accepting at
  * max_connections.
  *
- * A connection is a loom socket of the server's class (raw hooks, 16 bytes
+ * A connection is a loom socket of the server's class (protocol hooks, 16 bytes
  * of extension: loom__hconn). It reads into the loop's scratch buffer and
  * parses requests in place; nothing is allocated for a request that arrives
  * in one read and is answered inside on_request. Only what must outlive a
@@ -392,7 +392,7 @@ static void loom__hreq_gone(loom_http_req_t *req)
 
 /* The one way out: frees what the connection holds, hands its request to
  * loom__hreq_gone, and updates the server's count. Idempotent. The socket
- * itself is closed by the caller (or by the TCP layer after raw_event). */
+ * itself is closed by the caller (or by the TCP layer after proto_event). */
 static void loom__hconn_detach(loom_socket_t *s)
 {
     loom__hconn *c = loom__hconn_of(s);
@@ -1139,7 +1139,7 @@ static void loom__hconn_process_store(loom_http_server_t *srv, loom_socket_t *s,
     loom__hconn_store(s, b, b->data, rest, (c->flags & LOOM__HCF_FULL) ? 0 : (uint32_t)rest);
 }
 
-/* raw_read: new bytes in the loop's scratch buffer. */
+/* proto_read: new bytes in the loop's scratch buffer. */
 static void loom__hconn_read(loom_socket_t *s, char *buf, size_t len)
 {
     loom__hconn *c = loom__hconn_of(s);
@@ -1206,7 +1206,7 @@ static void loom__hconn_read(loom_socket_t *s, char *buf, size_t len)
     loom__hconn_batch_end(s);
 }
 
-/* raw_event: the socket failed, timed out or saw eof; the TCP layer closes
+/* proto_event: the socket failed, timed out or saw eof; the TCP layer closes
  * it when this returns. */
 static void loom__hconn_event(loom_socket_t *s, loom_event_kind_t kind, int code, const char *msg)
 {
@@ -1324,7 +1324,7 @@ static void loom__hsrv_resume_run(loom__pending *p)
 
 /* --- Listening ------------------------------------------------------------------------------ */
 
-/* raw_accept of the class: the TCP layer accepted and attached s. */
+/* proto_accept of the class: the TCP layer accepted and attached s. */
 static void loom__hsrv_accepted(loom_socket_t *s)
 {
     loom_http_server_t *srv = s->h.data;
@@ -1338,7 +1338,7 @@ static void loom__hsrv_accepted(loom_socket_t *s)
     }
 }
 
-/* raw_accept_error of the class: out of descriptors or memory (the TCP
+/* proto_accept_error of the class: out of descriptors or memory (the TCP
  * layer retries after a pause), or a broken listen socket. */
 static void loom__hsrv_accept_error(loom_tcp_server_t *lsrv, int code)
 {
@@ -1455,10 +1455,10 @@ int loom_http_server(loom_loop_t *loop, const char *bind, int port, loom_http_re
     loom__sock_class *cls = calloc(1, sizeof *cls);
     if (cls == NULL)
         goto fail_srv;
-    cls->raw_read = loom__hconn_read;
-    cls->raw_event = loom__hconn_event;
-    cls->raw_accept = loom__hsrv_accepted;
-    cls->raw_accept_error = loom__hsrv_accept_error;
+    cls->proto_read = loom__hconn_read;
+    cls->proto_event = loom__hconn_event;
+    cls->proto_accept = loom__hsrv_accepted;
+    cls->proto_accept_error = loom__hsrv_accept_error;
     cls->on_drain = loom__hconn_drain;
     cls->read_timeout_ms = loom__ms_opt(opts->idle_timeout_ms, 60000);
     cls->write_timeout_ms = loom__ms_opt(opts->write_timeout_ms, 30000);

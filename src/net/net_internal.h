@@ -15,8 +15,8 @@
  * close while its connections carry on.
  *
  * Internal users (HTTP) get:
- *  - raw hooks in the class (raw_read gets a mutable pointer into loom's
- *    read memory, raw_event gets the event kind) called directly, without
+ *  - protocol hooks in the class (proto_read gets a mutable pointer into loom's
+ *    read memory, proto_event gets the event kind) called directly, without
  *    the op scope and data indirection of the public callbacks;
  *  - per-socket extension bytes (cls->extra) in the same slab object;
  *  - loom__socket_queue(): queue buffers (copied or referenced) and have them
@@ -49,20 +49,22 @@ struct loom__sock_class {
      * outside any op scope of the socket: the close notification. */
     loom_socket_cb on_close;
 
-    /* Raw hooks for internal users; when set they replace on_read and the
-     * event delivery. raw_read's buffer (the loop's scratch buffer, or a
+    /* Protocol hooks (proto_*) for the layer above the socket (HTTP today;
+     * WebSocket and HTTP/2 later), fed application bytes after the
+     * transport; when set they replace on_read and the
+     * event delivery. proto_read's buffer (the loop's scratch buffer, or a
      * backend's recv buffer) is valid during the call and may be modified
-     * in place. raw_event runs where an event would be emitted, with the
+     * in place. proto_event runs where an event would be emitted, with the
      * event's message (NULL where the kind's name says it all);
      * loom then closes the socket as it would after the event. */
-    void (*raw_read)(loom_socket_t *s, char *buf, size_t len);
-    void (*raw_event)(loom_socket_t *s, loom_event_kind_t kind, int code, const char *msg);
-    /* Servers of this class: raw_accept runs for each accepted socket once
+    void (*proto_read)(loom_socket_t *s, char *buf, size_t len);
+    void (*proto_event)(loom_socket_t *s, loom_event_kind_t kind, int code, const char *msg);
+    /* Servers of this class: proto_accept runs for each accepted socket once
      * it is attached, in place of on_connect (it may pause the server);
-     * raw_accept_error replaces the tcp accept error event (the server has
+     * proto_accept_error replaces the tcp accept error event (the server has
      * already stopped watching, and retries by itself after EMFILE & co). */
-    void (*raw_accept)(loom_socket_t *s);
-    void (*raw_accept_error)(loom_tcp_server_t *srv, int code);
+    void (*proto_accept)(loom_socket_t *s);
+    void (*proto_accept_error)(loom_tcp_server_t *srv, int code);
 
     uint32_t read_timeout_ms;
     uint32_t write_timeout_ms;
@@ -161,7 +163,7 @@ loom_socket_t *loom__socket_new(loom_loop_t *loop, loom__sock_class *cls, int fd
  * timeouts. Does not call on_connect. Returns 0 or a LOOM_E* code. */
 int loom__socket_attach(loom_socket_t *s, int fd, bool incoming);
 
-/* Delivers an error or info event for s through the raw hook, on_event or
+/* Delivers an error or info event for s through the protocol hook, on_event or
  * the loop default (never for a socket the user closed). */
 void loom__socket_event(loom_socket_t *s, loom_event_kind_t kind, int code, const char *msg);
 
@@ -256,7 +258,7 @@ void loom__net_foreach_socket(loom_loop_t *loop, void (*fn)(loom_socket_t *s, vo
  * replaces the callbacks, timeouts and marks of `opts`, whose other fields -
  * initial data, attempt delay, connect timeout, family, backlog, reuseport,
  * v6only, nagle and keepalive of the listener, data of the server - still
- * apply). This is how the HTTP layer gets raw hooks and extension bytes. */
+ * apply). This is how the HTTP layer gets protocol hooks and extension bytes. */
 int loom__tcp_connect_cls(loom_loop_t *loop, const char *host, int port, const loom_tcp_opts *opts,
                           loom__sock_class *cls, loom_socket_t **out);
 int loom__unix_connect_cls(loom_loop_t *loop, const char *path, const loom_tcp_opts *opts,

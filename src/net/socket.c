@@ -617,8 +617,8 @@ void loom__socket_event(loom_socket_t *s, loom_event_kind_t kind, int code, cons
 {
     if (loom__socket_dead(s))
         return;
-    if (s->cls->raw_event) {
-        s->cls->raw_event(s, kind, code, msg);
+    if (s->cls->proto_event) {
+        s->cls->proto_event(s, kind, code, msg);
         return;
     }
     if (LOOM__UNLIKELY(s->cls->on_event == NULL && s->h.loop->on_event == NULL &&
@@ -1097,8 +1097,8 @@ static inline void loom__socket_deliver(loom_socket_t *s, char *buf, size_t n)
     loop->stats.bytes_read += (uint64_t)n;
     if (s->h.flags & LOOM__S_TLIST)
         loom__socket_touch(s);
-    if (s->cls->raw_read) {
-        s->cls->raw_read(s, buf, n);
+    if (s->cls->proto_read) {
+        s->cls->proto_read(s, buf, n);
     } else if (s->cls->on_read) {
         loom__op_scope sc;
         loom__op_enter(loop, &sc, s->cls->on_event, s->h.data, s);

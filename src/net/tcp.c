@@ -772,11 +772,11 @@ static void loom__server_retry_cb(loom_timer_t *t, void *data)
         loom__server_backoff(srv, r);
 }
 
-/* A tcp accept error event, or the class's raw_accept_error hook. */
+/* A tcp accept error event, or the class's proto_accept_error hook. */
 static void loom__server_accept_error(loom_tcp_server_t *srv, int err)
 {
-    if (srv->cls->raw_accept_error) {
-        srv->cls->raw_accept_error(srv, err);
+    if (srv->cls->proto_accept_error) {
+        srv->cls->proto_accept_error(srv, err);
         return;
     }
     loom__event_emit(srv->h.loop, srv->cls->on_event, srv->h.data, LOOM_EV_TCP_ACCEPT_ERROR, err,
@@ -796,7 +796,7 @@ static void loom__server_backoff(loom_tcp_server_t *srv, int err)
         srv->retry = NULL;
     if (srv->retry)
         loom_timer_start(srv->retry, LOOM__ACCEPT_RETRY_MS, 0);
-    if (srv->cls->raw_accept_error == NULL && srv->cls->on_event == NULL &&
+    if (srv->cls->proto_accept_error == NULL && srv->cls->on_event == NULL &&
         loop->on_event == NULL) {
         if (srv->is_unix)
             loom_log(loop, LOOM_LOG_WARNING, "unix server %s: accept failed: %s; retrying",
@@ -856,8 +856,8 @@ static void loom__server_io_cb(loom__io *w, unsigned events)
         if (srv->is_unix)
             s->h.flags |= LOOM__S_UNIX;
         loom__socket_attach(s, fd, true);
-        if (srv->cls->raw_accept)
-            srv->cls->raw_accept(s);
+        if (srv->cls->proto_accept)
+            srv->cls->proto_accept(s);
         else
             loom__socket_connected(s);
     }
@@ -894,10 +894,10 @@ static int loom__server_new(loom_loop_t *loop, int fd, const loom_tcp_server_opt
             goto fail_srv;
         srv->cls->refs = 1;
     }
-    /* A class with raw_accept may pause accepting (HTTP max_connections):
+    /* A class with proto_accept may pause accepting (HTTP max_connections):
      * waiting connections must stay in the backlog, which a kernel-side
      * multishot accept would drain (and close) instead. */
-    srv->kaccept = srv->cls->raw_accept == NULL &&
+    srv->kaccept = srv->cls->proto_accept == NULL &&
                    (loop->backend->caps & LOOM_BACKEND_CAP_ACCEPT) &&
                    loop->backend->accept_start != NULL && loop->backend->accept_stop != NULL;
     int r = loom__class_groups(loop, srv->cls);

@@ -46,8 +46,8 @@ static void srv_raw_event(loom_socket_t *s, loom_event_kind_t kind, int code, co
 }
 
 static loom__sock_class srv_cls = {
-    .raw_read = srv_raw_read,
-    .raw_event = srv_raw_event,
+    .proto_read = srv_raw_read,
+    .proto_event = srv_raw_event,
     .extra = sizeof(ext),
     .is_static = true,
 };

@@ -148,11 +148,28 @@ static void tt_read(loom_socket_t *s, char *buf, size_t n)
         loom__socket_pending_soon(s);
 }
 
+/* A write's copy. The application's buffer of a zero-copy write is released
+ * with the copy, once its bytes are sent, as on a plain socket. */
+typedef struct tt_copy {
+    loom_release_cb release;
+    const void *buf;
+    size_t len;
+    void *rdata;
+    char data[];
+} tt_copy;
+
 static void tt_release_copy(const void *buf, size_t len, void *data)
 {
+    (void)buf;
     (void)len;
-    (void)data;
-    free((void *)buf);
+    tt_copy *c = data;
+    loom_release_cb release = c->release;
+    const void *abuf = c->buf;
+    size_t alen = c->len;
+    void *rdata = c->rdata;
+    free(c);
+    if (release)
+        release(abuf, alen, rdata);
 }
 
 static int tt_write(loom_socket_t *s, const struct iovec *iov, int n, loom_release_cb release,
@@ -162,9 +179,9 @@ static int tt_write(loom_socket_t *s, const struct iovec *iov, int n, loom_relea
     size_t total = 0;
     for (int i = 0; i < n; i++)
         total += iov[i].iov_len;
-    int r;
     if (tt_is_xor(s) && t->hs != TT_UP) {
-        r = loom__bytes_reserve(&t->out, total);
+        /* Held until the hello is out (tt_up). */
+        int r = loom__bytes_reserve(&t->out, total);
         if (r == 0) {
             for (int i = 0; i < n; i++) {
                 char *dst = loom__bytes_data(t->out) + loom__bytes_size(t->out);
@@ -173,25 +190,23 @@ static int tt_write(loom_socket_t *s, const struct iovec *iov, int n, loom_relea
                 t->out->len += iov[i].iov_len;
             }
         }
-    } else {
-        char *copy = malloc(total);
-        if (copy == NULL) {
-            r = LOOM_ENOMEM;
-        } else {
-            char *p = copy;
-            for (int i = 0; i < n; i++) {
-                memcpy(p, iov[i].iov_base, iov[i].iov_len);
-                p += iov[i].iov_len;
-            }
-            if (tt_is_xor(s))
-                tt_xor(copy, total);
-            struct iovec one = {.iov_base = copy, .iov_len = total};
-            r = loom__socket_out(s, &one, 1, total, true, tt_release_copy, NULL);
-        }
+        if (release)
+            release(iov[0].iov_base, total, rdata);
+        return r;
     }
-    if (release)
-        release(iov[0].iov_base, total, rdata);
-    return r;
+    tt_copy *c = malloc(sizeof *c + total);
+    if (c == NULL)
+        return LOOM_ENOMEM;
+    *c = (tt_copy){.release = release, .buf = iov[0].iov_base, .len = total, .rdata = rdata};
+    char *p = c->data;
+    for (int i = 0; i < n; i++) {
+        memcpy(p, iov[i].iov_base, iov[i].iov_len);
+        p += iov[i].iov_len;
+    }
+    if (tt_is_xor(s))
+        tt_xor(c->data, total);
+    struct iovec one = {.iov_base = c->data, .iov_len = total};
+    return loom__socket_out(s, &one, 1, total, true, tt_release_copy, c);
 }
 
 static unsigned tt_wants(loom_socket_t *s)

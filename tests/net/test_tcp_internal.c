@@ -2,6 +2,8 @@
  * with protocol hooks, extension bytes in the socket's slab object, buffers
  * written while writing is paused that leave together and in order once it
  * resumes (the release callback runs), pausing reads. */
+/* LOOM_TEST_NO_TRANSPORT: the server answers per proto_read and expects "json" in one; the split
+ * transport delivers half a read at once. */
 #include "net/net_internal.h"
 #include "test_tcp_util.h"
 

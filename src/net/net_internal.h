@@ -53,7 +53,8 @@ struct loom__sock_class {
      * event delivery. proto_read's buffer (the loop's scratch buffer, or a
      * backend's recv buffer) is valid during the call and may be modified
      * in place. proto_event runs where an event would be emitted, with the
-     * event's message (NULL where the kind's name says it all);
+     * event's message (for errors always set, loom_strerror(code) at
+     * least; NULL for an info event whose kind's name says it all);
      * loom then closes the socket as it would after the event. */
     void (*proto_read)(loom_socket_t *s, char *buf, size_t len);
     void (*proto_event)(loom_socket_t *s, loom_event_kind_t kind, int code, const char *msg);

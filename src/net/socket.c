@@ -627,6 +627,10 @@ void loom__socket_fail_msg(loom_socket_t *s, int code, const char *msg)
 {
     if (s->h.flags & LOOM__H_CLOSING)
         return;
+    /* Every hook gets the text, proto_event too (the event would say the
+     * same: loom__event_emit() falls back to it as well). */
+    if (msg == NULL)
+        msg = loom_strerror(code);
     loom__socket_event(s, loom__sock_err_kind(code), code, msg);
     loom__socket_close_now(s, false);
 }

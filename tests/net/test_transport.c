@@ -23,6 +23,12 @@
 #include "net/net_internal.h"
 #include "test_tcp_util.h"
 
+/* A static class whose sockets count their close in on_close. */
+#define TEST_CLASS(...)                                                                            \
+    {                                                                                              \
+        .on_close = on_close, .is_static = true, __VA_ARGS__                                       \
+    }
+
 static loom_loop_t *loop;
 static int accepts, connects, closes, srv_events, drains;
 static tcp_events sev;
@@ -67,13 +73,8 @@ static void srv_event(const loom_event_t *ev, void *data)
     snprintf(srv_msg, sizeof srv_msg, "%s", ev->msg);
 }
 
-static loom__sock_class srv_cls = {
-    .on_connect = srv_accept,
-    .on_read = srv_read,
-    .on_event = srv_event,
-    .on_close = on_close,
-    .is_static = true,
-};
+static loom__sock_class srv_cls =
+    TEST_CLASS(.on_connect = srv_accept, .on_read = srv_read, .on_event = srv_event);
 
 /* --- Phase 1: xor between two loom sockets ------------------------------------- */
 static void cli_connect(loom_socket_t *s, void *data)
@@ -95,12 +96,7 @@ static void cli_read(loom_socket_t *s, const char *b, size_t n, void *data)
     }
 }
 
-static loom__sock_class cli_cls = {
-    .on_connect = cli_connect,
-    .on_read = cli_read,
-    .on_close = on_close,
-    .is_static = true,
-};
+static loom__sock_class cli_cls = TEST_CLASS(.on_connect = cli_connect, .on_read = cli_read);
 
 static void phase_echo(int port)
 {
@@ -249,21 +245,11 @@ static void big_cli_event(const loom_event_t *ev, void *data)
     done = 1;
 }
 
-static loom__sock_class big_srv_cls = {
-    .on_connect = big_srv_accept,
-    .on_read = big_srv_read,
-    .on_close = on_close,
-    .is_static = true,
-};
-static loom__sock_class big_cli_cls = {
-    .on_connect = big_cli_connect,
-    .on_drain = big_cli_drain,
-    .on_event = big_cli_event,
-    .on_close = on_close,
-    .high_water = 256u << 10,
-    .low_water = 64u << 10,
-    .is_static = true,
-};
+static loom__sock_class big_srv_cls =
+    TEST_CLASS(.on_connect = big_srv_accept, .on_read = big_srv_read);
+static loom__sock_class big_cli_cls =
+    TEST_CLASS(.on_connect = big_cli_connect, .on_drain = big_cli_drain, .on_event = big_cli_event,
+               .high_water = 256u << 10, .low_water = 64u << 10);
 
 static void phase_big(void)
 {
@@ -339,17 +325,8 @@ static void held_cli_connected(loom_socket_t *s, void *data)
     loom_timer_start(t, 10, 0);
 }
 
-static loom__sock_class held_srv_cls = {
-    .on_read = held_srv_read,
-    .on_close = on_close,
-    .is_static = true,
-};
-static loom__sock_class held_cli_cls = {
-    .on_connect = held_cli_connected,
-    .on_close = on_close,
-    .half_open = false,
-    .is_static = true,
-};
+static loom__sock_class held_srv_cls = TEST_CLASS(.on_read = held_srv_read);
+static loom__sock_class held_cli_cls = TEST_CLASS(.on_connect = held_cli_connected);
 
 static void phase_held(void)
 {

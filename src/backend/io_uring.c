@@ -85,28 +85,32 @@ typedef struct loom__uacc {
 } loom__uacc;
 
 /* Bytes (and maybe the end) read for a socket while its reader was paused,
- * delivered first when it resumes. */
-typedef struct loom__ustash {
-    size_t off, len, cap; /* data[off..len) is still to deliver */
-    int end;              /* with has_end: 0 the end of the stream, < 0 an error */
-    bool has_end;
-    char data[];
-} loom__ustash;
+ * delivered first when it resumes, are kept in a loom__bytes (the stash):
+ * data[off..len) is still to deliver, and its aux says whether the end came
+ * after them (0: no; else 1 - code: 1 the end of the stream, more an error). */
+static inline bool loom__ustash_has_end(const loom__bytes *st)
+{
+    return st->aux != 0;
+}
+static inline int loom__ustash_end(const loom__bytes *st)
+{
+    return (int)(1 - (long)st->aux);
+}
 
 /* One fd read by a multishot recv (CAP_RECV). */
 typedef struct loom__urecv {
     loom_backend_io_t *io; /* NULL: nobody reads this fd */
     loom_backend_recv_cb cb;
-    loom__ustash *stash; /* taken from the kernel, not yet delivered */
-    uint32_t gen;        /* generation of the newest request */
-    uint32_t base;       /* first generation of this owner */
-    uint32_t live;       /* this owner's requests not seen to end: they hold the file */
-    uint8_t want;        /* started and not stopped */
-    uint8_t armed;       /* the request of generation `gen` is in the kernel */
-    uint8_t queued;      /* listed in rdirty */
-    uint8_t due;         /* listed in sdue */
-    uint8_t ended;       /* the end or an error was taken: nothing follows */
-    uint8_t oom;         /* bytes were lost to ENOMEM: the reader gets that */
+    loom__bytes *stash; /* taken from the kernel, not yet delivered */
+    uint32_t gen;       /* generation of the newest request */
+    uint32_t base;      /* first generation of this owner */
+    uint32_t live;      /* this owner's requests not seen to end: they hold the file */
+    uint8_t want;       /* started and not stopped */
+    uint8_t armed;      /* the request of generation `gen` is in the kernel */
+    uint8_t queued;     /* listed in rdirty */
+    uint8_t due;        /* listed in sdue */
+    uint8_t ended;      /* the end or an error was taken: nothing follows */
+    uint8_t oom;        /* bytes were lost to ENOMEM: the reader gets that */
 } loom__urecv;
 
 /* A growable list of fds. */
@@ -419,7 +423,7 @@ static void loom__uring_destroy(loom_loop_t *loop)
     }
     u->ring_ok = false;
     for (uint32_t i = 0; i < u->nrs; i++)
-        free(u->rs[i].stash);
+        loom__bytes_free(&u->rs[i].stash);
     free(u->rs);
     u->rs = NULL;
     u->nrs = 0;
@@ -537,34 +541,16 @@ static void loom__urecv_due(loom__uring *u, uint32_t fd)
  * stream. */
 static void loom__urecv_keep(loom__urecv *rs, const char *p, size_t n, bool end, int code)
 {
-    loom__ustash *st = rs->stash;
-    size_t len = st ? st->len : 0, cap = st ? st->cap : 0;
-    if (st == NULL || cap - len < n) {
-        size_t ncap = cap ? cap : 4096;
-        while (ncap - len < n)
-            ncap *= 2;
-        loom__ustash *t = realloc(st, sizeof *t + ncap);
-        if (t == NULL) {
-            rs->oom = 1;
-            rs->ended = 1;
-            return;
-        }
-        if (st == NULL) {
-            t->off = t->len = 0;
-            t->end = 0;
-            t->has_end = false;
-        }
-        t->cap = ncap;
-        rs->stash = st = t;
+    int r = n > 0               ? loom__bytes_append(&rs->stash, p, n)
+            : rs->stash == NULL ? loom__bytes_reserve(&rs->stash, 0)
+                                : 0;
+    if (r < 0) {
+        rs->oom = 1;
+        rs->ended = 1;
+        return;
     }
-    if (n > 0) {
-        memcpy(st->data + st->len, p, n);
-        st->len += n;
-    }
-    if (end && !st->has_end) {
-        st->has_end = true;
-        st->end = code;
-    }
+    if (end && !loom__ustash_has_end(rs->stash))
+        rs->stash->aux = (size_t)(1 - (long)code);
 }
 
 /* Queues a cancellation of fd's recv request; its late completions carry
@@ -598,8 +584,7 @@ static void loom__urecv_forget(loom__uring *u, uint32_t fd)
     rs->ended = 0;
     rs->oom = 0;
     rs->live = 0;
-    free(rs->stash);
-    rs->stash = NULL;
+    loom__bytes_free(&rs->stash);
 }
 
 static int loom__uring_recv_start(loom_loop_t *loop, loom_backend_io_t *io, loom_backend_recv_cb cb)
@@ -725,7 +710,7 @@ static int loom__urecv_deliver(loom__uring *u)
         if (rs->io == NULL || !rs->want)
             continue;
         loom_backend_io_t *io = rs->io;
-        loom__ustash *st = rs->stash;
+        loom__bytes *st = rs->stash;
         rs->stash = NULL;
         if (st != NULL) {
             /* In pieces, so that a reader pausing again stops it. */
@@ -746,14 +731,14 @@ static int loom__urecv_deliver(loom__uring *u)
                 rs->stash = st;
                 continue;
             }
-            if (st->has_end && rs->io == io) {
+            if (loom__ustash_has_end(st) && rs->io == io) {
                 if (rs->want && rs->stash == NULL)
-                    rs->cb(io, NULL, 0, st->end);
+                    rs->cb(io, NULL, 0, loom__ustash_end(st));
                 else
-                    loom__urecv_keep(rs, NULL, 0, true, st->end);
+                    loom__urecv_keep(rs, NULL, 0, true, loom__ustash_end(st));
                 rs = &u->rs[fd];
             }
-            free(st);
+            loom__bytes_free(&st);
         }
         if (rs->io == io && rs->oom && rs->want && rs->stash == NULL) {
             rs->oom = 0;

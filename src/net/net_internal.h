@@ -19,9 +19,6 @@
  *    read memory, proto_event gets the event kind) called directly, without
  *    the op scope and data indirection of the public callbacks;
  *  - per-socket extension bytes (cls->extra) in the same slab object;
- *  - loom__socket_queue(): queue buffers (copied or referenced) and have them
- *    sent together by one writev in the pending phase of this iteration
- *    (loom__socket_flush_soon()), instead of one send per buffer;
  *  - loom__socket_read_stop()/loom__socket_read_start(): pause and resume
  *    reading (the same state as loom_socket_disable/enable(LOOM_READABLE));
  *  - loom__socket_touch(): restart the inactivity clock.
@@ -37,6 +34,7 @@
 
 /* --- Classes --------------------------------------------------------------- */
 typedef struct loom__sock_class loom__sock_class;
+typedef struct loom__transport loom__transport;
 struct loom__sock_class {
     /* Public callbacks: run inside an op scope so that loom_raise() routes
      * to on_event; they receive the socket's data slot. */
@@ -55,7 +53,8 @@ struct loom__sock_class {
      * event delivery. proto_read's buffer (the loop's scratch buffer, or a
      * backend's recv buffer) is valid during the call and may be modified
      * in place. proto_event runs where an event would be emitted, with the
-     * event's message (NULL where the kind's name says it all);
+     * event's message (for errors always set, loom_strerror(code) at
+     * least; NULL for an info event whose kind's name says it all);
      * loom then closes the socket as it would after the event. */
     void (*proto_read)(loom_socket_t *s, char *buf, size_t len);
     void (*proto_event)(loom_socket_t *s, loom_event_kind_t kind, int code, const char *msg);
@@ -72,6 +71,14 @@ struct loom__sock_class {
     uint32_t low_water;  /* used as is once high_water is set */
     uint32_t keepalive_s;
     uint32_t extra; /* bytes after the socket reserved for the class's owner */
+    /* The transport under the protocol layer (TLS later; see "Transports"
+     * below): NULL is plain TCP, at no cost. tr_extra bytes of per-socket
+     * transport state follow the owner's extension bytes in the slab object
+     * (loom__socket_tr()). tr_set: tr was decided (loom__socket_new() does
+     * it once per class, from LOOM_TEST_TRANSPORT, unless already set). */
+    const loom__transport *tr;
+    uint32_t tr_extra;
+    bool tr_set;
     bool nagle;
     bool half_open;
     bool is_static; /* owned by someone else: never freed by the refcount */
@@ -154,13 +161,117 @@ static inline bool loom__socket_closing(const loom_socket_t *s)
     return (s->h.flags & LOOM__H_CLOSING) != 0;
 }
 
+/* The transport's per-socket state (cls->tr_extra bytes, after the
+ * owner's extension bytes). O(1). */
+static inline void *loom__socket_tr(loom_socket_t *s)
+{
+    size_t io = (s->h.loop->backend->io_size + 15) & ~(size_t)15;
+    return (char *)(s + 1) + io + ((s->cls->extra + 15) & ~(size_t)15);
+}
+
+/* --- Transports ---------------------------------------------------------------
+ * A transport sits between the fd and the protocol layer (TLS later; the
+ * test transports of transport_test.c now). It is chosen per class, so a
+ * plain socket pays nothing: every hook below is reached only through a
+ * non-NULL cls->tr. All hooks run on the loop thread, never after free().
+ *
+ * Bytes in: the socket reads the fd (or the backend's recv hands bytes
+ * over) and calls read() with them; the transport passes application bytes
+ * up with loom__socket_deliver_app(), only while loom__socket_reading() (the
+ * application may pause inside a delivery), and keeps the rest (in a
+ * loom__bytes of its own). When reading is switched back on, the socket calls
+ * pending() from the pending phase, before any new fd read, so held bytes
+ * come first.
+ *
+ * Bytes out: loom_socket_write*() validate, then call write() with the
+ * application's buffers (possibly while connecting: before attach()); the
+ * transport hands the bytes to send to loom__socket_out(), which sends at
+ * once when nothing is queued, else queues. A transport may call
+ * loom__socket_out() at any time (handshake, alerts).
+ *
+ * Handshake: attach() runs for a connected or accepted socket before
+ * on_connect / proto_accept / the accept callback; if it returns 1, those run
+ * only when the transport calls loom__socket_handshake_done(); a failure is
+ * loom__socket_fail_msg() with a message (one event, one close). */
+struct loom__transport {
+    const char *name;
+    uint32_t state_size; /* per-socket state: the class's tr_extra */
+    /* A socket of the class is connected (client) or accepted (server).
+     * Returns 0 (ready now), 1 (handshake started: report it later) or a
+     * LOOM_E* code (the socket fails with it). */
+    int (*attach)(loom_socket_t *s);
+    /* `n` bytes from the fd in `buf` (mutable, valid during the call);
+     * buf NULL: the peer's end (reading has stopped): the transport calls
+     * loom__socket_eof_report() once it has delivered what it holds. */
+    void (*read)(loom_socket_t *s, char *buf, size_t n);
+    /* Application bytes (total > 0; the caller checked the socket is open).
+     * `release` (may be NULL) belongs to iov[0] of a zero-copy write: the
+     * transport runs it when it no longer needs the bytes. Returns 0, 1 (high
+     * water) or a LOOM_E* code, as loom_socket_write(). */
+    int (*write)(loom_socket_t *s, const struct iovec *iov, int n, loom_release_cb release,
+                 void *rdata);
+    /* LOOM_READABLE / LOOM_WRITABLE if the transport needs the fd
+     * regardless of the application's pause (a handshake); may be NULL. */
+    unsigned (*wants)(loom_socket_t *s);
+    /* From the pending phase, after loom__socket_pending_soon() (which the
+     * socket calls when reading is switched on again and after
+     * loom__socket_ready()): deliver held bytes while loom__socket_reading(),
+     * finish deferred work. May be NULL. */
+    void (*pending)(loom_socket_t *s);
+    /* Before the write side is shut (close_notify); may queue bytes with
+     * loom__socket_out(). Called again if the queue was not empty after
+     * it, so it must be idempotent. May be NULL. */
+    void (*shutdown)(loom_socket_t *s);
+    /* The socket closes: free held memory. May be NULL. */
+    void (*free)(loom_socket_t *s);
+};
+
+/* Reports the peer's end (the eof event; closes unless half_open). */
+void loom__socket_eof_report(loom_socket_t *s);
+
+/* Passes application bytes to proto_read or on_read (the transport's read
+ * and pending hooks call it; plain sockets reach it directly). */
+void loom__socket_deliver_app(loom_socket_t *s, char *buf, size_t n);
+
+/* Bytes for the fd (after the transport): one sendmsg() at once if nothing
+ * is queued and the socket can send (never while connecting), the rest queued
+ * (copied, or referenced when `release` is set: one buffer, iov[0]). Returns 0,
+ * 1 (queue at high water) or a LOOM_E* code; a send error is reported from
+ * the loop. */
+int loom__socket_out(loom_socket_t *s, const struct iovec *iov, int n, size_t total, bool ref,
+                     loom_release_cb release, void *rdata);
+
+/* The connection is up and the transport's handshake (if any) done: runs
+ * proto_accept or the accept callback (accepted sockets) or on_connect, then
+ * sends what was queued meanwhile and delivers bytes the transport held.
+ * tcp.c calls it when loom__socket_attach() returns 0; a transport calls it
+ * when its handshake completes. */
+void loom__socket_ready(loom_socket_t *s);
+
+/* Asks for the transport's pending() hook in the pending phase (held bytes
+ * while the application reads). */
+void loom__socket_pending_soon(loom_socket_t *s);
+
+/* Sets the class's transport (or plain, `tr` NULL) before its first socket;
+ * LOOM_TEST_TRANSPORT is then not consulted for it. */
+void loom__class_set_transport(loom__sock_class *cls, const loom__transport *tr);
+
+/* The test transports (transport_test.c): wire-transparent "split" and the
+ * byte-transforming "xor"; loom__transport_by_name() maps a name (env
+ * LOOM_TEST_TRANSPORT) to one of them, NULL for none or unknown. */
+extern const loom__transport loom__transport_split;
+extern const loom__transport loom__transport_xor;
+const loom__transport *loom__transport_by_name(const char *name);
+
 /* Creates an unconnected socket object of `cls` (a new reference) on `loop`
  * for `fd` (-1: none yet). Counts as live and keeps the loop alive. Returns
  * NULL on ENOMEM (the fd is not closed). */
 loom_socket_t *loom__socket_new(loom_loop_t *loop, loom__sock_class *cls, int fd);
 
 /* Makes s a connected socket on `fd`: socket options, watcher, stats,
- * timeouts. Does not call on_connect. Returns 0 or a LOOM_E* code. */
+ * timeouts, the transport's attach(). Does not call on_connect. Returns 0
+ * (call loom__socket_ready() now) or 1 (not now: the transport's handshake
+ * runs, or it failed and the socket is closed). */
 int loom__socket_attach(loom_socket_t *s, int fd, bool incoming);
 
 /* Delivers an error or info event for s through the protocol hook, on_event or
@@ -181,19 +292,64 @@ void loom__socket_discard(loom_socket_t *s);
  * and hands the handle to loom__handle_close(). `reset` sets SO_LINGER 0. */
 void loom__socket_close_now(loom_socket_t *s, bool reset);
 
-/* Runs the user's on_connect / flushes the queue / starts reading once the
- * connection is up (used by the connector). */
-void loom__socket_connected(loom_socket_t *s);
+/* --- The write queue (socket_write.c) -------------------------------------- */
+typedef struct loom__wreq loom__wreq;
+struct loom__wreq {
+    loom__wreq *next;
+    const char *base; /* unsent part */
+    size_t len;
+    loom_release_cb release; /* referenced buffers */
+    void *rdata;
+    const void *buf;
+    size_t buflen;
+    size_t cap; /* > 0: a copy; data[] holds cap bytes */
+    char data[];
+};
 
-/* Queues a buffer without trying to send it: copied if release is NULL
- * and copy is true, else referenced (release runs when sent or dropped).
- * Pair with loom__socket_flush_soon(). Returns 0, 1 (high water) or a
- * LOOM_E* code. */
-int loom__socket_queue(loom_socket_t *s, const void *buf, size_t len, bool copy,
-                       loom_release_cb release, void *rdata);
-/* Sends everything queued with one writev in the pending phase of this
- * iteration (or the next, if called from the pending phase). */
-int loom__socket_flush_soon(loom_socket_t *s);
+/* Deferred work of the write queue's pending node. */
+enum {
+    LOOM__WQ_FLUSH = 1,
+    LOOM__WQ_WRITE = 2, /* on_write */
+    LOOM__WQ_HELD = 4,  /* the transport's pending() hook */
+    LOOM__WQ_ERROR = 8
+};
+
+struct loom__wq {
+    loom__pending pend; /* deferred flush, callbacks or error */
+    loom_socket_t *sock;
+    loom__wreq *head, *tail;
+    size_t bytes; /* queued, unsent */
+    unsigned todo;
+    int error;
+    bool queued;       /* pend is queued */
+    uint8_t wgroup;    /* the write clock's group while wnode is linked, else 0 */
+    loom__queue wnode; /* the write clock: in a wslots slot of group wgroup */
+};
+
+/* Schedules `what` (LOOM__WQ_*) for the pending phase; creates the queue
+ * object if needed (on ENOMEM the notification is lost). */
+void loom__wq_schedule(loom_socket_t *s, unsigned what);
+/* Drops the queue: unsent bytes, deferred work; runs release callbacks. */
+void loom__wq_destroy(loom_socket_t *s);
+/* Sends what is queued: one sendmsg of up to 64 buffers, repeated while the
+ * kernel takes everything offered (at most 4 times per call). Runs
+ * on_drain / on_write when due. Returns 0, or -1 if the socket was closed
+ * here (error, end of a graceful close, or by a callback). Loop context
+ * only (callbacks run directly). */
+int loom__socket_flush(loom_socket_t *s);
+/* Shuts the write side if a shutdown was asked for and is not done (the
+ * caller checked the queue is empty): the transport's shutdown hook first,
+ * then shutdown(SHUT_WR) unless that queued bytes. The one place it is done. */
+void loom__socket_shut_wr(loom_socket_t *s);
+
+/* Runs a public socket callback inside an op scope (loom_raise() goes to
+ * on_event). */
+void loom__socket_call(loom_socket_t *s, loom_socket_cb cb);
+/* Starts, stops or keeps the write clock as the socket's state requires;
+ * `progress` (bytes left) restarts it. O(1). */
+void loom__wclock_update(loom_socket_t *s, bool progress);
+/* Unlinks the write clock. */
+void loom__wclock_stop(loom__wq *wq);
 
 /* Pause and resume reading; the read timeout stops while paused. */
 void loom__socket_read_stop(loom_socket_t *s);
@@ -223,7 +379,11 @@ void loom__socket_set_rgroup(loom_socket_t *s, unsigned rgroup);
 typedef struct loom__tgroup loom__tgroup;
 typedef struct loom_tcp_server loom__server;
 
-#define LOOM__NET_SLABS 4
+/* Socket object sizes per loop (class extension and transport bytes make
+ * them differ: plain, HTTP server, HTTP client, and later TLS, WebSocket and
+ * HTTP/2 variants of each). Looked up by a scan that stops at the first
+ * unused entry: O(sizes in use). */
+#define LOOM__NET_SLABS 16
 
 typedef struct loom__net {
     loom_loop_t *loop;

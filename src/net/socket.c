@@ -1,18 +1,14 @@
-/* net/socket.c - the socket: reading, the write queue, inactivity timeouts
- * and the one close path. Connecting, accepting and addresses are in tcp.c.
+/* net/socket.c - the socket: its object and slab, its watcher, reading
+ * (through the class's transport when it has one), inactivity timeouts,
+ * pausing, and the one close path. The write side is in socket_write.c;
+ * connecting, accepting and addresses are in tcp.c; the test transports in
+ * transport_test.c.
  *
  * Reads go into the loop's scratch buffer on readiness; on a backend with
  * LOOM_BACKEND_CAP_RECV (io_uring) the backend reads into its own buffers
  * and hands the bytes over (loom__socket_recv_cb), and reading on and off is
- * its recv_start/recv_stop. Either way a socket holds no read memory.
- *
- * Writes are tried at once with one sendmsg() when nothing is queued; only
- * the unsent remainder is queued (copying writes copy only that). Queued
- * writes are gathered into one sendmsg() of up to 64 buffers per
- * writability event, and the socket watches for writability only while
- * something is queued. on_write and on_drain run from the loop, never inside
- * a write call: when a write completes inside the call they are deferred to
- * the pending phase through the write queue's pending node.
+ * its recv_start/recv_stop. Either way a plain socket holds no read memory;
+ * a transport may hold decoded bytes until the application reads again.
  *
  * Timeouts: no timer per socket. Each distinct timeout value on a loop is a
  * group with one internal timer and a ring of N+1 slots (N <= 16), one slot
@@ -43,37 +39,6 @@
 
 #include "net/net_internal.h"
 
-/* --- Write queue ------------------------------------------------------------ */
-typedef struct loom__wreq loom__wreq;
-struct loom__wreq {
-    loom__wreq *next;
-    const char *base; /* unsent part */
-    size_t len;
-    loom_release_cb release; /* referenced buffers */
-    void *rdata;
-    const void *buf;
-    size_t buflen;
-    size_t cap; /* > 0: a copy; data[] holds cap bytes */
-    char data[];
-};
-
-enum { LOOM__WQ_FLUSH = 1, LOOM__WQ_WRITE = 2, LOOM__WQ_DRAIN = 4, LOOM__WQ_ERROR = 8 };
-
-struct loom__wq {
-    loom__pending pend; /* deferred flush, callbacks or error */
-    loom_socket_t *sock;
-    loom__wreq *head, *tail;
-    size_t bytes; /* queued, unsent */
-    unsigned todo;
-    int error;
-    bool queued;       /* pend is queued */
-    uint8_t wgroup;    /* the write clock's group while wnode is linked, else 0 */
-    loom__queue wnode; /* the write clock: in a wslots slot of group wgroup */
-};
-
-#define LOOM__IOV_BATCH  64
-#define LOOM__COPY_CHUNK 4096
-
 /* --- Timeout groups ----------------------------------------------------------- */
 #define LOOM__TSLOTS_MAX 17
 
@@ -89,8 +54,6 @@ struct loom__tgroup {
 };
 
 static void loom__tgroup_arm(loom__tgroup *g);
-static int loom__socket_flush(loom_socket_t *s);
-static void loom__wq_schedule(loom_socket_t *s, unsigned what);
 static void loom__socket_recv_cb(loom_backend_io_t *bio, char *buf, size_t len, int err);
 
 /* --- Per-loop state ------------------------------------------------------------- */
@@ -101,9 +64,8 @@ static void loom__net_destroy(loom__handle *h)
     loom__net *net = loop->net;
     for (unsigned i = 1; i <= net->ngroups; i++)
         free(net->groups[i]);
-    for (int i = 0; i < LOOM__NET_SLABS; i++)
-        if (net->sock[i].size)
-            loom__slab_destroy(&net->sock[i].slab);
+    for (int i = 0; i < LOOM__NET_SLABS && net->sock[i].size; i++)
+        loom__slab_destroy(&net->sock[i].slab);
     loom__slab_destroy(&net->wq_slab);
     loom__slab_destroy(&net->ref_slab);
     free(net);
@@ -203,9 +165,8 @@ void loom__net_foreach_socket(loom_loop_t *loop, void (*fn)(loom_socket_t *s, vo
     if (net == NULL)
         return;
     loom__foreach_arg a = {fn, arg};
-    for (int i = 0; i < LOOM__NET_SLABS; i++)
-        if (net->sock[i].size)
-            loom__slab_foreach(&net->sock[i].slab, loom__net_foreach_one, &a);
+    for (int i = 0; i < LOOM__NET_SLABS && net->sock[i].size; i++)
+        loom__slab_foreach(&net->sock[i].slab, loom__net_foreach_one, &a);
 }
 
 /* --- Classes ----------------------------------------------------------------- */
@@ -222,23 +183,32 @@ void loom__class_unref(loom__sock_class *cls)
         free(cls);
 }
 
+void loom__class_set_transport(loom__sock_class *cls, const loom__transport *tr)
+{
+    cls->tr = tr;
+    cls->tr_extra = tr ? tr->state_size : 0;
+    cls->tr_set = true;
+}
+
 /* --- Socket objects ---------------------------------------------------------- */
 
 static size_t loom__socket_size(const loom_loop_t *loop, const loom__sock_class *cls)
 {
     size_t io = (loop->backend->io_size + 15) & ~(size_t)15;
-    return sizeof(loom_socket_t) + io + cls->extra;
+    if (cls->tr_extra == 0)
+        return sizeof(loom_socket_t) + io + cls->extra;
+    return sizeof(loom_socket_t) + io + ((cls->extra + 15) & ~(size_t)15) + cls->tr_extra;
 }
 
 static loom__slab *loom__socket_slab(loom__net *net, size_t size, bool create)
 {
-    for (int i = 0; i < LOOM__NET_SLABS; i++)
+    /* Entries are used in order and never released before the loop ends. */
+    for (int i = 0; i < LOOM__NET_SLABS; i++) {
         if (net->sock[i].size == size)
             return &net->sock[i].slab;
-    if (!create)
-        return NULL;
-    for (int i = 0; i < LOOM__NET_SLABS; i++) {
         if (net->sock[i].size == 0) {
+            if (!create)
+                return NULL;
             net->sock[i].size = size;
             loom__slab_init(&net->sock[i].slab, size);
             return &net->sock[i].slab;
@@ -289,6 +259,10 @@ loom_socket_t *loom__socket_new(loom_loop_t *loop, loom__sock_class *cls, int fd
     loom__net *net = loom__net_get(loop);
     if (net == NULL)
         return NULL;
+    if (LOOM__UNLIKELY(!cls->tr_set)) {
+        /* Once per class: the test transport the environment asks for. */
+        loom__class_set_transport(cls, loom__transport_by_name(getenv("LOOM_TEST_TRANSPORT")));
+    }
     loom__slab *sl = loom__socket_slab(net, loom__socket_size(loop, cls), true);
     if (sl == NULL)
         return NULL;
@@ -361,7 +335,27 @@ int loom__socket_attach(loom_socket_t *s, int fd, bool incoming)
     }
     loom__socket_update_io(s);
     loom__socket_touch(s);
-    return 0;
+    if (s->cls->tr == NULL || s->cls->tr->attach == NULL)
+        return 0;
+    int r = s->cls->tr->attach(s);
+    if (r < 0) {
+        loom__socket_fail(s, r);
+        return 1;
+    }
+    return r == 0 && !(s->h.flags & LOOM__H_CLOSING) ? 0 : 1;
+}
+
+/* Whether the socket reads the fd now: the application reads, or its
+ * transport needs to (a handshake while the application is paused). */
+static inline bool loom__socket_rd(loom_socket_t *s)
+{
+    uint32_t f = s->h.flags;
+    if (f & (LOOM__S_EOF | LOOM__S_FLUSHING | LOOM__H_CLOSING))
+        return false;
+    if (!(f & LOOM__S_RD_OFF))
+        return true;
+    const loom__transport *tr = s->cls->tr;
+    return tr && tr->wants && (tr->wants(s) & LOOM_READABLE);
 }
 
 /* The backend could not watch or read s (`what` failed with `code`): nobody
@@ -381,7 +375,7 @@ void loom__socket_update_io(loom_socket_t *s)
     if (s->io.bio.fd < 0 || (f & (LOOM__S_CONNECTING | LOOM__H_CLOSING)))
         return;
     unsigned ev = 0;
-    bool rd = !(f & (LOOM__S_RD_OFF | LOOM__S_EOF | LOOM__S_FLUSHING));
+    bool rd = loom__socket_rd(s);
     if (s->wq && s->wq->bytes && !(f & LOOM__S_WR_OFF))
         ev |= LOOM_WRITABLE;
     loom_loop_t *loop = s->h.loop;
@@ -528,7 +522,7 @@ static unsigned loom__socket_wgroup(const loom_socket_t *s)
     return (f >> LOOM__S_WGROUP_SHIFT) & LOOM__S_GROUP_MASK;
 }
 
-static void loom__wclock_stop(loom__wq *wq)
+void loom__wclock_stop(loom__wq *wq)
 {
     if (wq->wgroup) {
         loom__queue_remove(&wq->wnode);
@@ -539,7 +533,7 @@ static void loom__wclock_stop(loom__wq *wq)
 /* Starts, stops or keeps the write clock as the socket's state requires;
  * `progress` (bytes left) restarts it. A running clock is otherwise left
  * alone, so queueing more or reading does not hold it off. O(1). */
-static void loom__wclock_update(loom_socket_t *s, bool progress)
+void loom__wclock_update(loom_socket_t *s, bool progress)
 {
     loom__wq *wq = s->wq;
     if (wq == NULL)
@@ -587,7 +581,7 @@ void loom__socket_touch(loom_socket_t *s)
 
 /* --- Callbacks ------------------------------------------------------------------ */
 
-static void loom__socket_call(loom_socket_t *s, loom_socket_cb cb)
+void loom__socket_call(loom_socket_t *s, loom_socket_cb cb)
 {
     loom_loop_t *loop = s->h.loop;
     loom__op_scope sc;
@@ -633,6 +627,10 @@ void loom__socket_fail_msg(loom_socket_t *s, int code, const char *msg)
 {
     if (s->h.flags & LOOM__H_CLOSING)
         return;
+    /* Every hook gets the text, proto_event too (the event would say the
+     * same: loom__event_emit() falls back to it as well). */
+    if (msg == NULL)
+        msg = loom_strerror(code);
     loom__socket_event(s, loom__sock_err_kind(code), code, msg);
     loom__socket_close_now(s, false);
 }
@@ -642,461 +640,32 @@ void loom__socket_fail(loom_socket_t *s, int code)
     loom__socket_fail_msg(s, code, NULL);
 }
 
-/* --- The write queue ----------------------------------------------------------- */
-
-static void loom__wq_run(loom__pending *p);
-
-static loom__wq *loom__wq_get(loom_socket_t *s)
-{
-    if (s->wq)
-        return s->wq;
-    loom__wq *wq = loom__slab_alloc(&((loom__net *)s->h.loop->net)->wq_slab);
-    if (wq == NULL)
-        return NULL;
-    wq->sock = s;
-    wq->pend.fn = loom__wq_run;
-    s->wq = wq;
-    return wq;
-}
-
-static void loom__wq_maybe_free(loom_socket_t *s)
-{
-    loom__wq *wq = s->wq;
-    if (wq && wq->bytes == 0 && wq->todo == 0 && !wq->queued) {
-        loom__wclock_stop(wq);
-        s->wq = NULL;
-        loom__slab_free(&((loom__net *)s->h.loop->net)->wq_slab, wq);
-    }
-}
-
-static void loom__wreq_free(loom__net *net, loom__wreq *w)
-{
-    if (w->cap)
-        free(w);
-    else
-        loom__slab_free(&net->ref_slab, w);
-}
-
-/* Frees a detached list of requests, running release callbacks. */
-static void loom__wreq_release(loom__net *net, loom__wreq *w)
-{
-    while (w) {
-        loom__wreq *next = w->next;
-        loom_release_cb rel = w->release;
-        const void *buf = w->buf;
-        size_t len = w->buflen;
-        void *rdata = w->rdata;
-        loom__wreq_free(net, w);
-        if (rel)
-            rel(buf, len, rdata);
-        w = next;
-    }
-}
-
-static void loom__wq_destroy(loom_socket_t *s)
-{
-    loom__wq *wq = s->wq;
-    loom__net *net = s->h.loop->net;
-    s->wq = NULL;
-    loom__wclock_stop(wq);
-    loom__pending_cancel(&wq->pend);
-    loom__wreq *list = wq->head;
-    loom__slab_free(&net->wq_slab, wq);
-    loom__wreq_release(net, list);
-}
-
-static void loom__wq_schedule(loom_socket_t *s, unsigned what)
-{
-    loom__wq *wq = loom__wq_get(s);
-    if (wq == NULL)
-        return; /* out of memory: the notification is lost, nothing else */
-    wq->todo |= what;
-    if (!wq->queued) {
-        wq->queued = true;
-        loom__pending_queue(s->h.loop, &wq->pend);
-    }
-}
-
-static void loom__wq_append(loom__wq *wq, loom__wreq *w)
-{
-    w->next = NULL;
-    if (wq->tail)
-        wq->tail->next = w;
-    else
-        wq->head = w;
-    wq->tail = w;
-    wq->bytes += w->len;
-}
-
-/* Queues a copy of the iovecs, skipping their first `skip` bytes. Small
- * copies are appended to the last copy request while it has room. */
-static int loom__wq_push_copy(loom_socket_t *s, const struct iovec *iov, int n, size_t skip,
-                              size_t total)
-{
-    loom__wq *wq = loom__wq_get(s);
-    if (wq == NULL)
-        return LOOM_ENOMEM;
-    size_t rem = total - skip;
-    loom__wreq *t = wq->tail;
-    char *dst;
-    if (t && t->cap && (size_t)(t->data + t->cap - (t->base + t->len)) >= rem) {
-        dst = (char *)t->base + t->len;
-        t->len += rem;
-        wq->bytes += rem;
-    } else {
-        size_t cap = rem < LOOM__COPY_CHUNK ? LOOM__COPY_CHUNK : rem;
-        if (cap > SIZE_MAX - sizeof(loom__wreq))
-            return LOOM_ENOMEM;
-        loom__wreq *w = malloc(sizeof *w + cap);
-        if (w == NULL)
-            return LOOM_ENOMEM;
-        memset(w, 0, sizeof *w);
-        w->cap = cap;
-        w->base = w->data;
-        w->len = rem;
-        dst = w->data;
-        loom__wq_append(wq, w);
-    }
-    for (int i = 0; i < n; i++) {
-        size_t l = iov[i].iov_len;
-        const char *src = iov[i].iov_base;
-        if (skip >= l) {
-            skip -= l;
-            continue;
-        }
-        memcpy(dst, src + skip, l - skip);
-        dst += l - skip;
-        skip = 0;
-    }
-    return 0;
-}
-
-static int loom__wq_push_ref(loom_socket_t *s, const void *buf, size_t len, size_t skip,
-                             loom_release_cb release, void *rdata)
-{
-    loom__wq *wq = loom__wq_get(s);
-    if (wq == NULL)
-        return LOOM_ENOMEM;
-    loom__wreq *w = loom__slab_alloc(&((loom__net *)s->h.loop->net)->ref_slab);
-    if (w == NULL)
-        return LOOM_ENOMEM;
-    w->base = (const char *)buf + skip;
-    w->len = len - skip;
-    w->release = release;
-    w->rdata = rdata;
-    w->buf = buf;
-    w->buflen = len;
-    loom__wq_append(wq, w);
-    return 0;
-}
-
-static uint32_t loom__high_water(const loom__sock_class *cls)
-{
-    return cls->high_water ? cls->high_water : LOOM__HIGH_WATER;
-}
-
-static uint32_t loom__low_water(const loom__sock_class *cls)
-{
-    if (cls->high_water == 0 && cls->low_water == 0)
-        return LOOM__HIGH_WATER / 4;
-    return cls->low_water;
-}
-
-/* After queueing: watch for writability, start the write clock, report high
- * water. */
-static int loom__socket_queued_more(loom_socket_t *s)
-{
-    loom__socket_update_io(s);
-    loom__socket_touch(s);
-    if (s->wq->bytes >= loom__high_water(s->cls)) {
-        s->h.flags |= LOOM__S_HIGH;
-        return 1;
-    }
-    return 0;
-}
-
-static inline bool loom__socket_can_send(const loom_socket_t *s)
-{
-    return s->io.bio.fd >= 0 && !(s->h.flags & (LOOM__S_CONNECTING | LOOM__S_WR_OFF)) &&
-           (s->wq == NULL || s->wq->bytes == 0);
-}
-
-/* The common write path. `ref`: zero-copy of one buffer (iov[0]). */
-static int loom__socket_write_common(loom_socket_t *s, const struct iovec *iov, int n, bool ref,
-                                     loom_release_cb release, void *rdata)
-{
-    if (LOOM__UNLIKELY(s == NULL || loom__socket_dead(s)))
-        return LOOM_ECLOSED;
-    if (LOOM__UNLIKELY(s->h.flags & (LOOM__S_SHUT | LOOM__S_SHUT_DONE)))
-        return LOOM_EPIPE;
-    if (LOOM__UNLIKELY(n < 0 || (n > 0 && iov == NULL)))
-        return LOOM_EINVAL;
-    /* No write can be longer than SSIZE_MAX (sendmsg's limit); checking
-     * each addend also keeps the sum from wrapping around. */
-    size_t total = 0;
-    for (int i = 0; i < n; i++) {
-        if (LOOM__UNLIKELY(iov[i].iov_len > (size_t)SSIZE_MAX - total))
-            return LOOM_EINVAL;
-        total += iov[i].iov_len;
-    }
-    if (total == 0) {
-        if (ref && release)
-            release(iov[0].iov_base, 0, rdata);
-        return 0;
-    }
-    size_t sent = 0;
-    if (loom__socket_can_send(s)) {
-        struct msghdr msg = {.msg_iov = (struct iovec *)iov,
-                             .msg_iovlen = (size_t)(n > IOV_MAX ? IOV_MAX : n)};
-        ssize_t r;
-        do
-            r = sendmsg(s->io.bio.fd, &msg, MSG_NOSIGNAL);
-        while (r < 0 && errno == EINTR);
-        if (r > 0) {
-            sent = (size_t)r;
-            s->h.loop->stats.bytes_written += sent;
-            loom__socket_touch(s);
-        } else if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-            /* Reported from the loop, not from inside this call. */
-            int err = loom__err(errno);
-            if (ref && release)
-                release(iov[0].iov_base, total, rdata);
-            loom__wq_schedule(s, LOOM__WQ_ERROR);
-            if (s->wq)
-                s->wq->error = err;
-            return 0;
-        }
-        if (sent == total) {
-            if (ref && release)
-                release(iov[0].iov_base, total, rdata);
-            if (s->cls->on_write)
-                loom__wq_schedule(s, LOOM__WQ_WRITE);
-            return 0;
-        }
-    }
-    int r = ref ? loom__wq_push_ref(s, iov[0].iov_base, total, sent, release, rdata)
-                : loom__wq_push_copy(s, iov, n, sent, total);
-    if (r < 0) {
-        /* Part may be gone already: the stream would be corrupt. */
-        if (sent)
-            loom__socket_close_now(s, true);
-        return r;
-    }
-    return loom__socket_queued_more(s);
-}
-
-int loom_socket_write(loom_socket_t *s, const void *buf, size_t len)
-{
-    struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
-    return loom__socket_write_common(s, &iov, 1, false, NULL, NULL);
-}
-
-int loom_socket_writev(loom_socket_t *s, const struct iovec *iov, int iovcnt)
-{
-    return loom__socket_write_common(s, iov, iovcnt, false, NULL, NULL);
-}
-
-int loom_socket_write_ref(loom_socket_t *s, const void *buf, size_t len, loom_release_cb release,
-                          void *rdata)
-{
-    struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
-    return loom__socket_write_common(s, &iov, 1, true, release, rdata);
-}
-
-int loom__socket_queue(loom_socket_t *s, const void *buf, size_t len, bool copy,
-                       loom_release_cb release, void *rdata)
-{
-    if (loom__socket_dead(s))
-        return LOOM_ECLOSED;
-    if (len == 0) {
-        if (release)
-            release(buf, 0, rdata);
-        return 0;
-    }
-    int r;
-    if (copy && release == NULL) {
-        struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
-        r = loom__wq_push_copy(s, &iov, 1, 0, len);
-    } else {
-        r = loom__wq_push_ref(s, buf, len, 0, release, rdata);
-    }
-    if (r < 0)
-        return r;
-    if (s->wq->bytes >= loom__high_water(s->cls)) {
-        s->h.flags |= LOOM__S_HIGH;
-        return 1;
-    }
-    return 0;
-}
-
-int loom__socket_flush_soon(loom_socket_t *s)
-{
-    if (loom__socket_dead(s))
-        return LOOM_ECLOSED;
-    if (s->wq && s->wq->bytes)
-        loom__wq_schedule(s, LOOM__WQ_FLUSH);
-    return 0;
-}
-
-/* Sends what is queued: one sendmsg of up to 64 buffers, repeated while the
- * kernel takes everything offered (at most 4 times per call). Runs
- * on_drain / on_write when due. Returns 0, or -1 if the socket was closed
- * here (error, end of a graceful close, or by a callback). Loop context
- * only (callbacks run directly). */
-static int loom__socket_flush(loom_socket_t *s)
-{
-    loom_loop_t *loop = s->h.loop;
-    loom__net *net = loop->net;
-    loom__wq *wq = s->wq;
-    loom__wreq *done = NULL, **donep = &done;
-    size_t sent_total = 0;
-    int err = 0;
-    for (int round = 0; round < 4 && wq->head; round++) {
-        struct iovec iov[LOOM__IOV_BATCH];
-        int n = 0;
-        size_t want = 0;
-        for (loom__wreq *w = wq->head; w && n < LOOM__IOV_BATCH; w = w->next, n++) {
-            iov[n].iov_base = (void *)w->base;
-            iov[n].iov_len = w->len;
-            want += w->len;
-        }
-        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-        ssize_t r = sendmsg(s->io.bio.fd, &msg, MSG_NOSIGNAL);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
-                err = loom__err(errno);
-            break;
-        }
-        size_t left = (size_t)r;
-        sent_total += left;
-        wq->bytes -= left;
-        while (left) {
-            loom__wreq *w = wq->head;
-            if (left >= w->len) {
-                left -= w->len;
-                wq->head = w->next;
-                if (wq->head == NULL)
-                    wq->tail = NULL;
-                w->next = NULL;
-                *donep = w;
-                donep = &w->next;
-            } else {
-                w->base += left;
-                w->len -= left;
-                left = 0;
-            }
-        }
-        if ((size_t)r < want)
-            break;
-    }
-    if (sent_total) {
-        loop->stats.bytes_written += sent_total;
-        loom__wclock_update(s, true);
-        loom__socket_touch(s);
-    }
-    /* Release callbacks are the application's code: run them once the
-     * queue is consistent, then look again at what state they left. */
-    if (done)
-        loom__wreq_release(net, done);
-    if (s->h.flags & LOOM__H_CLOSING)
-        return -1;
-    if (err) {
-        if (s->h.flags & LOOM__S_FLUSHING)
-            loom__socket_close_now(s, false);
-        else
-            loom__socket_fail(s, err);
-        return -1;
-    }
-    wq = s->wq;
-    uint32_t f = s->h.flags;
-    bool drained = wq == NULL || wq->bytes == 0;
-    if (drained && (f & LOOM__S_SHUT) && !(f & LOOM__S_SHUT_DONE)) {
-        shutdown(s->io.bio.fd, SHUT_WR);
-        s->h.flags |= LOOM__S_SHUT_DONE;
-    }
-    if (drained && (f & LOOM__S_FLUSHING)) {
-        loom__socket_close_now(s, false);
-        return -1;
-    }
-    loom__socket_update_io(s);
-    loom__socket_touch(s);
-    if ((f & LOOM__S_HIGH) && (drained || wq->bytes <= loom__low_water(s->cls))) {
-        s->h.flags &= ~LOOM__S_HIGH;
-        if (s->cls->on_drain) {
-            loom__socket_call(s, s->cls->on_drain);
-            if (loom__socket_dead(s))
-                return -1;
-        }
-    }
-    if (drained && sent_total && s->cls->on_write) {
-        loom__socket_call(s, s->cls->on_write);
-        if (loom__socket_dead(s))
-            return -1;
-    }
-    loom__wq_maybe_free(s);
-    return 0;
-}
-
-/* The write queue's pending callback: deferred flush, error and callbacks. */
-static void loom__wq_run(loom__pending *p)
-{
-    loom__wq *wq = LOOM__CONTAINER_OF(p, loom__wq, pend);
-    loom_socket_t *s = wq->sock;
-    unsigned todo = wq->todo;
-    wq->todo = 0;
-    wq->queued = false;
-    if (loom__socket_dead(s)) {
-        /* A graceful close in progress: it goes on flushing, unless the
-         * socket failed (no event: it is closed for the user). */
-        if (s->h.flags & LOOM__H_CLOSING)
-            return;
-        if (todo & LOOM__WQ_ERROR)
-            loom__socket_close_now(s, false);
-        else if ((todo & LOOM__WQ_FLUSH) && s->io.bio.fd >= 0 && wq->bytes)
-            loom__socket_flush(s);
-        return;
-    }
-    if (todo & LOOM__WQ_ERROR) {
-        loom__socket_fail(s, wq->error);
-        return;
-    }
-    if ((todo & LOOM__WQ_FLUSH) && wq->bytes && s->io.bio.fd >= 0 &&
-        !(s->h.flags & (LOOM__S_CONNECTING | LOOM__S_WR_OFF))) {
-        if (loom__socket_flush(s) < 0)
-            return;
-    }
-    if (todo & LOOM__WQ_WRITE) {
-        if ((s->wq == NULL || s->wq->bytes == 0) && s->cls->on_write) {
-            loom__socket_call(s, s->cls->on_write);
-            if (loom__socket_dead(s))
-                return;
-        }
-    }
-    loom__wq_maybe_free(s);
-}
-
 /* --- Reading --------------------------------------------------------------------- */
 
+/* The peer's end was read: reading stops; the end is reported now, or by
+ * the transport once it has delivered the bytes it holds. */
 static void loom__socket_eof(loom_socket_t *s)
 {
     s->h.flags |= LOOM__S_EOF;
     loom__socket_update_io(s);
     loom__socket_touch(s);
+    if (s->cls->tr)
+        s->cls->tr->read(s, NULL, 0);
+    else
+        loom__socket_eof_report(s);
+}
+
+void loom__socket_eof_report(loom_socket_t *s)
+{
     loom__socket_event(s, LOOM_EV_TCP_EOF, LOOM_EOF, NULL);
     if (loom__socket_dead(s) || s->cls->half_open)
         return;
     loom_socket_close(s);
 }
 
-/* Hands n bytes read from the socket to its reader. */
-static inline void loom__socket_deliver(loom_socket_t *s, char *buf, size_t n)
+void loom__socket_deliver_app(loom_socket_t *s, char *buf, size_t n)
 {
     loom_loop_t *loop = s->h.loop;
-    loop->stats.bytes_read += (uint64_t)n;
-    if (s->h.flags & LOOM__S_TLIST)
-        loom__socket_touch(s);
     if (s->cls->proto_read) {
         s->cls->proto_read(s, buf, n);
     } else if (s->cls->on_read) {
@@ -1107,12 +676,23 @@ static inline void loom__socket_deliver(loom_socket_t *s, char *buf, size_t n)
     }
 }
 
+/* Hands n bytes read from the fd to the transport, or to the reader. */
+static inline void loom__socket_deliver(loom_socket_t *s, char *buf, size_t n)
+{
+    s->h.loop->stats.bytes_read += (uint64_t)n;
+    if (s->h.flags & LOOM__S_TLIST)
+        loom__socket_touch(s);
+    if (s->cls->tr)
+        s->cls->tr->read(s, buf, n);
+    else
+        loom__socket_deliver_app(s, buf, n);
+}
+
 /* What the backend read for us (CAP_RECV): bytes, the end, or an error. */
 static void loom__socket_recv_cb(loom_backend_io_t *bio, char *buf, size_t len, int err)
 {
     loom_socket_t *s = LOOM__CONTAINER_OF(bio, loom_socket_t, io.bio);
-    if (LOOM__UNLIKELY(s->h.flags &
-                       (LOOM__H_CLOSING | LOOM__S_FLUSHING | LOOM__S_RD_OFF | LOOM__S_EOF)))
+    if (LOOM__UNLIKELY(!loom__socket_rd(s)))
         return; /* recv_stop is called on each of these: not reached */
     if (len > 0)
         loom__socket_deliver(s, buf, len);
@@ -1135,7 +715,7 @@ static void loom__socket_read(loom_socket_t *s)
         ssize_t n = read(s->io.bio.fd, buf, size);
         if (n > 0) {
             loom__socket_deliver(s, buf, (size_t)n);
-            if (s->h.flags & (LOOM__H_CLOSING | LOOM__S_FLUSHING | LOOM__S_RD_OFF | LOOM__S_EOF))
+            if (!loom__socket_rd(s))
                 return;
             if ((size_t)n < size)
                 return;
@@ -1163,8 +743,7 @@ static void loom__socket_io_cb(loom__io *w, unsigned events)
         if (loom__socket_flush(s) < 0)
             return;
     }
-    if ((events & (LOOM_READABLE | LOOM_HUP)) &&
-        !(s->h.flags & (LOOM__S_RD_OFF | LOOM__S_EOF | LOOM__S_FLUSHING))) {
+    if ((events & (LOOM_READABLE | LOOM_HUP)) && loom__socket_rd(s)) {
         /* With the backend reading (S_RECV), its read reports the hang-up;
          * a read() here could take bytes out of its order. */
         if (!(s->h.flags & LOOM__S_RECV))
@@ -1212,6 +791,8 @@ void loom__socket_close_now(loom_socket_t *s, bool reset)
         s->io.bio.fd = -1;
     }
     loom__handle_close(&s->h);
+    if (s->cls->tr && s->cls->tr->free)
+        s->cls->tr->free(s);
     if (s->wq)
         loom__wq_destroy(s); /* may run release callbacks: last */
 }
@@ -1246,23 +827,9 @@ int loom_socket_abort(loom_socket_t *s)
     return 0;
 }
 
-int loom_socket_shutdown(loom_socket_t *s)
-{
-    if (s == NULL || loom__socket_dead(s))
-        return LOOM_ECLOSED;
-    if (s->h.flags & LOOM__S_CONNECTING)
-        return LOOM_ENOTCONN;
-    if (s->h.flags & (LOOM__S_SHUT | LOOM__S_SHUT_DONE))
-        return 0;
-    s->h.flags |= LOOM__S_SHUT;
-    if (s->wq == NULL || s->wq->bytes == 0) {
-        shutdown(s->io.bio.fd, SHUT_WR);
-        s->h.flags |= LOOM__S_SHUT_DONE;
-    }
-    return 0;
-}
-
-void loom__socket_connected(loom_socket_t *s)
+/* Runs the user's on_connect, then sends what was queued while connecting
+ * (and shuts the write side if asked). */
+static void loom__socket_connected(loom_socket_t *s)
 {
     if (s->cls->on_connect) {
         loom__socket_call(s, s->cls->on_connect);
@@ -1273,10 +840,23 @@ void loom__socket_connected(loom_socket_t *s)
         loom__socket_flush(s);
         return;
     }
-    if ((s->h.flags & LOOM__S_SHUT) && !(s->h.flags & LOOM__S_SHUT_DONE)) {
-        shutdown(s->io.bio.fd, SHUT_WR);
-        s->h.flags |= LOOM__S_SHUT_DONE;
-    }
+    loom__socket_shut_wr(s);
+}
+
+void loom__socket_ready(loom_socket_t *s)
+{
+    if ((s->h.flags & LOOM__S_INCOMING) && s->cls->proto_accept)
+        s->cls->proto_accept(s);
+    else
+        loom__socket_connected(s);
+    if (s->cls->tr && !loom__socket_dead(s))
+        loom__socket_pending_soon(s);
+}
+
+void loom__socket_pending_soon(loom_socket_t *s)
+{
+    if (s->cls->tr && s->cls->tr->pending)
+        loom__wq_schedule(s, LOOM__WQ_HELD);
 }
 
 /* --- Pausing ----------------------------------------------------------------------- */
@@ -1297,6 +877,8 @@ void loom__socket_read_start(loom_socket_t *s)
     s->h.flags &= ~LOOM__S_RD_OFF;
     loom__socket_update_io(s);
     loom__socket_touch(s);
+    if (s->cls->tr)
+        loom__socket_pending_soon(s);
 }
 
 int loom_socket_disable(loom_socket_t *s, unsigned what)
@@ -1322,6 +904,8 @@ int loom_socket_enable(loom_socket_t *s, unsigned what)
         s->h.flags &= ~LOOM__S_WR_OFF;
     loom__socket_update_io(s);
     loom__socket_touch(s);
+    if ((what & LOOM_READABLE) && s->cls->tr)
+        loom__socket_pending_soon(s);
     return 0;
 }
 

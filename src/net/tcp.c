@@ -373,8 +373,8 @@ static void loom__connect_win(loom__connect *c, int fd)
 {
     loom_socket_t *s = c->s;
     loom__connect_finish(c);
-    loom__socket_attach(s, fd, false);
-    loom__socket_connected(s);
+    if (loom__socket_attach(s, fd, false) == 0)
+        loom__socket_ready(s);
 }
 
 static void loom__connect_next(loom__connect *c);
@@ -588,8 +588,10 @@ static int loom__connect_new(loom_loop_t *loop, const char *host, const loom_tcp
     c->timeout_ms = timeout;
     if (timeout)
         loom_timer_start(c->deadline, timeout, 0);
+    /* The initial bytes wait in the write queue (through the transport, if
+     * any) and leave once connected, as any write made while connecting. */
     if (opts->initial && opts->initial_len &&
-        loom__socket_queue(s, opts->initial, opts->initial_len, true, NULL, NULL) < 0) {
+        loom_socket_write(s, opts->initial, opts->initial_len) < 0) {
         loom__socket_discard(s);
         return LOOM_ENOMEM;
     }
@@ -855,11 +857,8 @@ static void loom__server_io_cb(loom__io *w, unsigned events)
         }
         if (srv->is_unix)
             s->h.flags |= LOOM__S_UNIX;
-        loom__socket_attach(s, fd, true);
-        if (srv->cls->proto_accept)
-            srv->cls->proto_accept(s);
-        else
-            loom__socket_connected(s);
+        if (loom__socket_attach(s, fd, true) == 0)
+            loom__socket_ready(s);
     }
 }
 

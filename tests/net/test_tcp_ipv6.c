@@ -1,5 +1,7 @@
 /* test_tcp_ipv6: a server on ::1, clients by "::1" and "[::1]", addresses
  * as strings and sockaddrs. Skipped (77) when ::1 is unavailable. */
+/* LOOM_TEST_NO_TRANSPORT: the client checks that the echo arrives in one on_read (n == 3); the
+ * split transport delivers half a read at once. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 

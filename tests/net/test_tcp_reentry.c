@@ -9,6 +9,9 @@
  *    same poll batch: the other's callback never runs;
  *  - a socket closed from its own eof event and from on_write.
  * The sanitizer build checks that no callback touches freed memory. */
+/* LOOM_TEST_NO_TRANSPORT: a server closed from its first accept callback must see no other; under a
+ * handshaking transport the connections accepted in the same batch are already accepted
+ * (handshaking) and are reported later. */
 #include "test_tcp_util.h"
 
 /* --- A server closed from on_connect ------------------------------------------------ */

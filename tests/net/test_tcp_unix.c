@@ -3,6 +3,8 @@
  * (EADDRINUSE), a regular file refused (EEXIST), the file unlinked on
  * close, a missing socket giving a tcp refused event, and an abstract
  * ('@') name. */
+/* LOOM_TEST_NO_TRANSPORT: the client checks that the echo arrives in one on_read (n == 4); the
+ * split transport delivers half a read at once. */
 #include <fcntl.h>
 #include <sys/un.h>
 

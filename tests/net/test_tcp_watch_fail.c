@@ -8,6 +8,8 @@
  * The failures are injected by this executable's own epoll_ctl() and
  * accept4(), which the statically linked library calls instead of the C
  * library's; other backends skip (77). */
+/* LOOM_TEST_NO_TRANSPORT: checks that accept is reported before the watcher failure; a handshaking
+ * transport fails the connection before reporting it. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>

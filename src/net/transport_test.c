@@ -1,0 +1,254 @@
+/* net/transport_test.c - the test transports, which prove the socket's
+ * transport seam (net_internal.h, "Transports") before TLS exists. Internal
+ * only; chosen per class by loom__class_set_transport() or, for every class
+ * a process creates, by the environment (LOOM_TEST_TRANSPORT=split|xor).
+ *
+ * "split" is wire-transparent (any peer works) but behaves as a decoding
+ * layer does: it copies every read into its own buffer, passes on only the
+ * first half at once and holds the rest for the pending phase (and across the
+ * application's pause), copies every write before it is sent, and fakes a
+ * handshake: on_connect and accept are reported one loop turn after the
+ * connection is up, while peer bytes that arrive meanwhile are read and
+ * held. "xor" transforms every byte both ways and has a real handshake: each
+ * side sends one hello byte and reports the connection only once the peer's
+ * has arrived; a wrong one fails the socket with a message. Writes made
+ * before its handshake ends (a connect's initial bytes) are held and sent
+ * after the hello. Both are slow on purpose (a copy and an allocation per
+ * read and write); they exist for tests.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "net/net_internal.h"
+
+#define TT_HELLO 0x5a /* the xor transport's hello byte */
+#define TT_KEY   0xa5 /* the xor transport's key */
+
+enum { TT_NEW, TT_WAIT, TT_UP };
+
+/* Per-socket state (cls->tr_extra bytes, zeroed with the socket). */
+typedef struct tt_state {
+    loom__bytes *in;  /* application bytes held back */
+    loom__bytes *out; /* xor: wire bytes written before the handshake ended */
+    uint8_t hs;       /* TT_NEW, TT_WAIT (handshaking), TT_UP */
+    bool eof;         /* the peer's end, reported once `in` is delivered */
+} tt_state;
+
+static bool tt_is_xor(const loom_socket_t *s)
+{
+    return s->cls->tr == &loom__transport_xor;
+}
+
+static void tt_xor(char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (char)(p[i] ^ TT_KEY);
+}
+
+/* Delivers held bytes while the application reads, then a held end. The
+ * block is detached during each delivery: a callback may close the socket,
+ * which frees the state's blocks (tt_free). */
+static void tt_drain(loom_socket_t *s)
+{
+    tt_state *t = loom__socket_tr(s);
+    while (loom__bytes_size(t->in) && loom__socket_reading(s) && !loom__socket_dead(s)) {
+        loom__bytes *b = t->in;
+        t->in = NULL;
+        loom__socket_deliver_app(s, loom__bytes_data(b), loom__bytes_size(b));
+        loom__bytes_free(&b);
+    }
+    if (t->eof && loom__bytes_size(t->in) == 0 && loom__socket_reading(s) &&
+        !loom__socket_dead(s)) {
+        t->eof = false;
+        loom__socket_eof_report(s);
+    }
+}
+
+/* The handshake is over: send what was held, then report the connection. */
+static void tt_up(loom_socket_t *s)
+{
+    tt_state *t = loom__socket_tr(s);
+    t->hs = TT_UP;
+    if (loom__bytes_size(t->out)) {
+        size_t n = loom__bytes_size(t->out);
+        struct iovec iov = {.iov_base = loom__bytes_data(t->out), .iov_len = n};
+        int r = loom__socket_out(s, &iov, 1, n, false, NULL, NULL);
+        loom__bytes_free(&t->out);
+        if (r < 0) {
+            loom__socket_fail(s, r);
+            return;
+        }
+    }
+    loom__bytes_free(&t->out);
+    loom__socket_ready(s);
+}
+
+static int tt_attach(loom_socket_t *s)
+{
+    tt_state *t = loom__socket_tr(s);
+    t->hs = TT_WAIT;
+    if (!tt_is_xor(s)) {
+        loom__socket_pending_soon(s); /* the fake handshake ends there */
+        return 1;
+    }
+    /* The hello goes first, before writes held while connecting. */
+    char hello = TT_HELLO;
+    struct iovec iov = {.iov_base = &hello, .iov_len = 1};
+    int r = loom__socket_out(s, &iov, 1, 1, false, NULL, NULL);
+    return r < 0 ? r : 1;
+}
+
+static void tt_read(loom_socket_t *s, char *buf, size_t n)
+{
+    tt_state *t = loom__socket_tr(s);
+    if (buf == NULL) {
+        t->eof = true;
+        if (t->hs == TT_UP)
+            tt_drain(s);
+        return;
+    }
+    bool xor = tt_is_xor(s);
+    if (xor&&t->hs == TT_WAIT) {
+        if ((unsigned char)buf[0] != TT_HELLO) {
+            loom__socket_fail_msg(s, LOOM_EPROTO, "xor transport: bad handshake from the peer");
+            return;
+        }
+        buf++;
+        n--;
+    }
+    if (xor)
+        tt_xor(buf, n);
+    size_t before = loom__bytes_size(t->in);
+    if (xor&&before == 0 && t->hs == TT_UP && loom__socket_reading(s)) {
+        loom__socket_deliver_app(s, buf, n); /* transformed in place */
+        return;
+    }
+    if (n && loom__bytes_append(&t->in, buf, n) < 0) {
+        loom__socket_fail(s, LOOM_ENOMEM);
+        return;
+    }
+    if (t->hs == TT_WAIT) {
+        if (xor)
+            tt_up(s); /* delivers what followed the hello from the pending phase */
+        return;
+    }
+    if (before == 0 && loom__socket_reading(s)) {
+        /* split: the first half now, the rest from the pending phase. */
+        size_t half = (n + 1) / 2;
+        loom__bytes *b = t->in;
+        t->in = NULL;
+        loom__socket_deliver_app(s, loom__bytes_data(b), half);
+        loom__bytes_consume(&b, half);
+        if (loom__socket_closing(s) || loom__bytes_size(b) == 0)
+            loom__bytes_free(&b);
+        else
+            t->in = b; /* nothing can have arrived during the call */
+    }
+    if (loom__bytes_size(t->in))
+        loom__socket_pending_soon(s);
+}
+
+/* A write's copy. The application's buffer of a zero-copy write is released
+ * with the copy, once its bytes are sent, as on a plain socket. */
+typedef struct tt_copy {
+    loom_release_cb release;
+    const void *buf;
+    size_t len;
+    void *rdata;
+    char data[];
+} tt_copy;
+
+static void tt_release_copy(const void *buf, size_t len, void *data)
+{
+    (void)buf;
+    (void)len;
+    tt_copy *c = data;
+    loom_release_cb release = c->release;
+    const void *abuf = c->buf;
+    size_t alen = c->len;
+    void *rdata = c->rdata;
+    free(c);
+    if (release)
+        release(abuf, alen, rdata);
+}
+
+static int tt_write(loom_socket_t *s, const struct iovec *iov, int n, loom_release_cb release,
+                    void *rdata)
+{
+    tt_state *t = loom__socket_tr(s);
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += iov[i].iov_len;
+    if (tt_is_xor(s) && t->hs != TT_UP) {
+        /* Held until the hello is out (tt_up). */
+        int r = loom__bytes_reserve(&t->out, total);
+        if (r == 0) {
+            for (int i = 0; i < n; i++) {
+                char *dst = loom__bytes_data(t->out) + loom__bytes_size(t->out);
+                memcpy(dst, iov[i].iov_base, iov[i].iov_len);
+                tt_xor(dst, iov[i].iov_len);
+                t->out->len += iov[i].iov_len;
+            }
+        }
+        if (release)
+            release(iov[0].iov_base, total, rdata);
+        return r;
+    }
+    tt_copy *c = malloc(sizeof *c + total);
+    if (c == NULL)
+        return LOOM_ENOMEM;
+    *c = (tt_copy){.release = release, .buf = iov[0].iov_base, .len = total, .rdata = rdata};
+    char *p = c->data;
+    for (int i = 0; i < n; i++) {
+        memcpy(p, iov[i].iov_base, iov[i].iov_len);
+        p += iov[i].iov_len;
+    }
+    if (tt_is_xor(s))
+        tt_xor(c->data, total);
+    struct iovec one = {.iov_base = c->data, .iov_len = total};
+    return loom__socket_out(s, &one, 1, total, true, tt_release_copy, c);
+}
+
+static unsigned tt_wants(loom_socket_t *s)
+{
+    tt_state *t = loom__socket_tr(s);
+    return t->hs == TT_WAIT ? LOOM_READABLE : 0;
+}
+
+static void tt_pending(loom_socket_t *s)
+{
+    tt_state *t = loom__socket_tr(s);
+    if (t->hs == TT_WAIT && !tt_is_xor(s)) {
+        tt_up(s); /* schedules another pending for what it held */
+        return;
+    }
+    if (t->hs == TT_UP)
+        tt_drain(s);
+}
+
+static void tt_free(loom_socket_t *s)
+{
+    tt_state *t = loom__socket_tr(s);
+    loom__bytes_free(&t->in);
+    loom__bytes_free(&t->out);
+}
+
+/* The two differ only in their name: the hooks test it (tt_is_xor). */
+#define TT_OPS(nm)                                                                                 \
+    {                                                                                              \
+        .name = nm, .state_size = sizeof(tt_state), .attach = tt_attach, .read = tt_read,          \
+        .write = tt_write, .wants = tt_wants, .pending = tt_pending, .free = tt_free,              \
+    }
+const loom__transport loom__transport_split = TT_OPS("split");
+const loom__transport loom__transport_xor = TT_OPS("xor");
+
+const loom__transport *loom__transport_by_name(const char *name)
+{
+    if (name == NULL)
+        return NULL;
+    if (strcmp(name, "split") == 0)
+        return &loom__transport_split;
+    if (strcmp(name, "xor") == 0)
+        return &loom__transport_xor;
+    return NULL;
+}

@@ -83,9 +83,9 @@ void loom__hc_pump(hc_req *r)
             return;
         }
         if (chunked) {
-            char line[24];
-            int ll = snprintf(line, sizeof line, "%zx\r\n", (size_t)n);
-            struct iovec iov[3] = {{line, (size_t)ll}, {st->upload, (size_t)n}, {"\r\n", 2}};
+            char line[LOOM__HTTP_CHUNK_LINE];
+            size_t ll = loom__http_chunk_line(line, (uint64_t)n);
+            struct iovec iov[3] = {{line, ll}, {st->upload, (size_t)n}, {"\r\n", 2}};
             rc = loom_socket_writev(c->s, iov, 3);
         } else {
             rc = loom_socket_write(c->s, st->upload, (size_t)n);

@@ -259,22 +259,6 @@ static void hc_unterminate(hc_state *st, hc_req *r, const loom_http_header_t *h,
     }
 }
 
-/* Ensures rbuf can take `more` bytes. */
-static int hc_rbuf_reserve(hc_req *r, size_t more)
-{
-    if (r->rcap - r->rlen >= more)
-        return 0;
-    size_t cap = r->rcap ? r->rcap : 4096;
-    while (cap - r->rlen < more)
-        cap *= 2;
-    char *nb = realloc(r->rbuf, cap);
-    if (nb == NULL)
-        return LOOM_ENOMEM;
-    r->rbuf = nb;
-    r->rcap = cap;
-    return 0;
-}
-
 /* The message no longer fits in this read: copy its head (and, buffered,
  * its body so far) into the request's own buffer. */
 static int hc_stash(hc_req *r)
@@ -286,11 +270,10 @@ static int hc_stash(hc_req *r)
     size_t want = r->msg_head + body;
     if (buffered && r->fr.kind == LOOM_HTTP_BODY_LENGTH && r->fr.length < (64u << 20))
         want = r->msg_head + (size_t)r->fr.length;
-    r->rlen = 0;
-    if (hc_rbuf_reserve(r, want) < 0)
+    loom__bytes_consume(&r->rbuf, loom__bytes_size(r->rbuf)); /* empty, memory kept */
+    if (loom__bytes_reserve(&r->rbuf, want) < 0 ||
+        loom__bytes_append(&r->rbuf, r->msg, r->msg_head + body) < 0)
         return LOOM_ENOMEM;
-    memcpy(r->rbuf, r->msg, r->msg_head + body);
-    r->rlen = r->msg_head + body;
     r->in_rbuf = 1;
     r->msg = NULL;
     return 0;
@@ -315,8 +298,8 @@ void loom__hc_complete(hc_conn *c, hc_req *r)
     if (r->in_rbuf) {
         nh = HC_MAX_HEADERS;
         loom_http_response_t res2;
-        int rc =
-            loom_http_parse_response(r->rbuf, r->msg_head, 0, &res2, st->hdrs, &nh, &r->limits);
+        int rc = loom_http_parse_response(loom__bytes_data(r->rbuf), r->msg_head, 0, &res2,
+                                          st->hdrs, &nh, &r->limits);
         if (rc < 0) {
             /* Cannot happen (the same bytes parsed before); never leave
              * pointers into the old buffer. */
@@ -326,8 +309,8 @@ void loom__hc_complete(hc_conn *c, hc_req *r)
         } else {
             r->res = res2;
         }
-        body = r->rbuf + r->msg_head;
-        blen = r->rlen - r->msg_head;
+        body = loom__bytes_data(r->rbuf) + r->msg_head;
+        blen = loom__bytes_size(r->rbuf) - r->msg_head;
     } else {
         nh = r->nhdrs;
         body = r->msg + r->msg_head;
@@ -449,12 +432,7 @@ static long hc_head(hc_conn *c, hc_req *r, char *buf, size_t len)
     r->redirecting = 0;
     int s = r->res.status;
     if (r->follow && (s == 301 || s == 302 || s == 303 || s == 307 || s == 308)) {
-        const loom_http_header_t *loc = NULL;
-        for (size_t i = 0; i < nh; i++)
-            if (hc_ieq(st->hdrs[i].name, st->hdrs[i].name_len, "location")) {
-                loc = &st->hdrs[i];
-                break;
-            }
+        const loom_http_header_t *loc = loom_http_header_find(st->hdrs, nh, "location", NULL);
         if (loc && loc->value_len) {
             if (r->redirects >= r->max_redirects) {
                 loom__hc_fail(r, LOOM_EV_HTTP_ERROR, LOOM_ETOOMANY,
@@ -526,12 +504,10 @@ static long hc_body(hc_conn *c, hc_req *r, char *buf, size_t len, bool *done)
                     loom__socket_read_stop(c->s);
                 }
             } else if (r->in_rbuf) {
-                if (hc_rbuf_reserve(r, out.data_len) < 0) {
+                if (loom__bytes_append(&r->rbuf, out.data, out.data_len) < 0) {
                     loom__hc_fail(r, LOOM_EV_HTTP_ERROR, LOOM_ENOMEM, "out of memory for the body");
                     return -1;
                 }
-                memcpy(r->rbuf + r->rlen, out.data, out.data_len);
-                r->rlen += out.data_len;
             } else {
                 /* In place: move the piece next to the head (chunked). */
                 char *dst = r->msg + r->msg_head + r->msg_body;
@@ -593,66 +569,52 @@ static size_t hc_process(hc_conn *c, char *buf, size_t len)
     return off;
 }
 
-/* Makes the carry hold at least `need` bytes. Out of memory, the
- * connection cannot go on: its first request fails, it closes, and this
+/* Makes the carry hold `more` bytes after the kept ones. Out of memory,
+ * the connection cannot go on: its first request fails, it closes, and this
  * returns false. */
-static bool hc_carry_reserve(hc_conn *c, size_t need)
+static bool hc_carry_reserve(hc_conn *c, size_t more)
 {
-    if (c->carry_cap >= need)
+    if (loom__bytes_reserve(&c->carry, more) == 0)
         return true;
-    size_t cap = c->carry_cap > 1024 ? c->carry_cap : 1024;
-    while (cap < need)
-        cap *= 2;
-    char *nb = realloc(c->carry, cap);
-    if (nb == NULL) {
-        if (!loom__queue_empty(&c->reqs))
-            loom__hc_fail(hc_req_of(c->reqs.next), LOOM_EV_HTTP_ERROR, LOOM_ENOMEM,
-                          "out of memory");
-        loom__hc_conn_close(c, true);
-        return false;
-    }
-    c->carry = nb;
-    c->carry_cap = cap;
-    return true;
+    if (!loom__queue_empty(&c->reqs))
+        loom__hc_fail(hc_req_of(c->reqs.next), LOOM_EV_HTTP_ERROR, LOOM_ENOMEM, "out of memory");
+    loom__hc_conn_close(c, true);
+    return false;
 }
 
-/* Feeds bytes to c: appended to the carry if one is kept. */
+/* Feeds bytes to c: appended to the carry if one is kept. The carry keeps
+ * its memory while the connection lives (as before: no allocation per
+ * message that spans reads). */
 void loom__hc_process_conn(hc_conn *c, char *buf, size_t len, bool from_carry)
 {
     c->in_read++;
     char *data = buf;
     size_t n = len;
-    if (!from_carry && c->carry_len) {
-        if (!hc_carry_reserve(c, c->carry_len + len))
+    if (!from_carry && loom__bytes_size(c->carry)) {
+        if (!hc_carry_reserve(c, len))
             goto out;
-        memcpy(c->carry + c->carry_len, buf, len);
-        c->carry_len += len;
+        (void)loom__bytes_append(&c->carry, buf, len); /* room reserved */
         from_carry = true;
     }
     if (from_carry) {
-        data = c->carry;
-        n = c->carry_len;
+        data = loom__bytes_data(c->carry);
+        n = loom__bytes_size(c->carry);
     }
     size_t used = hc_process(c, data, n);
     if (c->dead)
         goto out;
     size_t rest = n - used;
     if (from_carry) {
-        memmove(c->carry, c->carry + used, rest);
-        c->carry_len = rest;
+        loom__bytes_consume(&c->carry, used);
     } else if (rest) {
         if (!hc_carry_reserve(c, rest))
             goto out;
-        memcpy(c->carry, data + used, rest);
-        c->carry_len = rest;
+        (void)loom__bytes_append(&c->carry, data + used, rest);
     }
 out:
     c->in_read--;
-    if (c->dead && !c->in_read) {
-        free(c->carry);
-        c->carry = NULL;
-        c->carry_len = c->carry_cap = 0;
-    }
+    if (c->dead && !c->in_read)
+        loom__bytes_free(&c->carry);
 }
 
 void loom__hc_proto_read(loom_socket_t *s, char *buf, size_t len)
@@ -666,8 +628,8 @@ void loom__hc_conn_pending(loom__pending *p)
     c->pend_queued = 0;
     if (c->dead)
         return;
-    if (c->carry_len)
-        loom__hc_process_conn(c, c->carry, c->carry_len, true);
+    if (loom__bytes_size(c->carry))
+        loom__hc_process_conn(c, NULL, 0, true);
     if (!c->dead && !loom__queue_empty(&c->reqs) && !hc_req_of(c->reqs.next)->paused)
         loom__socket_read_start(c->s);
 }

@@ -98,8 +98,7 @@ struct hc_conn {
     loom__queue lru;    /* st->idle_lru while idle */
     loom__queue reqs;   /* in flight, in order */
     loom__pending pend; /* process `carry` after a resume */
-    char *carry;
-    size_t carry_len, carry_cap;
+    loom__bytes *carry; /* unprocessed bytes (NULL until first needed) */
     uint32_t nreqs;
     uint32_t uses;   /* requests assigned so far */
     uint32_t rt, wt; /* the socket's current read and write timeouts */
@@ -145,14 +144,13 @@ struct loom_http_client_req {
     loom_http_response_t res;
     loom_http_framing_t fr;
     loom_http_body_t bd;
-    size_t scan;     /* head bytes already scanned (the parser's last_len) */
-    size_t nhdrs;    /* header count of an in-place head */
-    char *msg;       /* this buffer's message start (head) while parsing in place */
-    size_t msg_head; /* head length */
-    size_t msg_body; /* body bytes compacted after the head */
-    char *rbuf;      /* the message once it spans reads: [head][body] */
-    size_t rlen, rcap;
-    char *location; /* a redirect's target, copied */
+    size_t scan;       /* head bytes already scanned (the parser's last_len) */
+    size_t nhdrs;      /* header count of an in-place head */
+    char *msg;         /* this buffer's message start (head) while parsing in place */
+    size_t msg_head;   /* head length */
+    size_t msg_body;   /* body bytes compacted after the head */
+    loom__bytes *rbuf; /* the message once it spans reads: [head][body] */
+    char *location;    /* a redirect's target, copied */
 
     int pd_kind, pd_code; /* deferred failure */
     char pd_msg[160];

@@ -110,9 +110,7 @@ void loom__hc_conn_close(hc_conn *c, bool reset)
     if (!loom__socket_closing(c->s))
         loom__socket_close_now(c->s, reset);
     if (!c->in_read) {
-        free(c->carry);
-        c->carry = NULL;
-        c->carry_len = c->carry_cap = 0;
+        loom__bytes_free(&c->carry);
     }
     /* A slot opened up: a waiter may connect. */
     if (!loom__queue_empty(&pool->waiters) && pool->nconns < st->max_per_host) {
@@ -144,7 +142,7 @@ void loom__hc_assign(hc_conn *c, hc_req *r)
     c->nreqs++;
     r->scan = 0;
     r->in_rbuf = 0;
-    r->rlen = 0;
+    loom__bytes_consume(&r->rbuf, loom__bytes_size(r->rbuf));
     r->received = 0;
     r->interim = 0;
     if (r->fb_timer)

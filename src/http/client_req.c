@@ -16,26 +16,6 @@
 
 #include "http/client_internal.h"
 
-/* Does the comma-separated list `v` hold `token` (case-insensitive)? */
-static bool hc_list_has(const char *v, const char *token)
-{
-    size_t tl = strlen(token);
-    while (*v) {
-        while (*v == ' ' || *v == '\t' || *v == ',')
-            v++;
-        const char *e = v;
-        while (*e && *e != ',')
-            e++;
-        const char *t = e;
-        while (t > v && (t[-1] == ' ' || t[-1] == '\t'))
-            t--;
-        if ((size_t)(t - v) == tl && strncasecmp(v, token, tl) == 0)
-            return true;
-        v = e;
-    }
-    return false;
-}
-
 static loom_http_method_t hc_method_enum(const char *m, size_t n)
 {
     static const struct {
@@ -52,6 +32,10 @@ static loom_http_method_t hc_method_enum(const char *m, size_t n)
     return LOOM_HTTP_METHOD_OTHER;
 }
 
+/* Is s an RFC 9110 token (section 5.6.2: a method or a field name)? Kept
+ * here because it is stricter than common.c's loom__http_name_stop, which
+ * also lets through the delimiters "(),/;<=>?@[\\]{} and DQUOTE; once that
+ * table is tightened to tchar this becomes loom__http_token_ok(s, strlen(s)). */
 static bool hc_token(const char *s)
 {
     static const char extra[] = "!#$%&'*+-.^_`|~";
@@ -61,18 +45,6 @@ static bool hc_token(const char *s)
         unsigned char c = (unsigned char)*s;
         if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
               (c && strchr(extra, c))))
-            return false;
-    }
-    return true;
-}
-
-/* A field value may hold HTAB, SP, visible ASCII and obs-text (RFC 9110
- * section 5.5): no other control character (CR, LF, VT, DEL...). */
-static bool hc_field_value_ok(const char *s)
-{
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if ((c < 0x20 && c != '\t') || c == 0x7f)
             return false;
     }
     return true;
@@ -116,8 +88,8 @@ static void hc_req_free(loom__handle *h);
  * the closing list is FIFO. */
 static void hc_loop_free(loom_loop_t *loop)
 {
-    loom__http_loop *hl = loop->http;
-    hc_state *st = hl->client;
+    loom__http_loop *http = loop->http;
+    hc_state *st = http->client;
     if (st == NULL)
         return;
     for (loom__queue *q = st->reqs.next; q != &st->reqs; q = q->next) {
@@ -151,17 +123,17 @@ static void hc_loop_free(loom_loop_t *loop)
             }
         }
     }
-    hl->client = NULL;
+    http->client = NULL;
     loom__handle_close(st->sentinel);
 }
 
 hc_state *loom__hc_state_get(loom_loop_t *loop)
 {
-    loom__http_loop *hl = loom__http_get(loop);
-    if (hl == NULL)
+    loom__http_loop *http = loom__http_get(loop);
+    if (http == NULL)
         return NULL;
-    if (LOOM__LIKELY(hl->client != NULL))
-        return hl->client;
+    if (LOOM__LIKELY(http->client != NULL))
+        return http->client;
     hc_state *st = calloc(1, sizeof *st);
     if (st == NULL)
         return NULL;
@@ -187,8 +159,8 @@ hc_state *loom__hc_state_get(loom_loop_t *loop)
     st->idle_ms = HC_DEFAULT_IDLE_MS;
     st->depth = 1;
     st->ua_len = strlen(HC_DEFAULT_UA);
-    hl->client = st;
-    hl->client_free = hc_loop_free;
+    http->client = st;
+    http->client_free = hc_loop_free;
     return st;
 }
 
@@ -329,7 +301,7 @@ static void hc_req_free(loom__handle *h)
     hc_state *st = r->st;
     if (r->buf != r->inl)
         free(r->buf);
-    free(r->rbuf);
+    loom__bytes_free(&r->rbuf);
     free(r->location);
     loom__queue_remove(&r->anode);
     r->h.type = 0;
@@ -514,7 +486,7 @@ void loom__hc_redirect(hc_req *r)
     }
     r->redirecting = 0;
     r->in_rbuf = 0;
-    r->rlen = 0;
+    loom__bytes_consume(&r->rbuf, loom__bytes_size(r->rbuf));
     r->msg = NULL;
     hc_pool *pool =
         loom__hc_pool_get(st, r->u.host, r->u.host_len, loom_url_port(&r->u), r->pool->family);
@@ -556,14 +528,17 @@ int loom_http_request(loom_loop_t *loop, const char *url, const loom_http_reques
     if (opts->headers) {
         for (size_t i = 0; opts->headers[i]; i += 2) {
             const char *n = opts->headers[i], *v = opts->headers[i + 1];
-            if (v == NULL || !hc_token(n) || !hc_field_value_ok(v))
+            if (v == NULL || !hc_token(n))
+                return LOOM_EINVAL;
+            size_t vl = strlen(v);
+            if (!loom__http_value_ok(v, vl))
                 return LOOM_EINVAL;
             /* A length that disagrees with the body would desynchronise the
              * connection: refused, never sent. */
             if (strcasecmp(n, "content-length") == 0 &&
                 (body_len < 0 || hc_parse_length(v) != body_len))
                 return LOOM_EINVAL;
-            lines += strlen(n) + 2 + strlen(v) + 2;
+            lines += strlen(n) + 2 + vl + 2;
         }
     }
     loom_url_t u;
@@ -652,7 +627,8 @@ int loom_http_request(loom_loop_t *loop, const char *url, const loom_http_reques
         /* A Connection: close of the application's also ends reuse. */
         for (size_t i = 0; opts->headers[i]; i += 2)
             if (strcasecmp(opts->headers[i], "connection") == 0 &&
-                hc_list_has(opts->headers[i + 1], "close"))
+                loom_http_token_list_has(opts->headers[i + 1], strlen(opts->headers[i + 1]),
+                                         "close"))
                 r->no_keepalive = 1;
     }
     rc = hc_build(r, tmp, mlen, tmp + mlen, lines, url, url_len, &u);
@@ -743,7 +719,7 @@ int loom_http_client_resume(loom_http_client_req_t *r)
         return 0;
     r->paused = 0;
     hc_conn *c = r->conn;
-    if (c->carry_len) {
+    if (loom__bytes_size(c->carry)) {
         /* Deliver what was read already from the loop; reading restarts
          * after it. */
         if (!c->pend_queued) {
@@ -800,15 +776,12 @@ const char *loom_http_client_header(const loom_http_client_response_t *res, cons
 {
     if (res == NULL || name == NULL)
         return NULL;
-    for (size_t i = 0; i < res->nheaders; i++) {
-        const loom_http_header_t *h = &res->headers[i];
-        if (hc_ieq(h->name, h->name_len, name)) {
-            if (len)
-                *len = h->value_len;
-            return h->value;
-        }
-    }
-    return NULL;
+    const loom_http_header_t *h = loom_http_header_find(res->headers, res->nheaders, name, NULL);
+    if (h == NULL)
+        return NULL;
+    if (len)
+        *len = h->value_len;
+    return h->value;
 }
 
 int loom_http_client_configure(loom_loop_t *loop, const loom_http_client_opts *opts)
@@ -823,7 +796,7 @@ int loom_http_client_configure(loom_loop_t *loop, const loom_http_client_opts *o
         return LOOM_ENOMEM;
     char *ua = NULL;
     if (opts->user_agent) {
-        if (!hc_field_value_ok(opts->user_agent))
+        if (!loom__http_value_ok(opts->user_agent, strlen(opts->user_agent)))
             return LOOM_EINVAL;
         ua = strdup(opts->user_agent);
         if (ua == NULL)
@@ -845,8 +818,8 @@ int loom_http_client_configure(loom_loop_t *loop, const loom_http_client_opts *o
 
 void loom_http_client_close_idle(loom_loop_t *loop)
 {
-    loom__http_loop *hl = loop ? loop->http : NULL;
-    hc_state *st = hl ? hl->client : NULL;
+    loom__http_loop *http = loop ? loop->http : NULL;
+    hc_state *st = http ? http->client : NULL;
     if (st == NULL)
         return;
     while (!loom__queue_empty(&st->idle_lru)) {
@@ -858,8 +831,8 @@ void loom_http_client_close_idle(loom_loop_t *loop)
 void loom_http_client_stats(loom_loop_t *loop, loom_http_client_stats_t *out)
 {
     memset(out, 0, sizeof *out);
-    loom__http_loop *hl = loop ? loop->http : NULL;
-    hc_state *st = hl ? hl->client : NULL;
+    loom__http_loop *http = loop ? loop->http : NULL;
+    hc_state *st = http ? http->client : NULL;
     if (st)
         *out = st->stats;
 }

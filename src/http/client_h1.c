@@ -75,9 +75,12 @@ static bool hc_is_body_header(const char *line, size_t n)
     return false;
 }
 
-/* Renders the request head (measures when w->out is NULL). */
-void loom__hc_render_head(hc_req *r, hc_w *w, const char *method, const char *lines)
+/* Renders r's HTTP/1 head from its description (measures when w->out is
+ * NULL). */
+static void hc_render_head(hc_req *r, hc_w *w)
 {
+    const char *method = r->buf;
+    const char *lines = r->buf + r->method_len;
     hc_state *st = r->st;
     const loom_url_t *u = &r->u;
     hc_put(w, method, r->method_len);
@@ -156,12 +159,34 @@ void loom__hc_render_head(hc_req *r, hc_w *w, const char *method, const char *li
     hc_puts(w, "\r\n");
 }
 
-/* Sends r's head and body on its connection. */
-void loom__hc_send(hc_req *r)
+int loom__hc_h1_head(hc_req *r)
+{
+    if (r->head != NULL)
+        return 0; /* rendered: a retry sends the same bytes */
+    size_t used = r->method_len + r->hdr_len + r->url_len + 1;
+    hc_w m = {NULL, 0};
+    hc_render_head(r, &m); /* measures */
+    int rc = loom__hc_req_reserve(r, used, m.n + 1);
+    if (rc < 0)
+        return rc;
+    char *out = r->buf + used;
+    hc_w w = {out, 0};
+    hc_render_head(r, &w);
+    out[w.n] = '\0'; /* for loom_http_client_request_head() */
+    r->head = out;
+    r->head_len = w.n;
+    return 0;
+}
+
+static void hc_send(hc_req *r)
 {
     hc_conn *c = r->conn;
     loom_socket_t *s = c->s;
-    int rc;
+    int rc = loom__hc_h1_head(r);
+    if (rc < 0) {
+        loom__hc_fail_later(r, LOOM_EV_HTTP_ERROR, rc, "cannot send the request");
+        return;
+    }
     r->state = RQ_SENDING;
     r->uploaded = 0;
     r->upload_done = 0;
@@ -190,21 +215,6 @@ void loom__hc_send(hc_req *r)
     }
     r->upload_done = 1;
     r->state = RQ_SENT;
-}
-
-/* Can r be pipelined onto busy connection c? */
-bool loom__hc_can_pipeline(hc_conn *c, hc_req *r)
-{
-    if (c->dead || c->no_reuse || c->nreqs == 0 || c->nreqs >= c->st->depth)
-        return false;
-    if (r->on_source || !hc_idempotent(r->method) || r->no_keepalive)
-        return false;
-    for (loom__queue *q = c->reqs.next; q != &c->reqs; q = q->next) {
-        hc_req *o = hc_req_of(q);
-        if (o->on_source || !hc_idempotent(o->method) || o->no_keepalive)
-            return false;
-    }
-    return true;
 }
 
 void loom__hc_view(hc_req *r, loom_http_client_response_t *v, const loom_http_header_t *h,
@@ -737,3 +747,122 @@ void loom__hc_proto_event(loom_socket_t *s, loom_event_kind_t kind, int code, co
     if (!c->dead)
         loom__hc_conn_close(c, false);
 }
+
+/* --- Streamed bodies ---------------------------------------------------------------- */
+
+void loom__hc_on_drain(loom_socket_t *s, void *data)
+{
+    (void)data;
+    hc_conn *c = hc_conn_of(s);
+    if (c->dead || loom__queue_empty(&c->reqs))
+        return;
+    hc_req *r = hc_req_of(c->reqs.next);
+    if (r->state == RQ_SENDING && r->on_source)
+        loom__hc_pump(r);
+}
+
+void loom__hc_pump(hc_req *r)
+{
+    hc_state *st = r->st;
+    hc_conn *c = r->conn;
+    if (st->upload == NULL && (st->upload = malloc(HC_UPLOAD_CHUNK)) == NULL) {
+        loom__hc_fail(r, LOOM_EV_HTTP_ERROR, LOOM_ENOMEM, "out of memory for the request body");
+        return;
+    }
+    bool chunked = r->body_length < 0;
+    for (;;) {
+        if (r->state != RQ_SENDING || c->dead || r->conn != c)
+            return;
+        if (loom_socket_queued(c->s) >= HC_HIGH_WATER)
+            return; /* on_drain resumes */
+        size_t n;
+        bool eof;
+        if (loom__hc_body_read(r, st->upload, HC_UPLOAD_CHUNK, &n, &eof) < 0)
+            return; /* nothing now (body_ready resumes), or r ended */
+        int rc;
+        if (eof) {
+            rc = chunked ? loom_socket_write(c->s, "0\r\n\r\n", 5) : 0;
+            if (rc < 0) {
+                loom__hc_fail(r, LOOM_EV_HTTP_ERROR, rc, "cannot send the request body");
+                return;
+            }
+            r->upload_done = 1;
+            r->state = RQ_SENT;
+            return;
+        }
+        if (chunked) {
+            char line[LOOM__HTTP_CHUNK_LINE];
+            size_t ll = loom__http_chunk_line(line, (uint64_t)n);
+            struct iovec iov[3] = {{line, ll}, {st->upload, n}, {"\r\n", 2}};
+            rc = loom_socket_writev(c->s, iov, 3);
+        } else {
+            rc = loom_socket_write(c->s, st->upload, n);
+        }
+        if (rc < 0) {
+            loom__hc_fail(r, LOOM_EV_HTTP_ERROR, rc, "cannot send the request body");
+            return;
+        }
+    }
+}
+
+/* --- Connection operations ---------------------------------------------------------- */
+
+/* Pipelining: r may follow the requests on busy connection c when the
+ * depth allows it and neither r nor any of them is unsafe to send again
+ * (a streamed body, a non-idempotent method, a last request). */
+static bool hc_h1_can_take(hc_conn *c, hc_req *r)
+{
+    if (c->dead || c->no_reuse || c->nreqs == 0 || c->nreqs >= c->st->depth)
+        return false;
+    if (r->on_source || !hc_idempotent(r->method) || r->no_keepalive)
+        return false;
+    for (loom__queue *q = c->reqs.next; q != &c->reqs; q = q->next) {
+        hc_req *o = hc_req_of(q);
+        if (o->on_source || !hc_idempotent(o->method) || o->no_keepalive)
+            return false;
+    }
+    return true;
+}
+
+/* r is last on c->reqs: its response is the one after those of the
+ * requests before it (FIFO). Resets its response state, switches the
+ * socket's timeouts to r's and sends it. */
+static void hc_h1_submit(hc_conn *c, hc_req *r)
+{
+    r->scan = 0;
+    r->in_rbuf = 0;
+    loom__bytes_consume(&r->rbuf, loom__bytes_size(r->rbuf));
+    r->received = 0;
+    r->interim = 0;
+    if (r->fb_timer)
+        loom_timer_stop(r->fb_timer);
+    (void)loom__hc_conn_timeouts(c, r->first_to, r->idle_to); /* groups made at the start */
+    hc_send(r);
+}
+
+/* Mid-message, the connection cannot carry anything else: it is reset.
+ * Others on it that saw no byte are requeued (by the close); a partly
+ * answered one fails from the loop. */
+static void hc_h1_cancel(hc_conn *c, hc_req *r)
+{
+    (void)r;
+    if (!loom__queue_empty(&c->reqs)) {
+        hc_req *h = hc_req_of(c->reqs.next);
+        if (h->state >= RQ_HEAD) {
+            loom__queue_remove(&h->node);
+            c->nreqs--;
+            h->conn = NULL;
+            h->state = RQ_NEW;
+            loom__hc_fail_later(h, LOOM_EV_HTTP_ERROR, LOOM_ECANCELED,
+                                "connection closed: a pipelined request on it was cancelled");
+        }
+    }
+    loom__hc_conn_close(c, true);
+}
+
+const hc_conn_ops loom__hc_h1_ops = {
+    .name = "http/1.1",
+    .can_take = hc_h1_can_take,
+    .submit = hc_h1_submit,
+    .cancel = hc_h1_cancel,
+};

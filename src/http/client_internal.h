@@ -79,24 +79,69 @@ enum {
 /* Deferred work of a request (its pending node). */
 enum { PD_FAIL = 1, PD_UPLOAD = 2 };
 
+/* The schemes a pool may serve. Only http is served today: https is refused
+ * before a pool is looked up, and TLS will fill this slot. */
+typedef enum { HC_SCHEME_HTTP = 0, HC_SCHEME_HTTPS = 1 } hc_scheme;
+
+/* The TLS settings a connection is made with, as a key: connections made
+ * with different settings (trust store, client certificate, SNI, ALPN list)
+ * are never shared. All zero today (no TLS); the TLS layer fills it. */
+typedef struct {
+    uint64_t id;
+} hc_tls_key;
+
+/* What a pool is keyed by: the origin (scheme, host, port), the address
+ * family asked for, and the TLS settings. host[0..host_len) is compared
+ * case-insensitively. */
+typedef struct {
+    hc_scheme scheme;
+    int port;
+    int family; /* 0, AF_INET or AF_INET6 */
+    hc_tls_key tls;
+    const char *host;
+    size_t host_len;
+} hc_origin;
+
 struct hc_pool {
     hc_pool *next;       /* hash chain */
     loom__queue idle;    /* idle connections, most recently used first */
     loom__queue busy;    /* connecting or in use */
     loom__queue waiters; /* requests waiting for a connection */
     uint32_t nconns;     /* idle + busy */
+    hc_scheme scheme;
     int port;
     int family;
+    hc_tls_key tls;
     char host[]; /* lower case, NUL-terminated */
 };
 
+/* A connection's protocol, as operations the pool dispatches through, so
+ * that the pool never assumes how a protocol carries requests or matches
+ * responses to them (HTTP/1: one at a time, or pipelined, answered in
+ * order; HTTP/2 will add a second implementation). The pool has already
+ * linked r on c->reqs and counted it in c->nreqs when it calls submit. */
+typedef struct hc_conn_ops {
+    const char *name;
+    /* May busy connection c take r besides the requests it carries? */
+    bool (*can_take)(hc_conn *c, hc_req *r);
+    /* r was put on c: send it. Its response is matched to it by the
+     * protocol, which completes or fails it. */
+    void (*submit)(hc_conn *c, hc_req *r);
+    /* r, which was on c, was cancelled by the caller and is detached: leave
+     * c consistent (closing it if a message was cut short). */
+    void (*cancel)(hc_conn *c, hc_req *r);
+} hc_conn_ops;
+
+/* The generic part (pool, socket, lists, counts) and the HTTP/1 part (the
+ * carry and its pending node, the read nesting count). */
 struct hc_conn {
     loom_socket_t *s;
+    const hc_conn_ops *ops;
     hc_pool *pool;
     hc_state *st;
     loom__queue node;   /* pool->idle or pool->busy */
     loom__queue lru;    /* st->idle_lru while idle */
-    loom__queue reqs;   /* in flight, in order */
+    loom__queue reqs;   /* the requests on it (HTTP/1: in order) */
     loom__pending pend; /* process `carry` after a resume */
     loom__bytes *carry; /* unprocessed bytes (NULL until first needed) */
     uint32_t nreqs;
@@ -132,7 +177,11 @@ struct loom_http_client_req {
     loom_http_limits_t limits;
     loom_http_method_t method;
 
-    /* buf: [method][header lines][url NUL][head]; inline unless large. */
+    /* The request, described without a protocol: buf holds [method][header
+     * lines "Name: value\r\n", the caller's, validated][url NUL], inline
+     * unless large, and the URL's slices (u) point into it. The protocol
+     * renders its head from it when the request is first sent (HTTP/1: after
+     * the URL in buf, [head NUL]); head is NULL until then. */
     char *buf;
     size_t buf_cap;
     size_t method_len, hdr_len, url_len, head_len;
@@ -265,14 +314,14 @@ void loom__hc_redirect(hc_req *r);
 
 /* --- client_pool.c: pools and connections ------------------------------------- */
 
-/* The pool of (host, port, family), made on first use (NULL on ENOMEM). */
-hc_pool *loom__hc_pool_get(hc_state *st, const char *host, size_t n, int port, int family);
+/* The pool of origin o, made on first use (NULL on ENOMEM). */
+hc_pool *loom__hc_pool_get(hc_state *st, const hc_origin *o);
 /* Writes "host:port" ("[v6]:port") of the pool to buf; returns buf. */
 const char *loom__hc_where(const hc_pool *pool, char *buf, size_t size);
 /* Finds r a connection: an idle one, a new one under the per-host limit, a
  * pipelining slot, or a place in the queue. */
 void loom__hc_dispatch(hc_req *r);
-/* Puts r on connection c and sends it. */
+/* Puts r on connection c and submits it through c's operations. */
 void loom__hc_assign(hc_conn *c, hc_req *r);
 /* Closes c once (reset: abortively). The requests on it that saw no byte go
  * back to the queue (or fail, a streamed body that cannot be rewound), and
@@ -289,14 +338,17 @@ void loom__hc_on_connect(loom_socket_t *s, void *data);
 
 /* --- client_h1.c: HTTP/1 ------------------------------------------------------- */
 
-/* Renders r's request head with `method` and the header line block `lines`
- * (measures when w->out is NULL). */
-void loom__hc_render_head(hc_req *r, hc_w *w, const char *method, const char *lines);
-/* Sends r's head and buffered body on its connection (a streamed body is
- * pumped from the loop). */
-void loom__hc_send(hc_req *r);
-/* Can r be pipelined onto busy connection c? */
-bool loom__hc_can_pipeline(hc_conn *c, hc_req *r);
+/* The HTTP/1 connection operations. */
+extern const hc_conn_ops loom__hc_h1_ops;
+/* Renders r's HTTP/1 request head once (after the description in r->buf,
+ * which grows if it must). Returns 0 or LOOM_ENOMEM. */
+int loom__hc_h1_head(hc_req *r);
+/* Pulls r's streamed body and writes it, framed, until the socket's queue
+ * is above high water (on_drain resumes), the source has nothing
+ * (body_ready resumes), or the body ends. */
+void loom__hc_pump(hc_req *r);
+/* The socket class hook: the write queue drained below low water. */
+void loom__hc_on_drain(loom_socket_t *s, void *data);
 /* Fills the public view of r's response with the headers h[0..nh). */
 void loom__hc_view(hc_req *r, loom_http_client_response_t *v, const loom_http_header_t *h,
                    size_t nh);
@@ -315,11 +367,24 @@ void loom__hc_proto_event(loom_socket_t *s, loom_event_kind_t kind, int code, co
 
 /* --- client_body.c: request bodies -------------------------------------------- */
 
-/* Pulls r's streamed body and writes it until the socket's queue is above
- * high water (on_drain resumes), the source has nothing (body_ready
- * resumes), or the body ends. */
-void loom__hc_pump(hc_req *r);
-/* The socket class hook: the write queue drained below low water. */
-void loom__hc_on_drain(loom_socket_t *s, void *data);
+/* Pulls the next piece of r's body (a buffer, or the caller's on_source)
+ * into buf[0..len), the form an HTTP/2 data provider will want too.
+ * Returns 0 with *n bytes (> 0), or with *eof set and *n == 0 at the end of
+ * the body; LOOM_EAGAIN when the source has nothing now
+ * (loom_http_client_body_ready() resumes); LOOM_ECANCELED when r failed here
+ * (a source error or a short or long body) or was cancelled or moved from
+ * the callback: the caller stops. */
+int loom__hc_body_read(hc_req *r, char *buf, size_t len, size_t *n, bool *eof);
+/* Prepares r's body to be sent again from its start (a retry or a
+ * redirect): a buffer always can; a streamed body needs the caller's
+ * on_rewind. Returns 0, or < 0 when it cannot be sent again. */
+int loom__hc_body_rewind(hc_req *r);
+
+/* --- client_req.c: the request's buffer ---------------------------------------- */
+
+/* Makes room for `more` bytes after the used part of r->buf (`used`
+ * bytes), moving it and rebasing the URL's slices if it must. Returns 0 or
+ * LOOM_ENOMEM (r unchanged). */
+int loom__hc_req_reserve(hc_req *r, size_t used, size_t more);
 
 #endif

@@ -22,9 +22,10 @@ const char *loom__hc_where(const hc_pool *pool, char *buf, size_t size)
     return buf;
 }
 
-static uint32_t hc_hash(const char *h, size_t n, int port)
+/* FNV-1a over the lower-cased host, seeded with the rest of the key. */
+static uint32_t hc_hash(const char *h, size_t n, uint32_t seed)
 {
-    uint32_t x = 2166136261u ^ (uint32_t)port;
+    uint32_t x = 2166136261u ^ seed;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)h[i];
         if (c >= 'A' && c <= 'Z')
@@ -34,12 +35,16 @@ static uint32_t hc_hash(const char *h, size_t n, int port)
     return x;
 }
 
-hc_pool *loom__hc_pool_get(hc_state *st, const char *host, size_t n, int port, int family)
+hc_pool *loom__hc_pool_get(hc_state *st, const hc_origin *o)
 {
-    uint32_t b = hc_hash(host, n, port * 31 + family) % HC_BUCKETS;
+    const char *host = o->host;
+    size_t n = o->host_len;
+    uint32_t seed = (uint32_t)(o->port * 31 + o->family) ^ ((uint32_t)o->scheme << 24) ^
+                    (uint32_t)(o->tls.id * 0x9e3779b97f4a7c15ull >> 32);
+    uint32_t b = hc_hash(host, n, seed) % HC_BUCKETS;
     for (hc_pool *p = st->buckets[b]; p; p = p->next)
-        if (p->port == port && p->family == family && strlen(p->host) == n &&
-            strncasecmp(p->host, host, n) == 0)
+        if (p->port == o->port && p->family == o->family && p->scheme == o->scheme &&
+            p->tls.id == o->tls.id && strlen(p->host) == n && strncasecmp(p->host, host, n) == 0)
             return p;
     hc_pool *p = calloc(1, sizeof *p + n + 1);
     if (p == NULL)
@@ -49,8 +54,10 @@ hc_pool *loom__hc_pool_get(hc_state *st, const char *host, size_t n, int port, i
         p->host[i] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
     }
     p->host[n] = '\0';
-    p->port = port;
-    p->family = family;
+    p->scheme = o->scheme;
+    p->port = o->port;
+    p->family = o->family;
+    p->tls = o->tls;
     loom__queue_init(&p->idle);
     loom__queue_init(&p->busy);
     loom__queue_init(&p->waiters);
@@ -100,7 +107,7 @@ void loom__hc_conn_close(hc_conn *c, bool reset)
         c->nreqs--;
         r->conn = NULL;
         r->state = RQ_NEW;
-        if (r->on_source && (!r->on_rewind || r->on_rewind(r, r->h.data) < 0)) {
+        if (loom__hc_body_rewind(r) < 0) {
             loom__hc_fail_later(r, LOOM_EV_HTTP_ERROR, LOOM_ECONNRESET,
                                 "connection closed and the streamed body cannot be sent again");
             continue;
@@ -140,15 +147,7 @@ void loom__hc_assign(hc_conn *c, hc_req *r)
     c->uses++;
     loom__queue_insert_tail(&c->reqs, &r->node);
     c->nreqs++;
-    r->scan = 0;
-    r->in_rbuf = 0;
-    loom__bytes_consume(&r->rbuf, loom__bytes_size(r->rbuf));
-    r->received = 0;
-    r->interim = 0;
-    if (r->fb_timer)
-        loom_timer_stop(r->fb_timer);
-    (void)loom__hc_conn_timeouts(c, r->first_to, r->idle_to); /* groups made at the start */
-    loom__hc_send(r);
+    c->ops->submit(c, r);
 }
 
 static int hc_conn_new(hc_pool *pool, hc_req *r)
@@ -165,6 +164,7 @@ static int hc_conn_new(hc_pool *pool, hc_req *r)
     hc_conn *c = hc_conn_of(s);
     memset(c, 0, sizeof *c);
     c->s = s;
+    c->ops = &loom__hc_h1_ops; /* TLS with ALPN will choose here */
     c->pool = pool;
     c->st = st;
     c->pend.fn = loom__hc_conn_pending;
@@ -202,13 +202,13 @@ void loom__hc_dispatch(hc_req *r)
         }
         return;
     }
-    if (st->depth > 1) {
-        for (loom__queue *q = pool->busy.next; q != &pool->busy; q = q->next) {
-            hc_conn *c = LOOM__CONTAINER_OF(q, hc_conn, node);
-            if (loom__hc_can_pipeline(c, r)) {
-                loom__hc_assign(c, r);
-                return;
-            }
+    /* O(busy connections), at most the per-host limit, and only when the
+     * pool is full. */
+    for (loom__queue *q = pool->busy.next; q != &pool->busy; q = q->next) {
+        hc_conn *c = LOOM__CONTAINER_OF(q, hc_conn, node);
+        if (c->ops->can_take(c, r)) {
+            loom__hc_assign(c, r);
+            return;
         }
     }
     r->state = RQ_QUEUED;
@@ -230,9 +230,9 @@ void loom__hc_conn_release(hc_conn *c)
         st->stats.queued--;
         loom__hc_assign(c, w);
         /* Fill the pipeline with more waiters. */
-        while (st->depth > 1 && !loom__queue_empty(&pool->waiters)) {
+        while (!loom__queue_empty(&pool->waiters)) {
             hc_req *n = hc_req_of(pool->waiters.next);
-            if (!loom__hc_can_pipeline(c, n))
+            if (!c->ops->can_take(c, n))
                 break;
             loom__queue_remove(&n->node);
             st->stats.queued--;

@@ -212,8 +212,37 @@ static size_t hc_copy_lines(char *dst, const char *src, size_t len, bool strip)
     return out;
 }
 
-/* (Re)builds buf: [method][lines][url NUL][head]. `method`, `lines` and
- * `url` must not point into r->buf. Returns 0, LOOM_EURL or LOOM_ENOMEM. */
+/* Moves r's URL (and its slices) from `from` to `to`. */
+static void hc_rebase(hc_req *r, const char *from, const char *to)
+{
+    const char **sl[] = {&r->url,    &r->u.scheme, &r->u.userinfo, &r->u.host,
+                         &r->u.path, &r->u.query,  &r->u.fragment};
+    for (size_t i = 0; i < sizeof sl / sizeof sl[0]; i++)
+        if (*sl[i])
+            *sl[i] = to + (*sl[i] - from);
+}
+
+int loom__hc_req_reserve(hc_req *r, size_t used, size_t more)
+{
+    if (r->buf_cap - used >= more)
+        return 0;
+    char *nb = malloc(used + more);
+    if (nb == NULL)
+        return LOOM_ENOMEM;
+    memcpy(nb, r->buf, used);
+    const char *old = r->buf;
+    if (r->buf != r->inl)
+        free(r->buf);
+    r->buf = nb;
+    r->buf_cap = used + more;
+    hc_rebase(r, old, nb);
+    return 0;
+}
+
+/* (Re)stores r's description: buf = [method][lines][url NUL] and the URL's
+ * slices; the head is rendered when the request is sent. `method`, `lines`
+ * and `url` must not point into r->buf. Returns 0, LOOM_EURL or
+ * LOOM_ENOMEM. */
 static int hc_build(hc_req *r, const char *method, size_t method_len, const char *lines,
                     size_t lines_len, const char *url, size_t url_len, const loom_url_t *parsed)
 {
@@ -224,47 +253,43 @@ static int hc_build(hc_req *r, const char *method, size_t method_len, const char
         if (rc < 0)
             return rc;
     }
-    r->method_len = method_len;
-    r->hdr_len = lines_len;
-    hc_w m = {NULL, 0};
-    loom__hc_render_head(r, &m, method, lines);                   /* measures */
-    size_t need = method_len + lines_len + url_len + 1 + m.n + 1; /* two NULs */
+    size_t need = method_len + lines_len + url_len + 1;
+    /* Room for the HTTP/1 head too, which is rendered into the same buffer
+     * at send time: inline for the usual sizes; a large one gets a bound
+     * of the head's size (percent-encoding at most triples the target) so
+     * that rendering it does not allocate again. */
+    size_t ua_len = r->st->ua_len;
+    size_t bound = need + method_len + lines_len + 3 * url_len + ua_len + 192;
     char *nb;
     size_t cap;
     if (need <= HC_INLINE) {
         nb = r->inl;
         cap = HC_INLINE;
-    } else if (r->buf != r->inl && r->buf_cap >= need) {
+    } else if (r->buf != r->inl && r->buf_cap >= bound) {
         nb = r->buf;
         cap = r->buf_cap;
     } else {
-        nb = malloc(need);
+        nb = malloc(bound);
         if (nb == NULL)
             return LOOM_ENOMEM;
-        cap = need;
+        cap = bound;
     }
     if (r->buf != r->inl && r->buf != nb)
         free(r->buf);
     r->buf = nb;
     r->buf_cap = cap;
+    r->method_len = method_len;
+    r->hdr_len = lines_len;
     memcpy(nb, method, method_len);
     memcpy(nb + method_len, lines, lines_len);
     char *ub = nb + method_len + lines_len;
     memcpy(ub, url, url_len);
     ub[url_len] = '\0';
-    r->url = ub;
+    r->url = url;
     r->url_len = url_len;
-    /* The slices now point into the copy. */
-    const char **sl[] = {&r->u.scheme, &r->u.userinfo, &r->u.host,
-                         &r->u.path,   &r->u.query,    &r->u.fragment};
-    for (size_t i = 0; i < sizeof sl / sizeof sl[0]; i++)
-        if (*sl[i])
-            *sl[i] = ub + (*sl[i] - url);
-    hc_w w = {ub + url_len + 1, 0};
-    loom__hc_render_head(r, &w, nb, nb + method_len);
-    ub[url_len + 1 + w.n] = '\0'; /* for loom_http_client_request_head() */
-    r->head = ub + url_len + 1;
-    r->head_len = w.n;
+    hc_rebase(r, url, ub); /* the slices now point into the copy */
+    r->head = NULL;        /* rendered by the protocol at send time */
+    r->head_len = 0;
     return 0;
 }
 
@@ -442,7 +467,7 @@ void loom__hc_redirect(hc_req *r)
         r->strip_body_headers = 1;
         r->user_cl = r->user_te = 0;
     } else if (r->on_source) {
-        if (r->on_rewind == NULL || r->on_rewind(r, r->h.data) < 0) {
+        if (loom__hc_body_rewind(r) < 0) {
             free(nu);
             loom__hc_fail(r, LOOM_EV_HTTP_ERROR, LOOM_ESTATE,
                           "cannot follow a %d redirect: the streamed body cannot be sent again",
@@ -488,8 +513,13 @@ void loom__hc_redirect(hc_req *r)
     r->in_rbuf = 0;
     loom__bytes_consume(&r->rbuf, loom__bytes_size(r->rbuf));
     r->msg = NULL;
-    hc_pool *pool =
-        loom__hc_pool_get(st, r->u.host, r->u.host_len, loom_url_port(&r->u), r->pool->family);
+    hc_origin o = {.scheme = HC_SCHEME_HTTP,
+                   .port = loom_url_port(&r->u),
+                   .family = r->pool->family,
+                   .tls = r->pool->tls,
+                   .host = r->u.host,
+                   .host_len = r->u.host_len};
+    hc_pool *pool = loom__hc_pool_get(st, &o);
     if (pool == NULL) {
         loom__hc_fail(r, LOOM_EV_HTTP_ERROR, LOOM_ENOMEM, "out of memory");
         return;
@@ -650,7 +680,13 @@ int loom_http_request(loom_loop_t *loop, const char *url, const loom_http_reques
                             https ? "https is not supported yet" : "unsupported URL scheme");
         return 0;
     }
-    r->pool = loom__hc_pool_get(st, r->u.host, r->u.host_len, loom_url_port(&r->u), opts->family);
+    hc_origin o = {.scheme = HC_SCHEME_HTTP,
+                   .port = loom_url_port(&r->u),
+                   .family = opts->family,
+                   .tls = {0}, /* no TLS yet */
+                   .host = r->u.host,
+                   .host_len = r->u.host_len};
+    r->pool = loom__hc_pool_get(st, &o);
     if (r->pool == NULL) {
         rc = LOOM_ENOMEM;
         goto fail;
@@ -675,23 +711,8 @@ int loom_http_client_cancel(loom_http_client_req_t *r)
     hc_conn *c = r->conn;
     loom__hc_detach(r);
     r->state = RQ_DONE;
-    if (c && !c->dead) {
-        /* Mid-message: the connection cannot carry anything else. Others
-         * on it that saw no byte are requeued; a partly answered one fails
-         * from the loop. */
-        if (!loom__queue_empty(&c->reqs)) {
-            hc_req *h = hc_req_of(c->reqs.next);
-            if (h->state >= RQ_HEAD) {
-                loom__queue_remove(&h->node);
-                c->nreqs--;
-                h->conn = NULL;
-                h->state = RQ_NEW;
-                loom__hc_fail_later(h, LOOM_EV_HTTP_ERROR, LOOM_ECANCELED,
-                                    "connection closed: a pipelined request on it was cancelled");
-            }
-        }
-        loom__hc_conn_close(c, true);
-    }
+    if (c && !c->dead)
+        c->ops->cancel(c, r);
     loom__hc_req_end(r);
     return 0;
 }
@@ -749,6 +770,9 @@ loom_loop_t *loom_http_client_loop(const loom_http_client_req_t *r)
 const char *loom_http_client_request_head(const loom_http_client_req_t *r, size_t *len)
 {
     if (r == NULL)
+        return NULL;
+    /* HTTP/1's head, rendered now if the request has not been sent yet. */
+    if (loom__hc_h1_head((loom_http_client_req_t *)r) < 0)
         return NULL;
     if (len)
         *len = r->head_len;

@@ -28,7 +28,8 @@
  * alive without a callback, like cancel. While a request is alive it counts in
  * loom_loop_live() and keeps the loop running.
  *
- * Connections: each loop keeps a pool per (host, port) of keep-alive
+ * Connections: each loop keeps a pool per origin (scheme, host, port; and
+ * the address family asked for) of keep-alive
  * connections, with a per-host connection limit (requests beyond it wait in
  * a queue), an idle timeout and a cap on idle connections (see
  * loom_http_client_configure()). Idle pooled connections do not keep the loop

@@ -10,15 +10,16 @@
  *  - the per-loop state (hc_state), reached through loom__http_get(): the
  *    request slab, the socket class every client connection uses, the pool
  *    hash table, the idle LRU list and the counters;
- *  - a pool (hc_pool) per origin: its idle connections (most recently used
+ *  - a pool (hc_pool) per origin (hc_origin): its idle connections (most recently used
  *    first), its busy ones and the requests waiting for a connection;
  *  - a connection (hc_conn) lives in the extension bytes of its socket (one
  *    slab object, no allocation of its own) and holds the requests in flight
  *    on it in order (one, unless pipelining is on) and the bytes of an
  *    unfinished message head or chunk line (`carry`);
- *  - a request (loom_http_client_req) comes from the slab. Its URL and
- *    request head are rendered once into one buffer (inline for the usual
- *    sizes), so a keep-alive request in the steady state costs no malloc.
+ *  - a request (loom_http_client_req) comes from the slab. Its method,
+ *    header list and URL are stored in one buffer (inline for the usual
+ *    sizes) and its HTTP/1 head is rendered after them at first send, so a
+ *    keep-alive request in the steady state costs no malloc.
  *
  * Reading: the socket layer hands us the loop's scratch buffer. Responses are
  * parsed in place. A buffered response that is complete within one read is

@@ -371,18 +371,15 @@ static __attribute__((cold, noinline)) int hc_interim(hc_req *r)
     }
     if (r->interim == 1 && r->first_to) {
         uint64_t spent = loom_now(st->loop) - r->sent_at;
-        int trc = 0;
-        if (spent < r->first_to && r->fb_timer == NULL)
-            trc = loom__net_timer_new(st->loop, &r->fb_timer, loom__hc_fb_cb, r);
+        if (spent >= r->first_to) {
+            loom__hc_fail_first_byte(r);
+            return -1;
+        }
+        int trc = loom__hc_req_first_byte_by(r, r->sent_at + r->first_to);
         if (trc < 0) {
             loom__hc_fail(r, LOOM_EV_HTTP_ERROR, trc, "out of memory");
             return -1;
         }
-        if (spent >= r->first_to) {
-            loom__hc_fb_cb(NULL, r);
-            return -1;
-        }
-        loom_timer_start(r->fb_timer, r->first_to - spent, 0);
     }
     return 0;
 }
@@ -412,8 +409,8 @@ static long hc_head(hc_conn *c, hc_req *r, char *buf, size_t len)
     loom_http_response_framing(&r->res, r->method, &r->fr);
     if (r->fr.informational)
         return hc_interim(r) < 0 ? -1 : rc; /* 1xx: the final answer follows */
-    if (r->fb_timer)
-        loom_timer_stop(r->fb_timer);
+    if (r->first_byte_at)
+        (void)loom__hc_req_first_byte_by(r, 0); /* clears: cannot fail */
     if (r->fr.upgrade || r->fr.tunnel) {
         /* No protocol switch in this client: the answer has no body and the
          * connection is not reused. */
@@ -834,8 +831,8 @@ static void hc_h1_submit(hc_conn *c, hc_req *r)
     loom__bytes_consume(&r->rbuf, loom__bytes_size(r->rbuf));
     r->received = 0;
     r->interim = 0;
-    if (r->fb_timer)
-        loom_timer_stop(r->fb_timer);
+    if (r->first_byte_at)
+        (void)loom__hc_req_first_byte_by(r, 0);               /* clears: cannot fail */
     (void)loom__hc_conn_timeouts(c, r->first_to, r->idle_to); /* groups made at the start */
     hc_send(r);
 }

@@ -159,8 +159,12 @@ struct loom_http_client_req {
     hc_pool *pool;
     hc_conn *conn;
     loom__pending pend;
-    loom_timer_t *timer;    /* total timeout */
-    loom_timer_t *fb_timer; /* first byte deadline, made only once a 1xx arrives */
+    /* The request's own timer, made only when it first has a deadline of
+     * its own, armed for the earliest: the total timeout, and the rest of
+     * the first byte deadline once a 1xx arrived (each read restarts the
+     * socket's clock). Loop times; 0: none. */
+    loom_timer_t *timer;
+    uint64_t total_at, first_byte_at;
 
     loom_http_client_response_cb on_response, on_headers;
     loom_http_client_body_cb on_body;
@@ -307,9 +311,11 @@ void loom__hc_fail(hc_req *r, loom_event_kind_t kind, int code, const char *fmt,
 void loom__hc_defer(hc_req *r, unsigned what);
 /* Fails r from the loop, not from inside the current call. */
 void loom__hc_fail_later(hc_req *r, loom_event_kind_t kind, int code, const char *msg);
-/* The first byte deadline passed while only 1xx answers came (the timer
- * callback of r->fb_timer; t may be NULL). */
-void loom__hc_fb_cb(loom_timer_t *t, void *data);
+/* Sets (at != 0) or clears r's first byte deadline after a 1xx and
+ * re-arms its timer. Returns 0 or LOOM_ENOMEM (no timer could be made). */
+int loom__hc_req_first_byte_by(hc_req *r, uint64_t at);
+/* Fails r: its first byte deadline passed while only 1xx answers came. */
+void loom__hc_fail_first_byte(hc_req *r);
 /* Starts r over with the Location of a 3xx answer (r->location). */
 void loom__hc_redirect(hc_req *r);
 

@@ -104,9 +104,6 @@ static void hc_loop_free(loom_loop_t *loop)
         if (r->timer)
             loom_timer_close(r->timer);
         r->timer = NULL;
-        if (r->fb_timer)
-            loom_timer_close(r->fb_timer);
-        r->fb_timer = NULL;
         loom__handle_close(&r->h);
     }
     for (int i = 0; i < HC_BUCKETS; i++) {
@@ -293,31 +290,68 @@ static int hc_build(hc_req *r, const char *method, size_t method_len, const char
     return 0;
 }
 
-static void hc_total_cb(loom_timer_t *t, void *data)
+void loom__hc_fail_first_byte(hc_req *r)
 {
-    hc_req *r = data;
-    (void)t;
-    char where[300];
-    if (r->pool)
-        loom__hc_where(r->pool, where, sizeof where);
-    else
-        snprintf(where, sizeof where, "%s", r->url);
-    loom__hc_fail(r, LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT,
-                  "request to %s timed out after %" PRIu32 " ms (total timeout)", where,
-                  r->total_to);
-}
-
-/* The first byte deadline passed while only 1xx answers came. */
-void loom__hc_fb_cb(loom_timer_t *t, void *data)
-{
-    hc_req *r = data;
-    (void)t;
     char where[300];
     loom__hc_fail(r, LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT,
                   "read timeout after %" PRIu32
                   " ms waiting for %s (first byte timeout; %u interim "
                   "responses only)",
                   r->first_to, loom__hc_where(r->pool, where, sizeof where), (unsigned)r->interim);
+}
+
+/* r's timer: the earliest of its deadlines passed. */
+static void hc_timer_cb(loom_timer_t *t, void *data);
+
+/* Arms r's timer for its earliest deadline, making the timer on first use;
+ * stops it when r has none. Returns 0 or LOOM_ENOMEM. O(1). */
+static int hc_req_arm(hc_req *r)
+{
+    uint64_t at = r->total_at;
+    if (r->first_byte_at && (at == 0 || r->first_byte_at < at))
+        at = r->first_byte_at;
+    if (at == 0) {
+        if (r->timer)
+            loom_timer_stop(r->timer);
+        return 0;
+    }
+    if (r->timer == NULL) {
+        int rc = loom__net_timer_new(r->st->loop, &r->timer, hc_timer_cb, r);
+        if (rc < 0)
+            return rc;
+    }
+    uint64_t now = loom_now(r->st->loop);
+    loom_timer_start(r->timer, at > now ? at - now : 0, 0);
+    return 0;
+}
+
+static void hc_timer_cb(loom_timer_t *t, void *data)
+{
+    hc_req *r = data;
+    (void)t;
+    uint64_t now = loom_now(r->st->loop);
+    if (r->total_at && now >= r->total_at) {
+        char where[300];
+        if (r->pool)
+            loom__hc_where(r->pool, where, sizeof where);
+        else
+            snprintf(where, sizeof where, "%s", r->url);
+        loom__hc_fail(r, LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT,
+                      "request to %s timed out after %" PRIu32 " ms (total timeout)", where,
+                      r->total_to);
+    } else if (r->first_byte_at && now >= r->first_byte_at) {
+        loom__hc_fail_first_byte(r);
+    } else {
+        (void)hc_req_arm(r); /* a deadline moved; the timer exists */
+    }
+}
+
+int loom__hc_req_first_byte_by(hc_req *r, uint64_t at)
+{
+    if (r->first_byte_at == at)
+        return 0;
+    r->first_byte_at = at;
+    return hc_req_arm(r);
 }
 
 static void hc_req_free(loom__handle *h)
@@ -342,10 +376,6 @@ void loom__hc_req_end(hc_req *r)
     if (r->timer) {
         loom_timer_close(r->timer);
         r->timer = NULL;
-    }
-    if (r->fb_timer) {
-        loom_timer_close(r->fb_timer);
-        r->fb_timer = NULL;
     }
     loom__handle_close(&r->h);
 }
@@ -667,10 +697,9 @@ int loom_http_request(loom_loop_t *loop, const char *url, const loom_http_reques
     if (rc < 0)
         goto fail;
     if (r->total_to) {
-        rc = loom__net_timer_new(loop, &r->timer, hc_total_cb, r);
-        if (rc < 0)
+        r->total_at = loom_now(loop) + r->total_to;
+        if ((rc = hc_req_arm(r)) < 0)
             goto fail;
-        loom_timer_start(r->timer, r->total_to, 0);
     }
     if (out)
         *out = r;

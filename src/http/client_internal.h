@@ -33,9 +33,11 @@
  *
  * Timeouts: connect is the TCP layer's connect timeout; first byte and idle
  * are the socket's read and write inactivity timeouts, switched as the
- * request advances (no timer per request); total is a timer per request,
- * created only when asked for. The pool's idle timeout is the read timeout of
- * a parked connection.
+ * request advances (they need the loop's timeout groups, which a request
+ * reserves when it starts); the request's own deadlines (total, and the rest
+ * of the first byte deadline after a 1xx) share one timer per request, made
+ * only when the first one is set. The pool's idle timeout is the read
+ * timeout of a parked connection.
  *
  * Loop thread only.
  */

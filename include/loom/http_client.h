@@ -28,7 +28,8 @@
  * alive without a callback, like cancel. While a request is alive it counts in
  * loom_loop_live() and keeps the loop running.
  *
- * Connections: each loop keeps a pool per (host, port) of keep-alive
+ * Connections: each loop keeps a pool per origin (scheme, host, port; and
+ * the address family asked for) of keep-alive
  * connections, with a per-host connection limit (requests beyond it wait in
  * a queue), an idle timeout and a cap on idle connections (see
  * loom_http_client_configure()). Idle pooled connections do not keep the loop
@@ -237,7 +238,9 @@ LOOM_EXTERN loom_loop_t *loom_http_client_loop(const loom_http_client_req_t *req
 /* The request head as loom sends it on the current hop (request line,
  * header fields and the empty line; rebuilt for each redirect),
  * NUL-terminated; `*len` (may be NULL) receives its length. Valid until the
- * next redirect or the end of the request. */
+ * next redirect or the end of the request. The head is rendered when the
+ * request is first sent, or by this call if it comes first (NULL then on
+ * ENOMEM). */
 LOOM_EXTERN const char *loom_http_client_request_head(const loom_http_client_req_t *req,
                                                       size_t *len);
 

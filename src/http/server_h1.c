@@ -12,7 +12,7 @@
  * bytes of extension: loom__hconn). It reads into the loop's scratch buffer
  * and parses requests in place; nothing is allocated for a request that
  * arrives in one read and is answered inside on_request. Only what must
- * outlive a read is copied: a partial head (into a small loom__hbuf), the
+ * outlive a read is copied: a partial head (into a loom__bytes), the
  * request the application keeps (loom__hreq_persist), and bytes that
  * arrive behind a request still in flight.
  *
@@ -75,7 +75,7 @@ enum {
  * idle keep-alive connection costs the socket and nothing else. */
 typedef struct loom__hconn {
     union {
-        loom__hbuf *in;       /* HEAD: the partial head */
+        loom__bytes *in;      /* HEAD: the partial head (aux: the parser's last length) */
         loom_http_req_t *req; /* REQ: the request in flight */
     } u;
     uint32_t t0; /* loop ms (low 32 bits) of the current head's first byte, or linger start */
@@ -92,7 +92,7 @@ static inline loom__hconn *loom__hconn_of(loom_socket_t *s)
 
 static void loom__hconn_settle(loom_socket_t *s);
 static void loom__hconn_detach(loom_socket_t *s);
-static void loom__hconn_process_store(loom_http_server_t *srv, loom_socket_t *s, loom__hbuf *b);
+static void loom__hconn_process_store(loom_http_server_t *srv, loom_socket_t *s, loom__bytes *b);
 static void loom__h1_finished(loom_http_req_t *req);
 
 /* Links the request in the loop's resume queue (once). */
@@ -115,8 +115,7 @@ static void loom__hreq_queue_resume(loom_http_req_t *req)
  * part decides (on_close or free). */
 static void loom__h1_req_gone(loom_http_req_t *req)
 {
-    free(req->p.h1.in);
-    req->p.h1.in = NULL;
+    loom__bytes_free(&req->p.h1.in);
     loom__hreq_gone(req);
 }
 
@@ -132,7 +131,7 @@ static void loom__hconn_detach(loom_socket_t *s)
     uint8_t st = c->state;
     c->state = LOOM__HC_DEAD;
     if (st == LOOM__HC_HEAD) {
-        free(c->u.in);
+        loom__bytes_free(&c->u.in);
     } else if (st == LOOM__HC_REQ) {
         loom_http_req_t *req = c->u.req;
         c->u.req = NULL;
@@ -159,7 +158,7 @@ static void loom__hconn_drop(loom_socket_t *s)
 {
     loom__hconn *c = loom__hconn_of(s);
     if (c->state == LOOM__HC_HEAD) {
-        free(c->u.in);
+        loom__bytes_free(&c->u.in);
     } else if (c->state == LOOM__HC_REQ) {
         loom_http_req_t *req = c->u.req;
         c->u.req = NULL;
@@ -238,8 +237,7 @@ static void loom__hconn_settle(loom_socket_t *s)
             g = srv->g_body;
             rd = !(req->flags & LOOM__HR_PAUSED);
         } else {
-            rd = !(req->flags & LOOM__HR_PAUSED) &&
-                 (req->p.h1.in == NULL || req->p.h1.in->len < LOOM__HIN_MAX);
+            rd = !(req->flags & LOOM__HR_PAUSED) && loom__bytes_size(req->p.h1.in) < LOOM__HIN_MAX;
         }
         if (!rd)
             g = 0;
@@ -271,7 +269,7 @@ static void loom__hconn_unfull(loom_socket_t *s)
     c->flags &= ~LOOM__HCF_FULL;
     if (c->state != LOOM__HC_HEAD)
         return;
-    loom__hbuf *b = c->u.in;
+    loom__bytes *b = c->u.in;
     c->u.in = NULL;
     c->state = LOOM__HC_IDLE;
     if (b == NULL)
@@ -665,84 +663,49 @@ static size_t loom__hconn_process(loom_http_server_t *srv, loom_socket_t *s, cha
     return off;
 }
 
-static loom__hbuf *loom__hbuf_grow(loom__hbuf *b, size_t need)
-{
-    size_t have = b ? b->cap : 0;
-    if (need <= have)
-        return b;
-    size_t cap = have ? have : 256;
-    while (cap < need)
-        cap *= 2;
-    loom__hbuf *nb = realloc(b, sizeof *nb + cap);
-    if (nb == NULL)
-        return NULL;
-    if (b == NULL) {
-        nb->len = 0;
-        nb->last = 0;
-    }
-    nb->cap = (uint32_t)cap;
-    return nb;
-}
-
 /* Stores bytes the state machine could not consume yet where the
  * connection's state keeps them: with the partial head (HEAD), or behind
- * the request in flight (REQ). `b` is a detached store to reuse, or NULL. */
-static void loom__hconn_store(loom_socket_t *s, loom__hbuf *b, const char *rest, size_t n,
+ * the request in flight (REQ). `b` is a detached store that holds exactly
+ * those bytes, or NULL (then rest[0..n) is copied). */
+static void loom__hconn_store(loom_socket_t *s, loom__bytes *b, const char *rest, size_t n,
                               uint32_t last)
 {
     loom__hconn *c = loom__hconn_of(s);
     if (n == 0 || c->state == LOOM__HC_DEAD || c->state == LOOM__HC_LINGER ||
         (c->flags & LOOM__HCF_CLOSE) || c->state == LOOM__HC_IDLE) {
-        free(b);
+        loom__bytes_free(&b);
         return;
     }
-    loom__hbuf **slot = c->state == LOOM__HC_HEAD ? &c->u.in : &c->u.req->p.h1.in;
-    if (b != NULL && rest != NULL && rest != b->data) {
-        memmove(b->data, rest, n);
-        rest = b->data;
-    }
-    if (b == NULL || b->cap < n) {
-        loom__hbuf *nb = loom__hbuf_grow(b, n);
-        if (nb == NULL) {
-            free(b);
+    loom__bytes **slot = c->state == LOOM__HC_HEAD ? &c->u.in : &c->u.req->p.h1.in;
+    if (b == NULL) {
+        if (loom__bytes_append(&b, rest, n) < 0) {
             loom__hsrv_emit(s->h.data, LOOM_EV_HTTP_ERROR, LOOM_ENOMEM, "out of memory");
             loom__h1_close(s, false);
             return;
         }
-        b = nb;
-        if (rest != NULL && rest != b->data)
-            memcpy(b->data, rest, n);
+    } else {
+        loom__bytes_trim(&b); /* do not keep a large block for a few bytes */
     }
-    if (b->cap > 4096 && b->cap / 4 > n) {
-        /* Do not keep a large buffer for a few bytes. */
-        loom__hbuf *nb = realloc(b, sizeof *nb + n * 2);
-        if (nb != NULL) {
-            b = nb;
-            b->cap = (uint32_t)(n * 2);
-        }
-    }
-    b->len = (uint32_t)n;
-    b->last = c->state == LOOM__HC_HEAD ? last : 0;
+    b->aux = c->state == LOOM__HC_HEAD ? last : 0;
     *slot = b;
 }
 
 /* Processes a detached store (input kept from earlier reads, maybe with new
  * bytes appended) and puts back what is left. */
-static void loom__hconn_process_store(loom_http_server_t *srv, loom_socket_t *s, loom__hbuf *b)
+static void loom__hconn_process_store(loom_http_server_t *srv, loom_socket_t *s, loom__bytes *b)
 {
-    uint32_t last = b->last;
-    size_t used = loom__hconn_process(srv, s, b->data, b->len, last);
-    size_t rest = b->len - used;
+    size_t n = loom__bytes_size(b);
+    size_t used = loom__hconn_process(srv, s, loom__bytes_data(b), n, (uint32_t)b->aux);
+    size_t rest = n - used;
     loom__hconn *c = loom__hconn_of(s);
     if (rest == 0 || c->state == LOOM__HC_DEAD) {
-        free(b);
+        loom__bytes_free(&b);
         return;
     }
-    if (used)
-        memmove(b->data, b->data + used, rest);
+    loom__bytes_consume(&b, used);
     /* The last head parse covered exactly these bytes (none if parsing
      * stopped at high water). */
-    loom__hconn_store(s, b, b->data, rest, (c->flags & LOOM__HCF_FULL) ? 0 : (uint32_t)rest);
+    loom__hconn_store(s, b, NULL, rest, (c->flags & LOOM__HCF_FULL) ? 0 : (uint32_t)rest);
 }
 
 /* proto_read: new bytes in the loop's scratch buffer. */
@@ -777,25 +740,22 @@ static void loom__hconn_read(loom_socket_t *s, char *buf, size_t len)
         break;
     }
     loom__hconn_batch_begin(sl, s);
-    loom__hbuf **slot = NULL;
+    loom__bytes **slot = NULL;
     if (c->state == LOOM__HC_HEAD)
         slot = &c->u.in;
     else if (c->state == LOOM__HC_REQ && c->u.req->p.h1.in != NULL)
         slot = &c->u.req->p.h1.in;
     if (slot != NULL && *slot != NULL) {
         /* Append to the store, then work from it. */
-        loom__hbuf *b = *slot;
+        loom__bytes *nb = *slot;
         *slot = NULL;
-        loom__hbuf *nb = loom__hbuf_grow(b, (size_t)b->len + len);
-        if (nb == NULL) {
-            free(b);
+        if (loom__bytes_append(&nb, buf, len) < 0) {
+            loom__bytes_free(&nb);
             loom__hsrv_emit(srv, LOOM_EV_HTTP_ERROR, LOOM_ENOMEM, "out of memory");
             loom__h1_close(s, false);
             sl->batch = NULL;
             return;
         }
-        memcpy(nb->data + nb->len, buf, len);
-        nb->len += (uint32_t)len;
         if (c->state == LOOM__HC_REQ &&
             (c->u.req->astate != LOOM__HA_DONE && c->u.req->bstate != LOOM__HB_READ)) {
             /* Still waiting for the application: just keep the bytes. */
@@ -867,18 +827,17 @@ static void loom__h1_finished(loom_http_req_t *req)
     if (req->bstate == LOOM__HB_READ && loom__hreq_discard_start(s, req)) {
         /* Reading goes on (the rest of the body is dropped); input kept
          * behind the request is the body's. */
-        if (req->p.h1.in && req->p.h1.in->len)
+        if (loom__bytes_size(req->p.h1.in))
             loom__hreq_queue_resume(req);
         loom__hconn_settle(s);
         return;
     }
-    if (req->p.h1.in && req->p.h1.in->len) {
+    if (loom__bytes_size(req->p.h1.in)) {
         loom__hreq_queue_resume(req);
         loom__hconn_settle(s);
         return;
     }
-    free(req->p.h1.in);
-    req->p.h1.in = NULL;
+    loom__bytes_free(&req->p.h1.in);
     loom__hconn_next(s, req, false);
     loom__hconn_settle(s);
 }
@@ -918,7 +877,7 @@ void loom__h1_resume_run(loom__pending *p)
             continue;
         loom_http_server_t *srv = s->h.data;
         loom__hconn_batch_begin(sl, s);
-        loom__hbuf *b = req->p.h1.in;
+        loom__bytes *b = req->p.h1.in;
         req->p.h1.in = NULL;
         if (b != NULL)
             loom__hconn_process_store(srv, s, b);
@@ -955,12 +914,10 @@ static int loom__h1_takeover(loom_http_req_t *req, const loom__hhead *hd, const 
     c->state = LOOM__HC_DEAD;
     c->u.req = NULL;
     c->flags = LOOM__HCF_TAKEN;
-    loom__hbuf *in = req->p.h1.in;
+    loom__bytes *in = req->p.h1.in;
     req->p.h1.in = NULL;
-    if (in != NULL) {
-        loom__socket_handoff_hold(s, in->data, in->len);
-        free(in);
-    }
+    loom__socket_handoff_hold(s, loom__bytes_data(in), loom__bytes_size(in));
+    loom__bytes_free(&in);
     req->sock = NULL;
     req->astate = LOOM__HA_DONE;
     loom__hreq_free(req);
@@ -1003,11 +960,10 @@ void loom__h1_drop_conn(loom_socket_t *s)
 {
     loom__hconn *c = loom__hconn_of(s);
     if (c->state == LOOM__HC_HEAD) {
-        free(c->u.in);
+        loom__bytes_free(&c->u.in);
     } else if (c->state == LOOM__HC_REQ) {
         loom_http_req_t *req = c->u.req;
-        free(req->p.h1.in);
-        req->p.h1.in = NULL;
+        loom__bytes_free(&req->p.h1.in);
         req->sock = NULL;
     }
     c->u.in = NULL;

@@ -21,15 +21,6 @@
 #include "http/http_internal.h"
 #include "net/net_internal.h"
 
-/* A growable byte buffer for input that must outlive a read: a partial
- * head, or bytes that arrived behind a request still in flight. */
-typedef struct loom__hbuf {
-    uint32_t len;  /* bytes in data */
-    uint32_t cap;  /* bytes allocated for data */
-    uint32_t last; /* length at the last incomplete head parse (parser's last_len) */
-    char data[];
-} loom__hbuf;
-
 /* Request body states (neutral). */
 enum {
     LOOM__HB_NONE = 0, /* no body, or complete */
@@ -138,7 +129,7 @@ typedef struct loom__hproto {
 
 /* HTTP/1's per-request state. */
 typedef struct loom__h1req {
-    loom__hbuf *in; /* input that arrived behind this request */
+    loom__bytes *in; /* input that arrived behind this request */
     loom_http_body_t bd;
     loom_http_framing_t fr;
     uint64_t discard_end; /* DISCARD: bd.total beyond which the connection closes */

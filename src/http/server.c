@@ -48,7 +48,6 @@ static void loom__hsrv_loop_free(loom_loop_t *loop)
         return;
     while (!loom__queue_empty(&sl->servers))
         loom__hsrv_free_now(LOOM__CONTAINER_OF(sl->servers.next, loom_http_server_t, node));
-    loom__pending_cancel(&sl->resume);
     loom__handle_close(sl->sentinel);
     L->server = NULL;
     L->server_free = NULL;
@@ -72,9 +71,6 @@ loom__hsrv_loop *loom__hsrv_loop_get(loom_loop_t *loop)
     sl->loop = loop;
     loom__slab_init(&sl->req_slab, sizeof(loom_http_req_t));
     loom__queue_init(&sl->servers);
-    loom__queue_init(&sl->resume_q);
-    sl->resume.fn = loom__h1_resume_run;
-    loom__queue_init(&sl->resume.node);
     L->server = sl;
     L->server_free = loom__hsrv_loop_free;
     return sl;
@@ -123,7 +119,7 @@ void loom__hreq_free_ex(loom_http_req_t *req, bool now)
         srv->ndiscard--;
     loom__queue_remove(&req->node);
     if (req->flags & LOOM__HR_RESUMEQ) {
-        loom__queue_remove(&req->rnode);
+        loom__pending_cancel(&req->resume);
         req->flags &= ~LOOM__HR_RESUMEQ;
     }
     srv->nreqs--;
@@ -154,7 +150,7 @@ loom_http_req_t *loom__hreq_new(loom_http_server_t *srv, loom_socket_t *s,
     req->sock = s;
     req->body_size = UINT64_MAX;
     loom__queue_insert_tail(&srv->reqs, &req->node);
-    loom__queue_init(&req->rnode);
+    loom__queue_init(&req->resume.node);
     srv->nreqs++;
     return req;
 }
@@ -313,7 +309,7 @@ void loom__hreq_gone(loom_http_req_t *req)
     loom_http_server_t *srv = req->srv;
     req->sock = NULL;
     if (req->flags & LOOM__HR_RESUMEQ) {
-        loom__queue_remove(&req->rnode);
+        loom__pending_cancel(&req->resume);
         req->flags &= ~LOOM__HR_RESUMEQ;
     }
     if (req->astate == LOOM__HA_DONE || !(req->flags & LOOM__HR_DISPATCHED)) {

@@ -94,19 +94,17 @@ static void loom__hconn_settle(loom_socket_t *s);
 static void loom__hconn_detach(loom_socket_t *s);
 static void loom__hconn_process_store(loom_http_server_t *srv, loom_socket_t *s, loom__bytes *b);
 static void loom__h1_finished(loom_http_req_t *req);
+static void loom__h1_resume_run(loom__pending *p);
 
-/* Links the request in the loop's resume queue (once). */
+/* Queues the request's resume phase (once): the core's pending queue, one
+ * entry per request, as the client does per connection. */
 static void loom__hreq_queue_resume(loom_http_req_t *req)
 {
-    loom__hsrv_loop *sl = req->srv->sl;
     if (req->flags & LOOM__HR_RESUMEQ)
         return;
     req->flags |= LOOM__HR_RESUMEQ;
-    loom__queue_insert_tail(&sl->resume_q, &req->rnode);
-    if (!sl->resume_queued) {
-        sl->resume_queued = true;
-        loom__pending_queue(sl->loop, &sl->resume);
-    }
+    req->resume.fn = loom__h1_resume_run;
+    loom__pending_queue(req->h.loop, &req->resume);
 }
 
 /* --- Connections: leaving -------------------------------------------------------------- */
@@ -859,32 +857,25 @@ static void loom__h1_resume(loom_http_req_t *req)
     loom__hreq_queue_resume(req);
 }
 
-/* The resume phase: connections with input kept behind a request that is
- * now answered, or whose paused body was resumed. */
-void loom__h1_resume_run(loom__pending *p)
+/* The resume phase of one request: its connection has input kept behind
+ * it that may go on now it is answered, or its paused body was resumed. */
+static void loom__h1_resume_run(loom__pending *p)
 {
-    loom__hsrv_loop *sl = LOOM__CONTAINER_OF(p, loom__hsrv_loop, resume);
-    sl->resume_queued = false;
-    loom__queue q;
-    loom__queue_init(&q);
-    loom__queue_splice_tail(&q, &sl->resume_q);
-    while (!loom__queue_empty(&q)) {
-        loom_http_req_t *req = LOOM__CONTAINER_OF(q.next, loom_http_req_t, rnode);
-        loom__queue_remove(&req->rnode);
-        req->flags &= ~LOOM__HR_RESUMEQ;
-        loom_socket_t *s = req->sock;
-        if (s == NULL)
-            continue;
-        loom_http_server_t *srv = s->h.data;
-        loom__hconn_batch_begin(sl, s);
-        loom__bytes *b = req->p.h1.in;
-        req->p.h1.in = NULL;
-        if (b != NULL)
-            loom__hconn_process_store(srv, s, b);
-        else
-            loom__hconn_process(srv, s, NULL, 0, 0);
-        loom__hconn_batch_end(sl, s);
-    }
+    loom_http_req_t *req = LOOM__CONTAINER_OF(p, loom_http_req_t, resume);
+    req->flags &= ~LOOM__HR_RESUMEQ;
+    loom_socket_t *s = req->sock;
+    if (s == NULL)
+        return;
+    loom_http_server_t *srv = s->h.data;
+    loom__hsrv_loop *sl = srv->sl;
+    loom__hconn_batch_begin(sl, s);
+    loom__bytes *b = req->p.h1.in;
+    req->p.h1.in = NULL;
+    if (b != NULL)
+        loom__hconn_process_store(srv, s, b);
+    else
+        loom__hconn_process(srv, s, NULL, 0, 0);
+    loom__hconn_batch_end(sl, s);
 }
 
 /* --- The protocol operations ------------------------------------------------------------ */

@@ -44,7 +44,7 @@ enum {
     /* The connection (HTTP/1) or stream cannot carry on after the answer. */
     LOOM__HR_CLOSE = 1u << 4,
     LOOM__HR_NOBODY = 1u << 5,   /* the answer carries no body (HEAD, 204, 304) */
-    LOOM__HR_RESUMEQ = 1u << 8,  /* linked in the loop's resume queue */
+    LOOM__HR_RESUMEQ = 1u << 8,  /* req->resume is queued */
     LOOM__HR_IN_CB = 1u << 10,   /* inside a callback that receives it */
     LOOM__HR_FREED = 1u << 11,   /* handed to the closing list */
     LOOM__HR_END_DUE = 1u << 13, /* streamed body complete while paused: end call due */
@@ -142,8 +142,11 @@ struct loom_http_req {
     /* The connection's socket (HTTP/1's, or the one an HTTP/2 stream is
      * multiplexed on); NULL once the connection is gone. */
     loom_socket_t *sock;
-    loom__queue node;  /* in srv->reqs */
-    loom__queue rnode; /* in the loop's resume queue */
+    loom__queue node; /* in srv->reqs */
+    /* The protocol's resume phase for this request: more to do once this
+     * iteration's callbacks are over (input behind an answered request, a
+     * resumed body). Queued while LOOM__HR_RESUMEQ. */
+    loom__pending resume;
     loom_http_request_t rq;
     loom_http_header_t *hdrs;
     size_t nhdrs;
@@ -183,11 +186,6 @@ typedef struct loom__hsrv_loop {
      * water (high water minus what its socket already queues): no further
      * request is parsed once olen reaches it. */
     size_t olimit;
-    /* Requests whose connection has more to do once this iteration's
-     * callbacks are over (input behind an answered request, a resumed body). */
-    loom__queue resume_q;
-    loom__pending resume;
-    bool resume_queued;
     /* "Date: ...\r\n" for the current second. */
     char date[40];
     uint64_t date_next; /* loop ms at which to refresh it */
@@ -325,8 +323,6 @@ int loom__h1_error(loom__hsrv_loop *sl, loom_socket_t *s, int status);
 int loom__h1_upgrade_head(loom_http_req_t *req, const loom__hhead *hd);
 /* Queues "HTTP/1.1 100 Continue" the same way. */
 int loom__h1_continue(loom__hsrv_loop *sl, loom_socket_t *s);
-/* The loop's resume phase (loom__hsrv_loop.resume). */
-void loom__h1_resume_run(loom__pending *p);
 
 /* --- server_threads.c ------------------------------------------------------- */
 

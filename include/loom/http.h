@@ -96,6 +96,7 @@
 #include "loom/common.h"
 #include "loom/event.h"
 #include "loom/http_parser.h"
+#include "loom/tcp.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -347,7 +348,9 @@ LOOM_EXTERN int loom_http_req_release(loom_http_req_t *req);
  * body[0..len) (copied or sent before it returns; body may be NULL when len
  * is 0). Content-Length is computed; one in `headers` is ignored, except when
  * len is 0 for a HEAD request or a 304 (the length of the representation).
- * No body is sent for HEAD, 1xx, 204 and 304. The request is answered (and
+ * `status` is a final one, 200-999 (interim 1xx answers go through
+ * loom_http_respond_interim()). No body is sent for HEAD, 204 and 304. The
+ * request is answered (and
  * dead) after this call, whatever it returns, except for LOOM_EINVAL (bad
  * status or headers: nothing was sent, the request is still yours) and
  * LOOM_ESTATE (already answering: nothing changed). Returns 0, LOOM_ECLOSED
@@ -355,6 +358,48 @@ LOOM_EXTERN int loom_http_req_release(loom_http_req_t *req);
  * LOOM_ENOMEM (then the connection is closed). */
 LOOM_EXTERN int loom_http_respond(loom_http_req_t *req, int status, const char *const *headers,
                                   const void *body, size_t len);
+
+/* Sends an interim answer (RFC 9110 section 15.2) before the final one:
+ * `status` 100-199 except 101 (103 Early Hints with Link fields, 100
+ * Continue, 102), with `headers` (may be NULL; Content-Length,
+ * Transfer-Encoding and Connection in it are dropped, and no Date is
+ * added). May be called several times before loom_http_respond() or
+ * loom_http_response_start(). It goes out at once (at the latest when the
+ * callback that sends it returns), in order with the request's final answer.
+ * A 100 Continue is sent at most once per request: loom sends one itself
+ * for "Expect: 100-continue" when the application reads the body (see
+ * on_body) and none after the application's own. Returns 0, LOOM_ENOTSUP
+ * (an HTTP/1.0 client, which must not get a 1xx: nothing was sent),
+ * LOOM_EINVAL (bad status or headers), LOOM_ESTATE (the final answer has
+ * started), LOOM_ECLOSED or LOOM_ENOMEM. The request stays yours. */
+LOOM_EXTERN int loom_http_respond_interim(loom_http_req_t *req, int status,
+                                          const char *const *headers);
+
+/* Takes the connection of an upgrade request over (WebSocket and other
+ * protocols started with "Upgrade"): answers `status` with `headers` -
+ * only 101 (Switching Protocols) is accepted, the request must carry an
+ * Upgrade field and `headers` must name the protocol in an Upgrade field;
+ * loom adds Date and "Connection: upgrade" - then hands the connection to
+ * the caller as a plain loom socket (*out) with the callbacks, timeouts,
+ * water marks and data slot of `opts` (its socket options stay the
+ * server's; on_connect is not called). Bytes the client sent behind the
+ * request, already read by the server, reach the new on_read first, in the
+ * pending phase of this iteration; reading resumes after them. The
+ * connection no longer belongs to the server: it leaves its connection
+ * count, and a graceful close of the server does not wait for it. The
+ * request is finished (as after an answer: do not use it once the callback
+ * returns); close the socket with loom_socket_close(), and its on_close
+ * runs once. CONNECT tunnels are not supported.
+ * Returns 0, LOOM_EINVAL (another status, no Upgrade field in the request
+ * or in `headers`, bad headers: nothing was sent), LOOM_ESTATE (answered or
+ * answering), LOOM_EBUSY (the request's body is still unread, or the
+ * request is not the connection's only one in flight), LOOM_ENOTSUP (an
+ * HTTP/1.0 request, which cannot switch protocols, or a connection that
+ * cannot change owner), LOOM_ECLOSED (the client went away), or
+ * LOOM_ENOMEM / LOOM_ETOOMANY after the 101 was written (then the
+ * connection is closed as if the client went away: on_close follows). */
+LOOM_EXTERN int loom_http_req_takeover(loom_http_req_t *req, int status, const char *const *headers,
+                                       const loom_tcp_opts *opts, loom_socket_t **out);
 
 /* Starts a streamed answer: status (0: 200) and headers go out now. With a
  * Content-Length in `headers` the body is sent raw and must have exactly that

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http/http_internal.h"
+#include "http/server_internal.h"
 #include "loom/url.h"
 
 loom_http_method_t loom_http_req_method(const loom_http_req_t *req)
@@ -141,7 +141,7 @@ int loom_http_req_pause(loom_http_req_t *req)
         return LOOM_ECLOSED;
     if (req->bstate != LOOM__HB_READ)
         return LOOM_ESTATE;
-    loom__hreq_pause(req);
+    req->proto->pause(req);
     return 0;
 }
 
@@ -152,7 +152,7 @@ int loom_http_req_resume(loom_http_req_t *req)
     if (req->bstate != LOOM__HB_READ)
         return LOOM_ESTATE;
     if (req->flags & LOOM__HR_PAUSED)
-        loom__hreq_resume(req);
+        req->proto->resume(req);
     return 0;
 }
 
@@ -164,7 +164,7 @@ int loom_http_req_release(loom_http_req_t *req)
         return LOOM_ESTATE;
     /* Nothing was (or can be) answered: the connection cannot carry on. */
     req->flags |= LOOM__HR_CLOSE;
-    loom__hreq_answered(req);
+    req->proto->finished(req);
     return 0;
 }
 

@@ -1,24 +1,20 @@
-/* http/server_resp.c - answers: whole (loom_http_respond), streamed, and
- * Server-Sent Events; the output buffer; status lines and the Date cache;
- * the header helpers shared with the client.
+/* http/server_resp.c - answers, protocol-neutral: the checks and rules of
+ * whole (loom_http_respond), streamed, interim (1xx) and Server-Sent Events
+ * answers, and the scan of the application's fields; the status reasons,
+ * the status line and the Date cache shared with the client.
  *
- * An answer's head is built straight into the loop's output buffer: the
- * status line, the cached "Date: ...\r\n" line, the application's fields,
- * then Content-Length (or Transfer-Encoding: chunked) and Connection, all
- * sized in one pass over the fields and written in a second. A small body
- * is copied behind the head; a large one (over LOOM__HINLINE_MAX) goes out
- * with the head in one writev, so it is copied only if the kernel does not
- * take it at once. When the connection is the one being processed, the
- * bytes stay in the buffer and leave with every other answer of the batch.
+ * The rules live here: which status is allowed where, no body for HEAD,
+ * 204 and 304, the Content-Length of a HEAD or 304 answer, an announced
+ * length that a streamed body may not exceed, and the SSE event text. The
+ * bytes are written by the request's protocol (req->proto: server_h1.c),
+ * which frames them (a head, chunks) and batches them.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 
-#include "http/http_internal.h"
-
-#define LOOM__HINLINE_MAX (16 * 1024)
+#include "http/server_internal.h"
 
 /* --- Status lines and dates -------------------------------------------------- */
 
@@ -193,140 +189,29 @@ int loom_http_date(int64_t t, char *buf)
 
 /* Refreshes the Date line when the wall clock has moved to another second:
  * one clock read per second per loop, not one per answer. */
-static const char *loom__hsrv_date(loom__hsrv_loop *hl)
+const char *loom__hsrv_date(loom__hsrv_loop *sl)
 {
-    uint64_t now = hl->loop->now;
-    if (LOOM__UNLIKELY(now >= hl->date_next)) {
+    uint64_t now = sl->loop->now;
+    if (LOOM__UNLIKELY(now >= sl->date_next)) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        memcpy(hl->date, "Date: ", 6);
-        loom_http_date((int64_t)ts.tv_sec, hl->date + 6);
-        memcpy(hl->date + 35, "\r\n", 3);
-        hl->date_next = now + 1000 - (uint64_t)(ts.tv_nsec / 1000000);
+        memcpy(sl->date, "Date: ", 6);
+        loom_http_date((int64_t)ts.tv_sec, sl->date + 6);
+        memcpy(sl->date + 35, "\r\n", 3);
+        sl->date_next = now + 1000 - (uint64_t)(ts.tv_nsec / 1000000);
     }
-    return hl->date;
+    return sl->date;
 }
 
 const char *loom__http_date_now(loom_loop_t *loop)
 {
-    loom__hsrv_loop *hl = loom__hsrv_loop_get(loop);
-    return hl ? loom__hsrv_date(hl) : NULL;
+    loom__hsrv_loop *sl = loom__hsrv_loop_get(loop);
+    return sl ? loom__hsrv_date(sl) : NULL;
 }
 
-/* --- The output buffer ------------------------------------------------------------- */
+/* --- Answer fields ------------------------------------------------------------------- */
 
-int loom__hout_reserve(loom__hsrv_loop *hl, size_t n)
-{
-    if (LOOM__LIKELY(hl->ocap - hl->olen >= n))
-        return 0;
-    size_t cap = hl->ocap ? hl->ocap : 16 * 1024;
-    while (cap - hl->olen < n)
-        cap *= 2;
-    char *b = realloc(hl->obuf, cap);
-    if (b == NULL)
-        return LOOM_ENOMEM;
-    hl->obuf = b;
-    hl->ocap = cap;
-    return 0;
-}
-
-/* Sends obuf[from..olen) followed by `iov`: from 0 when `s` is the batch's
- * connection (its earlier answers go first), else from `start`. */
-static int loom__hout_send(loom__hsrv_loop *hl, loom_socket_t *s, size_t start,
-                           const struct iovec *iov, int n)
-{
-    size_t from = hl->batch == s ? 0 : start;
-    struct iovec v[8];
-    int k = 0;
-    if (hl->olen > from) {
-        v[k].iov_base = hl->obuf + from;
-        v[k].iov_len = hl->olen - from;
-        k++;
-    }
-    for (int i = 0; i < n && k < 8; i++)
-        v[k++] = iov[i];
-    int r = 0;
-    if (k)
-        r = loom_socket_writev(s, v, k);
-    hl->olen = from;
-    if (r < 0 && loom_socket_closed(s))
-        loom__hconn_close(s, false);
-    return r;
-}
-
-int loom__hout_commit(loom__hsrv_loop *hl, loom_socket_t *s, size_t start)
-{
-    if (hl->batch == s)
-        return 0; /* leaves with the batch */
-    return loom__hout_send(hl, s, start, NULL, 0);
-}
-
-int loom__hout_writev(loom__hsrv_loop *hl, loom_socket_t *s, const struct iovec *iov, int n)
-{
-    return loom__hout_send(hl, s, hl->olen, iov, n);
-}
-
-static char *loom__put(char *o, const char *s, size_t n)
-{
-    memcpy(o, s, n);
-    return o + n;
-}
-
-static char *loom__put_u64(char *o, uint64_t v)
-{
-    char tmp[24];
-    int i = 0;
-    do {
-        tmp[i++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (i)
-        *o++ = tmp[--i];
-    return o;
-}
-
-int loom__hout_error(loom__hsrv_loop *hl, loom_socket_t *s, int status)
-{
-    if (loom_socket_closed(s))
-        return LOOM_ECLOSED;
-    const char *reason = loom_http_status_reason(status);
-    size_t rl = strlen(reason);
-    if (loom__hout_reserve(hl, 256 + 2 * rl) < 0)
-        return LOOM_ENOMEM;
-    size_t start = hl->olen;
-    char *o = hl->obuf + start;
-    o += loom__http_status_line(status, o);
-    o = loom__put(o, loom__hsrv_date(hl), 37);
-    o = loom__put(o, "Content-Type: text/plain\r\nContent-Length: ", 42);
-    o = loom__put_u64(o, 4 + rl + 1);
-    o = loom__put(o, "\r\nConnection: close\r\n\r\n", 23);
-    /* The body: "413 Content Too Large\n". */
-    o[0] = (char)('0' + status / 100 % 10);
-    o[1] = (char)('0' + status / 10 % 10);
-    o[2] = (char)('0' + status % 10);
-    o[3] = ' ';
-    o = loom__put(o + 4, reason, rl);
-    *o++ = '\n';
-    hl->olen = (size_t)(o - hl->obuf);
-    return loom__hout_commit(hl, s, start);
-}
-
-int loom__hout_continue(loom__hsrv_loop *hl, loom_socket_t *s)
-{
-    static const char msg[] = "HTTP/1.1 100 Continue\r\n\r\n";
-    if (loom__hout_reserve(hl, sizeof msg) < 0)
-        return LOOM_ENOMEM;
-    size_t start = hl->olen;
-    memcpy(hl->obuf + start, msg, sizeof msg - 1);
-    hl->olen += sizeof msg - 1;
-    return loom__hout_commit(hl, s, start);
-}
-
-/* --- Answer heads ------------------------------------------------------------------- */
-
-enum { LOOM__HK_OTHER = 0, LOOM__HK_CL, LOOM__HK_TE, LOOM__HK_CONN, LOOM__HK_DATE };
-
-static int loom__hdr_kind(const char *name, size_t nl)
+int loom__hdr_kind(const char *name, size_t nl)
 {
     switch (nl) {
     case 4:
@@ -341,21 +226,6 @@ static int loom__hdr_kind(const char *name, size_t nl)
         return LOOM__HK_OTHER;
     }
 }
-
-/* What a pass over the application's fields found. The lengths of the
- * first LOOM__HSCAN_MAX fields are kept for the second pass. */
-#define LOOM__HSCAN_MAX 16
-typedef struct {
-    size_t len;      /* bytes of the fields loom passes through */
-    int64_t app_cl;  /* Content-Length given, or -1 */
-    bool has_date;   /* a Date was given */
-    bool conn_close; /* Connection: close was given */
-    unsigned n;      /* fields seen so far (across both lists) */
-    struct {
-        uint32_t nl, vl;
-        uint8_t kind;
-    } f[LOOM__HSCAN_MAX];
-} loom__hscan;
 
 /* Length of a field name, or 0 if it is not a token. */
 static size_t loom__name_len(const char *s)
@@ -434,93 +304,15 @@ static int loom__hdr_scan(const char *const *h, loom__hscan *sc)
     return 0;
 }
 
-/* The second pass: writes the fields loom passes through. `*idx` counts
- * fields across both lists, to find the lengths the scan kept. */
-static char *loom__hdr_write(char *o, const char *const *h, const loom__hscan *sc, unsigned *idx)
-{
-    for (size_t i = 0; h && h[i]; i += 2, (*idx)++) {
-        size_t nl, vl;
-        int kind;
-        if (*idx < LOOM__HSCAN_MAX) {
-            nl = sc->f[*idx].nl;
-            vl = sc->f[*idx].vl;
-            kind = sc->f[*idx].kind;
-        } else {
-            nl = strlen(h[i]);
-            vl = strlen(h[i + 1]);
-            kind = loom__hdr_kind(h[i], nl);
-        }
-        if (kind != LOOM__HK_OTHER && kind != LOOM__HK_DATE)
-            continue;
-        o = loom__put(o, h[i], nl);
-        *o++ = ':';
-        *o++ = ' ';
-        o = loom__put(o, h[i + 1], vl);
-        *o++ = '\r';
-        *o++ = '\n';
-    }
-    return o;
-}
-
-/* Framing of an answer head. */
-enum { LOOM__HF_NONE = 0, LOOM__HF_LENGTH, LOOM__HF_CHUNKED };
-
-/* Writes an answer head into the output buffer (reserving `extra` more
- * bytes behind it). Returns the offset where it starts, or LOOM_ENOMEM. */
-static long loom__hresp_head(loom_http_req_t *req, int status, const char *const *pre,
-                             const char *const *hdrs, const loom__hscan *sc, int framing,
-                             uint64_t length, size_t extra)
-{
-    loom_http_server_t *srv = req->srv;
-    loom__hsrv_loop *hl = srv->hl;
-    size_t sn = srv->server_name_len;
-    size_t need = 64 + 40 + (sn ? sn + 10 : 0) + sc->len + 48 + 32 + extra;
-    if (loom__hout_reserve(hl, need) < 0)
-        return LOOM_ENOMEM;
-    size_t start = hl->olen;
-    char *o = hl->obuf + start;
-    o += loom__http_status_line(status, o);
-    if (!sc->has_date)
-        o = loom__put(o, loom__hsrv_date(hl), 37);
-    if (sn) {
-        o = loom__put(o, "Server: ", 8);
-        o = loom__put(o, srv->o.server_name, sn);
-        o = loom__put(o, "\r\n", 2);
-    }
-    unsigned idx = 0;
-    o = loom__hdr_write(o, pre, sc, &idx);
-    o = loom__hdr_write(o, hdrs, sc, &idx);
-    if (framing == LOOM__HF_LENGTH) {
-        o = loom__put(o, "Content-Length: ", 16);
-        o = loom__put_u64(o, length);
-        o = loom__put(o, "\r\n", 2);
-    } else if (framing == LOOM__HF_CHUNKED) {
-        o = loom__put(o, "Transfer-Encoding: chunked\r\n", 28);
-    }
-    if (req->flags & LOOM__HR_CLOSE)
-        o = loom__put(o, "Connection: close\r\n\r\n", 21);
-    else if (req->rq.minor_version == 0)
-        o = loom__put(o, "Connection: keep-alive\r\n\r\n", 26);
-    else
-        o = loom__put(o, "\r\n", 2);
-    hl->olen = (size_t)(o - hl->obuf);
-    return (long)start;
-}
-
-/* Decides whether the connection ends with this answer. */
-static void loom__hresp_close(loom_http_req_t *req, const loom__hscan *sc)
-{
-    /* A body still arriving does not decide it: once the answer is complete
-     * the rest is read and dropped (loom__hreq_discard), within a bound. A
-     * client waiting for 100 Continue may never send it, though. */
-    if (!req->fr.keep_alive || req->srv->closing || sc->conn_close ||
-        (req->bstate == LOOM__HB_READ && (req->flags & LOOM__HR_NOCONT)))
-        req->flags |= LOOM__HR_CLOSE;
-}
-
 static bool loom__status_nobody(int status)
 {
     return status == 204 || status == 304;
+}
+
+/* The request can still be answered on its connection. */
+static inline bool loom__hreq_live(const loom_http_req_t *req)
+{
+    return req->sock != NULL && !(req->flags & LOOM__HR_GONE);
 }
 
 /* --- Whole answers ------------------------------------------------------------------- */
@@ -540,41 +332,73 @@ int loom_http_respond(loom_http_req_t *req, int status, const char *const *heade
     loom__hscan_init(&sc);
     if (loom__hdr_scan(headers, &sc) < 0)
         return LOOM_EINVAL;
-    if (req->sock == NULL || (req->flags & LOOM__HR_GONE)) {
-        loom__hreq_answered(req);
+    if (!loom__hreq_live(req)) {
+        req->proto->finished(req);
         return LOOM_ECLOSED;
     }
-    loom_socket_t *s = req->sock;
-    loom__hsrv_loop *hl = req->srv->hl;
     bool head_req = req->rq.method == LOOM_HTTP_METHOD_HEAD;
-    bool nobody = head_req || loom__status_nobody(status);
-    int framing = LOOM__HF_LENGTH;
-    uint64_t length = len;
+    loom__hhead hd = {.status = status,
+                      .hdrs = headers,
+                      .sc = &sc,
+                      .framing = LOOM__HF_LENGTH,
+                      .length = len,
+                      .body = body,
+                      .len = head_req || loom__status_nobody(status) ? 0 : len};
     if (status == 204)
-        framing = LOOM__HF_NONE;
+        hd.framing = LOOM__HF_NONE;
     else if (len == 0 && sc.app_cl >= 0 && (head_req || status == 304))
-        length = (uint64_t)sc.app_cl;
+        hd.length = (uint64_t)sc.app_cl;
     else if (status == 304)
-        framing = LOOM__HF_NONE;
-    loom__hresp_close(req, &sc);
-    bool inl = !nobody && len <= LOOM__HINLINE_MAX;
-    long start = loom__hresp_head(req, status, NULL, headers, &sc, framing, length, inl ? len : 0);
-    int r;
-    if (start < 0) {
-        req->flags |= LOOM__HR_CLOSE;
-        r = LOOM_ENOMEM;
-    } else if (nobody || len == 0) {
-        r = loom__hout_commit(hl, s, (size_t)start);
-    } else if (inl) {
-        memcpy(hl->obuf + hl->olen, body, len);
-        hl->olen += len;
-        r = loom__hout_commit(hl, s, (size_t)start);
-    } else {
-        struct iovec iov = {.iov_base = (void *)body, .iov_len = len};
-        r = loom__hout_send(hl, s, (size_t)start, &iov, 1);
-    }
-    loom__hreq_answered(req);
+        hd.framing = LOOM__HF_NONE;
+    int r = req->proto->start(req, &hd);
+    req->proto->finished(req);
     return r < 0 ? r : 0;
+}
+
+/* --- Interim answers ------------------------------------------------------------------ */
+
+int loom_http_respond_interim(loom_http_req_t *req, int status, const char *const *headers)
+{
+    if (req == NULL || status < 100 || status > 199 || status == 101)
+        return LOOM_EINVAL;
+    if (req->astate != LOOM__HA_NONE)
+        return LOOM_ESTATE;
+    loom__hscan sc;
+    loom__hscan_init(&sc);
+    if (loom__hdr_scan(headers, &sc) < 0)
+        return LOOM_EINVAL;
+    if (!loom__hreq_live(req))
+        return LOOM_ECLOSED;
+    return req->proto->interim(req, status, headers, &sc);
+}
+
+/* --- Takeover ------------------------------------------------------------------------ */
+
+int loom_http_req_takeover(loom_http_req_t *req, int status, const char *const *headers,
+                           const loom_tcp_opts *opts, loom_socket_t **out)
+{
+    if (req == NULL || opts == NULL || out == NULL || status != 101)
+        return LOOM_EINVAL;
+    if (req->astate != LOOM__HA_NONE)
+        return LOOM_ESTATE;
+    /* A 101 answers an Upgrade request and names the protocol switched to
+     * (RFC 9110 section 15.2.2). */
+    if (loom_http_header_find(req->hdrs, req->nhdrs, "upgrade", NULL) == NULL)
+        return LOOM_EINVAL;
+    bool upgrade = false;
+    for (size_t i = 0; headers && headers[i]; i += 2)
+        if (strcasecmp(headers[i], "upgrade") == 0)
+            upgrade = true;
+    loom__hscan sc;
+    loom__hscan_init(&sc);
+    if (!upgrade || loom__hdr_scan(headers, &sc) < 0)
+        return LOOM_EINVAL;
+    if (!loom__hreq_live(req))
+        return LOOM_ECLOSED;
+    if (req->proto->takeover == NULL)
+        return LOOM_ENOTSUP;
+    loom__hhead hd = {.status = 101, .hdrs = headers, .sc = &sc, .framing = LOOM__HF_NONE};
+    return req->proto->takeover(req, &hd, opts, out);
 }
 
 /* --- Streamed answers ----------------------------------------------------------------- */
@@ -594,34 +418,25 @@ static int loom__hresp_start(loom_http_req_t *req, int status, const char *const
     loom__hscan_init(&sc);
     if (loom__hdr_scan(pre, &sc) < 0 || loom__hdr_scan(headers, &sc) < 0)
         return LOOM_EINVAL;
-    if (req->sock == NULL || (req->flags & LOOM__HR_GONE))
+    if (!loom__hreq_live(req))
         return LOOM_ECLOSED;
-    loom_socket_t *s = req->sock;
-    loom__hsrv_loop *hl = req->srv->hl;
-    bool head_req = req->rq.method == LOOM_HTTP_METHOD_HEAD;
-    int framing;
-    uint64_t length = 0;
-    if (head_req || loom__status_nobody(status))
+    loom__hhead hd = {.status = status, .pre = pre, .hdrs = headers, .sc = &sc};
+    req->out_left = UINT64_MAX;
+    if (req->rq.method == LOOM_HTTP_METHOD_HEAD || loom__status_nobody(status))
         req->flags |= LOOM__HR_NOBODY;
     if (status == 204 || (status == 304 && sc.app_cl < 0)) {
-        framing = LOOM__HF_NONE;
+        hd.framing = LOOM__HF_NONE;
     } else if (sc.app_cl >= 0) {
-        framing = LOOM__HF_LENGTH;
-        length = (uint64_t)sc.app_cl;
-        req->out_left = length;
-    } else if (req->rq.minor_version >= 1) {
-        framing = LOOM__HF_CHUNKED;
-        req->flags |= LOOM__HR_CHUNKED;
+        hd.framing = LOOM__HF_LENGTH;
+        hd.length = (uint64_t)sc.app_cl;
+        req->out_left = hd.length;
     } else {
-        framing = LOOM__HF_NONE;
-        req->flags |= LOOM__HR_UNTIL_CLOSE | LOOM__HR_CLOSE;
+        hd.framing = LOOM__HF_STREAM;
     }
-    loom__hresp_close(req, &sc);
-    long start = loom__hresp_head(req, status, pre, headers, &sc, framing, length, 0);
-    if (start < 0)
-        return LOOM_ENOMEM;
+    int r = req->proto->start(req, &hd);
+    if (r == LOOM_ENOMEM)
+        return r;
     req->astate = LOOM__HA_STREAM;
-    int r = loom__hout_commit(hl, s, (size_t)start);
     return r < 0 ? r : 0;
 }
 
@@ -638,11 +453,23 @@ static int loom__hresp_writable(loom_http_req_t *req)
         return LOOM_EINVAL;
     if (req->astate != LOOM__HA_STREAM)
         return (req->flags & LOOM__HR_GONE) ? LOOM_ECLOSED : LOOM_ESTATE;
-    if (req->sock == NULL || (req->flags & LOOM__HR_GONE))
+    if (!loom__hreq_live(req))
         return LOOM_ECLOSED;
     if (req->flags & LOOM__HR_NOBODY)
         return 0;
     return 1;
+}
+
+/* Counts `total` body bytes against an announced length. Returns 0 or
+ * LOOM_ESTATE (more than announced). */
+static int loom__hresp_take(loom_http_req_t *req, size_t total)
+{
+    if (req->out_left == UINT64_MAX)
+        return 0; /* no length announced */
+    if (total > req->out_left)
+        return LOOM_ESTATE;
+    req->out_left -= total;
+    return 0;
 }
 
 int loom_http_response_write(loom_http_req_t *req, const void *data, size_t len)
@@ -652,24 +479,10 @@ int loom_http_response_write(loom_http_req_t *req, const void *data, size_t len)
         return ok;
     if (data == NULL)
         return LOOM_EINVAL;
-    loom__hsrv_loop *hl = req->srv->hl;
-    if (!(req->flags & (LOOM__HR_CHUNKED | LOOM__HR_UNTIL_CLOSE))) {
-        if (len > req->out_left)
-            return LOOM_ESTATE;
-        req->out_left -= len;
-        struct iovec iov = {.iov_base = (void *)data, .iov_len = len};
-        return loom__hout_writev(hl, req->sock, &iov, 1);
-    }
-    if (req->flags & LOOM__HR_UNTIL_CLOSE) {
-        struct iovec iov = {.iov_base = (void *)data, .iov_len = len};
-        return loom__hout_writev(hl, req->sock, &iov, 1);
-    }
-    char hex[LOOM__HTTP_CHUNK_LINE];
-    size_t hn = loom__http_chunk_line(hex, len);
-    struct iovec iov[3] = {{.iov_base = hex, .iov_len = hn},
-                           {.iov_base = (void *)data, .iov_len = len},
-                           {.iov_base = (void *)"\r\n", .iov_len = 2}};
-    return loom__hout_writev(hl, req->sock, iov, 3);
+    if (loom__hresp_take(req, len) < 0)
+        return LOOM_ESTATE;
+    struct iovec iov = {.iov_base = (void *)data, .iov_len = len};
+    return req->proto->body(req, &iov, 1);
 }
 
 int loom_http_response_end(loom_http_req_t *req)
@@ -678,32 +491,21 @@ int loom_http_response_end(loom_http_req_t *req)
         return LOOM_EINVAL;
     if (req->astate != LOOM__HA_STREAM) {
         if (req->astate == LOOM__HA_NONE && (req->flags & LOOM__HR_GONE)) {
-            loom__hreq_answered(req);
+            req->proto->finished(req);
             return LOOM_ECLOSED;
         }
         return LOOM_ESTATE;
     }
-    if (req->sock == NULL || (req->flags & LOOM__HR_GONE)) {
-        loom__hreq_answered(req);
+    if (!loom__hreq_live(req)) {
+        req->proto->finished(req);
         return LOOM_ECLOSED;
     }
     int r = 0;
-    if ((req->flags & (LOOM__HR_CHUNKED | LOOM__HR_NOBODY)) == LOOM__HR_CHUNKED) {
-        loom__hsrv_loop *hl = req->srv->hl;
-        if (loom__hout_reserve(hl, 5) < 0) {
-            req->flags |= LOOM__HR_CLOSE;
-            r = LOOM_ENOMEM;
-        } else {
-            size_t start = hl->olen;
-            memcpy(hl->obuf + start, "0\r\n\r\n", 5);
-            hl->olen += 5;
-            r = loom__hout_commit(hl, req->sock, start);
-        }
-    } else if (!(req->flags & (LOOM__HR_CHUNKED | LOOM__HR_UNTIL_CLOSE | LOOM__HR_NOBODY)) &&
-               req->out_left > 0) {
+    if (!(req->flags & LOOM__HR_NOBODY) && req->out_left != UINT64_MAX && req->out_left > 0)
         req->flags |= LOOM__HR_CLOSE; /* short body: only closing tells the client */
-    }
-    loom__hreq_answered(req);
+    else
+        r = req->proto->end(req);
+    req->proto->finished(req);
     return r < 0 ? r : 0;
 }
 
@@ -716,32 +518,19 @@ int loom_http_sse_start(loom_http_req_t *req, const char *const *headers)
     return loom__hresp_start(req, 200, pre, headers);
 }
 
-/* Sends an event body already laid out as `n` pieces (each followed by its
- * separator) through the answer's framing, in one write. */
+/* Sends an event's text, laid out as `n` pieces, through the answer's
+ * framing, in one write. */
 static int loom__sse_emit(loom_http_req_t *req, const char *const *parts, const size_t *lens, int n,
                           size_t total)
 {
-    loom__hsrv_loop *hl = req->srv->hl;
-    bool chunked = (req->flags & LOOM__HR_CHUNKED) != 0;
-    if (!chunked && !(req->flags & LOOM__HR_UNTIL_CLOSE)) {
-        if (total > req->out_left)
-            return LOOM_ESTATE;
-        req->out_left -= total;
+    if (loom__hresp_take(req, total) < 0)
+        return LOOM_ESTATE;
+    struct iovec iov[3];
+    for (int i = 0; i < n; i++) {
+        iov[i].iov_base = (void *)parts[i];
+        iov[i].iov_len = lens[i];
     }
-    if (loom__hout_reserve(hl, total + 32) < 0)
-        return LOOM_ENOMEM;
-    size_t start = hl->olen;
-    char *o = hl->obuf + start;
-    if (chunked)
-        o += loom__http_chunk_line(o, total);
-    for (int i = 0; i < n; i++)
-        o = loom__put(o, parts[i], lens[i]);
-    if (chunked) {
-        *o++ = '\r';
-        *o++ = '\n';
-    }
-    hl->olen = (size_t)(o - hl->obuf);
-    return loom__hout_commit(hl, req->sock, start);
+    return req->proto->body(req, iov, n);
 }
 
 int loom_http_sse_send(loom_http_req_t *req, const char *event, const char *data)

@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http/http_internal.h"
+#include "http/server_internal.h"
 
 typedef struct loom__hmember {
     loom__hgroup *g;

@@ -1,6 +1,7 @@
 /* test_http_server_takeover: loom_http_req_takeover() hands an upgrade
  * request's connection to a new owner. A raw client sends the Upgrade
- * request and extra bytes in one write; the application answers 101, gets
+ * request and extra bytes in one write (alone, behind a pipelined request,
+ * or taken over later from a timer); the application answers 101, gets
  * a plain socket, receives the extra bytes first and echoes everything; the
  * server's pending count drops at once and a graceful close of the server
  * finishes while the taken socket still echoes; the socket's on_close runs
@@ -48,9 +49,8 @@ static void on_done(loom_http_server_t *sv, void *data)
     atomic_store(&server_done, 1);
 }
 
-static void on_request(loom_http_req_t *req, void *data)
+static void take(loom_http_req_t *req)
 {
-    (void)data;
     static const char *const up[] = {"Upgrade", "echo", NULL};
     loom_socket_t *s = NULL;
     loom_tcp_opts o = {.on_read = on_sock_read,
@@ -66,8 +66,32 @@ static void on_request(loom_http_req_t *req, void *data)
     ntaken++;
 }
 
+static void on_take_timer(loom_timer_t *t, void *data)
+{
+    take(data);
+    loom_timer_close(t);
+}
+
+/* "/a": an ordinary answer; "/ws": taken over at once; "/ws-late": taken
+ * over from a timer (the bytes behind it wait in the server meanwhile). */
+static void on_request(loom_http_req_t *req, void *data)
+{
+    (void)data;
+    const char *path = loom_http_req_path(req, NULL);
+    if (strcmp(path, "/a") == 0) {
+        hs_reply(req, "first");
+    } else if (strcmp(path, "/ws-late") == 0) {
+        loom_timer_t *t;
+        CHECK_OK(loom_timer_new(loom_http_req_loop(req), &t, on_take_timer, req));
+        CHECK_OK(loom_timer_start(t, 20, 0));
+    } else {
+        take(req);
+    }
+}
+
 typedef struct {
     int port;
+    const char *req;
     char buf[1024];
     size_t len;
     atomic_int done;
@@ -92,9 +116,8 @@ static void *client_main(void *arg)
 {
     client_t *c = arg;
     int fd = hs_connect(c->port);
-    static const char req[] = "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: echo\r\n"
-                              "Connection: upgrade\r\n\r\nHELLO";
-    CHECK(send(fd, req, sizeof req - 1, MSG_NOSIGNAL) == (ssize_t)(sizeof req - 1));
+    size_t n = strlen(c->req);
+    CHECK(send(fd, c->req, n, MSG_NOSIGNAL) == (ssize_t)n);
     read_until(fd, c, "\r\n\r\nHELLO");
     usleep(100 * 1000); /* the server's graceful close finishes meanwhile */
     CHECK(send(fd, " more bye", 9, MSG_NOSIGNAL) == 9);
@@ -150,22 +173,44 @@ int main(void)
 {
     test_timeout(30);
     loom_loop_t *loop = test_loop_new();
-    CHECK_OK(loom_http_server(loop, "127.0.0.1", 0, on_request, NULL, &srv));
-    client_t c = {.port = loom_http_server_port(srv)};
-    pthread_t th;
-    CHECK(pthread_create(&th, NULL, client_main, &c) == 0);
-    CHECK(hs_run_until(loop, &c.done, 8000));
-    pthread_join(th, NULL);
-    CHECK(hs_run_until(loop, &server_done, 2000));
-    CHECK_EQ(ntaken, 1);
-    CHECK(first_ok);
-    CHECK(done_before_bye); /* the server did not wait for the taken socket */
-    CHECK(strncmp(c.buf, "HTTP/1.1 101 Switching Protocols\r\n", 34) == 0);
-    CHECK(strstr(c.buf, "\r\nUpgrade: echo\r\n") != NULL);
-    CHECK(strstr(c.buf, "\r\nConnection: upgrade\r\n\r\nHELLO more bye") != NULL);
-    CHECK_EQ(nclose, 1);
-    hs_run_for(loop, 20);
-    CHECK_EQ(nclose, 1);
+    /* Alone; behind a pipelined request (its answer goes first); from a
+     * timer (the extra bytes wait in the server until the takeover). */
+    static const char *const reqs[] = {
+        "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: echo\r\nConnection: upgrade\r\n\r\nHELLO",
+        "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+        "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: echo\r\nConnection: upgrade\r\n\r\nHELLO",
+        "GET /ws-late HTTP/1.1\r\nHost: x\r\nUpgrade: echo\r\n\r\nHELLO"};
+    for (int k = 0; k < 3; k++) {
+        nread = nclose = ntaken = first_ok = done_before_bye = 0;
+        got_len = 0;
+        atomic_store(&server_done, 0);
+        CHECK_OK(loom_http_server(loop, "127.0.0.1", 0, on_request, NULL, &srv));
+        static client_t c;
+        memset(&c, 0, sizeof c);
+        c.port = loom_http_server_port(srv);
+        c.req = reqs[k];
+        pthread_t th;
+        CHECK(pthread_create(&th, NULL, client_main, &c) == 0);
+        CHECK(hs_run_until(loop, &c.done, 8000));
+        pthread_join(th, NULL);
+        CHECK(hs_run_until(loop, &server_done, 2000));
+        CHECK_EQ(ntaken, 1);
+        CHECK(first_ok);
+        CHECK(done_before_bye); /* the server did not wait for the taken socket */
+        const char *h = c.buf;
+        if (k == 1) {
+            CHECK(strncmp(h, "HTTP/1.1 200 OK\r\n", 17) == 0);
+            h = strstr(h, "first");
+            CHECK(h != NULL);
+            h += 5;
+        }
+        CHECK(strncmp(h, "HTTP/1.1 101 Switching Protocols\r\n", 34) == 0);
+        CHECK(strstr(h, "\r\nUpgrade: echo\r\n") != NULL);
+        CHECK(strstr(h, "\r\nConnection: upgrade\r\n\r\nHELLO more bye") != NULL);
+        CHECK_EQ(nclose, 1);
+        hs_run_for(loop, 20);
+        CHECK_EQ(nclose, 1);
+    }
 
     /* Refusals. */
     CHECK_OK(loom_http_server(loop, "127.0.0.1", 0, on_request_refuse,

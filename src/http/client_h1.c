@@ -2,14 +2,11 @@
  * sending it, parsing responses in place (or from the request's own buffer
  * once a message spans reads), framing bodies, pipelining, 1xx answers,
  * the connection's socket hooks and the stale-connection retry. */
-#include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 #include <sys/uio.h>
 
 #include "http/client_internal.h"
@@ -857,9 +854,27 @@ static void hc_h1_cancel(hc_conn *c, hc_req *r)
     loom__hc_conn_close(c, true);
 }
 
+static void hc_h1_opened(hc_conn *c)
+{
+    c->pend.fn = loom__hc_conn_pending;
+}
+
+/* Drops the deferred processing and the carry (unless a read is on the
+ * stack: loom__hc_process_conn frees it when it unwinds). */
+static void hc_h1_closed(hc_conn *c)
+{
+    if (c->pend_queued)
+        loom__pending_cancel(&c->pend);
+    c->pend_queued = 0;
+    if (!c->in_read)
+        loom__bytes_free(&c->carry);
+}
+
 const hc_conn_ops loom__hc_h1_ops = {
     .name = "http/1.1",
+    .opened = hc_h1_opened,
     .can_take = hc_h1_can_take,
     .submit = hc_h1_submit,
     .cancel = hc_h1_cancel,
+    .closed = hc_h1_closed,
 };

@@ -125,6 +125,9 @@ struct hc_pool {
  * linked r on c->reqs and counted it in c->nreqs when it calls submit. */
 typedef struct hc_conn_ops {
     const char *name;
+    /* c was just made (zeroed, its socket connecting): set up the
+     * protocol's state. */
+    void (*opened)(hc_conn *c);
     /* May busy connection c take r besides the requests it carries? */
     bool (*can_take)(hc_conn *c, hc_req *r);
     /* r was put on c: send it. Its response is matched to it by the
@@ -133,6 +136,9 @@ typedef struct hc_conn_ops {
     /* r, which was on c, was cancelled by the caller and is detached: leave
      * c consistent (closing it if a message was cut short). */
     void (*cancel)(hc_conn *c, hc_req *r);
+    /* c is dead (its requests requeued, its socket closing): release what
+     * the protocol keeps for it. */
+    void (*closed)(hc_conn *c);
 } hc_conn_ops;
 
 /* The generic part (pool, socket, lists, counts) and the HTTP/1 part (the

@@ -2,15 +2,10 @@
  * idle connections (most recently used first), its busy ones and the
  * requests waiting for a connection; the per-host limit, the idle LRU and
  * its cap, opening, assigning, releasing and closing connections. */
-#include <errno.h>
-#include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
-#include <sys/uio.h>
 
 #include "http/client_internal.h"
 
@@ -97,9 +92,6 @@ void loom__hc_conn_close(hc_conn *c, bool reset)
     loom__queue_remove(&c->node);
     pool->nconns--;
     st->stats.open--;
-    if (c->pend_queued)
-        loom__pending_cancel(&c->pend);
-    c->pend_queued = 0;
     /* Requests still on it that saw no byte go back to the queue. */
     while (!loom__queue_empty(&c->reqs)) {
         hc_req *r = hc_req_of(c->reqs.next);
@@ -116,9 +108,7 @@ void loom__hc_conn_close(hc_conn *c, bool reset)
     }
     if (!loom__socket_closing(c->s))
         loom__socket_close_now(c->s, reset);
-    if (!c->in_read) {
-        loom__bytes_free(&c->carry);
-    }
+    c->ops->closed(c);
     /* A slot opened up: a waiter may connect. */
     if (!loom__queue_empty(&pool->waiters) && pool->nconns < st->max_per_host) {
         hc_req *w = hc_req_of(pool->waiters.next);
@@ -167,9 +157,9 @@ static int hc_conn_new(hc_pool *pool, hc_req *r)
     c->ops = &loom__hc_h1_ops; /* TLS with ALPN will choose here */
     c->pool = pool;
     c->st = st;
-    c->pend.fn = loom__hc_conn_pending;
     loom__queue_init(&c->reqs);
     loom__queue_init(&c->lru);
+    c->ops->opened(c);
     loom__queue_insert_tail(&pool->busy, &c->node);
     pool->nconns++;
     st->stats.open++;

@@ -4,7 +4,6 @@
  * free of a request), its timers, the redirect policy, configuration and
  * stats. Connections, protocol and bodies are in client_pool.c,
  * client_h1.c and client_body.c; client_internal.h has the interfaces. */
-#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,7 +11,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 
 #include "http/client_internal.h"
 

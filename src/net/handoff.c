@@ -67,27 +67,22 @@ int loom__socket_handoff(loom_socket_t *s, const loom_tcp_opts *opts)
     if (ho == NULL)
         return LOOM_ENOMEM;
     loom__sock_class *cls = &ho->cls;
-    cls->on_read = opts->on_read;
-    cls->on_write = opts->on_write;
-    cls->on_drain = opts->on_drain;
-    cls->on_event = opts->on_event;
+    LOOM__CLASS_FROM_OPTS(cls, opts);
+    cls->on_connect = NULL; /* connected long ago: never called */
     cls->on_close = loom__handoff_close;
-    cls->read_timeout_ms = opts->read_timeout_ms;
-    cls->write_timeout_ms = opts->write_timeout_ms;
-    cls->high_water = opts->high_water;
-    cls->low_water = opts->low_water;
-    cls->keepalive_s = opts->keepalive_s;
-    cls->nagle = opts->nagle;
-    cls->half_open = opts->allow_half_open;
-    cls->data = opts->data;
-    cls->extra = s->cls->extra; /* the same slab object size */
+    loom__sock_class *old = s->cls;
+    cls->extra = old->extra; /* the same slab object size */
+    /* The transport stays: its per-socket state lives in the same object,
+     * and the bytes it holds reach the new on_read after the held ones. */
+    cls->tr = old->tr;
+    cls->tr_extra = old->tr_extra;
+    cls->tr_set = old->tr_set;
     cls->refs = 1;
     ho->user_close = opts->on_close;
     ho->s = s;
     ho->pend.fn = loom__handoff_run;
     loom__queue_init(&ho->pend.node);
 
-    loom__sock_class *old = s->cls;
     s->cls = cls;
     s->h.data = opts->data;
     loom__class_unref(old);

@@ -88,6 +88,26 @@ struct loom__sock_class {
 
 #define LOOM__HIGH_WATER (1u << 20)
 
+/* loom_tcp_opts and loom_tcp_server_opts name the fields a class takes
+ * alike; one macro copies them from either. */
+#define LOOM__CLASS_FROM_OPTS(c, o)                                                                \
+    do {                                                                                           \
+        (c)->on_connect = (o)->on_connect;                                                         \
+        (c)->on_read = (o)->on_read;                                                               \
+        (c)->on_write = (o)->on_write;                                                             \
+        (c)->on_drain = (o)->on_drain;                                                             \
+        (c)->on_event = (o)->on_event;                                                             \
+        (c)->on_close = (o)->on_close;                                                             \
+        (c)->read_timeout_ms = (o)->read_timeout_ms;                                               \
+        (c)->write_timeout_ms = (o)->write_timeout_ms;                                             \
+        (c)->high_water = (o)->high_water;                                                         \
+        (c)->low_water = (o)->low_water;                                                           \
+        (c)->keepalive_s = (o)->keepalive_s;                                                       \
+        (c)->nagle = (o)->nagle;                                                                   \
+        (c)->half_open = (o)->allow_half_open;                                                     \
+        (c)->data = (o)->data;                                                                     \
+    } while (0)
+
 /* Takes and drops a reference (the class is freed with free() at zero). */
 void loom__class_ref(loom__sock_class *cls);
 void loom__class_unref(loom__sock_class *cls);

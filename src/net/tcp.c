@@ -40,26 +40,6 @@
 
 /* --- Classes from options ---------------------------------------------------------- */
 
-/* loom_tcp_opts and loom_tcp_server_opts name the fields a class takes
- * alike; one macro copies them from either. */
-#define LOOM__CLASS_FROM_OPTS(c, o)                                                                \
-    do {                                                                                           \
-        (c)->on_connect = (o)->on_connect;                                                         \
-        (c)->on_read = (o)->on_read;                                                               \
-        (c)->on_write = (o)->on_write;                                                             \
-        (c)->on_drain = (o)->on_drain;                                                             \
-        (c)->on_event = (o)->on_event;                                                             \
-        (c)->on_close = (o)->on_close;                                                             \
-        (c)->read_timeout_ms = (o)->read_timeout_ms;                                               \
-        (c)->write_timeout_ms = (o)->write_timeout_ms;                                             \
-        (c)->high_water = (o)->high_water;                                                         \
-        (c)->low_water = (o)->low_water;                                                           \
-        (c)->keepalive_s = (o)->keepalive_s;                                                       \
-        (c)->nagle = (o)->nagle;                                                                   \
-        (c)->half_open = (o)->allow_half_open;                                                     \
-        (c)->data = (o)->data;                                                                     \
-    } while (0)
-
 static loom__sock_class *loom__class_client(const loom_tcp_opts *o)
 {
     loom__sock_class *c = calloc(1, sizeof *c);

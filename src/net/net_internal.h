@@ -5,8 +5,9 @@
  * little more than its kernel state: 88 bytes on x86-64 (a loom__handle, a
  * loom__io, the class pointer, the write-queue pointer and one list node),
  * followed in the same slab object by the backend's per-watcher area
- * (backend->io_size, 0 for epoll and poll) and by `cls->extra` bytes that
- * belong to the class's owner (loom__socket_ext()).
+ * (backend->io_size, 0 for epoll and poll), by `cls->extra` bytes that
+ * belong to the class's owner (loom__socket_ext()) and by `cls->tr_extra`
+ * bytes of its transport's state (loom__socket_tr(); none when plain).
  *
  * Everything a socket shares with its siblings lives in its class
  * (loom__sock_class): the callbacks, the timeouts, the water marks. Accepted
@@ -19,6 +20,8 @@
  *    read memory, proto_event gets the event kind) called directly, without
  *    the op scope and data indirection of the public callbacks;
  *  - per-socket extension bytes (cls->extra) in the same slab object;
+ *  - a transport per class (cls->tr, see "Transports" below) between the fd
+ *    and the protocol hooks, with its own per-socket bytes (cls->tr_extra);
  *  - loom__socket_read_stop()/loom__socket_read_start(): pause and resume
  *    reading (the same state as loom_socket_disable/enable(LOOM_READABLE));
  *  - loom__socket_touch(): restart the inactivity clock.
@@ -211,8 +214,14 @@ static inline void *loom__socket_tr(loom_socket_t *s)
  *
  * Handshake: attach() runs for a connected or accepted socket before
  * on_connect / proto_accept / the accept callback; if it returns 1, those run
- * only when the transport calls loom__socket_handshake_done(); a failure is
- * loom__socket_fail_msg() with a message (one event, one close). */
+ * only when the transport calls loom__socket_ready(); a failure is
+ * loom__socket_fail_msg() with a message (one event, one close).
+ *
+ * Water marks and loom_socket_queued() count the bytes queued by
+ * loom__socket_out(): the application's bytes for a transport that keeps
+ * their length (the test transports). A transport that changes it (TLS
+ * records) must keep its own count of the plaintext they carry; the slot for
+ * that is not there yet. */
 struct loom__transport {
     const char *name;
     uint32_t state_size; /* per-socket state: the class's tr_extra */
@@ -230,8 +239,9 @@ struct loom__transport {
      * water) or a LOOM_E* code, as loom_socket_write(). */
     int (*write)(loom_socket_t *s, const struct iovec *iov, int n, loom_release_cb release,
                  void *rdata);
-    /* LOOM_READABLE / LOOM_WRITABLE if the transport needs the fd
-     * regardless of the application's pause (a handshake); may be NULL. */
+    /* LOOM_READABLE if the transport needs to read the fd although the
+     * application paused (a handshake); may be NULL. (Writing needs no such
+     * bit: the socket watches for writability whenever bytes are queued.) */
     unsigned (*wants)(loom_socket_t *s);
     /* From the pending phase, after loom__socket_pending_soon() (which the
      * socket calls when reading is switched on again and after

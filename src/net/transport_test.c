@@ -45,6 +45,21 @@ static void tt_xor(char *p, size_t n)
         p[i] = (char)(p[i] ^ TT_KEY);
 }
 
+/* Gives the detached block `b` back to the state once a delivery returned,
+ * unless the socket closed meanwhile (tt_free ran without it). An emptied
+ * block that took large reads is kept for the next (a stream allocates once,
+ * not per read); a small one is freed (an idle connection keeps nothing). */
+static void tt_keep(loom_socket_t *s, loom__bytes *b, size_t delivered)
+{
+    tt_state *t = loom__socket_tr(s);
+    loom__bytes_consume(&b, delivered);
+    bool small = b->cap < 16384 && loom__bytes_size(b) == 0;
+    if (loom__socket_closing(s) || t->in != NULL || small)
+        loom__bytes_free(&b);
+    else
+        t->in = b; /* nothing can have arrived during the call */
+}
+
 /* Delivers held bytes while the application reads, then a held end. The
  * block is detached during each delivery: a callback may close the socket,
  * which frees the state's blocks (tt_free). */
@@ -53,9 +68,10 @@ static void tt_drain(loom_socket_t *s)
     tt_state *t = loom__socket_tr(s);
     while (loom__bytes_size(t->in) && loom__socket_reading(s) && !loom__socket_dead(s)) {
         loom__bytes *b = t->in;
+        size_t n = loom__bytes_size(b);
         t->in = NULL;
-        loom__socket_deliver_app(s, loom__bytes_data(b), loom__bytes_size(b));
-        loom__bytes_free(&b);
+        loom__socket_deliver_app(s, loom__bytes_data(b), n);
+        tt_keep(s, b, n);
     }
     if (t->eof && loom__bytes_size(t->in) == 0 && loom__socket_reading(s) &&
         !loom__socket_dead(s)) {
@@ -138,11 +154,7 @@ static void tt_read(loom_socket_t *s, char *buf, size_t n)
         loom__bytes *b = t->in;
         t->in = NULL;
         loom__socket_deliver_app(s, loom__bytes_data(b), half);
-        loom__bytes_consume(&b, half);
-        if (loom__socket_closing(s) || loom__bytes_size(b) == 0)
-            loom__bytes_free(&b);
-        else
-            t->in = b; /* nothing can have arrived during the call */
+        tt_keep(s, b, half);
     }
     if (loom__bytes_size(t->in))
         loom__socket_pending_soon(s);

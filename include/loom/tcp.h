@@ -273,8 +273,9 @@ LOOM_EXTERN int loom_socket_writev(loom_socket_t *sock, const struct iovec *iov,
 LOOM_EXTERN int loom_socket_write_ref(loom_socket_t *sock, const void *buf, size_t len,
                                       loom_release_cb release, void *rdata);
 
-/* Bytes queued and not yet handed to the kernel: while a graceful close
- * flushes, what it still has to send; 0 once the socket is closed for good. */
+/* Bytes of the application's writes queued and not yet handed to the kernel
+ * (the water marks count the same): while a graceful close flushes, what it
+ * still has to send; 0 once the socket is closed for good. */
 LOOM_EXTERN size_t loom_socket_queued(const loom_socket_t *sock);
 
 /* cl-async's enable-socket / disable-socket: `what` is LOOM_READABLE and/or

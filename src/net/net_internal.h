@@ -217,11 +217,12 @@ static inline void *loom__socket_tr(loom_socket_t *s)
  * only when the transport calls loom__socket_ready(); a failure is
  * loom__socket_fail_msg() with a message (one event, one close).
  *
- * Water marks and loom_socket_queued() count the bytes queued by
- * loom__socket_out(): the application's bytes for a transport that keeps
- * their length (the test transports). A transport that changes it (TLS
- * records) must keep its own count of the plaintext they carry; the slot for
- * that is not there yet. */
+ * Water marks and loom_socket_queued() count application bytes: each
+ * loom__socket_out() of a transport says how many application bytes its wire
+ * bytes carry (`app`: 0 for a handshake or an alert, the plaintext length
+ * for a TLS record), and they count as queued until the last of those wire
+ * bytes is sent (wq->app). Plain sockets count wire bytes, which are the
+ * application's. */
 struct loom__transport {
     const char *name;
     uint32_t state_size; /* per-socket state: the class's tr_extra */
@@ -267,9 +268,10 @@ void loom__socket_deliver_app(loom_socket_t *s, char *buf, size_t n);
  * is queued and the socket can send (never while connecting), the rest queued
  * (copied, or referenced when `release` is set: one buffer, iov[0]). Returns 0,
  * 1 (queue at high water) or a LOOM_E* code; a send error is reported from
- * the loop. */
+ * the loop. `app`: the application bytes these bytes carry (plain sockets:
+ * `total`; see "Water marks" above). */
 int loom__socket_out(loom_socket_t *s, const struct iovec *iov, int n, size_t total, bool ref,
-                     loom_release_cb release, void *rdata);
+                     loom_release_cb release, void *rdata, size_t app);
 
 /* The connection is up and the transport's handshake (if any) done: runs
  * proto_accept or the accept callback (accepted sockets) or on_connect, then
@@ -333,6 +335,7 @@ struct loom__wreq {
     const void *buf;
     size_t buflen;
     size_t cap; /* > 0: a copy; data[] holds cap bytes */
+    size_t app; /* behind a transport: the application bytes it carries */
     char data[];
 };
 
@@ -349,12 +352,22 @@ struct loom__wq {
     loom_socket_t *sock;
     loom__wreq *head, *tail;
     size_t bytes; /* queued, unsent */
+    size_t app;   /* behind a transport: application bytes queued (water marks) */
     unsigned todo;
     int error;
     bool queued;       /* pend is queued */
     uint8_t wgroup;    /* the write clock's group while wnode is linked, else 0 */
     loom__queue wnode; /* the write clock: in a wslots slot of group wgroup */
 };
+
+/* The application bytes queued: what water marks and loom_socket_queued()
+ * count (wire bytes on a plain socket). */
+static inline size_t loom__wq_app(const loom_socket_t *s)
+{
+    if (s->wq == NULL)
+        return 0;
+    return s->cls->tr ? s->wq->app : s->wq->bytes;
+}
 
 /* Schedules `what` (LOOM__WQ_*) for the pending phase; creates the queue
  * object if needed (on ENOMEM the notification is lost). */

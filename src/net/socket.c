@@ -968,7 +968,7 @@ size_t loom_socket_queued(const loom_socket_t *s)
 {
     if (s == NULL || (s->h.flags & LOOM__H_CLOSING) || s->wq == NULL)
         return 0;
-    return s->wq->bytes;
+    return loom__wq_app(s);
 }
 
 int loom_socket_closed(const loom_socket_t *s)

@@ -109,12 +109,13 @@ static void loom__wq_append(loom__wq *wq, loom__wreq *w)
         wq->head = w;
     wq->tail = w;
     wq->bytes += w->len;
+    wq->app += w->app;
 }
 
 /* Queues a copy of the iovecs, skipping their first `skip` bytes. Small
  * copies are appended to the last copy request while it has room. */
 static int loom__wq_push_copy(loom_socket_t *s, const struct iovec *iov, int n, size_t skip,
-                              size_t total)
+                              size_t total, size_t app)
 {
     loom__wq *wq = loom__wq_get(s);
     if (wq == NULL)
@@ -125,6 +126,7 @@ static int loom__wq_push_copy(loom_socket_t *s, const struct iovec *iov, int n, 
     if (t && t->cap && (size_t)(t->data + t->cap - (t->base + t->len)) >= rem) {
         dst = (char *)t->base + t->len;
         t->len += rem;
+        t->app += app;
         wq->bytes += rem;
     } else {
         size_t cap = rem < LOOM__COPY_CHUNK ? LOOM__COPY_CHUNK : rem;
@@ -137,6 +139,7 @@ static int loom__wq_push_copy(loom_socket_t *s, const struct iovec *iov, int n, 
         w->cap = cap;
         w->base = w->data;
         w->len = rem;
+        w->app = app;
         dst = w->data;
         loom__wq_append(wq, w);
     }
@@ -155,7 +158,7 @@ static int loom__wq_push_copy(loom_socket_t *s, const struct iovec *iov, int n, 
 }
 
 static int loom__wq_push_ref(loom_socket_t *s, const void *buf, size_t len, size_t skip,
-                             loom_release_cb release, void *rdata)
+                             loom_release_cb release, void *rdata, size_t app)
 {
     loom__wq *wq = loom__wq_get(s);
     if (wq == NULL)
@@ -169,6 +172,7 @@ static int loom__wq_push_ref(loom_socket_t *s, const void *buf, size_t len, size
     w->rdata = rdata;
     w->buf = buf;
     w->buflen = len;
+    w->app = app;
     loom__wq_append(wq, w);
     return 0;
 }
@@ -191,7 +195,7 @@ static int loom__socket_queued_more(loom_socket_t *s)
 {
     loom__socket_update_io(s);
     loom__socket_touch(s);
-    if (s->wq->bytes >= loom__high_water(s->cls)) {
+    if (loom__wq_app(s) >= loom__high_water(s->cls)) {
         s->h.flags |= LOOM__S_HIGH;
         return 1;
     }
@@ -224,7 +228,7 @@ static ssize_t loom__socket_send(loom_socket_t *s, const struct iovec *iov, int 
 }
 
 int loom__socket_out(loom_socket_t *s, const struct iovec *iov, int n, size_t total, bool ref,
-                     loom_release_cb release, void *rdata)
+                     loom_release_cb release, void *rdata, size_t app)
 {
     size_t sent = 0;
     if (loom__socket_can_send(s)) {
@@ -249,8 +253,10 @@ int loom__socket_out(loom_socket_t *s, const struct iovec *iov, int n, size_t to
             return 0;
         }
     }
-    int r = ref ? loom__wq_push_ref(s, iov[0].iov_base, total, sent, release, rdata)
-                : loom__wq_push_copy(s, iov, n, sent, total);
+    /* Behind a transport the application bytes count until the last of
+     * their wire bytes is sent (a partial send leaves them all queued). */
+    int r = ref ? loom__wq_push_ref(s, iov[0].iov_base, total, sent, release, rdata, app)
+                : loom__wq_push_copy(s, iov, n, sent, total, app);
     if (r < 0) {
         /* Part may be gone already: the stream would be corrupt. */
         if (sent)
@@ -285,7 +291,7 @@ static int loom__socket_write_common(loom_socket_t *s, const struct iovec *iov, 
     }
     if (s->cls->tr)
         return s->cls->tr->write(s, iov, n, ref ? release : NULL, rdata);
-    return loom__socket_out(s, iov, n, total, ref, release, rdata);
+    return loom__socket_out(s, iov, n, total, ref, release, rdata, total);
 }
 
 int loom_socket_write(loom_socket_t *s, const void *buf, size_t len)
@@ -353,6 +359,7 @@ int loom__socket_flush(loom_socket_t *s)
                 wq->head = w->next;
                 if (wq->head == NULL)
                     wq->tail = NULL;
+                wq->app -= w->app;
                 w->next = NULL;
                 *donep = w;
                 donep = &w->next;
@@ -398,7 +405,7 @@ int loom__socket_flush(loom_socket_t *s)
     }
     loom__socket_update_io(s);
     loom__socket_touch(s);
-    if ((f & LOOM__S_HIGH) && (drained || wq->bytes <= loom__low_water(s->cls))) {
+    if ((f & LOOM__S_HIGH) && (drained || loom__wq_app(s) <= loom__low_water(s->cls))) {
         s->h.flags &= ~LOOM__S_HIGH;
         if (s->cls->on_drain) {
             loom__socket_call(s, s->cls->on_drain);

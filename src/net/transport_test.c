@@ -9,7 +9,10 @@
  * application's pause), copies every write before it is sent, and fakes a
  * handshake: on_connect and accept are reported one loop turn after the
  * connection is up, while peer bytes that arrive meanwhile are read and
- * held. "xor" transforms every byte both ways and has a real handshake: each
+ * held. "xor" transforms every byte both ways, and changes the length as TLS
+ * records do: each application byte goes on the wire twice (the reader checks
+ * that both copies agree), so the water marks must count application bytes,
+ * not wire bytes. It has a real handshake: each
  * side sends one hello byte and reports the connection only once the peer's
  * has arrived; a wrong one fails the socket with a message. Writes made
  * before its handshake ends (a connect's initial bytes) are held and sent
@@ -31,7 +34,9 @@ typedef struct tt_state {
     loom__bytes *in;  /* application bytes held back */
     loom__bytes *out; /* xor: wire bytes written before the handshake ended */
     uint8_t hs;       /* TT_NEW, TT_WAIT (handshaking), TT_UP */
-    bool eof;         /* the peer's end, reported once `in` is delivered */
+    bool has_half;    /* xor: the first wire copy of a byte came alone */
+    char half;
+    bool eof; /* the peer's end, reported once `in` is delivered */
 } tt_state;
 
 static bool tt_is_xor(const loom_socket_t *s)
@@ -39,10 +44,36 @@ static bool tt_is_xor(const loom_socket_t *s)
     return s->cls->tr == &loom__transport_xor;
 }
 
-static void tt_xor(char *p, size_t n)
+/* xor's encoding: each byte, transformed, twice (dst holds 2 * n). */
+static void tt_xor_encode(char *dst, const char *src, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        p[i] = (char)(p[i] ^ TT_KEY);
+        dst[2 * i] = dst[2 * i + 1] = (char)(src[i] ^ TT_KEY);
+}
+
+/* Decodes wire bytes in place (a byte whose second copy has not come yet
+ * waits in the state). Returns the application bytes now at buf, or -1 if
+ * the two copies of a byte differ. */
+static ptrdiff_t tt_xor_decode(tt_state *t, char *buf, size_t n)
+{
+    size_t i = 0, k = 0;
+    if (t->has_half && n > 0) {
+        if (buf[0] != t->half)
+            return -1;
+        buf[k++] = (char)(buf[0] ^ TT_KEY);
+        t->has_half = false;
+        i = 1;
+    }
+    for (; i + 1 < n; i += 2) {
+        if (buf[i] != buf[i + 1])
+            return -1;
+        buf[k++] = (char)(buf[i] ^ TT_KEY);
+    }
+    if (i < n) {
+        t->has_half = true;
+        t->half = buf[i];
+    }
+    return (ptrdiff_t)k;
 }
 
 /* Gives the detached block `b` back to the state once a delivery returned,
@@ -88,7 +119,7 @@ static void tt_up(loom_socket_t *s)
     if (loom__bytes_size(t->out)) {
         size_t n = loom__bytes_size(t->out);
         struct iovec iov = {.iov_base = loom__bytes_data(t->out), .iov_len = n};
-        int r = loom__socket_out(s, &iov, 1, n, false, NULL, NULL);
+        int r = loom__socket_out(s, &iov, 1, n, false, NULL, NULL, n / 2);
         loom__bytes_free(&t->out);
         if (r < 0) {
             loom__socket_fail(s, r);
@@ -110,7 +141,7 @@ static int tt_attach(loom_socket_t *s)
     /* The hello goes first, before writes held while connecting. */
     char hello = TT_HELLO;
     struct iovec iov = {.iov_base = &hello, .iov_len = 1};
-    int r = loom__socket_out(s, &iov, 1, 1, false, NULL, NULL);
+    int r = loom__socket_out(s, &iov, 1, 1, false, NULL, NULL, 0);
     return r < 0 ? r : 1;
 }
 
@@ -132,8 +163,14 @@ static void tt_read(loom_socket_t *s, char *buf, size_t n)
         buf++;
         n--;
     }
-    if (xor)
-        tt_xor(buf, n);
+    if (xor) {
+        ptrdiff_t k = tt_xor_decode(t, buf, n);
+        if (k < 0) {
+            loom__socket_fail_msg(s, LOOM_EPROTO, "xor transport: corrupt byte pair from the peer");
+            return;
+        }
+        n = (size_t)k;
+    }
     size_t before = loom__bytes_size(t->in);
     if (xor&&before == 0 && t->hs == TT_UP && loom__socket_reading(s)) {
         loom__socket_deliver_app(s, buf, n); /* transformed in place */
@@ -193,32 +230,33 @@ static int tt_write(loom_socket_t *s, const struct iovec *iov, int n, loom_relea
         total += iov[i].iov_len;
     if (tt_is_xor(s) && t->hs != TT_UP) {
         /* Held until the hello is out (tt_up). */
-        int r = loom__bytes_reserve(&t->out, total);
+        int r = loom__bytes_reserve(&t->out, 2 * total);
         if (r == 0) {
             for (int i = 0; i < n; i++) {
                 char *dst = loom__bytes_data(t->out) + loom__bytes_size(t->out);
-                memcpy(dst, iov[i].iov_base, iov[i].iov_len);
-                tt_xor(dst, iov[i].iov_len);
-                t->out->len += iov[i].iov_len;
+                tt_xor_encode(dst, iov[i].iov_base, iov[i].iov_len);
+                t->out->len += 2 * iov[i].iov_len;
             }
         }
         if (release)
             release(iov[0].iov_base, total, rdata);
         return r;
     }
-    tt_copy *c = malloc(sizeof *c + total);
+    size_t wire = tt_is_xor(s) ? 2 * total : total;
+    tt_copy *c = malloc(sizeof *c + wire);
     if (c == NULL)
         return LOOM_ENOMEM;
     *c = (tt_copy){.release = release, .buf = iov[0].iov_base, .len = total, .rdata = rdata};
     char *p = c->data;
     for (int i = 0; i < n; i++) {
-        memcpy(p, iov[i].iov_base, iov[i].iov_len);
-        p += iov[i].iov_len;
+        if (tt_is_xor(s))
+            tt_xor_encode(p, iov[i].iov_base, iov[i].iov_len);
+        else
+            memcpy(p, iov[i].iov_base, iov[i].iov_len);
+        p += tt_is_xor(s) ? 2 * iov[i].iov_len : iov[i].iov_len;
     }
-    if (tt_is_xor(s))
-        tt_xor(c->data, total);
-    struct iovec one = {.iov_base = c->data, .iov_len = total};
-    return loom__socket_out(s, &one, 1, total, true, tt_release_copy, c);
+    struct iovec one = {.iov_base = c->data, .iov_len = wire};
+    return loom__socket_out(s, &one, 1, wire, true, tt_release_copy, c, total);
 }
 
 static unsigned tt_wants(loom_socket_t *s)

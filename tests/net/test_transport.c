@@ -11,6 +11,9 @@
  *    reader pauses: every byte arrives, in order;
  *  - split: bytes held across the application's pause are delivered after
  *    the resume, before newer ones, in order, and never while paused;
+ *  - water marks count application bytes, not the transport's (xor doubles
+ *    every byte on the wire): loom_socket_queued() and the high-water result
+ *    of a write, and on_drain once they are sent;
  *  - every socket's on_close runs exactly once.
  */
 /* LOOM_TEST_NO_TRANSPORT: it sets the classes' transports itself. */
@@ -150,13 +153,20 @@ static void phase_raw(int port)
     CHECK_EQ(b[0], 0x5a); /* the server's hello */
     turns(5);
     CHECK_EQ(accepts, 0); /* no accept before the peer's hello */
-    unsigned char hello[4] = {0x5a, 'a' ^ 0xa5, 'b' ^ 0xa5, 'c' ^ 0xa5};
+    /* The hello, then "abc": each byte transformed and sent twice, the
+     * last pair split across two sends. */
+    unsigned char hello[6] = {0x5a, 'a' ^ 0xa5, 'a' ^ 0xa5, 'b' ^ 0xa5, 'b' ^ 0xa5, 'c' ^ 0xa5};
     CHECK_EQ(send(fd, hello, sizeof hello, 0), (ssize_t)sizeof hello);
-    raw_read(fd, b, 3); /* the echo, transformed on the wire */
+    turns(3);
+    CHECK_EQ(srv_len, 2);
+    unsigned char last = 'c' ^ 0xa5;
+    CHECK_EQ(send(fd, &last, 1, 0), 1);
+    raw_read(fd, b, 6); /* the echo, transformed and doubled on the wire */
     CHECK_EQ(accepts, 1);
     CHECK_EQ(srv_len, 3);
     CHECK(memcmp(srv_buf, "abc", 3) == 0);
-    CHECK(b[0] == ('a' ^ 0xa5) && b[1] == ('b' ^ 0xa5) && b[2] == ('c' ^ 0xa5));
+    for (int i = 0; i < 3; i++)
+        CHECK(b[2 * i] == (("abc"[i]) ^ 0xa5) && b[2 * i + 1] == b[2 * i]);
     close(fd);
     int before = closes;
     for (int i = 0; i < 100 && closes == before; i++)
@@ -347,6 +357,72 @@ static void phase_held(void)
     loom_tcp_server_close(srv);
 }
 
+/* --- Phase 5: water marks count application bytes ------------------------------ */
+static int marks_drains;
+static size_t marks_got;
+static loom_socket_t *marks_cli;
+
+static void marks_connect(loom_socket_t *s, void *data)
+{
+    marks_cli = s;
+}
+
+static void marks_drain(loom_socket_t *s, void *data)
+{
+    marks_drains++;
+}
+
+static void marks_read(loom_socket_t *s, const char *b, size_t n, void *data)
+{
+    for (size_t i = 0; i < n; i++)
+        CHECK_EQ((unsigned char)b[i], (unsigned char)((marks_got + i) & 0xff));
+    marks_got += n;
+    if (marks_got == 1100)
+        CHECK_OK(loom_socket_close(s));
+}
+
+static loom__sock_class marks_srv_cls = TEST_CLASS(.on_read = marks_read);
+static loom__sock_class marks_cli_cls =
+    TEST_CLASS(.on_connect = marks_connect, .on_drain = marks_drain, .high_water = 1000,
+               .low_water = 100);
+
+static void phase_marks(void)
+{
+    loom_tcp_server_t *srv;
+    CHECK_OK(loom__tcp_server_cls(loop, "127.0.0.1", 0, NULL, &marks_srv_cls, &srv));
+    int before = closes;
+    CHECK_OK(loom__tcp_connect_cls(loop, "127.0.0.1", loom_tcp_server_port(srv), NULL,
+                                   &marks_cli_cls, NULL));
+    for (int i = 0; i < 300 && marks_cli == NULL; i++)
+        turns(1);
+    CHECK(marks_cli != NULL);
+    /* Nothing leaves while writing is off: 600 application bytes are 1,200
+     * on the wire, above high water (1,000) as wire bytes but not as the
+     * application's. */
+    CHECK_OK(loom_socket_disable(marks_cli, LOOM_WRITABLE));
+    unsigned char buf[600];
+    for (size_t i = 0; i < sizeof buf; i++)
+        buf[i] = (unsigned char)(i & 0xff);
+    CHECK_EQ(loom_socket_write(marks_cli, buf, 600), 0);
+    CHECK_EQ(loom_socket_queued(marks_cli), 600);
+    for (size_t i = 0; i < 500; i++)
+        buf[i] = (unsigned char)((600 + i) & 0xff);
+    CHECK_EQ(loom_socket_write_ref(marks_cli, buf, 500, NULL, NULL), 1); /* 1,100: high water */
+    CHECK_EQ(loom_socket_queued(marks_cli), 1100);
+    CHECK_EQ(marks_drains, 0);
+    CHECK_OK(loom_socket_enable(marks_cli, LOOM_WRITABLE));
+    for (int i = 0; i < 300 && (marks_drains == 0 || marks_got < 1100); i++)
+        turns(1);
+    CHECK_EQ(marks_drains, 1);
+    CHECK_EQ(loom_socket_queued(marks_cli), 0);
+    CHECK_EQ(marks_got, 1100);
+    CHECK_OK(loom_socket_close(marks_cli));
+    for (int i = 0; i < 100 && closes < before + 2; i++)
+        turns(1);
+    CHECK_EQ(closes, before + 2);
+    loom_tcp_server_close(srv);
+}
+
 int main(void)
 {
     test_timeout(30);
@@ -357,6 +433,8 @@ int main(void)
     loom__class_set_transport(&big_cli_cls, &loom__transport_xor);
     loom__class_set_transport(&held_srv_cls, &loom__transport_split);
     loom__class_set_transport(&held_cli_cls, &loom__transport_split);
+    loom__class_set_transport(&marks_srv_cls, &loom__transport_xor);
+    loom__class_set_transport(&marks_cli_cls, &loom__transport_xor);
     loom_timer_t *tick;
     CHECK_OK(loom_interval(loop, 10, on_tick, NULL, &tick));
     loom_tcp_server_t *srv;
@@ -367,9 +445,10 @@ int main(void)
     loom_tcp_server_close(srv);
     phase_big();
     phase_held();
+    phase_marks();
     loom_timer_close(tick);
     CHECK_EQ(loom_run(loop, LOOM_RUN_DEFAULT), 0);
-    CHECK_EQ(closes, 8);
+    CHECK_EQ(closes, 10);
     test_loop_free_clean(loop);
     return 0;
 }

@@ -175,6 +175,21 @@ int loom__hc_h1_head(hc_req *r)
     return 0;
 }
 
+/* The first byte clock of c's first request starts once it is sent and
+ * first in line for an answer (a pipelined request does not wait for the
+ * answers before its own on its clock). */
+static void hc_h1_await(hc_conn *c)
+{
+    if (c->dead || loom__queue_empty(&c->reqs))
+        return;
+    hc_req *r = hc_req_of(c->reqs.next);
+    if (r->state != RQ_SENT || r->first_byte_at || !r->first_to)
+        return;
+    r->sent_at = loom_now(r->st->loop);
+    if (loom__hc_req_first_byte_by(r, r->sent_at + r->first_to) < 0)
+        loom__hc_fail(r, LOOM_EV_HTTP_ERROR, LOOM_ENOMEM, "out of memory");
+}
+
 static void hc_send(hc_req *r)
 {
     hc_conn *c = r->conn;
@@ -212,6 +227,7 @@ static void hc_send(hc_req *r)
     }
     r->upload_done = 1;
     r->state = RQ_SENT;
+    hc_h1_await(c);
 }
 
 void loom__hc_view(hc_req *r, loom_http_client_response_t *v, const loom_http_header_t *h,
@@ -327,6 +343,8 @@ void loom__hc_complete(hc_conn *c, hc_req *r)
         loom__hc_conn_close(c, false); /* pipelined followers go back to the queue */
     else if (c->nreqs == 0)
         loom__hc_conn_release(c);
+    else
+        hc_h1_await(c); /* the next one's turn */
     if (r->redirecting) {
         r->state = RQ_NEW;
         loom__hc_redirect(r);
@@ -351,9 +369,9 @@ void loom__hc_complete(hc_conn *c, hc_req *r)
 }
 
 /* A 1xx answer was parsed (rare: kept out of the hot path). 1xx answers are
- * bounded in number, and they do not move the first byte deadline: each
- * read restarts the socket's clock, so after the first one a timer holds
- * the rest of it (a timer only for this rare case). Returns 0, or -1 when r
+ * bounded in number, and they do not move the first byte deadline: after
+ * the first one, the rest of it holds until the final head (the idle clock
+ * alone would let a peer stall with 1xx for ever). Returns 0, or -1 when r
  * failed. */
 static __attribute__((cold, noinline)) int hc_interim(hc_req *r)
 {
@@ -387,8 +405,15 @@ static long hc_head(hc_conn *c, hc_req *r, char *buf, size_t len)
 {
     hc_state *st = r->st;
     if (r->state < RQ_HEAD) {
+        /* The first byte: from here, stalls are the idle clock's. */
         r->state = RQ_HEAD;
-        (void)loom__hc_conn_timeouts(c, r->idle_to, r->idle_to);
+        int trc = loom__hc_req_first_byte_by(r, 0);
+        if (trc == 0)
+            trc = loom__hc_req_idle(r, true);
+        if (trc < 0) {
+            loom__hc_fail(r, LOOM_EV_HTTP_ERROR, trc, "out of memory");
+            return -1;
+        }
     }
     size_t nh = HC_MAX_HEADERS;
     int rc = loom_http_parse_response(buf, len, r->scan, &r->res, st->hdrs, &nh, &r->limits);
@@ -592,6 +617,8 @@ static bool hc_carry_reserve(hc_conn *c, size_t more)
 void loom__hc_process_conn(hc_conn *c, char *buf, size_t len, bool from_carry)
 {
     c->in_read++;
+    if (!loom__queue_empty(&c->reqs))
+        hc_req_of(c->reqs.next)->rx_at = loom_now(c->st->loop); /* its idle clock */
     char *data = buf;
     size_t n = len;
     if (!from_carry && loom__bytes_size(c->carry)) {
@@ -710,14 +737,10 @@ void loom__hc_proto_event(loom_socket_t *s, loom_event_kind_t kind, int code, co
                           "write timeout after %" PRIu32
                           " ms sending the request to %s (idle timeout)",
                           r->idle_to, where);
-        else if (r->state <= RQ_SENT)
+        else /* the write side stalled, with bytes in the kernel's buffer */
             loom__hc_fail(r, LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT,
-                          "read timeout after %" PRIu32 " ms waiting for %s (first byte timeout)",
-                          r->first_to, where);
-        else
-            loom__hc_fail(r, LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT,
-                          "read timeout after %" PRIu32
-                          " ms reading the response from %s (idle timeout)",
+                          "write timeout after %" PRIu32
+                          " ms on the connection to %s (idle timeout)",
                           r->idle_to, where);
         break;
     case LOOM_EV_TCP_EOF:
@@ -782,6 +805,7 @@ void loom__hc_pump(hc_req *r)
             }
             r->upload_done = 1;
             r->state = RQ_SENT;
+            hc_h1_await(c);
             return;
         }
         if (chunked) {
@@ -828,9 +852,12 @@ static void hc_h1_submit(hc_conn *c, hc_req *r)
     loom__bytes_consume(&r->rbuf, loom__bytes_size(r->rbuf));
     r->received = 0;
     r->interim = 0;
+    r->idle_on = 0;
     if (r->first_byte_at)
-        (void)loom__hc_req_first_byte_by(r, 0);               /* clears: cannot fail */
-    (void)loom__hc_conn_timeouts(c, r->first_to, r->idle_to); /* groups made at the start */
+        (void)loom__hc_req_first_byte_by(r, 0); /* clears: cannot fail */
+    /* The socket times only a stall in sending (its group was made at the
+     * start); the reading deadlines are r's own. */
+    (void)loom__hc_conn_timeouts(c, 0, r->idle_to);
     hc_send(r);
 }
 

@@ -167,12 +167,16 @@ struct loom_http_client_req {
     hc_pool *pool;
     hc_conn *conn;
     loom__pending pend;
-    /* The request's own timer, made only when it first has a deadline of
-     * its own, armed for the earliest: the total timeout, and the rest of
-     * the first byte deadline once a 1xx arrived (each read restarts the
-     * socket's clock). Loop times; 0: none. */
+    /* The request's own timer, made only when it first has a deadline,
+     * armed for the earliest of: the total timeout, the first byte deadline
+     * (from when the request is sent and first in line for an answer until
+     * the first byte, or the final head after a 1xx) and the idle deadline
+     * (rx_at + idle_to while the response arrives, not while paused). Reads
+     * only store rx_at: the timer, armed for an earlier deadline, finds the
+     * later one when it fires. Loop times; 0: none. A stall while sending is
+     * the socket's write timeout (write progress is the connection's). */
     loom_timer_t *timer;
-    uint64_t total_at, first_byte_at;
+    uint64_t total_at, first_byte_at, rx_at;
 
     loom_http_client_response_cb on_response, on_headers;
     loom_http_client_body_cb on_body;
@@ -185,7 +189,7 @@ struct loom_http_client_req {
     int64_t body_length; /* streamed: -1 chunked */
     uint64_t uploaded;
     uint64_t received; /* body bytes that arrived in this response (decoded) */
-    uint64_t sent_at;  /* loop time the request went on its connection */
+    uint64_t sent_at;  /* loop time the first byte clock started */
     uint32_t connect_to, first_to, idle_to, total_to;
     loom_http_limits_t limits;
     loom_http_method_t method;
@@ -221,7 +225,7 @@ struct loom_http_client_req {
     uint8_t state, paused, retried, redirects, max_redirects, follow, no_keepalive;
     uint8_t reused, upload_done, user_host, user_ua, user_cl, user_te, user_conn, user_auth;
     uint8_t redirecting, in_rbuf, strip_body_headers, pd_queued, in_cb;
-    uint8_t keep_creds, retry_unsafe, interim;
+    uint8_t keep_creds, retry_unsafe, interim, idle_on;
     char inl[HC_INLINE];
 };
 
@@ -319,10 +323,14 @@ void loom__hc_fail(hc_req *r, loom_event_kind_t kind, int code, const char *fmt,
 void loom__hc_defer(hc_req *r, unsigned what);
 /* Fails r from the loop, not from inside the current call. */
 void loom__hc_fail_later(hc_req *r, loom_event_kind_t kind, int code, const char *msg);
-/* Sets (at != 0) or clears r's first byte deadline after a 1xx and
- * re-arms its timer. Returns 0 or LOOM_ENOMEM (no timer could be made). */
+/* Sets (at != 0) or clears r's first byte deadline and re-arms its timer.
+ * Returns 0 or LOOM_ENOMEM (no timer could be made). */
 int loom__hc_req_first_byte_by(hc_req *r, uint64_t at);
-/* Fails r: its first byte deadline passed while only 1xx answers came. */
+/* Starts (from now) or stops r's idle clock (no byte of the response for
+ * idle_to ms) and re-arms its timer. Returns 0 or LOOM_ENOMEM. */
+int loom__hc_req_idle(hc_req *r, bool on);
+/* Fails r: its first byte deadline passed (with r->interim 1xx answers
+ * only, if any came). */
 void loom__hc_fail_first_byte(hc_req *r);
 /* Starts r over with the Location of a 3xx answer (r->location). */
 void loom__hc_redirect(hc_req *r);

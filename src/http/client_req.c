@@ -280,11 +280,17 @@ static int hc_build(hc_req *r, const char *method, size_t method_len, const char
 void loom__hc_fail_first_byte(hc_req *r)
 {
     char where[300];
-    loom__hc_fail(r, LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT,
-                  "read timeout after %" PRIu32
-                  " ms waiting for %s (first byte timeout; %u interim "
-                  "responses only)",
-                  r->first_to, loom__hc_where(r->pool, where, sizeof where), (unsigned)r->interim);
+    loom__hc_where(r->pool, where, sizeof where);
+    if (r->interim)
+        loom__hc_fail(r, LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT,
+                      "read timeout after %" PRIu32
+                      " ms waiting for %s (first byte timeout; %u interim "
+                      "responses only)",
+                      r->first_to, where, (unsigned)r->interim);
+    else
+        loom__hc_fail(r, LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT,
+                      "read timeout after %" PRIu32 " ms waiting for %s (first byte timeout)",
+                      r->first_to, where);
 }
 
 /* r's timer: the earliest of its deadlines passed. */
@@ -297,6 +303,11 @@ static int hc_req_arm(hc_req *r)
     uint64_t at = r->total_at;
     if (r->first_byte_at && (at == 0 || r->first_byte_at < at))
         at = r->first_byte_at;
+    if (r->idle_on && !r->paused && r->idle_to) {
+        uint64_t idle_at = r->rx_at + r->idle_to;
+        if (at == 0 || idle_at < at)
+            at = idle_at;
+    }
     if (at == 0) {
         if (r->timer)
             loom_timer_stop(r->timer);
@@ -328,9 +339,24 @@ static void hc_timer_cb(loom_timer_t *t, void *data)
                       r->total_to);
     } else if (r->first_byte_at && now >= r->first_byte_at) {
         loom__hc_fail_first_byte(r);
+    } else if (r->idle_on && !r->paused && r->idle_to && now >= r->rx_at + r->idle_to) {
+        char where[300];
+        loom__hc_fail(r, LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT,
+                      "read timeout after %" PRIu32
+                      " ms reading the response from %s (idle timeout)",
+                      r->idle_to, loom__hc_where(r->pool, where, sizeof where));
     } else {
-        (void)hc_req_arm(r); /* a deadline moved; the timer exists */
+        (void)hc_req_arm(r); /* a deadline moved (bytes came); the timer exists */
     }
+}
+
+int loom__hc_req_idle(hc_req *r, bool on)
+{
+    r->rx_at = loom_now(r->st->loop);
+    if (r->idle_on == on)
+        return 0;
+    r->idle_on = on;
+    return r->idle_to ? hc_req_arm(r) : 0;
 }
 
 int loom__hc_req_first_byte_by(hc_req *r, uint64_t at)
@@ -598,11 +624,11 @@ int loom_http_request(loom_loop_t *loop, const char *url, const loom_http_reques
     hc_state *st = loom__hc_state_get(loop);
     if (st == NULL)
         return LOOM_ENOMEM;
-    /* The first byte and idle timeouts are socket timeouts: make sure they
-     * have their groups now (they stay for the loop's life), so a request
-     * never runs without the timeouts it asked for. */
-    if ((rc = loom__tgroup_get(loop, opts->first_byte_timeout_ms)) < 0 ||
-        (rc = loom__tgroup_get(loop, opts->idle_timeout_ms)) < 0)
+    /* A stall while sending is the socket's write timeout: make sure its
+     * group exists now (groups stay for the loop's life), so a request never
+     * runs without the timeout it asked for. The other deadlines are the
+     * request's own timer. */
+    if ((rc = loom__tgroup_get(loop, opts->idle_timeout_ms)) < 0)
         return rc;
     hc_req *r = loom__slab_alloc(&st->req_slab);
     if (r == NULL)
@@ -756,6 +782,14 @@ int loom_http_client_resume(loom_http_client_req_t *r)
         return 0;
     r->paused = 0;
     hc_conn *c = r->conn;
+    if (r->idle_on && r->idle_to) {
+        /* The idle clock starts again: a pause is the application's. */
+        r->rx_at = loom_now(r->st->loop);
+        if (hc_req_arm(r) < 0) {
+            loom__hc_fail(r, LOOM_EV_HTTP_ERROR, LOOM_ENOMEM, "out of memory");
+            return 0;
+        }
+    }
     if (loom__bytes_size(c->carry)) {
         /* Deliver what was read already from the loop; reading restarts
          * after it. */

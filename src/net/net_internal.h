@@ -241,8 +241,9 @@ struct loom__transport {
     int (*write)(loom_socket_t *s, const struct iovec *iov, int n, loom_release_cb release,
                  void *rdata);
     /* LOOM_READABLE if the transport needs to read the fd although the
-     * application paused (a handshake); may be NULL. (Writing needs no such
-     * bit: the socket watches for writability whenever bytes are queued.) */
+     * application paused reading, LOOM_WRITABLE if it needs to send although
+     * the application disabled writing (a handshake: its bytes are all that
+     * is queued then); may be NULL. */
     unsigned (*wants)(loom_socket_t *s);
     /* From the pending phase, after loom__socket_pending_soon() (which the
      * socket calls when reading is switched on again and after
@@ -250,9 +251,12 @@ struct loom__transport {
      * finish deferred work. May be NULL. */
     void (*pending)(loom_socket_t *s);
     /* Before the write side is shut (close_notify); may queue bytes with
-     * loom__socket_out(). Called again if the queue was not empty after
-     * it, so it must be idempotent. May be NULL. */
-    void (*shutdown)(loom_socket_t *s);
+     * loom__socket_out(). Returns 0 to go on (the fd's write side is shut
+     * once the queue is empty: the hook is called again then, so it must be
+     * idempotent), or 1 while it cannot end the stream yet (its handshake
+     * holds application bytes): loom__socket_ready() calls it again. May be
+     * NULL. */
+    int (*shutdown)(loom_socket_t *s);
     /* The socket closes: free held memory. May be NULL. */
     void (*free)(loom_socket_t *s);
 };
@@ -367,6 +371,22 @@ static inline size_t loom__wq_app(const loom_socket_t *s)
     if (s->wq == NULL)
         return 0;
     return s->cls->tr ? s->wq->app : s->wq->bytes;
+}
+
+/* Whether bytes may go to the fd, the queued ones and `app` more bytes of
+ * the application's: the application has not disabled writing, or all of
+ * them are the transport's own (a handshake, an alert), or the transport
+ * needs to send anyway (wants() says LOOM_WRITABLE). */
+static inline bool loom__socket_may_write(loom_socket_t *s, size_t app)
+{
+    if (!(s->h.flags & LOOM__S_WR_OFF))
+        return true;
+    const loom__transport *tr = s->cls->tr;
+    if (tr == NULL)
+        return false;
+    if (app == 0 && (s->wq == NULL || s->wq->app == 0))
+        return true;
+    return tr->wants && (tr->wants(s) & LOOM_WRITABLE);
 }
 
 /* Schedules `what` (LOOM__WQ_*) for the pending phase; creates the queue

@@ -376,7 +376,7 @@ void loom__socket_update_io(loom_socket_t *s)
         return;
     unsigned ev = 0;
     bool rd = loom__socket_rd(s);
-    if (s->wq && s->wq->bytes && !(f & LOOM__S_WR_OFF))
+    if (s->wq && s->wq->bytes && loom__socket_may_write(s, 0))
         ev |= LOOM_WRITABLE;
     loom_loop_t *loop = s->h.loop;
     if (!(loop->backend->caps & LOOM_BACKEND_CAP_RECV)) {
@@ -513,11 +513,11 @@ static unsigned loom__socket_rgroup(const loom_socket_t *s)
 
 /* The write clock's group if it runs now (bytes queued, writing enabled),
  * else 0. */
-static unsigned loom__socket_wgroup(const loom_socket_t *s)
+static unsigned loom__socket_wgroup(loom_socket_t *s)
 {
     uint32_t f = s->h.flags;
-    if ((f & (LOOM__S_CONNECTING | LOOM__H_CLOSING | LOOM__S_WR_OFF)) || s->wq == NULL ||
-        s->wq->bytes == 0)
+    if ((f & (LOOM__S_CONNECTING | LOOM__H_CLOSING)) || s->wq == NULL || s->wq->bytes == 0 ||
+        !loom__socket_may_write(s, 0))
         return 0;
     return (f >> LOOM__S_WGROUP_SHIFT) & LOOM__S_GROUP_MASK;
 }
@@ -739,7 +739,7 @@ static void loom__socket_io_cb(loom__io *w, unsigned events)
     if (LOOM__UNLIKELY(s->h.flags & LOOM__H_CLOSING))
         return;
     if ((events & (LOOM_WRITABLE | LOOM_HUP)) && s->wq && s->wq->bytes &&
-        !(s->h.flags & LOOM__S_WR_OFF)) {
+        loom__socket_may_write(s, 0)) {
         if (loom__socket_flush(s) < 0)
             return;
     }
@@ -836,7 +836,7 @@ static void loom__socket_connected(loom_socket_t *s)
         if (loom__socket_dead(s))
             return;
     }
-    if (s->wq && s->wq->bytes && !(s->h.flags & LOOM__S_WR_OFF)) {
+    if (s->wq && s->wq->bytes && loom__socket_may_write(s, 0)) {
         loom__socket_flush(s);
         return;
     }
@@ -845,10 +845,13 @@ static void loom__socket_connected(loom_socket_t *s)
 
 void loom__socket_ready(loom_socket_t *s)
 {
-    if ((s->h.flags & LOOM__S_INCOMING) && s->cls->proto_accept)
+    if ((s->h.flags & LOOM__S_INCOMING) && s->cls->proto_accept) {
         s->cls->proto_accept(s);
-    else
+        if (!loom__socket_dead(s) && (s->wq == NULL || s->wq->bytes == 0))
+            loom__socket_shut_wr(s); /* one asked for meanwhile, if any */
+    } else {
         loom__socket_connected(s);
+    }
     if (s->cls->tr && !loom__socket_dead(s))
         loom__socket_pending_soon(s);
 }

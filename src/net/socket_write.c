@@ -202,10 +202,10 @@ static int loom__socket_queued_more(loom_socket_t *s)
     return 0;
 }
 
-static inline bool loom__socket_can_send(const loom_socket_t *s)
+static inline bool loom__socket_can_send(loom_socket_t *s, size_t app)
 {
-    return s->io.bio.fd >= 0 && !(s->h.flags & (LOOM__S_CONNECTING | LOOM__S_WR_OFF)) &&
-           (s->wq == NULL || s->wq->bytes == 0);
+    return s->io.bio.fd >= 0 && !(s->h.flags & LOOM__S_CONNECTING) &&
+           (s->wq == NULL || s->wq->bytes == 0) && loom__socket_may_write(s, app);
 }
 
 /* The one place bytes leave for the fd: one sendmsg() (retried on EINTR),
@@ -231,7 +231,7 @@ int loom__socket_out(loom_socket_t *s, const struct iovec *iov, int n, size_t to
                      loom_release_cb release, void *rdata, size_t app)
 {
     size_t sent = 0;
-    if (loom__socket_can_send(s)) {
+    if (loom__socket_can_send(s, app)) {
         ssize_t r = loom__socket_send(s, iov, n > IOV_MAX ? IOV_MAX : n);
         if (r > 0) {
             sent = (size_t)r;
@@ -318,7 +318,8 @@ void loom__socket_shut_wr(loom_socket_t *s)
     if (!(f & LOOM__S_SHUT) || (f & LOOM__S_SHUT_DONE))
         return;
     if (s->cls->tr && s->cls->tr->shutdown) {
-        s->cls->tr->shutdown(s);
+        if (s->cls->tr->shutdown(s) != 0)
+            return; /* again after its handshake (loom__socket_ready) */
         if ((s->h.flags & LOOM__H_CLOSING) || (s->wq && s->wq->bytes))
             return; /* again once its bytes are sent (loom__socket_flush) */
     }
@@ -446,7 +447,7 @@ static void loom__wq_run(loom__pending *p)
         return;
     }
     if ((todo & LOOM__WQ_FLUSH) && wq->bytes && s->io.bio.fd >= 0 &&
-        !(s->h.flags & (LOOM__S_CONNECTING | LOOM__S_WR_OFF))) {
+        !(s->h.flags & LOOM__S_CONNECTING) && loom__socket_may_write(s, 0)) {
         if (loom__socket_flush(s) < 0)
             return;
     }

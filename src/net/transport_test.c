@@ -16,7 +16,11 @@
  * side sends one hello byte and reports the connection only once the peer's
  * has arrived; a wrong one fails the socket with a message. Writes made
  * before its handshake ends (a connect's initial bytes) are held and sent
- * after the hello. Both are slow on purpose (a copy and an allocation per
+ * after the hello; the hello goes out even while the application has
+ * disabled writing (wants() says LOOM_WRITABLE during the handshake). Its
+ * shutdown hook sends a close notify (a pair of differing bytes) after every
+ * application byte, and waits for the handshake if it holds any; bytes after
+ * a peer's close notify are an error. Both are slow on purpose (a copy and an allocation per
  * read and write); they exist for tests.
  */
 #include <stdlib.h>
@@ -26,6 +30,10 @@
 
 #define TT_HELLO 0x5a /* the xor transport's hello byte */
 #define TT_KEY   0xa5 /* the xor transport's key */
+/* xor's close notify, sent by its shutdown hook before the fd's write side
+ * is shut: a pair whose two bytes differ (no data byte looks like it). */
+#define TT_BYE0 0xb0
+#define TT_BYE1 0x0b
 
 enum { TT_NEW, TT_WAIT, TT_UP };
 
@@ -37,6 +45,7 @@ typedef struct tt_state {
     bool has_half;    /* xor: the first wire copy of a byte came alone */
     char half;
     bool eof; /* the peer's end, reported once `in` is delivered */
+    bool bye_sent, bye_got; /* xor: its close notify (TT_BYE) */
 } tt_state;
 
 static bool tt_is_xor(const loom_socket_t *s)
@@ -51,22 +60,35 @@ static void tt_xor_encode(char *dst, const char *src, size_t n)
         dst[2 * i] = dst[2 * i + 1] = (char)(src[i] ^ TT_KEY);
 }
 
+/* A pair whose copies differ: the close notify (noted; nothing may follow
+ * it), else corruption. Returns 0 or -1. */
+static int tt_xor_odd_pair(tt_state *t, char a, char b, size_t after)
+{
+    if ((unsigned char)a != TT_BYE0 || (unsigned char)b != TT_BYE1 || after != 0)
+        return -1;
+    t->bye_got = true;
+    return 0;
+}
+
 /* Decodes wire bytes in place (a byte whose second copy has not come yet
  * waits in the state). Returns the application bytes now at buf, or -1 if
- * the two copies of a byte differ. */
+ * the two copies of a byte differ (other than the close notify) or bytes
+ * follow the close notify. */
 static ptrdiff_t tt_xor_decode(tt_state *t, char *buf, size_t n)
 {
     size_t i = 0, k = 0;
+    if (n > 0 && t->bye_got)
+        return -1;
     if (t->has_half && n > 0) {
-        if (buf[0] != t->half)
-            return -1;
-        buf[k++] = (char)(buf[0] ^ TT_KEY);
         t->has_half = false;
+        if (buf[0] != t->half)
+            return tt_xor_odd_pair(t, t->half, buf[0], n - 1) < 0 ? -1 : 0;
+        buf[k++] = (char)(buf[0] ^ TT_KEY);
         i = 1;
     }
     for (; i + 1 < n; i += 2) {
         if (buf[i] != buf[i + 1])
-            return -1;
+            return tt_xor_odd_pair(t, buf[i], buf[i + 1], n - i - 2) < 0 ? -1 : (ptrdiff_t)k;
         buf[k++] = (char)(buf[i] ^ TT_KEY);
     }
     if (i < n) {
@@ -262,7 +284,7 @@ static int tt_write(loom_socket_t *s, const struct iovec *iov, int n, loom_relea
 static unsigned tt_wants(loom_socket_t *s)
 {
     tt_state *t = loom__socket_tr(s);
-    return t->hs == TT_WAIT ? LOOM_READABLE : 0;
+    return t->hs == TT_WAIT ? LOOM_READABLE | LOOM_WRITABLE : 0;
 }
 
 static void tt_pending(loom_socket_t *s)
@@ -276,6 +298,26 @@ static void tt_pending(loom_socket_t *s)
         tt_drain(s);
 }
 
+/* xor: the close notify goes after every application byte, so not before
+ * the handshake has sent the held ones. split: nothing to say. */
+static int tt_shutdown(loom_socket_t *s)
+{
+    tt_state *t = loom__socket_tr(s);
+    if (!tt_is_xor(s) || t->bye_sent)
+        return 0;
+    if (t->hs != TT_UP)
+        return 1;
+    unsigned char bye[2] = {TT_BYE0, TT_BYE1};
+    struct iovec iov = {.iov_base = bye, .iov_len = 2};
+    int r = loom__socket_out(s, &iov, 1, 2, false, NULL, NULL, 0);
+    if (r < 0) {
+        loom__socket_fail(s, r);
+        return 1;
+    }
+    t->bye_sent = true;
+    return 0;
+}
+
 static void tt_free(loom_socket_t *s)
 {
     tt_state *t = loom__socket_tr(s);
@@ -287,7 +329,8 @@ static void tt_free(loom_socket_t *s)
 #define TT_OPS(nm)                                                                                 \
     {                                                                                              \
         .name = nm, .state_size = sizeof(tt_state), .attach = tt_attach, .read = tt_read,          \
-        .write = tt_write, .wants = tt_wants, .pending = tt_pending, .free = tt_free,              \
+        .write = tt_write, .wants = tt_wants, .pending = tt_pending, .shutdown = tt_shutdown,      \
+        .free = tt_free,                                                                           \
     }
 const loom__transport loom__transport_split = TT_OPS("split");
 const loom__transport loom__transport_xor = TT_OPS("xor");

@@ -14,6 +14,10 @@
  *  - water marks count application bytes, not the transport's (xor doubles
  *    every byte on the wire): loom_socket_queued() and the high-water result
  *    of a write, and on_drain once they are sent;
+ *  - the transport sends its handshake although the application disabled
+ *    writing, holds a write and a shutdown made during the handshake, and
+ *    its shutdown hook's close notify goes after the application's bytes and
+ *    before the end; a peer's close notify ends the stream cleanly;
  *  - every socket's on_close runs exactly once.
  */
 /* LOOM_TEST_NO_TRANSPORT: it sets the classes' transports itself. */
@@ -167,11 +171,16 @@ static void phase_raw(int port)
     CHECK(memcmp(srv_buf, "abc", 3) == 0);
     for (int i = 0; i < 3; i++)
         CHECK(b[2 * i] == (("abc"[i]) ^ 0xa5) && b[2 * i + 1] == b[2 * i]);
+    /* The peer's close notify (a pair that differs), then its end: a clean
+     * end, no error. */
+    unsigned char bye[2] = {0xb0, 0x0b};
+    CHECK_EQ(send(fd, bye, 2, 0), 2);
     close(fd);
     int before = closes;
     for (int i = 0; i < 100 && closes == before; i++)
         turns(1);
     CHECK_EQ(closes, before + 1);
+    CHECK_EQ(sev.count[LOOM_EV_TCP_ERROR], 0);
 
     /* A peer that does not speak xor: one error, with its message. */
     accepts = 0;
@@ -423,6 +432,77 @@ static void phase_marks(void)
     loom_tcp_server_close(srv);
 }
 
+/* --- Phase 6: the transport's own writes and its shutdown ---------------------- */
+static int hs_connects;
+static void hs_connect(loom_socket_t *s, void *data)
+{
+    hs_connects++;
+}
+static loom__sock_class hs_cli_cls = TEST_CLASS(.on_connect = hs_connect);
+
+/* Whether the raw fd has anything to read (bytes or its end) after a few
+ * turns of the loop. */
+static bool raw_readable(int fd)
+{
+    turns(5);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    return poll(&p, 1, 0) == 1;
+}
+
+/* An xor client against a raw server:
+ *  - the application disables writing before the handshake: the hello (the
+ *    transport's own bytes) goes out all the same;
+ *  - a write and a shutdown during the handshake are held: no byte and no
+ *    end reach the peer, not even after the handshake while writing stays
+ *    disabled;
+ *  - once writing is enabled: the write, then the close notify (the
+ *    transport's shutdown hook), then the end, in that order. */
+static void phase_shutdown(void)
+{
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK(bind(lfd, (struct sockaddr *)&a, sizeof a) == 0);
+    CHECK(listen(lfd, 1) == 0);
+    socklen_t alen = sizeof a;
+    CHECK(getsockname(lfd, (struct sockaddr *)&a, &alen) == 0);
+    loom_socket_t *cs;
+    CHECK_OK(loom__tcp_connect_cls(loop, "127.0.0.1", ntohs(a.sin_port), NULL, &hs_cli_cls, &cs));
+    CHECK_OK(loom_socket_disable(cs, LOOM_WRITABLE));
+    int fd = -1;
+    for (int i = 0; i < 100 && fd < 0; i++) {
+        turns(1);
+        struct pollfd p = {.fd = lfd, .events = POLLIN};
+        if (poll(&p, 1, 0) == 1)
+            fd = accept(lfd, NULL, NULL);
+    }
+    CHECK(fd >= 0);
+    unsigned char b[16];
+    raw_read(fd, b, 1);
+    CHECK_EQ(b[0], 0x5a); /* the hello, although the application disabled writing */
+    CHECK_EQ(hs_connects, 0);
+    CHECK_EQ(loom_socket_write(cs, "hi", 2), 0);
+    CHECK_OK(loom_socket_shutdown(cs));
+    CHECK(!raw_readable(fd)); /* held by the handshake: no bytes, no end */
+    unsigned char hello = 0x5a;
+    CHECK_EQ(send(fd, &hello, 1, 0), 1);
+    for (int i = 0; i < 100 && hs_connects == 0; i++)
+        turns(1);
+    CHECK_EQ(hs_connects, 1);
+    CHECK(!raw_readable(fd)); /* up, but writing is disabled: still nothing */
+    CHECK_OK(loom_socket_enable(cs, LOOM_WRITABLE));
+    raw_read(fd, b, 6);
+    const unsigned char want[6] = {'h' ^ 0xa5, 'h' ^ 0xa5, 'i' ^ 0xa5, 'i' ^ 0xa5, 0xb0, 0x0b};
+    CHECK(memcmp(b, want, 6) == 0);
+    CHECK(raw_readable(fd));
+    CHECK_EQ(recv(fd, b, sizeof b, 0), 0); /* the end came after the close notify */
+    int before = closes;
+    close(fd); /* the client reads the end and closes */
+    for (int i = 0; i < 100 && closes == before; i++)
+        turns(1);
+    CHECK_EQ(closes, before + 1);
+    close(lfd);
+}
+
 int main(void)
 {
     test_timeout(30);
@@ -435,6 +515,7 @@ int main(void)
     loom__class_set_transport(&held_cli_cls, &loom__transport_split);
     loom__class_set_transport(&marks_srv_cls, &loom__transport_xor);
     loom__class_set_transport(&marks_cli_cls, &loom__transport_xor);
+    loom__class_set_transport(&hs_cli_cls, &loom__transport_xor);
     loom_timer_t *tick;
     CHECK_OK(loom_interval(loop, 10, on_tick, NULL, &tick));
     loom_tcp_server_t *srv;
@@ -446,9 +527,10 @@ int main(void)
     phase_big();
     phase_held();
     phase_marks();
+    phase_shutdown();
     loom_timer_close(tick);
     CHECK_EQ(loom_run(loop, LOOM_RUN_DEFAULT), 0);
-    CHECK_EQ(closes, 10);
+    CHECK_EQ(closes, 11);
     test_loop_free_clean(loop);
     return 0;
 }

@@ -309,6 +309,15 @@ static bool loom__status_nobody(int status)
     return status == 204 || status == 304;
 }
 
+/* A 2xx answer to CONNECT makes the connection a tunnel for the client: it
+ * carries no Content-Length, Transfer-Encoding or body (RFC 9110 section
+ * 9.3.6), whatever the application gave; the bytes after its head would be
+ * tunnel data. (loom serves no tunnel: the connection ends after it.) */
+static inline bool loom__tunnel_answer(const loom_http_req_t *req, int status)
+{
+    return req->rq.method == LOOM_HTTP_METHOD_CONNECT && status >= 200 && status < 300;
+}
+
 /* The request can still be answered on its connection. */
 static inline bool loom__hreq_live(const loom_http_req_t *req)
 {
@@ -344,8 +353,10 @@ int loom_http_respond(loom_http_req_t *req, int status, const char *const *heade
                       .length = len,
                       .body = body,
                       .len = head_req || loom__status_nobody(status) ? 0 : len};
-    if (status == 204)
+    if (status == 204 || loom__tunnel_answer(req, status)) {
         hd.framing = LOOM__HF_NONE;
+        hd.len = 0;
+    }
     else if (len == 0 && sc.app_cl >= 0 && (head_req || status == 304))
         hd.length = (uint64_t)sc.app_cl;
     else if (status == 304)
@@ -422,9 +433,10 @@ static int loom__hresp_start(loom_http_req_t *req, int status, const char *const
         return LOOM_ECLOSED;
     loom__hhead hd = {.status = status, .pre = pre, .hdrs = headers, .sc = &sc};
     req->out_left = UINT64_MAX;
-    if (req->rq.method == LOOM_HTTP_METHOD_HEAD || loom__status_nobody(status))
+    bool tunnel = loom__tunnel_answer(req, status);
+    if (req->rq.method == LOOM_HTTP_METHOD_HEAD || loom__status_nobody(status) || tunnel)
         req->flags |= LOOM__HR_NOBODY;
-    if (status == 204 || (status == 304 && sc.app_cl < 0)) {
+    if (status == 204 || tunnel || (status == 304 && sc.app_cl < 0)) {
         hd.framing = LOOM__HF_NONE;
     } else if (sc.app_cl >= 0) {
         hd.framing = LOOM__HF_LENGTH;

@@ -20,6 +20,7 @@
 #include "loom/backend.h"
 #include "loom/dns.h"
 #include "loom/tcp.h"
+#include "loom/tls.h"
 #include "loom/url.h"
 #include "loom/http_parser.h"
 #include "loom/http.h"

@@ -76,7 +76,10 @@ extern "C" {
     XX(ESTATE, -4086, "operation not valid in the current state")                                  \
     XX(EURL, -4085, "invalid url")                                                                 \
     XX(EPROTOCOL, -4084, "unsupported scheme or protocol")                                         \
-    XX(ETOOMANY, -4083, "too many objects")
+    XX(ETOOMANY, -4083, "too many objects")                                                        \
+    XX(ETLS, -4082, "tls error")                                                                   \
+    XX(ECERT, -4081, "certificate verification failed")                                            \
+    XX(ETRUNCATED, -4080, "connection closed without close_notify (truncated)")
 
 /* The codes: LOOM_EPERM, LOOM_ENOENT, ..., LOOM_ECLOSED, ... */
 typedef enum {

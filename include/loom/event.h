@@ -15,6 +15,8 @@
  *       dns error
  *       tcp error
  *         tcp timeout, tcp refused, tcp reset, tcp accept error, socket closed
+ *       tls error
+ *         tls verify error
  *       http error
  *         http timeout, http refused
  *     application error
@@ -66,6 +68,8 @@ extern "C" {
     XX(TCP_RESET, TCP_ERROR, "tcp reset")                                                          \
     XX(TCP_ACCEPT_ERROR, TCP_ERROR, "tcp accept error")                                            \
     XX(SOCKET_CLOSED, TCP_ERROR, "socket closed")                                                  \
+    XX(TLS_ERROR, CONN_ERROR, "tls error")                                                         \
+    XX(TLS_VERIFY_ERROR, TLS_ERROR, "tls verify error")                                            \
     XX(HTTP_ERROR, CONN_ERROR, "http error")                                                       \
     XX(HTTP_TIMEOUT, HTTP_ERROR, "http timeout")                                                   \
     XX(HTTP_REFUSED, HTTP_ERROR, "http refused")                                                   \

@@ -71,10 +71,20 @@ typedef void (*loom_release_cb)(const void *buf, size_t len, void *data);
 
 /* Options for loom_tcp_connect() and loom_unix_connect(). Zero means the
  * default everywhere. */
+/* A TLS context (loom/tls.h). */
+typedef struct loom_tls_ctx loom_tls_ctx_t;
+
 typedef struct loom_tcp_opts {
     /* Data sent as soon as the connection is up (copied). */
     const void *initial;
     size_t initial_len;
+
+    /* TLS (loom/tls.h): a client context makes this a TLS connection, and
+     * on_connect runs once its handshake is done. server_name: the name
+     * sent (SNI) and verified; NULL: `host` (an address literal is verified
+     * against the certificate's IP addresses and sends no SNI). */
+    loom_tls_ctx_t *tls;
+    const char *server_name;
 
     loom_socket_cb on_connect; /* the connection is established */
     loom_socket_read_cb on_read;
@@ -136,6 +146,9 @@ typedef struct loom_tcp_opts {
  * connection). */
 typedef struct loom_tcp_server_opts {
     int backlog; /* listen() backlog; 0: 511 */
+    /* TLS (loom/tls.h): a server context makes every accepted connection a
+     * TLS one; on_connect runs once its handshake is done. */
+    loom_tls_ctx_t *tls;
     /* SO_REUSEPORT: several loops (threads) may each bind the same port and
      * the kernel spreads connections over them. */
     bool reuseport;

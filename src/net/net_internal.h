@@ -81,6 +81,13 @@ struct loom__sock_class {
      * it once per class, from LOOM_TEST_TRANSPORT, unless already set). */
     const loom__transport *tr;
     uint32_t tr_extra;
+    /* Transport bytes reserved even while plain (the TCP API's classes keep
+     * room for loom_socket_starttls()); loom__class_set_transport() keeps
+     * at least this many. */
+    uint32_t tr_room;
+    /* A TLS server class: its context (a reference, dropped with the
+     * class). */
+    struct loom_tls_ctx *tls;
     bool tr_set;
     bool nagle;
     bool half_open;
@@ -460,6 +467,11 @@ typedef struct loom__net {
     loom__tgroup *groups[LOOM__S_GROUP_MASK + 1]; /* [0] unused */
     unsigned ngroups;
     loom__queue servers; /* open servers (for loop free) */
+    /* TLS (net/tls.c), on first use: the ciphertext of the OpenSSL call in
+     * progress, and one block for plaintext delivered to the application
+     * and for small writes gathered into one record. */
+    loom__bytes *tls_out;
+    char *tls_buf;
     loom__handle *sentinel;
 } loom__net;
 
@@ -518,6 +530,11 @@ static inline loom_event_kind_t loom__sock_err_kind(int code)
         return LOOM_EV_TCP_TIMEOUT;
     case LOOM_ECONNREFUSED:
         return LOOM_EV_TCP_REFUSED;
+    case LOOM_ETLS:
+    case LOOM_ETRUNCATED:
+        return LOOM_EV_TLS_ERROR;
+    case LOOM_ECERT:
+        return LOOM_EV_TLS_VERIFY_ERROR;
     default:
         return LOOM_EV_TCP_ERROR;
     }

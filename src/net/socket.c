@@ -37,6 +37,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "loom/tls.h"
 #include "net/net_internal.h"
 
 /* --- Timeout groups ----------------------------------------------------------- */
@@ -68,6 +69,8 @@ static void loom__net_destroy(loom__handle *h)
         loom__slab_destroy(&net->sock[i].slab);
     loom__slab_destroy(&net->wq_slab);
     loom__slab_destroy(&net->ref_slab);
+    loom__bytes_free(&net->tls_out);
+    free(net->tls_buf);
     free(net);
     free(h);
     loop->net = NULL;
@@ -179,14 +182,18 @@ void loom__class_ref(loom__sock_class *cls)
 
 void loom__class_unref(loom__sock_class *cls)
 {
-    if (!cls->is_static && --cls->refs == 0)
+    if (!cls->is_static && --cls->refs == 0) {
+        loom_tls_ctx_free(cls->tls);
         free(cls);
+    }
 }
 
 void loom__class_set_transport(loom__sock_class *cls, const loom__transport *tr)
 {
     cls->tr = tr;
     cls->tr_extra = tr ? tr->state_size : 0;
+    if (cls->tr_extra < cls->tr_room)
+        cls->tr_extra = cls->tr_room;
     cls->tr_set = true;
 }
 
@@ -807,6 +814,15 @@ int loom_socket_close(loom_socket_t *s)
 {
     if (s == NULL || loom__socket_dead(s))
         return LOOM_ECLOSED;
+    const loom__transport *tr = s->cls->tr;
+    if (tr && tr->shutdown && s->io.bio.fd >= 0 &&
+        !(s->h.flags & (LOOM__S_CONNECTING | LOOM__S_SHUT_DONE))) {
+        /* The transport's end (TLS: close_notify) after the queued bytes;
+         * none while it is still handshaking. */
+        (void)tr->shutdown(s);
+        if (loom__socket_closing(s))
+            return 0;
+    }
     if ((s->h.flags & LOOM__S_CONNECTING) || s->io.bio.fd < 0 || s->wq == NULL ||
         s->wq->bytes == 0) {
         loom__socket_close_now(s, false);

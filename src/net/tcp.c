@@ -29,6 +29,7 @@
 
 #include "loom/dns.h"
 #include "net/net_internal.h"
+#include "net/tls_internal.h"
 
 #define LOOM__CONN_MAX_ADDRS    16
 #define LOOM__CONN_MAX_ATTEMPTS 4
@@ -40,19 +41,29 @@
 
 /* --- Classes from options ---------------------------------------------------------- */
 
+/* The TCP API's classes keep room for a TLS session: a plain socket may
+ * become a TLS one (loom_socket_starttls()). */
 static loom__sock_class *loom__class_client(const loom_tcp_opts *o)
 {
     loom__sock_class *c = calloc(1, sizeof *c);
-    if (c != NULL)
-        LOOM__CLASS_FROM_OPTS(c, o);
+    if (c == NULL)
+        return NULL;
+    LOOM__CLASS_FROM_OPTS(c, o);
+    c->tr_room = loom__transport_tls.state_size;
+    if (o->tls)
+        loom__class_set_tls(c, NULL); /* the context is each socket's */
     return c;
 }
 
 static loom__sock_class *loom__class_server(const loom_tcp_server_opts *o)
 {
     loom__sock_class *c = calloc(1, sizeof *c);
-    if (c != NULL)
-        LOOM__CLASS_FROM_OPTS(c, o);
+    if (c == NULL)
+        return NULL;
+    LOOM__CLASS_FROM_OPTS(c, o);
+    c->tr_room = loom__transport_tls.state_size;
+    if (o->tls)
+        loom__class_set_tls(c, o->tls);
     return c;
 }
 
@@ -524,14 +535,17 @@ static void loom__connect_dns_event(const loom_event_t *ev, void *data)
 
 /* Creates the socket and its connector; the caller adds addresses or a
  * query, then the pending callback starts the first attempt. */
-static int loom__connect_new(loom_loop_t *loop, const char *host, const loom_tcp_opts *opts,
-                             loom__sock_class *given, loom_socket_t **sp, loom__connect **cp)
+static int loom__connect_new(loom_loop_t *loop, const char *host, int port,
+                             const loom_tcp_opts *opts, loom__sock_class *given,
+                             loom_socket_t **sp, loom__connect **cp)
 {
     static const loom_tcp_opts defaults;
     if (opts == NULL)
         opts = &defaults;
     if (loop->freeing)
         return LOOM_ECLOSED;
+    if (opts->tls && loom_tls_ctx_is_server(opts->tls))
+        return LOOM_EINVAL;
     loom__sock_class *cls = given ? given : loom__class_client(opts);
     if (cls == NULL)
         return LOOM_ENOMEM;
@@ -546,6 +560,15 @@ static int loom__connect_new(loom_loop_t *loop, const char *host, const loom_tcp
         if (given == NULL)
             free(cls);
         return LOOM_ENOMEM;
+    }
+    if (opts->tls) {
+        /* Its session before any write (the initial bytes wait in it). */
+        r = loom__tls_client_setup(s, opts->tls, opts->server_name ? opts->server_name : host,
+                                   port);
+        if (r < 0) {
+            loom__socket_discard(s);
+            return r;
+        }
     }
     loom__connect *c = calloc(1, sizeof *c);
     if (c == NULL)
@@ -600,7 +623,7 @@ int loom__tcp_connect_cls(loom_loop_t *loop, const char *host, int port, const l
         return LOOM_EINVAL;
     loom_socket_t *s;
     loom__connect *c;
-    int r = loom__connect_new(loop, host, opts, cls, &s, &c);
+    int r = loom__connect_new(loop, host, port, opts, cls, &s, &c);
     if (r < 0)
         return r;
     c->port = port;
@@ -660,7 +683,7 @@ int loom__unix_connect_cls(loom_loop_t *loop, const char *path, const loom_tcp_o
         return r;
     loom_socket_t *s;
     loom__connect *c;
-    r = loom__connect_new(loop, path, opts, cls, &s, &c);
+    r = loom__connect_new(loop, path, 0, opts, cls, &s, &c);
     if (r < 0)
         return r;
     s->h.flags |= LOOM__S_UNIX;

@@ -1,0 +1,757 @@
+/* net/tls.c - the TLS transport: a socket's TLS session on OpenSSL, in the
+ * socket's transport slot (net_internal.h, "Transports"), so that every user
+ * of sockets (TCP, the HTTP server and client) gets TLS without a second
+ * copy of any I/O machinery. Contexts are net/tls_ctx.c.
+ *
+ * Reads: ciphertext read by the socket (the loop's scratch buffer, or a
+ * backend's recv buffer) is fed to OpenSSL through a BIO of ours that reads
+ * straight from that buffer; what OpenSSL does not take before the call
+ * returns (the application paused) is copied into the session's `in` block,
+ * so no buffer of the loop or of the ring is kept past a read. Plaintext is
+ * delivered from one per-loop block; a record OpenSSL has decrypted but not
+ * yet handed over stays inside OpenSSL and is delivered from the pending
+ * phase once the application reads again. With SSL_MODE_RELEASE_BUFFERS an
+ * idle connection holds no record buffer.
+ *
+ * Writes: the application's buffers (zero-copy ones too) are encrypted at
+ * once; small buffers of one call are gathered into one record (chunk framing
+ * does not make three tiny records); the ciphertext of the call leaves in
+ * one loom__socket_out() (the one path to the fd), counted as the
+ * application's bytes for the water marks.
+ *
+ * Handshake: attach() starts it (a client sends its hello) and arms the
+ * handshake deadline; the socket reads for it whatever the application's
+ * pause (wants()), and sends for it whatever its write switch; once it is
+ * done, bytes written meanwhile are encrypted and sent, then the connection
+ * is reported (loom__socket_ready(), or on_secure after STARTTLS).
+ *
+ * Ends: the shutdown hook sends close_notify (loom_socket_shutdown() and
+ * loom_socket_close()); the peer's close_notify is the clean end; the
+ * connection's end without it is LOOM_ETRUNCATED, a tls error.
+ */
+#include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "net/tls_internal.h"
+
+#define TLS_REC  16384            /* the most plaintext in one record */
+#define TLS_BUF  (2 * TLS_REC)    /* per loop: [delivery][gather] */
+#define TLS_NAME 256
+
+/* Per-connection state; the socket's transport bytes hold a pointer to it. */
+typedef struct loom__tls {
+    loom_socket_t *s;
+    loom_tls_ctx_t *ctx; /* a reference */
+    SSL *ssl;
+    BIO_METHOD *meth;
+    const char *in_ptr; /* the read being fed to OpenSSL */
+    size_t in_len;
+    loom__bytes *in;   /* ciphertext kept past a read */
+    loom__bytes *held; /* plaintext written before the handshake ended */
+    loom_timer_t *timer;
+    loom_socket_cb on_secure; /* STARTTLS */
+    char *sess_key;           /* client: "name:port" */
+    char name[TLS_NAME];      /* client: the server's name; server: the SNI */
+    char peer_subject[256];
+    int depth; /* calls of ours in progress (free waits for them) */
+    uint8_t up, eof, notify, eof_done, shut, doomed, starttls, client;
+} loom__tls;
+
+static inline loom__tls **tls_slot(loom_socket_t *s)
+{
+    return loom__socket_tr(s);
+}
+static inline loom__tls *tls_of(loom_socket_t *s)
+{
+    return *tls_slot(s);
+}
+
+/* --- The BIO: OpenSSL reads our buffers, writes into the loop's out block ---------- */
+
+static BIO_METHOD *tls_bio_method;
+static pthread_once_t tls_bio_once = PTHREAD_ONCE_INIT;
+
+static int tls_bio_read(BIO *b, char *out, int len)
+{
+    loom__tls *t = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    size_t want = (size_t)len, got = 0;
+    size_t h = loom__bytes_size(t->in);
+    if (h) {
+        size_t n = h < want ? h : want;
+        memcpy(out, loom__bytes_data(t->in), n);
+        loom__bytes_consume(&t->in, n);
+        loom__bytes_trim(&t->in);
+        got = n;
+    }
+    if (got < want && t->in_len) {
+        size_t n = t->in_len < want - got ? t->in_len : want - got;
+        memcpy(out + got, t->in_ptr, n);
+        t->in_ptr += n;
+        t->in_len -= n;
+        got += n;
+    }
+    if (got == 0) {
+        BIO_set_retry_read(b);
+        return -1;
+    }
+    return (int)got;
+}
+
+static int tls_bio_write(BIO *b, const char *in, int len)
+{
+    loom__tls *t = BIO_get_data(b);
+    loom__net *net = t->s->h.loop->net;
+    BIO_clear_retry_flags(b);
+    if (loom__bytes_append(&net->tls_out, in, (size_t)len) < 0)
+        return -1;
+    return len;
+}
+
+static long tls_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)b, (void)num, (void)ptr;
+    return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+static int tls_bio_create(BIO *b)
+{
+    BIO_set_init(b, 1);
+    return 1;
+}
+
+static void tls_bio_make(void)
+{
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "loom socket");
+    if (m == NULL)
+        return;
+    BIO_meth_set_read(m, tls_bio_read);
+    BIO_meth_set_write(m, tls_bio_write);
+    BIO_meth_set_ctrl(m, tls_bio_ctrl);
+    BIO_meth_set_create(m, tls_bio_create);
+    tls_bio_method = m;
+}
+
+/* Frees the BIO method at exit (after OpenSSL's own cleanup is harmless: it
+ * is a plain allocation), so that leak checkers see nothing. */
+__attribute__((destructor)) static void tls_bio_free(void)
+{
+    if (tls_bio_method)
+        BIO_meth_free(tls_bio_method);
+}
+
+/* --- State ---------------------------------------------------------------------------- */
+
+static const char *tls_sess_key_of(SSL *ssl)
+{
+    loom__tls *t = SSL_get_app_data(ssl);
+    return t ? t->sess_key : NULL;
+}
+
+const char *loom__tls_session_key(SSL *ssl)
+{
+    return tls_sess_key_of(ssl);
+}
+
+static void tls_timer_cb(loom_timer_t *timer, void *data);
+
+static loom__tls *tls_new(loom_socket_t *s, loom_tls_ctx_t *ctx)
+{
+    loom__net *net = loom__net_get(s->h.loop);
+    if (net == NULL)
+        return NULL;
+    if (net->tls_buf == NULL && (net->tls_buf = malloc(TLS_BUF)) == NULL)
+        return NULL;
+    pthread_once(&tls_bio_once, tls_bio_make);
+    if (tls_bio_method == NULL)
+        return NULL;
+    loom__tls *t = calloc(1, sizeof *t);
+    if (t == NULL)
+        return NULL;
+    t->s = s;
+    t->ssl = SSL_new(loom__tls_ctx_ssl(ctx));
+    BIO *bio = t->ssl ? BIO_new(tls_bio_method) : NULL;
+    if (bio == NULL ||
+        loom__net_timer_new(s->h.loop, &t->timer, tls_timer_cb, t) < 0) {
+        BIO_free(bio);
+        SSL_free(t->ssl);
+        free(t);
+        ERR_clear_error();
+        return NULL;
+    }
+    BIO_set_data(bio, t);
+    SSL_set_bio(t->ssl, bio, bio);
+    SSL_set_app_data(t->ssl, t);
+    loom_tls_ctx_ref(ctx);
+    t->ctx = ctx;
+    *tls_slot(s) = t;
+    return t;
+}
+
+static void tls_destroy(loom__tls *t)
+{
+    loom_timer_close(t->timer);
+    SSL_free(t->ssl);
+    loom__bytes_free(&t->in);
+    loom__bytes_free(&t->held);
+    free(t->sess_key);
+    loom_tls_ctx_free(t->ctx);
+    free(t);
+    ERR_clear_error();
+}
+
+/* Our calls nest (a delivery may close the socket, whose free hook then
+ * waits): enter before touching the session, leave when done; false from
+ * tls_leave() means t is gone. */
+static inline void tls_enter(loom__tls *t)
+{
+    t->depth++;
+}
+static inline bool tls_leave(loom__tls *t)
+{
+    if (--t->depth == 0 && t->doomed) {
+        tls_destroy(t);
+        return false;
+    }
+    return !t->doomed;
+}
+
+/* --- Messages and failure ------------------------------------------------------------- */
+
+/* "name:port" for a client, "address:port" of the peer for a server. */
+static void tls_peer(loom__tls *t, char *buf, size_t len)
+{
+    char addr[64] = "?";
+    int port = 0;
+    loom_socket_peer_name(t->s, addr, sizeof addr, &port);
+    if (t->client && t->name[0])
+        snprintf(buf, len, "%s:%d", t->name, port);
+    else
+        snprintf(buf, len, "%s:%d", addr, port);
+}
+
+/* The session failed (`what`: "handshake" or "connection"): one event
+ * naming the peer and OpenSSL's reason, then the close. */
+static void tls_fail(loom__tls *t, const char *what)
+{
+    char peer[TLS_NAME + 16], why[256], msg[600];
+    tls_peer(t, peer, sizeof peer);
+    long v = SSL_get_verify_result(t->ssl);
+    unsigned long e = ERR_peek_last_error();
+    int code = LOOM_ETLS;
+    if (v != X509_V_OK && (SSL_get_verify_mode(t->ssl) & SSL_VERIFY_PEER) &&
+        (t->client || SSL_get0_peer_certificate(t->ssl) != NULL)) {
+        code = LOOM_ECERT;
+        snprintf(msg, sizeof msg, "certificate verify failed for %s: %s", peer,
+                 X509_verify_cert_error_string(v));
+    } else if (e && ERR_GET_REASON(e) == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
+        code = LOOM_ECERT;
+        snprintf(msg, sizeof msg, "tls handshake with %s failed: no client certificate", peer);
+    } else {
+        if (e)
+            loom__tls_reason(why, sizeof why);
+        else
+            snprintf(why, sizeof why, "protocol error");
+        snprintf(msg, sizeof msg, "tls %s with %s failed: %s", what, peer, why);
+    }
+    ERR_clear_error();
+    loom__socket_fail_msg(t->s, code, msg);
+}
+
+static void tls_timer_cb(loom_timer_t *timer, void *data)
+{
+    (void)timer;
+    loom__tls *t = data;
+    if (t->up || loom__socket_closing(t->s))
+        return;
+    char peer[TLS_NAME + 16], msg[400];
+    tls_peer(t, peer, sizeof peer);
+    snprintf(msg, sizeof msg, "tls handshake with %s timed out after %u ms", peer,
+             (unsigned)loom__tls_ctx_hs_ms(t->ctx));
+    loom__socket_fail_msg(t->s, LOOM_ETIMEDOUT, msg);
+}
+
+/* Sends what the last OpenSSL call wrote (`app`: the application bytes it
+ * carries). Returns 0, 1 (high water) or a LOOM_E* code. */
+static int tls_out(loom__tls *t, size_t app)
+{
+    loom__net *net = t->s->h.loop->net;
+    size_t n = loom__bytes_size(net->tls_out);
+    if (n == 0)
+        return 0;
+    struct iovec iov = {.iov_base = loom__bytes_data(net->tls_out), .iov_len = n};
+    int r = loom__socket_out(t->s, &iov, 1, n, false, NULL, NULL, app);
+    loom__bytes_consume(&net->tls_out, n);
+    if (net->tls_out->cap > 4 * TLS_BUF)
+        loom__bytes_free(&net->tls_out); /* a large write's block is not kept */
+    return r;
+}
+
+/* Encrypts iov[0..n) (total bytes) into records, small buffers gathered.
+ * Returns 0, 1 (high water) or a LOOM_E* code. */
+static int tls_encrypt(loom__tls *t, const struct iovec *iov, int n, size_t total)
+{
+    loom__net *net = t->s->h.loop->net;
+    char *gather = net->tls_buf + TLS_REC;
+    size_t fill = 0;
+    ERR_clear_error();
+    for (int i = 0; i < n; i++) {
+        const char *p = iov[i].iov_base;
+        size_t len = iov[i].iov_len;
+        while (len) {
+            size_t k;
+            if (fill == 0 && len >= TLS_REC) {
+                k = len - len % TLS_REC;
+                if (k > (size_t)INT32_MAX)
+                    k = (size_t)INT32_MAX - (size_t)INT32_MAX % TLS_REC;
+                if (SSL_write(t->ssl, p, (int)k) != (int)k)
+                    return LOOM_ETLS;
+            } else {
+                k = TLS_REC - fill < len ? TLS_REC - fill : len;
+                memcpy(gather + fill, p, k);
+                fill += k;
+                if (fill == TLS_REC) {
+                    if (SSL_write(t->ssl, gather, (int)fill) != (int)fill)
+                        return LOOM_ETLS;
+                    fill = 0;
+                }
+            }
+            p += k;
+            len -= k;
+        }
+    }
+    if (fill && SSL_write(t->ssl, gather, (int)fill) != (int)fill)
+        return LOOM_ETLS;
+    return tls_out(t, total);
+}
+
+/* --- The handshake -------------------------------------------------------------------- */
+
+/* The handshake is done: held writes go out, then the connection is
+ * reported (and, from the pending phase, what followed the handshake). */
+static void tls_up(loom__tls *t)
+{
+    loom_socket_t *s = t->s;
+    t->up = 1;
+    loom_timer_stop(t->timer);
+    X509 *peer = SSL_get0_peer_certificate(t->ssl);
+    if (peer)
+        X509_NAME_oneline(X509_get_subject_name(peer), t->peer_subject, sizeof t->peer_subject);
+    if (!t->client) {
+        const char *sni = SSL_get_servername(t->ssl, TLSEXT_NAMETYPE_host_name);
+        if (sni)
+            snprintf(t->name, sizeof t->name, "%s", sni);
+    }
+    size_t n = loom__bytes_size(t->held);
+    if (n) {
+        struct iovec iov = {.iov_base = loom__bytes_data(t->held), .iov_len = n};
+        int r = tls_encrypt(t, &iov, 1, n);
+        loom__bytes_free(&t->held);
+        if (r < 0) {
+            loom__socket_fail(s, r);
+            return;
+        }
+    }
+    loom__socket_update_io(s); /* the handshake's read and write needs end */
+    if (t->starttls) {
+        if (t->on_secure) {
+            loom__socket_call(s, t->on_secure);
+            if (loom__socket_dead(s))
+                return;
+        }
+        loom__socket_pending_soon(s);
+        /* A shutdown asked for during the handshake. */
+        if (s->wq == NULL || s->wq->bytes == 0)
+            loom__socket_shut_wr(s);
+        return;
+    }
+    loom__socket_ready(s);
+}
+
+/* Steps the handshake. Returns 1 (done), 0 (more bytes needed) or -1
+ * (failed: the socket is closed). */
+static int tls_handshake(loom__tls *t)
+{
+    ERR_clear_error();
+    int r = SSL_do_handshake(t->ssl);
+    int e = r == 1 ? SSL_ERROR_NONE : SSL_get_error(t->ssl, r);
+    int o = tls_out(t, 0); /* its flight, or an alert */
+    if (o < 0) {
+        loom__socket_fail(t->s, o);
+        return -1;
+    }
+    if (r == 1)
+        return 1;
+    if (e == SSL_ERROR_WANT_READ)
+        return 0;
+    tls_fail(t, "handshake");
+    return -1;
+}
+
+/* --- Reading ---------------------------------------------------------------------------- */
+
+/* The peer's end, once everything before it was delivered: clean after its
+ * close_notify, else truncation. */
+static void tls_end(loom__tls *t)
+{
+    if (t->eof_done)
+        return;
+    t->eof_done = 1;
+    if (t->notify) {
+        loom__socket_eof_report(t->s);
+        return;
+    }
+    char peer[TLS_NAME + 16], msg[400];
+    tls_peer(t, peer, sizeof peer);
+    snprintf(msg, sizeof msg, "tls connection with %s closed without close_notify (truncated)",
+             peer);
+    loom__socket_fail_msg(t->s, LOOM_ETRUNCATED, msg);
+}
+
+/* Plaintext to the application while it reads, from the bytes fed (in_ptr)
+ * and kept (in) and what OpenSSL holds. */
+static void tls_pump(loom__tls *t)
+{
+    loom_socket_t *s = t->s;
+    if (!t->up) {
+        int r = tls_handshake(t);
+        if (r <= 0)
+            return;
+        /* What followed the handshake: delivered from the pending phase,
+         * after the connection is reported. */
+        if (t->in_len && loom__bytes_append(&t->in, t->in_ptr, t->in_len) < 0) {
+            loom__socket_fail(s, LOOM_ENOMEM);
+            return;
+        }
+        t->in_len = 0;
+        tls_up(t);
+        return;
+    }
+    char *plain = ((loom__net *)s->h.loop->net)->tls_buf;
+    while (!t->notify && loom__socket_reading(s) && !loom__socket_closing(s)) {
+        ERR_clear_error();
+        int n = SSL_read(t->ssl, plain, TLS_REC);
+        if (n > 0) {
+            loom__socket_deliver_app(s, plain, (size_t)n);
+            if (t->doomed)
+                return;
+            continue;
+        }
+        int e = SSL_get_error(t->ssl, n);
+        int o = tls_out(t, 0); /* an alert, a key update's answer */
+        if (o < 0) {
+            loom__socket_fail(s, o);
+            return;
+        }
+        if (e == SSL_ERROR_WANT_READ)
+            break;
+        if (e == SSL_ERROR_ZERO_RETURN) {
+            t->notify = 1; /* the clean end: nothing may follow */
+            t->in_len = 0;
+            loom__bytes_free(&t->in);
+            tls_end(t);
+            return;
+        }
+        tls_fail(t, "connection");
+        return;
+    }
+    if (t->eof && !t->notify && loom__socket_reading(s) && !loom__socket_closing(s) &&
+        t->in_len == 0 && loom__bytes_size(t->in) == 0 && SSL_pending(t->ssl) == 0)
+        tls_end(t);
+}
+
+static void tls_read(loom_socket_t *s, char *buf, size_t n)
+{
+    loom__tls *t = tls_of(s);
+    if (buf == NULL) {
+        if (!t->up) {
+            char peer[TLS_NAME + 16], msg[400];
+            tls_peer(t, peer, sizeof peer);
+            snprintf(msg, sizeof msg, "tls handshake with %s failed: connection closed by the peer",
+                     peer);
+            loom__socket_fail_msg(s, LOOM_ETLS, msg);
+            return;
+        }
+        t->eof = 1;
+    }
+    if (t->notify)
+        return; /* bytes after close_notify are ignored */
+    tls_enter(t);
+    t->in_ptr = buf;
+    t->in_len = buf ? n : 0;
+    tls_pump(t);
+    if (!t->doomed && t->in_len && !loom__socket_closing(s)) {
+        /* The application paused: keep the rest (the read's buffer goes
+         * back to the loop or the ring). */
+        if (loom__bytes_append(&t->in, t->in_ptr, t->in_len) < 0)
+            loom__socket_fail(s, LOOM_ENOMEM);
+    }
+    t->in_ptr = NULL;
+    t->in_len = 0;
+    (void)tls_leave(t);
+}
+
+static void tls_pending(loom_socket_t *s)
+{
+    loom__tls *t = tls_of(s);
+    if (t == NULL || !t->up || loom__socket_closing(s))
+        return;
+    tls_enter(t);
+    if (!t->notify && (loom__bytes_size(t->in) || SSL_pending(t->ssl) || t->eof))
+        tls_pump(t);
+    (void)tls_leave(t);
+}
+
+static unsigned tls_wants(loom_socket_t *s)
+{
+    loom__tls *t = tls_of(s);
+    return t && !t->up ? LOOM_READABLE | LOOM_WRITABLE : 0;
+}
+
+/* --- Writing and the end ---------------------------------------------------------------- */
+
+static int tls_write(loom_socket_t *s, const struct iovec *iov, int n, loom_release_cb release,
+                     void *rdata)
+{
+    loom__tls *t = tls_of(s);
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += iov[i].iov_len;
+    int r = 0;
+    if (t == NULL) {
+        r = LOOM_ESTATE; /* a server socket before its accept: cannot happen */
+    } else if (!t->up) {
+        /* Held until the handshake is done (tls_up). */
+        r = loom__bytes_reserve(&t->held, total);
+        for (int i = 0; r == 0 && i < n; i++)
+            (void)loom__bytes_append(&t->held, iov[i].iov_base, iov[i].iov_len);
+    } else if (t->shut) {
+        r = LOOM_ESTATE;
+    } else {
+        tls_enter(t);
+        r = tls_encrypt(t, iov, n, total);
+        ERR_clear_error();
+        (void)tls_leave(t);
+    }
+    if (release)
+        release(iov[0].iov_base, total, rdata); /* copied into records */
+    return r;
+}
+
+static int tls_shutdown(loom_socket_t *s)
+{
+    loom__tls *t = tls_of(s);
+    if (t == NULL || t->shut)
+        return 0;
+    if (!t->up)
+        return 1; /* after the handshake (which may still fail) */
+    t->shut = 1;
+    ERR_clear_error();
+    (void)SSL_shutdown(t->ssl); /* close_notify; we do not wait for the peer's */
+    int r = tls_out(t, 0);
+    ERR_clear_error();
+    if (r < 0) {
+        loom__socket_fail(s, r);
+        return 1;
+    }
+    return 0;
+}
+
+static void tls_free(loom_socket_t *s)
+{
+    loom__tls *t = tls_of(s);
+    if (t == NULL)
+        return;
+    *tls_slot(s) = NULL;
+    if (t->depth) {
+        t->doomed = 1; /* freed by the outermost call (tls_leave) */
+        return;
+    }
+    tls_destroy(t);
+}
+
+static int tls_attach(loom_socket_t *s)
+{
+    loom__tls *t = tls_of(s);
+    if (t == NULL) {
+        /* An accepted connection: its session now. */
+        if (s->cls->tls == NULL || (t = tls_new(s, s->cls->tls)) == NULL)
+            return LOOM_ENOMEM;
+        SSL_set_accept_state(t->ssl);
+    }
+    loom_timer_start(t->timer, loom__tls_ctx_hs_ms(t->ctx), 0);
+    tls_enter(t);
+    if (t->client)
+        (void)tls_handshake(t); /* its hello (a server waits for the client's) */
+    (void)tls_leave(t);
+    return 1; /* reported by tls_up(), or failed with its event */
+}
+
+const loom__transport loom__transport_tls = {
+    .name = "tls",
+    .state_size = sizeof(loom__tls *),
+    .attach = tls_attach,
+    .read = tls_read,
+    .write = tls_write,
+    .wants = tls_wants,
+    .pending = tls_pending,
+    .shutdown = tls_shutdown,
+    .free = tls_free,
+};
+
+/* --- Set-up ------------------------------------------------------------------------------ */
+
+void loom__class_set_tls(loom__sock_class *cls, loom_tls_ctx_t *ctx)
+{
+    loom__class_set_transport(cls, &loom__transport_tls);
+    if (ctx && loom_tls_ctx_is_server(ctx)) {
+        loom_tls_ctx_ref(ctx);
+        loom_tls_ctx_free(cls->tls);
+        cls->tls = ctx;
+    }
+}
+
+static int tls_client_init(loom__tls *t, const char *name, int port)
+{
+    t->client = 1;
+    snprintf(t->name, sizeof t->name, "%s", name ? name : "");
+    SSL_set_connect_state(t->ssl);
+    unsigned char ip[16];
+    bool literal = inet_pton(AF_INET, t->name, ip) == 1 || inet_pton(AF_INET6, t->name, ip) == 1;
+    if (SSL_get_verify_mode(t->ssl) & SSL_VERIFY_PEER) {
+        SSL_set_hostflags(t->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+        int ok = literal ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), t->name)
+                         : SSL_set1_host(t->ssl, t->name);
+        if (ok != 1)
+            return LOOM_EINVAL;
+    }
+    if (!literal && t->name[0] && SSL_set_tlsext_host_name(t->ssl, t->name) != 1)
+        return LOOM_EINVAL;
+    size_t klen = strlen(t->name) + 16;
+    t->sess_key = malloc(klen);
+    if (t->sess_key == NULL)
+        return LOOM_ENOMEM;
+    snprintf(t->sess_key, klen, "%s:%d", t->name, port);
+    SSL_SESSION *sess = loom__tls_ctx_session(t->ctx, t->sess_key);
+    if (sess) {
+        SSL_set_session(t->ssl, sess);
+        SSL_SESSION_free(sess);
+    }
+    return 0;
+}
+
+int loom__tls_client_setup(loom_socket_t *s, loom_tls_ctx_t *ctx, const char *name, int port)
+{
+    if (s->cls->tr != &loom__transport_tls || ctx == NULL || loom_tls_ctx_is_server(ctx))
+        return LOOM_EINVAL;
+    if (tls_of(s) != NULL)
+        return LOOM_ESTATE;
+    loom__tls *t = tls_new(s, ctx);
+    if (t == NULL)
+        return LOOM_ENOMEM;
+    int r = tls_client_init(t, name, port);
+    ERR_clear_error();
+    return r;
+}
+
+/* --- The API ------------------------------------------------------------------------------ */
+
+bool loom_socket_is_tls(const loom_socket_t *sock)
+{
+    return sock && sock->cls->tr == &loom__transport_tls;
+}
+
+int loom_socket_tls_info(const loom_socket_t *sock, loom_tls_info *info)
+{
+    if (sock == NULL || info == NULL)
+        return LOOM_EINVAL;
+    if (loom__socket_dead(sock))
+        return LOOM_ECLOSED;
+    if (!loom_socket_is_tls(sock))
+        return LOOM_EPROTOCOL;
+    loom__tls *t = tls_of((loom_socket_t *)sock);
+    if (t == NULL || !t->up)
+        return LOOM_ESTATE;
+    memset(info, 0, sizeof *info);
+    info->version = SSL_get_version(t->ssl);
+    info->cipher = SSL_get_cipher_name(t->ssl);
+    const unsigned char *a = NULL;
+    unsigned alen = 0;
+    SSL_get0_alpn_selected(t->ssl, &a, &alen);
+    if (alen) {
+        info->alpn = (const char *)a;
+        info->alpn_len = alen;
+    }
+    info->sni = t->name[0] ? t->name : NULL;
+    if (t->client) {
+        unsigned char ip[16];
+        if (inet_pton(AF_INET, t->name, ip) == 1 || inet_pton(AF_INET6, t->name, ip) == 1)
+            info->sni = NULL; /* an address: no SNI was sent */
+    }
+    info->resumed = SSL_session_reused(t->ssl) == 1;
+    info->peer_verified = SSL_get0_peer_certificate(t->ssl) != NULL &&
+                          (SSL_get_verify_mode(t->ssl) & SSL_VERIFY_PEER) &&
+                          SSL_get_verify_result(t->ssl) == X509_V_OK;
+    snprintf(info->peer_subject, sizeof info->peer_subject, "%s", t->peer_subject);
+    return 0;
+}
+
+int loom_socket_starttls(loom_socket_t *s, loom_tls_ctx_t *ctx, const loom_tls_start_opts *opts)
+{
+    if (s == NULL || ctx == NULL)
+        return LOOM_EINVAL;
+    if (loom__socket_dead(s))
+        return LOOM_ECLOSED;
+    loom__sock_class *old = s->cls;
+    if ((s->h.flags & LOOM__S_CONNECTING) || s->io.bio.fd < 0 || old->tr != NULL ||
+        old->tr_extra < sizeof(loom__tls *) || old->proto_read != NULL)
+        return LOOM_ESTATE;
+    /* The socket's class, with the TLS transport: same sizes, so the object
+     * stays where it is. */
+    loom__sock_class *cls = malloc(sizeof *cls);
+    if (cls == NULL)
+        return LOOM_ENOMEM;
+    *cls = *old;
+    cls->is_static = false;
+    cls->refs = 1;
+    cls->tls = NULL;
+    cls->tr = &loom__transport_tls;
+    cls->tr_set = true;
+    if (loom_tls_ctx_is_server(ctx)) {
+        loom_tls_ctx_ref(ctx);
+        cls->tls = ctx;
+    }
+    s->cls = cls;
+    loom__tls *t = tls_new(s, ctx);
+    int r = t ? 0 : LOOM_ENOMEM;
+    if (t && !loom_tls_ctx_is_server(ctx)) {
+        const char *name = opts && opts->server_name ? opts->server_name : NULL;
+        char addr[64] = "";
+        int port = 0;
+        loom_socket_peer_name(s, addr, sizeof addr, &port);
+        r = tls_client_init(t, name ? name : addr, port);
+    } else if (t) {
+        SSL_set_accept_state(t->ssl);
+    }
+    if (r < 0) {
+        if (t) {
+            *tls_slot(s) = NULL;
+            tls_destroy(t);
+        }
+        s->cls = old;
+        loom__class_unref(cls);
+        return r;
+    }
+    t->starttls = 1;
+    t->on_secure = opts ? opts->on_secure : NULL;
+    loom__class_unref(old);
+    loom__socket_update_io(s);
+    (void)tls_attach(s);
+    return 0;
+}

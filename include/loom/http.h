@@ -97,6 +97,7 @@
 #include "loom/event.h"
 #include "loom/http_parser.h"
 #include "loom/tcp.h"
+#include "loom/tls.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -133,6 +134,10 @@ typedef void (*loom_http_thread_cb)(loom_loop_t *loop, unsigned index, void *dat
 /* Options for loom_http_server(). A zeroed struct gives the defaults. */
 typedef struct loom_http_server_opts {
     void *data; /* the server's data slot, passed to every callback */
+    /* HTTPS (loom/tls.h): a server context makes every connection a TLS
+     * one (the server holds a reference; ALPN offers what the context
+     * says, "http/1.1" if it says nothing). Works with `threads`. */
+    loom_tls_ctx_t *tls;
     /* Events: http errors of clients (LOOM_EV_HTTP_ERROR for bad requests,
      * LOOM_EV_HTTP_TIMEOUT for timeouts; object = the server) and tcp
      * accept errors. NULL routes them to the loop's default callback; with
@@ -307,6 +312,15 @@ LOOM_EXTERN const char *loom_http_req_body(const loom_http_req_t *req, size_t *l
 /* The peer's address as a string and port (see loom_socket_peer_name()).
  * Returns 0, LOOM_ECLOSED (client gone) or LOOM_ENOSPC. */
 LOOM_EXTERN int loom_http_req_peer(const loom_http_req_t *req, char *buf, size_t size, int *port);
+
+/* Whether the request came over TLS (an https:// server). */
+LOOM_EXTERN bool loom_http_req_is_tls(const loom_http_req_t *req);
+
+/* What the handshake of the request's connection negotiated: version,
+ * cipher, ALPN, the SNI name the client asked for, the client certificate's
+ * subject (see loom_socket_tls_info()). Returns 0, LOOM_EPROTOCOL (not
+ * TLS) or LOOM_ECLOSED (client gone). */
+LOOM_EXTERN int loom_http_req_tls_info(const loom_http_req_t *req, loom_tls_info *info);
 
 /* Writes a readable dump of the request (request line, path, query, headers,
  * body size and a printable excerpt of the body: cl-async's pretty-print of

@@ -66,6 +66,7 @@
 #include "loom/common.h"
 #include "loom/event.h"
 #include "loom/http_parser.h"
+#include "loom/tls.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -126,6 +127,14 @@ typedef struct loom_http_request_opts {
     /* The method token ("GET", "POST", "PROPFIND"); NULL means GET, or POST
      * when a body is given. Copied. */
     const char *method;
+    /* https:// URLs: the client context to use (a reference is held while
+     * needed; pools are per context). NULL: the loop's client's own
+     * (loom_http_client_opts.tls, else a default one made on first use:
+     * verification on, against the system's store). */
+    loom_tls_ctx_t *tls;
+    /* Follow a redirect from https:// to http://; refused by default (an
+     * http error event that says why). */
+    bool allow_insecure_redirect;
     /* Extra header fields as a NULL-terminated list of name, value pairs:
      * (const char *[]){"Accept", "text/html", NULL}. Copied. Host,
      * User-Agent, Content-Length, Transfer-Encoding and Connection here
@@ -269,6 +278,10 @@ typedef struct loom_http_client_opts {
      * Only requests without a streamed body are pipelined. */
     uint32_t pipeline_depth;
     const char *user_agent; /* the default User-Agent; NULL: "loom/0.1". Copied. */
+    /* The client context for https:// requests that name none (a reference
+     * is taken). NULL: a default one, made on first use (verification on,
+     * against the system's store). */
+    loom_tls_ctx_t *tls;
 } loom_http_client_opts;
 
 /* Applies `opts` to the loop's client (for connections and requests made

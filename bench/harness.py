@@ -65,6 +65,11 @@ METRICS = {
 }
 
 
+sys.path.insert(0, HERE)
+from tls_bench import METRICS as TLS_METRICS  # noqa: E402
+
+METRICS.update(TLS_METRICS)
+
 # Backend rows are compared with the raw probe of the same workload. Not the
 # pipelined one: its probe figure is req/s, the backend rows req/CPU-s.
 PROBE_FROM = {"backend_echo": "echo", "backend_http_plain": "http_plain"}
@@ -1070,9 +1075,14 @@ def wl_backends(ctx, res):
                 s["backend_s"], pipelined_per_cpu=True)
 
 
+def wl_tls(ctx, res):
+    import tls_bench  # bench/tls_bench.py: the TLS workloads
+    tls_bench.wl_tls(sys.modules[__name__], ctx, res)
+
+
 WORKLOADS = [("timers", wl_timers), ("echo", wl_echo), ("http", wl_http),
              ("memory", wl_memory), ("concurrency", wl_concurrency),
-             ("http-client", wl_http_client), ("backends", wl_backends)]
+             ("http-client", wl_http_client), ("backends", wl_backends), ("tls", wl_tls)]
 
 
 # --- Main ---------------------------------------------------------------------

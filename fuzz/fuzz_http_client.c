@@ -31,7 +31,8 @@
  * Host names in redirects: c-ares would send queries to the system's name
  * server thousands of times a second, so this target interposes
  * ares_getaddrinfo() and answers ENOTFOUND at once for anything but numeric
- * hosts and "localhost" (those go to the real one, which needs no network).
+ * hosts and "localhost" (those go to the real one, which needs no network),
+ * and connect(), which refuses every address but loopback at once.
  */
 #include <ares.h>
 #include <arpa/inet.h>
@@ -134,6 +135,36 @@ void ares_getaddrinfo(ares_channel channel, const char *name, const char *servic
         return;
     }
     callback(arg, ARES_ENOTFOUND, 0, NULL);
+}
+
+/* --- Connections: none leave the machine ------------------------------------------------
+ * A redirect may name any numeric address. A connect to one that is not
+ * loopback would send packets off the machine and wait for the kernel's SYN
+ * retries (two minutes: the run's "slow units"); it fails at once instead,
+ * as an unreachable network does. */
+typedef int (*connect_fn)(int, const struct sockaddr *, socklen_t);
+
+static bool loopback(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+    }
+    return true; /* Unix sockets */
+}
+
+int connect(int fd, const struct sockaddr *sa, socklen_t len)
+{
+    static connect_fn real;
+    if (sa && !loopback(sa)) {
+        errno = ENETUNREACH;
+        return -1;
+    }
+    if (!real)
+        real = (connect_fn)dlsym(RTLD_NEXT, "connect");
+    return real(fd, sa, len);
 }
 
 /* --- Input ------------------------------------------------------------------------------ */

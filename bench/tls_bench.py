@@ -83,7 +83,9 @@ H2O_TLS = """listen:
     certificate-file: @CERT@
     key-file: @KEY@
     minimum-version: TLSv1.2
+    ocsp-update-interval: 0
 num-threads: 1
+user: root  # dropped when not run as root
 max-connections: 20000
 pid-file: @TMP@/h2o.pid
 error-log: @TMP@/h2o-error.log
@@ -151,6 +153,8 @@ class Setup:
         if os.path.exists(h2o):
             def h2o_argv(port):
                 d, text = self.fill(H2O_TLS, port)
+                if os.geteuid() != 0:
+                    text = "".join(l for l in text.splitlines(True) if not l.startswith("user:"))
                 conf = os.path.join(d, "h2o.conf")
                 with open(conf, "w") as f:
                     f.write(text)

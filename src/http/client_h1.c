@@ -728,7 +728,10 @@ void loom__hc_proto_event(loom_socket_t *s, loom_event_kind_t kind, int code, co
             loom__hc_fail(r, LOOM_EV_HTTP_REFUSED, code, "connect to %s refused", where);
         break;
     case LOOM_EV_TCP_TIMEOUT:
-        if (!c->connected)
+        if (!c->connected && r->connect_to == 0)
+            loom__hc_fail(r, LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT,
+                          "connect to %s timed out (no answer; the system's limit)", where);
+        else if (!c->connected)
             loom__hc_fail(r, LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT,
                           "connect timeout after %" PRIu32 " ms connecting to %s", r->connect_to,
                           where);

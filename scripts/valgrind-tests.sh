@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The valgrind pass of `make test`: the loop-core tests (tests/core) and the
-# parser's unit tests, on both built-in backends, under memcheck with leak
+# The valgrind pass of `make test`: the loop-core tests (tests/core), the
+# parser's unit tests and the TLS sockets (OpenSSL's allocations must be
+# released too), on both built-in backends, under memcheck with leak
 # checking. Any error or leak fails the run, and so does a block still
 # reachable at exit: loom_loop_free() must leave nothing behind.
 set -euo pipefail
@@ -10,7 +11,7 @@ if ! command -v valgrind >/dev/null 2>&1; then
     exit 1
 fi
 tests=()
-for src in tests/core/test_*.c tests/http/test_http_parser.c; do
+for src in tests/core/test_*.c tests/http/test_http_parser.c tests/tls/test_tls_tcp.c; do
     [[ -f "$src" ]] || continue
     name=$(basename "$src" .c)
     exe="$build/tests/$name"

@@ -42,29 +42,30 @@
 /* --- Classes from options ---------------------------------------------------------- */
 
 /* The TCP API's classes keep room for a TLS session: a plain socket may
- * become a TLS one (loom_socket_starttls()). */
+ * become a TLS one (loom_socket_starttls()). A TLS client class holds no
+ * context (each socket has its own); a server class holds the server's. */
+static loom__sock_class *loom__class_tls(loom__sock_class *c, loom_tls_ctx_t *tls)
+{
+    c->tr_room = loom__transport_tls.state_size;
+    if (tls)
+        loom__class_set_tls(c, loom_tls_ctx_is_server(tls) ? tls : NULL);
+    return c;
+}
+
 static loom__sock_class *loom__class_client(const loom_tcp_opts *o)
 {
     loom__sock_class *c = calloc(1, sizeof *c);
-    if (c == NULL)
-        return NULL;
-    LOOM__CLASS_FROM_OPTS(c, o);
-    c->tr_room = loom__transport_tls.state_size;
-    if (o->tls)
-        loom__class_set_tls(c, NULL); /* the context is each socket's */
-    return c;
+    if (c != NULL)
+        LOOM__CLASS_FROM_OPTS(c, o);
+    return c ? loom__class_tls(c, o->tls) : NULL;
 }
 
 static loom__sock_class *loom__class_server(const loom_tcp_server_opts *o)
 {
     loom__sock_class *c = calloc(1, sizeof *c);
-    if (c == NULL)
-        return NULL;
-    LOOM__CLASS_FROM_OPTS(c, o);
-    c->tr_room = loom__transport_tls.state_size;
-    if (o->tls)
-        loom__class_set_tls(c, o->tls);
-    return c;
+    if (c != NULL)
+        LOOM__CLASS_FROM_OPTS(c, o);
+    return c ? loom__class_tls(c, o->tls) : NULL;
 }
 
 /* Makes sure the class's timeouts have their groups (a loop has room for 63

@@ -217,7 +217,18 @@ typedef struct loom_http_request_opts {
  * or idle timeout would be the loop's 64th distinct socket timeout value, see
  * loom_socket_set_timeouts()), or LOOM_ENOMEM. An
  * unsupported scheme is not an error here: it ends the request with an http
- * error event (LOOM_EPROTOCOL, "https is not supported yet" for https). */
+ * error event (LOOM_EPROTOCOL, "unsupported URL scheme \"ftp\"").
+ *
+ * https:// URLs: the connection is TLS with the request's context (see
+ * opts.tls), its name checked against the URL's host (an address literal
+ * against the certificate's addresses). A failed handshake ends the request
+ * with the TLS layer's event and message: LOOM_EV_TLS_VERIFY_ERROR
+ * ("certificate verify failed for localhost:8443: ...") or
+ * LOOM_EV_TLS_ERROR. A response whose body ends with the connection (no
+ * Content-Length, not chunked) is complete only if the server ended the TLS
+ * stream with close_notify: a bare close is a truncation (an http error,
+ * LOOM_ETRUNCATED), never a complete body. Pools are per scheme, host, port
+ * and context. */
 LOOM_EXTERN int loom_http_request(loom_loop_t *loop, const char *url,
                                   const loom_http_request_opts *opts, loom_http_client_req_t **out);
 
@@ -252,6 +263,15 @@ LOOM_EXTERN loom_loop_t *loom_http_client_loop(const loom_http_client_req_t *req
  * ENOMEM). */
 LOOM_EXTERN const char *loom_http_client_request_head(const loom_http_client_req_t *req,
                                                       size_t *len);
+
+/* What the TLS handshake of an https request's connection negotiated:
+ * version, cipher, ALPN, the name sent (SNI) and the server certificate's
+ * subject (see loom_tls_info). Available from on_headers and on_body (while
+ * the response arrives on the connection) and during on_response; the
+ * strings are valid during the callback. Returns 0, LOOM_EPROTOCOL (an
+ * http:// request), LOOM_ESTATE (no connection yet, or its handshake is not
+ * done), LOOM_ECLOSED (the request ended) or LOOM_EINVAL. */
+LOOM_EXTERN int loom_http_client_tls_info(const loom_http_client_req_t *req, loom_tls_info *info);
 
 /* The request's data slot (opts.data at first). */
 LOOM_EXTERN void *loom_http_client_data(const loom_http_client_req_t *req);

@@ -40,6 +40,7 @@
 #include <time.h>
 
 #include "chat_assets.h" /* generated from examples/chat/ by chat/embed.cmake */
+#include "example_tls.h"
 #include "loom.h"
 
 enum {
@@ -697,18 +698,7 @@ int main(int argc, char **argv)
         else
             usage();
     }
-    if ((cert == NULL) != (key == NULL))
-        usage();
-    loom_tls_ctx_t *tls = NULL;
-    if (cert) {
-        char err[512];
-        loom_tls_opts to = {
-            .server = true, .cert = {.cert_file = cert, .key_file = key}, .alpn = "http/1.1"};
-        if (loom_tls_ctx_new(&to, &tls, err, sizeof err) < 0) {
-            fprintf(stderr, "loom-chat: %s\n", err);
-            return 1;
-        }
-    }
+    loom_tls_ctx_t *tls = example_tls_server("loom-chat", cert, key);
     if (strcmp(bind, "*") == 0)
         bind = NULL;
 

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "example_tls.h"
 #include "loom.h"
 
 static const char *const hello_headers[] = {"Content-Type", "text/plain", NULL};
@@ -70,18 +71,7 @@ int main(int argc, char **argv)
         else
             usage();
     }
-    if ((cert == NULL) != (key == NULL))
-        usage();
-    loom_tls_ctx_t *tls = NULL;
-    if (cert) {
-        char err[512];
-        loom_tls_opts to = {
-            .server = true, .cert = {.cert_file = cert, .key_file = key}, .alpn = "http/1.1"};
-        if (loom_tls_ctx_new(&to, &tls, err, sizeof err) < 0) {
-            fprintf(stderr, "loom-hello: %s\n", err);
-            return 1;
-        }
-    }
+    loom_tls_ctx_t *tls = example_tls_server("loom-hello", cert, key);
     loom_loop_t *loop;
     int r = loom_loop_new(&loop, NULL);
     if (r < 0) {

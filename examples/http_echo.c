@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "example_tls.h"
 #include "loom.h"
 
 /* Default mode: the whole body is here. */
@@ -110,25 +111,12 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[i], "--tls-key") == 0 && i + 1 < argc) {
             key = argv[++i];
         } else {
-            cert = key = "";
-            break;
+            fprintf(stderr, "usage: loom-http-echo [--port P] [--bind ADDR] [--stream]\n"
+                            "                      [--tls-cert FILE --tls-key FILE]\n");
+            return 2;
         }
     }
-    if ((cert == NULL) != (key == NULL) || (cert && (!cert[0] || !key[0]))) {
-        fprintf(stderr, "usage: loom-http-echo [--port P] [--bind ADDR] [--stream]\n"
-                        "                      [--tls-cert FILE --tls-key FILE]\n");
-        return 2;
-    }
-    loom_tls_ctx_t *tls = NULL;
-    if (cert) {
-        char err[512];
-        loom_tls_opts to = {
-            .server = true, .cert = {.cert_file = cert, .key_file = key}, .alpn = "http/1.1"};
-        if (loom_tls_ctx_new(&to, &tls, err, sizeof err) < 0) {
-            fprintf(stderr, "loom-http-echo: %s\n", err);
-            return 1;
-        }
-    }
+    loom_tls_ctx_t *tls = example_tls_server("loom-http-echo", cert, key);
     loom_loop_t *loop;
     int r = loom_loop_new(&loop, NULL);
     if (r < 0) {

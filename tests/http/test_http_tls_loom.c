@@ -6,8 +6,7 @@
  * context, and a server that sees its clients' certificates
  * (LOOM_TLS_VERIFY_REQUIRED with a client context that has one).
  * LOOM_TEST_NO_TRANSPORT: TLS is the transport. */
-#include "../tls/tls_test_util.h"
-#include "hc_test.h"
+#include "hc_tls_test.h"
 
 static int nreq;
 static char subject[256];
@@ -28,44 +27,9 @@ static void on_request(loom_http_req_t *req, void *data)
         CHECK_OK(loom_http_respond(req, 200, NULL, path, pl));
 }
 
-typedef struct {
-    hc_result r;
-    char version[32], alpn[32], subject[256];
-    int info_rc;
-} tls_result;
-
-static void on_response(loom_http_client_req_t *req, const loom_http_client_response_t *res,
-                        void *data)
-{
-    tls_result *t = data;
-    loom_tls_info info;
-    t->info_rc = loom_http_client_tls_info(req, &info);
-    if (t->info_rc == 0) {
-        snprintf(t->version, sizeof t->version, "%s", info.version);
-        snprintf(t->alpn, sizeof t->alpn, "%.*s", (int)info.alpn_len, info.alpn ? info.alpn : "");
-        snprintf(t->subject, sizeof t->subject, "%s", info.peer_subject);
-    }
-    hc_on_response(req, res, &t->r);
-}
-
-static void on_event(const loom_event_t *ev, void *data)
-{
-    hc_on_event(ev, &((tls_result *)data)->r);
-}
-
-static void start(loom_loop_t *loop, const char *url, tls_result *t, loom_http_request_opts o)
-{
-    memset(t, 0, sizeof *t);
-    t->r.loop = loop;
-    o.on_response = on_response;
-    o.on_event = on_event;
-    o.data = t;
-    CHECK_OK(loom_http_request(loop, url, &o, NULL));
-}
-
 static void get(loom_loop_t *loop, const char *url, tls_result *t, loom_http_request_opts o)
 {
-    start(loop, url, t, o);
+    tls_start(loop, url, t, o);
     hc_run_until(loop, &t->r.done, 10000);
     if (t->r.done != 1)
         fprintf(stderr, "%s: %s\n", url, t->r.msg);
@@ -143,7 +107,7 @@ int main(void)
     tls_result p[4];
     for (int i = 0; i < 4; i++) {
         snprintf(url, sizeof url, "https://localhost:%d/pipe/%d", port, i);
-        start(loop, url, &p[i], (loom_http_request_opts){.tls = cctx});
+        tls_start(loop, url, &p[i], (loom_http_request_opts){.tls = cctx});
     }
     for (int i = 0; i < 4; i++) {
         hc_run_until(loop, &p[i].r.done, 10000);

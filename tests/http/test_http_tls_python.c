@@ -14,11 +14,9 @@
 #include <signal.h>
 #include <sys/wait.h>
 
-#include "../tls/tls_test_util.h"
-#include "hc_test.h"
+#include "hc_tls_test.h"
+#include "py_test.h"
 #include "test_http_server_util.h"
-
-#define PY "/usr/bin/python3"
 
 static const char *CLIENT =
     "import sys, ssl, socket, http.client\n"
@@ -99,51 +97,6 @@ static void on_gone(loom_http_req_t *req, void *data)
     ngone++;
 }
 
-static pid_t py = -1;
-
-static void stop_py(void)
-{
-    if (py > 0) {
-        kill(py, SIGTERM);
-        waitpid(py, NULL, 0);
-        py = -1;
-    }
-}
-
-static int start_py_server(void)
-{
-    int pfd[2];
-    CHECK(pipe(pfd) == 0);
-    py = fork();
-    CHECK(py >= 0);
-    if (py == 0) {
-        dup2(pfd[1], 1);
-        close(pfd[0]);
-        execl(PY, "python3", "-c", SERVER, tls_path("server.pem"), tls_path("server.key"),
-              (char *)NULL);
-        _exit(127);
-    }
-    close(pfd[1]);
-    atexit(stop_py);
-    char line[32];
-    size_t n = 0;
-    while (n < sizeof line - 1 && read(pfd[0], line + n, 1) == 1 && line[n] != '\n')
-        n++;
-    line[n] = '\0';
-    close(pfd[0]);
-    int port = atoi(line);
-    CHECK(port > 0);
-    return port;
-}
-
-static void get(loom_loop_t *loop, const char *url, hc_result *r, loom_tls_ctx_t *cctx)
-{
-    memset(r, 0, sizeof *r);
-    hc_get(loop, url, r, &(loom_http_request_opts){.tls = cctx});
-    hc_run_until(loop, &r->done, 10000);
-    CHECK(r->done != 0);
-}
-
 int main(void)
 {
     test_timeout(90);
@@ -181,29 +134,29 @@ int main(void)
     hs_close_server(loop, srv);
 
     /* Python's ssl http.server against loom's client. */
-    int pport = start_py_server();
+    int pport = py_start(SERVER, tls_path("server.pem"), tls_path("server.key"));
     loom_tls_ctx_t *cctx = tls_client_ctx(NULL);
     char url[128];
     hc_result r;
     snprintf(url, sizeof url, "https://localhost:%d/x?y=1", pport);
-    get(loop, url, &r, cctx);
+    tls_get(loop, url, &r, cctx);
     CHECK_EQ(r.done, 1);
     CHECK_STR(r.body, "path=/x?y=1");
     hc_result_free(&r);
     snprintf(url, sizeof url, "https://localhost:%d/close-notify", pport);
-    get(loop, url, &r, cctx);
+    tls_get(loop, url, &r, cctx);
     CHECK_EQ(r.done, 1);
     CHECK_STR(r.body, "until the end");
     hc_result_free(&r);
     snprintf(url, sizeof url, "https://localhost:%d/close", pport);
-    get(loop, url, &r, cctx);
+    tls_get(loop, url, &r, cctx);
     CHECK_EQ(r.done, 2);
     CHECK_EQ(r.ev_code, LOOM_ETRUNCATED);
     CHECK(strstr(r.msg, "truncated") != NULL);
     hc_result_free(&r);
 
     loom_tls_ctx_free(cctx);
-    stop_py();
+    py_stop();
     hc_loop_done(loop);
     printf("http tls python: ok\n");
     return 0;

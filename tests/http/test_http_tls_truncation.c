@@ -7,8 +7,7 @@
  * closes (close_notify: the body completes); it also cuts a head short and
  * a Content-Length body short. LOOM_TEST_NO_TRANSPORT: TLS is the
  * transport. */
-#include "../tls/tls_test_util.h"
-#include "hc_test.h"
+#include "hc_tls_test.h"
 
 typedef struct {
     char buf[2048];
@@ -71,14 +70,6 @@ static void srv_event(const loom_event_t *ev, void *data)
     (void)ev, (void)data;
 }
 
-static void get(loom_loop_t *loop, const char *url, hc_result *r, loom_tls_ctx_t *cctx)
-{
-    memset(r, 0, sizeof *r);
-    hc_get(loop, url, r, &(loom_http_request_opts){.tls = cctx});
-    hc_run_until(loop, &r->done, 10000);
-    CHECK(r->done != 0);
-}
-
 int main(void)
 {
     test_timeout(60);
@@ -99,7 +90,7 @@ int main(void)
 
     /* The end without close_notify: truncated, an error. */
     snprintf(url, sizeof url, "https://localhost:%d/cut", port);
-    get(loop, url, &r, cctx);
+    tls_get(loop, url, &r, cctx);
     CHECK_EQ(r.done, 2);
     CHECK_EQ(r.ev_kind, LOOM_EV_HTTP_ERROR);
     CHECK_EQ(r.ev_code, LOOM_ETRUNCATED);
@@ -111,7 +102,7 @@ int main(void)
 
     /* With close_notify: the body is complete. */
     snprintf(url, sizeof url, "https://localhost:%d/notify", port);
-    get(loop, url, &r, cctx);
+    tls_get(loop, url, &r, cctx);
     CHECK_EQ(r.done, 1);
     CHECK_EQ(r.status, 200);
     CHECK_STR(r.body, "the whole body");
@@ -119,7 +110,7 @@ int main(void)
 
     /* A head cut short without close_notify. */
     snprintf(url, sizeof url, "https://localhost:%d/head", port);
-    get(loop, url, &r, cctx);
+    tls_get(loop, url, &r, cctx);
     CHECK_EQ(r.done, 2);
     CHECK_EQ(r.ev_code, LOOM_ETRUNCATED);
     CHECK(strstr(r.msg, "inside the response head") != NULL);
@@ -127,7 +118,7 @@ int main(void)
 
     /* A Content-Length body cut short: an error whichever way it ends. */
     snprintf(url, sizeof url, "https://localhost:%d/short", port);
-    get(loop, url, &r, cctx);
+    tls_get(loop, url, &r, cctx);
     CHECK_EQ(r.done, 2);
     CHECK_EQ(r.ev_kind, LOOM_EV_HTTP_ERROR);
     CHECK_EQ(r.ev_code, LOOM_ETRUNCATED);

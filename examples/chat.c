@@ -1,6 +1,10 @@
 /* loom-chat: loom's demo, a long-poll chat room (what `make run` starts).
  *
  *     loom-chat [--port P] [--bind ADDR] [--poll-timeout MS] [--verbose]
+ *               [--tls-cert FILE --tls-key FILE]
+ *
+ * Plain HTTP by default (`make run`); with --tls-cert and --tls-key (PEM:
+ * the chain, leaf first, and its key) it serves HTTPS instead.
  *
  * Open http://127.0.0.1:8080/ in two browser windows and talk. The page
  * (examples/chat/: HTML, CSS, JS) is built into the binary. The protocol:
@@ -36,6 +40,7 @@
 #include <time.h>
 
 #include "chat_assets.h" /* generated from examples/chat/ by chat/embed.cmake */
+#include "example_tls.h"
 #include "loom.h"
 
 enum {
@@ -655,7 +660,9 @@ static void usage(void)
                     "  --port P          port to listen on (default 8080; 0 picks a free one)\n"
                     "  --bind ADDR       address to listen on (default 127.0.0.1; '*' for all)\n"
                     "  --poll-timeout MS how long a poll is held (default 25000)\n"
-                    "  --verbose         log every request to stderr\n");
+                    "  --verbose         log every request to stderr\n"
+                    "  --tls-cert FILE   serve HTTPS with this certificate chain (PEM)\n"
+                    "  --tls-key FILE    ... and this private key (PEM)\n");
     exit(2);
 }
 
@@ -672,7 +679,7 @@ int main(int argc, char **argv)
 {
     static chat_t chat; /* zeroed; too big for some stacks */
     chat_t *c = &chat;
-    const char *bind = "127.0.0.1";
+    const char *bind = "127.0.0.1", *cert = NULL, *key = NULL;
     int port = 8080;
     c->poll_timeout_ms = CHAT_POLL_TIMEOUT_MS;
     for (int i = 1; i < argc; i++) {
@@ -684,9 +691,14 @@ int main(int argc, char **argv)
             c->poll_timeout_ms = (uint32_t)parse_num(argv[++i], 1, 3600 * 1000);
         else if (strcmp(argv[i], "--verbose") == 0 || strcmp(argv[i], "-v") == 0)
             c->verbose = true;
+        else if (strcmp(argv[i], "--tls-cert") == 0 && i + 1 < argc)
+            cert = argv[++i];
+        else if (strcmp(argv[i], "--tls-key") == 0 && i + 1 < argc)
+            key = argv[++i];
         else
             usage();
     }
+    loom_tls_ctx_t *tls = example_tls_server("loom-chat", cert, key);
     if (strcmp(bind, "*") == 0)
         bind = NULL;
 
@@ -699,6 +711,7 @@ int main(int argc, char **argv)
     int r = loom_loop_new(&c->loop, NULL);
     if (r < 0) {
         fprintf(stderr, "loom-chat: %s\n", loom_strerror(r));
+        loom_tls_ctx_free(tls);
         return 1;
     }
     loom_http_server_opts opts = {
@@ -707,8 +720,10 @@ int main(int argc, char **argv)
         .on_close = on_client_gone,
         .limits = {.max_body_size = CHAT_BODY_MAX},
         .server_name = "loom-chat",
+        .tls = tls,
     };
     r = loom_http_server(c->loop, bind, port, on_request, &opts, &c->srv);
+    loom_tls_ctx_free(tls); /* the server holds its own reference */
     if (r < 0) {
         fprintf(stderr, "loom-chat: cannot listen on %s port %d: %s\n", bind ? bind : "*", port,
                 loom_strerror(r));
@@ -724,8 +739,8 @@ int main(int argc, char **argv)
 
     const char *host = bind ? bind : "127.0.0.1";
     bool v6 = strchr(host, ':') != NULL;
-    printf("loom-chat: listening on http://%s%s%s:%d/ (%s)\n", v6 ? "[" : "", host, v6 ? "]" : "",
-           loom_http_server_port(c->srv), loom_loop_backend(c->loop));
+    printf("loom-chat: listening on %s://%s%s%s:%d/ (%s)\n", tls ? "https" : "http", v6 ? "[" : "",
+           host, v6 ? "]" : "", loom_http_server_port(c->srv), loom_loop_backend(c->loop));
     fflush(stdout);
 
     r = loom_run(c->loop, LOOM_RUN_DEFAULT);

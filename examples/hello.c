@@ -3,6 +3,10 @@
  * body "omglolwtf" through the ordinary loom_http_respond().
  *
  *   loom-hello [--port P] [--bind ADDR] [--threads N]
+ *              [--tls-cert FILE --tls-key FILE]
+ *
+ * With --tls-cert and --tls-key (PEM: the chain, leaf first, and its key) it
+ * serves HTTPS (ALPN http/1.1) on the same port option.
  *
  * SIGINT or SIGTERM closes the server gracefully (answers in flight are
  * finished) and the program exits when the loop has nothing left.
@@ -12,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "example_tls.h"
 #include "loom.h"
 
 static const char *const hello_headers[] = {"Content-Type", "text/plain", NULL};
@@ -42,7 +47,8 @@ static void on_signal(loom_signal_t *sig, int signum, void *data)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: loom-hello [--port P] [--bind ADDR] [--threads N]\n");
+    fprintf(stderr, "usage: loom-hello [--port P] [--bind ADDR] [--threads N]\n"
+                    "                  [--tls-cert FILE --tls-key FILE]\n");
     exit(2);
 }
 
@@ -50,7 +56,7 @@ int main(int argc, char **argv)
 {
     int port = 8080;
     unsigned threads = 1;
-    const char *bind = NULL;
+    const char *bind = NULL, *cert = NULL, *key = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--port") == 0 && i + 1 < argc)
             port = atoi(argv[++i]);
@@ -58,18 +64,25 @@ int main(int argc, char **argv)
             threads = (unsigned)atoi(argv[++i]);
         else if (strcmp(argv[i], "--bind") == 0 && i + 1 < argc)
             bind = argv[++i];
+        else if (strcmp(argv[i], "--tls-cert") == 0 && i + 1 < argc)
+            cert = argv[++i];
+        else if (strcmp(argv[i], "--tls-key") == 0 && i + 1 < argc)
+            key = argv[++i];
         else
             usage();
     }
+    loom_tls_ctx_t *tls = example_tls_server("loom-hello", cert, key);
     loom_loop_t *loop;
     int r = loom_loop_new(&loop, NULL);
     if (r < 0) {
         fprintf(stderr, "loom-hello: %s\n", loom_strerror(r));
+        loom_tls_ctx_free(tls);
         return 1;
     }
     hello_app app = {.loop = loop};
-    loom_http_server_opts opts = {.threads = threads, .max_connections = 100000};
+    loom_http_server_opts opts = {.threads = threads, .max_connections = 100000, .tls = tls};
     r = loom_http_server(loop, bind, port, on_request, &opts, &app.srv);
+    loom_tls_ctx_free(tls); /* the server holds its own reference */
     if (r < 0) {
         fprintf(stderr, "loom-hello: cannot listen on port %d: %s\n", port, loom_strerror(r));
         loom_loop_free(loop);
@@ -81,9 +94,9 @@ int main(int argc, char **argv)
         loom_loop_free(loop);
         return 1;
     }
-    fprintf(stderr, "loom-hello: listening on port %d (%u thread%s, %s)\n",
-            loom_http_server_port(app.srv), threads ? threads : 1, threads > 1 ? "s" : "",
-            loom_loop_backend(loop));
+    fprintf(stderr, "loom-hello: listening on port %d (%s, %u thread%s, %s)\n",
+            loom_http_server_port(app.srv), tls ? "https" : "http", threads ? threads : 1,
+            threads > 1 ? "s" : "", loom_loop_backend(loop));
     r = loom_run(loop, LOOM_RUN_DEFAULT);
     loom_loop_free(loop);
     return r < 0 ? 1 : 0;

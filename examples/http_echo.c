@@ -2,6 +2,7 @@
  * the request body echoed back.
  *
  *   loom-http-echo [--port P] [--bind ADDR] [--stream]
+ *                  [--tls-cert FILE --tls-key FILE]
  *
  * By default the server reads and validates the whole request body first
  * (chunked coding removed, at most 1 MiB: the server's default limit), then
@@ -13,6 +14,9 @@
  * with the request's Content-Length when it had one), and when the client
  * reads more slowly than it sends, reading pauses until the answer drains.
  *
+ * With --tls-cert and --tls-key (PEM: the chain, leaf first, and its key) it
+ * serves HTTPS (ALPN http/1.1).
+ *
  * Either way a client that sends without reading cannot make it buffer
  * without bound (the server stops reading while its answers wait). SIGINT or
  * SIGTERM closes the server gracefully.
@@ -22,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "example_tls.h"
 #include "loom.h"
 
 /* Default mode: the whole body is here. */
@@ -92,7 +97,7 @@ static void on_signal(loom_signal_t *sig, int signum, void *data)
 int main(int argc, char **argv)
 {
     int port = 8080;
-    const char *bind = NULL;
+    const char *bind = NULL, *cert = NULL, *key = NULL;
     int stream = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
@@ -101,25 +106,33 @@ int main(int argc, char **argv)
             bind = argv[++i];
         } else if (strcmp(argv[i], "--stream") == 0) {
             stream = 1;
+        } else if (strcmp(argv[i], "--tls-cert") == 0 && i + 1 < argc) {
+            cert = argv[++i];
+        } else if (strcmp(argv[i], "--tls-key") == 0 && i + 1 < argc) {
+            key = argv[++i];
         } else {
-            fprintf(stderr, "usage: loom-http-echo [--port P] [--bind ADDR] [--stream]\n");
+            fprintf(stderr, "usage: loom-http-echo [--port P] [--bind ADDR] [--stream]\n"
+                            "                      [--tls-cert FILE --tls-key FILE]\n");
             return 2;
         }
     }
+    loom_tls_ctx_t *tls = example_tls_server("loom-http-echo", cert, key);
     loom_loop_t *loop;
     int r = loom_loop_new(&loop, NULL);
     if (r < 0) {
         fprintf(stderr, "loom-http-echo: %s\n", loom_strerror(r));
+        loom_tls_ctx_free(tls);
         return 1;
     }
     echo_app app = {.loop = loop};
-    loom_http_server_opts opts = {.max_connections = 100000};
+    loom_http_server_opts opts = {.max_connections = 100000, .tls = tls};
     if (stream) {
         opts.on_body = on_body;
         opts.on_drain = on_drain;
         opts.on_close = on_close;
     }
     r = loom_http_server(loop, bind, port, stream ? on_request : on_request_whole, &opts, &app.srv);
+    loom_tls_ctx_free(tls); /* the server holds its own reference */
     if (r < 0) {
         fprintf(stderr, "loom-http-echo: cannot listen on port %d: %s\n", port, loom_strerror(r));
         loom_loop_free(loop);
@@ -131,8 +144,8 @@ int main(int argc, char **argv)
         loom_loop_free(loop);
         return 1;
     }
-    fprintf(stderr, "loom-http-echo: listening on port %d%s\n", loom_http_server_port(app.srv),
-            stream ? " (streaming)" : "");
+    fprintf(stderr, "loom-http-echo: listening on port %d%s%s\n", loom_http_server_port(app.srv),
+            tls ? " (https)" : "", stream ? " (streaming)" : "");
     r = loom_run(loop, LOOM_RUN_DEFAULT);
     loom_loop_free(loop);
     return r < 0 ? 1 : 0;

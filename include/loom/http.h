@@ -135,8 +135,11 @@ typedef void (*loom_http_thread_cb)(loom_loop_t *loop, unsigned index, void *dat
 typedef struct loom_http_server_opts {
     void *data; /* the server's data slot, passed to every callback */
     /* HTTPS (loom/tls.h): a server context makes every connection a TLS
-     * one (the server holds a reference; ALPN offers what the context
-     * says, "http/1.1" if it says nothing). Works with `threads`. */
+     * one (the server holds a reference, so the caller may free its own
+     * after the call; a client context is LOOM_EINVAL). ALPN: what the
+     * context says (give it .alpn = "http/1.1"). A client whose handshake
+     * fails or that leaves without close_notify is treated as one that
+     * closed or reset the connection: no event. Works with `threads`. */
     loom_tls_ctx_t *tls;
     /* Events: http errors of clients (LOOM_EV_HTTP_ERROR for bad requests,
      * LOOM_EV_HTTP_TIMEOUT for timeouts; object = the server) and tcp

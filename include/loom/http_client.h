@@ -15,7 +15,10 @@
  *    timeout), LOOM_EV_HTTP_REFUSED (connection refused), LOOM_EV_DNS_ERROR
  *    (the name does not resolve), LOOM_EV_HTTP_ERROR (malformed response, a
  *    size limit, too many 1xx answers, a reset or early close, an
- *    unsupported scheme such as https). The event's object is the request,
+ *    unsupported scheme such as ftp, an https body cut short without
+ *    close_notify, a refused https -> http redirect), LOOM_EV_TLS_ERROR and
+ *    LOOM_EV_TLS_VERIFY_ERROR (an https handshake failed; the TLS layer's
+ *    message). The event's object is the request,
  *    its msg names what failed, where (host:port) and why, e.g. "connect to
  *    127.0.0.1:9 refused", "dns lookup of nohost.invalid failed: ...",
  *    "read timeout after 5000 ms waiting for 127.0.0.1:8080 (first byte
@@ -29,7 +32,8 @@
  * loom_loop_live() and keeps the loop running.
  *
  * Connections: each loop keeps a pool per origin (scheme, host, port; and
- * the address family asked for) of keep-alive
+ * the address family asked for and, for https, the client context) of
+ * keep-alive
  * connections, with a per-host connection limit (requests beyond it wait in
  * a queue), an idle timeout and a cap on idle connections (see
  * loom_http_client_configure()). Idle pooled connections do not keep the loop
@@ -212,12 +216,24 @@ typedef struct loom_http_request_opts {
  * sent). The outcome arrives later (see the top of this file); no callback
  * runs before this returns. `*out` (if `out` is not NULL) receives the
  * handle. Returns 0, LOOM_EURL (a malformed URL or no host), LOOM_EINVAL
- * (bad options, such as a control character in a header value or a
- * Content-Length that disagrees with the body), LOOM_ETOOMANY (the first byte
+ * (bad options, such as a control character in a header value, a
+ * Content-Length that disagrees with the body or a server context in
+ * opts.tls), LOOM_ETOOMANY (the first byte
  * or idle timeout would be the loop's 64th distinct socket timeout value, see
  * loom_socket_set_timeouts()), or LOOM_ENOMEM. An
  * unsupported scheme is not an error here: it ends the request with an http
- * error event (LOOM_EPROTOCOL, "https is not supported yet" for https). */
+ * error event (LOOM_EPROTOCOL, "unsupported URL scheme \"ftp\"").
+ *
+ * https:// URLs: the connection is TLS with the request's context (see
+ * opts.tls), its name checked against the URL's host (an address literal
+ * against the certificate's addresses). A failed handshake ends the request
+ * with the TLS layer's event and message: LOOM_EV_TLS_VERIFY_ERROR
+ * ("certificate verify failed for localhost:8443: ...") or
+ * LOOM_EV_TLS_ERROR. A response whose body ends with the connection (no
+ * Content-Length, not chunked) is complete only if the server ended the TLS
+ * stream with close_notify: a bare close is a truncation (an http error,
+ * LOOM_ETRUNCATED), never a complete body. Pools are per scheme, host, port
+ * and context. */
 LOOM_EXTERN int loom_http_request(loom_loop_t *loop, const char *url,
                                   const loom_http_request_opts *opts, loom_http_client_req_t **out);
 
@@ -253,6 +269,15 @@ LOOM_EXTERN loom_loop_t *loom_http_client_loop(const loom_http_client_req_t *req
 LOOM_EXTERN const char *loom_http_client_request_head(const loom_http_client_req_t *req,
                                                       size_t *len);
 
+/* What the TLS handshake of an https request's connection negotiated:
+ * version, cipher, ALPN, the name sent (SNI) and the server certificate's
+ * subject (see loom_tls_info). Available from on_headers and on_body (while
+ * the response arrives on the connection) and during on_response; the
+ * strings are valid during the callback. Returns 0, LOOM_EPROTOCOL (an
+ * http:// request), LOOM_ESTATE (no connection yet, or its handshake is not
+ * done), LOOM_ECLOSED (the request ended) or LOOM_EINVAL. */
+LOOM_EXTERN int loom_http_client_tls_info(const loom_http_client_req_t *req, loom_tls_info *info);
+
 /* The request's data slot (opts.data at first). */
 LOOM_EXTERN void *loom_http_client_data(const loom_http_client_req_t *req);
 LOOM_EXTERN void loom_http_client_set_data(loom_http_client_req_t *req, void *data);
@@ -285,8 +310,8 @@ typedef struct loom_http_client_opts {
 } loom_http_client_opts;
 
 /* Applies `opts` to the loop's client (for connections and requests made
- * from now on; the limit applies at once). Returns 0, LOOM_EINVAL or
- * LOOM_ENOMEM. */
+ * from now on; the limit applies at once). Returns 0, LOOM_EINVAL (a bad
+ * user agent, or a server context in opts.tls) or LOOM_ENOMEM. */
 LOOM_EXTERN int loom_http_client_configure(loom_loop_t *loop, const loom_http_client_opts *opts);
 
 /* Closes every idle pooled connection now. */

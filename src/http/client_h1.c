@@ -309,6 +309,11 @@ void loom__hc_complete(hc_conn *c, hc_req *r)
     loom_loop_t *loop = st->loop;
     bool reuse = !c->no_reuse && r->fr.keep_alive && !r->no_keepalive && r->upload_done &&
                  !r->fr.upgrade && !r->fr.tunnel;
+    /* https: loom_http_client_tls_info() in on_response, whatever becomes
+     * of the connection below. */
+    hc_tls_snap snap;
+    bool snapped = c->pool->scheme == HC_SCHEME_HTTPS && r->on_response && !r->redirecting &&
+                   loom__hc_tls_snap(c, &snap);
     loom__queue_remove(&r->node);
     c->nreqs--;
     r->conn = NULL;
@@ -362,7 +367,9 @@ void loom__hc_complete(hc_conn *c, hc_req *r)
     if (r->on_response) {
         loom__op_scope sc;
         loom__op_enter(loop, &sc, r->on_event, r->h.data, r);
+        r->tls_snap = snapped ? &snap.info : NULL;
         r->on_response(r, &v, r->h.data);
+        r->tls_snap = NULL;
         loom__op_leave(loop, &sc);
     }
     loom__hc_req_end(r);
@@ -678,6 +685,18 @@ void loom__hc_proto_event(loom_socket_t *s, loom_event_kind_t kind, int code, co
     hc_req *r = hc_req_of(c->reqs.next);
     hc_pool *pool = c->pool;
     char where[300];
+    /* TLS: a connection that ended without close_notify may have been cut
+     * short by anyone on the path; it is an end, never a clean one. */
+    bool truncated = kind == LOOM_EV_TLS_ERROR && code == LOOM_ETRUNCATED;
+    if (truncated && r->state == RQ_BODY) {
+        loom__hc_fail(r, LOOM_EV_HTTP_ERROR, LOOM_ETRUNCATED,
+                      "response from %s truncated: the connection closed without close_notify "
+                      "(%" PRIu64 " body bytes received)",
+                      loom__hc_where(pool, where, sizeof where), r->received);
+        if (!c->dead)
+            loom__hc_conn_close(c, false);
+        return;
+    }
     if (kind == LOOM_EV_TCP_EOF && r->state == RQ_BODY) {
         /* The end of a body delimited by the close, or a cut-off one. */
         if (loom_http_body_finish(&r->bd) == 0) {
@@ -696,7 +715,8 @@ void loom__hc_proto_event(loom_socket_t *s, loom_event_kind_t kind, int code, co
      * themselves; others only when the caller said so. A streamed body also
      * needs its rewind (loom__hc_conn_close() checks). */
     bool may_retry = hc_idempotent(r->method) || r->retry_unsafe;
-    bool stale = nothing && r->reused && (kind == LOOM_EV_TCP_EOF || kind == LOOM_EV_TCP_RESET);
+    bool stale =
+        nothing && r->reused && (kind == LOOM_EV_TCP_EOF || kind == LOOM_EV_TCP_RESET || truncated);
     if (stale && may_retry && !r->retried) {
         /* A stale keep-alive connection: try once more on a fresh one. */
         r->retried = 1;
@@ -727,8 +747,22 @@ void loom__hc_proto_event(loom_socket_t *s, loom_event_kind_t kind, int code, co
         else
             loom__hc_fail(r, LOOM_EV_HTTP_REFUSED, code, "connect to %s refused", where);
         break;
+    case LOOM_EV_TLS_ERROR:
+    case LOOM_EV_TLS_VERIFY_ERROR:
+        /* The TLS layer's message names the peer and OpenSSL's reason
+         * ("certificate verify failed for localhost:8443: ..."). */
+        if (truncated)
+            loom__hc_fail(r, LOOM_EV_HTTP_ERROR, LOOM_ETRUNCATED,
+                          "connection closed by %s without close_notify %s%s", where,
+                          r->state == RQ_HEAD ? "inside the response head" : "before any response",
+                          why);
+        else
+            loom__hc_fail(r, kind, code, "%s", msg ? msg : loom_strerror(code));
+        break;
     case LOOM_EV_TCP_TIMEOUT:
-        if (!c->connected && r->connect_to == 0)
+        if (!c->connected && msg != NULL && strncmp(msg, "tls ", 4) == 0)
+            loom__hc_fail(r, LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT, "%s", msg); /* handshake */
+        else if (!c->connected && r->connect_to == 0)
             loom__hc_fail(r, LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT,
                           "connect to %s timed out (no answer; the system's limit)", where);
         else if (!c->connected)

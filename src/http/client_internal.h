@@ -82,13 +82,14 @@ enum {
 /* Deferred work of a request (its pending node). */
 enum { PD_FAIL = 1, PD_UPLOAD = 2 };
 
-/* The schemes a pool may serve. Only http is served today: https is refused
- * before a pool is looked up, and TLS will fill this slot. */
+/* The schemes a pool may serve. */
 typedef enum { HC_SCHEME_HTTP = 0, HC_SCHEME_HTTPS = 1 } hc_scheme;
 
 /* The TLS settings a connection is made with, as a key: connections made
  * with different settings (trust store, client certificate, SNI, ALPN list)
- * are never shared. All zero today (no TLS); the TLS layer fills it. */
+ * are never shared. The client context's address (0 for http): an https
+ * pool holds a reference to its context, so the address cannot be reused by
+ * another context while the pool lives. */
 typedef struct {
     uint64_t id;
 } hc_tls_key;
@@ -101,6 +102,7 @@ typedef struct {
     int port;
     int family; /* 0, AF_INET or AF_INET6 */
     hc_tls_key tls;
+    loom_tls_ctx_t *ctx; /* https: the context (the pool takes a reference) */
     const char *host;
     size_t host_len;
 } hc_origin;
@@ -115,7 +117,8 @@ struct hc_pool {
     int port;
     int family;
     hc_tls_key tls;
-    char host[]; /* lower case, NUL-terminated */
+    loom_tls_ctx_t *ctx; /* https: the client context (a reference) */
+    char host[];         /* lower case, NUL-terminated */
 };
 
 /* A connection's protocol, as operations the pool dispatches through, so
@@ -225,14 +228,21 @@ struct loom_http_client_req {
     uint8_t state, paused, retried, redirects, max_redirects, follow, no_keepalive;
     uint8_t reused, upload_done, user_host, user_ua, user_cl, user_te, user_conn, user_auth;
     uint8_t redirecting, in_rbuf, strip_body_headers, pd_queued, in_cb;
-    uint8_t keep_creds, retry_unsafe, interim, idle_on;
+    uint8_t keep_creds, retry_unsafe, interim, idle_on, insecure_redirect;
+    loom_tls_ctx_t *tls; /* loom_http_request_opts.tls (a reference), or NULL */
+    /* During on_response of an https request: what its connection's
+     * handshake negotiated (the connection may be closed or reused by then). */
+    const loom_tls_info *tls_snap;
     char inl[HC_INLINE];
 };
 
 struct hc_state {
     loom_loop_t *loop;
     loom__slab req_slab;
-    loom__sock_class cls;
+    loom__sock_class cls;     /* http connections */
+    loom__sock_class tls_cls; /* https connections: the same hooks, over TLS */
+    loom_tls_ctx_t *tls_conf; /* loom_http_client_opts.tls (a reference), or NULL */
+    loom_tls_ctx_t *tls_def;  /* the default client context, made on first use */
     hc_pool *buckets[HC_BUCKETS];
     loom__queue idle_lru; /* idle connections, oldest first */
     loom__queue reqs;     /* every request not yet freed (for loop free) */
@@ -356,6 +366,18 @@ void loom__hc_conn_release(hc_conn *c);
 /* Switches c's socket read and write timeouts. Returns 0, LOOM_ETOOMANY or
  * LOOM_ENOMEM. */
 int loom__hc_conn_timeouts(hc_conn *c, uint32_t rt, uint32_t wt);
+/* A copy of what a TLS connection's handshake negotiated, with the strings
+ * that live in the connection copied. */
+typedef struct {
+    loom_tls_info info;
+    char alpn[256];
+    char sni[256];
+} hc_tls_snap;
+
+/* Fills `snap` from c's socket. Returns true, or false when c is not a
+ * TLS connection that completed its handshake. */
+bool loom__hc_tls_snap(hc_conn *c, hc_tls_snap *snap);
+
 /* The socket class hook: the connection is up. */
 void loom__hc_on_connect(loom_socket_t *s, void *data);
 

@@ -53,6 +53,9 @@ hc_pool *loom__hc_pool_get(hc_state *st, const hc_origin *o)
     p->port = o->port;
     p->family = o->family;
     p->tls = o->tls;
+    p->ctx = o->ctx;
+    if (p->ctx)
+        loom_tls_ctx_ref(p->ctx);
     loom__queue_init(&p->idle);
     loom__queue_init(&p->busy);
     loom__queue_init(&p->waiters);
@@ -145,8 +148,16 @@ static int hc_conn_new(hc_pool *pool, hc_req *r)
     hc_state *st = r->st;
     loom_loop_t *loop = st->loop;
     loom_tcp_opts o = {.connect_timeout_ms = r->connect_to, .family = pool->family};
+    loom__sock_class *cls = &st->cls;
+    if (pool->scheme == HC_SCHEME_HTTPS) {
+        /* The handshake is part of connecting: on_connect runs after it,
+         * and the connect timeout covers it. */
+        o.tls = pool->ctx;
+        o.server_name = pool->host;
+        cls = &st->tls_cls;
+    }
     loom_socket_t *s;
-    int rc = loom__tcp_connect_cls(loop, pool->host, pool->port, &o, &st->cls, &s);
+    int rc = loom__tcp_connect_cls(loop, pool->host, pool->port, &o, cls, &s);
     if (rc < 0)
         return rc;
     /* loom's own: the request is the live object that keeps the loop up. */
@@ -244,4 +255,22 @@ void loom__hc_conn_release(hc_conn *c)
         hc_conn *old = LOOM__CONTAINER_OF(st->idle_lru.next, hc_conn, lru);
         loom__hc_conn_close(old, false);
     }
+}
+
+bool loom__hc_tls_snap(hc_conn *c, hc_tls_snap *snap)
+{
+    if (loom_socket_tls_info(c->s, &snap->info) < 0)
+        return false;
+    loom_tls_info *i = &snap->info;
+    size_t n = i->alpn_len < sizeof snap->alpn ? i->alpn_len : sizeof snap->alpn - 1;
+    if (i->alpn)
+        memcpy(snap->alpn, i->alpn, n);
+    snap->alpn[n] = '\0';
+    i->alpn = n ? snap->alpn : NULL;
+    i->alpn_len = n;
+    if (i->sni) {
+        snprintf(snap->sni, sizeof snap->sni, "%s", i->sni);
+        i->sni = snap->sni;
+    }
+    return true;
 }

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 
 #include "http/client_internal.h"
+#include "net/tls_internal.h"
 
 static loom_http_method_t hc_method_enum(const char *m, size_t n)
 {
@@ -57,10 +58,13 @@ static void hc_state_destroy(loom__handle *h)
     for (int i = 0; i < HC_BUCKETS; i++) {
         for (hc_pool *p = st->buckets[i], *n; p; p = n) {
             n = p->next;
+            loom_tls_ctx_free(p->ctx);
             free(p);
         }
     }
     loom__slab_destroy(&st->req_slab);
+    loom_tls_ctx_free(st->tls_conf);
+    loom_tls_ctx_free(st->tls_def);
     free(st->upload);
     free(st->ua);
     free(st);
@@ -138,6 +142,8 @@ hc_state *loom__hc_state_get(loom_loop_t *loop)
     st->cls.low_water = HC_HIGH_WATER / 4;
     st->cls.extra = sizeof(hc_conn);
     st->cls.is_static = true;
+    st->tls_cls = st->cls;
+    loom__class_set_tls(&st->tls_cls, NULL); /* the context is each pool's */
     st->max_per_host = HC_DEFAULT_PERHOST;
     st->max_idle = HC_DEFAULT_IDLE;
     st->idle_ms = HC_DEFAULT_IDLE_MS;
@@ -375,6 +381,7 @@ static void hc_req_free(loom__handle *h)
         free(r->buf);
     loom__bytes_free(&r->rbuf);
     free(r->location);
+    loom_tls_ctx_free(r->tls);
     loom__queue_remove(&r->anode);
     r->h.type = 0;
     loom__slab_free(&st->req_slab, r);
@@ -467,6 +474,56 @@ void loom__hc_fail_later(hc_req *r, loom_event_kind_t kind, int code, const char
     loom__hc_defer(r, PD_FAIL);
 }
 
+/* The client context of r's https requests: the request's, the client's
+ * configured one, else the default one (made now on first use:
+ * verification on, against the system's store). NULL on failure, with the
+ * reason in err. */
+static loom_tls_ctx_t *hc_tls_ctx(hc_req *r, char *err, size_t err_len)
+{
+    hc_state *st = r->st;
+    if (r->tls)
+        return r->tls;
+    if (st->tls_conf)
+        return st->tls_conf;
+    if (st->tls_def == NULL) {
+        char why[200] = "";
+        int rc = loom_tls_ctx_new(&(loom_tls_opts){.server = false}, &st->tls_def, why, sizeof why);
+        if (rc < 0) {
+            st->tls_def = NULL;
+            snprintf(err, err_len, "cannot make the default tls client context: %s",
+                     why[0] ? why : loom_strerror(rc));
+            return NULL;
+        }
+    }
+    return st->tls_def;
+}
+
+/* The pool key of URL u for r: scheme, host, port, family and, for https,
+ * the client context. Returns 0, or LOOM_EPROTOCOL (an unsupported scheme)
+ * or LOOM_ETLS (no context) with the reason in err. */
+static int hc_origin_of(hc_req *r, const loom_url_t *u, int family, hc_origin *o, char *err,
+                        size_t err_len)
+{
+    *o = (hc_origin){.scheme = HC_SCHEME_HTTP,
+                     .port = loom_url_port(u),
+                     .family = family,
+                     .host = u->host,
+                     .host_len = u->host_len};
+    if (hc_ieq(u->scheme, u->scheme_len, "http"))
+        return 0;
+    if (!hc_ieq(u->scheme, u->scheme_len, "https")) {
+        snprintf(err, err_len, "unsupported URL scheme \"%.*s\"",
+                 (int)(u->scheme_len > 16 ? 16 : u->scheme_len), u->scheme);
+        return LOOM_EPROTOCOL;
+    }
+    o->scheme = HC_SCHEME_HTTPS;
+    o->ctx = hc_tls_ctx(r, err, err_len);
+    if (o->ctx == NULL)
+        return LOOM_ETLS;
+    o->tls.id = (uint64_t)(uintptr_t)o->ctx;
+    return 0;
+}
+
 /* Starts over with the Location of a 3xx answer. */
 void loom__hc_redirect(hc_req *r)
 {
@@ -529,11 +586,23 @@ void loom__hc_redirect(hc_req *r)
     bool strip = !same && !r->keep_creds;
     if (strip)
         r->user_auth = 1; /* no Authorization: Basic from userinfo either */
-    if (!hc_ieq(nu_u.scheme, nu_u.scheme_len, "http")) {
-        bool https = hc_ieq(nu_u.scheme, nu_u.scheme_len, "https");
+    hc_origin o;
+    char err[256];
+    int orc = hc_origin_of(r, &nu_u, r->pool->family, &o, err, sizeof err);
+    if (orc < 0) {
         free(nu);
-        loom__hc_fail(r, LOOM_EV_HTTP_ERROR, LOOM_EPROTOCOL, "%s",
-                      https ? "https is not supported yet" : "unsupported URL scheme in redirect");
+        loom__hc_fail(r, orc == LOOM_ETLS ? LOOM_EV_TLS_ERROR : LOOM_EV_HTTP_ERROR, orc,
+                      "cannot follow the redirect: %s", err);
+        return;
+    }
+    if (r->pool->scheme == HC_SCHEME_HTTPS && o.scheme == HC_SCHEME_HTTP && !r->insecure_redirect) {
+        /* The answer came over TLS: following it in the clear would expose
+         * the request (and whatever the chain carries). */
+        loom__hc_fail(r, LOOM_EV_HTTP_ERROR, LOOM_EPROTOCOL,
+                      "refused a redirect from https to http (%.200s): set "
+                      "allow_insecure_redirect to follow it",
+                      nu);
+        free(nu);
         return;
     }
     char *ml = malloc(mlen + r->hdr_len + 1);
@@ -556,12 +625,8 @@ void loom__hc_redirect(hc_req *r)
     r->in_rbuf = 0;
     loom__bytes_consume(&r->rbuf, loom__bytes_size(r->rbuf));
     r->msg = NULL;
-    hc_origin o = {.scheme = HC_SCHEME_HTTP,
-                   .port = loom_url_port(&r->u),
-                   .family = r->pool->family,
-                   .tls = r->pool->tls,
-                   .host = r->u.host,
-                   .host_len = r->u.host_len};
+    o.host = r->u.host; /* the URL was stored again: its slices moved */
+    o.host_len = r->u.host_len;
     hc_pool *pool = loom__hc_pool_get(st, &o);
     if (pool == NULL) {
         loom__hc_fail(r, LOOM_EV_HTTP_ERROR, LOOM_ENOMEM, "out of memory");
@@ -585,6 +650,8 @@ int loom_http_request(loom_loop_t *loop, const char *url, const loom_http_reques
     if (opts->body && opts->on_body_source)
         return LOOM_EINVAL;
     if (opts->family != 0 && opts->family != AF_INET && opts->family != AF_INET6)
+        return LOOM_EINVAL;
+    if (opts->tls && loom_tls_ctx_is_server(opts->tls))
         return LOOM_EINVAL;
     const char *method = opts->method;
     if (method == NULL)
@@ -668,6 +735,11 @@ int loom_http_request(loom_loop_t *loop, const char *url, const loom_http_reques
     r->no_keepalive = opts->no_keepalive;
     r->keep_creds = opts->redirect_keep_credentials;
     r->retry_unsafe = opts->retry_non_idempotent;
+    r->insecure_redirect = opts->allow_insecure_redirect;
+    if (opts->tls) {
+        loom_tls_ctx_ref(opts->tls);
+        r->tls = opts->tls;
+    }
     size_t mlen = strlen(method);
     r->method = hc_method_enum(method, mlen);
     st->stats.requests++;
@@ -716,18 +788,13 @@ int loom_http_request(loom_loop_t *loop, const char *url, const loom_http_reques
     }
     if (out)
         *out = r;
-    if (!hc_ieq(u.scheme, u.scheme_len, "http")) {
-        bool https = hc_ieq(u.scheme, u.scheme_len, "https");
-        loom__hc_fail_later(r, LOOM_EV_HTTP_ERROR, LOOM_EPROTOCOL,
-                            https ? "https is not supported yet" : "unsupported URL scheme");
+    hc_origin o;
+    char err[256];
+    int orc = hc_origin_of(r, &r->u, opts->family, &o, err, sizeof err);
+    if (orc < 0) {
+        loom__hc_fail_later(r, orc == LOOM_ETLS ? LOOM_EV_TLS_ERROR : LOOM_EV_HTTP_ERROR, orc, err);
         return 0;
     }
-    hc_origin o = {.scheme = HC_SCHEME_HTTP,
-                   .port = loom_url_port(&r->u),
-                   .family = opts->family,
-                   .tls = {0}, /* no TLS yet */
-                   .host = r->u.host,
-                   .host_len = r->u.host_len};
     r->pool = loom__hc_pool_get(st, &o);
     if (r->pool == NULL) {
         rc = LOOM_ENOMEM;
@@ -744,6 +811,23 @@ fail:
     r->state = RQ_DONE;
     loom__handle_close(&r->h);
     return rc;
+}
+
+int loom_http_client_tls_info(const loom_http_client_req_t *r, loom_tls_info *info)
+{
+    if (r == NULL || info == NULL)
+        return LOOM_EINVAL;
+    if (r->tls_snap) {
+        *info = *r->tls_snap;
+        return 0;
+    }
+    if (r->state == RQ_DONE)
+        return LOOM_ECLOSED;
+    if (r->pool == NULL || r->pool->scheme != HC_SCHEME_HTTPS)
+        return LOOM_EPROTOCOL;
+    if (r->conn == NULL)
+        return LOOM_ESTATE;
+    return loom_socket_tls_info(r->conn->s, info);
 }
 
 int loom_http_client_cancel(loom_http_client_req_t *r)
@@ -876,6 +960,14 @@ int loom_http_client_configure(loom_loop_t *loop, const loom_http_client_opts *o
         if (ua == NULL)
             return LOOM_ENOMEM;
     }
+    if (opts->tls && loom_tls_ctx_is_server(opts->tls)) {
+        free(ua);
+        return LOOM_EINVAL;
+    }
+    if (opts->tls)
+        loom_tls_ctx_ref(opts->tls);
+    loom_tls_ctx_free(st->tls_conf);
+    st->tls_conf = opts->tls;
     free(st->ua);
     st->ua = ua;
     st->ua_len = strlen(ua ? ua : HC_DEFAULT_UA);

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "http/server_internal.h"
+#include "net/tls_internal.h"
 
 #define LOOM__HLINGER_MS 2000 /* linger: inactivity (the linger timeout group) */
 
@@ -472,6 +473,7 @@ void loom__hsrv_conn_gone(loom_http_server_t *srv)
 static void loom__hsrv_accepted(loom_socket_t *s)
 {
     loom_http_server_t *srv = s->h.data;
+    loom__h1_accepted(s);
     /* Until its first byte a connection is held to the header timeout, not
      * the idle one: idle sockets must not hold max_connections cheaply. */
     if (srv->g_head)
@@ -553,6 +555,8 @@ int loom_http_server(loom_loop_t *loop, const char *bind, int port, loom_http_re
         opts = &defaults;
     if (loop == NULL || on_request == NULL || port < 0 || port > 65535)
         return LOOM_EINVAL;
+    if (opts->tls && !loom_tls_ctx_is_server(opts->tls))
+        return LOOM_EINVAL;
     loom__hsrv_loop *sl = loom__hsrv_loop_get(loop);
     if (sl == NULL || loom__net_get(loop) == NULL || loom__net_scratch(loop) == NULL)
         return LOOM_ENOMEM;
@@ -600,6 +604,8 @@ int loom_http_server(loom_loop_t *loop, const char *bind, int port, loom_http_re
     if (cls == NULL)
         goto fail_srv;
     loom__h1_class_init(cls);
+    if (opts->tls) /* HTTPS: the class holds a reference to the context */
+        loom__class_set_tls(cls, opts->tls);
     cls->proto_accept = loom__hsrv_accepted;
     cls->proto_accept_error = loom__hsrv_accept_error;
     cls->read_timeout_ms = loom__ms_opt(opts->idle_timeout_ms, 60000);
@@ -631,7 +637,7 @@ int loom_http_server(loom_loop_t *loop, const char *bind, int port, loom_http_re
     return 0;
 
 fail_cls:
-    free(srv->cls);
+    loom__class_unref(srv->cls); /* and its context reference */
 fail_srv:
     free(srv->hdrs);
     free(srv->xbuf);
@@ -694,7 +700,7 @@ void loom__hsrv_close_local(loom_http_server_t *srv, bool force)
     srv->closing = true;
     loom__hsrv_unlisten(srv);
     loom__hclose_arg a = {.srv = srv, .force = force};
-    if (srv->nconns)
+    if (srv->nconns || srv->o.tls) /* TLS: handshakes, not counted yet */
         loom__net_foreach_socket(srv->h.loop, loom__hsrv_close_conn, &a);
     loom__hsrv_check_done(srv);
 }

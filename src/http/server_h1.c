@@ -52,11 +52,12 @@
 
 /* Connection states (loom__hconn.state). */
 enum {
-    LOOM__HC_IDLE = 0, /* between requests, nothing buffered */
-    LOOM__HC_HEAD,     /* a partial head waits in u.in */
-    LOOM__HC_REQ,      /* a request is in flight: u.req */
-    LOOM__HC_LINGER,   /* answered an error; discarding input until eof */
-    LOOM__HC_DEAD      /* detached: the socket is closed, closing or handed over */
+    LOOM__HC_NEW = 0, /* not accepted yet (a TLS handshake runs): not counted */
+    LOOM__HC_IDLE,    /* between requests, nothing buffered */
+    LOOM__HC_HEAD,    /* a partial head waits in u.in */
+    LOOM__HC_REQ,     /* a request is in flight: u.req */
+    LOOM__HC_LINGER,  /* answered an error; discarding input until eof */
+    LOOM__HC_DEAD     /* detached: the socket is closed, closing or handed over */
 };
 
 /* Connection flags (loom__hconn.flags). */
@@ -125,6 +126,11 @@ static void loom__hconn_detach(loom_socket_t *s)
     loom__hconn *c = loom__hconn_of(s);
     if (c->state == LOOM__HC_DEAD)
         return;
+    if (c->state == LOOM__HC_NEW) {
+        /* Its handshake failed: never counted, nothing held. */
+        c->state = LOOM__HC_DEAD;
+        return;
+    }
     loom_http_server_t *srv = s->h.data;
     uint8_t st = c->state;
     c->state = LOOM__HC_DEAD;
@@ -931,6 +937,11 @@ const loom__hproto loom__h1_proto = {
 
 /* --- The server's side ------------------------------------------------------------------ */
 
+void loom__h1_accepted(loom_socket_t *s)
+{
+    loom__hconn_of(s)->state = LOOM__HC_IDLE;
+}
+
 void loom__h1_class_init(loom__sock_class *cls)
 {
     cls->proto_read = loom__hconn_read;
@@ -941,7 +952,7 @@ void loom__h1_class_init(loom__sock_class *cls)
 
 void loom__h1_close_conn(loom_socket_t *s, bool force)
 {
-    if (force)
+    if (force || loom__hconn_of(s)->state == LOOM__HC_NEW) /* or mid-handshake */
         loom__h1_close(s, false);
     else if (loom__hconn_of(s)->state == LOOM__HC_IDLE)
         loom__h1_close(s, true);

@@ -297,6 +297,11 @@ const char *loom__hsrv_date(loom__hsrv_loop *sl);
 extern const loom__hproto loom__h1_proto;
 /* Sets the HTTP/1 connection hooks on a server's socket class. */
 void loom__h1_class_init(loom__sock_class *cls);
+/* The connection was accepted (after the TLS handshake, on an HTTPS
+ * server): from now on it counts and its events are the connection's. A
+ * socket that fails before (its handshake) is closed quietly: it never was
+ * a connection of the server. */
+void loom__h1_accepted(loom_socket_t *s);
 /* Graceful server close: closes the connection if it is between requests
  * (force: closes it anyway). */
 void loom__h1_close_conn(loom_socket_t *s, bool force);

@@ -110,6 +110,22 @@ int loom_http_req_peer(const loom_http_req_t *req, char *buf, size_t size, int *
     return r == LOOM_ENOTCONN ? LOOM_ECLOSED : r;
 }
 
+bool loom_http_req_is_tls(const loom_http_req_t *req)
+{
+    return req->srv != NULL && req->srv->o.tls != NULL; /* the pointer only: a flag */
+}
+
+int loom_http_req_tls_info(const loom_http_req_t *req, loom_tls_info *info)
+{
+    if (info == NULL)
+        return LOOM_EINVAL;
+    if (!loom_http_req_is_tls(req))
+        return LOOM_EPROTOCOL;
+    if (req->sock == NULL || (req->flags & LOOM__HR_GONE))
+        return LOOM_ECLOSED;
+    return loom_socket_tls_info(req->sock, info);
+}
+
 void *loom_http_req_data(const loom_http_req_t *req)
 {
     return req->h.data;

@@ -356,8 +356,7 @@ int loom_http_respond(loom_http_req_t *req, int status, const char *const *heade
     if (status == 204 || loom__tunnel_answer(req, status)) {
         hd.framing = LOOM__HF_NONE;
         hd.len = 0;
-    }
-    else if (len == 0 && sc.app_cl >= 0 && (head_req || status == 304))
+    } else if (len == 0 && sc.app_cl >= 0 && (head_req || status == 304))
         hd.length = (uint64_t)sc.app_cl;
     else if (status == 304)
         hd.framing = LOOM__HF_NONE;

@@ -113,6 +113,7 @@ static void loom__hgroup_free_all(loom__hgroup *g)
             pthread_join(g->m[i].thread, NULL);
     pthread_mutex_destroy(&g->lock);
     pthread_cond_destroy(&g->cond);
+    loom_tls_ctx_free(g->opts.tls);
     free(g->bind);
     free(g);
 }
@@ -178,6 +179,8 @@ int loom__hgroup_start(loom_http_server_t *srv, const char *bind, unsigned threa
     g->on_request = srv->on_request;
     g->opts = srv->o;
     g->opts.data = srv->h.data;
+    if (g->opts.tls) /* every member's server takes it, later, on its thread */
+        loom_tls_ctx_ref(g->opts.tls);
     srv->group = g;
     srv->index = 0;
     int r = 0;

@@ -4,97 +4,16 @@
  * the length), a 404, and a 100 MiB file streamed with flat memory (the
  * process's RSS may not grow by more than a few MiB while it downloads).
  * Skipped when /usr/sbin/nginx is missing. */
-#include <fcntl.h>
-#include <signal.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
+#include "nginx_test.h"
 
-#include "hc_test.h"
-
-#define NGINX    "/usr/sbin/nginx"
 #define BIG_SIZE (100ull << 20)
 
-static char dir[256];
-static pid_t ngx = -1;
-static int port;
-
-static void stop_nginx(void)
-{
-    if (ngx > 0) {
-        kill(ngx, SIGTERM);
-        waitpid(ngx, NULL, 0);
-        ngx = -1;
-    }
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (dir[0])
-        (void)!system(cmd);
-}
-
-static int free_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    CHECK(bind(s, (struct sockaddr *)&a, sizeof a) == 0);
-    socklen_t len = sizeof a;
-    CHECK(getsockname(s, (struct sockaddr *)&a, &len) == 0);
-    close(s);
-    return ntohs(a.sin_port);
-}
-
-static void write_file(const char *name, const char *text)
-{
-    char p[400];
-    snprintf(p, sizeof p, "%s/html/%s", dir, name);
-    FILE *f = fopen(p, "w");
-    CHECK(f);
-    fputs(text, f);
-    fclose(f);
-}
-
-static bool try_nginx(void);
-
-static void start_nginx(void)
-{
-    if (access(NGINX, X_OK) != 0)
-        TEST_SKIP("%s is missing (Debian package nginx-light)", NGINX);
-    snprintf(dir, sizeof dir, "/tmp/loom-hc-nginx-XXXXXX");
-    CHECK(mkdtemp(dir));
-    char p[400];
-    snprintf(p, sizeof p, "%s/html", dir);
-    CHECK(mkdir(p, 0755) == 0);
-    snprintf(p, sizeof p, "%s/logs", dir);
-    CHECK(mkdir(p, 0755) == 0);
-    write_file("index.html", "hello from nginx\n");
-    /* 2000 lines for sub_filter: the answer goes out chunked. */
-    char *sub = malloc(64 * 2000 + 1);
-    CHECK(sub);
-    sub[0] = '\0';
-    for (int i = 0; i < 2000; i++)
-        strcat(sub, "line with hello in it, and more text to make it longer\n");
-    write_file("sub.html", sub);
-    free(sub);
-    snprintf(p, sizeof p, "%s/html/big.bin", dir);
-    int fd = open(p, O_CREAT | O_WRONLY | O_TRUNC, 0644);
-    CHECK(fd >= 0);
-    CHECK(ftruncate(fd, (off_t)BIG_SIZE) == 0); /* sparse */
-    close(fd);
-    atexit(stop_nginx);
-    /* The port is free when chosen, but another process may bind it before
-     * nginx does: then nginx exits, or the probe reaches someone else. Both
-     * are detected and the start is tried again on another port. */
-    for (int attempt = 0; attempt < 5; attempt++)
-        if (try_nginx())
-            return;
-    TEST_SKIP("nginx did not come up on a free port (see %s/logs/error.log)", dir);
-}
-
-/* Is the listener on `port` our nginx? One request for the index page. */
+/* Is the listener on ngx_port our nginx? One request for the index page. */
 static bool is_our_nginx(void)
 {
     int s = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)port),
+                            .sin_port = htons((uint16_t)ngx_port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     struct timeval tv = {.tv_sec = 5};
     setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -111,61 +30,21 @@ static bool is_our_nginx(void)
     return strstr(buf, "hello from nginx") != NULL;
 }
 
-/* Starts nginx on a free port; false if it did not come up there. */
-static bool try_nginx(void)
+static void start_nginx(void)
 {
-    port = free_port();
-    char p[400];
-    char conf[4096];
-    snprintf(conf, sizeof conf,
-             "daemon off;\nmaster_process off;\nworker_processes 1;\nuser root;\n"
-             "pid %s/nginx.pid;\nerror_log %s/logs/error.log;\n"
-             "events { worker_connections 256; }\n"
-             "http {\n access_log off;\n"
-             " client_body_temp_path %s/t1; proxy_temp_path %s/t2; fastcgi_temp_path %s/t3;\n"
-             " uwsgi_temp_path %s/t4; scgi_temp_path %s/t5;\n"
-             " server {\n  listen 127.0.0.1:%d;\n  root %s/html;\n"
-             "  location = /conn { add_header X-Conn $connection; return 200 \"c\"; }\n"
-             "  location = /sub.html { sub_filter 'hello' 'HELLO'; sub_filter_once off;\n"
-             "                         sub_filter_types *; }\n"
-             " }\n}\n",
-             dir, dir, dir, dir, dir, dir, dir, port, dir);
-    snprintf(p, sizeof p, "%s/nginx.conf", dir);
-    FILE *f = fopen(p, "w");
-    CHECK(f);
-    fputs(conf, f);
-    fclose(f);
-    ngx = fork();
-    CHECK(ngx >= 0);
-    if (ngx == 0) {
-        int dn = open("/dev/null", O_RDWR);
-        dup2(dn, 1);
-        dup2(dn, 2);
-        execl(NGINX, "nginx", "-p", dir, "-c", p, (char *)NULL);
-        _exit(127);
+    ngx_setup();
+    ngx_fill_html(BIG_SIZE);
+    /* Another process may take the port first: then nginx exits, or the
+     * probe reaches someone else. Both are detected and the start is tried
+     * again on another port. */
+    for (int attempt = 0; attempt < 5; attempt++) {
+        ngx_spawn("", NGX_LOCATIONS);
+        int up = ngx_wait_listen();
+        if (up == 1 && is_our_nginx())
+            return;
+        ngx_kill();
     }
-    /* Wait until it answers. */
-    for (int i = 0; i < 200; i++) {
-        int s = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET,
-                                .sin_port = htons((uint16_t)port),
-                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        int ok = connect(s, (struct sockaddr *)&a, sizeof a) == 0;
-        close(s);
-        if (ok && is_our_nginx())
-            return true;
-        if (waitpid(ngx, NULL, WNOHANG) == ngx) {
-            ngx = -1;
-            return false;
-        }
-        if (ok)
-            break; /* someone else's listener */
-        usleep(20000);
-    }
-    kill(ngx, SIGTERM);
-    waitpid(ngx, NULL, 0);
-    ngx = -1;
-    return false;
+    TEST_SKIP("nginx did not come up on a free port (see %s/logs/error.log)", ngx_dir);
 }
 
 static long rss_kb(void)
@@ -232,7 +111,7 @@ int main(void)
     hc_result r;
 
     /* Keep-alive: the same nginx connection answers every request. */
-    snprintf(u, sizeof u, "http://127.0.0.1:%d/conn", port);
+    snprintf(u, sizeof u, "http://127.0.0.1:%d/conn", ngx_port);
     char first[64] = "";
     for (int i = 0; i < 5; i++) {
         memset(&r, 0, sizeof r);
@@ -253,14 +132,14 @@ int main(void)
     }
 
     /* A plain file, then a chunked one. */
-    snprintf(u, sizeof u, "http://127.0.0.1:%d/", port);
+    snprintf(u, sizeof u, "http://127.0.0.1:%d/", ngx_port);
     memset(&r, 0, sizeof r);
     hc_get(loop, u, &r, NULL);
     hc_run_until(loop, &r.done, 5000);
     CHECK_EQ(r.status, 200);
     CHECK_STR(r.body, "hello from nginx\n");
     hc_result_free(&r);
-    snprintf(u, sizeof u, "http://127.0.0.1:%d/sub.html", port);
+    snprintf(u, sizeof u, "http://127.0.0.1:%d/sub.html", ngx_port);
     memset(&r, 0, sizeof r);
     hc_get(loop, u, &r, NULL);
     hc_run_until(loop, &r.done, 5000);
@@ -272,7 +151,7 @@ int main(void)
     hc_result_free(&r);
 
     /* 404. */
-    snprintf(u, sizeof u, "http://127.0.0.1:%d/missing", port);
+    snprintf(u, sizeof u, "http://127.0.0.1:%d/missing", ngx_port);
     memset(&r, 0, sizeof r);
     hc_get(loop, u, &r, NULL);
     hc_run_until(loop, &r.done, 5000);
@@ -283,7 +162,7 @@ int main(void)
 
     /* 100 MiB streamed: memory stays flat. */
     big_state s = {.rss0 = -1};
-    snprintf(u, sizeof u, "http://127.0.0.1:%d/big.bin", port);
+    snprintf(u, sizeof u, "http://127.0.0.1:%d/big.bin", ngx_port);
     CHECK_OK(loom_http_request(
         loop, u,
         &(loom_http_request_opts){
@@ -302,7 +181,7 @@ int main(void)
     loom_http_client_stats(loop, &st);
     CHECK_EQ(st.connections, 1);
     hc_loop_done(loop);
-    stop_nginx();
+    ngx_stop();
     printf("http client nginx: ok\n");
     return 0;
 }

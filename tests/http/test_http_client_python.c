@@ -7,7 +7,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 
-#include "hc_test.h"
+#include "py_test.h"
 
 static const char *SERVER =
     "import sys, http.server\n"
@@ -30,51 +30,6 @@ static const char *SERVER =
     "s = http.server.HTTPServer(('127.0.0.1', 0), H)\n"
     "print(s.server_address[1], flush=True)\n"
     "s.serve_forever()\n";
-
-static pid_t py = -1;
-
-static void stop_py(void)
-{
-    if (py > 0) {
-        kill(py, SIGTERM);
-        waitpid(py, NULL, 0);
-        py = -1;
-    }
-}
-
-static int start_py(void)
-{
-    if (access("/usr/bin/python3", X_OK) != 0)
-        TEST_SKIP("python3 is missing");
-    int pfd[2];
-    CHECK(pipe(pfd) == 0);
-    py = fork();
-    CHECK(py >= 0);
-    if (py == 0) {
-        dup2(pfd[1], 1);
-        close(pfd[0]);
-        execl("/usr/bin/python3", "python3", "-c", SERVER, (char *)NULL);
-        _exit(127);
-    }
-    close(pfd[1]);
-    atexit(stop_py);
-    char buf[32] = {0};
-    size_t n = 0;
-    while (n < sizeof buf - 1) {
-        struct pollfd p = {.fd = pfd[0], .events = POLLIN};
-        if (poll(&p, 1, 5000) <= 0)
-            break;
-        ssize_t k = read(pfd[0], buf + n, 1);
-        if (k <= 0 || buf[n] == '\n')
-            break;
-        n++;
-    }
-    close(pfd[0]);
-    int port = atoi(buf);
-    if (port <= 0)
-        TEST_SKIP("python's http.server did not start");
-    return port;
-}
 
 typedef struct {
     uint64_t got;
@@ -102,7 +57,7 @@ static void st_done(loom_http_client_req_t *req, const loom_http_client_response
 int main(void)
 {
     test_timeout(25);
-    int port = start_py();
+    int port = py_start(SERVER, NULL, NULL);
     loom_loop_t *loop = test_loop_new();
     char u[128];
     hc_result r;
@@ -159,7 +114,7 @@ int main(void)
     CHECK_EQ(st.reused, 0);
     CHECK_EQ(st.idle, 0);
     hc_loop_done(loop);
-    stop_py();
+    py_stop();
     printf("http client python: ok\n");
     return 0;
 }

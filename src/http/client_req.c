@@ -470,7 +470,7 @@ void loom__hc_fail_later(hc_req *r, loom_event_kind_t kind, int code, const char
 {
     r->pd_kind = (int)kind;
     r->pd_code = code;
-    snprintf(r->pd_msg, sizeof r->pd_msg, "%s", msg);
+    snprintf(r->pd_msg, sizeof r->pd_msg, "%.*s", (int)sizeof r->pd_msg - 1, msg);
     loom__hc_defer(r, PD_FAIL);
 }
 

@@ -123,10 +123,10 @@ static void run_for(want w)
  * certificate and `server` for the SNI name localhost (ALPN is then not
  * answered: s_server sets it on its first context only); else in echo mode
  * with `server` and ALPN. */
-static void start_s_server(tls_proc *p, int port, bool www, bool tls12)
+static bool start_s_server_on(tls_proc *p, int port, bool www, bool tls12)
 {
-    char portbuf[16];
-    snprintf(portbuf, sizeof portbuf, "%d", port);
+    char portbuf[32];
+    snprintf(portbuf, sizeof portbuf, "127.0.0.1:%d", port);
     char *argv[32];
     int i = 0;
     argv[i++] = "openssl";
@@ -152,17 +152,32 @@ static void start_s_server(tls_proc *p, int port, bool www, bool tls12)
     argv[i++] = tls12 ? "-tls1_2" : "-tls1_3";
     argv[i++] = NULL;
     tls_spawn(p, argv);
-    CHECK(tls_proc_wait_for(p, "ACCEPT", 10000));
+    if (tls_proc_wait_for(p, "ACCEPT", 10000))
+        return true;
+    tls_proc_kill(p);
+    return false;
+}
+
+/* Starts s_server on a free port, returned; another if the port was taken
+ * meanwhile (the port is found by binding port 0, then released). */
+static int start_s_server(tls_proc *p, bool www, bool tls12)
+{
+    for (int i = 0; i < 5; i++) {
+        int port = tls_free_port();
+        if (start_s_server_on(p, port, www, tls12))
+            return port;
+    }
+    CHECK(!"s_server did not start");
+    return 0;
 }
 
 static void with_s_server(loom_tls_ctx_t *cctx, bool tls12)
 {
     const char *ver = tls12 ? "TLSv1.2" : "TLSv1.3";
     tls_proc p;
-    int port = tls_free_port();
 
     /* -www: a page that describes the session, ended by close_notify. */
-    start_s_server(&p, port, true, tls12);
+    int port = start_s_server(&p, true, tls12);
     int before = closes, eofs = cli_eofs;
     cli_open(cctx, port, "GET / HTTP/1.0\r\n\r\n");
     run_for((want){.closes = before + 1});
@@ -175,8 +190,7 @@ static void with_s_server(loom_tls_ctx_t *cctx, bool tls12)
     tls_proc_kill(&p);
 
     /* Echo mode: loom -> stdout, stdin -> loom, then loom's close. */
-    port = tls_free_port();
-    start_s_server(&p, port, false, tls12);
+    port = start_s_server(&p, false, tls12);
     before = closes;
     loom_socket_t *s = cli_open(cctx, port, "hello from loom\n");
     run_for((want){.p = &p, .s = "hello from loom"});

@@ -120,22 +120,16 @@ static void wait_event(side *sd, int n)
     CHECK_EQ(sd->n, n);
 }
 
+static const loom_tcp_opts cli_cbs = {
+    .on_connect = cli_connect, .on_read = cli_read, .on_event = cli_event, .on_close = on_close};
+static const loom_tcp_server_opts srv_cbs = {
+    .on_connect = srv_connect, .on_read = srv_read, .on_event = srv_event, .on_close = on_close};
+
 static loom_socket_t *cli_open(loom_tls_ctx_t *cctx, int port, const char *initial)
 {
     got_len = 0;
     good_done = 0;
-    loom_socket_t *s;
-    CHECK_OK(loom_tcp_connect(loop, "127.0.0.1", port,
-                              &(loom_tcp_opts){.tls = cctx,
-                                               .server_name = "localhost",
-                                               .initial = initial,
-                                               .initial_len = initial ? strlen(initial) : 0,
-                                               .on_connect = cli_connect,
-                                               .on_read = cli_read,
-                                               .on_event = cli_event,
-                                               .on_close = on_close},
-                              &s));
-    return s;
+    return tls_client_on(loop, cctx, port, initial, &cli_cbs);
 }
 
 /* A good client gets its echo and closes cleanly. */
@@ -212,15 +206,7 @@ static size_t client_hello(loom_tls_ctx_t *cctx, char *buf, size_t cap)
 static void server_cases(loom_tls_ctx_t *cctx)
 {
     loom_tls_ctx_t *sctx = tls_server_ctx("server", &(loom_tls_opts){.handshake_timeout_ms = 300});
-    loom_tcp_server_t *srv;
-    CHECK_OK(loom_tcp_server(loop, "127.0.0.1", 0,
-                             &(loom_tcp_server_opts){.tls = sctx,
-                                                     .on_connect = srv_connect,
-                                                     .on_read = srv_read,
-                                                     .on_event = srv_event,
-                                                     .on_close = on_close},
-                             &srv));
-    loom_tls_ctx_free(sctx);
+    loom_tcp_server_t *srv = tls_server_on(loop, sctx, &srv_cbs);
     int port = loom_tcp_server_port(srv);
     good_client(cctx, port);
 
@@ -327,15 +313,7 @@ static void client_cert_cases(loom_tls_ctx_t *cctx)
     loom_tls_ctx_t *req =
         tls_server_ctx("server", &(loom_tls_opts){.verify_client = LOOM_TLS_VERIFY_REQUIRED,
                                                   .ca_file = tls_path("ca.pem")});
-    loom_tcp_server_t *srv;
-    CHECK_OK(loom_tcp_server(loop, "127.0.0.1", 0,
-                             &(loom_tcp_server_opts){.tls = req,
-                                                     .on_connect = srv_connect,
-                                                     .on_read = srv_read,
-                                                     .on_event = srv_event,
-                                                     .on_close = on_close},
-                             &srv));
-    loom_tls_ctx_free(req);
+    loom_tcp_server_t *srv = tls_server_on(loop, req, &srv_cbs);
     int port = loom_tcp_server_port(srv);
 
     /* Without: the server fails the handshake; the client (TLS 1.3: done
@@ -362,14 +340,7 @@ static void client_cert_cases(loom_tls_ctx_t *cctx)
     loom_tls_ctx_t *opt =
         tls_server_ctx("server", &(loom_tls_opts){.verify_client = LOOM_TLS_VERIFY_OPTIONAL,
                                                   .ca_file = tls_path("ca.pem")});
-    CHECK_OK(loom_tcp_server(loop, "127.0.0.1", 0,
-                             &(loom_tcp_server_opts){.tls = opt,
-                                                     .on_connect = srv_connect,
-                                                     .on_read = srv_read,
-                                                     .on_event = srv_event,
-                                                     .on_close = on_close},
-                             &srv));
-    loom_tls_ctx_free(opt);
+    srv = tls_server_on(loop, opt, &srv_cbs);
     srv_subject[0] = 'x';
     good_client(cctx, loom_tcp_server_port(srv));
     CHECK_STR(srv_subject, "");
@@ -383,43 +354,25 @@ static void client_cert_cases(loom_tls_ctx_t *cctx)
 /* --- A python peer that resets mid-record or truncates ----------------------------- */
 
 static const char py_bad[] =
-    "import ssl, socket, struct, sys\n"
-    "ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n"
-    "ctx.load_cert_chain(sys.argv[1], sys.argv[2])\n"
-    "ls = socket.socket()\n"
-    "ls.bind(('127.0.0.1', 0))\n"
-    "ls.listen(1)\n"
-    "print('PORT %d.' % ls.getsockname()[1], flush=True)\n"
-    "s = ctx.wrap_socket(ls.accept()[0], server_side=True)\n"
-    "buf = b''\n"
-    "while not buf.endswith(b'\\n'):\n"
-    "    buf += s.recv(4096)\n"
-    "if sys.argv[3] == 'reset':\n"
-    "    s.sendall(b'good')\n"
-    "    while not buf.endswith(b'ack\\n'):\n"
-    "        buf += s.recv(4096)\n"
-    "    socket.socket.sendall(s, b'\\x17\\x03\\x03\\x40\\x11' + b'x' * 1000)\n"
-    "    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))\n"
-    "else:\n"
-    "    s.sendall(b'good' + b'y' * 99996)\n"
-    "    s.shutdown(socket.SHUT_RDWR)\n"
-    "s.close()\n"
-    "print('DONE', flush=True)\n";
+    TLS_PY_ACCEPT "buf = b''\n"
+                  "while not buf.endswith(b'\\n'):\n"
+                  "    buf += s.recv(4096)\n"
+                  "if sys.argv[3] == 'reset':\n"
+                  "    s.sendall(b'good')\n"
+                  "    while not buf.endswith(b'ack\\n'):\n"
+                  "        buf += s.recv(4096)\n"
+                  "    socket.socket.sendall(s, b'\\x17\\x03\\x03\\x40\\x11' + b'x' * 1000)\n"
+                  "    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))\n"
+                  "else:\n"
+                  "    s.sendall(b'good' + b'y' * 99996)\n"
+                  "    s.shutdown(socket.SHUT_RDWR)\n"
+                  "s.close()\n"
+                  "print('DONE', flush=True)\n";
 
 static void python_case(loom_tls_ctx_t *cctx, const char *mode)
 {
-    char *argv[] = {"/usr/bin/python3",
-                    "-c",
-                    (char *)py_bad,
-                    (char *)tls_path("server.pem"),
-                    (char *)tls_path("server.key"),
-                    (char *)mode,
-                    NULL};
     tls_proc p;
-    tls_spawn(&p, argv);
-    CHECK(tls_proc_wait_for(&p, ".", 10000));
-    int port = 0;
-    CHECK(sscanf(strstr(p.buf, "PORT "), "PORT %d.", &port) == 1);
+    int port = tls_py_server(&p, py_bad, mode);
     int n = cli_ev.n, before = closes;
     ack_good = true;
     cli_open(cctx, port, "line\n");
@@ -454,15 +407,7 @@ static void close_in_connect(loom_socket_t *s, void *d)
 static void reentry_cases(loom_tls_ctx_t *cctx)
 {
     loom_tls_ctx_t *sctx = tls_server_ctx("server", NULL);
-    loom_tcp_server_t *srv;
-    CHECK_OK(loom_tcp_server(loop, "127.0.0.1", 0,
-                             &(loom_tcp_server_opts){.tls = sctx,
-                                                     .on_connect = srv_connect,
-                                                     .on_read = srv_read,
-                                                     .on_event = srv_event,
-                                                     .on_close = on_close},
-                             &srv));
-    loom_tls_ctx_free(sctx);
+    loom_tcp_server_t *srv = tls_server_on(loop, sctx, &srv_cbs);
     int port = loom_tcp_server_port(srv);
 
     /* A client that closes inside on_connect. */

@@ -70,23 +70,15 @@ static void cli_event(const loom_event_t *ev, void *d)
     fprintf(stderr, "client event: %s: %s\n", loom_event_kind_name(ev->kind), ev->msg);
 }
 
+static const loom_tcp_opts cli_cbs = {
+    .on_connect = cli_connect, .on_read = cli_read, .on_event = cli_event, .on_close = on_close};
+
 static loom_socket_t *cli_open(loom_tls_ctx_t *cctx, int port, const char *initial)
 {
     got_len = 0;
     got[0] = 0;
     cli_version[0] = cli_subject[0] = cli_alpn[0] = 0;
-    loom_socket_t *s;
-    CHECK_OK(loom_tcp_connect(loop, "127.0.0.1", port,
-                              &(loom_tcp_opts){.tls = cctx,
-                                               .server_name = "localhost",
-                                               .initial = initial,
-                                               .initial_len = initial ? strlen(initial) : 0,
-                                               .on_connect = cli_connect,
-                                               .on_read = cli_read,
-                                               .on_event = cli_event,
-                                               .on_close = on_close},
-                              &s));
-    return s;
+    return tls_client_on(loop, cctx, port, initial, &cli_cbs);
 }
 
 typedef struct {
@@ -284,24 +276,17 @@ static const char py_client[] = "import ssl, socket, sys\n"
                                 "s.close()\n"
                                 "print('CLEAN', flush=True)\n";
 
-static const char py_server[] = "import ssl, socket, sys\n"
-                                "ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n"
-                                "ctx.load_cert_chain(sys.argv[1], sys.argv[2])\n"
-                                "ls = socket.socket()\n"
-                                "ls.bind(('127.0.0.1', 0))\n"
-                                "ls.listen(1)\n"
-                                "print('PORT %d.' % ls.getsockname()[1], flush=True)\n"
-                                "s = ctx.wrap_socket(ls.accept()[0], server_side=True)\n"
-                                "buf = b''\n"
-                                "while not buf.endswith(b'\\n'):\n"
-                                "    d = s.recv(4096)\n"
-                                "    if not d: break\n"
-                                "    buf += d\n"
-                                "s.sendall(b'py:' + buf)\n"
-                                "print('GOT', buf.decode().strip(), s.version(), flush=True)\n"
-                                "s.unwrap()\n"
-                                "s.close()\n"
-                                "print('CLEAN', flush=True)\n";
+static const char py_server[] =
+    TLS_PY_ACCEPT "buf = b''\n"
+                  "while not buf.endswith(b'\\n'):\n"
+                  "    d = s.recv(4096)\n"
+                  "    if not d: break\n"
+                  "    buf += d\n"
+                  "s.sendall(b'py:' + buf)\n"
+                  "print('GOT', buf.decode().strip(), s.version(), flush=True)\n"
+                  "s.unwrap()\n"
+                  "s.close()\n"
+                  "print('CLEAN', flush=True)\n";
 
 static void with_python(loom_tls_ctx_t *cctx, int srv_port)
 {
@@ -322,16 +307,7 @@ static void with_python(loom_tls_ctx_t *cctx, int srv_port)
     tls_proc_end(&p, 1000);
 
     /* Python's server, loom's client. */
-    char *sargv[] = {"/usr/bin/python3",
-                     "-c",
-                     (char *)py_server,
-                     (char *)tls_path("server.pem"),
-                     (char *)tls_path("server.key"),
-                     NULL};
-    tls_spawn(&p, sargv);
-    CHECK(tls_proc_wait_for(&p, ".", 10000));
-    int port = 0;
-    CHECK(sscanf(strstr(p.buf, "PORT "), "PORT %d.", &port) == 1);
+    int port = tls_py_server(&p, py_server, NULL);
     before = closes;
     int ceofs = cli_eofs;
     close_on = "py:loom\n"; /* before python's close_notify */
@@ -346,6 +322,9 @@ static void with_python(loom_tls_ctx_t *cctx, int srv_port)
     tls_proc_end(&p, 1000);
 }
 
+static const loom_tcp_server_opts srv_cbs = {
+    .on_connect = srv_connect, .on_read = srv_read, .on_event = srv_event, .on_close = on_close};
+
 int main(void)
 {
     test_timeout(90);
@@ -354,15 +333,7 @@ int main(void)
     loop = test_loop_new();
     loom_tls_ctx_t *cctx = tls_client_ctx(&(loom_tls_opts){.alpn = "http/1.1"});
     loom_tls_ctx_t *sctx = tls_server_ctx("server", NULL);
-    loom_tcp_server_t *srv;
-    CHECK_OK(loom_tcp_server(loop, "127.0.0.1", 0,
-                             &(loom_tcp_server_opts){.tls = sctx,
-                                                     .on_connect = srv_connect,
-                                                     .on_read = srv_read,
-                                                     .on_event = srv_event,
-                                                     .on_close = on_close},
-                             &srv));
-    loom_tls_ctx_free(sctx);
+    loom_tcp_server_t *srv = tls_server_on(loop, sctx, &srv_cbs);
     int port = loom_tcp_server_port(srv);
 
     with_s_server(cctx, false);

@@ -309,4 +309,63 @@ static inline bool tls_run_pred(loom_loop_t *loop, bool (*pred)(void *), void *a
     return ok;
 }
 
+/* A TLS server on 127.0.0.1, port 0, with the callbacks of `cbs` and the
+ * context `sctx`, whose reference it takes over. */
+static inline loom_tcp_server_t *tls_server_on(loom_loop_t *loop, loom_tls_ctx_t *sctx,
+                                               const loom_tcp_server_opts *cbs)
+{
+    loom_tcp_server_opts o = *cbs;
+    o.tls = sctx;
+    loom_tcp_server_t *srv;
+    CHECK_OK(loom_tcp_server(loop, "127.0.0.1", 0, &o, &srv));
+    loom_tls_ctx_free(sctx);
+    return srv;
+}
+
+/* A TLS client of 127.0.0.1:port, for the name localhost, sending `initial`
+ * (or nothing) once secure, with the callbacks of `cbs`. */
+static inline loom_socket_t *tls_client_on(loom_loop_t *loop, loom_tls_ctx_t *cctx, int port,
+                                           const char *initial, const loom_tcp_opts *cbs)
+{
+    loom_tcp_opts o = *cbs;
+    o.tls = cctx;
+    o.server_name = "localhost";
+    o.initial = initial;
+    o.initial_len = initial ? strlen(initial) : 0;
+    loom_socket_t *s;
+    CHECK_OK(loom_tcp_connect(loop, "127.0.0.1", port, &o, &s));
+    return s;
+}
+
+/* The start of a python TLS server script: the server certificate and key
+ * from argv[1] and argv[2], a listener on 127.0.0.1 port 0 (printed as
+ * "PORT n."), one connection accepted and wrapped as `s`. */
+#define TLS_PY_ACCEPT                                                                              \
+    "import ssl, socket, struct, sys\n"                                                            \
+    "ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n"                                              \
+    "ctx.load_cert_chain(sys.argv[1], sys.argv[2])\n"                                              \
+    "ls = socket.socket()\n"                                                                       \
+    "ls.bind(('127.0.0.1', 0))\n"                                                                  \
+    "ls.listen(1)\n"                                                                               \
+    "print('PORT %d.' % ls.getsockname()[1], flush=True)\n"                                        \
+    "s = ctx.wrap_socket(ls.accept()[0], server_side=True)\n"
+
+/* Starts /usr/bin/python3 with `script` (which begins with TLS_PY_ACCEPT)
+ * and the server certificate, plus `arg` if not NULL; returns its port. */
+static inline int tls_py_server(tls_proc *p, const char *script, const char *arg)
+{
+    char *argv[] = {"/usr/bin/python3",
+                    "-c",
+                    (char *)script,
+                    (char *)tls_path("server.pem"),
+                    (char *)tls_path("server.key"),
+                    (char *)arg,
+                    NULL};
+    tls_spawn(p, argv);
+    CHECK(tls_proc_wait_for(p, ".", 10000));
+    int port = 0;
+    CHECK(sscanf(strstr(p->buf, "PORT "), "PORT %d.", &port) == 1);
+    return port;
+}
+
 #endif

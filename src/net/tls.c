@@ -40,8 +40,8 @@
 
 #include "net/tls_internal.h"
 
-#define TLS_REC  16384            /* the most plaintext in one record */
-#define TLS_BUF  (2 * TLS_REC)    /* per loop: [delivery][gather] */
+#define TLS_REC  16384         /* the most plaintext in one record */
+#define TLS_BUF  (2 * TLS_REC) /* per loop: [delivery][gather] */
 #define TLS_NAME 256
 
 /* Per-connection state; the socket's transport bytes hold a pointer to it. */
@@ -59,7 +59,8 @@ typedef struct loom__tls {
     char *sess_key;           /* client: "name:port" */
     char name[TLS_NAME];      /* client: the server's name; server: the SNI */
     char peer_subject[256];
-    int depth; /* calls of ours in progress (free waits for them) */
+    char peer[TLS_NAME + 16]; /* for messages, fixed at attach (tls_peer) */
+    int depth;                /* calls of ours in progress (free waits for them) */
     uint8_t up, eof, notify, eof_done, shut, doomed, starttls, client;
 } loom__tls;
 
@@ -177,8 +178,7 @@ static loom__tls *tls_new(loom_socket_t *s, loom_tls_ctx_t *ctx)
     t->s = s;
     t->ssl = SSL_new(loom__tls_ctx_ssl(ctx));
     BIO *bio = t->ssl ? BIO_new(tls_bio_method) : NULL;
-    if (bio == NULL ||
-        loom__net_timer_new(s->h.loop, &t->timer, tls_timer_cb, t) < 0) {
+    if (bio == NULL || loom__net_timer_new(s->h.loop, &t->timer, tls_timer_cb, t) < 0) {
         BIO_free(bio);
         SSL_free(t->ssl);
         free(t);
@@ -224,16 +224,22 @@ static inline bool tls_leave(loom__tls *t)
 
 /* --- Messages and failure ------------------------------------------------------------- */
 
-/* "name:port" for a client, "address:port" of the peer for a server. */
+/* "name:port" for a client, "address:port" of the peer for a server: looked
+ * up once, when the connection is up (attach), because the address may be
+ * gone by the time the peer's end is reported (getpeername() fails on a
+ * connection the peer already closed). */
 static void tls_peer(loom__tls *t, char *buf, size_t len)
 {
-    char addr[64] = "?";
-    int port = 0;
-    loom_socket_peer_name(t->s, addr, sizeof addr, &port);
-    if (t->client && t->name[0])
-        snprintf(buf, len, "%s:%d", t->name, port);
-    else
-        snprintf(buf, len, "%s:%d", addr, port);
+    if (t->peer[0] == 0) {
+        char addr[64] = "?";
+        int port = 0;
+        loom_socket_peer_name(t->s, addr, sizeof addr, &port);
+        if (t->client && t->name[0])
+            snprintf(t->peer, sizeof t->peer, "%s:%d", t->name, port);
+        else
+            snprintf(t->peer, sizeof t->peer, "%s:%d", addr, port);
+    }
+    snprintf(buf, len, "%s", t->peer);
 }
 
 /* The session failed (`what`: "handshake" or "connection"): one event
@@ -586,6 +592,8 @@ static int tls_attach(loom_socket_t *s)
         SSL_set_accept_state(t->ssl);
     }
     loom_timer_start(t->timer, loom__tls_ctx_hs_ms(t->ctx), 0);
+    char peer[sizeof t->peer];
+    tls_peer(t, peer, sizeof peer); /* while the address is there */
     tls_enter(t);
     if (t->client)
         (void)tls_handshake(t); /* its hello (a server waits for the client's) */

@@ -353,7 +353,10 @@ static int ctx_setup(loom_tls_ctx_t *ctx, SSL_CTX *c, const loom_tls_opts *o, ch
     SSL_CTX_set_min_proto_version(c, min);
     SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
                                (o->server ? SSL_OP_CIPHER_SERVER_PREFERENCE : 0));
-    SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS);
+    /* No chain building per handshake (OpenSSL's default runs a certificate
+     * verification on every handshake that sends a certificate): the chain
+     * sent is the one loaded, leaf first (see load_cert), as nginx does. */
+    SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_NO_AUTO_CHAIN);
     if (o->ciphers && SSL_CTX_set_cipher_list(c, o->ciphers) != 1)
         return ctx_err(err, err_len, LOOM_ETLS, "bad cipher list \"%s\"", o->ciphers);
     if (o->ciphersuites && SSL_CTX_set_ciphersuites(c, o->ciphersuites) != 1)

@@ -10,8 +10,9 @@
  *
  * The listener is a TCP-layer server of the HTTP server's class
  * (loom__tcp_server_cls): it binds, accepts and backs off on EMFILE; the
- * class's proto_accept hook counts connections and pauses accepting at
- * max_connections. The class's other hooks are HTTP/1's.
+ * class's proto_admit hook counts connections (from accept, handshakes too)
+ * and pauses accepting at max_connections. The class's other hooks are
+ * HTTP/1's.
  *
  * Only what must outlive a read is copied: the head and body of a request
  * the application keeps (loom__hreq_persist).
@@ -469,7 +470,19 @@ void loom__hsrv_conn_gone(loom_http_server_t *srv)
 
 /* --- Listening ------------------------------------------------------------------------------ */
 
-/* proto_accept of the class: the TCP layer accepted and attached s. */
+/* proto_admit of the class: the TCP layer accepted s, and will attach it
+ * (a TLS handshake may come first). It counts from here, so handshakes
+ * count towards max_connections. */
+static void loom__hsrv_admit(loom_socket_t *s)
+{
+    loom_http_server_t *srv = s->h.data;
+    if (++srv->nconns >= srv->max_conns) {
+        srv->paused = true;
+        loom__tcp_server_pause(srv->lsrv, true);
+    }
+}
+
+/* proto_accept of the class: s is attached (and past its handshake). */
 static void loom__hsrv_accepted(loom_socket_t *s)
 {
     loom_http_server_t *srv = s->h.data;
@@ -478,10 +491,6 @@ static void loom__hsrv_accepted(loom_socket_t *s)
      * the idle one: idle sockets must not hold max_connections cheaply. */
     if (srv->g_head)
         loom__socket_set_rgroup(s, srv->g_head);
-    if (++srv->nconns >= srv->max_conns) {
-        srv->paused = true;
-        loom__tcp_server_pause(srv->lsrv, true);
-    }
 }
 
 /* proto_accept_error of the class: out of descriptors or memory (the TCP
@@ -606,6 +615,10 @@ int loom_http_server(loom_loop_t *loop, const char *bind, int port, loom_http_re
     loom__h1_class_init(cls);
     if (opts->tls) /* HTTPS: the class holds a reference to the context */
         loom__class_set_tls(cls, opts->tls);
+    /* ALPN: HTTP/1.1 is what this server speaks, offered by default. */
+    cls->alpn = (const unsigned char *)"\x08http/1.1";
+    cls->alpn_len = 9;
+    cls->proto_admit = loom__hsrv_admit;
     cls->proto_accept = loom__hsrv_accepted;
     cls->proto_accept_error = loom__hsrv_accept_error;
     cls->read_timeout_ms = loom__ms_opt(opts->idle_timeout_ms, 60000);
@@ -700,7 +713,7 @@ void loom__hsrv_close_local(loom_http_server_t *srv, bool force)
     srv->closing = true;
     loom__hsrv_unlisten(srv);
     loom__hclose_arg a = {.srv = srv, .force = force};
-    if (srv->nconns || srv->o.tls) /* TLS: handshakes, not counted yet */
+    if (srv->nconns) /* handshakes included */
         loom__net_foreach_socket(srv->h.loop, loom__hsrv_close_conn, &a);
     loom__hsrv_check_done(srv);
 }

@@ -52,7 +52,7 @@
 
 /* Connection states (loom__hconn.state). */
 enum {
-    LOOM__HC_NEW = 0, /* not accepted yet (a TLS handshake runs): not counted */
+    LOOM__HC_NEW = 0, /* not accepted yet (a TLS handshake runs); counted */
     LOOM__HC_IDLE,    /* between requests, nothing buffered */
     LOOM__HC_HEAD,    /* a partial head waits in u.in */
     LOOM__HC_REQ,     /* a request is in flight: u.req */
@@ -127,8 +127,9 @@ static void loom__hconn_detach(loom_socket_t *s)
     if (c->state == LOOM__HC_DEAD)
         return;
     if (c->state == LOOM__HC_NEW) {
-        /* Its handshake failed: never counted, nothing held. */
+        /* It ends in its handshake: counted since accept, nothing held. */
         c->state = LOOM__HC_DEAD;
+        loom__hsrv_conn_gone(s->h.data);
         return;
     }
     loom_http_server_t *srv = s->h.data;
@@ -777,14 +778,20 @@ static void loom__hconn_read(loom_socket_t *s, char *buf, size_t len)
 }
 
 /* proto_event: the socket failed, timed out or saw eof; the TCP layer closes
- * it when this returns. */
+ * it when this returns. Errors of an established connection (a reset, a
+ * peer gone) are the client's business and not reported; timeouts are, as
+ * HTTP timeouts. */
 static void loom__hconn_event(loom_socket_t *s, loom_event_kind_t kind, int code, const char *msg)
 {
     loom__hconn *c = loom__hconn_of(s);
     loom_http_server_t *srv = s->h.data;
-    (void)code;
-    (void)msg;
-    if (kind == LOOM_EV_TCP_TIMEOUT) {
+    if (c->state == LOOM__HC_NEW) {
+        /* In its TLS handshake: failures, verification errors and the
+         * handshake timeout reach the server's on_event as the transport
+         * worded them (they name the peer and the reason). */
+        if (kind != LOOM_EV_TCP_EOF)
+            loom__hsrv_emit(srv, kind, code, msg ? msg : loom_strerror(code));
+    } else if (kind == LOOM_EV_TCP_TIMEOUT) {
         const char *what = NULL;
         if (s->wq != NULL && loom_socket_queued(s) > 0)
             what = "response write timeout";

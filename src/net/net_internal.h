@@ -66,6 +66,11 @@ struct loom__sock_class {
      * proto_accept_error replaces the tcp accept error event (the server has
      * already stopped watching, and retries by itself after EMFILE & co). */
     void (*proto_accept)(loom_socket_t *s);
+    /* Servers of this class: proto_admit runs for each accepted socket
+     * before it is attached (before a transport's handshake), so that a
+     * limit on connections counts handshakes too (it may pause the
+     * server). */
+    void (*proto_admit)(loom_socket_t *s);
     void (*proto_accept_error)(loom_tcp_server_t *srv, int code);
 
     uint32_t read_timeout_ms;
@@ -88,6 +93,12 @@ struct loom__sock_class {
     /* A TLS server class: its context (a reference, dropped with the
      * class). */
     struct loom_tls_ctx *tls;
+    /* The protocols the layer above speaks, for ALPN (wire format:
+     * length-prefixed names, a static string; NULL: any). A TLS server
+     * offers these when its context names none, and never picks one of the
+     * context's that the layer does not speak. */
+    const unsigned char *alpn;
+    uint32_t alpn_len;
     bool tr_set;
     bool nagle;
     bool half_open;
@@ -266,7 +277,15 @@ struct loom__transport {
     int (*shutdown)(loom_socket_t *s);
     /* The socket closes: free held memory. May be NULL. */
     void (*free)(loom_socket_t *s);
+    /* The peer's name for messages ("host:port" as the client asked for
+     * it, or the address), kept since attach; may be NULL (the socket asks
+     * the kernel). */
+    void (*peer)(loom_socket_t *s, char *buf, size_t len);
 };
+
+/* The peer for messages: the transport's name for it, else the address
+ * (getpeername(): "1.2.3.4:80", "[::1]:80" or a Unix path), else "". */
+void loom__socket_peer_name(loom_socket_t *s, char *buf, size_t len);
 
 /* Reports the peer's end (the eof event; closes unless half_open). */
 void loom__socket_eof_report(loom_socket_t *s);

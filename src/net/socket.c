@@ -26,6 +26,7 @@
  * but never reads cannot hold it off. The write queue exists exactly while
  * the write clock can run, so an idle socket pays nothing for it.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -35,6 +36,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "loom/tls.h"
@@ -430,8 +432,12 @@ static void loom__tgroup_advance(loom__tgroup *g, uint64_t n)
  * (5000 ms)") and fails the socket. */
 static void loom__socket_timed_out(loom_socket_t *s, const loom__tgroup *g, bool write)
 {
-    char msg[48];
-    snprintf(msg, sizeof msg, "%s timeout (%u ms)", write ? "write" : "read", (unsigned)g->ms);
+    char peer[300], msg[400];
+    loom__socket_peer_name(s, peer, sizeof peer);
+    int n = snprintf(msg, sizeof msg, "%s timeout (%u ms)", write ? "write" : "read",
+                     (unsigned)g->ms);
+    if (peer[0] && n > 0 && (size_t)n < sizeof msg)
+        snprintf(msg + n, sizeof msg - (size_t)n, " on the connection with %s", peer);
     loom__socket_fail_msg(s, LOOM_ETIMEDOUT, msg);
 }
 
@@ -630,14 +636,56 @@ void loom__socket_event(loom_socket_t *s, loom_event_kind_t kind, int code, cons
     loom__event_emit(s->h.loop, s->cls->on_event, s->h.data, kind, code, msg, s);
 }
 
+void loom__socket_peer_name(loom_socket_t *s, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    const loom__transport *tr = s->cls->tr;
+    if (tr && tr->peer) {
+        tr->peer(s, buf, len);
+        if (buf[0])
+            return;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (s->io.bio.fd < 0 || getpeername(s->io.bio.fd, (struct sockaddr *)&ss, &sl) < 0)
+        return;
+    char ip[INET6_ADDRSTRLEN];
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+        if (inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip))
+            snprintf(buf, len, "%s:%d", ip, ntohs(in->sin_port));
+    } else if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+        if (inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip))
+            snprintf(buf, len, "[%s]:%d", ip, ntohs(in6->sin6_port));
+    } else if (ss.ss_family == AF_UNIX && sl > offsetof(struct sockaddr_un, sun_path)) {
+        const struct sockaddr_un *un = (const struct sockaddr_un *)&ss;
+        size_t n = sl - offsetof(struct sockaddr_un, sun_path);
+        if (un->sun_path[0] == '\0') /* abstract: "@name" */
+            snprintf(buf, len, "@%.*s", (int)(n - 1), un->sun_path + 1);
+        else
+            snprintf(buf, len, "%.*s", (int)strnlen(un->sun_path, n), un->sun_path);
+    }
+}
+
 void loom__socket_fail_msg(loom_socket_t *s, int code, const char *msg)
 {
     if (s->h.flags & LOOM__H_CLOSING)
         return;
     /* Every hook gets the text, proto_event too (the event would say the
-     * same: loom__event_emit() falls back to it as well). */
-    if (msg == NULL)
+     * same: loom__event_emit() falls back to it as well). Without one, the
+     * reason and the peer: "connection reset by peer on the connection with
+     * 127.0.0.1:8080". */
+    char text[400];
+    if (msg == NULL) {
+        char peer[300];
+        loom__socket_peer_name(s, peer, sizeof peer);
         msg = loom_strerror(code);
+        if (peer[0]) {
+            snprintf(text, sizeof text, "%s on the connection with %s", msg, peer);
+            msg = text;
+        }
+    }
     loom__socket_event(s, loom__sock_err_kind(code), code, msg);
     loom__socket_close_now(s, false);
 }

@@ -861,6 +861,8 @@ static void loom__server_io_cb(loom__io *w, unsigned events)
         }
         if (srv->is_unix)
             s->h.flags |= LOOM__S_UNIX;
+        if (srv->cls->proto_admit)
+            srv->cls->proto_admit(s);
         if (loom__socket_attach(s, fd, true) == 0)
             loom__socket_ready(s);
     }

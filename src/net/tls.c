@@ -236,6 +236,8 @@ static void tls_peer(loom__tls *t, char *buf, size_t len)
         loom_socket_peer_name(t->s, addr, sizeof addr, &port);
         if (t->client && t->name[0])
             snprintf(t->peer, sizeof t->peer, "%s:%d", t->name, port);
+        else if (strchr(addr, ':'))
+            snprintf(t->peer, sizeof t->peer, "[%s]:%d", addr, port);
         else
             snprintf(t->peer, sizeof t->peer, "%s:%d", addr, port);
     }
@@ -601,6 +603,15 @@ static int tls_attach(loom_socket_t *s)
     return 1; /* reported by tls_up(), or failed with its event */
 }
 
+static void tls_peer_of(loom_socket_t *s, char *buf, size_t len)
+{
+    loom__tls *t = tls_of(s);
+    if (t)
+        tls_peer(t, buf, len);
+    else
+        buf[0] = '\0';
+}
+
 const loom__transport loom__transport_tls = {
     .name = "tls",
     .state_size = sizeof(loom__tls *),
@@ -611,9 +622,18 @@ const loom__transport loom__transport_tls = {
     .pending = tls_pending,
     .shutdown = tls_shutdown,
     .free = tls_free,
+    .peer = tls_peer_of,
 };
 
 /* --- Set-up ------------------------------------------------------------------------------ */
+
+void loom__tls_layer_alpn(SSL *ssl, const unsigned char **list, size_t *len)
+{
+    loom__tls *t = SSL_get_app_data(ssl);
+    loom__sock_class *cls = t && t->s ? t->s->cls : NULL;
+    *list = cls ? cls->alpn : NULL;
+    *len = cls && cls->alpn ? cls->alpn_len : 0;
+}
 
 void loom__class_set_tls(loom__sock_class *cls, loom_tls_ctx_t *ctx)
 {
@@ -623,6 +643,32 @@ void loom__class_set_tls(loom__sock_class *cls, loom_tls_ctx_t *ctx)
         loom_tls_ctx_free(cls->tls);
         cls->tls = ctx;
     }
+}
+
+/* A client of a layer that names its protocols (the HTTP client: http/1.1)
+ * offers those the context names that the layer speaks, or the layer's own
+ * when the context names none of them: never a protocol the connection could
+ * not speak. */
+static int tls_client_alpn(loom__tls *t)
+{
+    const loom__sock_class *cls = t->s->cls;
+    if (cls->alpn == NULL)
+        return 0; /* the context's list, if any */
+    const unsigned char *mine;
+    size_t mine_len;
+    loom__tls_ctx_alpn(t->ctx, &mine, &mine_len);
+    unsigned char buf[256];
+    size_t k = 0;
+    for (size_t i = 0; mine && i < mine_len && i + 1u + mine[i] <= mine_len; i += 1u + mine[i]) {
+        if (k + 1u + mine[i] > sizeof buf ||
+            !loom__tls_alpn_has(cls->alpn, cls->alpn_len, mine + i + 1, mine[i]))
+            continue;
+        memcpy(buf + k, mine + i, 1u + mine[i]);
+        k += 1u + mine[i];
+    }
+    const unsigned char *offer = k ? buf : cls->alpn;
+    size_t offer_len = k ? k : cls->alpn_len;
+    return SSL_set_alpn_protos(t->ssl, offer, (unsigned)offer_len) == 0 ? 0 : LOOM_ENOMEM;
 }
 
 static int tls_client_init(loom__tls *t, const char *name, int port)
@@ -641,6 +687,9 @@ static int tls_client_init(loom__tls *t, const char *name, int port)
     }
     if (!literal && t->name[0] && SSL_set_tlsext_host_name(t->ssl, t->name) != 1)
         return LOOM_EINVAL;
+    int r = tls_client_alpn(t);
+    if (r < 0)
+        return r;
     size_t klen = strlen(t->name) + 16;
     t->sess_key = malloc(klen);
     if (t->sess_key == NULL)

@@ -174,15 +174,40 @@ static int alpn_wire(const char *list, unsigned char **out, size_t *out_len)
     return 0;
 }
 
-/* The server's choice: its most preferred protocol the client offers. */
+void loom__tls_ctx_alpn(const loom_tls_ctx_t *ctx, const unsigned char **list, size_t *len)
+{
+    *list = ctx->alpn;
+    *len = ctx->alpn ? ctx->alpn_len : 0;
+}
+
+bool loom__tls_alpn_has(const unsigned char *list, size_t len, const unsigned char *p,
+                        unsigned plen)
+{
+    for (size_t i = 0; i < len && i + 1u + list[i] <= len; i += 1u + list[i])
+        if (list[i] == plen && memcmp(list + i + 1, p, plen) == 0)
+            return true;
+    return false;
+}
+
+/* The server's choice: its most preferred protocol the client offers. The
+ * preference is the context's list, or else the list of the layer above
+ * (the socket class: an HTTPS server offers http/1.1 without being told);
+ * a protocol of the context's that the layer does not speak is never
+ * chosen. Nothing in common: no ALPN in the answer (the client decides). */
 static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                        const unsigned char *in, unsigned int inlen, void *arg)
 {
-    (void)ssl;
     loom_tls_ctx_t *ctx = arg;
-    for (size_t i = 0; i < ctx->alpn_len; i += 1u + ctx->alpn[i]) {
-        const unsigned char *mine = ctx->alpn + i + 1;
-        unsigned mlen = ctx->alpn[i];
+    const unsigned char *layer = NULL;
+    size_t layer_len = 0;
+    loom__tls_layer_alpn(ssl, &layer, &layer_len);
+    const unsigned char *pref = ctx->alpn ? ctx->alpn : layer;
+    size_t pref_len = ctx->alpn ? ctx->alpn_len : layer_len;
+    for (size_t i = 0; pref && i < pref_len && i + 1u + pref[i] <= pref_len; i += 1u + pref[i]) {
+        const unsigned char *mine = pref + i + 1;
+        unsigned mlen = pref[i];
+        if (layer && pref != layer && !loom__tls_alpn_has(layer, layer_len, mine, mlen))
+            continue;
         for (unsigned j = 0; j < inlen; j += 1u + in[j]) {
             if (j + 1u + in[j] > inlen)
                 break;
@@ -363,8 +388,7 @@ static int ctx_setup(loom_tls_ctx_t *ctx, SSL_CTX *c, const loom_tls_opts *o, ch
         return ctx_err(err, err_len, LOOM_ETLS, "bad TLS 1.3 cipher suites \"%s\"",
                        o->ciphersuites);
     if (o->server) {
-        if (ctx->alpn)
-            SSL_CTX_set_alpn_select_cb(c, alpn_select, ctx);
+        SSL_CTX_set_alpn_select_cb(c, alpn_select, ctx);
         SSL_CTX_set_session_id_context(c, (const unsigned char *)TLS_SESSION_ID_CONTEXT,
                                        sizeof TLS_SESSION_ID_CONTEXT - 1);
         SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_SERVER);

@@ -22,6 +22,14 @@ void loom__class_set_tls(loom__sock_class *cls, loom_tls_ctx_t *ctx);
  * LOOM_ENOMEM. */
 int loom__tls_client_setup(loom_socket_t *s, loom_tls_ctx_t *ctx, const char *name, int port);
 
+/* The ALPN list of the layer above a server connection (its class's), or
+ * nothing (*list NULL). */
+void loom__tls_layer_alpn(SSL *ssl, const unsigned char **list, size_t *len);
+/* The context's ALPN list (wire format), or NULL. */
+void loom__tls_ctx_alpn(const loom_tls_ctx_t *ctx, const unsigned char **list, size_t *len);
+/* Whether a wire-format ALPN list holds the protocol p (plen bytes). */
+bool loom__tls_alpn_has(const unsigned char *list, size_t len, const unsigned char *p,
+                        unsigned plen);
 /* OpenSSL's reason for its last error, for messages. */
 void loom__tls_reason(char *buf, size_t len);
 /* A client session for resumption under `key` ("host:port"; a new

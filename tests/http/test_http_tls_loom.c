@@ -5,6 +5,10 @@
  * second context gets its own connection), loom_http_client_configure()'s
  * context, and a server that sees its clients' certificates
  * (LOOM_TLS_VERIFY_REQUIRED with a client context that has one).
+ * ALPN: an HTTPS server whose context names no protocols offers http/1.1,
+ * the HTTP client offers http/1.1 when its context names none, and neither
+ * side ever picks or offers a protocol HTTP/1 cannot speak (h2 in a
+ * context's list); a raw TLS client that offers only h2 gets no ALPN.
  * LOOM_TEST_NO_TRANSPORT: TLS is the transport. */
 #include "hc_tls_test.h"
 
@@ -27,6 +31,27 @@ static void on_request(loom_http_req_t *req, void *data)
         CHECK_OK(loom_http_respond(req, 200, NULL, path, pl));
 }
 
+/* A raw TLS client (loom_tcp_connect): the ALPN protocol the server chose. */
+static char alpn_seen[32];
+static int raw_done;
+
+static void raw_connect(loom_socket_t *s, void *data)
+{
+    (void)data;
+    loom_tls_info info;
+    CHECK_OK(loom_socket_tls_info(s, &info));
+    snprintf(alpn_seen, sizeof alpn_seen, "%.*s", (int)info.alpn_len, info.alpn ? info.alpn : "");
+    raw_done = 1;
+    loom_socket_close(s);
+}
+
+static void raw_event(const loom_event_t *ev, void *data)
+{
+    (void)data;
+    fprintf(stderr, "raw client: %s: %s\n", loom_event_kind_name(ev->kind), ev->msg);
+    raw_done = -1;
+}
+
 static void get(loom_loop_t *loop, const char *url, tls_result *t, loom_http_request_opts o)
 {
     tls_start(loop, url, t, o);
@@ -40,7 +65,7 @@ int main(void)
 {
     test_timeout(60);
     loom_loop_t *loop = test_loop_new();
-    loom_tls_ctx_t *sctx = tls_server_ctx("server", &(loom_tls_opts){.alpn = "http/1.1"});
+    loom_tls_ctx_t *sctx = tls_server_ctx("server", NULL); /* no ALPN list: http/1.1 */
     loom_http_server_t *srv;
     CHECK_OK(loom_http_server(loop, "127.0.0.1", 0, on_request,
                               &(loom_http_server_opts){.tls = sctx}, &srv));
@@ -125,7 +150,7 @@ int main(void)
     snprintf(url, sizeof url, "https://localhost:%d/other", port);
     get(loop, url, &t, (loom_http_request_opts){.tls = cctx2});
     CHECK_EQ(t.r.reused, 0);
-    CHECK_STR(t.alpn, ""); /* this context offers none */
+    CHECK_STR(t.alpn, "http/1.1"); /* this context names none: the client offers http/1.1 */
     hc_result_free(&t.r);
     loom_http_client_stats(loop, &cs);
     CHECK_EQ(cs.connections, conns0 + 2);
@@ -158,6 +183,36 @@ int main(void)
     hc_result_free(&t.r);
     loom_tls_ctx_free(cctx3);
 
+    /* ALPN lists that name h2: HTTP/1 neither offers nor picks it. */
+    loom_http_server_t *srv3;
+    loom_tls_ctx_t *sctx3 = tls_server_ctx("server", &(loom_tls_opts){.alpn = "h2,http/1.1"});
+    CHECK_OK(loom_http_server(loop, "127.0.0.1", 0, on_request,
+                              &(loom_http_server_opts){.tls = sctx3}, &srv3));
+    loom_tls_ctx_free(sctx3);
+    int port3 = loom_http_server_port(srv3);
+    loom_tls_ctx_t *cctx4 = tls_client_ctx(&(loom_tls_opts){.alpn = "h2,http/1.1"});
+    snprintf(url, sizeof url, "https://localhost:%d/alpn", port3);
+    get(loop, url, &t, (loom_http_request_opts){.tls = cctx4});
+    CHECK_STR(t.r.body, "/alpn");
+    CHECK_STR(t.alpn, "http/1.1");
+    hc_result_free(&t.r);
+    loom_tls_ctx_free(cctx4);
+    for (int i = 0; i < 2; i++) {
+        loom_tls_ctx_t *raw = tls_client_ctx(&(loom_tls_opts){.alpn = i ? "h2,http/1.1" : "h2"});
+        alpn_seen[0] = 0;
+        raw_done = 0;
+        CHECK_OK(loom_tcp_connect(loop, "localhost", port3,
+                                  &(loom_tcp_opts){.tls = raw,
+                                                   .on_connect = raw_connect,
+                                                   .on_event = raw_event},
+                                  NULL));
+        tls_run_until(loop, &raw_done, 10000);
+        CHECK_EQ(raw_done, 1);
+        CHECK_STR(alpn_seen, i ? "http/1.1" : ""); /* h2 only: no ALPN in the answer */
+        loom_tls_ctx_free(raw);
+    }
+
+    loom_http_server_close(srv3, LOOM_HTTP_CLOSE_FORCE, NULL);
     loom_http_server_close(srv2, LOOM_HTTP_CLOSE_FORCE, NULL);
     loom_http_server_close(srv, LOOM_HTTP_CLOSE_FORCE, NULL);
     loom_tls_ctx_free(cctx);

@@ -1,7 +1,8 @@
 /* test_tcp_errmsg: event messages name what failed. A refused connection
  * names the address (or, for a name with several, each address tried and
  * why), a failed lookup names the host, a Unix connection names its path,
- * and a timeout says which one (read, write) and how long it was. The
+ * and a timeout says which one (read, write), how long it was and the
+ * peer's address. The
  * connect timeout's message is checked in test_tcp_eyeballs. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -145,7 +146,13 @@ static void phase_read_timeout(void)
     events = 0;
     while (events == 0)
         CHECK(loom_run(loop, LOOM_RUN_ONCE) >= 0);
-    expect(LOOM_EV_TCP_TIMEOUT, "read timeout (100 ms)");
+    struct sockaddr_in me;
+    socklen_t ml = sizeof me;
+    CHECK(getsockname(fd, (struct sockaddr *)&me, &ml) == 0);
+    char want[128];
+    snprintf(want, sizeof want, "read timeout (100 ms) on the connection with 127.0.0.1:%d",
+             ntohs(me.sin_port));
+    expect(LOOM_EV_TCP_TIMEOUT, want);
     loom_tcp_server_close(srv);
     CHECK_EQ(loom_run(loop, LOOM_RUN_DEFAULT), 0);
     close(fd);
@@ -170,7 +177,10 @@ static void phase_write_timeout(void)
                               &s));
     CHECK(loom_socket_write(s, big, BIG) >= 0);
     run_one();
-    expect(LOOM_EV_TCP_TIMEOUT, "write timeout (200 ms)");
+    char want[128];
+    snprintf(want, sizeof want, "write timeout (200 ms) on the connection with 127.0.0.1:%d",
+             fd_port(lfd));
+    expect(LOOM_EV_TCP_TIMEOUT, want);
     free(big);
     close(lfd);
 }

@@ -7,9 +7,15 @@ set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
       libc-ares-dev libssl-dev liburing-dev libuv1-dev libevent-dev libev-dev
       libcurl4-openssl-dev valgrind curl python3 nginx-light dnsmasq-base
-      chromium procps iproute2)
+      chromium procps iproute2 zlib1g-dev libnghttp2-dev nghttp2-client
+      python3-websockets python3-h2)
+# node and npm (test tooling: the ws package) come with the machine; Debian's
+# are the fallback.
+if ! command -v npm >/dev/null 2>&1; then
+    pkgs+=(nodejs npm)
+fi
 if [[ "${1:-}" == "--bench" ]]; then
-    pkgs+=(wrk h2o gnuplot-nox util-linux)
+    pkgs+=(wrk h2o gnuplot-nox util-linux libwebsockets-dev)
 fi
 
 missing=()

@@ -11,6 +11,9 @@ process through an OPENSSL_CONF file: servers and load tools alike).
   tls_full        openssl s_time -new: full handshakes (a new connection per
                   request, no resumption) per server CPU-second
   tls_resumed     openssl s_time -reuse: resumed handshakes per server CPU-second
+  tls_bulk        curl downloads 1 GiB over one https connection: MiB per
+                  server CPU-second (loom-hello's /bulk/N route, streamed in
+                  64 KiB writes; nginx and h2o serve a 1 GiB file)
   tls_memory      user-space bytes per idle TLS keep-alive connection after its
                   handshake and one request (server RSS growth / connections)
   tls_client      loom-fetch --parallel 64 against nginx over https, against
@@ -28,6 +31,7 @@ METRICS = {
     "tls_keepalive": ("tls: https keep-alive, wrk -c100", "req/CPU-s", True),
     "tls_full": ("tls: full handshakes, s_time -new", "hs/CPU-s", True),
     "tls_resumed": ("tls: resumed handshakes, s_time -reuse", "hs/CPU-s", True),
+    "tls_bulk": ("tls: bulk download, 1 GiB over one connection", "MiB/CPU-s", True),
     "tls_memory": ("tls: idle keep-alive conns after a request", "B/conn", False),
     "tls_client": ("tls: client, 64 in flight, nginx over https", "req/s", True),
 }
@@ -72,6 +76,11 @@ http {
             default_type text/plain;
             return 200 "omglolwtf";
         }
+        location /bulk/ {
+            alias @BULK@/;
+            default_type application/octet-stream;
+            output_buffers 2 256k;
+        }
     }
 }
 """
@@ -93,6 +102,8 @@ http1-request-timeout: 300
 hosts:
   default:
     paths:
+      /bulk:
+        file.dir: @BULK@
       /:
         file.dir: @TMP@/htdocs
         file.index: [ 'index.txt' ]
@@ -118,6 +129,21 @@ class Setup:
         if r.returncode != 0:
             self.error = "openssl req failed: %s" % r.stderr[-200:]
         self.env = {"OPENSSL_CONF": self.cnf}
+        self.bulk_dir = os.path.join(self.dir, "bulk")
+        self.bulk_path = "/bulk/%d" % BULK_BYTES
+
+    def make_bulk(self):
+        """The 1 GiB file nginx and h2o serve (sparse: read as zeros)."""
+        os.makedirs(self.bulk_dir, exist_ok=True)
+        # nginx's worker runs as nobody: it must reach the file (mkdtemp
+        # makes the run's directory 0700).
+        for d in (self.ctx.tmp, self.dir, self.bulk_dir):
+            os.chmod(d, 0o711)
+        f = os.path.join(self.bulk_dir, str(BULK_BYTES))
+        if not os.path.exists(f):
+            with open(f, "wb") as out:
+                out.truncate(BULK_BYTES)
+            os.chmod(f, 0o644)
 
     def fill(self, text, port):
         d = os.path.join(self.dir, "srv-%d" % port)
@@ -125,7 +151,8 @@ class Setup:
         with open(os.path.join(d, "htdocs", "index.txt"), "wb") as f:
             f.write(self.h.BODY)
         return d, (text.replace("@PORT@", str(port)).replace("@TMP@", d)
-                   .replace("@CERT@", self.cert).replace("@KEY@", self.key))
+                   .replace("@CERT@", self.cert).replace("@KEY@", self.key)
+                .replace("@BULK@", self.bulk_dir))
 
     def servers(self):
         """(name, role, argv(port) or None, why)."""
@@ -201,6 +228,30 @@ def https_check(port, cafile):
         return "https check failed: %s" % e
 
 
+BULK_BYTES = 1 << 30
+
+
+def run_bulk(st, srv):
+    """curl downloads BULK_BYTES over one https connection to srv (load
+    core); returns (bytes, error)."""
+    h = st.h
+    curl = shutil.which("curl")
+    if not curl:
+        return None, "curl not installed"
+    argv = [curl, "-sS", "--cacert", st.cert, "-o", "/dev/null", "-w", "%{size_download}\\n",
+            "https://localhost:%d%s" % (srv.port, st.bulk_path)]
+    out, err = h.run_cmd(st.ctx.procs, argv, h.LOAD_CORE, 120, env=st.env, name="curl-bulk")
+    if err:
+        return None, err
+    try:
+        n = int(out.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return None, "cannot parse curl output: %s" % out.strip()[-160:]
+    if n != BULK_BYTES:
+        return None, "downloaded %d of %d bytes" % (n, BULK_BYTES)
+    return n, None
+
+
 def run_s_time(st, srv, secs, reuse):
     """openssl s_time against srv; returns (connections, error)."""
     h = st.h
@@ -269,7 +320,8 @@ def wl_tls(h, ctx, res):
     s = ctx.s
     secs = s["http_s"]
     servers = st.servers()
-    keys = ("tls_keepalive", "tls_full", "tls_resumed", "tls_memory")
+    keys = ("tls_keepalive", "tls_full", "tls_resumed", "tls_bulk", "tls_memory")
+    st.make_bulk()
     for name, role, argv, why in servers:
         for m in keys:
             if st.error or not argv:
@@ -304,6 +356,14 @@ def wl_tls(h, ctx, res):
                     elif cpu > 0:
                         res.add(metric, name, role, n / cpu,
                                 {"connections": n, "server_cpu_s": round(cpu, 3)})
+                c0 = h.cpu_seconds(pids)
+                n, err = run_bulk(st, srv)
+                cpu = h.cpu_seconds(pids) - c0
+                if err or not n:
+                    res.na("tls_bulk", name, role, err or "nothing downloaded")
+                elif cpu > 0:
+                    res.add("tls_bulk", name, role, n / (1 << 20) / cpu,
+                            {"bytes": n, "server_cpu_s": round(cpu, 3)})
             finally:
                 ctx.procs.stop(srv.proc)
             # Memory on a fresh server (freed memory stays in a process).

@@ -8,6 +8,9 @@
  * With --tls-cert and --tls-key (PEM: the chain, leaf first, and its key) it
  * serves HTTPS (ALPN http/1.1) on the same port option.
  *
+ * GET /bulk/N streams N bytes ("x"), in 64 KiB writes paced by on_drain:
+ * the bulk-download benchmark's route (bench/tls_bench.py).
+ *
  * SIGINT or SIGTERM closes the server gracefully (answers in flight are
  * finished) and the program exits when the loop has nothing left.
  */
@@ -21,9 +24,65 @@
 
 static const char *const hello_headers[] = {"Content-Type", "text/plain", NULL};
 
-static void on_request(loom_http_req_t *req, void *data)
+/* The bulk route's source: one static block written again and again. */
+static char bulk_block[64 * 1024];
+
+/* Writes the rest of a /bulk/N answer (its count in the request's data
+ * slot) until the socket's queue is above high water or the body is done. */
+static void bulk_pump(loom_http_req_t *req, void *data)
 {
     (void)data;
+    uint64_t *left = loom_http_req_data(req);
+    while (*left > 0) {
+        size_t n = *left < sizeof bulk_block ? (size_t)*left : sizeof bulk_block;
+        int r = loom_http_response_write(req, bulk_block, n);
+        if (r < 0) {
+            free(left);
+            loom_http_req_release(req);
+            return;
+        }
+        *left -= n;
+        if (r == 1 && *left > 0)
+            return; /* on_drain resumes */
+    }
+    free(left);
+    loom_http_response_end(req);
+}
+
+/* The client of a /bulk/N answer went away. */
+static void bulk_close(loom_http_req_t *req, void *data)
+{
+    (void)data;
+    free(loom_http_req_data(req));
+    loom_http_req_release(req);
+}
+
+static void on_request(loom_http_req_t *req, void *data)
+{
+    size_t plen;
+    const char *path = loom_http_req_path(req, &plen);
+    if (plen > 6 && memcmp(path, "/bulk/", 6) == 0) {
+        char len[24];
+        uint64_t *left = malloc(sizeof *left);
+        unsigned long long n = strtoull(path + 6, NULL, 10);
+        if (!left || n > (1ull << 40)) {
+            free(left);
+            loom_http_respond(req, 400, hello_headers, "bad size\n", 9);
+            return;
+        }
+        *left = n;
+        snprintf(len, sizeof len, "%llu", n);
+        const char *hdrs[] = {"Content-Type", "application/octet-stream", "Content-Length", len,
+                              NULL};
+        loom_http_req_set_data(req, left);
+        if (loom_http_response_start(req, 200, hdrs) < 0) {
+            free(left);
+            loom_http_req_release(req);
+            return;
+        }
+        bulk_pump(req, data);
+        return;
+    }
     loom_http_respond(req, 200, hello_headers, "omglolwtf", 9);
 }
 
@@ -80,7 +139,12 @@ int main(int argc, char **argv)
         return 1;
     }
     hello_app app = {.loop = loop};
-    loom_http_server_opts opts = {.threads = threads, .max_connections = 100000, .tls = tls};
+    memset(bulk_block, 'x', sizeof bulk_block);
+    loom_http_server_opts opts = {.threads = threads,
+                                  .max_connections = 100000,
+                                  .tls = tls,
+                                  .on_drain = bulk_pump,
+                                  .on_close = bulk_close};
     r = loom_http_server(loop, bind, port, on_request, &opts, &app.srv);
     loom_tls_ctx_free(tls); /* the server holds its own reference */
     if (r < 0) {

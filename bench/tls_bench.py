@@ -233,12 +233,14 @@ BULK_BYTES = 1 << 30
 
 def run_bulk(st, srv):
     """curl downloads BULK_BYTES over one https connection to srv (load
-    core); returns (bytes, error)."""
+    core), HTTP/1.1 for every server (loom-hello also speaks h2 by ALPN);
+    returns (bytes, error)."""
     h = st.h
     curl = shutil.which("curl")
     if not curl:
         return None, "curl not installed"
-    argv = [curl, "-sS", "--cacert", st.cert, "-o", "/dev/null", "-w", "%{size_download}\\n",
+    argv = [curl, "-sS", "--http1.1", "--cacert", st.cert, "-o", "/dev/null", "-w",
+            "%{size_download}\\n",
             "https://localhost:%d%s" % (srv.port, st.bulk_path)]
     out, err = h.run_cmd(st.ctx.procs, argv, h.LOAD_CORE, 120, env=st.env, name="curl-bulk")
     if err:

@@ -48,6 +48,7 @@ typedef struct {
     uint8_t decided, dead, kicked, goaway, settings;
     int32_t goaway_last;
     uint32_t goaway_code;
+    char err[160]; /* nghttp2's last complaint about the peer, for messages */
 } h2c;
 
 static inline h2c *h2_of(hc_conn *c)
@@ -129,7 +130,8 @@ static void h2_flush(hc_conn *c)
     }
     if (!nghttp2_session_want_read(h->sess) && !nghttp2_session_want_write(h->sess) &&
         loom_socket_queued(c->s) == 0)
-        h2_fatal(c, LOOM_EOF, "the HTTP/2 session ended (GOAWAY)");
+        h2_fatal(c, h->err[0] ? LOOM_EPROTOCOL : LOOM_EOF, "the HTTP/2 session ended (%s)",
+                 h->err[0] ? h->err : "GOAWAY");
 }
 
 /* --- Requests leaving the connection ----------------------------------------------- */
@@ -401,6 +403,38 @@ static void h2_drain_held(hc_conn *c, hc_req *r)
 }
 
 /* --- nghttp2 callbacks --------------------------------------------------------------- */
+
+static int h2_on_error(nghttp2_session *sess, int code, const char *msg, size_t len, void *ud)
+{
+    (void)sess;
+    (void)code;
+    h2c *h = ud;
+    snprintf(h->err, sizeof h->err, "protocol error: %.*s", (int)len, msg);
+    return 0;
+}
+
+static int h2_on_invalid_frame(nghttp2_session *sess, const nghttp2_frame *frame, int code,
+                               void *ud)
+{
+    (void)sess;
+    h2c *h = ud;
+    if (!h->err[0])
+        snprintf(h->err, sizeof h->err,
+                 "protocol error: invalid frame (type %u) from the server: %s",
+                 (unsigned)frame->hd.type, nghttp2_strerror(code));
+    return 0;
+}
+
+static int h2_on_frame_send(nghttp2_session *sess, const nghttp2_frame *frame, void *ud)
+{
+    (void)sess;
+    h2c *h = ud;
+    if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR &&
+        !h->err[0])
+        snprintf(h->err, sizeof h->err, "protocol error: loom sent GOAWAY %s",
+                 nghttp2_http2_strerror(frame->goaway.error_code));
+    return 0;
+}
 
 static hc_req *h2_req(h2c *h, int32_t sid)
 {
@@ -851,6 +885,9 @@ static int h2_session_new(hc_conn *c)
     nghttp2_session_callbacks_set_on_begin_headers_callback(cb, h2_on_begin_headers);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, h2_on_data);
     nghttp2_session_callbacks_set_on_stream_close_callback(cb, h2_on_stream_close);
+    nghttp2_session_callbacks_set_error_callback2(cb, h2_on_error);
+    nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cb, h2_on_invalid_frame);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cb, h2_on_frame_send);
     nghttp2_option *opt;
     if (nghttp2_option_new(&opt) != 0) {
         nghttp2_session_callbacks_del(cb);

@@ -515,6 +515,8 @@ static int h2_on_frame_recv(nghttp2_session *sess, const nghttp2_frame *frame, v
         c->no_reuse = 1;
         if (c->pool->h2 == c)
             c->pool->h2 = NULL;
+        if (c->nreqs == 0) /* idle: out of the pool now (freed when the read unwinds) */
+            loom__hc_conn_close(c, false);
         return 0;
     case NGHTTP2_HEADERS:
     case NGHTTP2_DATA:

@@ -247,6 +247,28 @@ int main(void)
     loom_http_client_stats(loop, &s1);
     CHECK_EQ(s1.connections, s0.connections);
 
+    /* loom-fetch: -v shows the version; load mode multiplexes over one
+     * connection. */
+    const char *fetch = LOOM_BINARY_DIR "/examples/loom-fetch";
+    if (access(fetch, X_OK) == 0) {
+        char cmd[1024], line[512];
+        snprintf(cmd, sizeof cmd,
+                 "%s --cacert %s -v https://localhost:%d/ 2>&1 >/dev/null; "
+                 "%s --cacert %s --parallel 20 --requests 200 https://localhost:%d/conn",
+                 fetch, tls_path("ca.pem"), ngx_port, fetch, tls_path("ca.pem"), ngx_port);
+        FILE *pf = popen(cmd, "r");
+        CHECK(pf);
+        int saw_version = 0, saw_head = 0, saw_load = 0;
+        while (fgets(line, sizeof line, pf)) {
+            saw_version |= strstr(line, "* HTTP version: HTTP/2") != NULL;
+            saw_head |= strstr(line, "< HTTP/2 200") != NULL;
+            saw_load |= strstr(line, "requests: 200,") != NULL &&
+                        strstr(line, "errors: 0, connections: 1, version: HTTP/2") != NULL;
+        }
+        CHECK_EQ(pclose(pf), 0);
+        CHECK(saw_version && saw_head && saw_load);
+    }
+
     /* LOOM_HTTP_VERSION_1_1 on the same server: ALPN http/1.1. */
     h2_get(loop, "/", &h[0], cctx, false, LOOM_HTTP_VERSION_1_1);
     CHECK_EQ(h[0].t.r.done, 1);

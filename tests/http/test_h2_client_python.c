@@ -4,8 +4,8 @@
  * streams over ONE connection (the server counts its connections), a
  * streamed upload (known length and length-less, with a source that is
  * sometimes empty), a redirect followed, RST_STREAM from the server (an
- * error naming the host, the connection stays), a first byte timeout per
- * stream and a cancel (RST_STREAM CANCEL, the connection stays), a paused
+ * error naming the host, the connection stays), first byte, total and
+ * idle timeouts per stream and a cancel (RST_STREAM CANCEL, the connection stays), a paused
  * stream whose window stalls while the connection serves others, GOAWAY
  * mid-transfer (the stream under last-stream-id completes, those above are
  * retried on a new connection), and a bad frame (a protocol error naming
@@ -66,6 +66,9 @@ static const char *script =
     "                elif p == '/rst': c.reset_stream(sid, h2.errors.ErrorCodes.INTERNAL_ERROR)\n"
     "                elif p == '/bad':\n"
     "                    flush(); sock.sendall(b'\\x00\\x00\\x01\\x00\\x00\\x00\\x00\\x00\\x00X')\n"
+    "                elif p == '/half':\n"
+    "                    c.send_headers(sid, [(':status', '200'), ('content-length', '100')])\n"
+    "                    c.send_data(sid, b'h' * 10); flush()\n"
     "                elif p == '/count': respond(sid, 200, str(conns[0]).encode())\n"
     "                elif p == '/big': respond(sid, 200, b'b' * (4 << 20))\n"
     "                elif p == '/redir': respond(sid, 302, b'moved', [('location', '/echo?r')])\n"
@@ -260,6 +263,17 @@ int main(void)
     get("/never", &h[0], (loom_http_request_opts){.first_byte_timeout_ms = 100});
     CHECK_EQ(h[0].r.done, 2);
     CHECK_EQ(h[0].r.ev_kind, LOOM_EV_HTTP_TIMEOUT);
+    CHECK(strstr(h[0].r.msg, where) != NULL);
+    hc_result_free(&h[0].r);
+    get("/never", &h[0], (loom_http_request_opts){.total_timeout_ms = 100});
+    CHECK_EQ(h[0].r.done, 2);
+    CHECK_EQ(h[0].r.ev_kind, LOOM_EV_HTTP_TIMEOUT);
+    CHECK(strstr(h[0].r.msg, "total timeout") != NULL);
+    hc_result_free(&h[0].r);
+    get("/half", &h[0], (loom_http_request_opts){.idle_timeout_ms = 100});
+    CHECK_EQ(h[0].r.done, 2);
+    CHECK_EQ(h[0].r.ev_kind, LOOM_EV_HTTP_TIMEOUT);
+    CHECK(strstr(h[0].r.msg, "idle timeout") != NULL);
     CHECK(strstr(h[0].r.msg, where) != NULL);
     hc_result_free(&h[0].r);
     start("/never", &h[0], (loom_http_request_opts){0});

@@ -8,8 +8,8 @@
  * idle timeouts per stream and a cancel (RST_STREAM CANCEL, the connection stays), a paused
  * stream whose window stalls while the connection serves others, GOAWAY
  * mid-transfer (the stream under last-stream-id completes, those above are
- * retried on a new connection), and a bad frame (a protocol error naming
- * the host). Skipped without python3-h2. */
+ * retried on a new connection), GOAWAY on an idle connection, and a bad frame (a protocol error
+ * naming the host). Skipped without python3-h2. */
 #include "py_test.h"
 
 static const char *script =
@@ -69,6 +69,10 @@ static const char *script =
     "                elif p == '/half':\n"
     "                    c.send_headers(sid, [(':status', '200'), ('content-length', '100')])\n"
     "                    c.send_data(sid, b'h' * 10); flush()\n"
+    "                elif p == '/idlegoaway':\n"
+    "                    respond(sid, 200, b'bye')\n"
+    "                    sock.sendall(b'\\x00\\x00\\x08\\x07\\x00\\x00\\x00\\x00\\x00'\n"
+    "                                 + sid.to_bytes(4, 'big') + b'\\x00' * 4)\n"
     "                elif p == '/count': respond(sid, 200, str(conns[0]).encode())\n"
     "                elif p == '/big': respond(sid, 200, b'b' * (4 << 20))\n"
     "                elif p == '/redir': respond(sid, 302, b'moved', [('location', '/echo?r')])\n"
@@ -128,6 +132,12 @@ static int on_body(loom_http_client_req_t *req, const char *chunk, size_t len, v
         return LOOM_HTTP_CLIENT_PAUSE;
     }
     return 0;
+}
+
+static void noop_cb(loom_timer_t *t, void *d)
+{
+    (void)t;
+    (void)d;
 }
 
 static void ready_cb(loom_timer_t *t, void *d)
@@ -322,6 +332,31 @@ int main(void)
     loom_http_client_stats(loop, &s1);
     CHECK_EQ(s1.retries - s0.retries, 5);
     CHECK_EQ(count_conns(), 2);
+
+    /* GOAWAY right after the last answer, the connection idle: it leaves
+     * the pool at once; the next request opens a new one (no retry). */
+    loom_http_client_stats(loop, &s0);
+    get("/idlegoaway", &h[0], (loom_http_request_opts){0});
+    CHECK_EQ(h[0].r.done, 1);
+    CHECK_STR(h[0].r.body, "bye");
+    hc_result_free(&h[0].r);
+    /* The server keeps the socket open: only the GOAWAY can close it. A
+     * timer keeps the loop polling (idle connections do not). */
+    loom_timer_t *tick;
+    CHECK_OK(loom_timer_new(loop, &tick, noop_cb, NULL));
+    CHECK_OK(loom_timer_start(tick, 10, 10));
+    loom_http_client_stats(loop, &s1);
+    loom_update_time(loop);
+    uint64_t until = loom_now(loop) + 5000;
+    while (s1.open > 0 && loom_now(loop) < until) {
+        CHECK(loom_run(loop, LOOM_RUN_ONCE) >= 0);
+        loom_http_client_stats(loop, &s1);
+    }
+    loom_timer_close(tick);
+    CHECK_EQ(s1.open, 0);
+    CHECK_EQ(count_conns(), 3);
+    loom_http_client_stats(loop, &s1);
+    CHECK_EQ(s1.retries, s0.retries);
 
     /* A bad frame (DATA on stream 0): a protocol error naming the host. */
     get("/bad", &h[0], (loom_http_request_opts){0});

@@ -93,7 +93,7 @@ static bool try_nginx(loom_loop_t *loop, loom_tls_ctx_t *cctx, bool http2)
     char server[1024];
     snprintf(server, sizeof server,
              "  ssl_certificate %s;\n  ssl_certificate_key %s;\n"
-             "  http2_max_concurrent_streams 128;\n" NGX_LOCATIONS,
+             "  http2_max_concurrent_streams 10;\n" NGX_LOCATIONS,
              tls_path("server.pem"), tls_path("server.key"));
     ngx_spawn(http2 ? " ssl http2" : " ssl", server);
     if (ngx_wait_listen() == 1) {

@@ -1,7 +1,9 @@
 /* test_h2_client_nginx: loom's client speaking HTTP/2 to a real nginx
  * (`ssl http2`, the test certificate) started on loopback: ALPN h2 and the
  * response version, 100 parallel GETs multiplexed over ONE connection
- * (nginx's $connection is the same for all, one connection in the stats),
+ * (nginx's $connection is the same for all, one connection in the stats)
+ * with nginx's http2_max_concurrent_streams at 10 (the rest wait in the
+ * pool; streams nginx refuses before its SETTINGS are read are retried),
  * a streamed 8 MiB body with pause and resume (flow control), cancel of
  * streams in flight while others finish on the same connection, a chunked
  * (length-less) body, a 404, and the fallback to HTTP/1.1 against an nginx

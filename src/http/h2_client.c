@@ -948,6 +948,9 @@ static void h2_connected(hc_conn *c)
          * HTTP/1.1 pool; its first request is sent on it, others (and the
          * waiters) find connections of their own. */
         pool->proto = HC_PROTO_H1;
+        if (c->pend_queued)
+            loom__pending_cancel(&c->pend);
+        c->pend_queued = 0;
         h2_free(h);
         c->h2 = NULL;
         c->ops = &loom__hc_h1_ops;

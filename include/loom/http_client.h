@@ -1,6 +1,6 @@
-/* loom/http_client.h - the HTTP/1.1 client (cl-async's http-client, without
- * its limits: keep-alive pooling, streaming in both directions, timeouts,
- * redirects and cancellation).
+/* loom/http_client.h - the HTTP/1.1 and HTTP/2 client (cl-async's
+ * http-client, without its limits: keep-alive pooling, streaming in both
+ * directions, timeouts, redirects and cancellation; HTTP/2 below).
  *
  * loom_http_request(loop, url, &opts) starts a request and returns a handle.
  * Exactly one of these ends it, exactly once (the request's close

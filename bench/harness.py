@@ -69,6 +69,8 @@ sys.path.insert(0, HERE)
 from tls_bench import METRICS as TLS_METRICS  # noqa: E402
 
 METRICS.update(TLS_METRICS)
+from h2_client_bench import METRICS as H2_CLIENT_METRICS  # noqa: E402
+METRICS.update(H2_CLIENT_METRICS)
 
 # Backend rows are compared with the raw probe of the same workload. Not the
 # pipelined one: its probe figure is req/s, the backend rows req/CPU-s.
@@ -1080,9 +1082,15 @@ def wl_tls(ctx, res):
     tls_bench.wl_tls(sys.modules[__name__], ctx, res)
 
 
+def wl_h2_client(ctx, res):
+    import h2_client_bench  # bench/h2_client_bench.py: the HTTP/2 client workload
+    h2_client_bench.wl_h2_client(sys.modules[__name__], ctx, res)
+
+
 WORKLOADS = [("timers", wl_timers), ("echo", wl_echo), ("http", wl_http),
              ("memory", wl_memory), ("concurrency", wl_concurrency),
              ("http-client", wl_http_client), ("backends", wl_backends), ("tls", wl_tls)]
+WORKLOADS.append(("h2-client", wl_h2_client))
 
 
 # --- Main ---------------------------------------------------------------------

@@ -102,7 +102,13 @@ static void help(void)
            "      --cacert FILE       https: trust the CA certificates in FILE (PEM) instead\n"
            "                          of the system's store\n"
            "  -k, --insecure          https: do not verify the server's certificate or name\n"
-           "      --parallel N        load mode: keep N requests in flight\n"
+           "      --http2             HTTP/2: h2 by ALPN for https (the default already;\n"
+           "                          HTTP/1.1 if the server does not choose it), h2c with\n"
+           "                          prior knowledge for http\n"
+           "      --http2-prior-knowledge  HTTP/2 without fallback (https: ALPN h2 only)\n"
+           "      --http1.1           HTTP/1.1 only\n"
+           "      --parallel N        load mode: keep N requests in flight (with HTTP/2, as\n"
+           "                          streams of one connection)\n"
            "      --requests M        load mode: M requests in all, then print statistics\n"
            "  -h, --help              show this help and exit\n\n"
            "Exit status: 0 on success, 22 for an HTTP status of 400 or more, 3 for a\n"
@@ -127,6 +133,7 @@ static double timeout_s;
 static int follow, trusted, include_head, verbose, insecure;
 static loom_tls_ctx_t *tls; /* the client context for https */
 static long parallel, total_requests;
+static loom_http_version_t version; /* --http2, --http1.1 (default: ALPN's choice) */
 
 static void add_header(const char *line)
 {
@@ -256,6 +263,12 @@ static void parse_args(int argc, char **argv)
             cacert = NEXT();
         else if (strcmp(a, "-k") == 0 || strcmp(a, "--insecure") == 0)
             insecure = 1;
+        else if (strcmp(a, "--http2") == 0)
+            version = LOOM_HTTP_VERSION_2;
+        else if (strcmp(a, "--http2-prior-knowledge") == 0)
+            version = LOOM_HTTP_VERSION_2_PRIOR_KNOWLEDGE;
+        else if (strcmp(a, "--http1.1") == 0)
+            version = LOOM_HTTP_VERSION_1_1;
         else if (strcmp(a, "--parallel") == 0)
             parallel = atol(NEXT());
         else if (strcmp(a, "--requests") == 0)
@@ -284,7 +297,9 @@ static void parse_args(int argc, char **argv)
 static void make_tls(void)
 {
     char err[512];
-    loom_tls_opts o = {.ca_file = cacert, .insecure = insecure, .alpn = "http/1.1"};
+    /* No ALPN list of its own: the client offers what the request's version
+     * allows ("h2,http/1.1" by default). */
+    loom_tls_opts o = {.ca_file = cacert, .insecure = insecure};
     if (loom_tls_ctx_new(&o, &tls, err, sizeof err) < 0)
         die("%s", err);
 }
@@ -359,7 +374,11 @@ static void print_request(loom_http_client_req_t *req)
 static void print_head(FILE *f, const char *prefix, const loom_http_client_response_t *res)
 {
     const char *eol = *prefix ? "\n" : "\r\n";
-    fprintf(f, "%sHTTP/1.%d %d %s%s", prefix, res->minor_version, res->status, res->reason, eol);
+    if (loom_http_client_response_version(res) == 20)
+        fprintf(f, "%sHTTP/2 %d%s", prefix, res->status, eol);
+    else
+        fprintf(f, "%sHTTP/1.%d %d %s%s", prefix, res->minor_version, res->status, res->reason,
+                eol);
     for (size_t i = 0; i < res->nheaders; i++)
         fprintf(f, "%s%s: %s%s", prefix, res->headers[i].name, res->headers[i].value, eol);
     fprintf(f, "%s%s", *prefix ? "<" : "", eol);
@@ -379,6 +398,11 @@ static void on_headers(loom_http_client_req_t *req, const loom_http_client_respo
         if (res->redirects)
             print_request(req); /* the hop that answered */
         print_tls(req);
+        int v = loom_http_client_response_version(res);
+        fprintf(stderr, "* HTTP version: %s\n",
+                v == 20   ? "HTTP/2"
+                : v == 10 ? "HTTP/1.0"
+                          : "HTTP/1.1");
         print_head(stderr, "< ", res);
     }
     if (include_head)
@@ -449,6 +473,7 @@ static loom_http_request_opts base_opts(void)
         .redirect_keep_credentials = trusted,
         .total_timeout_ms = timeout_s > 0 ? (uint32_t)(timeout_s * 1000) : 0,
         .tls = tls,
+        .version = version,
     };
     if (data) {
         o.body = data;
@@ -504,6 +529,7 @@ static int fetch_one(loom_loop_t *loop)
 /* --- Load mode ------------------------------------------------------------------ */
 
 static long started_n, completed, errors;
+static int load_version; /* of the last response */
 static double *lat;
 static double t_start;
 static loom_loop_t *lloop;
@@ -527,6 +553,7 @@ static void load_response(loom_http_client_req_t *req, const loom_http_client_re
                           void *d)
 {
     (void)req;
+    load_version = loom_http_client_response_version(res);
     if (res->status >= 400 && !errors++)
         snprintf(first_error, sizeof first_error, "HTTP %d", res->status);
     load_done(d);
@@ -589,7 +616,8 @@ static int load(loom_loop_t *loop)
 #undef PCT
     loom_http_client_stats_t st;
     loom_http_client_stats(loop, &st);
-    printf(", errors: %ld, connections: %" PRIu64 "\n", errors, st.connections);
+    printf(", errors: %ld, connections: %" PRIu64 ", version: %s\n", errors, st.connections,
+           load_version == 20 ? "HTTP/2" : "HTTP/1.1");
     free(lat);
     free(slots);
     if (errors) {

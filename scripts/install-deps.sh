@@ -9,6 +9,8 @@ pkgs=(build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
       libcurl4-openssl-dev valgrind curl python3 nginx-light dnsmasq-base
       chromium procps iproute2 zlib1g-dev libnghttp2-dev nghttp2-client
       python3-websockets python3-h2)
+# h2o: an HTTP/2 upstream for the client tests (test_h2_client_h2o) too.
+pkgs+=(h2o)
 # node and npm (test tooling: the ws package) come with the machine; Debian's
 # are the fallback.
 if ! command -v npm >/dev/null 2>&1; then

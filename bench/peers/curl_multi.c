@@ -3,8 +3,12 @@
  * again at once, so it reuses its keep-alive connection from the multi
  * handle's connection cache.
  *
- * Usage: bench-curl-multi --parallel 64 --requests M [--cacert FILE] URL
+ * Usage: bench-curl-multi --parallel 64 --requests M [--cacert FILE] [--http2] URL
  * (https: the server's certificate is verified against FILE).
+ * --http2: HTTP/2 multiplexing (CURLMOPT_PIPELINING = CURLPIPE_MULTIPLEX,
+ * CURL_HTTP_VERSION_2TLS, CURLOPT_PIPEWAIT): the P transfers are streams of
+ * ONE connection (CURLMOPT_MAX_HOST_CONNECTIONS 1), up to the server's
+ * concurrent stream limit.
  * Prints {"requests":N,"seconds":S,"req_per_s":R,"errors":E}.
  */
 #include <curl/curl.h>
@@ -24,16 +28,22 @@ int main(int argc, char **argv)
     long parallel = bench_arg_long(argc, argv, "--parallel", 64);
     long total = bench_arg_long(argc, argv, "--requests", 100000);
     const char *cacert = bench_arg(argc, argv, "--cacert", NULL);
+    int http2 = bench_flag(argc, argv, "--http2");
     const char *url = argc > 1 ? argv[argc - 1] : NULL;
     if (!url || strncmp(url, "http", 4) != 0 || parallel < 1 || total < parallel) {
-        fprintf(stderr, "usage: bench-curl-multi --parallel P --requests M [--cacert FILE] URL\n");
+        fprintf(stderr, "usage: bench-curl-multi --parallel P --requests M [--cacert FILE] "
+                        "[--http2] URL\n");
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     CURLM *multi = curl_multi_init();
     curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, parallel);
-    curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, parallel);
+    curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, http2 ? 1L : parallel);
+    if (http2) {
+        curl_multi_setopt(multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+        curl_multi_setopt(multi, CURLMOPT_MAX_CONCURRENT_STREAMS, parallel);
+    }
     CURL **easy = calloc((size_t)parallel, sizeof *easy);
     for (long i = 0; i < parallel; i++) {
         easy[i] = curl_easy_init();
@@ -45,6 +55,10 @@ int main(int argc, char **argv)
         /* SIGPIPE is ignored once below; without this libcurl saves and
          * restores its handler around every transfer (6 syscalls each). */
         curl_easy_setopt(easy[i], CURLOPT_NOSIGNAL, 1L);
+        if (http2) {
+            curl_easy_setopt(easy[i], CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+            curl_easy_setopt(easy[i], CURLOPT_PIPEWAIT, 1L);
+        }
         curl_multi_add_handle(multi, easy[i]);
     }
     long started = parallel, done = 0, errors = 0;

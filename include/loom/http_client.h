@@ -1,6 +1,6 @@
-/* loom/http_client.h - the HTTP/1.1 client (cl-async's http-client, without
- * its limits: keep-alive pooling, streaming in both directions, timeouts,
- * redirects and cancellation).
+/* loom/http_client.h - the HTTP/1.1 and HTTP/2 client (cl-async's
+ * http-client, without its limits: keep-alive pooling, streaming in both
+ * directions, timeouts, redirects and cancellation; HTTP/2 below).
  *
  * loom_http_request(loop, url, &opts) starts a request and returns a handle.
  * Exactly one of these ends it, exactly once (the request's close
@@ -101,6 +101,9 @@ typedef struct loom_http_client_response {
      * answer has no body), or -1 when there is none or the body is chunked.
      * Same as loom_http_client_content_length(). */
     int64_t content_length;
+    /* The protocol that answered: 11 (HTTP/1.1), 10 (HTTP/1.0) or 20
+     * (HTTP/2). Same as loom_http_client_response_version(). */
+    int version;
 } loom_http_client_response_t;
 
 /* on_response and on_headers: cb(req, res, data), data = opts.data. */
@@ -124,6 +127,25 @@ typedef ssize_t (*loom_http_client_source_cb)(loom_http_client_req_t *req, char 
 /* Rewinds a streamed request body to its start so it can be sent again (a
  * retry or a 307/308 redirect). Return 0, or a negative code if it cannot. */
 typedef int (*loom_http_client_rewind_cb)(loom_http_client_req_t *req, void *data);
+
+/* The HTTP version a request may use (loom_http_request_opts.version).
+ * HTTP/2 requests are streams of one connection per origin (see "HTTP/2"
+ * below); the request API and its callbacks are the same for both. */
+typedef enum {
+    /* https: ALPN offers "h2,http/1.1" and the server chooses; http:
+     * HTTP/1.1. */
+    LOOM_HTTP_VERSION_AUTO = 0,
+    /* HTTP/1.1 only (https: ALPN "http/1.1"). */
+    LOOM_HTTP_VERSION_1_1 = 1,
+    /* https: as AUTO (h2 by ALPN, HTTP/1.1 when the server does not choose
+     * it, like curl --http2); http: h2c with prior knowledge (loom does not
+     * send Upgrade: h2c). */
+    LOOM_HTTP_VERSION_2 = 2,
+    /* HTTP/2 without falling back: http: h2c with prior knowledge; https:
+     * ALPN offers "h2" only, and a server that does not choose it ends the
+     * request with an http error (LOOM_EPROTOCOL). */
+    LOOM_HTTP_VERSION_2_PRIOR_KNOWLEDGE = 3
+} loom_http_version_t;
 
 /* Options for loom_http_request(). A zeroed struct means a GET with the
  * defaults. */
@@ -209,6 +231,9 @@ typedef struct loom_http_request_opts {
      * and -6). A host with no address of that family is a dns error.
      * Connections are pooled per family too. */
     int family;
+    /* The HTTP version (loom_http_version_t; 0: AUTO). Connections are
+     * pooled per version choice too. */
+    loom_http_version_t version;
 } loom_http_request_opts;
 
 /* Starts a request for the absolute `url` ("http://host[:port]/path?query";
@@ -291,6 +316,32 @@ LOOM_EXTERN const char *loom_http_client_header(const loom_http_client_response_
 /* The parsed Content-Length of `res` (res->content_length): -1 when the
  * head has none or the body is chunked. */
 LOOM_EXTERN int64_t loom_http_client_content_length(const loom_http_client_response_t *res);
+
+/* The version of the protocol that answered `res` (res->version): 11, 10
+ * or 20. */
+LOOM_EXTERN int loom_http_client_response_version(const loom_http_client_response_t *res);
+
+/* --- HTTP/2 ---------------------------------------------------------------------
+ *
+ * An https:// request offers h2 by ALPN (unless opts.version says
+ * otherwise); an http:// one speaks h2c with prior knowledge when
+ * opts.version is LOOM_HTTP_VERSION_2 or _2_PRIOR_KNOWLEDGE. When a server
+ * speaks HTTP/2 the origin's pool keeps ONE connection and multiplexes the
+ * requests over it as streams, up to the server's
+ * SETTINGS_MAX_CONCURRENT_STREAMS; the rest wait in the pool's queue and
+ * take the streams that end. Until the first connection to an origin has
+ * negotiated (its TLS handshake is done), further requests to that origin
+ * wait for it instead of opening connections of their own (curl's "wait for
+ * multiplexing"); a server that chooses http/1.1 gets the HTTP/1.1 pool
+ * (max_per_host connections). Per-request behaviour is the same as
+ * HTTP/1.1: streamed bodies both ways (HTTP/2 flow control: a paused
+ * on_body stops the stream's WINDOW_UPDATEs, a source that has nothing
+ * defers the stream's DATA), timeouts per stream (first byte, idle, total;
+ * connect for the connection), cancel (RST_STREAM CANCEL, the connection
+ * stays), redirects. A stream the server resets ends its request with an
+ * http error naming the host and the HTTP/2 error code; REFUSED_STREAM and
+ * streams above a GOAWAY's last stream id (never processed) are retried
+ * once on a new connection if their body can be sent again. */
 
 /* --- The per-loop pool -------------------------------------------------------- */
 

@@ -35,7 +35,7 @@ static int hc_hexval(char c)
 /* Writes the Base64 of the percent-decoding of s[0..n) (a malformed escape
  * stays as it is), decoding on the fly: no buffer, so credentials of any
  * length go out. */
-static void hc_put_b64_decoded(hc_w *w, const char *s, size_t n)
+void loom__hc_put_b64_decoded(hc_w *w, const char *s, size_t n)
 {
     unsigned v = 0, k = 0;
     for (size_t i = 0; i < n; i++) {
@@ -131,7 +131,7 @@ static void hc_render_head(hc_req *r, hc_w *w)
     }
     if (!r->user_auth && (u->flags & LOOM_URL_F_USERINFO)) {
         hc_puts(w, "Authorization: Basic ");
-        hc_put_b64_decoded(w, u->userinfo, u->userinfo_len);
+        loom__hc_put_b64_decoded(w, u->userinfo, u->userinfo_len);
         hc_puts(w, "\r\n");
     }
     for (size_t i = 0; i < r->hdr_len;) {
@@ -243,6 +243,7 @@ void loom__hc_view(hc_req *r, loom_http_client_response_t *v, const loom_http_he
     v->url = r->url;
     v->redirects = r->redirects;
     v->reused = r->reused;
+    v->version = r->res.minor_version >= 0 ? 10 + r->res.minor_version : 11;
     bool cl = (r->res.flags & (LOOM_HTTP_F_CONTENT_LENGTH | LOOM_HTTP_F_TE)) ==
               LOOM_HTTP_F_CONTENT_LENGTH;
     v->content_length =
@@ -657,7 +658,12 @@ out:
 
 void loom__hc_proto_read(loom_socket_t *s, char *buf, size_t len)
 {
-    loom__hc_process_conn(hc_conn_of(s), buf, len, false);
+    hc_conn *c = hc_conn_of(s);
+    if (c->ops->read) {
+        c->ops->read(c, buf, len);
+        return;
+    }
+    loom__hc_process_conn(c, buf, len, false);
 }
 
 void loom__hc_conn_pending(loom__pending *p)
@@ -677,6 +683,8 @@ void loom__hc_proto_event(loom_socket_t *s, loom_event_kind_t kind, int code, co
 {
     hc_conn *c = hc_conn_of(s);
     if (c->dead)
+        return;
+    if (c->ops->event && c->ops->event(c, kind, code, msg))
         return;
     if (loom__queue_empty(&c->reqs)) {
         loom__hc_conn_close(c, false); /* an idle connection went away */
@@ -808,6 +816,10 @@ void loom__hc_on_drain(loom_socket_t *s, void *data)
 {
     (void)data;
     hc_conn *c = hc_conn_of(s);
+    if (!c->dead && c->ops->drain) {
+        c->ops->drain(c);
+        return;
+    }
     if (c->dead || loom__queue_empty(&c->reqs))
         return;
     hc_req *r = hc_req_of(c->reqs.next);
@@ -819,6 +831,10 @@ void loom__hc_pump(hc_req *r)
 {
     hc_state *st = r->st;
     hc_conn *c = r->conn;
+    if (c && c->ops->pump) {
+        c->ops->pump(c, r);
+        return;
+    }
     if (st->upload == NULL && (st->upload = malloc(HC_UPLOAD_CHUNK)) == NULL) {
         loom__hc_fail(r, LOOM_EV_HTTP_ERROR, LOOM_ENOMEM, "out of memory for the request body");
         return;

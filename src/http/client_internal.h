@@ -85,6 +85,13 @@ enum { PD_FAIL = 1, PD_UPLOAD = 2 };
 /* The schemes a pool may serve. */
 typedef enum { HC_SCHEME_HTTP = 0, HC_SCHEME_HTTPS = 1 } hc_scheme;
 
+/* What a pool's connections speak (part of the pool's key): HTTP/1.1 only;
+ * https with ALPN "h2,http/1.1"; https with ALPN "h2" only; h2c with prior
+ * knowledge. */
+enum { HC_V_H1 = 0, HC_V_ALPN = 1, HC_V_H2ONLY = 2, HC_V_H2C = 3 };
+/* What a pool learnt its server speaks (pool->proto). */
+enum { HC_PROTO_UNKNOWN = 0, HC_PROTO_H1 = 1, HC_PROTO_H2 = 2 };
+
 /* The TLS settings a connection is made with, as a key: connections made
  * with different settings (trust store, client certificate, SNI, ALPN list)
  * are never shared. The client context's address (0 for http): an https
@@ -101,6 +108,7 @@ typedef struct {
     hc_scheme scheme;
     int port;
     int family; /* 0, AF_INET or AF_INET6 */
+    int ver;    /* HC_V_* */
     hc_tls_key tls;
     loom_tls_ctx_t *ctx; /* https: the context (the pool takes a reference) */
     const char *host;
@@ -116,6 +124,10 @@ struct hc_pool {
     hc_scheme scheme;
     int port;
     int family;
+    int ver;           /* HC_V_* */
+    uint8_t proto;     /* HC_PROTO_*: what the server chose last */
+    uint32_t h2_wait;  /* connections still negotiating (h2 operations, undecided) */
+    hc_conn *h2;       /* the HTTP/2 connection new requests go to, or NULL */
     hc_tls_key tls;
     loom_tls_ctx_t *ctx; /* https: the client context (a reference) */
     char host[];         /* lower case, NUL-terminated */
@@ -142,6 +154,22 @@ typedef struct hc_conn_ops {
     /* c is dead (its requests requeued, its socket closing): release what
      * the protocol keeps for it. */
     void (*closed)(hc_conn *c);
+    /* Optional (NULL: HTTP/1's behaviour in the shared code). */
+    /* r, on c, failed and is detached: NULL closes c (HTTP/1), else the
+     * protocol ends only r's part (HTTP/2: RST_STREAM). */
+    void (*fail)(hc_conn *c, hc_req *r);
+    /* The socket hooks: the connection is up; bytes read; the write queue
+     * drained; a failure or close (returns false to let the HTTP/1 code
+     * report it). */
+    void (*connected)(hc_conn *c);
+    void (*read)(hc_conn *c, char *buf, size_t len);
+    void (*drain)(hc_conn *c);
+    bool (*event)(hc_conn *c, loom_event_kind_t kind, int code, const char *msg);
+    /* loom_http_client_pause/resume of r on c, and r's body source has more
+     * (loom__hc_pump). */
+    void (*pause)(hc_conn *c, hc_req *r);
+    void (*resume)(hc_conn *c, hc_req *r);
+    void (*pump)(hc_conn *c, hc_req *r);
 } hc_conn_ops;
 
 /* The generic part (pool, socket, lists, counts) and the HTTP/1 part (the
@@ -160,6 +188,7 @@ struct hc_conn {
     uint32_t uses;   /* requests assigned so far */
     uint32_t rt, wt; /* the socket's current read and write timeouts */
     uint8_t idle, dead, in_read, connected, no_reuse, pend_queued;
+    void *h2; /* the HTTP/2 state (h2_client.c), or NULL */
 };
 
 struct loom_http_client_req {
@@ -229,6 +258,11 @@ struct loom_http_client_req {
     uint8_t reused, upload_done, user_host, user_ua, user_cl, user_te, user_conn, user_auth;
     uint8_t redirecting, in_rbuf, strip_body_headers, pd_queued, in_cb;
     uint8_t keep_creds, retry_unsafe, interim, idle_on, insecure_redirect;
+    uint8_t version;   /* loom_http_request_opts.version */
+    uint8_t h2_eos;    /* HTTP/2: END_STREAM came while the body was held back (paused) */
+    int32_t h2_sid;    /* HTTP/2: the stream id on r->conn (0: none yet) */
+    uint32_t h2_nhdrs; /* HTTP/2: header fields in h2_hdrs */
+    loom__bytes *h2_hdrs; /* HTTP/2: the response's fields, "name\0value\0" each */
     loom_tls_ctx_t *tls; /* loom_http_request_opts.tls (a reference), or NULL */
     /* During on_response of an https request: what its connection's
      * handshake negotiated (the connection may be closed or reused by then). */
@@ -241,6 +275,8 @@ struct hc_state {
     loom__slab req_slab;
     loom__sock_class cls;     /* http connections */
     loom__sock_class tls_cls; /* https connections: the same hooks, over TLS */
+    loom__sock_class tls_h2_cls;   /* the same, ALPN "h2,http/1.1" */
+    loom__sock_class tls_h2o_cls;  /* the same, ALPN "h2" */
     loom_tls_ctx_t *tls_conf; /* loom_http_client_opts.tls (a reference), or NULL */
     loom_tls_ctx_t *tls_def;  /* the default client context, made on first use */
     hc_pool *buckets[HC_BUCKETS];
@@ -409,6 +445,15 @@ void loom__hc_conn_pending(loom__pending *p);
 /* The socket class hooks: bytes read, and failure or close. */
 void loom__hc_proto_read(loom_socket_t *s, char *buf, size_t len);
 void loom__hc_proto_event(loom_socket_t *s, loom_event_kind_t kind, int code, const char *msg);
+
+/* --- h2_client.c: HTTP/2 ------------------------------------------------------- */
+
+/* The HTTP/2 connection operations: a connection made with them waits for
+ * its connect (and ALPN) and then speaks HTTP/2, or switches itself to
+ * loom__hc_h1_ops when the server chose http/1.1. */
+extern const hc_conn_ops loom__hc_h2_ops;
+/* Writes the Base64 of the percent-decoded userinfo s[0..n) (client_h1.c). */
+void loom__hc_put_b64_decoded(hc_w *w, const char *s, size_t n);
 
 /* --- client_body.c: request bodies -------------------------------------------- */
 

@@ -35,10 +35,12 @@ hc_pool *loom__hc_pool_get(hc_state *st, const hc_origin *o)
     const char *host = o->host;
     size_t n = o->host_len;
     uint32_t seed = (uint32_t)(o->port * 31 + o->family) ^ ((uint32_t)o->scheme << 24) ^
+                    ((uint32_t)o->ver << 20) ^
                     (uint32_t)(o->tls.id * 0x9e3779b97f4a7c15ull >> 32);
     uint32_t b = hc_hash(host, n, seed) % HC_BUCKETS;
     for (hc_pool *p = st->buckets[b]; p; p = p->next)
         if (p->port == o->port && p->family == o->family && p->scheme == o->scheme &&
+            p->ver == o->ver &&
             p->tls.id == o->tls.id && strlen(p->host) == n && strncasecmp(p->host, host, n) == 0)
             return p;
     hc_pool *p = calloc(1, sizeof *p + n + 1);
@@ -52,6 +54,7 @@ hc_pool *loom__hc_pool_get(hc_state *st, const hc_origin *o)
     p->scheme = o->scheme;
     p->port = o->port;
     p->family = o->family;
+    p->ver = o->ver;
     p->tls = o->tls;
     p->ctx = o->ctx;
     if (p->ctx)
@@ -87,6 +90,8 @@ void loom__hc_conn_close(hc_conn *c, bool reset)
     hc_state *st = c->st;
     hc_pool *pool = c->pool;
     c->dead = 1;
+    if (pool->h2 == c)
+        pool->h2 = NULL;
     if (c->idle) {
         loom__queue_remove(&c->lru);
         st->stats.idle--;
@@ -128,6 +133,8 @@ void loom__hc_on_connect(loom_socket_t *s, void *data)
     hc_conn *c = hc_conn_of(s);
     c->connected = 1;
     c->st->stats.connections++;
+    if (c->ops->connected)
+        c->ops->connected(c);
 }
 
 /* Puts r on connection c and sends it. */
@@ -154,7 +161,9 @@ static int hc_conn_new(hc_pool *pool, hc_req *r)
          * and the connect timeout covers it. */
         o.tls = pool->ctx;
         o.server_name = pool->host;
-        cls = &st->tls_cls;
+        cls = pool->ver == HC_V_ALPN     ? &st->tls_h2_cls
+              : pool->ver == HC_V_H2ONLY ? &st->tls_h2o_cls
+                                         : &st->tls_cls;
     }
     loom_socket_t *s;
     int rc = loom__tcp_connect_cls(loop, pool->host, pool->port, &o, cls, &s);
@@ -165,7 +174,9 @@ static int hc_conn_new(hc_pool *pool, hc_req *r)
     hc_conn *c = hc_conn_of(s);
     memset(c, 0, sizeof *c);
     c->s = s;
-    c->ops = &loom__hc_h1_ops; /* TLS with ALPN will choose here */
+    /* HTTP/2 operations wait for the connect (and ALPN) and then speak
+     * HTTP/2 or hand the connection to HTTP/1's. */
+    c->ops = pool->ver == HC_V_H1 ? &loom__hc_h1_ops : &loom__hc_h2_ops;
     c->pool = pool;
     c->st = st;
     loom__queue_init(&c->reqs);
@@ -185,6 +196,31 @@ void loom__hc_dispatch(hc_req *r)
 {
     hc_state *st = r->st;
     hc_pool *pool = r->pool;
+    if (pool->ver != HC_V_H1 && pool->proto != HC_PROTO_H1) {
+        /* HTTP/2 (or not known yet): one connection, multiplexed. */
+        hc_conn *c = pool->h2;
+        if (c && c->idle) {
+            loom__queue_remove(&c->node);
+            loom__queue_remove(&c->lru);
+            c->idle = 0;
+            st->stats.idle--;
+            loom__queue_insert_tail(&pool->busy, &c->node);
+            loom__hc_assign(c, r);
+            return;
+        }
+        if (c && c->ops->can_take(c, r)) {
+            loom__hc_assign(c, r);
+            return;
+        }
+        if (c || pool->h2_wait > 0) {
+            /* All streams busy, or the first connection is still
+             * negotiating: wait for it (curl's "wait for multiplexing"). */
+            r->state = RQ_QUEUED;
+            loom__queue_insert_tail(&pool->waiters, &r->node);
+            st->stats.queued++;
+            return;
+        }
+    }
     if (!loom__queue_empty(&pool->idle) && !r->retried) {
         hc_conn *c = LOOM__CONTAINER_OF(pool->idle.next, hc_conn, node);
         loom__queue_remove(&c->node);

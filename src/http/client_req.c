@@ -146,6 +146,12 @@ hc_state *loom__hc_state_get(loom_loop_t *loop)
     loom__class_set_tls(&st->tls_cls, NULL); /* the context is each pool's */
     st->tls_cls.alpn = (const unsigned char *)"\x08http/1.1"; /* ALPN: what it speaks */
     st->tls_cls.alpn_len = 9;
+    st->tls_h2_cls = st->tls_cls;
+    st->tls_h2_cls.alpn = (const unsigned char *)"\x02h2\x08http/1.1";
+    st->tls_h2_cls.alpn_len = 12;
+    st->tls_h2o_cls = st->tls_cls;
+    st->tls_h2o_cls.alpn = (const unsigned char *)"\x02h2";
+    st->tls_h2o_cls.alpn_len = 3;
     st->max_per_host = HC_DEFAULT_PERHOST;
     st->max_idle = HC_DEFAULT_IDLE;
     st->idle_ms = HC_DEFAULT_IDLE_MS;
@@ -382,6 +388,7 @@ static void hc_req_free(loom__handle *h)
     if (r->buf != r->inl)
         free(r->buf);
     loom__bytes_free(&r->rbuf);
+    loom__bytes_free(&r->h2_hdrs);
     free(r->location);
     loom_tls_ctx_free(r->tls);
     loom__queue_remove(&r->anode);
@@ -436,8 +443,12 @@ void loom__hc_fail(hc_req *r, loom_event_kind_t kind, int code, const char *fmt,
     hc_conn *c = r->conn;
     loom__hc_detach(r);
     r->state = RQ_DONE;
-    if (c && !c->dead)
-        loom__hc_conn_close(c, true);
+    if (c && !c->dead) {
+        if (c->ops->fail)
+            c->ops->fail(c, r); /* HTTP/2: only r's stream */
+        else
+            loom__hc_conn_close(c, true);
+    }
     loom__hc_emit(r, kind, code, msg);
     loom__hc_req_end(r);
 }
@@ -511,14 +522,19 @@ static int hc_origin_of(hc_req *r, const loom_url_t *u, int family, hc_origin *o
                      .family = family,
                      .host = u->host,
                      .host_len = u->host_len};
-    if (hc_ieq(u->scheme, u->scheme_len, "http"))
+    if (hc_ieq(u->scheme, u->scheme_len, "http")) {
+        o->ver = r->version >= LOOM_HTTP_VERSION_2 ? HC_V_H2C : HC_V_H1;
         return 0;
+    }
     if (!hc_ieq(u->scheme, u->scheme_len, "https")) {
         snprintf(err, err_len, "unsupported URL scheme \"%.*s\"",
                  (int)(u->scheme_len > 16 ? 16 : u->scheme_len), u->scheme);
         return LOOM_EPROTOCOL;
     }
     o->scheme = HC_SCHEME_HTTPS;
+    o->ver = r->version == LOOM_HTTP_VERSION_1_1                 ? HC_V_H1
+             : r->version == LOOM_HTTP_VERSION_2_PRIOR_KNOWLEDGE ? HC_V_H2ONLY
+                                                                 : HC_V_ALPN;
     o->ctx = hc_tls_ctx(r, err, err_len);
     if (o->ctx == NULL)
         return LOOM_ETLS;
@@ -655,6 +671,8 @@ int loom_http_request(loom_loop_t *loop, const char *url, const loom_http_reques
         return LOOM_EINVAL;
     if (opts->tls && loom_tls_ctx_is_server(opts->tls))
         return LOOM_EINVAL;
+    if ((unsigned)opts->version > LOOM_HTTP_VERSION_2_PRIOR_KNOWLEDGE)
+        return LOOM_EINVAL;
     const char *method = opts->method;
     if (method == NULL)
         method = (opts->body || opts->on_body_source) ? "POST" : "GET";
@@ -738,6 +756,7 @@ int loom_http_request(loom_loop_t *loop, const char *url, const loom_http_reques
     r->keep_creds = opts->redirect_keep_credentials;
     r->retry_unsafe = opts->retry_non_idempotent;
     r->insecure_redirect = opts->allow_insecure_redirect;
+    r->version = (uint8_t)opts->version;
     if (opts->tls) {
         loom_tls_ctx_ref(opts->tls);
         r->tls = opts->tls;
@@ -853,7 +872,10 @@ int loom_http_client_pause(loom_http_client_req_t *r)
         return LOOM_ESTATE;
     if (!r->paused) {
         r->paused = 1;
-        loom__socket_read_stop(r->conn->s);
+        if (r->conn->ops->pause)
+            r->conn->ops->pause(r->conn, r);
+        else
+            loom__socket_read_stop(r->conn->s);
     }
     return 0;
 }
@@ -875,6 +897,10 @@ int loom_http_client_resume(loom_http_client_req_t *r)
             loom__hc_fail(r, LOOM_EV_HTTP_ERROR, LOOM_ENOMEM, "out of memory");
             return 0;
         }
+    }
+    if (c->ops->resume) {
+        c->ops->resume(c, r);
+        return 0;
     }
     if (loom__bytes_size(c->carry)) {
         /* Deliver what was read already from the loop; reading restarts
@@ -942,6 +968,11 @@ const char *loom_http_client_header(const loom_http_client_response_t *res, cons
     if (len)
         *len = h->value_len;
     return h->value;
+}
+
+int loom_http_client_response_version(const loom_http_client_response_t *res)
+{
+    return res ? res->version : 0;
 }
 
 int loom_http_client_configure(loom_loop_t *loop, const loom_http_client_opts *opts)

@@ -3,10 +3,14 @@
  * $connection in a header stays the same), a chunked body (sub_filter drops
  * the length), a 404, and a 100 MiB file streamed with flat memory (the
  * process's RSS may not grow by more than a few MiB while it downloads).
- * Skipped when /usr/sbin/nginx is missing. */
+ * Run twice through a version parameter: HTTP/1.1, then HTTP/2 (h2c with
+ * prior knowledge, LOOM_HTTP_VERSION_2, on a second `http2` listener of the
+ * same nginx). Skipped when /usr/sbin/nginx is missing. */
 #include "nginx_test.h"
 
 #define BIG_SIZE (100ull << 20)
+
+static int h2c_port; /* nginx's second listener: `http2` (h2c prior knowledge) */
 
 /* Is the listener on ngx_port our nginx? One request for the index page. */
 static bool is_our_nginx(void)
@@ -38,7 +42,10 @@ static void start_nginx(void)
      * probe reaches someone else. Both are detected and the start is tried
      * again on another port. */
     for (int attempt = 0; attempt < 5; attempt++) {
-        ngx_spawn("", NGX_LOCATIONS);
+        char extra[64];
+        h2c_port = ngx_free_port();
+        snprintf(extra, sizeof extra, ";\n  listen 127.0.0.1:%d http2", h2c_port);
+        ngx_spawn(extra, NGX_LOCATIONS);
         int up = ngx_wait_listen();
         if (up == 1 && is_our_nginx())
             return;
@@ -102,24 +109,24 @@ static void big_event(const loom_event_t *ev, void *data)
     s->done = 1;
 }
 
-int main(void)
+/* The test's requests with version `ver` to `port`. */
+static void run(loom_loop_t *loop, loom_http_version_t ver, int port)
 {
-    test_timeout(25);
-    start_nginx();
-    loom_loop_t *loop = test_loop_new();
     char u[128];
     hc_result r;
+    const loom_http_request_opts vo = {.version = ver};
+    bool h2 = ver == LOOM_HTTP_VERSION_2;
 
     /* Keep-alive: the same nginx connection answers every request. */
-    snprintf(u, sizeof u, "http://127.0.0.1:%d/conn", ngx_port);
+    snprintf(u, sizeof u, "http://127.0.0.1:%d/conn", port);
     char first[64] = "";
     for (int i = 0; i < 5; i++) {
         memset(&r, 0, sizeof r);
-        hc_get(loop, u, &r, NULL);
+        hc_get(loop, u, &r, &vo);
         hc_run_until(loop, &r.done, 5000);
         CHECK_EQ(r.done, 1);
         CHECK_STR(r.body, "c");
-        const char *c = strstr(r.headers, "X-Conn: ");
+        const char *c = strcasestr(r.headers, "X-Conn: ");
         CHECK(c);
         char val[64];
         snprintf(val, sizeof val, "%.*s", (int)strcspn(c + 8, "\n"), c + 8);
@@ -132,28 +139,29 @@ int main(void)
     }
 
     /* A plain file, then a chunked one. */
-    snprintf(u, sizeof u, "http://127.0.0.1:%d/", ngx_port);
+    snprintf(u, sizeof u, "http://127.0.0.1:%d/", port);
     memset(&r, 0, sizeof r);
-    hc_get(loop, u, &r, NULL);
+    hc_get(loop, u, &r, &vo);
     hc_run_until(loop, &r.done, 5000);
     CHECK_EQ(r.status, 200);
     CHECK_STR(r.body, "hello from nginx\n");
     hc_result_free(&r);
-    snprintf(u, sizeof u, "http://127.0.0.1:%d/sub.html", ngx_port);
+    snprintf(u, sizeof u, "http://127.0.0.1:%d/sub.html", port);
     memset(&r, 0, sizeof r);
-    hc_get(loop, u, &r, NULL);
+    hc_get(loop, u, &r, &vo);
     hc_run_until(loop, &r.done, 5000);
     CHECK_EQ(r.status, 200);
-    CHECK(strstr(r.headers, "Transfer-Encoding: chunked") != NULL);
+    if (!h2) /* HTTP/2 has no chunked coding */
+        CHECK(strstr(r.headers, "Transfer-Encoding: chunked") != NULL);
     CHECK_EQ(r.body_len, 2000 * strlen("line with HELLO in it, and more text to make it longer\n"));
     CHECK(strncmp(r.body, "line with HELLO in it", 21) == 0);
     CHECK(strstr(r.body, "hello") == NULL);
     hc_result_free(&r);
 
     /* 404. */
-    snprintf(u, sizeof u, "http://127.0.0.1:%d/missing", ngx_port);
+    snprintf(u, sizeof u, "http://127.0.0.1:%d/missing", port);
     memset(&r, 0, sizeof r);
-    hc_get(loop, u, &r, NULL);
+    hc_get(loop, u, &r, &vo);
     hc_run_until(loop, &r.done, 5000);
     CHECK_EQ(r.done, 1);
     CHECK_EQ(r.status, 404);
@@ -162,24 +170,36 @@ int main(void)
 
     /* 100 MiB streamed: memory stays flat. */
     big_state s = {.rss0 = -1};
-    snprintf(u, sizeof u, "http://127.0.0.1:%d/big.bin", ngx_port);
-    CHECK_OK(loom_http_request(
-        loop, u,
-        &(loom_http_request_opts){
-            .on_body = big_body, .on_response = big_response, .on_event = big_event, .data = &s},
-        NULL));
+    snprintf(u, sizeof u, "http://127.0.0.1:%d/big.bin", port);
+    CHECK_OK(loom_http_request(loop, u,
+                               &(loom_http_request_opts){.on_body = big_body,
+                                                         .on_response = big_response,
+                                                         .on_event = big_event,
+                                                         .data = &s,
+                                                         .version = ver},
+                               NULL));
     hc_run_until(loop, &s.done, 20000);
     CHECK_EQ(s.events, 0);
     CHECK_EQ(s.got, BIG_SIZE);
     CHECK_EQ(s.nonzero, 0);
-    fprintf(stderr, "100 MiB streamed: RSS %ld kB after warm-up, at most %ld kB\n", s.rss0,
-            s.rss_max);
+    fprintf(stderr, "100 MiB streamed (%s): RSS %ld kB after warm-up, at most %ld kB\n",
+            h2 ? "h2c" : "HTTP/1.1", s.rss0, s.rss_max);
     CHECK(s.rss0 > 0 && s.rss_max > 0);
     CHECK(s.rss_max - s.rss0 < 4 * 1024);
+}
 
+int main(void)
+{
+    test_timeout(25);
+    start_nginx();
+    loom_loop_t *loop = test_loop_new();
+    run(loop, LOOM_HTTP_VERSION_1_1, ngx_port);
     loom_http_client_stats_t st;
     loom_http_client_stats(loop, &st);
     CHECK_EQ(st.connections, 1);
+    run(loop, LOOM_HTTP_VERSION_2, h2c_port);
+    loom_http_client_stats(loop, &st);
+    CHECK_EQ(st.connections, 2); /* one more: the h2c one, for every request */
     hc_loop_done(loop);
     ngx_stop();
     printf("http client nginx: ok\n");

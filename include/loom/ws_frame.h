@@ -379,7 +379,7 @@ typedef struct {
 
 /* The longest response or offer string the functions below write, with its
  * terminating NUL. */
-#define LOOM_WS_DEFLATE_HEADER_MAX 128
+#define LOOM_WS_DEFLATE_HEADER_MAX 160
 
 /* Walks a Sec-WebSocket-Extensions value (a comma-separated list of
  * extensions, each with ;-separated parameters; several header lines may be

@@ -457,6 +457,13 @@ int loom_ws_deflate_compress(loom_ws_deflate_t *d, const void *in, size_t in_len
         /* The sync flush ends in 00 00 ff ff: RFC 7692 strips it. */
         if (n >= 4 && memcmp((uint8_t *)out + n - 4, tail, 4) == 0)
             n -= 4;
+        /* zlib writes nothing for an empty flush right after another; the
+         * receiver still needs the start of a block for its appended tail to
+         * complete: a single 0x00 (RFC 7692 section 7.2.3.6). */
+        if (n == 0) {
+            *(uint8_t *)out = 0x00;
+            n = 1;
+        }
         d->tx_open = 0;
         if (d->tx_reset)
             tx_free(d);
@@ -484,16 +491,15 @@ int loom_ws_inflate(loom_ws_deflate_t *d, const uint8_t **in, size_t *in_len, in
     /* Never offer zlib more room than max_message + 1 for this message: a
      * bomb is caught with at most one byte over the limit produced. */
     if (d->max_message) {
-        uint64_t allowed =
-            d->max_message - (d->rx_total < d->max_message ? d->rx_total : d->max_message) + 1;
+        uint64_t done = d->rx_total < d->max_message ? d->rx_total : d->max_message;
+        uint64_t allowed = d->max_message - done + 1;
         if (cap > allowed)
             cap = (size_t)allowed;
     }
     if (cap > UINT_MAX)
         cap = UINT_MAX;
     size_t produced = 0;
-    int out_full = 0;
-    for (;;) {
+    while (produced < cap) {
         const uint8_t *src;
         size_t avail;
         int from_tail = 0;
@@ -505,63 +511,51 @@ int loom_ws_inflate(loom_ws_deflate_t *d, const uint8_t **in, size_t *in_len, in
             avail = 4u - d->rx_tail;
             from_tail = 1;
         } else {
-            src = NULL;
-            avail = 0;
+            break; /* all input used: wait for the next frame */
         }
-        if (produced == cap) {
-            out_full = 1;
-            break;
-        }
+        /* The tail goes in with Z_BLOCK so that inflate stops right after
+         * the tail's empty stored block, at a block boundary, which
+         * data_type then shows. The data uses Z_SYNC_FLUSH. */
         s->next_in = (Bytef *)(uintptr_t)src;
         s->avail_in = (uInt)avail;
         s->next_out = out + produced;
         s->avail_out = (uInt)(cap - produced);
-        int r = inflate(s, Z_SYNC_FLUSH);
+        int r = inflate(s, from_tail ? Z_BLOCK : Z_SYNC_FLUSH);
         size_t used = avail - s->avail_in;
         size_t made = (cap - produced) - s->avail_out;
         produced += made;
         d->rx_total += made;
-        if (from_tail)
+        if (from_tail) {
             d->rx_tail = (uint8_t)(d->rx_tail + used);
-        else if (used) {
+        } else {
             *in += used;
             *in_len -= used;
         }
-        if (d->max_message && d->rx_total > d->max_message) {
-            *out_len = produced;
+        *out_len = produced;
+        if (d->max_message && d->rx_total > d->max_message)
             return LOOM_WS_ERR_MESSAGE_TOO_BIG;
-        }
         if (r == Z_STREAM_END) {
             /* The peer ended the stream (BFINAL): what follows is a new one. */
             inflateReset(s);
             continue;
         }
-        if (r == Z_MEM_ERROR) {
-            *out_len = produced;
+        if (r == Z_MEM_ERROR)
             return LOOM_ENOMEM;
-        }
-        if (r != Z_OK && r != Z_BUF_ERROR) {
-            *out_len = produced;
+        if (r != Z_OK && r != Z_BUF_ERROR)
             return LOOM_WS_ERR_INFLATE;
+        if (from_tail && d->rx_tail == 4) {
+            /* All output comes before the tail's block; if the tail did not
+             * end exactly at a block boundary, the message was truncated. */
+            if (!(s->data_type & 128))
+                return LOOM_WS_ERR_INFLATE;
+            d->rx_total = 0;
+            d->rx_tail = 0;
+            if (d->rx_reset)
+                rx_free(d);
+            return 1;
         }
-        if (s->avail_out == 0) {
-            out_full = 1;
-            break;
-        }
-        /* Room left: zlib used all the input it was given. */
-        if (avail == 0)
-            break;
+        if (used == 0 && made == 0)
+            break; /* no progress possible with this input and room */
     }
-    *out_len = produced;
-    if (!last || *in_len > 0 || d->rx_tail < 4 || out_full)
-        return 0;
-    /* The tail is an empty stored block: the inflater must now sit at a
-     * block boundary, or the message's data was truncated. */
-    if (!(s->data_type & 128))
-        return LOOM_WS_ERR_INFLATE;
-    d->rx_total = 0;
-    d->rx_tail = 0;
-    if (d->rx_reset)
-        rx_free(d);
-    return 1;
+    return 0;
 }

@@ -436,8 +436,8 @@ LOOM_EXTERN int loom_ws_deflate_check_response(const char *value, size_t len,
  * Memory per stream while it exists (zlib's own figures, plus its z_stream of
  * about 112 bytes):
  *   compressor   2^(wbits + 2) + 2^(mem_level + 9) bytes, plus ~6 KiB:
- *                wbits 15, mem_level 8 (the defaults) = 256 KiB;
- *                wbits 9,  mem_level 1 = 3 KiB;
+ *                wbits 15, mem_level 8 (the defaults) = 262 KiB;
+ *                wbits 9,  mem_level 1 = 9 KiB;
  *   decompressor 2^wbits + ~7 KiB: wbits 15 = 39 KiB, wbits 8 = 7.3 KiB.
  * The struct itself is 40 bytes.
  *

@@ -418,8 +418,14 @@ LOOM_EXTERN int loom_ws_deflate_offer(const loom_ws_deflate_opts_t *client, char
  * *agreed set when the server accepted permessage-deflate, 0 when the
  * response is empty, and LOOM_WS_ERR_EXTENSION (fail the connection) when it
  * names another extension, more than one, an unknown or duplicate parameter,
- * a bad value, client_max_window_bits that was not offered, or a
- * server_max_window_bits larger than asked. */
+ * a bad value, client_max_window_bits without a value or above the offered
+ * one (the offer always carries client_max_window_bits, so the server may
+ * always answer it), or server_max_window_bits missing or larger when the
+ * client asked for one. Parameters the server may add unasked
+ * (server_no_context_takeover, client_no_context_takeover,
+ * server_max_window_bits) are accepted and are in *agreed; a
+ * server_no_context_takeover the client asked for but the server left out
+ * is accepted too (the server keeps its context; decoding is the same). */
 LOOM_EXTERN int loom_ws_deflate_check_response(const char *value, size_t len,
                                                const loom_ws_deflate_opts_t *client,
                                                loom_ws_deflate_params_t *agreed);

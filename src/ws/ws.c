@@ -290,9 +290,14 @@ void loom__ws_fail(loom_ws_t *ws, int code, bool abort, const char *fmt, ...)
         ws_write_close(ws, code, why, strlen(why));
     if (!(ws->flags & WS_F_GOT_CLOSE))
         ws->close_code = code ? (uint16_t)code : LOOM_WS_ABNORMAL;
-    ws_set_closed(ws, abort);
+    /* No callback runs for the connection past this point but the event
+     * (emitted first, while the socket still exists) and on_close. */
+    uint8_t st = ws->state;
+    ws->state = WS_CLOSED;
     loom__ws_event(ws, LOOM_EV_WS_ERROR, code == LOOM_WS_TOO_BIG ? LOOM_ETOOBIG : LOOM_EPROTOCOL,
                    msg);
+    ws->state = st;
+    ws_set_closed(ws, abort);
 }
 
 /* --- The socket's callbacks ------------------------------------------------- */

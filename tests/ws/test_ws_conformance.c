@@ -209,7 +209,8 @@ static const case_t cases[] = {
     {"6.4.1 invalid, split across reads",
      1007,
      1,
-     {SS(TXT, "\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xf4\x90\x80\x80" "edited")}},
+     {SS(TXT, "\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xf4\x90\x80\x80"
+              "edited")}},
     {"6.4.2 invalid continuation split across fragments",
      1007,
      1,

@@ -153,6 +153,22 @@ static inline const char *ws_node_dir(void)
 
 /* --- Running the loop until a condition ---------------------------------------- */
 
+static void ws_tick_(loom_timer_t *t, void *d)
+{
+    (void)t, (void)d;
+}
+
+/* A 5 ms unreferenced ticker, so that LOOM_RUN_ONCE never sleeps long while
+ * a test waits for a condition; close it with loom_timer_close(). */
+static inline loom_timer_t *ws_ticker(loom_loop_t *loop)
+{
+    loom_timer_t *t;
+    CHECK_OK(loom_timer_new(loop, &t, ws_tick_, NULL));
+    CHECK_OK(loom_timer_start(t, 5, 5));
+    loom_timer_unref(t);
+    return t;
+}
+
 /* Runs the loop once at a time until *flag becomes nonzero (or 15 s). */
 static inline void ws_run_until(loom_loop_t *loop, volatile int *flag)
 {

@@ -56,8 +56,11 @@ static void s_on_close(loom_ws_t *ws, int code, const char *r, size_t rl, void *
     nserver_close++;
 }
 
-static const loom_ws_opts s_opts = {
-    .on_message = s_on_message, .on_event = s_on_event, .on_close = s_on_close, .high_water = HW};
+static const loom_ws_opts s_opts = {.on_message = s_on_message,
+                                    .on_event = s_on_event,
+                                    .on_close = s_on_close,
+                                    .high_water = HW,
+                                    .close_timeout_ms = 200};
 
 static void on_request(loom_http_req_t *req, void *d)
 {

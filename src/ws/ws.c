@@ -14,6 +14,7 @@
 #include <openssl/evp.h>
 
 #include "net/net_internal.h"
+#include "loom/ws_frame.h"
 #include "ws/ws_internal.h"
 
 #define WS_DEFAULT_MAX_MESSAGE   ((size_t)16 << 20)
@@ -80,75 +81,6 @@ void loom__ws_accept_key(const char *key, size_t len, char out[29])
         memset(md, 0, sizeof md); /* no match: the handshake fails, nothing worse */
     EVP_EncodeBlock((unsigned char *)out, md, 20);
     out[28] = '\0';
-}
-
-/* The state is the number of continuation bytes still due and the range of
- * the next one (narrower than 80-BF right after E0, ED, F0 and F4: no
- * overlong forms, surrogates or code points above U+10FFFF). ASCII runs go
- * eight bytes at a time. */
-bool loom__ws_utf8(uint8_t *need, uint8_t *lo, uint8_t *hi, const unsigned char *p, size_t n)
-{
-    uint8_t nd = *need, l = *lo, h = *hi;
-    size_t i = 0;
-    while (i < n) {
-        if (nd == 0) {
-            while (i + 8 <= n) {
-                uint64_t w;
-                memcpy(&w, p + i, 8);
-                if (w & 0x8080808080808080ull)
-                    break;
-                i += 8;
-            }
-            if (i >= n)
-                break;
-            unsigned c = p[i++];
-            if (c < 0x80)
-                continue;
-            l = 0x80, h = 0xBF;
-            if (c >= 0xC2 && c <= 0xDF)
-                nd = 1;
-            else if (c >= 0xE0 && c <= 0xEF) {
-                nd = 2;
-                if (c == 0xE0)
-                    l = 0xA0;
-                else if (c == 0xED)
-                    h = 0x9F;
-            } else if (c >= 0xF0 && c <= 0xF4) {
-                nd = 3;
-                if (c == 0xF0)
-                    l = 0x90;
-                else if (c == 0xF4)
-                    h = 0x8F;
-            } else
-                return false;
-        } else {
-            unsigned c = p[i++];
-            if (c < l || c > h)
-                return false;
-            nd--;
-            l = 0x80, h = 0xBF;
-        }
-    }
-    *need = nd, *lo = l, *hi = h;
-    return true;
-}
-
-void loom__ws_mask(char *p, size_t n, const unsigned char mask[4], size_t off)
-{
-    unsigned char m[8];
-    for (int k = 0; k < 8; k++)
-        m[k] = mask[(off + (size_t)k) & 3];
-    uint64_t w8;
-    memcpy(&w8, m, 8);
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, p + i, 8);
-        w ^= w8;
-        memcpy(p + i, &w, 8);
-    }
-    for (; i < n; i++)
-        p[i] ^= (char)m[i & 7];
 }
 
 /* --- Events and the close --------------------------------------------------- */
@@ -218,7 +150,7 @@ static int ws_write_frame(loom_ws_t *ws, int op, bool fin, const void *data, siz
     memcpy(buf, h, hl);
     if (len)
         memcpy(buf + hl, data, len);
-    loom__ws_mask(buf + hl, len, h + hl - 4, 0);
+    loom_ws_mask(buf + hl, len, h + hl - 4, 0);
     if (buf == small)
         return loom_socket_write(ws->sock, buf, hl + len);
     int r = loom_socket_write_ref(ws->sock, buf, hl + len, ws_free_release, NULL);
@@ -490,8 +422,7 @@ static void ws_on_close_frame(loom_ws_t *ws, char *p, size_t n)
             loom__ws_fail(ws, LOOM_WS_PROTOCOL_ERROR, false, "invalid close code %d", code);
             return;
         }
-        uint8_t a = 0, b = 0, c = 0;
-        if (!loom__ws_utf8(&a, &b, &c, (unsigned char *)p + 2, n - 2) || a) {
+        if (!loom_ws_utf8_valid(p + 2, n - 2)) {
             loom__ws_fail(ws, LOOM_WS_INVALID_DATA, false, "close reason is not valid UTF-8");
             return;
         }
@@ -557,17 +488,15 @@ static void ws_frame(loom_ws_t *ws, int op, bool fin, char *p, size_t n)
         return;
     }
     int mop = op ? op : ws->msg_op;
-    if (mop == 1 && !loom__ws_utf8(&ws->u8_need, &ws->u8_lo, &ws->u8_hi, (unsigned char *)p, n)) {
+    if (mop == 1 && loom_ws_utf8_feed(&ws->u8, p, n, NULL) != 0) {
         loom__ws_fail(ws, LOOM_WS_INVALID_DATA, false, "text message is not valid UTF-8");
         return;
     }
-    if (fin && mop == 1 && ws->u8_need) {
+    if (fin && mop == 1 && loom_ws_utf8_finish(&ws->u8) != 0) {
         loom__ws_fail(ws, LOOM_WS_INVALID_DATA, false, "text message ends inside a UTF-8 sequence");
         return;
     }
     ws->msg_op = fin ? 0 : (uint8_t)mop;
-    if (fin)
-        ws->u8_need = 0;
     if (ws->state != WS_OPEN)
         return; /* after loom_ws_close(): parsed, not delivered */
     if (o->on_fragment) {
@@ -657,7 +586,7 @@ static long long ws_parse(loom_ws_t *ws, char *p, size_t n)
         return 0;
     char *pl = p + hl;
     if (masked)
-        loom__ws_mask(pl, (size_t)len, (unsigned char *)p + hl - 4, 0);
+        loom_ws_mask(pl, (size_t)len, (unsigned char *)p + hl - 4, 0);
     ws->flags |= WS_F_SEEN;
     ws_frame(ws, op, fin, pl, (size_t)len);
     return (long long)(hl + len);
@@ -755,10 +684,8 @@ static int ws_check_text(loom_ws_t *ws, const void *msg, size_t len, bool fin)
 {
     if (!ws->cls->o.validate_utf8_send)
         return 0;
-    uint8_t a = 0, b = 0, c = 0;
-    if (!loom__ws_utf8(&a, &b, &c, msg, len) || (fin && a))
-        return LOOM_EINVAL;
-    return 0;
+    (void)fin;
+    return loom_ws_utf8_valid(msg, len) ? 0 : LOOM_EINVAL;
 }
 
 int loom_ws_send(loom_ws_t *ws, loom_ws_type_t type, const void *msg, size_t len)
@@ -830,8 +757,7 @@ int loom_ws_close(loom_ws_t *ws, int code, const char *reason)
         return LOOM_EINVAL;
     if (rl > 123 || (rl && code == 0))
         return LOOM_EINVAL;
-    uint8_t a = 0, b = 0, c = 0;
-    if (rl && (!loom__ws_utf8(&a, &b, &c, (const unsigned char *)reason, rl) || a))
+    if (rl && !loom_ws_utf8_valid(reason, rl))
         return LOOM_EINVAL;
     ws->close_code = code ? (uint16_t)code : LOOM_WS_NO_STATUS;
     if (ws->state == WS_CONNECTING) {

@@ -258,6 +258,9 @@ static void ws_sock_drain(loom_socket_t *s, void *data)
 static void ws_sock_event(const loom_event_t *ev, void *data)
 {
     loom_ws_t *ws = data;
+    /* A close handshake whose answer never came ends quietly: the
+     * application asked for the close, and on_close reports its code. */
+    bool quiet = ws->state == WS_CLOSE_SENT && ev->kind == LOOM_EV_TCP_TIMEOUT;
     /* The socket closes itself after these; the connection ends with it. */
     if (ws->state != WS_CLOSED) {
         ws->state = WS_CLOSED;
@@ -266,6 +269,8 @@ static void ws_sock_event(const loom_event_t *ev, void *data)
         if (ws->timer)
             loom_timer_stop(ws->timer);
     }
+    if (quiet)
+        return;
     char msg[320], peer[80];
     loom__socket_peer_name(ws->sock, peer, sizeof peer);
     snprintf(msg, sizeof msg, "websocket %s: %s", peer[0] ? peer : "?", ev->msg);

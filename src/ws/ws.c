@@ -335,9 +335,26 @@ loom_ws_t *loom__ws_new(loom__ws_class *c)
     return ws;
 }
 
+int loom__ws_deflate_start(loom_ws_t *ws, loom_ws_role_t role, const loom_ws_deflate_params_t *a)
+{
+    ws->z = calloc(1, sizeof *ws->z);
+    if (ws->z == NULL)
+        return LOOM_ENOMEM;
+    if (loom_ws_deflate_init(ws->z, role, a, &ws->cls->o.deflate_opts, ws_max_message(ws)) < 0) {
+        free(ws->z);
+        ws->z = NULL;
+        return LOOM_EINVAL;
+    }
+    return 0;
+}
+
 void loom__ws_free(loom_ws_t *ws)
 {
     ws_free_bufs(ws);
+    if (ws->z) {
+        loom_ws_deflate_free(ws->z);
+        free(ws->z);
+    }
     if (ws->flags & WS_F_PROTO_OWN)
         free((char *)ws->protocol);
     loom__ws_class_unref(ws->cls);
@@ -413,6 +430,54 @@ static bool ws_mbuf_append(loom_ws_t *ws, const char *p, size_t n)
     return true;
 }
 
+/* Makes room for `n` more bytes in the message buffer. */
+static bool ws_mbuf_reserve(loom_ws_t *ws, size_t n)
+{
+    if ((size_t)ws->mlen + n <= ws->mcap && ws->mbuf)
+        return true;
+    size_t cap = ws->mcap ? ws->mcap : 128;
+    while (cap < (size_t)ws->mlen + n)
+        cap *= 2;
+    if (cap > UINT32_MAX - 1)
+        return false;
+    char *b = realloc(ws->mbuf, cap + 1);
+    if (b == NULL)
+        return false;
+    ws->mbuf = b;
+    ws->mcap = (uint32_t)cap;
+    return true;
+}
+
+/* Inflates one frame of a compressed message, appending to the message
+ * buffer (the inflater stops a bomb at max_message + 1 bytes). Returns false
+ * after failing the connection. */
+static bool ws_inflate_frame(loom_ws_t *ws, const char *p, size_t n, bool fin)
+{
+    const uint8_t *in = (const uint8_t *)p;
+    size_t inl = n;
+    for (;;) {
+        size_t room = ws->mcap - ws->mlen;
+        if (room < 4096 || ws->mbuf == NULL) {
+            if (!ws_mbuf_reserve(ws, ws->mcap >= 4096 ? ws->mcap : 4096)) {
+                loom__ws_fail(ws, LOOM_WS_INTERNAL, false, "out of memory for a message");
+                return false;
+            }
+            room = ws->mcap - ws->mlen;
+        }
+        size_t ol = room;
+        int r = loom_ws_inflate(ws->z, &in, &inl, fin, (uint8_t *)ws->mbuf + ws->mlen, &ol);
+        ws->mlen += (uint32_t)ol;
+        if (r < 0) {
+            int code = r == LOOM_ENOMEM ? LOOM_WS_INTERNAL : loom_ws_err_close_code(r);
+            loom__ws_fail(ws, code, false, "permessage-deflate: %s",
+                          r == LOOM_ENOMEM ? "out of memory" : loom_ws_err_str(r));
+            return false;
+        }
+        if (r == 1 || (inl == 0 && !fin))
+            return true;
+    }
+}
+
 /* A close frame from the peer. */
 static void ws_on_close_frame(loom_ws_t *ws, char *p, size_t n)
 {
@@ -460,8 +525,45 @@ static void ws_deliver(loom_ws_t *ws, int op, const char *p, size_t n, bool fin)
     loom__op_leave(loop, &sc);
 }
 
+/* A frame of a compressed message: inflated into the message buffer, then
+ * validated and delivered like an uncompressed one. */
+static void ws_frame_z(loom_ws_t *ws, int op, int mop, bool fin, char *p, size_t n)
+{
+    const loom_ws_opts *o = &ws->cls->o;
+    (void)op;
+    size_t from = ws->mlen;
+    if (!ws_inflate_frame(ws, p, n, fin))
+        return;
+    ws->msg_op = fin ? 0 : (uint8_t)mop;
+    if (mop == 1 && (loom_ws_utf8_feed(&ws->u8, ws->mbuf + from, ws->mlen - from, NULL) != 0 ||
+                     (fin && loom_ws_utf8_finish(&ws->u8) != 0))) {
+        loom__ws_fail(ws, LOOM_WS_INVALID_DATA, false, "text message is not valid UTF-8");
+        return;
+    }
+    if (fin)
+        ws->flags &= (uint8_t)~WS_F_MSG_Z;
+    if (ws->state != WS_OPEN) {
+        ws->mlen = 0;
+        return;
+    }
+    if (o->on_fragment) {
+        ws->mbuf[ws->mlen] = '\0';
+        ws_deliver(ws, mop, ws->mbuf + from, ws->mlen - from, fin);
+        ws->mlen = 0;
+    } else if (fin) {
+        ws->mbuf[ws->mlen] = '\0';
+        ws_deliver(ws, mop, ws->mbuf, ws->mlen, true);
+        ws->mlen = 0;
+    }
+    if (fin || o->on_fragment) {
+        free(ws->mbuf);
+        ws->mbuf = NULL;
+        ws->mlen = ws->mcap = 0;
+    }
+}
+
 /* One whole frame, payload unmasked. */
-static void ws_frame(loom_ws_t *ws, int op, bool fin, char *p, size_t n)
+static void ws_frame(loom_ws_t *ws, int op, bool fin, bool rsv1, char *p, size_t n)
 {
     const loom_ws_opts *o = &ws->cls->o;
     if (op >= 8) {
@@ -493,6 +595,16 @@ static void ws_frame(loom_ws_t *ws, int op, bool fin, char *p, size_t n)
         return;
     }
     int mop = op ? op : ws->msg_op;
+    if (op != 0) {
+        if (rsv1)
+            ws->flags |= WS_F_MSG_Z;
+        else
+            ws->flags &= (uint8_t)~WS_F_MSG_Z;
+    }
+    if (ws->flags & WS_F_MSG_Z) {
+        ws_frame_z(ws, op, mop, fin, p, n);
+        return;
+    }
     if (mop == 1 && loom_ws_utf8_feed(&ws->u8, p, n, NULL) != 0) {
         loom__ws_fail(ws, LOOM_WS_INVALID_DATA, false, "text message is not valid UTF-8");
         return;
@@ -542,8 +654,11 @@ static long long ws_parse(loom_ws_t *ws, char *p, size_t n)
     unsigned b0 = (unsigned char)p[0], b1 = (unsigned char)p[1];
     bool fin = b0 & 0x80;
     int op = b0 & 0x0F;
-    if (b0 & 0x70) {
-        loom__ws_fail(ws, LOOM_WS_PROTOCOL_ERROR, false, "reserved bits set (no extension)");
+    bool rsv1 = b0 & 0x40;
+    if ((b0 & 0x30) || (rsv1 && (ws->z == NULL || op == 0 || op >= 8))) {
+        loom__ws_fail(ws, LOOM_WS_PROTOCOL_ERROR, false,
+                      ws->z ? "reserved bits set (RSV1 only on a message's first frame)"
+                            : "reserved bits set (no extension)");
         return -1;
     }
     if ((op > 2 && op < 8) || op > 10) {
@@ -593,7 +708,7 @@ static long long ws_parse(loom_ws_t *ws, char *p, size_t n)
     if (masked)
         loom_ws_mask(pl, (size_t)len, (unsigned char *)p + hl - 4, 0);
     ws->flags |= WS_F_SEEN;
-    ws_frame(ws, op, fin, pl, (size_t)len);
+    ws_frame(ws, op, fin, rsv1, pl, (size_t)len);
     return (long long)(hl + len);
 }
 
@@ -704,6 +819,18 @@ int loom_ws_send(loom_ws_t *ws, loom_ws_type_t type, const void *msg, size_t len
         return LOOM_ESTATE;
     if (type == LOOM_WS_TEXT && ws_check_text(ws, msg, len, true))
         return LOOM_EINVAL;
+    if (ws->z && len >= 16) {
+        /* Compressed into a temporary buffer (RSV1 marks the message). */
+        size_t cap = loom_ws_deflate_bound(len), ol = 0;
+        char *z = malloc(cap);
+        if (z == NULL)
+            return LOOM_ENOMEM;
+        r = loom_ws_deflate_compress(ws->z, msg, len, 1, z, cap, &ol);
+        if (r == 0)
+            r = ws_write_frame(ws, 0x40 | type, true, z, ol);
+        free(z);
+        return r;
+    }
     return ws_write_frame(ws, type, true, msg, len);
 }
 
@@ -828,6 +955,11 @@ size_t loom_ws_queued(const loom_ws_t *ws)
 const char *loom_ws_protocol(const loom_ws_t *ws)
 {
     return ws ? ws->protocol : "";
+}
+
+int loom_ws_compressed(const loom_ws_t *ws)
+{
+    return ws && ws->z != NULL;
 }
 
 int loom_ws_closed(const loom_ws_t *ws)

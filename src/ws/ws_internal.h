@@ -41,6 +41,7 @@ struct loom_ws {
     loom__ws_client *client; /* the client's handshake, until on_open */
     loom__ws_sub *subs;      /* the topics it is subscribed to */
     const char *protocol;    /* "" or the negotiated subprotocol */
+    loom_ws_deflate_t *z;    /* permessage-deflate, when negotiated */
     uint16_t close_code;     /* what on_close reports */
     uint8_t state;
     uint8_t msg_op;    /* 0, or the opcode of the message in progress */
@@ -56,6 +57,7 @@ struct loom_ws {
 #define WS_F_PROTO_OWN 0x08 /* protocol is the connection's own copy */
 #define WS_F_GOT_CLOSE 0x10 /* the peer's close frame arrived */
 #define WS_F_IN_FEED   0x20
+#define WS_F_MSG_Z     0x40 /* the message being received is compressed */
 
 loom__ws_class *loom__ws_class_get(const loom_ws_opts *o, bool server);
 void loom__ws_class_unref(loom__ws_class *c);
@@ -64,6 +66,9 @@ void loom__ws_class_unref(loom__ws_class *c);
 loom_ws_t *loom__ws_new(loom__ws_class *c);
 /* The socket options every WebSocket socket uses, with `ws` as data. */
 void loom__ws_tcp_opts(loom_ws_t *ws, loom_tcp_opts *t);
+/* Sets up permessage-deflate with the agreed parameters. Returns 0 or
+ * LOOM_ENOMEM. */
+int loom__ws_deflate_start(loom_ws_t *ws, loom_ws_role_t role, const loom_ws_deflate_params_t *a);
 /* Frees a connection that never got a socket. */
 void loom__ws_free(loom_ws_t *ws);
 /* The connection is open: starts keepalive. */

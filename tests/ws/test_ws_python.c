@@ -4,7 +4,10 @@
  *    list, text (UTF-8), binary, 70 KB and 1 MiB messages, a fragmented
  *    message, a ping, then the server closes with 4001 "bye" and the client
  *    sees it; a second connection that the client closes (1000).
- * 2. loom's client, Python's server: the subprotocol, messages of every
+ *    The second connection negotiates permessage-deflate: large compressible
+ *    text and binary, a small message, a fragmented compressed message.
+ * 2. loom's client, Python's server, with permessage-deflate negotiated
+ *    (Python's default): the subprotocol, messages of every
  *    kind, a fragmented message sent (begin/cont/end) and one received, then
  *    the server closes with 4002 "done" and on_close reports it once.
  * The loop ends clean. */
@@ -31,10 +34,14 @@ static const char py_client[] =
     "            sys.exit(3)\n"
     "        except websockets.ConnectionClosed as e:\n"
     "            assert e.code == 4001 and e.reason == 'bye', (e.code, e.reason)\n"
-    "    async with websockets.connect(uri, compression=None) as ws:\n"
+    "    async with websockets.connect(uri) as ws:\n"
     "        assert ws.subprotocol is None\n"
-    "        await ws.send('x')\n"
-    "        assert await ws.recv() == 'x'\n"
+    "        assert len(ws.extensions) == 1, ws.extensions\n"
+    "        for m in ['x', 'compress me ' * 10000, b'abc' * 30000, '\\u00e9t\\u00e9' * 999,\n"
+    "                  ['frag ' * 100, 'mented ' * 100]]:\n"
+    "            await ws.send(m)\n"
+    "            r = await ws.recv()\n"
+    "            assert r == (''.join(m) if isinstance(m, list) else m), len(r)\n"
     "asyncio.run(main())\n";
 
 static const char py_server[] =
@@ -50,7 +57,7 @@ static const char py_server[] =
     "        await ws.send(m)\n"
     "async def main():\n"
     "    async with websockets.serve(echo, '127.0.0.1', 0, subprotocols=['chat'],\n"
-    "                                max_size=None, compression=None) as srv:\n"
+    "                                max_size=None) as srv:\n"
     "        print(srv.sockets[0].getsockname()[1], flush=True)\n"
     "        await asyncio.Future()\n"
     "asyncio.run(main())\n";
@@ -80,7 +87,7 @@ static void s_on_close(loom_ws_t *ws, int code, const char *reason, size_t rl, v
 
 static const char *const protos[] = {"chat", "superchat", NULL};
 static const loom_ws_opts s_opts = {
-    .on_message = s_on_message, .on_close = s_on_close, .protocols = protos};
+    .on_message = s_on_message, .on_close = s_on_close, .protocols = protos, .deflate = true};
 
 static void s_on_request(loom_http_req_t *req, void *d)
 {
@@ -88,6 +95,7 @@ static void s_on_request(loom_http_req_t *req, void *d)
     loom_ws_t *ws;
     CHECK_OK(loom_ws_accept(req, &s_opts, &ws));
     CHECK_STR(loom_ws_protocol(ws), s_open == 0 ? "chat" : "");
+    CHECK_EQ(loom_ws_compressed(ws), s_open == 0 ? 0 : 1); /* the second one offers it */
     s_open++;
 }
 
@@ -150,6 +158,7 @@ static void c_on_open(loom_ws_t *ws, void *d)
     (void)d;
     c_open++;
     CHECK_STR(loom_ws_protocol(ws), "chat");
+    CHECK_EQ(loom_ws_compressed(ws), 1);
     c_next(ws);
 }
 
@@ -202,7 +211,8 @@ static void client_side(void)
                       .on_message = c_on_message,
                       .on_close = c_on_close,
                       .protocols = offer,
-                      .headers = hdrs};
+                      .headers = hdrs,
+                      .deflate = true};
     loom_ws_t *ws;
     CHECK_OK(loom_ws_connect(loop, url, &o, &ws));
     CHECK(ws != NULL);

@@ -1,7 +1,8 @@
 /* test_ws_conformance: a data-driven table modelled on the Autobahn
  * testsuite's case groups (1 framing, 2 pings and pongs, 3 reserved bits,
  * 4 opcodes, 5 fragmentation, 6 UTF-8, 7 close handling, 9 limits, 12/13
- * compression negotiation), run against loom's echo server by a raw
+ * compression: negotiation, the RFC 7692 examples, RSV1 misuse, corrupt data
+ * and a decompression bomb), run against loom's echo server by a raw
  * scripted peer: hand-framed bytes over a blocking socket, sometimes one
  * byte per write so that frames and UTF-8 sequences split across reads.
  * Every case checks the frames that come back, and the close code; every
@@ -47,7 +48,8 @@ static void on_close(loom_ws_t *ws, int code, const char *reason, size_t rl, voi
     nclose++;
 }
 
-static const loom_ws_opts wopts = {.on_message = on_message,
+static const loom_ws_opts wopts = {.deflate = true,
+                                   .on_message = on_message,
                                    .on_event = on_event,
                                    .on_close = on_close,
                                    .max_message = MAXMSG,
@@ -389,20 +391,106 @@ static void bad_handshakes(void)
         CHECK(strstr(buf, "websocket: ") != NULL); /* the reason */
         close(fd);
     }
-    /* The RFC's sample key gives the RFC's sample answer; a compression
-     * offer is declined (no extension in the answer: case groups 12 and 13
-     * then run uncompressed). */
+    /* The RFC's sample key gives the RFC's sample answer; an unacceptable
+     * compression offer (an unknown parameter) is declined. */
     int fd = ws_raw_connect(port_);
     char head[1024];
-    CHECK_EQ(
-        ws_raw_handshake(fd, "Sec-WebSocket-Extensions: permessage-deflate\r\n", head, sizeof head),
-        101);
+    CHECK_EQ(ws_raw_handshake(fd, "Sec-WebSocket-Extensions: permessage-deflate; bogus\r\n", head,
+                              sizeof head),
+             101);
     CHECK(strstr(head, "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n") != NULL);
     CHECK(strstr(head, "Sec-WebSocket-Extensions") == NULL);
     size_t n = ws_frame_enc(sbuf, TXT, true, "z", 1);
     ws_raw_send(fd, sbuf, n);
     CHECK_EQ(ws_raw_read_frame(fd, pbuf, sizeof pbuf, &n), TXT);
     close(fd); /* no close frame: an abnormal end, reported as 1006 */
+}
+
+/* Groups 12 and 13: permessage-deflate negotiated by a raw peer. The
+ * payloads are the RFC 7692 section 7.2.3 examples, and a bomb made with the
+ * frame layer's compressor: 1 MiB of zeros against the 64 KiB limit. */
+static void compression(void)
+{
+    static const struct {
+        const char *name;
+        const char *wire; /* client frames (masked here) */
+        size_t len;
+        int close; /* 0: expect the echo "Hello" */
+    } zc[] = {
+        {"12.1 compressed Hello", "\xc1\x07\xf2\x48\xcd\xc9\xc9\x07\x00", 9, 0},
+        {"12.2 compressed Hello in two frames", "\x41\x03\xf2\x48\xcd\x80\x04\xc9\xc9\x07\x00", 11,
+         0},
+        {"12.3 stored block", "\xc1\x0b\x00\x05\x00\xfa\xffHello", 13, 0},
+        {"13.1 RSV1 on a continuation", "\x01\x01H\xc0\x01i", 6, 1002},
+        {"13.2 RSV1 on a ping", "\xc9\x00", 2, 1002},
+        {"13.3 corrupt deflate data", "\xc1\x04\xff\xff\xff\xff", 6, -1},
+    };
+    for (size_t i = 0; i < sizeof zc / sizeof zc[0]; i++) {
+        int fd = ws_raw_connect(port_);
+        char head[1024];
+        CHECK_EQ(ws_raw_handshake(fd,
+                                  "Sec-WebSocket-Extensions: permessage-deflate; "
+                                  "client_max_window_bits\r\n",
+                                  head, sizeof head),
+                 101);
+        CHECK(strstr(head, "Sec-WebSocket-Extensions: permessage-deflate") != NULL);
+        int err0 = nerr;
+        /* Re-frame each client frame masked. */
+        const unsigned char *w = (const unsigned char *)zc[i].wire;
+        size_t off = 0;
+        while (off < zc[i].len) {
+            size_t n = w[off + 1];
+            size_t k = ws_frame_enc(sbuf, w[off], true, w + off + 2, n);
+            ws_raw_send(fd, sbuf, k);
+            off += 2 + n;
+        }
+        if (zc[i].close == 0) {
+            size_t n;
+            CHECK_EQ(ws_raw_read_frame(fd, pbuf, sizeof pbuf, &n), TXT);
+            if (n != 5 || memcmp(pbuf, "Hello", 5) != 0) {
+                fprintf(stderr, "%s: bad echo\n", zc[i].name);
+                exit(1);
+            }
+            n = ws_frame_enc(sbuf, 0x88, true, "\x03\xe8", 2);
+            ws_raw_send(fd, sbuf, n);
+            CHECK_EQ(read_close(fd, zc[i].name), 1000);
+        } else {
+            int code = read_close(fd, zc[i].name);
+            if ((zc[i].close > 0 && code != zc[i].close) || (zc[i].close < 0 && code < 1002)) {
+                fprintf(stderr, "%s: close code %d\n", zc[i].name, code);
+                exit(1);
+            }
+            char b;
+            while (recv(fd, &b, 1, 0) > 0) /* the event precedes the server's close */
+                ;
+            if (nerr == err0) {
+                fprintf(stderr, "%s: no event (close %d)\n", zc[i].name, code);
+                exit(1);
+            }
+        }
+        close(fd);
+    }
+    /* The bomb: stopped by max_message on the inflated size (1009). */
+    loom_ws_deflate_t z = {0};
+    loom_ws_deflate_params_t agreed = {0};
+    CHECK_OK(loom_ws_deflate_init(&z, LOOM_WS_ROLE_CLIENT, &agreed, NULL, 0));
+    static char zeros[1 << 20];
+    size_t cap = loom_ws_deflate_bound(sizeof zeros), zl = 0;
+    char *zb = malloc(cap);
+    CHECK(zb != NULL);
+    CHECK_OK(loom_ws_deflate_compress(&z, zeros, sizeof zeros, 1, zb, cap, &zl));
+    loom_ws_deflate_free(&z);
+    CHECK(zl < MAXMSG); /* small on the wire */
+    int fd = ws_raw_connect(port_);
+    char head[1024];
+    CHECK_EQ(
+        ws_raw_handshake(fd, "Sec-WebSocket-Extensions: permessage-deflate\r\n", head, sizeof head),
+        101);
+    size_t k = ws_frame_enc(sbuf, 0xC2, true, zb, zl);
+    ws_raw_send(fd, sbuf, k);
+    free(zb);
+    CHECK_EQ(read_close(fd, "13.4 decompression bomb"), 1009);
+    close(fd);
 }
 
 int main(void)
@@ -425,6 +513,8 @@ int main(void)
     }
     bad_handshakes();
     ncase++;
+    compression();
+    ncase += 7;
     /* Every connection is closed and reported once. */
     for (int i = 0; i < 2000 && nclose < nopen; i++)
         usleep(1000);

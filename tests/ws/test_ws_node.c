@@ -7,13 +7,14 @@
  * 2. loom's client, node's server: the subprotocol, messages of every kind,
  *    a fragmented message each way, then the server closes with 4002
  *    "done" and on_close reports it once.
+ * permessage-deflate is negotiated both ways (node's threshold: 16 bytes).
  * The loop ends clean. */
 #include "ws_test.h"
 
 static const char node_client[] =
     "const WebSocket = require(process.argv[1] + '/node_modules/ws');\n"
     "const ws = new WebSocket('ws://127.0.0.1:' + process.argv[2] + '/chat', ['nope', 'chat'],\n"
-    "                         {perMessageDeflate: false, maxPayload: 0});\n"
+    "                         {perMessageDeflate: true, maxPayload: 0});\n"
     "const msgs = ['hello', 'h\\u00e9llo w\\u00f6rld \\u{1F600}', Buffer.from([0, 255, 1]),\n"
     "              'x'.repeat(70000), Buffer.alloc(1 << 20, 7), '', 'fragmented'];\n"
     "let i = 0;\n"
@@ -37,7 +38,8 @@ static const char node_client[] =
 
 static const char node_server[] =
     "const WebSocket = require(process.argv[1] + '/node_modules/ws');\n"
-    "const wss = new WebSocket.Server({host: '127.0.0.1', port: 0, perMessageDeflate: false,\n"
+    "const wss = new WebSocket.Server({host: '127.0.0.1', port: 0,\n"
+    "  perMessageDeflate: {threshold: 16},\n"
     "  handleProtocols: (set) => set.has('chat') ? 'chat' : false});\n"
     "wss.on('listening', () => console.log(wss.address().port));\n"
     "wss.on('connection', (ws) => ws.on('message', (d, bin) => {\n"
@@ -76,7 +78,7 @@ static void s_on_close(loom_ws_t *ws, int code, const char *reason, size_t rl, v
 
 static const char *const protos[] = {"chat", "superchat", NULL};
 static const loom_ws_opts s_opts = {
-    .on_message = s_on_message, .on_close = s_on_close, .protocols = protos};
+    .on_message = s_on_message, .on_close = s_on_close, .protocols = protos, .deflate = true};
 
 static void s_on_request(loom_http_req_t *req, void *d)
 {
@@ -84,6 +86,7 @@ static void s_on_request(loom_http_req_t *req, void *d)
     loom_ws_t *ws;
     CHECK_OK(loom_ws_accept(req, &s_opts, &ws));
     CHECK_STR(loom_ws_protocol(ws), s_open == 0 ? "chat" : "");
+    CHECK_EQ(loom_ws_compressed(ws), 1);
     s_open++;
 }
 
@@ -145,6 +148,7 @@ static void c_on_open(loom_ws_t *ws, void *d)
     (void)d;
     c_open++;
     CHECK_STR(loom_ws_protocol(ws), "chat");
+    CHECK_EQ(loom_ws_compressed(ws), 1);
     c_next(ws);
 }
 
@@ -197,7 +201,8 @@ static void client_side(void)
                       .on_message = c_on_message,
                       .on_close = c_on_close,
                       .protocols = offer,
-                      .headers = hdrs};
+                      .headers = hdrs,
+                      .deflate = true};
     loom_ws_t *ws;
     CHECK_OK(loom_ws_connect(loop, url, &o, &ws));
     CHECK(ws != NULL);

@@ -120,7 +120,8 @@ typedef struct loom_ws_opts {
     /* Subprotocols. Server: the ones it speaks, in its order of preference
      * (the first one the client offers wins) unless select_protocol is set.
      * Client: the ones offered (Sec-WebSocket-Protocol); the server's pick
-     * must be one of them. NULL-terminated. */
+     * must be one of them. NULL-terminated. A client's array (not copied)
+     * must stay valid until on_open or on_close. */
     const char *const *protocols;
     loom_ws_protocol_cb select_protocol;
 

@@ -101,10 +101,10 @@ void loom__ws_event(loom_ws_t *ws, loom_event_kind_t kind, int code, const char 
     loom__event_emit(loop, NULL, NULL, kind, code, msg, ws);
 }
 
+/* RFC 6455 section 7.4: the codes a close frame may carry (ws_frame.h). */
 static bool ws_code_ok(int code)
 {
-    return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
-           (code >= 3000 && code <= 4999);
+    return code > 0 && loom_ws_close_code_valid((unsigned)code);
 }
 
 static void ws_free_release(const void *buf, size_t len, void *data)

@@ -248,8 +248,8 @@ LOOM_EXTERN void loom_ws_parser_set_flags(loom_ws_parser_t *p, unsigned flags);
 
 /* Parses bytes of at most one frame from buf[0..len): see the top of this
  * file. Unmasks the payload in place. Fills *out. Returns the number of bytes
- * consumed (0 only when len == 0 or a zero-length step had nothing to do) or
- * a negative LOOM_WS_ERR_* code. Never reads or writes outside buf[0..len). */
+ * consumed (at least 1 when len > 0; 0 when len == 0) or a negative
+ * LOOM_WS_ERR_* code. Never reads or writes outside buf[0..len). */
 LOOM_EXTERN int loom_ws_parse(loom_ws_parser_t *p, uint8_t *buf, size_t len,
                               loom_ws_parse_out_t *out);
 
@@ -418,8 +418,14 @@ LOOM_EXTERN int loom_ws_deflate_offer(const loom_ws_deflate_opts_t *client, char
  * *agreed set when the server accepted permessage-deflate, 0 when the
  * response is empty, and LOOM_WS_ERR_EXTENSION (fail the connection) when it
  * names another extension, more than one, an unknown or duplicate parameter,
- * a bad value, client_max_window_bits that was not offered, or a
- * server_max_window_bits larger than asked. */
+ * a bad value, client_max_window_bits without a value or above the offered
+ * one (the offer always carries client_max_window_bits, so the server may
+ * always answer it), or server_max_window_bits missing or larger when the
+ * client asked for one. Parameters the server may add unasked
+ * (server_no_context_takeover, client_no_context_takeover,
+ * server_max_window_bits) are accepted and are in *agreed; a
+ * server_no_context_takeover the client asked for but the server left out
+ * is accepted too (the server keeps its context; decoding is the same). */
 LOOM_EXTERN int loom_ws_deflate_check_response(const char *value, size_t len,
                                                const loom_ws_deflate_opts_t *client,
                                                loom_ws_deflate_params_t *agreed);
@@ -480,7 +486,8 @@ LOOM_EXTERN size_t loom_ws_deflate_bound(size_t in_len);
  * section 7.2.1) and, without context takeover, the compressor is freed.
  * Pieces before the last end in a sync flush, so each can go out as a frame
  * at once. A whole message is one call with last = 1. Sets *out_len. Returns 0,
- * LOOM_ENOMEM, or LOOM_ENOBUFS if cap is below the bound. */
+ * LOOM_ENOMEM, LOOM_ENOBUFS if cap is below the bound, or LOOM_EMSGSIZE for a
+ * piece over 2 GiB (compress such a message in pieces). */
 LOOM_EXTERN int loom_ws_deflate_compress(loom_ws_deflate_t *d, const void *in, size_t in_len,
                                          int last, void *out, size_t cap, size_t *out_len);
 

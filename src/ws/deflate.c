@@ -427,8 +427,12 @@ int loom_ws_deflate_compress(loom_ws_deflate_t *d, const void *in, size_t in_len
                              void *out, size_t cap, size_t *out_len)
 {
     *out_len = 0;
-    if (cap < loom_ws_deflate_bound(in_len) || cap > UINT_MAX || in_len > UINT_MAX)
+    if (in_len > UINT_MAX / 2)
+        return LOOM_EMSGSIZE; /* one zlib call per piece: send larger ones in pieces */
+    if (cap < loom_ws_deflate_bound(in_len))
         return LOOM_ENOBUFS;
+    if (cap > UINT_MAX)
+        cap = UINT_MAX;
     if (!d->tx) {
         z_stream *s = calloc(1, sizeof *s);
         if (!s)

@@ -101,6 +101,19 @@ int loom_ws_utf8_feed(loom_ws_utf8_t *u, const void *pv, size_t n, size_t *bad)
                 i++;
             if (i == n)
                 break;
+            /* Whole 2- and 3-byte characters with their bytes at hand, checked
+             * directly (most non-ASCII text); anything else takes the state
+             * machine below, byte by byte. */
+            uint8_t b0 = p[i];
+            if (b0 >= 0xC2 && b0 <= 0xDF && n - i >= 2 && (p[i + 1] & 0xC0) == 0x80) {
+                i += 2;
+                continue;
+            }
+            if (b0 >= 0xE1 && b0 <= 0xEF && b0 != 0xED && n - i >= 3 && (p[i + 1] & 0xC0) == 0x80 &&
+                (p[i + 2] & 0xC0) == 0x80) {
+                i += 3;
+                continue;
+            }
         }
         s = step(s, p[i]);
         if (s == U_FAIL) {

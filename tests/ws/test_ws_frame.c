@@ -694,6 +694,34 @@ static void test_mask(void)
     }
 }
 
+/* Larger payloads, which take the AVX2 path where the CPU has it. */
+static void test_mask_large(void)
+{
+    static const size_t lens[] = {256, 257, 319, 320, 511, 512, 1000, 4097, 65541};
+    enum { MAXL = 65541 + 32 };
+    uint8_t *src = malloc(MAXL), *buf = malloc(MAXL);
+    CHECK(src && buf);
+    const uint8_t key[4] = {0x12, 0x34, 0x56, 0x78};
+    for (size_t i = 0; i < MAXL; i++)
+        src[i] = (uint8_t)(i * 131 + 3);
+    for (size_t l = 0; l < sizeof lens / sizeof lens[0]; l++) {
+        for (unsigned off = 0; off < 4; off++) {
+            for (size_t align = 0; align < 32; align += 7) {
+                size_t len = lens[l];
+                memcpy(buf + align, src, len);
+                CHECK_EQ(loom_ws_mask(buf + align, len, key, off), (off + len) % 4);
+                for (size_t k = 0; k < len; k++)
+                    CHECK(buf[align + k] == (src[k] ^ key[(off + k) % 4]));
+                /* And back: masking is its own inverse. */
+                loom_ws_mask(buf + align, len, key, off);
+                CHECK(memcmp(buf + align, src, len) == 0);
+            }
+        }
+    }
+    free(src);
+    free(buf);
+}
+
 int main(void)
 {
     test_timeout(60);
@@ -705,6 +733,7 @@ int main(void)
     test_encoder();
     test_close_payload();
     test_mask();
+    test_mask_large();
     if (gslot.map)
         munmap(gslot.map, gslot.len);
     printf("ok\n");

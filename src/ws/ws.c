@@ -371,12 +371,17 @@ static void ws_on_timer(loom_timer_t *t, void *data)
         return;
     /* Bytes kept by a pause and resumed: processed here, never inside
      * loom_ws_resume(). */
-    if (ws->rlen && !(ws->flags & WS_F_PAUSED)) {
-        loom__ws_feed(ws, NULL, 0);
-        if (ws->state == WS_CLOSED)
-            return;
-    }
     const loom_ws_opts *o = &ws->cls->o;
+    if (ws->flags & WS_F_RESUMED) {
+        /* A wake for the bytes kept by a pause, not a keepalive tick: the
+         * keepalive starts a fresh interval after it. */
+        ws->flags &= (uint8_t)~WS_F_RESUMED;
+        if (ws->rlen && !(ws->flags & WS_F_PAUSED))
+            loom__ws_feed(ws, NULL, 0);
+        if (ws->state != WS_CLOSED && o->ping_interval_ms)
+            loom_timer_start(ws->timer, o->ping_interval_ms, 0);
+        return;
+    }
     if (o->ping_interval_ms == 0)
         return;
     if (ws->flags & WS_F_SEEN) {
@@ -951,6 +956,7 @@ int loom_ws_resume(loom_ws_t *ws)
         int r = ws_timer(ws);
         if (r < 0)
             return r;
+        ws->flags |= WS_F_RESUMED;
         loom_timer_start(ws->timer, 0, 0);
     }
     return loom_socket_enable(ws->sock, LOOM_READABLE);

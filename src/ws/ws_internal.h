@@ -58,6 +58,7 @@ struct loom_ws {
 #define WS_F_GOT_CLOSE 0x10 /* the peer's close frame arrived */
 #define WS_F_IN_FEED   0x20
 #define WS_F_MSG_Z     0x40 /* the message being received is compressed */
+#define WS_F_RESUMED   0x80 /* the timer is set to feed what a pause kept */
 
 loom__ws_class *loom__ws_class_get(const loom_ws_opts *o, bool server);
 void loom__ws_class_unref(loom__ws_class *c);

@@ -26,6 +26,7 @@
 #include "loom/http.h"
 #include "loom/http_client.h"
 #include "loom/ws_frame.h"
+#include "loom/ws.h"
 
 #define LOOM_VERSION_MAJOR 0
 #define LOOM_VERSION_MINOR 1

@@ -19,6 +19,8 @@
  *         tls verify error
  *       http error
  *         http timeout, http refused
+ *       websocket error (loom/ws.h: a peer's protocol violation, a limit,
+ *         a keepalive timeout, a failed opening handshake)
  *     application error
  *
  * "socket closed" is cl-async's socket-closed condition, kept so that the
@@ -73,7 +75,8 @@ extern "C" {
     XX(HTTP_ERROR, CONN_ERROR, "http error")                                                       \
     XX(HTTP_TIMEOUT, HTTP_ERROR, "http timeout")                                                   \
     XX(HTTP_REFUSED, HTTP_ERROR, "http refused")                                                   \
-    XX(APP_ERROR, ERROR, "application error")
+    XX(APP_ERROR, ERROR, "application error")                                                      \
+    XX(WS_ERROR, CONN_ERROR, "websocket error")
 
 typedef enum {
     LOOM_EV_NONE = 0,

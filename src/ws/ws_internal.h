@@ -1,0 +1,94 @@
+/* ws/ws_internal.h - the WebSocket connection object shared by ws.c (frames,
+ * messages, control, close), ws_server.c (the accept), ws_client.c (the
+ * connect) and ws_topic.c (prepared messages, topics). Not installed. */
+#ifndef LOOM_WS_INTERNAL_H
+#define LOOM_WS_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/internal.h"
+#include "loom/ws.h"
+
+/* The options of a set of connections, shared and reference-counted so that
+ * a connection does not carry a copy of every callback (the idle memory
+ * goal). Accepts with equal options share one class. */
+typedef struct loom__ws_class {
+    loom_ws_opts o;
+    uint32_t refs;
+    bool server;
+} loom__ws_class;
+
+/* States: one function (ws_set_closed) leaves OPEN for good. */
+enum { WS_CONNECTING = 0, WS_OPEN, WS_CLOSE_SENT, WS_CLOSED };
+
+typedef struct loom__ws_client loom__ws_client;
+typedef struct loom__ws_sub loom__ws_sub;
+
+struct loom_ws {
+    loom_socket_t *sock;
+    loom__ws_class *cls;
+    void *data;
+    /* Raw bytes of an incomplete frame (and, after a pause, everything read
+     * behind it): allocated only while there are some. */
+    char *rbuf;
+    uint32_t rlen, rcap;
+    /* The message being reassembled, or after the close the peer's reason. */
+    char *mbuf;
+    uint32_t mlen, mcap;
+    loom_timer_t *timer;     /* keepalive, or the deferred feed after resume */
+    loom__ws_client *client; /* the client's handshake, until on_open */
+    loom__ws_sub *subs;      /* the topics it is subscribed to */
+    const char *protocol;    /* "" or the negotiated subprotocol */
+    uint16_t close_code;     /* what on_close reports */
+    uint8_t state;
+    uint8_t msg_op;                /* 0, or the opcode of the message in progress */
+    uint8_t send_op;               /* 0, or the opcode of the fragmented message being sent */
+    uint8_t u8_need, u8_lo, u8_hi; /* incremental UTF-8 validation */
+    uint8_t flags;
+};
+
+/* flags */
+#define WS_F_PAUSED    0x01
+#define WS_F_SEEN      0x02 /* a frame arrived since the last keepalive tick */
+#define WS_F_PING_OUT  0x04 /* a keepalive ping waits for its pong */
+#define WS_F_PROTO_OWN 0x08 /* protocol is the connection's own copy */
+#define WS_F_GOT_CLOSE 0x10 /* the peer's close frame arrived */
+#define WS_F_IN_FEED   0x20
+
+loom__ws_class *loom__ws_class_get(const loom_ws_opts *o, bool server);
+void loom__ws_class_unref(loom__ws_class *c);
+
+/* A new connection object for class c (takes a reference); NULL on ENOMEM. */
+loom_ws_t *loom__ws_new(loom__ws_class *c);
+/* The socket options every WebSocket socket uses, with `ws` as data. */
+void loom__ws_tcp_opts(loom_ws_t *ws, loom_tcp_opts *t);
+/* Frees a connection that never got a socket. */
+void loom__ws_free(loom_ws_t *ws);
+/* The connection is open: starts keepalive. */
+void loom__ws_opened(loom_ws_t *ws);
+/* Frames to process: bytes[0..n) are loom's read memory (unmasked in place). */
+void loom__ws_feed(loom_ws_t *ws, char *p, size_t n);
+/* Fails the connection: a websocket error event naming the peer and `why`,
+ * a close frame with `code` (unless 0 or already sent), then the socket
+ * closes (abort if `abort`). */
+void loom__ws_fail(loom_ws_t *ws, int code, bool abort, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Emits an event concerning `ws` (routing as the header describes). */
+void loom__ws_event(loom_ws_t *ws, loom_event_kind_t kind, int code, const char *msg);
+
+/* Base64 of SHA-1(key || GUID), NUL-terminated (29 bytes). */
+void loom__ws_accept_key(const char *key, size_t len, char out[29]);
+/* Incremental UTF-8 check of p[0..n) with the state in need, lo and hi.
+ * Returns false on an invalid sequence. */
+bool loom__ws_utf8(uint8_t *need, uint8_t *lo, uint8_t *hi, const unsigned char *p, size_t n);
+/* XORs p[0..n) with the 4-byte mask, starting at mask offset `off`. */
+void loom__ws_mask(char *p, size_t n, const unsigned char mask[4], size_t off);
+
+/* Client handshake (ws_client.c): bytes read before the 101 is complete. */
+void loom__ws_client_read(loom_ws_t *ws, const char *p, size_t n);
+void loom__ws_client_free(loom__ws_client *c);
+/* Topics (ws_topic.c): drops every subscription of a closing connection. */
+void loom__ws_unsubscribe_all(loom_ws_t *ws);
+
+#endif

@@ -1,0 +1,121 @@
+/* ws/ws_server.c - loom_ws_accept(): the server's opening handshake (RFC
+ * 6455 section 4.2) and the takeover of the HTTP connection. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ws/ws_internal.h"
+
+/* A Sec-WebSocket-Key: 24 base64 characters decoding to 16 bytes (so two
+ * '=' of padding, and a last data character whose low 4 bits are zero). */
+static bool ws_key_ok(const char *k, size_t n)
+{
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    if (n != 24 || k[22] != '=' || k[23] != '=')
+        return false;
+    for (size_t i = 0; i < 22; i++) {
+        const char *c = k[i] ? strchr(b64, k[i]) : NULL;
+        if (c == NULL)
+            return false;
+        if (i == 21 && ((c - b64) & 0x0F))
+            return false;
+    }
+    return true;
+}
+
+static int ws_refuse(loom_http_req_t *req, int status, const char *why)
+{
+    static const char *const h426[] = {
+        "Sec-WebSocket-Version", "13", "Upgrade", "websocket", "Content-Type", "text/plain", NULL};
+    static const char *const h400[] = {"Content-Type", "text/plain", NULL};
+    loom_http_respond(req, status, status == 426 ? h426 : h400, why, strlen(why));
+    return LOOM_EPROTOCOL;
+}
+
+/* The first protocol of `mine` that the client offers. */
+static const char *ws_pick(const char *const *mine, const char *offered, size_t len)
+{
+    for (; mine && *mine; mine++)
+        if (loom_http_token_list_has(offered, len, *mine))
+            return *mine;
+    return NULL;
+}
+
+int loom_ws_accept(loom_http_req_t *req, const loom_ws_opts *opts, loom_ws_t **out)
+{
+    if (out)
+        *out = NULL;
+    if (req == NULL)
+        return LOOM_EINVAL;
+    size_t n;
+    const char *v;
+    if (loom_http_req_method(req) != LOOM_HTTP_METHOD_GET)
+        return ws_refuse(req, 400, "websocket: the opening handshake must be a GET\n");
+    if (loom_http_req_version(req) < 1)
+        return ws_refuse(req, 400, "websocket: the opening handshake needs HTTP/1.1\n");
+    v = loom_http_req_header(req, "Upgrade", &n);
+    if (v == NULL || !loom_http_token_list_has(v, n, "websocket"))
+        return ws_refuse(req, 426, "websocket: Upgrade: websocket required\n");
+    v = loom_http_req_header(req, "Sec-WebSocket-Version", &n);
+    if (v == NULL || n != 2 || memcmp(v, "13", 2) != 0)
+        return ws_refuse(req, 426, "websocket: Sec-WebSocket-Version 13 required\n");
+    /* Connection may be repeated; any of them may carry the token. */
+    size_t nh, pos = 0;
+    const loom_http_header_t *hs = loom_http_req_headers(req, &nh), *h;
+    bool up = false;
+    while (!up && (h = loom_http_header_find(hs, nh, "Connection", &pos)) != NULL)
+        up = loom_http_token_list_has(h->value, h->value_len, "upgrade");
+    if (!up)
+        return ws_refuse(req, 400, "websocket: Connection: upgrade required\n");
+    const char *key = loom_http_req_header(req, "Sec-WebSocket-Key", &n);
+    if (key == NULL || !ws_key_ok(key, n))
+        return ws_refuse(req, 400, "websocket: bad Sec-WebSocket-Key\n");
+    char accept[29];
+    loom__ws_accept_key(key, n, accept);
+
+    loom_ws_opts zero = {0};
+    const loom_ws_opts *o = opts ? opts : &zero;
+    const char *proto = NULL;
+    v = loom_http_req_header(req, "Sec-WebSocket-Protocol", &n);
+    if (v) {
+        proto = o->select_protocol ? o->select_protocol(req, v, n, o->data)
+                                   : ws_pick(o->protocols, v, n);
+    }
+    loom__ws_class *c = loom__ws_class_get(o, true);
+    if (c == NULL)
+        return ws_refuse(req, 503, "websocket: out of memory\n");
+    loom_ws_t *ws = loom__ws_new(c);
+    loom__ws_class_unref(c);
+    if (ws == NULL)
+        return ws_refuse(req, 503, "websocket: out of memory\n");
+    if (proto) {
+        char *p = strdup(proto);
+        if (p == NULL) {
+            loom__ws_free(ws);
+            return ws_refuse(req, 503, "websocket: out of memory\n");
+        }
+        ws->protocol = p;
+        ws->flags |= WS_F_PROTO_OWN;
+    }
+    const char *hdr[7] = {"Upgrade", "websocket", "Sec-WebSocket-Accept", accept, NULL};
+    if (proto) {
+        hdr[4] = "Sec-WebSocket-Protocol";
+        hdr[5] = ws->protocol;
+        hdr[6] = NULL;
+    }
+    loom_tcp_opts t;
+    loom__ws_tcp_opts(ws, &t);
+    ws->state = WS_OPEN;
+    int r = loom_http_req_takeover(req, 101, hdr, &t, &ws->sock);
+    if (r < 0) {
+        /* Nothing was handed out (after a 101 that could not be followed
+         * through, the server closed the connection itself). */
+        ws->sock = NULL;
+        loom__ws_free(ws);
+        return r;
+    }
+    loom__ws_opened(ws);
+    if (out)
+        *out = ws;
+    return 0;
+}

@@ -529,7 +529,7 @@ int main(int argc, char **argv)
     ep = epoll_create1(EPOLL_CLOEXEC);
     long rss0 = rss_bytes();
     uint64_t t_open = bench_now_ns();
-    open_all(0, nconns, 60);
+    open_all(0, nconns, 120);
     double open_s = (double)(bench_now_ns() - t_open) / 1e9;
     if (failed)
         goto out;

@@ -2,9 +2,10 @@
  * with its type (text stays text, binary stays binary).
  *
  *   loom-ws-echo [--port P] [--bind ADDR] [--tls-cert FILE --tls-key FILE]
- *                [--max-message BYTES]
+ *                [--max-message BYTES] [--no-deflate]
  *
- * Any path upgrades ("ws://host:P/" or "/echo"); a plain HTTP request that
+ * permessage-deflate is accepted when a client offers it (--no-deflate
+ * declines it). Any path upgrades ("ws://host:P/" or "/echo"); a plain HTTP request that
  * is not an upgrade gets 426. With --tls-cert and --tls-key (PEM) it serves
  * wss://. A client that sends faster than it reads is paused: reading stops
  * while the echoes queued for it are above high water, and resumes on drain.
@@ -31,7 +32,7 @@ static void on_drain(loom_ws_t *ws, void *data)
     loom_ws_resume(ws);
 }
 
-static loom_ws_opts ws_opts = {.on_message = on_message, .on_drain = on_drain};
+static loom_ws_opts ws_opts = {.on_message = on_message, .on_drain = on_drain, .deflate = true};
 
 static void on_request(loom_http_req_t *req, void *data)
 {
@@ -59,10 +60,13 @@ int main(int argc, char **argv)
             cert = argv[++i];
         } else if (strcmp(argv[i], "--tls-key") == 0 && i + 1 < argc) {
             key = argv[++i];
+        } else if (strcmp(argv[i], "--no-deflate") == 0) {
+            ws_opts.deflate = false;
         } else if (strcmp(argv[i], "--max-message") == 0 && i + 1 < argc) {
             ws_opts.max_message = (size_t)strtoull(argv[++i], NULL, 10);
         } else {
-            fprintf(stderr, "usage: loom-ws-echo [--port P] [--bind ADDR] [--max-message BYTES]\n"
+            fprintf(stderr, "usage: loom-ws-echo [--port P] [--bind ADDR] [--max-message BYTES] "
+                            "[--no-deflate]\n"
                             "                    [--tls-cert FILE --tls-key FILE]\n");
             return 2;
         }

@@ -38,6 +38,7 @@
 #include "loom/event.h"
 #include "loom/http.h"
 #include "loom/tcp.h"
+#include "loom/ws_frame.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -137,6 +138,14 @@ typedef struct loom_ws_opts {
     /* Send queue marks, as loom_tcp_opts. 0: 1 MiB and high_water / 4. */
     uint32_t high_water;
     uint32_t low_water;
+    /* permessage-deflate (RFC 7692, loom/ws_frame.h's codec). Server: a
+     * client's offer is accepted; client: it is offered. deflate_opts
+     * (zeroed: zlib's defaults, window 15, with context takeover) bounds
+     * the memory: see docs/WEBSOCKET.md. Messages of 16 bytes or more sent
+     * with loom_ws_send() are compressed; fragmented and prepared messages
+     * go uncompressed. max_message applies to the inflated size. */
+    bool deflate;
+    loom_ws_deflate_opts_t deflate_opts;
     /* Text messages sent are checked to be valid UTF-8 (LOOM_EINVAL if
      * not). Costs a pass over each text message; off by default. */
     bool validate_utf8_send;
@@ -177,7 +186,7 @@ LOOM_EXTERN int loom_ws_accept(loom_http_req_t *req, const loom_ws_opts *opts, l
 /* Connects to `url` ("ws://host[:port]/path?query" or "wss://..."), sends
  * the opening handshake (with opts->headers and opts->protocols) and
  * validates the server's 101 (Sec-WebSocket-Accept, Upgrade, Connection, a
- * subprotocol among those offered, no extension). Redirects are not
+ * subprotocol among those offered, permessage-deflate only if offered). Redirects are not
  * followed: a 3xx fails the handshake like any other status. on_open runs
  * when it succeeds; a failure (dns, connect, tls, timeout, bad answer) is an
  * event (LOOM_EV_WS_ERROR for a bad answer) followed by on_close with
@@ -234,6 +243,9 @@ LOOM_EXTERN size_t loom_ws_queued(const loom_ws_t *ws);
 
 /* The negotiated subprotocol ("" for none). Valid until on_close returns. */
 LOOM_EXTERN const char *loom_ws_protocol(const loom_ws_t *ws);
+
+/* 1 if permessage-deflate was negotiated for the connection, else 0. */
+LOOM_EXTERN int loom_ws_compressed(const loom_ws_t *ws);
 
 /* 1 once the connection is closed or closing, else 0. */
 LOOM_EXTERN int loom_ws_closed(const loom_ws_t *ws);

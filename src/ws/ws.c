@@ -14,6 +14,7 @@
 #include <openssl/evp.h>
 
 #include "net/net_internal.h"
+#include "loom/ws_frame.h"
 #include "ws/ws_internal.h"
 
 #define WS_DEFAULT_MAX_MESSAGE   ((size_t)16 << 20)
@@ -80,75 +81,6 @@ void loom__ws_accept_key(const char *key, size_t len, char out[29])
         memset(md, 0, sizeof md); /* no match: the handshake fails, nothing worse */
     EVP_EncodeBlock((unsigned char *)out, md, 20);
     out[28] = '\0';
-}
-
-/* The state is the number of continuation bytes still due and the range of
- * the next one (narrower than 80-BF right after E0, ED, F0 and F4: no
- * overlong forms, surrogates or code points above U+10FFFF). ASCII runs go
- * eight bytes at a time. */
-bool loom__ws_utf8(uint8_t *need, uint8_t *lo, uint8_t *hi, const unsigned char *p, size_t n)
-{
-    uint8_t nd = *need, l = *lo, h = *hi;
-    size_t i = 0;
-    while (i < n) {
-        if (nd == 0) {
-            while (i + 8 <= n) {
-                uint64_t w;
-                memcpy(&w, p + i, 8);
-                if (w & 0x8080808080808080ull)
-                    break;
-                i += 8;
-            }
-            if (i >= n)
-                break;
-            unsigned c = p[i++];
-            if (c < 0x80)
-                continue;
-            l = 0x80, h = 0xBF;
-            if (c >= 0xC2 && c <= 0xDF)
-                nd = 1;
-            else if (c >= 0xE0 && c <= 0xEF) {
-                nd = 2;
-                if (c == 0xE0)
-                    l = 0xA0;
-                else if (c == 0xED)
-                    h = 0x9F;
-            } else if (c >= 0xF0 && c <= 0xF4) {
-                nd = 3;
-                if (c == 0xF0)
-                    l = 0x90;
-                else if (c == 0xF4)
-                    h = 0x8F;
-            } else
-                return false;
-        } else {
-            unsigned c = p[i++];
-            if (c < l || c > h)
-                return false;
-            nd--;
-            l = 0x80, h = 0xBF;
-        }
-    }
-    *need = nd, *lo = l, *hi = h;
-    return true;
-}
-
-void loom__ws_mask(char *p, size_t n, const unsigned char mask[4], size_t off)
-{
-    unsigned char m[8];
-    for (int k = 0; k < 8; k++)
-        m[k] = mask[(off + (size_t)k) & 3];
-    uint64_t w8;
-    memcpy(&w8, m, 8);
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, p + i, 8);
-        w ^= w8;
-        memcpy(p + i, &w, 8);
-    }
-    for (; i < n; i++)
-        p[i] ^= (char)m[i & 7];
 }
 
 /* --- Events and the close --------------------------------------------------- */
@@ -218,7 +150,7 @@ static int ws_write_frame(loom_ws_t *ws, int op, bool fin, const void *data, siz
     memcpy(buf, h, hl);
     if (len)
         memcpy(buf + hl, data, len);
-    loom__ws_mask(buf + hl, len, h + hl - 4, 0);
+    loom_ws_mask(buf + hl, len, h + hl - 4, 0);
     if (buf == small)
         return loom_socket_write(ws->sock, buf, hl + len);
     int r = loom_socket_write_ref(ws->sock, buf, hl + len, ws_free_release, NULL);
@@ -290,9 +222,14 @@ void loom__ws_fail(loom_ws_t *ws, int code, bool abort, const char *fmt, ...)
         ws_write_close(ws, code, why, strlen(why));
     if (!(ws->flags & WS_F_GOT_CLOSE))
         ws->close_code = code ? (uint16_t)code : LOOM_WS_ABNORMAL;
-    ws_set_closed(ws, abort);
+    /* No callback runs for the connection past this point but the event
+     * (emitted first, while the socket still exists) and on_close. */
+    uint8_t st = ws->state;
+    ws->state = WS_CLOSED;
     loom__ws_event(ws, LOOM_EV_WS_ERROR, code == LOOM_WS_TOO_BIG ? LOOM_ETOOBIG : LOOM_EPROTOCOL,
                    msg);
+    ws->state = st;
+    ws_set_closed(ws, abort);
 }
 
 /* --- The socket's callbacks ------------------------------------------------- */
@@ -321,6 +258,9 @@ static void ws_sock_drain(loom_socket_t *s, void *data)
 static void ws_sock_event(const loom_event_t *ev, void *data)
 {
     loom_ws_t *ws = data;
+    /* A close handshake whose answer never came ends quietly: the
+     * application asked for the close, and on_close reports its code. */
+    bool quiet = ws->state == WS_CLOSE_SENT && ev->kind == LOOM_EV_TCP_TIMEOUT;
     /* The socket closes itself after these; the connection ends with it. */
     if (ws->state != WS_CLOSED) {
         ws->state = WS_CLOSED;
@@ -329,6 +269,8 @@ static void ws_sock_event(const loom_event_t *ev, void *data)
         if (ws->timer)
             loom_timer_stop(ws->timer);
     }
+    if (quiet)
+        return;
     char msg[320], peer[80];
     loom__socket_peer_name(ws->sock, peer, sizeof peer);
     snprintf(msg, sizeof msg, "websocket %s: %s", peer[0] ? peer : "?", ev->msg);
@@ -393,9 +335,26 @@ loom_ws_t *loom__ws_new(loom__ws_class *c)
     return ws;
 }
 
+int loom__ws_deflate_start(loom_ws_t *ws, loom_ws_role_t role, const loom_ws_deflate_params_t *a)
+{
+    ws->z = calloc(1, sizeof *ws->z);
+    if (ws->z == NULL)
+        return LOOM_ENOMEM;
+    if (loom_ws_deflate_init(ws->z, role, a, &ws->cls->o.deflate_opts, ws_max_message(ws)) < 0) {
+        free(ws->z);
+        ws->z = NULL;
+        return LOOM_EINVAL;
+    }
+    return 0;
+}
+
 void loom__ws_free(loom_ws_t *ws)
 {
     ws_free_bufs(ws);
+    if (ws->z) {
+        loom_ws_deflate_free(ws->z);
+        free(ws->z);
+    }
     if (ws->flags & WS_F_PROTO_OWN)
         free((char *)ws->protocol);
     loom__ws_class_unref(ws->cls);
@@ -471,6 +430,54 @@ static bool ws_mbuf_append(loom_ws_t *ws, const char *p, size_t n)
     return true;
 }
 
+/* Makes room for `n` more bytes in the message buffer. */
+static bool ws_mbuf_reserve(loom_ws_t *ws, size_t n)
+{
+    if ((size_t)ws->mlen + n <= ws->mcap && ws->mbuf)
+        return true;
+    size_t cap = ws->mcap ? ws->mcap : 128;
+    while (cap < (size_t)ws->mlen + n)
+        cap *= 2;
+    if (cap > UINT32_MAX - 1)
+        return false;
+    char *b = realloc(ws->mbuf, cap + 1);
+    if (b == NULL)
+        return false;
+    ws->mbuf = b;
+    ws->mcap = (uint32_t)cap;
+    return true;
+}
+
+/* Inflates one frame of a compressed message, appending to the message
+ * buffer (the inflater stops a bomb at max_message + 1 bytes). Returns false
+ * after failing the connection. */
+static bool ws_inflate_frame(loom_ws_t *ws, const char *p, size_t n, bool fin)
+{
+    const uint8_t *in = (const uint8_t *)p;
+    size_t inl = n;
+    for (;;) {
+        size_t room = ws->mcap - ws->mlen;
+        if (room < 4096 || ws->mbuf == NULL) {
+            if (!ws_mbuf_reserve(ws, ws->mcap >= 4096 ? ws->mcap : 4096)) {
+                loom__ws_fail(ws, LOOM_WS_INTERNAL, false, "out of memory for a message");
+                return false;
+            }
+            room = ws->mcap - ws->mlen;
+        }
+        size_t ol = room;
+        int r = loom_ws_inflate(ws->z, &in, &inl, fin, (uint8_t *)ws->mbuf + ws->mlen, &ol);
+        ws->mlen += (uint32_t)ol;
+        if (r < 0) {
+            int code = r == LOOM_ENOMEM ? LOOM_WS_INTERNAL : loom_ws_err_close_code(r);
+            loom__ws_fail(ws, code, false, "permessage-deflate: %s",
+                          r == LOOM_ENOMEM ? "out of memory" : loom_ws_err_str(r));
+            return false;
+        }
+        if (r == 1 || (inl == 0 && !fin))
+            return true;
+    }
+}
+
 /* A close frame from the peer. */
 static void ws_on_close_frame(loom_ws_t *ws, char *p, size_t n)
 {
@@ -485,8 +492,7 @@ static void ws_on_close_frame(loom_ws_t *ws, char *p, size_t n)
             loom__ws_fail(ws, LOOM_WS_PROTOCOL_ERROR, false, "invalid close code %d", code);
             return;
         }
-        uint8_t a = 0, b = 0, c = 0;
-        if (!loom__ws_utf8(&a, &b, &c, (unsigned char *)p + 2, n - 2) || a) {
+        if (!loom_ws_utf8_valid(p + 2, n - 2)) {
             loom__ws_fail(ws, LOOM_WS_INVALID_DATA, false, "close reason is not valid UTF-8");
             return;
         }
@@ -519,8 +525,45 @@ static void ws_deliver(loom_ws_t *ws, int op, const char *p, size_t n, bool fin)
     loom__op_leave(loop, &sc);
 }
 
+/* A frame of a compressed message: inflated into the message buffer, then
+ * validated and delivered like an uncompressed one. */
+static void ws_frame_z(loom_ws_t *ws, int op, int mop, bool fin, char *p, size_t n)
+{
+    const loom_ws_opts *o = &ws->cls->o;
+    (void)op;
+    size_t from = ws->mlen;
+    if (!ws_inflate_frame(ws, p, n, fin))
+        return;
+    ws->msg_op = fin ? 0 : (uint8_t)mop;
+    if (mop == 1 && (loom_ws_utf8_feed(&ws->u8, ws->mbuf + from, ws->mlen - from, NULL) != 0 ||
+                     (fin && loom_ws_utf8_finish(&ws->u8) != 0))) {
+        loom__ws_fail(ws, LOOM_WS_INVALID_DATA, false, "text message is not valid UTF-8");
+        return;
+    }
+    if (fin)
+        ws->flags &= (uint8_t)~WS_F_MSG_Z;
+    if (ws->state != WS_OPEN) {
+        ws->mlen = 0;
+        return;
+    }
+    if (o->on_fragment) {
+        ws->mbuf[ws->mlen] = '\0';
+        ws_deliver(ws, mop, ws->mbuf + from, ws->mlen - from, fin);
+        ws->mlen = 0;
+    } else if (fin) {
+        ws->mbuf[ws->mlen] = '\0';
+        ws_deliver(ws, mop, ws->mbuf, ws->mlen, true);
+        ws->mlen = 0;
+    }
+    if (fin || o->on_fragment) {
+        free(ws->mbuf);
+        ws->mbuf = NULL;
+        ws->mlen = ws->mcap = 0;
+    }
+}
+
 /* One whole frame, payload unmasked. */
-static void ws_frame(loom_ws_t *ws, int op, bool fin, char *p, size_t n)
+static void ws_frame(loom_ws_t *ws, int op, bool fin, bool rsv1, char *p, size_t n)
 {
     const loom_ws_opts *o = &ws->cls->o;
     if (op >= 8) {
@@ -552,17 +595,25 @@ static void ws_frame(loom_ws_t *ws, int op, bool fin, char *p, size_t n)
         return;
     }
     int mop = op ? op : ws->msg_op;
-    if (mop == 1 && !loom__ws_utf8(&ws->u8_need, &ws->u8_lo, &ws->u8_hi, (unsigned char *)p, n)) {
+    if (op != 0) {
+        if (rsv1)
+            ws->flags |= WS_F_MSG_Z;
+        else
+            ws->flags &= (uint8_t)~WS_F_MSG_Z;
+    }
+    if (ws->flags & WS_F_MSG_Z) {
+        ws_frame_z(ws, op, mop, fin, p, n);
+        return;
+    }
+    if (mop == 1 && loom_ws_utf8_feed(&ws->u8, p, n, NULL) != 0) {
         loom__ws_fail(ws, LOOM_WS_INVALID_DATA, false, "text message is not valid UTF-8");
         return;
     }
-    if (fin && mop == 1 && ws->u8_need) {
+    if (fin && mop == 1 && loom_ws_utf8_finish(&ws->u8) != 0) {
         loom__ws_fail(ws, LOOM_WS_INVALID_DATA, false, "text message ends inside a UTF-8 sequence");
         return;
     }
     ws->msg_op = fin ? 0 : (uint8_t)mop;
-    if (fin)
-        ws->u8_need = 0;
     if (ws->state != WS_OPEN)
         return; /* after loom_ws_close(): parsed, not delivered */
     if (o->on_fragment) {
@@ -603,8 +654,11 @@ static long long ws_parse(loom_ws_t *ws, char *p, size_t n)
     unsigned b0 = (unsigned char)p[0], b1 = (unsigned char)p[1];
     bool fin = b0 & 0x80;
     int op = b0 & 0x0F;
-    if (b0 & 0x70) {
-        loom__ws_fail(ws, LOOM_WS_PROTOCOL_ERROR, false, "reserved bits set (no extension)");
+    bool rsv1 = b0 & 0x40;
+    if ((b0 & 0x30) || (rsv1 && (ws->z == NULL || op == 0 || op >= 8))) {
+        loom__ws_fail(ws, LOOM_WS_PROTOCOL_ERROR, false,
+                      ws->z ? "reserved bits set (RSV1 only on a message's first frame)"
+                            : "reserved bits set (no extension)");
         return -1;
     }
     if ((op > 2 && op < 8) || op > 10) {
@@ -652,9 +706,9 @@ static long long ws_parse(loom_ws_t *ws, char *p, size_t n)
         return 0;
     char *pl = p + hl;
     if (masked)
-        loom__ws_mask(pl, (size_t)len, (unsigned char *)p + hl - 4, 0);
+        loom_ws_mask(pl, (size_t)len, (unsigned char *)p + hl - 4, 0);
     ws->flags |= WS_F_SEEN;
-    ws_frame(ws, op, fin, pl, (size_t)len);
+    ws_frame(ws, op, fin, rsv1, pl, (size_t)len);
     return (long long)(hl + len);
 }
 
@@ -750,10 +804,8 @@ static int ws_check_text(loom_ws_t *ws, const void *msg, size_t len, bool fin)
 {
     if (!ws->cls->o.validate_utf8_send)
         return 0;
-    uint8_t a = 0, b = 0, c = 0;
-    if (!loom__ws_utf8(&a, &b, &c, msg, len) || (fin && a))
-        return LOOM_EINVAL;
-    return 0;
+    (void)fin;
+    return loom_ws_utf8_valid(msg, len) ? 0 : LOOM_EINVAL;
 }
 
 int loom_ws_send(loom_ws_t *ws, loom_ws_type_t type, const void *msg, size_t len)
@@ -767,6 +819,18 @@ int loom_ws_send(loom_ws_t *ws, loom_ws_type_t type, const void *msg, size_t len
         return LOOM_ESTATE;
     if (type == LOOM_WS_TEXT && ws_check_text(ws, msg, len, true))
         return LOOM_EINVAL;
+    if (ws->z && len >= 16) {
+        /* Compressed into a temporary buffer (RSV1 marks the message). */
+        size_t cap = loom_ws_deflate_bound(len), ol = 0;
+        char *z = malloc(cap);
+        if (z == NULL)
+            return LOOM_ENOMEM;
+        r = loom_ws_deflate_compress(ws->z, msg, len, 1, z, cap, &ol);
+        if (r == 0)
+            r = ws_write_frame(ws, 0x40 | type, true, z, ol);
+        free(z);
+        return r;
+    }
     return ws_write_frame(ws, type, true, msg, len);
 }
 
@@ -825,8 +889,7 @@ int loom_ws_close(loom_ws_t *ws, int code, const char *reason)
         return LOOM_EINVAL;
     if (rl > 123 || (rl && code == 0))
         return LOOM_EINVAL;
-    uint8_t a = 0, b = 0, c = 0;
-    if (rl && (!loom__ws_utf8(&a, &b, &c, (const unsigned char *)reason, rl) || a))
+    if (rl && !loom_ws_utf8_valid(reason, rl))
         return LOOM_EINVAL;
     ws->close_code = code ? (uint16_t)code : LOOM_WS_NO_STATUS;
     if (ws->state == WS_CONNECTING) {
@@ -892,6 +955,11 @@ size_t loom_ws_queued(const loom_ws_t *ws)
 const char *loom_ws_protocol(const loom_ws_t *ws)
 {
     return ws ? ws->protocol : "";
+}
+
+int loom_ws_compressed(const loom_ws_t *ws)
+{
+    return ws && ws->z != NULL;
 }
 
 int loom_ws_closed(const loom_ws_t *ws)

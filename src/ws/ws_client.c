@@ -117,6 +117,16 @@ int loom_ws_connect(loom_loop_t *loop, const char *url, const loom_ws_opts *opts
         }
         ADDS("\r\n");
     }
+    if (o->deflate) {
+        char ext[LOOM_WS_DEFLATE_HEADER_MAX];
+        if (loom_ws_deflate_offer(&o->deflate_opts, ext, sizeof ext) < 0) {
+            free(req);
+            return LOOM_EINVAL;
+        }
+        ADDS("Sec-WebSocket-Extensions: ");
+        ADDS(ext);
+        ADDS("\r\n");
+    }
     for (size_t i = 0; o->headers && o->headers[i] && o->headers[i + 1]; i += 2) {
         if (strpbrk(o->headers[i], "\r\n:") || strpbrk(o->headers[i + 1], "\r\n")) {
             free(req);
@@ -243,9 +253,21 @@ void loom__ws_client_read(loom_ws_t *ws, const char *p, size_t n)
         loom__ws_fail(ws, 0, true, "handshake: wrong Sec-WebSocket-Accept");
         return;
     }
-    if (ws_hdr(hb, end, "Sec-WebSocket-Extensions", &vl) && vl) {
-        loom__ws_fail(ws, 0, true, "handshake: an extension that was not offered");
-        return;
+    v = ws_hdr(hb, end, "Sec-WebSocket-Extensions", &vl);
+    if (v && vl) {
+        loom_ws_deflate_params_t agreed;
+        const loom_ws_opts *o = &ws->cls->o;
+        int r = o->deflate ? loom_ws_deflate_check_response(v, vl, &o->deflate_opts, &agreed)
+                           : LOOM_WS_ERR_EXTENSION;
+        if (r < 0) {
+            loom__ws_fail(ws, 0, true, "handshake: an extension that was not offered: %.*s",
+                          (int)(vl > 80 ? 80 : vl), v);
+            return;
+        }
+        if (r == 1 && loom__ws_deflate_start(ws, LOOM_WS_ROLE_CLIENT, &agreed) < 0) {
+            loom__ws_fail(ws, 0, true, "out of memory");
+            return;
+        }
     }
     v = ws_hdr(hb, end, "Sec-WebSocket-Protocol", &vl);
     if (v && vl) {

@@ -9,6 +9,7 @@
 
 #include "core/internal.h"
 #include "loom/ws.h"
+#include "loom/ws_frame.h"
 
 /* The options of a set of connections, shared and reference-counted so that
  * a connection does not carry a copy of every callback (the idle memory
@@ -40,11 +41,12 @@ struct loom_ws {
     loom__ws_client *client; /* the client's handshake, until on_open */
     loom__ws_sub *subs;      /* the topics it is subscribed to */
     const char *protocol;    /* "" or the negotiated subprotocol */
+    loom_ws_deflate_t *z;    /* permessage-deflate, when negotiated */
     uint16_t close_code;     /* what on_close reports */
     uint8_t state;
-    uint8_t msg_op;                /* 0, or the opcode of the message in progress */
-    uint8_t send_op;               /* 0, or the opcode of the fragmented message being sent */
-    uint8_t u8_need, u8_lo, u8_hi; /* incremental UTF-8 validation */
+    uint8_t msg_op;    /* 0, or the opcode of the message in progress */
+    uint8_t send_op;   /* 0, or the opcode of the fragmented message being sent */
+    loom_ws_utf8_t u8; /* incremental UTF-8 validation (ws_frame.h) */
     uint8_t flags;
 };
 
@@ -55,6 +57,7 @@ struct loom_ws {
 #define WS_F_PROTO_OWN 0x08 /* protocol is the connection's own copy */
 #define WS_F_GOT_CLOSE 0x10 /* the peer's close frame arrived */
 #define WS_F_IN_FEED   0x20
+#define WS_F_MSG_Z     0x40 /* the message being received is compressed */
 
 loom__ws_class *loom__ws_class_get(const loom_ws_opts *o, bool server);
 void loom__ws_class_unref(loom__ws_class *c);
@@ -63,6 +66,9 @@ void loom__ws_class_unref(loom__ws_class *c);
 loom_ws_t *loom__ws_new(loom__ws_class *c);
 /* The socket options every WebSocket socket uses, with `ws` as data. */
 void loom__ws_tcp_opts(loom_ws_t *ws, loom_tcp_opts *t);
+/* Sets up permessage-deflate with the agreed parameters. Returns 0 or
+ * LOOM_ENOMEM. */
+int loom__ws_deflate_start(loom_ws_t *ws, loom_ws_role_t role, const loom_ws_deflate_params_t *a);
 /* Frees a connection that never got a socket. */
 void loom__ws_free(loom_ws_t *ws);
 /* The connection is open: starts keepalive. */
@@ -79,12 +85,6 @@ void loom__ws_event(loom_ws_t *ws, loom_event_kind_t kind, int code, const char 
 
 /* Base64 of SHA-1(key || GUID), NUL-terminated (29 bytes). */
 void loom__ws_accept_key(const char *key, size_t len, char out[29]);
-/* Incremental UTF-8 check of p[0..n) with the state in need, lo and hi.
- * Returns false on an invalid sequence. */
-bool loom__ws_utf8(uint8_t *need, uint8_t *lo, uint8_t *hi, const unsigned char *p, size_t n);
-/* XORs p[0..n) with the 4-byte mask, starting at mask offset `off`. */
-void loom__ws_mask(char *p, size_t n, const unsigned char mask[4], size_t off);
-
 /* Client handshake (ws_client.c): bytes read before the 101 is complete. */
 void loom__ws_client_read(loom_ws_t *ws, const char *p, size_t n);
 void loom__ws_client_free(loom__ws_client *c);

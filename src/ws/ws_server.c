@@ -97,12 +97,26 @@ int loom_ws_accept(loom_http_req_t *req, const loom_ws_opts *opts, loom_ws_t **o
         ws->protocol = p;
         ws->flags |= WS_F_PROTO_OWN;
     }
-    const char *hdr[7] = {"Upgrade", "websocket", "Sec-WebSocket-Accept", accept, NULL};
+    const char *hdr[9] = {"Upgrade", "websocket", "Sec-WebSocket-Accept", accept, NULL};
+    size_t nh2 = 4;
     if (proto) {
-        hdr[4] = "Sec-WebSocket-Protocol";
-        hdr[5] = ws->protocol;
-        hdr[6] = NULL;
+        hdr[nh2++] = "Sec-WebSocket-Protocol";
+        hdr[nh2++] = ws->protocol;
     }
+    /* permessage-deflate: the first acceptable offer, when enabled; an
+     * unacceptable or malformed one is declined (RFC 7692 section 5). */
+    char ext[LOOM_WS_DEFLATE_HEADER_MAX];
+    loom_ws_deflate_params_t agreed;
+    v = o->deflate ? loom_http_req_header(req, "Sec-WebSocket-Extensions", &n) : NULL;
+    if (v && loom_ws_deflate_negotiate(v, n, &o->deflate_opts, &agreed, ext, sizeof ext) == 1) {
+        if (loom__ws_deflate_start(ws, LOOM_WS_ROLE_SERVER, &agreed) < 0) {
+            loom__ws_free(ws);
+            return ws_refuse(req, 503, "websocket: out of memory\n");
+        }
+        hdr[nh2++] = "Sec-WebSocket-Extensions";
+        hdr[nh2++] = ext;
+    }
+    hdr[nh2] = NULL;
     loom_tcp_opts t;
     loom__ws_tcp_opts(ws, &t);
     ws->state = WS_OPEN;

@@ -39,7 +39,10 @@ static void on_drain(loom_ws_t *ws, void *data)
     loom_ws_resume(ws);
 }
 
-static const loom_ws_opts ws_opts = {.on_message = on_message, .on_drain = on_drain};
+/* permessage-deflate accepted when offered, with loom's defaults (as
+ * loom-ws-echo). */
+static const loom_ws_opts ws_opts = {
+    .on_message = on_message, .on_drain = on_drain, .deflate = true};
 
 static void on_request(loom_http_req_t *req, void *data)
 {

@@ -657,6 +657,7 @@ static const loom_ws_opts chat_ws_opts = {
     .on_event = on_ws_event,
     .max_message = CHAT_BODY_MAX,
     .ping_interval_ms = 30 * 1000, /* a dead peer is noticed within a minute */
+    .deflate = true,               /* browsers offer permessage-deflate */
 };
 
 /* GET /api/ws: the upgrade, then the history after `since` at once. */

@@ -178,6 +178,7 @@
         opened = true;
         ws = sock;
         state.sockets++;
+        state.extensions = sock.extensions; // "permessage-deflate..." when negotiated
       };
       sock.onmessage = (ev) => {
         let data;

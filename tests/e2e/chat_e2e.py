@@ -10,6 +10,7 @@ and B over long poll (forced with ?transport=poll), and checks that:
   - each page loads on its transport: A on one WebSocket and no poll at
     all, B with its long poll held open by the server (no answer until the
     poll timeout, then a re-poll);
+  - A's WebSocket negotiated permessage-deflate with Chromium;
   - the live panel shows both transports' connections, pushed to A over its
     WebSocket and fetched by B from /api/stats;
   - a message typed into A (real key events) shows up in B, which was
@@ -336,6 +337,9 @@ def run(args, tmpdir, deadline):
             raise Failure("page A should hold one WebSocket and make no poll: polls %s, "
                           "sockets %s" % (a.eval("window.loomChat.polls"),
                                           a.eval("window.loomChat.sockets")))
+        ext = a.eval("window.loomChat.extensions")
+        if not ext.startswith("permessage-deflate"):
+            raise Failure(f"page A's WebSocket has no permessage-deflate: {ext!r}")
         # The live panel: pushed to A each second, fetched by B every 2 s.
         both = ("window.loomChat.stats && window.loomChat.stats.websocket === 1 && "
                 "window.loomChat.stats.long_poll + window.loomChat.stats.tcp >= 2")
@@ -344,8 +348,8 @@ def run(args, tmpdir, deadline):
         shown = a.eval("document.getElementById('st-ws').textContent")
         if shown != "1":
             raise Failure(f"page A's panel shows {shown!r} WebSocket connections, not '1'")
-        log("transports: A websocket, B long-poll; live panel: %s" %
-            json.dumps(a.eval("window.loomChat.stats")))
+        log("transports: A websocket (%s), B long-poll; live panel: %s" %
+            (ext, json.dumps(a.eval("window.loomChat.stats"))))
 
         # The poll is held: after a re-poll (the server's 2.5 s poll timeout
         # answers the first one empty), nothing comes back for a while.

@@ -67,10 +67,12 @@ METRICS = {
 
 sys.path.insert(0, HERE)
 from tls_bench import METRICS as TLS_METRICS  # noqa: E402
+from ws_bench import METRICS as WS_METRICS  # noqa: E402
 
 METRICS.update(TLS_METRICS)
 from h2_client_bench import METRICS as H2_CLIENT_METRICS  # noqa: E402
 METRICS.update(H2_CLIENT_METRICS)
+METRICS.update(WS_METRICS)
 
 # Backend rows are compared with the raw probe of the same workload. Not the
 # pipelined one: its probe figure is req/s, the backend rows req/CPU-s.
@@ -1087,9 +1089,15 @@ def wl_h2_client(ctx, res):
     h2_client_bench.wl_h2_client(sys.modules[__name__], ctx, res)
 
 
+def wl_ws(ctx, res):
+    import ws_bench  # bench/ws_bench.py: the WebSocket workloads
+    ws_bench.wl_ws(sys.modules[__name__], ctx, res)
+
+
 WORKLOADS = [("timers", wl_timers), ("echo", wl_echo), ("http", wl_http),
              ("memory", wl_memory), ("concurrency", wl_concurrency),
-             ("http-client", wl_http_client), ("backends", wl_backends), ("tls", wl_tls)]
+             ("http-client", wl_http_client), ("backends", wl_backends), ("tls", wl_tls),
+             ("ws", wl_ws)]
 WORKLOADS.append(("h2-client", wl_h2_client))
 
 
@@ -1098,7 +1106,7 @@ WORKLOADS.append(("h2-client", wl_h2_client))
 
 def versions():
     pkgs = ["nginx-light", "h2o", "wrk", "libuv1-dev", "libevent-dev", "libev-dev",
-            "libcurl4-openssl-dev", "gnuplot-nox"]
+            "libcurl4-openssl-dev", "gnuplot-nox", "libwebsockets-dev", "nodejs"]
     out = {}
     for p in pkgs:
         try:

@@ -19,14 +19,26 @@
  *        the whole history comes back at once.
  *   POST /api/messages  (application/x-www-form-urlencoded: name, text)
  *        Adds a message and answers every held poll. 201 {"id": N}.
+ *   GET  /api/ws?since=ID[&boot=B]  (a WebSocket upgrade)
+ *        The same over one WebSocket: the server sends, as text messages,
+ *        the answer a poll would get at once (the history after ID), then
+ *        one {"boot", "last", "closing", "messages": [m]} per new message,
+ *        and {"stats": {...}} every second. The client sends a message as a
+ *        text message holding the POST's form body ("name=..&text=..") and
+ *        gets {"sent": N} or {"error": "..."} back. A closing server sends
+ *        "closing": true and closes with 1001.
+ *   GET  /api/stats
+ *        {"stats": {...}}: connections by transport, messages per second and
+ *        memory (the live panel of a long-polling page asks every 2 s).
  *
  * The history is bounded: the last CHAT_HISTORY messages, in a ring indexed
  * by id. A client that goes away while its poll is held is reported through
  * the server's on_close callback; the poll is then dropped (its timer
  * closed, the request released). SIGINT or SIGTERM closes the server
- * gracefully: held polls are answered at once with "closing": true, the
- * server waits for them to go out and closes its connections, and the loop
- * then ends because nothing is left; a second signal forces the close.
+ * gracefully: held polls are answered at once with "closing": true,
+ * WebSocket clients get the same and a close frame, the server waits for
+ * them to go out and closes its connections, and the loop then ends because
+ * nothing is left; a second signal forces the close.
  */
 #include <inttypes.h>
 #include <signal.h>
@@ -38,17 +50,19 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "chat_assets.h" /* generated from examples/chat/ by chat/embed.cmake */
 #include "example_tls.h"
 #include "loom.h"
 
 enum {
-    CHAT_HISTORY = 100,              /* messages kept */
-    CHAT_NAME_MAX = 64,              /* bytes of UTF-8 */
-    CHAT_TEXT_MAX = 2000,            /* bytes of UTF-8 */
-    CHAT_BODY_MAX = 16 * 1024,       /* a POST body */
-    CHAT_POLL_TIMEOUT_MS = 25 * 1000 /* an empty answer after this */
+    CHAT_HISTORY = 100,               /* messages kept */
+    CHAT_NAME_MAX = 64,               /* bytes of UTF-8 */
+    CHAT_TEXT_MAX = 2000,             /* bytes of UTF-8 */
+    CHAT_BODY_MAX = 16 * 1024,        /* a POST body */
+    CHAT_POLL_TIMEOUT_MS = 25 * 1000, /* an empty answer after this */
+    CHAT_STATS_MS = 1000              /* the live panel's period */
 };
 
 /* --- A growable string ---------------------------------------------------------
@@ -149,6 +163,13 @@ typedef struct waiter {
     uint64_t since;
 } waiter_t;
 
+/* A WebSocket client: its connection's data slot, linked in chat->sockets. */
+typedef struct wsclient {
+    struct wsclient *prev, *next;
+    chat_t *chat;
+    loom_ws_t *ws;
+} wsclient_t;
+
 struct chat {
     loom_loop_t *loop;
     loom_http_server_t *srv; /* NULL once fully closed */
@@ -163,6 +184,15 @@ struct chat {
     int64_t boot; /* start time in ms: tells clients about restarts */
     waiter_t waiters;
     size_t nwaiters;
+    /* WebSocket clients: every one is also subscribed to topic "chat". */
+    wsclient_t sockets;
+    size_t nsockets;
+    loom_ws_topics_t *topics;
+    /* The live panel: counted since the last tick, rendered once a second. */
+    loom_timer_t *stats_timer;
+    uint64_t posted, delivered, bytes_read, bytes_written;
+    int64_t stats_at;
+    strbuf_t stats_json;
     uint32_t poll_timeout_ms;
     bool closing;
     bool verbose;
@@ -343,7 +373,10 @@ static void waiters_answer_all(chat_t *c)
 
 /* --- Requests ------------------------------------------------------------------- */
 
-static void handle_poll(chat_t *c, loom_http_req_t *req, bool may_wait)
+/* Reads ?since=ID&boot=B: *since is 0 when the client must get the whole
+ * history (no since, another boot, an id never given out). Returns false
+ * after answering 400 for a bad `since`. */
+static bool poll_since(chat_t *c, loom_http_req_t *req, uint64_t *since_out, bool *reset_out)
 {
     char num[32];
     uint64_t since = 0;
@@ -356,7 +389,7 @@ static void handle_poll(chat_t *c, loom_http_req_t *req, bool may_wait)
         if (n <= 0 || num[0] < '0' || num[0] > '9' ||
             (since = strtoull(num, &end, 10), *end != '\0')) {
             answer_error(c, req, 400, "since must be a message id");
-            return;
+            return false;
         }
     }
     if (loom_http_req_query_param(req, "boot", num, sizeof num) > 0 &&
@@ -365,8 +398,17 @@ static void handle_poll(chat_t *c, loom_http_req_t *req, bool may_wait)
     /* Ids from a previous run of the server, or from nowhere. */
     if (since > c->last_id)
         reset = true;
-    if (reset)
-        since = 0;
+    *since_out = reset ? 0 : since;
+    *reset_out = reset;
+    return true;
+}
+
+static void handle_poll(chat_t *c, loom_http_req_t *req, bool may_wait)
+{
+    uint64_t since;
+    bool reset;
+    if (!poll_since(c, req, &since, &reset))
+        return;
 
     if (since < c->last_id || reset || c->closing || !may_wait) {
         strbuf_t b = {0};
@@ -460,6 +502,52 @@ static int form_field(const char *body, size_t blen, const char *name, char *buf
     return n;
 }
 
+static void notify_all(chat_t *c, uint64_t id);
+
+/* Adds a message from a form body (name, text). Returns 0 with its id in
+ * *id, or an HTTP status (400, 503) with the reason in why[0..64). */
+static int add_message(chat_t *c, const char *body, size_t blen, uint64_t *id, char why[64])
+{
+    char name[CHAT_NAME_MAX + 1], text[CHAT_TEXT_MAX + 1];
+    const char *err;
+    if (c->closing) {
+        snprintf(why, 64, "the server is shutting down");
+        return 503;
+    }
+    int nlen = form_field(body ? body : "", blen, "name", name, sizeof name, &err);
+    if (nlen < 0) {
+        snprintf(why, 64, "name: %s", err);
+        return 400;
+    }
+    int tlen = form_field(body ? body : "", blen, "text", text, sizeof text, &err);
+    if (tlen < 0) {
+        snprintf(why, 64, "text: %s", err);
+        return 400;
+    }
+
+    *id = c->last_id + 1;
+    strbuf_t m = {0};
+    sb_addf(&m, "{\"id\":%" PRIu64 ",\"time\":%" PRId64 ",\"name\":", *id, wall_ms());
+    sb_add_json_string(&m, name, (size_t)nlen);
+    sb_adds(&m, ",\"text\":");
+    sb_add_json_string(&m, text, (size_t)tlen);
+    sb_adds(&m, "}");
+    if (m.failed) {
+        sb_free(&m);
+        snprintf(why, 64, "out of memory");
+        return 503;
+    }
+    /* The slot's previous message (id - CHAT_HISTORY) falls out of the
+     * history. */
+    size_t slot = (*id - 1) % CHAT_HISTORY;
+    free(c->history[slot].json);
+    c->history[slot].json = m.p;
+    c->history[slot].len = m.len;
+    c->last_id = *id;
+    c->posted++;
+    return 0;
+}
+
 static void handle_post(chat_t *c, loom_http_req_t *req)
 {
     if (c->closing) {
@@ -474,46 +562,206 @@ static void handle_post(chat_t *c, loom_http_req_t *req)
     }
     size_t blen;
     const char *body = loom_http_req_body(req, &blen);
-    char name[CHAT_NAME_MAX + 1], text[CHAT_TEXT_MAX + 1], why[64];
-    const char *err;
-    int nlen = form_field(body ? body : "", blen, "name", name, sizeof name, &err);
-    if (nlen < 0) {
-        snprintf(why, sizeof why, "name: %s", err);
-        answer_error(c, req, 400, why);
+    char why[64];
+    uint64_t id;
+    int status = add_message(c, body, blen, &id, why);
+    if (status != 0) {
+        answer_error(c, req, status, why);
         return;
     }
-    int tlen = form_field(body ? body : "", blen, "text", text, sizeof text, &err);
-    if (tlen < 0) {
-        snprintf(why, sizeof why, "text: %s", err);
-        answer_error(c, req, 400, why);
-        return;
-    }
-
-    uint64_t id = c->last_id + 1;
-    strbuf_t m = {0};
-    sb_addf(&m, "{\"id\":%" PRIu64 ",\"time\":%" PRId64 ",\"name\":", id, wall_ms());
-    sb_add_json_string(&m, name, (size_t)nlen);
-    sb_adds(&m, ",\"text\":");
-    sb_add_json_string(&m, text, (size_t)tlen);
-    sb_adds(&m, "}");
-    if (m.failed) {
-        sb_free(&m);
-        answer_error(c, req, 503, "out of memory");
-        return;
-    }
-    /* The slot's previous message (id - CHAT_HISTORY) falls out of the
-     * history. */
-    size_t slot = (id - 1) % CHAT_HISTORY;
-    free(c->history[slot].json);
-    c->history[slot].json = m.p;
-    c->history[slot].len = m.len;
-    c->last_id = id;
-
     strbuf_t b = {0};
     sb_addf(&b, "{\"id\":%" PRIu64 "}", id);
     answer_json(c, req, 201, &b);
     sb_free(&b);
+    notify_all(c, id);
+}
+
+/* --- WebSocket clients ---------------------------------------------------------- */
+
+static void ws_send_json(wsclient_t *w, const strbuf_t *b)
+{
+    if (!b->failed)
+        loom_ws_send(w->ws, LOOM_WS_TEXT, b->p, b->len);
+}
+
+/* A new message reaches every held poll and every WebSocket client (one
+ * frame for all of them: a topic publish). */
+static void notify_all(chat_t *c, uint64_t id)
+{
+    c->delivered += c->nwaiters;
     waiters_answer_all(c);
+    if (c->nsockets == 0)
+        return;
+    strbuf_t b = {0};
+    render_messages(c, id - 1, &b);
+    if (!b.failed) {
+        int n = loom_ws_publish(c->topics, "chat", LOOM_WS_TEXT, b.p, b.len);
+        if (n > 0)
+            c->delivered += (uint64_t)n;
+    }
+    sb_free(&b);
+}
+
+static void on_ws_message(loom_ws_t *ws, loom_ws_type_t type, const char *msg, size_t len,
+                          void *data)
+{
+    wsclient_t *w = data;
+    chat_t *c = w->chat;
+    strbuf_t b = {0};
+    char why[64];
+    uint64_t id = 0;
+    int status = type == LOOM_WS_TEXT ? add_message(c, msg, len, &id, why) : 400;
+    if (type != LOOM_WS_TEXT)
+        snprintf(why, sizeof why, "send text messages");
+    if (status == 0) {
+        sb_addf(&b, "{\"sent\":%" PRIu64 "}", id);
+    } else {
+        sb_adds(&b, "{\"error\":");
+        sb_add_json_string(&b, why, strlen(why));
+        sb_adds(&b, "}");
+    }
+    ws_send_json(w, &b);
+    sb_free(&b);
+    if (c->verbose)
+        fprintf(stderr, "loom-chat: websocket message -> %s\n", status == 0 ? "sent" : why);
+    (void)ws;
+    if (status == 0)
+        notify_all(c, id);
+}
+
+static void on_ws_close(loom_ws_t *ws, int code, const char *reason, size_t reason_len, void *data)
+{
+    wsclient_t *w = data;
+    chat_t *c = w->chat;
+    (void)ws;
+    (void)reason_len;
+    w->prev->next = w->next;
+    w->next->prev = w->prev;
+    c->nsockets--;
+    if (c->verbose)
+        fprintf(stderr, "loom-chat: websocket closed (%d%s%s), %zu open\n", code,
+                reason[0] ? " " : "", reason, c->nsockets);
+    free(w);
+}
+
+static void on_ws_event(const loom_event_t *ev, void *data)
+{
+    wsclient_t *w = data;
+    if (w->chat->verbose)
+        fprintf(stderr, "loom-chat: %s: %s\n", loom_event_kind_name(ev->kind), ev->msg);
+}
+
+static const loom_ws_opts chat_ws_opts = {
+    .on_message = on_ws_message,
+    .on_close = on_ws_close,
+    .on_event = on_ws_event,
+    .max_message = CHAT_BODY_MAX,
+    .ping_interval_ms = 30 * 1000, /* a dead peer is noticed within a minute */
+    .deflate = true,               /* browsers offer permessage-deflate */
+};
+
+/* GET /api/ws: the upgrade, then the history after `since` at once. */
+static void handle_ws(chat_t *c, loom_http_req_t *req)
+{
+    uint64_t since;
+    bool reset;
+    if (!poll_since(c, req, &since, &reset))
+        return;
+    if (c->closing) {
+        answer_error(c, req, 503, "the server is shutting down");
+        return;
+    }
+    wsclient_t *w = calloc(1, sizeof *w);
+    if (!w) {
+        answer_error(c, req, 503, "out of memory");
+        return;
+    }
+    w->chat = c;
+    loom_ws_opts o = chat_ws_opts;
+    o.data = w;
+    /* Linked first: the connection's callbacks may run as soon as it exists. */
+    w->prev = c->sockets.prev;
+    w->next = &c->sockets;
+    c->sockets.prev->next = w;
+    c->sockets.prev = w;
+    c->nsockets++;
+    if (loom_ws_accept(req, &o, &w->ws) < 0) { /* a bad handshake is answered by loom */
+        w->prev->next = w->next;
+        w->next->prev = w->prev;
+        c->nsockets--;
+        free(w);
+        return;
+    }
+    if (c->verbose)
+        fprintf(stderr, "loom-chat: websocket open, %zu open\n", c->nsockets);
+    if (loom_ws_subscribe(c->topics, w->ws, "chat") < 0) {
+        loom_ws_close(w->ws, LOOM_WS_INTERNAL, "out of memory");
+        return;
+    }
+    strbuf_t b = {0};
+    render_messages(c, since, &b);
+    ws_send_json(w, &b);
+    sb_free(&b);
+    if (c->stats_json.len)
+        ws_send_json(w, &c->stats_json);
+}
+
+/* --- The live panel ----------------------------------------------------------- */
+
+static uint64_t rss_bytes(void)
+{
+    unsigned long pages = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%lu %lu", &pages, &resident) != 2)
+            resident = 0;
+        fclose(f);
+    }
+    return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Renders {"stats": {...}} from loom_stats() and the chat's counters, and
+ * pushes it to every WebSocket client. */
+static void on_stats_tick(loom_timer_t *timer, void *data)
+{
+    chat_t *c = data;
+    (void)timer;
+    loom_stats_t st;
+    loom_stats(c->loop, &st);
+    int64_t now = wall_ms();
+    double secs = c->stats_at ? (double)(now - c->stats_at) / 1000.0 : 0;
+    if (secs <= 0)
+        secs = 1;
+    strbuf_t *b = &c->stats_json;
+    b->len = 0;
+    b->failed = false;
+    sb_addf(b, "{\"stats\":{\"websocket\":%zu,\"long_poll\":%zu", c->nsockets, c->nwaiters);
+    sb_addf(b, ",\"tcp\":%" PRIu64 ",\"accepted\":%" PRIu64, st.tcp_incoming,
+            st.tcp_incoming_total);
+    sb_addf(b, ",\"posted_per_s\":%.1f", (double)c->posted / secs);
+    sb_addf(b, ",\"delivered_per_s\":%.1f", (double)c->delivered / secs);
+    sb_addf(b, ",\"read_per_s\":%.0f",
+            (double)(st.bytes_read - (c->stats_at ? c->bytes_read : st.bytes_read)) / secs);
+    sb_addf(b, ",\"written_per_s\":%.0f",
+            (double)(st.bytes_written - (c->stats_at ? c->bytes_written : st.bytes_written)) /
+                secs);
+    sb_addf(b, ",\"rss\":%" PRIu64 ",\"lag_max_us\":%" PRIu64 ",\"messages\":%" PRIu64 "}}",
+            rss_bytes(), st.lag_max_ns / 1000, c->last_id);
+    c->posted = c->delivered = 0;
+    c->bytes_read = st.bytes_read;
+    c->bytes_written = st.bytes_written;
+    c->stats_at = now;
+    if (c->nsockets && !b->failed)
+        loom_ws_publish(c->topics, "chat", LOOM_WS_TEXT, b->p, b->len);
+}
+
+static void handle_stats(chat_t *c, loom_http_req_t *req)
+{
+    if (!c->stats_json.len || c->stats_json.failed) {
+        answer_error(c, req, 503, "no figures yet");
+        return;
+    }
+    answer_json(c, req, 200, &c->stats_json);
 }
 
 static const char *content_type(const char *path)
@@ -573,6 +821,20 @@ static void on_request(loom_http_req_t *req, void *data)
             answer(c, req, 405, (const char *[]){"Allow", "GET, HEAD, POST", NULL}, NULL, 0);
         return;
     }
+    if (path_is(path, plen, "/api/ws")) {
+        if (get)
+            handle_ws(c, req);
+        else
+            answer(c, req, 405, (const char *[]){"Allow", "GET", NULL}, NULL, 0);
+        return;
+    }
+    if (path_is(path, plen, "/api/stats")) {
+        if (get || head)
+            handle_stats(c, req);
+        else
+            answer(c, req, 405, (const char *[]){"Allow", "GET, HEAD", NULL}, NULL, 0);
+        return;
+    }
     if (path_is(path, plen, "/"))
         path = "/index.html", plen = strlen(path);
     for (size_t i = 0; i < sizeof chat_assets / sizeof chat_assets[0]; i++) {
@@ -626,6 +888,24 @@ static void on_server_closed(loom_http_server_t *srv, void *data)
     fprintf(stderr, "loom-chat: closed\n");
 }
 
+/* Every WebSocket client gets "closing": true and a close frame (1001); with
+ * `force`, its connection is dropped at once instead. */
+static void sockets_close_all(chat_t *c, bool force)
+{
+    strbuf_t b = {0};
+    render_messages(c, c->last_id, &b);
+    for (wsclient_t *w = c->sockets.next, *next; w != &c->sockets; w = next) {
+        next = w->next; /* w may be freed by its on_close, which runs later */
+        if (force) {
+            loom_ws_abort(w->ws);
+        } else {
+            ws_send_json(w, &b);
+            loom_ws_close(w->ws, LOOM_WS_GOING_AWAY, "server stopped");
+        }
+    }
+    sb_free(&b);
+}
+
 static void on_signal(loom_signal_t *sig, int signo, void *data)
 {
     chat_t *c = data;
@@ -633,12 +913,18 @@ static void on_signal(loom_signal_t *sig, int signo, void *data)
         return;
     if (c->closing) {
         fprintf(stderr, "loom-chat: closing every connection now\n");
+        sockets_close_all(c, true);
         loom_http_server_close(c->srv, LOOM_HTTP_CLOSE_FORCE, on_server_closed);
         return;
     }
-    fprintf(stderr, "loom-chat: closing, answering %zu held poll%s (signal again to force)\n",
-            c->nwaiters, c->nwaiters == 1 ? "" : "s");
+    fprintf(stderr,
+            "loom-chat: closing, answering %zu held poll%s and closing %zu websocket%s "
+            "(signal again to force)\n",
+            c->nwaiters, c->nwaiters == 1 ? "" : "s", c->nsockets, c->nsockets == 1 ? "" : "s");
     c->closing = true;
+    loom_timer_close(c->stats_timer);
+    c->stats_timer = NULL;
+    sockets_close_all(c, false);
     /* Close first, so that the answers below carry "Connection: close". */
     loom_http_server_close(c->srv, 0, on_server_closed);
     waiters_answer_all(c);
@@ -704,6 +990,7 @@ int main(int argc, char **argv)
 
     c->boot = wall_ms();
     c->waiters.next = c->waiters.prev = &c->waiters;
+    c->sockets.next = c->sockets.prev = &c->sockets;
     for (size_t i = 0; i < sizeof chat_assets / sizeof chat_assets[0]; i++)
         snprintf(c->etags[i], sizeof c->etags[i], "\"%016" PRIx64 "\"",
                  fnv1a(chat_assets[i].data, chat_assets[i].len));
@@ -729,7 +1016,13 @@ int main(int argc, char **argv)
                 loom_strerror(r));
         goto fail_server;
     }
-    r = loom_signal_handler(c->loop, SIGINT, on_signal, c, &c->sigint);
+    r = loom_ws_topics_new(c->loop, &(loom_ws_topics_opts){.slow = LOOM_WS_SLOW_SKIP}, &c->topics);
+    if (r == 0)
+        r = loom_timer_new(c->loop, &c->stats_timer, on_stats_tick, c);
+    if (r == 0)
+        r = loom_timer_start(c->stats_timer, 0, CHAT_STATS_MS);
+    if (r == 0)
+        r = loom_signal_handler(c->loop, SIGINT, on_signal, c, &c->sigint);
     if (r == 0)
         r = loom_signal_handler(c->loop, SIGTERM, on_signal, c, &c->sigterm);
     if (r < 0) {
@@ -748,13 +1041,18 @@ int main(int argc, char **argv)
         fprintf(stderr, "loom-chat: %s\n", loom_strerror(r));
     for (size_t i = 0; i < CHAT_HISTORY; i++)
         free(c->history[i].json);
+    loom_ws_topics_free(c->topics);
     loom_loop_free(c->loop);
+    sb_free(&c->stats_json);
     return r < 0 ? 1 : 0;
 
 fail_signal:
     loom_signal_clear(c->loop);
+    if (c->stats_timer)
+        loom_timer_close(c->stats_timer);
     loom_http_server_close(c->srv, LOOM_HTTP_CLOSE_FORCE, NULL);
 fail_server:
+    loom_ws_topics_free(c->topics);
     loom_loop_free(c->loop);
     return 1;
 }

@@ -5,15 +5,22 @@
                 [--screenshot out.png] [--tmpdir DIR] [--timeout 50]
 
 Starts loom-chat on a free port of 127.0.0.1 and Chromium with a fresh
-profile, opens the chat in two pages, A and B, and checks that:
-  - each page loads and its long poll is held open by the server (no
-    answer until the poll timeout, then a re-poll);
+profile, opens the chat in two pages, A over WebSocket (the page's default)
+and B over long poll (forced with ?transport=poll), and checks that:
+  - each page loads on its transport: A on one WebSocket and no poll at
+    all, B with its long poll held open by the server (no answer until the
+    poll timeout, then a re-poll);
+  - A's WebSocket negotiated permessage-deflate with Chromium;
+  - the live panel shows both transports' connections, pushed to A over its
+    WebSocket and fetched by B from /api/stats;
   - a message typed into A (real key events) shows up in B, which was
-    already open and polling, within a few seconds, and vice versa;
+    already open and polling, within a few seconds, and vice versa (so each
+    transport both sends and receives);
   - no page throws a JavaScript exception;
   - a screenshot of both pages side by side can be taken (--screenshot);
-  - SIGINT makes loom-chat answer the held polls ("server stopped" in both
-    pages) and exit with status 0 (under ASan: without leaks).
+  - SIGINT makes loom-chat answer the held polls and close the WebSocket
+    ("server stopped" in both pages) and exit with status 0 (under ASan:
+    without leaks).
 
 Chromium is driven through the DevTools protocol over --remote-debugging-pipe
 (file descriptors 3 and 4, NUL-delimited JSON): only Python's standard
@@ -316,12 +323,33 @@ def run(args, tmpdir, deadline):
         log(f"browser: {version}")
 
         a = browser.open_page("A", url)
-        b = browser.open_page("B", url)
+        b = browser.open_page("B", url + "?transport=poll")
         live = "document.readyState === 'complete' && window.loomChat?.status === 'live'"
         a.wait_for(live, 10, "chat did not go live")
         b.wait_for(live, 10, "chat did not go live")
         set_name(a, "alice")
         set_name(b, "bob")
+        for page, want in ((a, "websocket"), (b, "long-poll")):
+            got = page.eval("window.loomChat.transport")
+            if got != want:
+                raise Failure(f"page {page.label} uses {got}, not {want}")
+        if a.eval("window.loomChat.polls") != 0 or a.eval("window.loomChat.sockets") != 1:
+            raise Failure("page A should hold one WebSocket and make no poll: polls %s, "
+                          "sockets %s" % (a.eval("window.loomChat.polls"),
+                                          a.eval("window.loomChat.sockets")))
+        ext = a.eval("window.loomChat.extensions")
+        if not ext.startswith("permessage-deflate"):
+            raise Failure(f"page A's WebSocket has no permessage-deflate: {ext!r}")
+        # The live panel: pushed to A each second, fetched by B every 2 s.
+        both = ("window.loomChat.stats && window.loomChat.stats.websocket === 1 && "
+                "window.loomChat.stats.long_poll + window.loomChat.stats.tcp >= 2")
+        a.wait_for(both, 5, "live panel not pushed over the WebSocket")
+        b.wait_for(both, 6, "live panel not fetched by the long-polling page")
+        shown = a.eval("document.getElementById('st-ws').textContent")
+        if shown != "1":
+            raise Failure(f"page A's panel shows {shown!r} WebSocket connections, not '1'")
+        log("transports: A websocket (%s), B long-poll; live panel: %s" %
+            (ext, json.dumps(a.eval("window.loomChat.stats"))))
 
         # The poll is held: after a re-poll (the server's 2.5 s poll timeout
         # answers the first one empty), nothing comes back for a while.
@@ -332,9 +360,11 @@ def run(args, tmpdir, deadline):
         if b.eval("window.loomChat.polls") != p1:
             raise Failure("page B's poll was answered at once instead of being held")
 
-        send_and_expect(a, b, "Hi Bob! This came to you through a long poll held by loom.")
-        send_and_expect(b, a, "Hi Alice, got it at once. Nice and snappy!")
-        send_and_expect(a, b, "Ctrl-C on the server answers the pending polls, then it exits.")
+        send_and_expect(a, b, "Hi Bob! Sent on a WebSocket, it came to you through a long poll.")
+        send_and_expect(b, a, "Hi Alice, posted over HTTP, it reached you on your WebSocket.")
+        send_and_expect(a, b, "Ctrl-C on the server answers the polls, closes the sockets, exits.")
+        if a.eval("window.loomChat.polls") != 0:
+            raise Failure("page A fell back to polling")
         for page in (a, b):
             n = page.eval("document.querySelectorAll('#messages .msg').length")
             if n != 3:
@@ -347,8 +377,9 @@ def run(args, tmpdir, deadline):
             compose_screenshot(browser, [("Page A: alice", a.screenshot()),
                                          ("Page B: bob", b.screenshot())], args.screenshot)
 
-        # Graceful close: both pages' held polls must be answered ("server
-        # stopped"), then loom-chat exits on its own, cleanly.
+        # Graceful close: B's held poll must be answered and A's WebSocket
+        # told and closed ("server stopped"), then loom-chat exits on its own,
+        # cleanly.
         server.send_signal(signal.SIGINT)
         try:
             status = server.wait(timeout=min(deadline.left(), 10))
@@ -359,7 +390,7 @@ def run(args, tmpdir, deadline):
         for page in (a, b):
             page.wait_for("window.loomChat.status === 'stopped'", 5,
                           "held poll not answered at shutdown")
-        log("SIGINT: held polls answered, loom-chat exited with status 0")
+        log("SIGINT: held poll answered, WebSocket closed, loom-chat exited with status 0")
 
         if browser.exceptions:
             raise Failure(f"JavaScript exceptions: {browser.exceptions}")

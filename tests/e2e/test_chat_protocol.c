@@ -6,8 +6,12 @@
  * a held poll is answered empty after the poll timeout, that a client going
  * away is noticed (the request dropped through on_close), input validation,
  * JSON escaping, the bounded history, restart detection through `boot`, and
- * the graceful close on SIGINT: held polls answered with "closing": true and
- * "Connection: close", then exit status 0 (under ASan: no leaks).
+ * the WebSocket transport (/api/ws: the history on open, a message sent on
+ * the socket answered {"sent": N}, published back to the socket and seen by
+ * a poll; the live panel's /api/stats counting the socket; 405 and a refused
+ * non-upgrade), and the graceful close on SIGINT: held polls answered with
+ * "closing": true and "Connection: close", then exit status 0 (under ASan:
+ * no leaks).
  *
  * Runs once per backend: loom-chat inherits $LOOM_BACKEND.
  */
@@ -414,6 +418,138 @@ static void test_restart_detection(long long boot)
 }
 
 /* SIGINT answers the held polls and the server exits cleanly. */
+/* Reads exactly n bytes within `ms`. */
+static void read_exact(int fd, void *buf, size_t n, int ms)
+{
+    double end = now_ms() + ms;
+    size_t have = 0;
+    while (have < n) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int left = (int)(end - now_ms());
+        CHECK(left > 0 && poll(&p, 1, left) == 1);
+        ssize_t r = read(fd, (char *)buf + have, n - have);
+        CHECK(r > 0);
+        have += (size_t)r;
+    }
+}
+
+/* Reads one unfragmented, unmasked text frame from the server into buf
+ * (NUL-terminated). */
+static void ws_read_text(int fd, char *buf, size_t size)
+{
+    unsigned char h[4];
+    read_exact(fd, h, 2, 3000);
+    CHECK_EQ(h[0], 0x81); /* FIN + text */
+    CHECK((h[1] & 0x80) == 0);
+    size_t len = h[1] & 0x7f;
+    if (len == 126) {
+        read_exact(fd, h + 2, 2, 3000);
+        len = (size_t)h[2] << 8 | h[3];
+    }
+    CHECK(len < size);
+    read_exact(fd, buf, len, 3000);
+    buf[len] = '\0';
+}
+
+/* Sends a masked text frame (payload < 126 bytes). */
+static void ws_send_text(int fd, const char *text)
+{
+    size_t len = strlen(text);
+    CHECK(len < 126);
+    unsigned char f[2 + 4 + 126];
+    const unsigned char mask[4] = {0x12, 0x34, 0x56, 0x78};
+    f[0] = 0x81;
+    f[1] = (unsigned char)(0x80 | len);
+    memcpy(f + 2, mask, 4);
+    for (size_t i = 0; i < len; i++)
+        f[6 + i] = (unsigned char)text[i] ^ mask[i & 3];
+    conn_send(fd, (const char *)f, 6 + len);
+}
+
+static void test_websocket(void)
+{
+    CHECK_EQ(fetch("POST", "/api/ws", NULL, "x")->status, 405);
+    int st = fetch("GET", "/api/ws", NULL, NULL)->status;
+    CHECK(st == 426 || st == 400); /* not an upgrade: refused by loom_ws_accept */
+
+    resp_t *r = fetch("GET", "/api/stats", NULL, NULL);
+    CHECK_EQ(r->status, 200);
+    CHECK(strstr(r->body, "{\"stats\":{\"websocket\":0,") == r->body);
+    long long last = json_num(fetch("GET", "/api/messages", NULL, NULL)->body, "last");
+
+    int fd = conn_open();
+    static const char up[] = "GET /api/ws?since=0 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                             "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                             "Sec-WebSocket-Version: 13\r\n\r\n";
+    conn_send(fd, up, sizeof up - 1);
+    char head[1024];
+    size_t hl = 0;
+    while (hl < 4 || memcmp(head + hl - 4, "\r\n\r\n", 4) != 0) {
+        CHECK(hl < sizeof head - 1);
+        read_exact(fd, head + hl, 1, 3000);
+        hl++;
+    }
+    head[hl] = '\0';
+    CHECK(strncmp(head, "HTTP/1.1 101", 12) == 0);
+    CHECK(strcasestr(head, "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=") != NULL);
+
+    static char msg[64 * 1024];
+    ws_read_text(fd, msg, sizeof msg); /* the history (since=0: all of it) */
+    CHECK(strstr(msg, "\"closing\":false,\"messages\":[") != NULL);
+    CHECK_EQ(json_num(msg, "last"), last);
+
+    /* A poll held meanwhile sees the message sent on the socket. */
+    char q[64];
+    snprintf(q, sizeof q, "since=%lld", last);
+    int pfd = poll_send(q);
+    ws_send_text(fd, "name=sock&text=over+a+websocket");
+    /* The published message and the answer, in either order (stats may
+     * come in between). */
+    bool got_sent = false, got_msg = false;
+    for (int i = 0; i < 6 && !(got_sent && got_msg); i++) {
+        ws_read_text(fd, msg, sizeof msg);
+        if (strstr(msg, "{\"sent\":") == msg) {
+            CHECK_EQ(json_num(msg, "sent"), last + 1);
+            got_sent = true;
+        } else if (strstr(msg, "\"text\":\"over a websocket\"")) {
+            CHECK(strstr(msg, "\"name\":\"sock\"") != NULL);
+            got_msg = true;
+        } else {
+            CHECK(strstr(msg, "{\"stats\":") == msg);
+        }
+    }
+    CHECK(got_sent && got_msg);
+    CHECK(resp_read(pfd, &R, 3000));
+    CHECK_EQ(R.status, 200);
+    CHECK(strstr(R.body, "\"text\":\"over a websocket\"") != NULL);
+    close(pfd);
+
+    /* A bad message gets an error, and the socket stays open. */
+    ws_send_text(fd, "name=sock");
+    for (;;) {
+        ws_read_text(fd, msg, sizeof msg);
+        if (strstr(msg, "{\"stats\":") != msg)
+            break;
+    }
+    CHECK(strcmp(msg, "{\"error\":\"text: missing field\"}") == 0);
+
+    /* The live panel counts the socket (the figures are rendered each second). */
+    bool counted = false;
+    for (int i = 0; i < 30 && !counted; i++) {
+        r = fetch("GET", "/api/stats", NULL, NULL);
+        counted = strstr(r->body, "\"websocket\":1,") != NULL;
+        if (!counted)
+            usleep(100 * 1000);
+    }
+    CHECK(counted);
+    close(fd);
+    double end = now_ms() + 3000;
+    while (!log_has("websocket closed") && now_ms() < end)
+        usleep(20 * 1000);
+    CHECK(log_has("websocket closed"));
+}
+
 static void test_sigint(void)
 {
     resp_t *r = fetch("GET", "/api/messages", NULL, NULL);
@@ -469,6 +605,7 @@ int main(void)
     test_long_poll(boot);
     test_poll_timeout();
     test_client_gone();
+    test_websocket();
     test_validation();
     test_history_bound();
     test_restart_detection(boot);

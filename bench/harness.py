@@ -69,6 +69,9 @@ sys.path.insert(0, HERE)
 from tls_bench import METRICS as TLS_METRICS  # noqa: E402
 
 METRICS.update(TLS_METRICS)
+from udp_bench import METRICS as UDP_METRICS  # noqa: E402
+
+METRICS.update(UDP_METRICS)
 
 # Backend rows are compared with the raw probe of the same workload. Not the
 # pipelined one: its probe figure is req/s, the backend rows req/CPU-s.
@@ -1080,9 +1083,15 @@ def wl_tls(ctx, res):
     tls_bench.wl_tls(sys.modules[__name__], ctx, res)
 
 
+def wl_udp(ctx, res):
+    import udp_bench  # bench/udp_bench.py: the UDP workloads
+    udp_bench.wl_udp(sys.modules[__name__], ctx, res)
+
+
 WORKLOADS = [("timers", wl_timers), ("echo", wl_echo), ("http", wl_http),
              ("memory", wl_memory), ("concurrency", wl_concurrency),
-             ("http-client", wl_http_client), ("backends", wl_backends), ("tls", wl_tls)]
+             ("http-client", wl_http_client), ("backends", wl_backends), ("tls", wl_tls),
+             ("udp", wl_udp)]
 
 
 # --- Main ---------------------------------------------------------------------

@@ -4,8 +4,8 @@ imports it; run alone with `bash bench/run.sh --only udp`).
 Side by side in one run, each server pinned to the server core and the load
 on the other:
 
-  udp_echo   64 B datagrams, 100 concurrent flows (connected sockets, 4 in
-             flight each, bench-udp-load): datagrams echoed per server
+  udp_echo   64 B datagrams, 100 concurrent flows (connected sockets, 1 in
+             flight each: ping-pong, bench-udp-load): datagrams echoed per server
              CPU-second. loom-udp-echo, libuv (uv_udp with UV_UDP_RECVMMSG,
              bench-udp-uv) and the raw recvmmsg/sendmmsg probe (bench-udp-raw).
   udp_bulk   200,000 datagrams of 1,400 B from one socket to a draining sink
@@ -90,7 +90,7 @@ def wl_udp_echo(h, ctx, res):
                 if p.poll() is not None:
                     res.na("udp_echo", name, role, "server exited: %s" % h.log_tail(p))
                     continue
-                argv = [load, "--port", str(port), "--flows", "100", "--window", "4",
+                argv = [load, "--port", str(port), "--flows", "100", "--window", "1",
                         "--size", "64", "--duration", str(secs), "--warmup", "0.5",
                         "--pids", ",".join(map(str, h.tree_pids(p.pid)))]
                 out, err = h.run_cmd(ctx.procs, argv, h.LOAD_CORE, secs + 30, name="udp-load")

@@ -7,7 +7,7 @@
  * warm-up it counts replies for a fixed time and reads the server's CPU time
  * (/proc/<pid>/stat) at both ends of that window.
  *
- *   bench-udp-load --port P [--flows 100] [--window 4] [--size 64]
+ *   bench-udp-load --port P [--flows 100] [--window 1] [--size 64]
  *                  [--duration 5] [--warmup 0.5] [--pids PID[,PID...]]
  *   prints {"msgs":N,"seconds":S,"msgs_per_s":R,"server_cpu_s":C,"msgs_per_cpu_s":M}
  *
@@ -62,7 +62,7 @@ int main(int argc, char **argv)
     if (bench_flag(argc, argv, "--sink"))
         return sink(port);
     long nflows = bench_arg_long(argc, argv, "--flows", 100);
-    int window = (int)bench_arg_long(argc, argv, "--window", 4);
+    int window = (int)bench_arg_long(argc, argv, "--window", 1);
     size_t size = (size_t)bench_arg_long(argc, argv, "--size", 64);
     double duration = bench_arg_double(argc, argv, "--duration", 5);
     double warmup = bench_arg_double(argc, argv, "--warmup", 0.5);

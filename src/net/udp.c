@@ -89,6 +89,7 @@ enum {
     LOOM__U_BEHIND = 1u << 12, /* a send returned 1: on_drain due when empty */
     LOOM__U_INRECV = 1u << 13, /* delivering a batch: its end flushes */
     LOOM__U_V6 = 1u << 14,
+    LOOM__U_CMSG = 1u << 15, /* datagrams carry control messages (GRO, SO_RXQ_OVFL) */
 };
 
 struct loom_udp {
@@ -702,6 +703,7 @@ static void loom__udp_read(loom_udp_t *u)
     int fd = u->io.bio.fd;
     uint32_t budget = u->max_wake;
     int errors = 0;
+    size_t clen = (u->h.flags & LOOM__U_CMSG) ? LOOM__UDP_CMSG : 0;
     while (budget > 0) {
         unsigned k = budget < batch ? budget : batch;
         for (unsigned i = 0; i < k; i++) {
@@ -712,8 +714,8 @@ static void loom__udp_read(loom_udp_t *u)
             h->msg_iovlen = 1;
             h->msg_name = &st->names[i];
             h->msg_namelen = sizeof st->names[i];
-            h->msg_control = st->cmsg[i];
-            h->msg_controllen = LOOM__UDP_CMSG;
+            h->msg_control = clen ? st->cmsg[i] : NULL;
+            h->msg_controllen = clen;
             h->msg_flags = 0;
         }
         int r = recvmmsg(fd, st->msgs, k, 0, NULL);
@@ -736,7 +738,7 @@ static void loom__udp_read(loom_udp_t *u)
             size_t len = st->msgs[i].msg_len;
             unsigned flags = (h->msg_flags & MSG_TRUNC) ? LOOM_UDP_TRUNCATED : 0;
             size_t seg = 0;
-            for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
+            for (struct cmsghdr *c = clen ? CMSG_FIRSTHDR(h) : NULL; c; c = CMSG_NXTHDR(h, c)) {
                 if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
                     uint32_t v;
                     memcpy(&v, CMSG_DATA(c), sizeof v);
@@ -892,9 +894,21 @@ static int loom__udp_options(int fd, bool v6, const loom_udp_opts *o)
     }
     if (o->multicast_if && (r = loom__udp_mcast_if(fd, v6, o->multicast_if)) < 0)
         return r;
-    /* Kernel drop counts ride on each datagram; cheap, and optional. */
-    (void)loom__setopt(fd, SOL_SOCKET, SO_RXQ_OVFL, 1);
     return 0;
+}
+
+/* Kernel drop counts: SO_MEMINFO reads them on demand (loom_udp_stats());
+ * only a kernel without it gets SO_RXQ_OVFL, which costs a control message
+ * on every datagram. Returns whether the datagrams carry the count. */
+static bool loom__udp_drop_cmsg(int fd)
+{
+#ifdef SO_MEMINFO
+    uint32_t mem[SK_MEMINFO_VARS];
+    socklen_t len = sizeof mem;
+    if (getsockopt(fd, SOL_SOCKET, SO_MEMINFO, mem, &len) == 0)
+        return false;
+#endif
+    return loom__setopt(fd, SOL_SOCKET, SO_RXQ_OVFL, 1) == 0;
 }
 
 static int loom__udp_open(loom_loop_t *loop, const char *addr, int port, const loom_udp_opts *opts,
@@ -962,6 +976,7 @@ static int loom__udp_open(loom_loop_t *loop, const char *addr, int port, const l
     bool gro = false;
     if (o->gro && loom__setopt(fd, SOL_UDP, UDP_GRO, 1) == 0)
         gro = true;
+    bool ovfl = loom__udp_drop_cmsg(fd);
     bool errq = connect_to || o->icmp_errors;
     if (errq) {
         r = v6 ? loom__setopt(fd, IPPROTO_IPV6, IPV6_RECVERR, 1)
@@ -1009,6 +1024,8 @@ static int loom__udp_open(loom_loop_t *loop, const char *addr, int port, const l
         u->h.flags |= LOOM__U_GSO;
     if (gro)
         u->h.flags |= LOOM__U_GRO;
+    if (gro || ovfl)
+        u->h.flags |= LOOM__U_CMSG;
     if (errq)
         u->h.flags |= LOOM__U_ERRQ;
     if (connect_to) {

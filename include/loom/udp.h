@@ -134,6 +134,7 @@ typedef struct loom_udp_stats {
     uint64_t recv_bytes;
     uint64_t recv_truncated; /* delivered with LOOM_UDP_TRUNCATED */
     uint64_t recv_calls;     /* recvmmsg() calls */
+    uint64_t gro_batches;    /* receives that held several datagrams (GRO), split */
     /* Datagrams the kernel dropped because the receive buffer was full
      * (SO_MEMINFO's drop count, else the last SO_RXQ_OVFL value seen). */
     uint64_t recv_dropped;

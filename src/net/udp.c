@@ -752,6 +752,7 @@ static void loom__udp_read(loom_udp_t *u)
             const char *buf = st->iov[i].iov_base;
             const struct sockaddr *from = h->msg_namelen ? &st->names[i].sa : NULL;
             if (seg && seg < len && !flags) {
+                u->st.gro_batches++;
                 for (size_t off = 0; off < len; off += seg) {
                     size_t n = len - off < seg ? len - off : seg;
                     loom__udp_deliver(u, buf + off, n, from, 0);

@@ -63,8 +63,14 @@ static void run(bool gso, bool gro)
     CHECK_EQ(bad, 0);
     loom_udp_stats_t st;
     CHECK_OK(loom_udp_stats(tx, &st));
-    fprintf(stderr, "gso %d gro %d: %llu sendmmsg, %llu GSO messages\n", gso, gro,
-            (unsigned long long)st.send_calls, (unsigned long long)st.gso_batches);
+    loom_udp_stats_t rs;
+    CHECK_OK(loom_udp_stats(rx, &rs));
+    fprintf(stderr, "gso %d gro %d: %llu sendmmsg, %llu GSO messages, %llu GRO receives split\n",
+            gso, gro, (unsigned long long)st.send_calls, (unsigned long long)st.gso_batches,
+            (unsigned long long)rs.gro_batches);
+    CHECK_EQ(rs.recv_datagrams, COUNT);
+    if (!gro)
+        CHECK_EQ(rs.gro_batches, 0);
     CHECK_EQ(st.sent_datagrams, COUNT);
     if (!gso)
         CHECK_EQ(st.gso_batches, 0);

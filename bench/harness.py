@@ -74,6 +74,10 @@ from h2_client_bench import METRICS as H2_CLIENT_METRICS  # noqa: E402
 METRICS.update(H2_CLIENT_METRICS)
 METRICS.update(WS_METRICS)
 
+from udp_bench import METRICS as UDP_METRICS  # noqa: E402
+
+METRICS.update(UDP_METRICS)
+
 # Backend rows are compared with the raw probe of the same workload. Not the
 # pipelined one: its probe figure is req/s, the backend rows req/CPU-s.
 PROBE_FROM = {"backend_echo": "echo", "backend_http_plain": "http_plain"}
@@ -1093,11 +1097,15 @@ def wl_ws(ctx, res):
     import ws_bench  # bench/ws_bench.py: the WebSocket workloads
     ws_bench.wl_ws(sys.modules[__name__], ctx, res)
 
+def wl_udp(ctx, res):
+    import udp_bench  # bench/udp_bench.py: the UDP workloads
+    udp_bench.wl_udp(sys.modules[__name__], ctx, res)
+
 
 WORKLOADS = [("timers", wl_timers), ("echo", wl_echo), ("http", wl_http),
              ("memory", wl_memory), ("concurrency", wl_concurrency),
              ("http-client", wl_http_client), ("backends", wl_backends), ("tls", wl_tls),
-             ("ws", wl_ws)]
+             ("ws", wl_ws), ("udp", wl_udp)]
 WORKLOADS.append(("h2-client", wl_h2_client))
 
 

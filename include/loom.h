@@ -28,6 +28,8 @@
 #include "loom/ws_frame.h"
 #include "loom/ws.h"
 
+#include "loom/udp.h"
+
 #define LOOM_VERSION_MAJOR 0
 #define LOOM_VERSION_MINOR 1
 #define LOOM_VERSION_PATCH 0

@@ -492,6 +492,10 @@ typedef struct loom__net {
     loom__bytes *tls_out;
     char *tls_buf;
     loom__handle *sentinel;
+    /* UDP (net/udp.c), on first use: its per-loop state, and the hook that
+     * closes its sockets at loop free (before the sentinel above). */
+    void *udp;
+    void (*udp_free)(loom_loop_t *loop);
 } loom__net;
 
 /* The loop's net state, created on first use (NULL on ENOMEM). */

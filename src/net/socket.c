@@ -94,6 +94,8 @@ static void loom__net_loop_free(loom_loop_t *loop)
     if (net == NULL)
         return;
     loom__servers_free(loop);
+    if (net->udp_free)
+        net->udp_free(loop);
     if (net->nsockets)
         loom__net_foreach_socket(loop, loom__net_close_cb, NULL);
     for (unsigned i = 1; i <= net->ngroups; i++)

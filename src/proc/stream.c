@@ -48,6 +48,7 @@ loom__sock_class *loom__proc_class_new(const loom_tcp_opts *o, size_t size)
     if (o)
         LOOM__CLASS_FROM_OPTS(c, o);
     c->on_connect = NULL; /* open at once: nothing to wait for */
+    c->read_batch = 16;
     loom__class_set_transport(c, NULL);
     return c;
 }

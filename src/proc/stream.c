@@ -135,9 +135,9 @@ int loom_stream_open(loom_loop_t *loop, int fd, const loom_stream_opts *opts, lo
     if (fd < 0 || fl < 0 || fstat(fd, &sb) < 0)
         return LOOM_EBADF;
     if (S_ISREG(sb.st_mode) || S_ISDIR(sb.st_mode)) {
-        loom_log(loop, LOOM_LOG_DEBUG,
-                 "loom_stream_open(%d): a regular file or directory cannot be polled: "
-                 "read it from the worker pool (loom_work)",
+        loom_log(loop, LOOM_LOG_NOTICE,
+                 "loom_stream_open(%d): a regular file or directory cannot be polled "
+                 "(it is always ready): read it on the worker pool (loom_work)",
                  fd);
         return LOOM_EINVAL;
     }

@@ -172,9 +172,19 @@ static void test_socketpair(void)
 
 /* --- Refused: regular files, directories, bad fds ------------------------------------ */
 
+static char g_log[512];
+
+static void on_log(int level, const char *msg, void *data)
+{
+    (void)level;
+    (void)data;
+    snprintf(g_log, sizeof g_log, "%s", msg);
+}
+
 static void test_refused(void)
 {
-    loom_loop_t *loop = test_loop_new();
+    loom_loop_t *loop;
+    CHECK_OK(loom_loop_new(&loop, &(loom_loop_opts){.on_log = on_log}));
     char path[64];
     snprintf(path, sizeof path, "/tmp/loom-stream-%d", (int)getpid());
     int fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0600);
@@ -184,7 +194,8 @@ static void test_refused(void)
     loom_socket_t *s = (loom_socket_t *)1;
     CHECK_EQ(loom_stream_open(loop, fd, NULL, &s), LOOM_EINVAL);
     CHECK(s == NULL);
-    CHECK_EQ(fcntl(fd, F_GETFL), fl); /* left as it was */
+    CHECK(strstr(g_log, "worker pool") != NULL); /* the log says where to go */
+    CHECK_EQ(fcntl(fd, F_GETFL), fl);            /* left as it was */
     close(fd);
     int d = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     CHECK_EQ(loom_stream_open(loop, d, NULL, NULL), LOOM_EINVAL);

@@ -573,16 +573,21 @@ static int spawn_fork(const loom_spawn_opts *o, const spawn_plan *pl, const char
     return 0;
 }
 
-static void spawn_msg(const loom_spawn_opts *o, const char *file, int code)
+static void spawn_msg(const loom_spawn_opts *o, const char *file, int code, int e)
 {
     if (o->errbuf == NULL || o->errbuf_size == 0)
         return;
+    /* An errno loom has no code for (ENOEXEC: "exec format error")
+     * became LOOM_EIO; the message keeps the system's words. */
+    char sys[128];
+    const char *why = loom_strerror(code);
+    if (code == LOOM_EIO && e != EIO)
+        why = strerror_r(e, sys, sizeof sys);
     struct stat stt;
     if (o->cwd && (stat(o->cwd, &stt) < 0 || !S_ISDIR(stt.st_mode)))
-        snprintf(o->errbuf, o->errbuf_size, "spawn of %s failed: cwd %s: %s", file, o->cwd,
-                 loom_strerror(code));
+        snprintf(o->errbuf, o->errbuf_size, "spawn of %s failed: cwd %s: %s", file, o->cwd, why);
     else
-        snprintf(o->errbuf, o->errbuf_size, "spawn of %s failed: %s", file, loom_strerror(code));
+        snprintf(o->errbuf, o->errbuf_size, "spawn of %s failed: %s", file, why);
 }
 
 int loom_spawn(loom_loop_t *loop, const loom_spawn_opts *o, loom_process_t **out)
@@ -728,7 +733,7 @@ int loom_spawn(loom_loop_t *loop, const loom_spawn_opts *o, loom_process_t **out
                                        : spawn_posix(o, &pl, file, &pid);
     if (e != 0) {
         r = loom__err(e);
-        spawn_msg(o, file, r);
+        spawn_msg(o, file, r, e);
         goto fail;
     }
 

@@ -165,6 +165,21 @@ static void test_errors(void)
     unlink(path);
     CHECK_EQ(r, LOOM_EACCES);
     CHECK(strstr(msg, path) != NULL);
+    /* Executable but no program: ENOEXEC has no loom code (LOOM_EIO), the
+     * message keeps the system's words. */
+    tf = open(path, O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0755);
+    CHECK(tf >= 0);
+    CHECK_EQ(write(tf,
+                   "\x7f"
+                   "ELF junk",
+                   9),
+             9);
+    close(tf);
+    r = loom_spawn(loop, &(loom_spawn_opts){.argv = d, .errbuf = msg, .errbuf_size = sizeof msg},
+                   NULL);
+    unlink(path);
+    CHECK_EQ(r, LOOM_EIO);
+    CHECK(strstr(msg, "format") != NULL);
     CHECK_EQ(loom_spawn(loop, &(loom_spawn_opts){.argv = NULL}, NULL), LOOM_EINVAL);
     CHECK_EQ(
         loom_spawn(loop,

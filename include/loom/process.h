@@ -67,7 +67,7 @@ typedef void (*loom_process_cb)(loom_process_t *proc, void *data);
 
 /* What one of the child's fds 0, 1 and 2 is. */
 typedef enum loom_stdio_kind {
-    LOOM_STDIO_INHERIT = 0, /* the parent's same fd */
+    LOOM_STDIO_INHERIT = 0, /* the parent's same fd (/dev/null if the parent has none) */
     LOOM_STDIO_IGNORE,      /* /dev/null */
     LOOM_STDIO_FD,          /* the parent's fd `fd` (it stays the parent's) */
     LOOM_STDIO_PIPE         /* a pipe whose parent end is a loom socket */

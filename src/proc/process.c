@@ -632,7 +632,10 @@ int loom_spawn(loom_loop_t *loop, const loom_spawn_opts *o, loom_process_t **out
         const loom_stdio_t *sd = &o->stdio[t];
         switch (sd->kind) {
         case LOOM_STDIO_INHERIT:
-            pl.src[t] = t;
+            /* A parent that has no fd t (a daemon closed it): /dev/null,
+             * rather than failing every spawn or handing the child a
+             * closed fd that its first open() would take. */
+            pl.src[t] = fcntl(t, F_GETFD) < 0 ? LOOM__DEVNULL : t;
             break;
         case LOOM_STDIO_IGNORE:
             pl.src[t] = LOOM__DEVNULL;

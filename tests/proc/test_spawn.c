@@ -400,6 +400,16 @@ static void test_options(void)
     char *a3[] = {"pwd", NULL};
     run_capture(loop, &(loom_spawn_opts){.argv = a3, .cwd = "/"}, &c3);
     CHECK_STR(c3.buf, "/\n");
+    /* Inheriting an fd the parent does not have: /dev/null. */
+    int saved0 = dup(0);
+    CHECK(saved0 >= 0);
+    close(0);
+    cap_t c3b = {0};
+    char *a3b[] = {"/bin/sh", "-c", "cat; echo done", NULL};
+    run_capture(loop, &(loom_spawn_opts){.argv = a3b}, &c3b);
+    CHECK_EQ(dup2(saved0, 0), 0);
+    close(saved0);
+    CHECK_STR(c3b.buf, "done\n");
     /* extra fds: the child writes to its fd 3, the write end of our pipe;
      * its stdin ignored (reads eof), stderr redirected to the same pipe. */
     int pp[2];

@@ -27,8 +27,8 @@
 #include "loom/http_client.h"
 #include "loom/ws_frame.h"
 #include "loom/ws.h"
-
 #include "loom/udp.h"
+#include "loom/process.h"
 
 #define LOOM_VERSION_MAJOR 0
 #define LOOM_VERSION_MINOR 1

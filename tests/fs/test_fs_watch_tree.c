@@ -1,0 +1,108 @@
+/* tests/fs/test_fs_watch_tree.c - a recursive watch of 1,000 nested
+ * directories: all watched at the start, an event from the deepest one
+ * under its full relative path; a chain made while watched (caught by the
+ * scan of each new directory); and the whole tree deleted, every directory
+ * dropped. */
+#include "test_fs_util.h"
+
+#define DEPTH     1000
+#define NEW_DEPTH 40
+
+/* Makes a chain of `depth` directories named `name` under `dir`; returns
+ * an fd of the deepest (openat keeps each step O(1)). */
+static int make_chain(const char *dir, const char *name, int depth)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    CHECK(fd >= 0);
+    for (int i = 0; i < depth; i++) {
+        CHECK(mkdirat(fd, name, 0755) == 0);
+        int nfd = openat(fd, name, O_RDONLY | O_DIRECTORY);
+        CHECK(nfd >= 0);
+        close(fd);
+        fd = nfd;
+    }
+    return fd;
+}
+
+static char *chain_path(const char *name, int depth, const char *leaf)
+{
+    size_t n = strlen(name);
+    char *p = malloc(depth * (n + 1) + strlen(leaf) + 1);
+    CHECK(p != NULL);
+    char *q = p;
+    for (int i = 0; i < depth; i++) {
+        memcpy(q, name, n);
+        q += n;
+        *q++ = '/';
+    }
+    strcpy(q, leaf);
+    return p;
+}
+
+int main(void)
+{
+    test_timeout(60);
+    loom_loop_t *loop = test_loop_new();
+    char *dir = fs_tmpdir();
+    recorder r;
+    rec_init(&r);
+
+    int deep = make_chain(dir, "d", DEPTH);
+    double t0 = fs_now();
+    loom_fs_watch_t *w;
+    CHECK_OK(loom_fs_watch(loop, dir, LOOM_FS_WATCH_RECURSIVE, rec_cb, &r, &w));
+    double t1 = fs_now();
+    CHECK_EQ(loom_fs_watch_dirs(w), DEPTH + 1);
+
+    /* An event from the deepest directory, under its path from the root. */
+    int fd = openat(deep, "leaf", O_WRONLY | O_CREAT, 0644);
+    CHECK(fd >= 0);
+    close(fd);
+    close(deep);
+    char *leaf = chain_path("d", DEPTH, "leaf");
+    CHECK(run_until(loop, &r, 0, LOOM_FS_CREATE, leaf, 10) >= 0);
+    free(leaf);
+
+    /* A chain made at once while watched: each new directory is watched as
+     * its create arrives, and scanned, so the ones made before their
+     * parent's watch was added are reported too. */
+    deep = make_chain(dir, "n", NEW_DEPTH);
+    fd = openat(deep, "leaf", O_WRONLY | O_CREAT, 0644);
+    CHECK(fd >= 0);
+    close(fd);
+    close(deep);
+    leaf = chain_path("n", NEW_DEPTH, "leaf");
+    CHECK(run_until(loop, &r, 0, LOOM_FS_CREATE, leaf, 10) >= 0);
+    free(leaf);
+    for (int k = 1; k <= NEW_DEPTH; k++) {
+        char *p = chain_path("n", k, "");
+        p[strlen(p) - 1] = 0; /* no trailing slash */
+        CHECK(rec_find(&r, 0, LOOM_FS_CREATE, p) >= 0);
+        free(p);
+    }
+    CHECK_EQ(loom_fs_watch_dirs(w), DEPTH + 1 + NEW_DEPTH);
+    CHECK_EQ(rec_count(&r, LOOM_FS_ERROR, NULL), 0);
+
+    /* The whole tree deleted: every subdirectory dropped. */
+    size_t mark = r.n;
+    char sub[4200];
+    snprintf(sub, sizeof sub, "%s/d", dir);
+    fs_rmtree(sub);
+    snprintf(sub, sizeof sub, "%s/n", dir);
+    fs_rmtree(sub);
+    CHECK(run_until(loop, &r, mark, LOOM_FS_DELETE, "d", 10) >= 0);
+    CHECK(run_until(loop, &r, mark, LOOM_FS_DELETE, "n", 10) >= 0);
+    double end = fs_now() + 10;
+    while (loom_fs_watch_dirs(w) != 1 && fs_now() < end)
+        run_for(loop, 0.01);
+    CHECK_EQ(loom_fs_watch_dirs(w), 1);
+
+    loom_fs_watch_close(w);
+    CHECK_EQ(loom_run(loop, LOOM_RUN_DEFAULT), 0);
+    CHECK_EQ(r.closed, 1);
+    fprintf(stderr, "watched %d directories in %.1f ms\n", DEPTH + 1, (t1 - t0) * 1e3);
+    rec_free(&r);
+    fs_rmtree(dir);
+    test_loop_free_clean(loop);
+    return 0;
+}

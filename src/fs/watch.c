@@ -583,14 +583,16 @@ static void handle_event(fs_state *st, const struct inotify_event *ev)
     if (ev->mask & IN_IGNORED) {
         /* The kernel dropped the watch (deleted, unmounted): so do we. A
          * watch whose root it was ends. */
-        while (!loom__queue_empty(&e->subs)) {
+        bool last;
+        do {
             fs_sub *s = LOOM__CONTAINER_OF(e->subs.next, fs_sub, enode);
+            last = s->enode.next == &e->subs; /* then e goes with s */
             loom_fs_watch_t *w = s->watch;
             bool root = s == w->root_sub;
             sub_free(st, s, true);
             if (root)
                 watch_close_internal(w);
-        }
+        } while (!last);
         return;
     }
     /* New subscriptions land at the tail and are skipped by `seq`; none is

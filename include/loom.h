@@ -25,6 +25,7 @@
 #include "loom/http_parser.h"
 #include "loom/http.h"
 #include "loom/http_client.h"
+#include "loom/process.h"
 #include "loom/fs_watch.h"
 
 #define LOOM_VERSION_MAJOR 0

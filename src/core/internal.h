@@ -350,6 +350,13 @@ struct loom_loop {
     void (*dns_fork)(loom_loop_t *loop); /* in a child: drop the parent's channels */
     void *http;
 
+    /* Child processes and streams (src/proc): per-loop state and its hooks
+     * for loom_loop_free() (after net and http) and loom_loop_fork() (in
+     * the child, after the backend was made again). NULL if unused. */
+    void *proc;
+    void (*proc_free)(loom_loop_t *loop);
+    void (*proc_fork)(loom_loop_t *loop);
+
     loom_stats_t stats;
     void *user_data;
     void *foreign;

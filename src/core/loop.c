@@ -671,6 +671,8 @@ void loom_loop_free(loom_loop_t *loop)
         loop->http_free(loop);
     if (loop->net_free)
         loop->net_free(loop);
+    if (loop->proc_free)
+        loop->proc_free(loop);
     /* Application fd watchers still open (the fds stay the application's). */
     for (loom__queue *q = loop->user_ios.next; q != &loop->user_ios; q = q->next)
         loom_io_close(LOOM__CONTAINER_OF(q, loom_io_t, node));
@@ -931,6 +933,8 @@ int loom_loop_fork(loom_loop_t *loop)
     loom__work_loop_fork(loop);
     if (loop->dns_fork)
         loop->dns_fork(loop);
+    if (loop->proc_fork)
+        loop->proc_fork(loop);
     return loom__signal_loop_fork(loop);
 }
 

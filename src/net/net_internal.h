@@ -100,6 +100,10 @@ struct loom__sock_class {
     const unsigned char *alpn;
     uint32_t alpn_len;
     bool tr_set;
+    /* The fd is not a socket (a pipe, a terminal: loom_stream_open()):
+     * writes use writev() with SIGPIPE held off, reads are on readiness
+     * (never the backend's recv), and no socket call is made on it. */
+    bool stream;
     bool nagle;
     bool half_open;
     bool is_static; /* owned by someone else: never freed by the refcount */

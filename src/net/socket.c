@@ -305,7 +305,7 @@ static void loom__socket_io_setup(loom_socket_t *s, int fd)
 static void loom__socket_io_teardown(loom_socket_t *s)
 {
     loom_loop_t *loop = s->h.loop;
-    if (loop->backend->caps & LOOM_BACKEND_CAP_RECV) {
+    if ((loop->backend->caps & LOOM_BACKEND_CAP_RECV) && !s->cls->stream) {
         loop->backend->recv_drop(loop, &s->io.bio);
         s->h.flags &= ~LOOM__S_RECV;
     }
@@ -388,7 +388,7 @@ void loom__socket_update_io(loom_socket_t *s)
     if (s->wq && s->wq->bytes && loom__socket_may_write(s, 0))
         ev |= LOOM_WRITABLE;
     loom_loop_t *loop = s->h.loop;
-    if (!(loop->backend->caps & LOOM_BACKEND_CAP_RECV)) {
+    if (!(loop->backend->caps & LOOM_BACKEND_CAP_RECV) || s->cls->stream) {
         if (rd)
             ev |= LOOM_READABLE;
     } else if (rd != ((f & LOOM__S_RECV) != 0)) {
@@ -647,7 +647,7 @@ void loom__socket_peer_name(loom_socket_t *s, char *buf, size_t len)
     }
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
-    if (s->io.bio.fd < 0 || getpeername(s->io.bio.fd, (struct sockaddr *)&ss, &sl) < 0)
+    if (s->io.bio.fd < 0 || s->cls->stream || getpeername(s->io.bio.fd, (struct sockaddr *)&ss, &sl) < 0)
         return;
     char ip[INET6_ADDRSTRLEN];
     if (ss.ss_family == AF_INET) {
@@ -810,7 +810,9 @@ static void loom__socket_io_cb(loom__io *w, unsigned events)
          * stop a level-triggered backend from repeating it. */
         int err = 0;
         socklen_t len = sizeof err;
-        if (getsockopt(s->io.bio.fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err)
+        if (s->cls->stream)
+            loom__socket_fail(s, LOOM_EPIPE); /* a pipe's reader went away */
+        else if (getsockopt(s->io.bio.fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err)
             loom__socket_fail(s, loom__err(err));
     }
 }
@@ -838,7 +840,7 @@ void loom__socket_close_now(loom_socket_t *s, bool reset)
     int fd = s->io.bio.fd;
     if (fd >= 0) {
         loom__socket_io_teardown(s);
-        if (reset) {
+        if (reset && !s->cls->stream) {
             struct linger lg = {.l_onoff = 1, .l_linger = 0};
             setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
         }

@@ -16,10 +16,12 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "net/net_internal.h"
@@ -211,13 +213,44 @@ static inline bool loom__socket_can_send(loom_socket_t *s, size_t app)
 /* The one place bytes leave for the fd: one sendmsg() (retried on EINTR),
  * counted in the loop's stats. Returns the bytes sent, 0 if the kernel
  * takes none now, or a LOOM_E* code. */
+/* A stream that is not a socket (a pipe, a terminal) has no MSG_NOSIGNAL:
+ * SIGPIPE is blocked on this thread around the writev(), and the one it
+ * raised (a pipe whose reader is gone) is taken back before the mask is
+ * restored, so the application sees EPIPE and the process lives on. Costs
+ * three system calls more than a socket write; pipes are rarely the hot
+ * path, and reads from them pay nothing. */
+static ssize_t loom__stream_writev(int fd, const struct iovec *iov, int n)
+{
+    sigset_t pipe_set, old, pend;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    bool was_pending = sigpending(&pend) == 0 && sigismember(&pend, SIGPIPE);
+    ssize_t r;
+    do
+        r = writev(fd, iov, n);
+    while (r < 0 && errno == EINTR);
+    int e = errno;
+    if (r < 0 && e == EPIPE && !was_pending) {
+        struct timespec zero = {0, 0};
+        while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+            ;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = e;
+    return r;
+}
+
 static ssize_t loom__socket_send(loom_socket_t *s, const struct iovec *iov, int n)
 {
     struct msghdr msg = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n};
     ssize_t r;
-    do
-        r = sendmsg(s->io.bio.fd, &msg, MSG_NOSIGNAL);
-    while (r < 0 && errno == EINTR);
+    if (LOOM__UNLIKELY(s->cls->stream))
+        r = loom__stream_writev(s->io.bio.fd, iov, n);
+    else
+        do
+            r = sendmsg(s->io.bio.fd, &msg, MSG_NOSIGNAL);
+        while (r < 0 && errno == EINTR);
     if (r > 0) {
         s->h.loop->stats.bytes_written += (uint64_t)r;
         return r;
@@ -323,7 +356,8 @@ void loom__socket_shut_wr(loom_socket_t *s)
         if ((s->h.flags & LOOM__H_CLOSING) || (s->wq && s->wq->bytes))
             return; /* again once its bytes are sent (loom__socket_flush) */
     }
-    shutdown(s->io.bio.fd, SHUT_WR);
+    if (!s->cls->stream)
+        shutdown(s->io.bio.fd, SHUT_WR);
     s->h.flags |= LOOM__S_SHUT_DONE;
 }
 

@@ -63,7 +63,7 @@ static struct {
     unsigned changes;
     char first_change[512];
     loom_fs_watch_t **watches;
-    int nwatches;
+    int nwatches, open_watches;
     loom_signal_t *sigs[2];
     int status;
 } g;
@@ -188,8 +188,10 @@ static void on_proc_close(loom_process_t *p, void *data)
 
 static void stop_all(void)
 {
-    for (int i = 0; i < g.nwatches; i++)
+    for (int i = 0; i < g.nwatches; i++) {
         loom_fs_watch_close(g.watches[i]);
+        g.watches[i] = NULL;
+    }
     g.nwatches = 0;
     loom_timer_close(g.debounce);
     loom_timer_close(g.grace);
@@ -311,6 +313,21 @@ static void on_change(loom_fs_watch_t *w, const loom_fs_event_t *ev, void *data)
     const char *root = data;
     switch (ev->type) {
     case LOOM_FS_CLOSED:
+        /* Closed by stop_all(), or its root went away (deleted, moved). */
+        for (int i = 0; i < g.nwatches; i++) {
+            if (g.watches[i] == w) {
+                g.watches[i] = NULL;
+                if (--g.open_watches == 0 && !g.stopping) {
+                    fprintf(stderr, "loom-watch: nothing left to watch\n");
+                    g.status = 1;
+                    g.stopping = true;
+                    if (g.current)
+                        stop_current(); /* on_proc_exit() stops the rest */
+                    else
+                        stop_all();
+                }
+            }
+        }
         return;
     case LOOM_FS_ERROR:
         fprintf(stderr, "loom-watch: %s\n", ev->msg);
@@ -321,8 +338,9 @@ static void on_change(loom_fs_watch_t *w, const loom_fs_event_t *ev, void *data)
     default:
         break;
     }
-    if (ev->type == LOOM_FS_DELETE && ev->path[0] == 0) {
-        fprintf(stderr, "loom-watch: %s was deleted\n", loom_fs_watch_path(w));
+    if ((ev->type == LOOM_FS_DELETE || ev->type == LOOM_FS_MOVED_OUT) && ev->path[0] == 0) {
+        fprintf(stderr, "loom-watch: %s was %s\n", loom_fs_watch_path(w),
+                ev->type == LOOM_FS_DELETE ? "deleted" : "moved away");
         return;
     }
     if (g.changes++ == 0)
@@ -430,6 +448,7 @@ int main(int argc, char **argv)
             return 1;
         }
         g.nwatches++;
+        g.open_watches++;
         say("watching %s (%zu director%s)", argv[dirs + k], loom_fs_watch_dirs(g.watches[k]),
             loom_fs_watch_dirs(g.watches[k]) == 1 ? "y" : "ies");
     }

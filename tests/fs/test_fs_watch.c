@@ -197,6 +197,16 @@ int main(void)
     CHECK_EQ(r2.closed, 1);
     rec_free(&r2);
 
+    /* A root moved away ends its watch too. */
+    rec_init(&r2);
+    CHECK(mkdir(fs_path(dir, "mv"), 0755) == 0);
+    CHECK_OK(loom_fs_watch(loop, fs_path(dir, "mv"), 0, rec_cb, &r2, &w2));
+    CHECK(rename(fs_path(dir, "mv"), fs_path(out, "mv")) == 0);
+    CHECK(run_until(loop, &r2, 0, LOOM_FS_CLOSED, "", 5) >= 0);
+    CHECK(rec_find(&r2, 0, LOOM_FS_MOVED_OUT, "") >= 0);
+    CHECK_EQ(r2.closed, 1);
+    rec_free(&r2);
+
     /* --- The loop ends once the last watch is closed. ------------------- */
     CHECK_EQ(rec_count(&r, LOOM_FS_ERROR, NULL), 0);
     loom_fs_watch_close(w);

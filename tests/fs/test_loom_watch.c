@@ -197,6 +197,17 @@ int main(void)
     CHECK(strstr(c.out, "run 2 killed by signal 9") != NULL);
     CHECK(kill(second, 0) == -1 && errno == ESRCH);
 
+    /* --- The watched directory deleted: nothing left, exit 1. ----------- */
+    char gone[600];
+    snprintf(gone, sizeof gone, "%s/gone", dir);
+    CHECK(mkdir(gone, 0755) == 0);
+    start(&c, (char *const[]){"loom-watch", gone, "--", "/bin/true", NULL});
+    wait_count(&c, "run 1 exited with status 0", 1, 10);
+    CHECK(rmdir(gone) == 0);
+    CHECK_EQ(finish(&c, 0), 1);
+    CHECK(strstr(c.out, "was deleted") != NULL);
+    CHECK(strstr(c.out, "nothing left to watch") != NULL);
+
     /* --- A missing directory is named. ---------------------------------- */
     char missing[600];
     snprintf(missing, sizeof missing, "%s/missing", dir);

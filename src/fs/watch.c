@@ -77,8 +77,9 @@ struct fs_state {
     loom__queue moves;   /* fs_move: unpaired IN_MOVED_FROM */
     loom_timer_t *move_timer;
     loom__handle *sentinel;
-    uint64_t seq; /* kernel events delivered so far */
-    char *buf;    /* FS_READ_BUF bytes, aligned for struct inotify_event */
+    uint64_t seq;                       /* kernel events delivered so far */
+    char *buf;                          /* FS_READ_BUF bytes, aligned for struct inotify_event */
+    char path[PATH_MAX + NAME_MAX + 2]; /* the event being delivered's path */
 };
 
 struct loom_fs_watch {
@@ -541,16 +542,33 @@ static void deliver(fs_sub *s, const struct inotify_event *ev)
         }
         return;
     }
-    char *rel = ev->len ? path_join(s->rel, ev->name) : strdup(s->rel);
-    if (rel == NULL) {
-        emit_error(w, LOOM_ENOMEM, "cannot report an event under", s->rel);
+    /* The event's path, built in the state's buffer: no allocation for the
+     * common kinds. A subscription's path fits PATH_MAX when it is made (the
+     * kernel refuses a longer one), and a name NAME_MAX. */
+    char *rel = w->st->path;
+    size_t n = strlen(s->rel);
+    if (n + 2 + NAME_MAX > sizeof w->st->path) {
+        /* Renamed into a longer path than PATH_MAX since it was watched. */
+        emit_error(w, LOOM_ENAMETOOLONG, "cannot report an event under", s->rel);
         return;
     }
+    memcpy(rel, s->rel, n);
+    if (ev->len) {
+        if (n)
+            rel[n++] = '/';
+        size_t k = strnlen(ev->name, NAME_MAX);
+        memcpy(rel + n, ev->name, k);
+        n += k;
+    }
+    rel[n] = 0;
     if (mask & IN_CREATE) {
         emit(w, LOOM_FS_CREATE, rel, NULL, is_dir, 0, NULL);
         if (is_dir && recursive && !w->closing) {
-            watch_new_dir(w, rel, true);
-            return;
+            char *copy = strdup(rel);
+            if (copy)
+                watch_new_dir(w, copy, true);
+            else
+                emit_error(w, LOOM_ENOMEM, "cannot watch", rel);
         }
     } else if (mask & IN_DELETE) {
         emit(w, LOOM_FS_DELETE, rel, NULL, is_dir, 0, NULL);
@@ -558,14 +576,16 @@ static void deliver(fs_sub *s, const struct inotify_event *ev)
         emit(w, LOOM_FS_MODIFY, rel, NULL, is_dir, 0, NULL);
     } else if (mask & IN_ATTRIB) {
         emit(w, LOOM_FS_ATTRIB, rel, NULL, is_dir, 0, NULL);
-    } else if (mask & IN_MOVED_FROM) {
-        on_moved_from(w, ev->cookie, rel, is_dir);
-        return;
-    } else if (mask & IN_MOVED_TO) {
-        on_moved_to(w, ev->cookie, rel, is_dir);
-        return;
+    } else if (mask & (IN_MOVED_FROM | IN_MOVED_TO)) {
+        /* Kept past this event (a pending move, a renamed subtree). */
+        char *copy = strdup(rel);
+        if (copy == NULL)
+            emit_error(w, LOOM_ENOMEM, "cannot report a move under", s->rel);
+        else if (mask & IN_MOVED_FROM)
+            on_moved_from(w, ev->cookie, copy, is_dir);
+        else
+            on_moved_to(w, ev->cookie, copy, is_dir);
     }
-    free(rel);
 }
 
 static void handle_event(fs_state *st, const struct inotify_event *ev)

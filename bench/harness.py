@@ -62,6 +62,10 @@ METRICS = {
                      True),
     "backend_http_plain": ("backends: loom-hello keep-alive per backend", "req/CPU-s", True),
     "backend_http_pipelined": ("backends: loom-hello pipelined per backend", "req/CPU-s", True),
+    "proc_spawn": ("processes: spawn /bin/true and wait for its exit, in turn", "spawns/s", True),
+    "proc_pipe": ("processes: 1 GiB from a child's stdout pipe", "MiB/parent-CPU-s", True),
+    "proc_pipe_total": ("processes: 1 GiB from a child's stdout pipe", "MiB/(parent+child)-CPU-s",
+                        True),
 }
 
 
@@ -1080,9 +1084,43 @@ def wl_tls(ctx, res):
     tls_bench.wl_tls(sys.modules[__name__], ctx, res)
 
 
+def wl_proc(ctx, res):
+    """Child processes (issue 15): loom_spawn vs uv_spawn. The program runs
+    pinned to the server core; the pipe's writer child pins itself to the
+    load core (BENCH_WRITER_CORE). Runs alternate between the programs."""
+    spawns = 500 if ctx.quick else 2000
+    pipe_bytes = (256 if ctx.quick else 1024) << 20
+    progs = [("loom", "loom", ctx.tool("bench-proc-loom"), "bench-proc-loom not built"),
+             ("libuv", "peer", ctx.tool("bench-proc-uv"), "bench-proc-uv not built")]
+    env = {"BENCH_WRITER_CORE": str(LOAD_CORE)}
+    for run in range(ctx.s["runs"]):
+        for name, role, path, why in progs:
+            if not path:
+                for m in ("proc_spawn", "proc_pipe", "proc_pipe_total"):
+                    res.na(m, name, role, why)
+                continue
+            out, err = run_cmd(ctx.procs, [path, "--spawn", str(spawns)], SERVER_CORE, 300,
+                               name="proc-spawn-" + name)
+            j = last_json(out)
+            if err or not j:
+                res.na("proc_spawn", name, role, err or "no result")
+            else:
+                res.add("proc_spawn", name, role, j["spawns_per_s"], j)
+            out, err = run_cmd(ctx.procs, [path, "--pipe", str(pipe_bytes)], SERVER_CORE, 300,
+                               env=env, name="proc-pipe-" + name)
+            j = last_json(out)
+            if err or not j:
+                res.na("proc_pipe", name, role, err or "no result")
+                res.na("proc_pipe_total", name, role, err or "no result")
+            else:
+                res.add("proc_pipe", name, role, j["mib_per_cpu_s"], j)
+                res.add("proc_pipe_total", name, role, j["mib_per_total_cpu_s"], j)
+
+
 WORKLOADS = [("timers", wl_timers), ("echo", wl_echo), ("http", wl_http),
              ("memory", wl_memory), ("concurrency", wl_concurrency),
-             ("http-client", wl_http_client), ("backends", wl_backends), ("tls", wl_tls)]
+             ("http-client", wl_http_client), ("backends", wl_backends), ("tls", wl_tls),
+             ("proc", wl_proc)]
 
 
 # --- Main ---------------------------------------------------------------------

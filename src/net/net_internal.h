@@ -104,6 +104,10 @@ struct loom__sock_class {
      * writes use writev() with SIGPIPE held off, reads are on readiness
      * (never the backend's recv), and no socket call is made on it. */
     bool stream;
+    /* Reads per readiness before the loop moves on (0: 4, the fairness
+     * the TCP layer wants between many connections; a process pipe, one
+     * producer feeding one consumer, takes more, as libuv's 32). */
+    uint8_t read_batch;
     bool nagle;
     bool half_open;
     bool is_static; /* owned by someone else: never freed by the refcount */

@@ -766,7 +766,8 @@ static void loom__socket_read(loom_socket_t *s)
         return;
     }
     size_t size = loop->scratch_size;
-    for (int i = 0; i < 4; i++) {
+    int batch = s->cls->read_batch ? s->cls->read_batch : 4;
+    for (int i = 0; i < batch; i++) {
         ssize_t n = read(s->io.bio.fd, buf, size);
         if (n > 0) {
             loom__socket_deliver(s, buf, (size_t)n);

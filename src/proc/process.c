@@ -647,6 +647,12 @@ int loom_spawn(loom_loop_t *loop, const loom_spawn_opts *o, loom_process_t **out
             }
             parent_end[t] = sv[0];
             child_end[t] = sv[1];
+            /* 1 MiB of send buffer each way (AF_UNIX charges the queue to
+             * the sender): a child writing bulk output blocks, and wakes
+             * its reader, a quarter as often as with the default. */
+            int big = 1 << 20;
+            (void)setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+            (void)setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
             /* Ours non-blocking; the child's stays blocking, as programs
              * expect of their stdio. */
             int fl = fcntl(sv[0], F_GETFL);

@@ -48,6 +48,7 @@ loom__sock_class *loom__proc_class_new(const loom_tcp_opts *o, size_t size)
     if (o)
         LOOM__CLASS_FROM_OPTS(c, o);
     c->on_connect = NULL; /* open at once: nothing to wait for */
+    c->read_batch = 16;
     loom__class_set_transport(c, NULL);
     return c;
 }
@@ -89,7 +90,7 @@ static void stream_sigwinch_cb(loom_signal_t *sig, int signo, void *data)
         loom__queue_remove(&sc->tnode);
         loom__queue_insert_tail(&st->ttys, &sc->tnode);
         loom_socket_t *s = sc->sock;
-        int cols, rows;
+        int cols = 0, rows = 0;
         if (loom__socket_dead(s) || stream_winsize(s->io.bio.fd, &cols, &rows) < 0)
             continue;
         if (cols == sc->cols && rows == sc->rows)

@@ -1,7 +1,7 @@
 /* loom-watch - re-runs a command when something under a directory changes,
  * like entr(1).
  *
- *   loom-watch [-d MS] [-g MS] [-p PREFIX] [-q] DIR [DIR...] -- CMD ARGS...
+ *   loom-watch [-d MS] [-g MS] [-p PREFIX] [-q] [-x GLOB]... DIR [DIR...] -- CMD ARGS...
  *
  * The command runs once at the start and again after every burst of
  * changes under the directories (watched recursively), once the burst has
@@ -10,7 +10,9 @@
  * after the grace time (-g, 2000 ms). Its stdout and stderr are streamed to
  * ours, each line prefixed (-p, "[CMD] ", where CMD is the command's base
  * name). Status lines ("loom-watch: ...") go to stderr; -q keeps only the
- * errors. SIGINT or SIGTERM stops the run, waits for it, and exits 0.
+ * errors. -x GLOB (repeatable) ignores changes to paths of which a component
+ * matches GLOB (-x .git -x '*.swp'). SIGINT or SIGTERM stops the run, waits
+ * for it, and exits 0.
  *
  * It is loom's fs watch (loom/fs_watch.h), process spawning with pipes as
  * sockets (loom/process.h), timers and signals, together.
@@ -19,6 +21,8 @@
 #include <loom/process.h>
 
 #include <errno.h>
+#include <fnmatch.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -55,6 +59,8 @@ static struct {
     size_t prefix_len;
     uint64_t debounce_ms, grace_ms;
     bool quiet;
+    const char **excludes; /* -x GLOB */
+    int nexcludes;
     loom_timer_t *debounce, *grace;
     run *current;  /* the running command, or NULL */
     unsigned runs; /* started so far */
@@ -308,6 +314,30 @@ static void on_debounce(loom_timer_t *t, void *data)
     }
 }
 
+/* -x GLOB: the path, or one of its components, matches a pattern. */
+static bool excluded(const char *path)
+{
+    if (path == NULL || g.nexcludes == 0)
+        return false;
+    for (int i = 0; i < g.nexcludes; i++) {
+        if (fnmatch(g.excludes[i], path, 0) == 0)
+            return true;
+        char comp[NAME_MAX + 1];
+        for (const char *p = path; *p;) {
+            const char *e = strchr(p, '/');
+            size_t n = e ? (size_t)(e - p) : strlen(p);
+            if (n < sizeof comp) {
+                memcpy(comp, p, n);
+                comp[n] = 0;
+                if (fnmatch(g.excludes[i], comp, 0) == 0)
+                    return true;
+            }
+            p += n + (e != NULL);
+        }
+    }
+    return false;
+}
+
 static void on_change(loom_fs_watch_t *w, const loom_fs_event_t *ev, void *data)
 {
     const char *root = data;
@@ -338,6 +368,8 @@ static void on_change(loom_fs_watch_t *w, const loom_fs_event_t *ev, void *data)
     default:
         break;
     }
+    if (ev->path[0] && excluded(ev->path) && (ev->to == NULL || excluded(ev->to)))
+        return;
     if ((ev->type == LOOM_FS_DELETE || ev->type == LOOM_FS_MOVED_OUT) && ev->path[0] == 0) {
         fprintf(stderr, "loom-watch: %s was %s\n", loom_fs_watch_path(w),
                 ev->type == LOOM_FS_DELETE ? "deleted" : "moved away");
@@ -378,12 +410,15 @@ static void on_log(int level, const char *msg, void *data)
 static int usage(void)
 {
     fprintf(stderr,
-            "usage: loom-watch [-d MS] [-g MS] [-p PREFIX] [-q] DIR [DIR...] -- CMD [ARGS...]\n"
+            "usage: loom-watch [-d MS] [-g MS] [-p PREFIX] [-q] [-x GLOB]... DIR [DIR...] -- CMD "
+            "[ARGS...]\n"
             "  re-runs CMD when something under a DIR changes\n"
             "  -d MS      debounce: wait for MS quiet milliseconds (default 100)\n"
             "  -g MS      grace between SIGTERM and SIGKILL (default 2000)\n"
             "  -p PREFIX  prefix of CMD's output lines (default \"[CMD] \")\n"
-            "  -q         quiet: no status lines\n");
+            "  -q         quiet: no status lines\n"
+            "  -x GLOB    ignore changes to paths with a component matching GLOB\n"
+            "             (repeatable: -x .git -x '*.swp')\n");
     return 2;
 }
 
@@ -407,6 +442,12 @@ int main(int argc, char **argv)
         const char *o = argv[i];
         if (strcmp(o, "-q") == 0) {
             g.quiet = true;
+        } else if (strcmp(o, "-x") == 0 && i + 1 < argc) {
+            const char **x = realloc(g.excludes, (size_t)(g.nexcludes + 1) * sizeof *x);
+            if (x == NULL)
+                return 1;
+            g.excludes = x;
+            g.excludes[g.nexcludes++] = argv[++i];
         } else if ((strcmp(o, "-d") == 0 || strcmp(o, "-g") == 0) && i + 1 < argc) {
             if (!parse_ms(argv[++i], o[1] == 'd' ? &g.debounce_ms : &g.grace_ms))
                 return usage();
@@ -466,6 +507,7 @@ int main(int argc, char **argv)
     rc = loom_run(g.loop, LOOM_RUN_DEFAULT);
     loom_loop_free(g.loop);
     free(g.watches);
+    free(g.excludes);
     if (rc < 0) {
         fprintf(stderr, "loom-watch: %s\n", loom_strerror(rc));
         return 1;

@@ -178,6 +178,27 @@ int main(void)
     CHECK_EQ(finish(&c, SIGINT), 0);
     CHECK(strstr(c.out, "Interrupt") != NULL);
 
+    /* --- -x GLOB: ignored paths do not start a run. ------------------------ */
+    char xdir[600];
+    snprintf(xdir, sizeof xdir, "%s/x", dir);
+    CHECK(mkdir(xdir, 0755) == 0);
+    start(&c, (char *const[]){"loom-watch", "-d", "50", "-x", "*.tmp", "-x", ".hidden", xdir, "--",
+                              "/bin/sh", "-c", "echo tick", NULL});
+    wait_count(&c, "run 1 exited with status 0", 1, 10);
+    touch(xdir, "a.tmp");
+    char hidden[700];
+    snprintf(hidden, sizeof hidden, "%s/.hidden", xdir);
+    CHECK(mkdir(hidden, 0755) == 0);
+    touch(hidden, "f");
+    end = now_s() + 0.6;
+    while (now_s() < end)
+        pump(&c, 0.05);
+    CHECK_EQ(count(&c, "[sh] tick\n"), 1);
+    touch(xdir, "b.c");
+    wait_count(&c, "[sh] tick\n", 2, 10);
+    CHECK(strstr(c.out, "b.c") != NULL); /* the status line names the change */
+    CHECK_EQ(finish(&c, SIGINT), 0);
+
     /* --- A run that ignores SIGTERM: SIGKILL after the grace time. ------ */
     start(&c, (char *const[]){"loom-watch", "-d", "50", "-g", "300", dir, "--", "/bin/sh", "-c",
                               "trap '' TERM; echo run $$; exec sleep 30", NULL});

@@ -325,10 +325,11 @@ static void init_error(loom_fs_watch_t *w, int code, const char *rel)
 /* Scans the directories of w from `from` to the end of its list, watching
  * every subdirectory found (they are appended, so the scan goes on into
  * them: breadth first, no recursion). `emit_creates`: a create is reported
- * for every entry found (a new directory's contents); otherwise errors are
- * recorded for the start-up report. Stops when the callback closes w.
- * Returns 0, or LOOM_ENOSPC / LOOM_ENOMEM when nothing more can be watched
- * (reported already when `emit_creates`). O(entries of the subtree). */
+ * for every entry found (a new directory's contents). Errors are recorded
+ * for the start-up report `at_start`, else reported as events. Stops when
+ * the callback closes w. Returns 0, or LOOM_ENOSPC / LOOM_ENOMEM when
+ * nothing more can be watched (reported already unless `at_start`).
+ * O(entries of the subtree). */
 static int watch_scan(loom_fs_watch_t *w, fs_sub *from, bool emit_creates, bool at_start)
 {
     loom__queue *q = &from->wnode;
@@ -373,21 +374,21 @@ static int watch_scan(loom_fs_watch_t *w, fs_sub *from, bool emit_creates, bool 
                 free(rel);
                 continue;
             }
-            char *copy = emit_creates ? strdup(rel) : NULL;
+            char *copy = strdup(rel); /* watch_add() takes rel */
             fs_sub *ns;
             int r = watch_add(w, rel, false, &ns);
             if (r == LOOM_ENOSPC || r == LOOM_ENOMEM) {
-                if (emit_creates && copy)
-                    emit_error(w, r, "cannot watch", copy);
+                if (!at_start)
+                    emit_error(w, r, "cannot watch", copy ? copy : s->rel);
                 free(copy);
                 closedir(d);
                 return r;
             }
             if (r < 0 && r != LOOM_ENOENT && r != LOOM_ENOTDIR) {
                 if (at_start)
-                    init_error(w, r, copy ? copy : "");
-                else if (copy)
-                    emit_error(w, r, "cannot watch", copy);
+                    init_error(w, r, copy ? copy : s->rel);
+                else
+                    emit_error(w, r, "cannot watch", copy ? copy : s->rel);
             }
             free(copy);
         }

@@ -4,9 +4,10 @@
  * the scan of each new directory); and the whole tree deleted, every directory dropped. */
 #include "test_fs_util.h"
 
-#define CHAINS    10
-#define DEPTH     100 /* per chain, its top included */
-#define NEW_DEPTH 40
+#define CHAINS     10
+#define DEPTH      100 /* per chain, its top included */
+#define NEW_DEPTH  40
+#define LONG_CHAIN 25 /* of 200-byte names: beyond PATH_MAX */
 
 /* Makes a chain of `depth` directories named `name` under `dir`; returns
  * an fd of the deepest (openat keeps each step O(1)). */
@@ -113,6 +114,39 @@ int main(void)
     loom_fs_watch_close(w);
     CHECK_EQ(loom_run(loop, LOOM_RUN_DEFAULT), 0);
     CHECK_EQ(r.closed, 1);
+
+    /* A tree deeper than PATH_MAX: the directories that cannot be watched
+     * do not fail the call; they are one error event, from the loop. */
+    char name[201];
+    memset(name, 'p', 200);
+    name[200] = 0;
+    int fds[LONG_CHAIN + 1];
+    fds[0] = open(dir, O_RDONLY | O_DIRECTORY);
+    CHECK(fds[0] >= 0);
+    for (int k = 1; k <= LONG_CHAIN; k++) {
+        CHECK(mkdirat(fds[k - 1], name, 0755) == 0);
+        fds[k] = openat(fds[k - 1], name, O_RDONLY | O_DIRECTORY);
+        CHECK(fds[k] >= 0);
+    }
+    recorder r2;
+    rec_init(&r2);
+    CHECK_OK(loom_fs_watch(loop, dir, LOOM_FS_WATCH_RECURSIVE, rec_cb, &r2, &w));
+    CHECK(loom_fs_watch_dirs(w) < LONG_CHAIN + 1);
+    long e = run_until(loop, &r2, 0, LOOM_FS_ERROR, NULL, 10);
+    CHECK(e >= 0);
+    CHECK_EQ(r2.ev[e].code, LOOM_ENAMETOOLONG);
+    CHECK_EQ(rec_count(&r2, LOOM_FS_ERROR, NULL), 1);
+    fs_write(fs_path(dir, "still"), "x"); /* the watch goes on */
+    CHECK(run_until(loop, &r2, 0, LOOM_FS_CREATE, "still", 10) >= 0);
+    loom_fs_watch_close(w);
+    CHECK_EQ(loom_run(loop, LOOM_RUN_DEFAULT), 0);
+    CHECK_EQ(r2.closed, 1);
+    rec_free(&r2);
+    for (int k = LONG_CHAIN; k >= 1; k--) {
+        close(fds[k]);
+        CHECK(unlinkat(fds[k - 1], name, AT_REMOVEDIR) == 0);
+    }
+    close(fds[0]);
     fprintf(stderr,
             "watched %d directories in %.1f ms; events %.1f ms; rm -r %.1f ms; all dropped "
             "%.1f ms later\n",

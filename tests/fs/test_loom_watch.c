@@ -119,16 +119,21 @@ static void touch(const char *dir, const char *name)
     close(fd);
 }
 
-/* The pid printed after "[sh] run " the n-th time (1-based). */
-static pid_t run_pid(const child *c, int n)
+/* The pid printed after "[sh] run " the n-th time (1-based), once its
+ * line is complete. */
+static pid_t run_pid(child *c, int n)
 {
-    const char *p = c->out;
-    for (int i = 0; i < n; i++) {
-        p = strstr(p, "[sh] run ");
-        CHECK(p != NULL);
-        p += 9;
+    double end = now_s() + 10;
+    for (;;) {
+        const char *p = c->out;
+        for (int i = 0; i < n && p; i++)
+            if ((p = strstr(p, "[sh] run ")) != NULL)
+                p += 9;
+        if (p && strchr(p, '\n'))
+            return (pid_t)atoi(p);
+        CHECK(now_s() < end);
+        pump(c, 0.05);
     }
-    return (pid_t)atoi(p);
 }
 
 int main(void)

@@ -798,7 +798,7 @@ int loom_fs_watch(loom_loop_t *loop, const char *path, unsigned flags, loom_fs_w
         return LOOM_EINVAL;
     if (loop->freeing)
         return LOOM_ECLOSED;
-    fs_state *st;
+    fs_state *st = NULL;
     int r = state_get(loop, &st);
     if (r < 0) {
         loom_log(loop, LOOM_LOG_ERR, "fs watch: cannot watch %s: %s", path, watch_errtext(r));

@@ -29,6 +29,7 @@
 #include "loom/ws.h"
 #include "loom/udp.h"
 #include "loom/process.h"
+#include "loom/fs_watch.h"
 
 #define LOOM_VERSION_MAJOR 0
 #define LOOM_VERSION_MINOR 1

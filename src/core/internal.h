@@ -360,6 +360,11 @@ struct loom_loop {
     loom_stats_t stats;
     void *user_data;
     void *foreign;
+
+    /* File-system watching (src/fs/watch.c): the loop's inotify state and
+     * its hook for loom_loop_free(). NULL if unused. */
+    void *fs;
+    void (*fs_free)(loom_loop_t *loop);
 };
 
 #define LOOM__SCRATCH_SIZE (64 * 1024)

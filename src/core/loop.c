@@ -676,6 +676,9 @@ void loom_loop_free(loom_loop_t *loop)
     /* Application fd watchers still open (the fds stay the application's). */
     for (loom__queue *q = loop->user_ios.next; q != &loop->user_ios; q = q->next)
         loom_io_close(LOOM__CONTAINER_OF(q, loom_io_t, node));
+    /* File-system watches (their close notifications run in the drain). */
+    if (loop->fs_free)
+        loop->fs_free(loop);
     /* After net (TCP cancels its lookups there), before the backend goes. */
     if (loop->dns_free)
         loop->dns_free(loop);

@@ -99,6 +99,7 @@ static void loom__hconn_process_store(loom_http_server_t *srv, loom_socket_t *s,
 static void loom__h1_finished(loom_http_req_t *req);
 static void loom__h1_resume_run(loom__pending *p);
 static void loom__hconn_h2(loom_socket_t *s, char *buf, size_t len);
+static bool loom__hconn_h2_stored(loom_socket_t *s, char *buf, size_t len);
 #define LOOM__H2_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 /* Queues the request's resume phase (once): the core's pending queue, one
@@ -756,6 +757,9 @@ static void loom__hconn_read(loom_socket_t *s, char *buf, size_t len)
         }
         break;
     case LOOM__HC_HEAD:
+        if (c->nreq == 0 && !(c->flags & LOOM__HCF_FULL) && loom__h2_enabled(srv, false) &&
+            loom__hconn_h2_stored(s, buf, len))
+            return;
         if (srv->ms_header && (uint32_t)(loom__now32(loop) - c->t0) > srv->ms_header) {
             loom__hsrv_emit(srv, LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT, "request header timeout");
             loom__h1_close(s, false);
@@ -991,6 +995,33 @@ static void loom__hconn_h2(loom_socket_t *s, char *buf, size_t len)
     c->u.h2 = h2;
     if (len)
         loom__h2_read(h2, buf, len);
+}
+
+/* h2c: the first read was too short to tell the preface ("PRI ") from a
+ * method and was stored as a partial head. Returns true if the stored
+ * bytes and buf[0..len) open with the preface (the connection is HTTP/2
+ * now), false to go on with HTTP/1. */
+static bool loom__hconn_h2_stored(loom_socket_t *s, char *buf, size_t len)
+{
+    loom__hconn *c = loom__hconn_of(s);
+    size_t n = loom__bytes_size(c->u.in);
+    if (n == 0 || n >= 4 || memcmp(loom__bytes_data(c->u.in), "PRI ", n) != 0)
+        return false;
+    size_t k = n + len < 24 ? n + len : 24, m = k - n;
+    if (k < 4 || memcmp(buf, LOOM__H2_PREFACE + n, m) != 0)
+        return false;
+    loom__bytes *b = c->u.in;
+    c->u.in = NULL;
+    c->state = LOOM__HC_IDLE;
+    if (loom__bytes_append(&b, buf, len) < 0) {
+        loom__bytes_free(&b);
+        loom__hsrv_emit(s->h.data, LOOM_EV_HTTP_ERROR, LOOM_ENOMEM, "out of memory");
+        loom__h1_close(s, false);
+        return true;
+    }
+    loom__hconn_h2(s, loom__bytes_data(b), loom__bytes_size(b));
+    loom__bytes_free(&b);
+    return true;
 }
 
 void loom__h1_accepted_h2(loom_socket_t *s)

@@ -83,12 +83,14 @@ struct loom__h2conn {
     /* Inside nghttp2 or an application callback of ours: no flush (it
      * follows) and no free (loom__h2_free defers it) until back at 0. */
     unsigned busy;
-    bool dead;     /* detached: free once out of nghttp2 */
-    bool queued;   /* flush_pend is queued */
-    bool goaway;   /* graceful close: GOAWAY sent */
-    bool settings; /* our SETTINGS not acknowledged yet */
-    bool reported; /* an error event was sent for this connection */
-    char err[96];  /* nghttp2's last error message */
+    bool dead;         /* detached: free once out of nghttp2 */
+    bool queued;       /* flush_pend is queued */
+    bool goaway;       /* graceful close: GOAWAY sent */
+    bool settings;     /* our SETTINGS not acknowledged yet */
+    bool reported;     /* an error event was sent for this connection */
+    uint32_t resets;   /* rapid reset: tokens left (see loom__h2_on_reset) */
+    uint64_t reset_ms; /* loop time of the last refill */
+    char err[96];      /* nghttp2's last error message */
 };
 
 static void loom__h2_flush(loom__h2conn *c);
@@ -487,6 +489,30 @@ static int loom__h2_on_header(nghttp2_session *ng, const nghttp2_frame *f, const
     return 0;
 }
 
+/* Rapid reset (CVE-2023-44487): every RST_STREAM from the client costs a
+ * token of a bucket of reset_burst, refilled at reset_rate per second;
+ * an empty bucket ends the connection with GOAWAY ENHANCE_YOUR_CALM.
+ * (nghttp2's own limit, set wider, is the backstop.) */
+static void loom__h2_on_reset(loom__h2conn *c)
+{
+    const loom_http2_opts *o = &c->srv->o.http2;
+    uint32_t burst = o->reset_burst ? o->reset_burst : 200;
+    uint32_t rate = o->reset_rate ? o->reset_rate : 50;
+    uint64_t now = c->s->h.loop->now;
+    uint64_t add = (now - c->reset_ms) * rate / 1000;
+    if (add) {
+        c->resets = add >= burst - c->resets ? burst : c->resets + (uint32_t)add;
+        c->reset_ms = now;
+    }
+    if (c->resets > 0) {
+        c->resets--;
+        return;
+    }
+    if (!c->err[0])
+        snprintf(c->err, sizeof c->err, "rapid reset: more than %u stream resets", burst);
+    nghttp2_session_terminate_session(c->ng, NGHTTP2_ENHANCE_YOUR_CALM);
+}
+
 static int loom__h2_on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
 {
     loom__h2conn *c = ud;
@@ -498,6 +524,10 @@ static int loom__h2_on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, v
     }
     if (f->hd.stream_id == 0)
         return 0;
+    if (f->hd.type == NGHTTP2_RST_STREAM) {
+        loom__h2_on_reset(c);
+        return 0;
+    }
     loom__h2stream *st = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
     if (st == NULL)
         return 0;
@@ -553,7 +583,8 @@ static int loom__h2_on_frame_send(nghttp2_session *ng, const nghttp2_frame *f, v
     loom__h2conn *c = ud;
     if (f->hd.type == NGHTTP2_SETTINGS && !(f->hd.flags & NGHTTP2_FLAG_ACK)) {
         c->settings = true;
-    } else if (f->hd.type == NGHTTP2_GOAWAY && f->goaway.error_code != NGHTTP2_NO_ERROR) {
+    } else if (f->hd.type == NGHTTP2_GOAWAY && f->goaway.error_code != NGHTTP2_NO_ERROR &&
+               !c->reported) {
         char why[160];
         snprintf(why, sizeof why, "GOAWAY %s%s%s", nghttp2_http2_strerror(f->goaway.error_code),
                  c->err[0] ? ": " : "", c->err);
@@ -781,8 +812,10 @@ loom__h2conn *loom__h2_new(loom_socket_t *s)
     nghttp2_option_set_max_outbound_ack(opt, 1000);
     nghttp2_option_set_max_settings(opt, 32);
     nghttp2_option_set_max_continuations(opt, 8);
-    nghttp2_option_set_stream_reset_rate_limit(opt, o->reset_burst ? o->reset_burst : 200,
-                                               o->reset_rate ? o->reset_rate : 50);
+    c->resets = o->reset_burst ? o->reset_burst : 200;
+    c->reset_ms = s->h.loop->now;
+    nghttp2_option_set_stream_reset_rate_limit(opt, 2 * c->resets + 1000,
+                                               2 * (o->reset_rate ? o->reset_rate : 50));
     nghttp2_option_set_max_send_header_block_length(opt, 65536);
     int r = nghttp2_session_server_new2(&c->ng, cb, c, opt);
     nghttp2_option_del(opt);
@@ -829,19 +862,23 @@ void loom__h2_read(loom__h2conn *c, char *buf, size_t len)
         return;
     }
     if (r < 0) {
+        /* nghttp2 queued GOAWAY (on_frame_send reports it, with this
+         * reason); a bad preface gets none and is reported here. */
         const char *why = r == NGHTTP2_ERR_BAD_CLIENT_MAGIC ? "bad connection preface"
                           : r == NGHTTP2_ERR_FLOODED        ? "flood of control frames"
                                                             : nghttp2_strerror((int)r);
-        if (!c->reported)
-            loom__h2_report(c, LOOM_EV_HTTP_ERROR,
-                            r == NGHTTP2_ERR_FLOODED ? LOOM_ETOOMANY : LOOM_EPROTOCOL, why);
+        snprintf(c->err, sizeof c->err, "%s", why);
         if (r != NGHTTP2_ERR_BAD_CLIENT_MAGIC)
             nghttp2_session_terminate_session(c->ng, r == NGHTTP2_ERR_FLOODED
                                                          ? NGHTTP2_ENHANCE_YOUR_CALM
                                                          : NGHTTP2_PROTOCOL_ERROR);
         loom__h2_flush(c);
-        if (!loom_socket_closed(s))
+        if (!loom_socket_closed(s)) {
+            if (!c->reported)
+                loom__h2_report(c, LOOM_EV_HTTP_ERROR,
+                                r == NGHTTP2_ERR_FLOODED ? LOOM_ETOOMANY : LOOM_EPROTOCOL, why);
             loom__h1_close(s, true);
+        }
         return;
     }
     if (c->queued) {

@@ -489,7 +489,8 @@ static void loom__hsrv_accepted(loom_socket_t *s)
     loom__h1_accepted(s);
     if (srv->o.tls && loom__h2_enabled(srv, true)) {
         loom_tls_info ti;
-        if (loom_socket_tls_info(s, &ti) == 0 && ti.alpn_len == 2 && memcmp(ti.alpn, "h2", 2) == 0) {
+        if (loom_socket_tls_info(s, &ti) == 0 && ti.alpn_len == 2 &&
+            memcmp(ti.alpn, "h2", 2) == 0) {
             loom__h1_accepted_h2(s);
             return;
         }

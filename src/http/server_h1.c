@@ -737,9 +737,11 @@ static void loom__hconn_read(loom_socket_t *s, char *buf, size_t len)
         return;
     case LOOM__HC_IDLE:
         /* h2c with prior knowledge: the connection preface instead of a
-         * first request (four bytes tell it from any HTTP/1 method). */
+         * first request. "PRI * HTTP/2.0" tells it from any HTTP/1 request
+         * (four bytes at least: "PRI " is no method loom serves); nghttp2
+         * checks the rest of the preface. */
         if (c->nreq == 0 && len >= 4 && memcmp(buf, "PRI ", 4) == 0 &&
-            memcmp(buf, LOOM__H2_PREFACE, len < 24 ? len : 24) == 0 &&
+            memcmp(buf, LOOM__H2_PREFACE, len < 14 ? len : 14) == 0 &&
             loom__h2_enabled(srv, false)) {
             loom__hconn_h2(s, buf, len);
             return;
@@ -1007,7 +1009,7 @@ static bool loom__hconn_h2_stored(loom_socket_t *s, char *buf, size_t len)
     size_t n = loom__bytes_size(c->u.in);
     if (n == 0 || n >= 4 || memcmp(loom__bytes_data(c->u.in), "PRI ", n) != 0)
         return false;
-    size_t k = n + len < 24 ? n + len : 24, m = k - n;
+    size_t k = n + len < 14 ? n + len : 14, m = k - n;
     if (k < 4 || memcmp(buf, LOOM__H2_PREFACE + n, m) != 0)
         return false;
     loom__bytes *b = c->u.in;

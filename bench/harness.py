@@ -69,6 +69,10 @@ sys.path.insert(0, HERE)
 from tls_bench import METRICS as TLS_METRICS  # noqa: E402
 
 METRICS.update(TLS_METRICS)
+sys.path.insert(0, os.path.join(HERE, "h2"))
+from h2_bench import METRICS as H2_METRICS  # noqa: E402
+
+METRICS.update(H2_METRICS)
 
 # Backend rows are compared with the raw probe of the same workload. Not the
 # pipelined one: its probe figure is req/s, the backend rows req/CPU-s.
@@ -1080,9 +1084,15 @@ def wl_tls(ctx, res):
     tls_bench.wl_tls(sys.modules[__name__], ctx, res)
 
 
+def wl_h2(ctx, res):
+    import h2_bench  # bench/h2/h2_bench.py: the HTTP/2 server workloads
+    h2_bench.wl_h2(sys.modules[__name__], ctx, res)
+
+
 WORKLOADS = [("timers", wl_timers), ("echo", wl_echo), ("http", wl_http),
              ("memory", wl_memory), ("concurrency", wl_concurrency),
-             ("http-client", wl_http_client), ("backends", wl_backends), ("tls", wl_tls)]
+             ("http-client", wl_http_client), ("backends", wl_backends), ("tls", wl_tls),
+             ("h2", wl_h2)]
 
 
 # --- Main ---------------------------------------------------------------------

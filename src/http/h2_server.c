@@ -71,6 +71,7 @@ typedef struct loom__h2stream {
     /* Body bytes held while the application paused. */
     char *ib;
     size_t ilen, icap;
+    uint64_t stall_ms; /* loop time since which the answer waits on a zero window, or 0 */
 } loom__h2stream;
 
 struct loom__h2conn {
@@ -83,14 +84,15 @@ struct loom__h2conn {
     /* Inside nghttp2 or an application callback of ours: no flush (it
      * follows) and no free (loom__h2_free defers it) until back at 0. */
     unsigned busy;
-    bool dead;         /* detached: free once out of nghttp2 */
-    bool queued;       /* flush_pend is queued */
-    bool goaway;       /* graceful close: GOAWAY sent */
-    bool settings;     /* our SETTINGS not acknowledged yet */
-    bool reported;     /* an error event was sent for this connection */
-    uint32_t resets;   /* rapid reset: tokens left (see loom__h2_on_reset) */
-    uint64_t reset_ms; /* loop time of the last refill */
-    char err[96];      /* nghttp2's last error message */
+    bool dead;             /* detached: free once out of nghttp2 */
+    bool queued;           /* flush_pend is queued */
+    bool goaway;           /* graceful close: GOAWAY sent */
+    bool settings;         /* our SETTINGS not acknowledged yet */
+    bool reported;         /* an error event was sent for this connection */
+    loom_timer_t *stall_t; /* zero-window stalls (loom__h2_check_stall), made on first use */
+    uint32_t resets;       /* rapid reset: tokens left (see loom__h2_on_reset) */
+    uint64_t reset_ms;     /* loop time of the last refill */
+    char err[96];          /* nghttp2's last error message */
 };
 
 static void loom__h2_flush(loom__h2conn *c);
@@ -674,12 +676,82 @@ static void loom__h2_flush_cb(loom__pending *p)
     loom__h2_flush(c);
 }
 
+/* Zero-window stalls: an answer that waits on a window the client keeps
+ * shut makes no progress although the socket is idle, so the socket's
+ * write timeout cannot see it. Each stream remembers since when it waits;
+ * a timer resets the streams that waited longer than the write timeout
+ * (RST_STREAM CANCEL, an event, on_close for a request still owned). */
+static void loom__h2_stall_cb(loom_timer_t *t, void *data);
+
+static void loom__h2_check_stall(loom__h2conn *c)
+{
+    uint32_t wt = c->s->cls->write_timeout_ms;
+    if (wt == 0)
+        return;
+    uint64_t now = c->s->h.loop->now;
+    bool any = false;
+    bool conn_shut = nghttp2_session_get_remote_window_size(c->ng) <= 0;
+    for (loom__queue *q = c->streams.next; q != &c->streams; q = q->next) {
+        loom__h2stream *st = LOOM__CONTAINER_OF(q, loom__h2stream, node);
+        if (st->olen > st->ooff &&
+            (conn_shut || nghttp2_session_get_stream_remote_window_size(c->ng, st->id) <= 0)) {
+            if (st->stall_ms == 0)
+                st->stall_ms = now ? now : 1;
+            any = true;
+        } else {
+            st->stall_ms = 0;
+        }
+    }
+    if (!any)
+        return;
+    if (c->stall_t == NULL) {
+        if (loom_timer_new(c->s->h.loop, &c->stall_t, loom__h2_stall_cb, c) < 0)
+            return;
+        loom_timer_unref(c->stall_t);
+    }
+    if (!loom_timer_active(c->stall_t))
+        loom_timer_start(c->stall_t, wt / 2 ? wt / 2 : 1, 0);
+}
+
+static void loom__h2_stall_cb(loom_timer_t *t, void *data)
+{
+    (void)t;
+    loom__h2conn *c = data;
+    if (c->dead)
+        return;
+    uint32_t wt = c->s->cls->write_timeout_ms;
+    uint64_t now = c->s->h.loop->now;
+    c->busy++;
+    for (loom__queue *q = c->streams.next; q != &c->streams && !c->dead;) {
+        loom__h2stream *st = LOOM__CONTAINER_OF(q, loom__h2stream, node);
+        q = q->next;
+        if (st->stall_ms == 0 || now - st->stall_ms < wt)
+            continue;
+        char why[96];
+        snprintf(why, sizeof why, "stream %d: response write timeout (zero window)", st->id);
+        loom__h2_report(c, LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT, why);
+        c->reported = false; /* one event per stream here */
+        st->stall_ms = 0;
+        st->olen = st->ooff = 0;
+        nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+        loom__h2s_req_gone(st);
+    }
+    c->busy--;
+    if (c->dead) {
+        if (c->busy == 0)
+            loom__h2_free_now(c);
+        return;
+    }
+    loom__h2_flush(c);
+}
+
 static void loom__h2_settle(loom__h2conn *c)
 {
     loom_http_server_t *srv = c->srv;
     loom_socket_t *s = c->s;
     if (c->dead || loom_socket_closed(s))
         return;
+    loom__h2_check_stall(c);
     if (!nghttp2_session_want_read(c->ng) && !nghttp2_session_want_write(c->ng)) {
         loom__h1_close(s, true); /* GOAWAY done and every stream finished */
         return;
@@ -926,6 +998,8 @@ void loom__h2_close_conn(loom__h2conn *c, bool force)
 static void loom__h2_free_now(loom__h2conn *c)
 {
     loom__pending_cancel(&c->flush_pend);
+    if (c->stall_t)
+        loom_timer_close(c->stall_t);
     while (!loom__queue_empty(&c->streams)) {
         loom__h2stream *st = LOOM__CONTAINER_OF(c->streams.next, loom__h2stream, node);
         loom__h2s_free(st);

@@ -194,6 +194,15 @@ def main():
         except (BrokenPipeError, ConnectionResetError):
             pass
         print(eof(p))
+    elif what == "zero_window":
+        # SETTINGS_INITIAL_WINDOW_SIZE 0: the answer's body can never leave.
+        p.send(PREFACE + frame(SETTINGS, 0, 0, struct.pack(">HI", 4, 0)))
+        p.request(1, "/big")
+        st, body, err = p.response(1)
+        print("status", st, len(body), err)
+        p.request(3, "/")
+        p.send(frame(WINDOW, 0, 3, struct.pack(">I", 100)))
+        print("status", p.response(3)[0])
     elif what == "graceful":
         p.start()
         p.request(1, "/close")

@@ -3,7 +3,8 @@
  * misbehaves on purpose: a bad preface, frames on a closed stream, a
  * window overflow, a SETTINGS ack that never comes, GOAWAY in the middle of
  * a streamed answer, RST_STREAM of a deferred request (on_close), the
- * rapid-reset, CONTINUATION and PING floods, an HPACK bomb, a paused upload
+ * rapid-reset, CONTINUATION and PING floods, an HPACK bomb, a zero-window
+ * stall (the stream is reset after the write timeout), a paused upload
  * (flow control as backpressure) and a graceful close (GOAWAY with the last
  * stream id, the deferred answer still delivered). Each attack gets the
  * right GOAWAY and one event that names the client and the reason, and the
@@ -61,6 +62,10 @@ static void on_request(loom_http_req_t *req, void *data)
     } else if (strcmp(path, "/close") == 0) {
         CHECK_OK(loom_http_server_close(srv, 0, hs_on_closed));
         CHECK_OK(loom_delay(loom_http_req_loop(req), 200, later_cb, req, NULL));
+    } else if (strcmp(path, "/big") == 0) {
+        static char big[100000];
+        memset(big, 'b', sizeof big);
+        CHECK_OK(loom_http_respond(req, 200, NULL, big, sizeof big));
     } else if (strcmp(path, "/upload") == 0) {
         loom_http_req_set_data(req, (void *)0);
     } else {
@@ -105,6 +110,7 @@ static void start(loom_loop_t *loop)
                                                        .on_close = on_close,
                                                        .on_drain = on_drain,
                                                        .header_timeout_ms = 300,
+                                                       .write_timeout_ms = 300,
                                                        .http2 = {.h2c = true}},
                               &srv));
 }
@@ -190,6 +196,12 @@ int main(void)
 
     peer(loop, "upload_pause", out, sizeof out);
     expect(out, "status 200 got 200000 None");
+
+    /* A client that keeps the window shut: the stream is reset after the
+     * write timeout; the connection goes on. */
+    peer(loop, "zero_window", out, sizeof out);
+    expect(out, "status 200 0 rst 8\nstatus 200");
+    expect(events, "stream 1: response write timeout (zero window)");
 
     /* Still serving after all that. */
     peer(loop, "closed_stream", out, sizeof out);

@@ -137,7 +137,6 @@ static void loom__h2_report(loom__h2conn *c, loom_event_kind_t kind, int code, c
     char peer[64], msg[256];
     loom__socket_peer_name(c->s, peer, sizeof peer);
     snprintf(msg, sizeof msg, "http2 client %s: %s", peer[0] ? peer : "?", why);
-    c->reported = true;
     loom__hsrv_emit(c->srv, kind, code, msg);
 }
 
@@ -594,6 +593,7 @@ static int loom__h2_on_frame_send(nghttp2_session *ng, const nghttp2_frame *f, v
                         f->goaway.error_code == NGHTTP2_ENHANCE_YOUR_CALM ? LOOM_ETOOMANY
                                                                           : LOOM_EPROTOCOL,
                         why);
+        c->reported = true; /* one event for the connection's end */
     } else if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) &&
                (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
         /* The answer is complete before the request's body: the rest is
@@ -730,7 +730,6 @@ static void loom__h2_stall_cb(loom_timer_t *t, void *data)
         char why[96];
         snprintf(why, sizeof why, "stream %d: response write timeout (zero window)", st->id);
         loom__h2_report(c, LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT, why);
-        c->reported = false; /* one event per stream here */
         st->stall_ms = 0;
         st->olen = st->ooff = 0;
         nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);

@@ -6,7 +6,8 @@
  * percent-decoding, 204 and 304 without a body, a deferred answer, a
  * streamed answer without a length, SSE, an interim 103 before the final
  * answer, and on_body with pause/resume over a 300 KiB upload. Only
- * loom_http_req_version() differs. */
+ * loom_http_req_version() differs. LOOM_TEST_NO_BACKEND: it is about the
+ * protocols (26 curl runs); test_h2_server_curl covers the backends. */
 #include "test_http_server_util.h"
 
 static int want_version;

@@ -744,6 +744,18 @@ static void loom__h2_stall_cb(loom_timer_t *t, void *data)
     loom__h2_flush(c);
 }
 
+/* True if a stream waits for request body bytes the application wants
+ * (not paused). O(streams), at most max_concurrent_streams. */
+static bool loom__h2_body_due(loom__h2conn *c)
+{
+    for (loom__queue *q = c->streams.next; q != &c->streams; q = q->next) {
+        loom__h2stream *st = LOOM__CONTAINER_OF(q, loom__h2stream, node);
+        if (st->req && st->req->bstate == LOOM__HB_READ && !(st->req->flags & LOOM__HR_PAUSED))
+            return true;
+    }
+    return false;
+}
+
 static void loom__h2_settle(loom__h2conn *c)
 {
     loom_http_server_t *srv = c->srv;
@@ -761,6 +773,8 @@ static void loom__h2_settle(loom__h2conn *c)
     unsigned g = 0;
     if (c->nstreams == 0)
         g = c->settings && srv->g_head ? srv->g_head : srv->g_idle;
+    else if (loom__h2_body_due(c))
+        g = srv->g_body; /* a request body is awaited: the body timeout */
     if (loom__socket_high(s))
         loom__socket_read_stop(s);
     else
@@ -968,6 +982,8 @@ void loom__h2_event(loom__h2conn *c, loom_event_kind_t kind, int code, const cha
             loom__h2_report(c, LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT, "response write timeout");
         else if (c->settings)
             loom__h2_report(c, LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT, "SETTINGS ack timeout");
+        else if (c->nstreams && loom__h2_body_due(c))
+            loom__h2_report(c, LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT, "request body timeout");
     }
     /* loom__hconn_detach follows (server_h1.c) and calls loom__h2_free. */
 }

@@ -203,6 +203,12 @@ def main():
         p.request(3, "/")
         p.send(frame(WINDOW, 0, 3, struct.pack(">I", 100)))
         print("status", p.response(3)[0])
+    elif what == "body_stall":
+        # A POST whose body never comes: the body timeout ends it.
+        p.start()
+        p.request(1, "/upload", end=False)
+        p.send(frame(DATA, 0, 1, b"abc"))
+        print(eof(p))
     elif what == "graceful":
         p.start()
         p.request(1, "/close")

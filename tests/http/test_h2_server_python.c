@@ -111,6 +111,7 @@ static void start(loom_loop_t *loop)
                                                        .on_drain = on_drain,
                                                        .header_timeout_ms = 300,
                                                        .write_timeout_ms = 300,
+                                                       .body_timeout_ms = 300,
                                                        .http2 = {.h2c = true}},
                               &srv));
 }
@@ -202,6 +203,14 @@ int main(void)
     peer(loop, "zero_window", out, sizeof out);
     expect(out, "status 200 0 rst 8\nstatus 200");
     expect(events, "stream 1: response write timeout (zero window)");
+
+    /* A request body that stops coming: the body timeout (per connection,
+     * while a stream waits for body bytes), on_close for the request. */
+    c0 = nclose;
+    peer(loop, "body_stall", out, sizeof out);
+    expect(out, "eof");
+    expect(events, "request body timeout");
+    CHECK_EQ(nclose - c0, 1);
 
     /* Still serving after all that. */
     peer(loop, "closed_stream", out, sizeof out);

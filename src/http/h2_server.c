@@ -893,7 +893,6 @@ loom__h2conn *loom__h2_new(loom_socket_t *s)
     uint32_t win = o->initial_window ? o->initial_window : 65535;
     uint32_t hl = o->max_header_list ? o->max_header_list : srv->lim.max_header_bytes;
     nghttp2_option_set_no_auto_window_update(opt, 1);
-    nghttp2_option_set_no_closed_streams(opt, 1);
     nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
     nghttp2_option_set_max_outbound_ack(opt, 1000);
     nghttp2_option_set_max_settings(opt, 32);

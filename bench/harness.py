@@ -82,6 +82,11 @@ from udp_bench import METRICS as UDP_METRICS  # noqa: E402
 
 METRICS.update(UDP_METRICS)
 
+sys.path.insert(0, os.path.join(HERE, "h2"))
+from h2_bench import METRICS as H2_METRICS  # noqa: E402
+
+METRICS.update(H2_METRICS)
+
 # Backend rows are compared with the raw probe of the same workload. Not the
 # pipelined one: its probe figure is req/s, the backend rows req/CPU-s.
 PROBE_FROM = {"backend_echo": "echo", "backend_http_plain": "http_plain"}
@@ -1140,10 +1145,15 @@ def wl_proc(ctx, res):
                 res.add("proc_pipe_total", name, role, j["mib_per_total_cpu_s"], j)
 
 
+def wl_h2(ctx, res):
+    import h2_bench  # bench/h2/h2_bench.py: the HTTP/2 server workloads
+    h2_bench.wl_h2(sys.modules[__name__], ctx, res)
+
+
 WORKLOADS = [("timers", wl_timers), ("echo", wl_echo), ("http", wl_http),
              ("memory", wl_memory), ("concurrency", wl_concurrency),
              ("http-client", wl_http_client), ("backends", wl_backends), ("tls", wl_tls),
-             ("ws", wl_ws), ("udp", wl_udp), ("proc", wl_proc)]
+             ("ws", wl_ws), ("udp", wl_udp), ("proc", wl_proc), ("h2", wl_h2)]
 WORKLOADS.append(("h2-client", wl_h2_client))
 
 

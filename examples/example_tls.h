@@ -10,7 +10,8 @@
 #include "loom.h"
 
 /* A server context from the PEM files `cert` (the chain, leaf first) and
- * `key`, offering ALPN http/1.1; NULL when both are NULL (plain HTTP). One
+ * `key`, with no ALPN list of its own: the HTTP server offers what it
+ * speaks (h2, then http/1.1; see docs/HTTP2.md); NULL when both are NULL (plain HTTP). One
  * without the other is a usage mistake (exit 2), a context that cannot be
  * made is named with the reason (exit 1). */
 static inline loom_tls_ctx_t *example_tls_server(const char *prog, const char *cert,
@@ -24,8 +25,7 @@ static inline loom_tls_ctx_t *example_tls_server(const char *prog, const char *c
     }
     loom_tls_ctx_t *ctx;
     char err[512];
-    loom_tls_opts o = {
-        .server = true, .cert = {.cert_file = cert, .key_file = key}, .alpn = "http/1.1"};
+    loom_tls_opts o = {.server = true, .cert = {.cert_file = cert, .key_file = key}};
     if (loom_tls_ctx_new(&o, &ctx, err, sizeof err) < 0) {
         fprintf(stderr, "%s: %s\n", prog, err);
         exit(1);

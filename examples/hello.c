@@ -3,10 +3,12 @@
  * body "omglolwtf" through the ordinary loom_http_respond().
  *
  *   loom-hello [--port P] [--bind ADDR] [--threads N]
- *              [--tls-cert FILE --tls-key FILE]
+ *              [--tls-cert FILE --tls-key FILE] [--h2c]
  *
  * With --tls-cert and --tls-key (PEM: the chain, leaf first, and its key) it
- * serves HTTPS (ALPN http/1.1) on the same port option.
+ * serves HTTPS on the same port option, HTTP/2 or HTTP/1.1 as ALPN decides
+ * (h2 preferred). With --h2c a plain server also takes HTTP/2 with prior
+ * knowledge (a connection that opens with the HTTP/2 preface).
  *
  * GET /bulk/N streams N bytes ("x"), in 64 KiB writes paced by on_drain:
  * the bulk-download benchmark's route (bench/tls_bench.py).
@@ -107,7 +109,7 @@ static void on_signal(loom_signal_t *sig, int signum, void *data)
 static void usage(void)
 {
     fprintf(stderr, "usage: loom-hello [--port P] [--bind ADDR] [--threads N]\n"
-                    "                  [--tls-cert FILE --tls-key FILE]\n");
+                    "                  [--tls-cert FILE --tls-key FILE] [--h2c]\n");
     exit(2);
 }
 
@@ -116,6 +118,7 @@ int main(int argc, char **argv)
     int port = 8080;
     unsigned threads = 1;
     const char *bind = NULL, *cert = NULL, *key = NULL;
+    bool h2c = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--port") == 0 && i + 1 < argc)
             port = atoi(argv[++i]);
@@ -127,6 +130,8 @@ int main(int argc, char **argv)
             cert = argv[++i];
         else if (strcmp(argv[i], "--tls-key") == 0 && i + 1 < argc)
             key = argv[++i];
+        else if (strcmp(argv[i], "--h2c") == 0)
+            h2c = true;
         else
             usage();
     }
@@ -144,7 +149,8 @@ int main(int argc, char **argv)
                                   .max_connections = 100000,
                                   .tls = tls,
                                   .on_drain = bulk_pump,
-                                  .on_close = bulk_close};
+                                  .on_close = bulk_close,
+                                  .http2 = {.h2c = h2c}};
     r = loom_http_server(loop, bind, port, on_request, &opts, &app.srv);
     loom_tls_ctx_free(tls); /* the server holds its own reference */
     if (r < 0) {
@@ -159,8 +165,11 @@ int main(int argc, char **argv)
         return 1;
     }
     fprintf(stderr, "loom-hello: listening on port %d (%s, %u thread%s, %s)\n",
-            loom_http_server_port(app.srv), tls ? "https" : "http", threads ? threads : 1,
-            threads > 1 ? "s" : "", loom_loop_backend(loop));
+            loom_http_server_port(app.srv),
+            tls   ? "https, h2 and http/1.1"
+            : h2c ? "http, h2c prior knowledge and http/1.1"
+                  : "http",
+            threads ? threads : 1, threads > 1 ? "s" : "", loom_loop_backend(loop));
     r = loom_run(loop, LOOM_RUN_DEFAULT);
     loom_loop_free(loop);
     return r < 0 ? 1 : 0;

@@ -380,7 +380,7 @@ static void inspect(loom_http_req_t *req)
     r = loom_http_req_format(req, buf, sizeof buf);
     ASSERT(r >= 0 && strlen(buf) == ((size_t)r < sizeof buf ? (size_t)r : sizeof buf - 1));
     ASSERT(loom_http_req_loop(req) == g.loop);
-    ASSERT(loom_http_req_version(req) == 0 || loom_http_req_version(req) == 1);
+    ASSERT(loom_http_req_version(req) == 10 || loom_http_req_version(req) == 11);
 }
 
 static void on_request(loom_http_req_t *req, void *data)

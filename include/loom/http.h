@@ -131,6 +131,35 @@ typedef void (*loom_http_server_cb)(loom_http_server_t *srv, void *data);
  * gets no call). */
 typedef void (*loom_http_thread_cb)(loom_loop_t *loop, unsigned index, void *data);
 
+/* HTTP/2 options of a server (loom_http_server_opts.http2). A zeroed
+ * struct gives the defaults; see docs/HTTP2.md. */
+typedef struct loom_http2_opts {
+    /* An HTTPS server offers "h2" by ALPN (before "http/1.1") unless this
+     * is set; a TLS context with its own ALPN list decides instead. */
+    bool disable;
+    /* h2c with prior knowledge: a plain-TCP connection that opens with
+     * the HTTP/2 connection preface ("PRI * HTTP/2.0...") is served as
+     * HTTP/2. Off by default. */
+    bool h2c;
+    /* SETTINGS_MAX_CONCURRENT_STREAMS. 0: 100. */
+    uint32_t max_concurrent_streams;
+    /* SETTINGS_INITIAL_WINDOW_SIZE: request body bytes a stream may send
+     * ahead of the application (a paused on_body stops the window). 0:
+     * 65535. The connection's window is 16 times this. */
+    uint32_t initial_window;
+    /* SETTINGS_MAX_FRAME_SIZE (16384..16777215). 0: 16384. */
+    uint32_t max_frame_size;
+    /* SETTINGS_MAX_HEADER_LIST_SIZE, enforced on decoded fields (name +
+     * value + 32 per field, RFC 9113). 0: limits.max_header_bytes
+     * (default 16384). */
+    uint32_t max_header_list;
+    /* Rapid reset: stream resets the client may cause, as a token bucket
+     * of `reset_burst` refilled at `reset_rate` per second; beyond it the
+     * connection gets GOAWAY ENHANCE_YOUR_CALM. 0: 200 and 50. */
+    uint32_t reset_burst;
+    uint32_t reset_rate;
+} loom_http2_opts;
+
 /* Options for loom_http_server(). A zeroed struct gives the defaults. */
 typedef struct loom_http_server_opts {
     void *data; /* the server's data slot, passed to every callback */
@@ -203,6 +232,9 @@ typedef struct loom_http_server_opts {
     loom_http_thread_cb on_thread;
     /* Adds "Server: <server_name>" to every answer; NULL: none. Not copied. */
     const char *server_name;
+    /* HTTP/2 (docs/HTTP2.md). Requests of an HTTP/2 connection are the
+     * same loom_http_req_t, one per stream, answered with the same calls. */
+    loom_http2_opts http2;
 } loom_http_server_opts;
 
 /* --- Servers --------------------------------------------------------------- */
@@ -284,8 +316,12 @@ LOOM_EXTERN const char *loom_http_req_query(const loom_http_req_t *req, size_t *
  * loom_http_req_header(req, "Host"). */
 LOOM_EXTERN const char *loom_http_req_host(const loom_http_req_t *req, size_t *len);
 
-/* HTTP/1.<minor>: returns 0 or 1. */
+/* The protocol version as 10 * major + minor: 10 (HTTP/1.0), 11 (HTTP/1.1
+ * and above) or 20 (a stream of an HTTP/2 connection). */
 LOOM_EXTERN int loom_http_req_version(const loom_http_req_t *req);
+
+/* The HTTP/2 stream id of the request (for logging), or 0 for HTTP/1. */
+LOOM_EXTERN uint32_t loom_http_req_stream_id(const loom_http_req_t *req);
 
 /* Percent-decodes the path into buf[0..size), NUL-terminated ("%2F" stays a
  * decoded '/', "%00" is refused). Returns the decoded length, LOOM_ENOSPC

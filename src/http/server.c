@@ -487,6 +487,14 @@ static void loom__hsrv_accepted(loom_socket_t *s)
 {
     loom_http_server_t *srv = s->h.data;
     loom__h1_accepted(s);
+    if (srv->o.tls && loom__h2_enabled(srv, true)) {
+        loom_tls_info ti;
+        if (loom_socket_tls_info(s, &ti) == 0 && ti.alpn_len == 2 &&
+            memcmp(ti.alpn, "h2", 2) == 0) {
+            loom__h1_accepted_h2(s);
+            return;
+        }
+    }
     /* Until its first byte a connection is held to the header timeout, not
      * the idle one: idle sockets must not hold max_connections cheaply. */
     if (srv->g_head)
@@ -618,6 +626,11 @@ int loom_http_server(loom_loop_t *loop, const char *bind, int port, loom_http_re
     /* ALPN: HTTP/1.1 is what this server speaks, offered by default. */
     cls->alpn = (const unsigned char *)"\x08http/1.1";
     cls->alpn_len = 9;
+    if (opts->tls && !opts->http2.disable) {
+        /* HTTP/2 first, HTTP/1.1 as the fallback (docs/HTTP2.md). */
+        cls->alpn = (const unsigned char *)"\x02h2\x08http/1.1";
+        cls->alpn_len = 12;
+    }
     cls->proto_admit = loom__hsrv_admit;
     cls->proto_accept = loom__hsrv_accepted;
     cls->proto_accept_error = loom__hsrv_accept_error;

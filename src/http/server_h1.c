@@ -57,7 +57,8 @@ enum {
     LOOM__HC_HEAD,    /* a partial head waits in u.in */
     LOOM__HC_REQ,     /* a request is in flight: u.req */
     LOOM__HC_LINGER,  /* answered an error; discarding input until eof */
-    LOOM__HC_DEAD     /* detached: the socket is closed, closing or handed over */
+    LOOM__HC_DEAD,    /* detached: the socket is closed, closing or handed over */
+    LOOM__HC_H2       /* an HTTP/2 connection: u.h2 (h2_server.c) does the rest */
 };
 
 /* Connection flags (loom__hconn.flags). */
@@ -78,6 +79,7 @@ typedef struct loom__hconn {
     union {
         loom__bytes *in;      /* HEAD: the partial head (aux: the parser's last length) */
         loom_http_req_t *req; /* REQ: the request in flight */
+        loom__h2conn *h2;     /* H2: the HTTP/2 connection */
     } u;
     uint32_t t0; /* loop ms (low 32 bits) of the current head's first byte, or linger start */
     uint8_t state;
@@ -96,6 +98,9 @@ static void loom__hconn_detach(loom_socket_t *s);
 static void loom__hconn_process_store(loom_http_server_t *srv, loom_socket_t *s, loom__bytes *b);
 static void loom__h1_finished(loom_http_req_t *req);
 static void loom__h1_resume_run(loom__pending *p);
+static void loom__hconn_h2(loom_socket_t *s, char *buf, size_t len);
+static bool loom__hconn_h2_stored(loom_socket_t *s, char *buf, size_t len);
+#define LOOM__H2_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 /* Queues the request's resume phase (once): the core's pending queue, one
  * entry per request, as the client does per connection. */
@@ -141,6 +146,10 @@ static void loom__hconn_detach(loom_socket_t *s)
         loom_http_req_t *req = c->u.req;
         c->u.req = NULL;
         loom__h1_req_gone(req);
+    } else if (st == LOOM__HC_H2) {
+        loom__h2conn *h2 = c->u.h2;
+        c->u.h2 = NULL;
+        loom__h2_free(h2);
     }
     c->u.in = NULL;
     loom__hsrv_conn_gone(srv);
@@ -202,7 +211,7 @@ static void loom__hconn_settle(loom_socket_t *s)
 {
     loom__hconn *c = loom__hconn_of(s);
     loom_http_server_t *srv = s->h.data;
-    if (c->state == LOOM__HC_DEAD || loom_socket_closed(s))
+    if (c->state == LOOM__HC_DEAD || c->state == LOOM__HC_H2 || loom_socket_closed(s))
         return;
     if (c->flags & LOOM__HCF_CLOSE) {
         if (c->flags & LOOM__HCF_LINGER)
@@ -723,6 +732,21 @@ static void loom__hconn_read(loom_socket_t *s, char *buf, size_t len)
     switch (c->state) {
     case LOOM__HC_DEAD:
         return;
+    case LOOM__HC_H2:
+        loom__h2_read(c->u.h2, buf, len);
+        return;
+    case LOOM__HC_IDLE:
+        /* h2c with prior knowledge: the connection preface instead of a
+         * first request. "PRI * HTTP/2.0" tells it from any HTTP/1 request
+         * (four bytes at least: "PRI " is no method loom serves); nghttp2
+         * checks the rest of the preface. */
+        if (c->nreq == 0 && len >= 4 && memcmp(buf, "PRI ", 4) == 0 &&
+            memcmp(buf, LOOM__H2_PREFACE, len < 14 ? len : 14) == 0 &&
+            loom__h2_enabled(srv, false)) {
+            loom__hconn_h2(s, buf, len);
+            return;
+        }
+        break;
     case LOOM__HC_LINGER:
         if ((uint32_t)(loom__now32(loop) - c->t0) > LOOM__HLINGER_TOTAL_MS)
             loom__h1_close(s, false);
@@ -735,6 +759,9 @@ static void loom__hconn_read(loom_socket_t *s, char *buf, size_t len)
         }
         break;
     case LOOM__HC_HEAD:
+        if (c->nreq == 0 && !(c->flags & LOOM__HCF_FULL) && loom__h2_enabled(srv, false) &&
+            loom__hconn_h2_stored(s, buf, len))
+            return;
         if (srv->ms_header && (uint32_t)(loom__now32(loop) - c->t0) > srv->ms_header) {
             loom__hsrv_emit(srv, LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT, "request header timeout");
             loom__h1_close(s, false);
@@ -785,7 +812,9 @@ static void loom__hconn_event(loom_socket_t *s, loom_event_kind_t kind, int code
 {
     loom__hconn *c = loom__hconn_of(s);
     loom_http_server_t *srv = s->h.data;
-    if (c->state == LOOM__HC_NEW) {
+    if (c->state == LOOM__HC_H2) {
+        loom__h2_event(c->u.h2, kind, code, msg);
+    } else if (c->state == LOOM__HC_NEW) {
         /* In its TLS handshake: failures, verification errors and the
          * handshake timeout reach the server's on_event as the transport
          * worded them (they name the peer and the reason). */
@@ -810,6 +839,10 @@ static void loom__hconn_drain(loom_socket_t *s, void *data)
 {
     loom_http_server_t *srv = data;
     loom__hconn *c = loom__hconn_of(s);
+    if (c->state == LOOM__HC_H2) {
+        loom__h2_drain(c->u.h2);
+        return;
+    }
     if (c->flags & LOOM__HCF_FULL) {
         loom__hconn_unfull(s);
         loom__hconn_batch_end(srv->sl, s);
@@ -949,6 +982,55 @@ void loom__h1_accepted(loom_socket_t *s)
     loom__hconn_of(s)->state = LOOM__HC_IDLE;
 }
 
+/* Hands connection s (idle, before its first request) to HTTP/2 and feeds
+ * it buf[0..len). */
+static void loom__hconn_h2(loom_socket_t *s, char *buf, size_t len)
+{
+    loom__hconn *c = loom__hconn_of(s);
+    loom__h2conn *h2 = loom__h2_new(s);
+    if (h2 == NULL) {
+        loom__hsrv_emit(s->h.data, LOOM_EV_HTTP_ERROR, LOOM_ENOMEM, "out of memory");
+        loom__h1_close(s, false);
+        return;
+    }
+    c->state = LOOM__HC_H2;
+    c->u.h2 = h2;
+    if (len)
+        loom__h2_read(h2, buf, len);
+}
+
+/* h2c: the first read was too short to tell the preface ("PRI ") from a
+ * method and was stored as a partial head. Returns true if the stored
+ * bytes and buf[0..len) open with the preface (the connection is HTTP/2
+ * now), false to go on with HTTP/1. */
+static bool loom__hconn_h2_stored(loom_socket_t *s, char *buf, size_t len)
+{
+    loom__hconn *c = loom__hconn_of(s);
+    size_t n = loom__bytes_size(c->u.in);
+    if (n == 0 || n >= 4 || memcmp(loom__bytes_data(c->u.in), "PRI ", n) != 0)
+        return false;
+    size_t k = n + len < 14 ? n + len : 14, m = k - n;
+    if (k < 4 || memcmp(buf, LOOM__H2_PREFACE + n, m) != 0)
+        return false;
+    loom__bytes *b = c->u.in;
+    c->u.in = NULL;
+    c->state = LOOM__HC_IDLE;
+    if (loom__bytes_append(&b, buf, len) < 0) {
+        loom__bytes_free(&b);
+        loom__hsrv_emit(s->h.data, LOOM_EV_HTTP_ERROR, LOOM_ENOMEM, "out of memory");
+        loom__h1_close(s, false);
+        return true;
+    }
+    loom__hconn_h2(s, loom__bytes_data(b), loom__bytes_size(b));
+    loom__bytes_free(&b);
+    return true;
+}
+
+void loom__h1_accepted_h2(loom_socket_t *s)
+{
+    loom__hconn_h2(s, NULL, 0);
+}
+
 void loom__h1_class_init(loom__sock_class *cls)
 {
     cls->proto_read = loom__hconn_read;
@@ -959,6 +1041,10 @@ void loom__h1_class_init(loom__sock_class *cls)
 
 void loom__h1_close_conn(loom_socket_t *s, bool force)
 {
+    if (loom__hconn_of(s)->state == LOOM__HC_H2) {
+        loom__h2_close_conn(loom__hconn_of(s)->u.h2, force);
+        return;
+    }
     if (force || loom__hconn_of(s)->state == LOOM__HC_NEW) /* or mid-handshake */
         loom__h1_close(s, false);
     else if (loom__hconn_of(s)->state == LOOM__HC_IDLE)
@@ -974,6 +1060,8 @@ void loom__h1_drop_conn(loom_socket_t *s)
         loom_http_req_t *req = c->u.req;
         loom__bytes_free(&req->p.h1.in);
         req->sock = NULL;
+    } else if (c->state == LOOM__HC_H2) {
+        loom__h2_drop(c->u.h2);
     }
     c->u.in = NULL;
     c->state = LOOM__HC_DEAD;

@@ -96,6 +96,7 @@ typedef struct {
     uint64_t length;         /* LOOM__HF_LENGTH: the Content-Length */
     const void *body;        /* a whole answer's body (NULL when streamed) */
     size_t len;              /* its length (0 when nobody) */
+    bool stream;             /* a streamed answer (body and end calls follow) */
 } loom__hhead;
 
 /* The protocol operations of a request. Each returns 0 or a LOOM_E* code
@@ -169,6 +170,7 @@ struct loom_http_req {
     uint8_t astate;
     union {
         loom__h1req h1;
+        struct loom__h2stream *h2; /* HTTP/2: the stream (h2_server.c) */
     } p; /* the protocol's part */
 };
 
@@ -302,6 +304,8 @@ void loom__h1_class_init(loom__sock_class *cls);
  * socket that fails before (its handshake) is closed quietly: it never was
  * a connection of the server. */
 void loom__h1_accepted(loom_socket_t *s);
+/* The connection was accepted with ALPN "h2": it is HTTP/2 from the start. */
+void loom__h1_accepted_h2(loom_socket_t *s);
 /* Graceful server close: closes the connection if it is between requests
  * (force: closes it anyway). */
 void loom__h1_close_conn(loom_socket_t *s, bool force);
@@ -328,6 +332,30 @@ int loom__h1_error(loom__hsrv_loop *sl, loom_socket_t *s, int status);
 int loom__h1_upgrade_head(loom_http_req_t *req, const loom__hhead *hd);
 /* Queues "HTTP/1.1 100 Continue" the same way. */
 int loom__h1_continue(loom__hsrv_loop *sl, loom_socket_t *s);
+
+/* --- h2_server.c: HTTP/2 ------------------------------------------------------ */
+
+typedef struct loom__h2conn loom__h2conn;
+extern const loom__hproto loom__h2_proto;
+/* Whether an HTTPS server offers h2 / a plain one takes h2c. */
+bool loom__h2_enabled(const loom_http_server_t *srv, bool tls);
+/* Serves connection s as HTTP/2 from now on: sends the server's SETTINGS
+ * and feeds buf[0..len) (the preface and what followed; may be empty).
+ * Returns the connection state, or NULL (out of memory: nothing sent). */
+loom__h2conn *loom__h2_new(loom_socket_t *s);
+void loom__h2_read(loom__h2conn *c, char *buf, size_t len);
+/* The socket failed, timed out or saw eof (proto_event). */
+void loom__h2_event(loom__h2conn *c, loom_event_kind_t kind, int code, const char *msg);
+/* The socket's queue fell below low water. */
+void loom__h2_drain(loom__h2conn *c);
+/* Graceful server close: GOAWAY, streams finish (force: close now). */
+void loom__h2_close_conn(loom__h2conn *c, bool force);
+/* The connection leaves (the one way out, from loom__hconn_detach): its
+ * requests hear on_close, everything is freed (later if inside nghttp2). */
+void loom__h2_free(loom__h2conn *c);
+/* Loop free: drops everything without callbacks. */
+void loom__h2_drop(loom__h2conn *c);
+uint32_t loom__h2_stream_id(const loom_http_req_t *req);
 
 /* --- server_threads.c ------------------------------------------------------- */
 

@@ -57,8 +57,15 @@ const char *loom_http_req_query(const loom_http_req_t *req, size_t *len)
 
 int loom_http_req_version(const loom_http_req_t *req)
 {
+    if (req->proto == &loom__h2_proto)
+        return 20;
     /* HTTP/1.2 and above are served as 1.1 (RFC 9112 section 2.3). */
-    return req->rq.minor_version > 1 ? 1 : req->rq.minor_version;
+    return req->rq.minor_version >= 1 ? 11 : 10;
+}
+
+uint32_t loom_http_req_stream_id(const loom_http_req_t *req)
+{
+    return req->proto == &loom__h2_proto ? loom__h2_stream_id(req) : 0;
 }
 
 int loom_http_req_path_decoded(const loom_http_req_t *req, char *buf, size_t size)
@@ -230,8 +237,9 @@ int loom_http_req_format(const loom_http_req_t *req, char *buf, size_t size)
     loom__fmt f = {.buf = buf, .size = size, .len = 0};
     if (size)
         buf[0] = '\0';
-    loom__fmt_add(&f, "#<http-request %s %s HTTP/1.%d>\n", req->rq.method_str, req->rq.target,
-                  req->rq.minor_version);
+    int v = loom_http_req_version(req);
+    loom__fmt_add(&f, "#<http-request %s %s HTTP/%d.%d>\n", req->rq.method_str, req->rq.target,
+                  v / 10, v % 10);
     loom__fmt_add(&f, "  method: %s\n", req->rq.method_str);
     loom__fmt_add(&f, "  uri: %s\n", req->rq.target);
     loom__fmt_add(&f, "  resource: %.*s\n", (int)req->path_len, req->path);

@@ -430,7 +430,7 @@ static int loom__hresp_start(loom_http_req_t *req, int status, const char *const
         return LOOM_EINVAL;
     if (!loom__hreq_live(req))
         return LOOM_ECLOSED;
-    loom__hhead hd = {.status = status, .pre = pre, .hdrs = headers, .sc = &sc};
+    loom__hhead hd = {.status = status, .pre = pre, .hdrs = headers, .sc = &sc, .stream = true};
     req->out_left = UINT64_MAX;
     bool tunnel = loom__tunnel_answer(req, status);
     if (req->rq.method == LOOM_HTTP_METHOD_HEAD || loom__status_nobody(status) || tunnel)

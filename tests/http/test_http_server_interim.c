@@ -22,7 +22,7 @@ static void on_request(loom_http_req_t *req, void *data)
 {
     (void)data;
     const char *path = loom_http_req_path(req, NULL);
-    if (loom_http_req_version(req) == 0) {
+    if (loom_http_req_version(req) == 10) {
         CHECK_EQ(loom_http_respond_interim(req, 103, link1), LOOM_ENOTSUP);
         nrefused++;
         hs_reply(req, "enotsup");

@@ -22,7 +22,7 @@ static void check_request(loom_http_req_t *req)
     CHECK_STR(loom_http_req_host(req, &len), "example");
     CHECK_EQ(len, 7);
     CHECK_STR(loom_http_req_query(req, &len), "name=J%C3%B6rg+M&empty=&flag&n=2");
-    CHECK_EQ(loom_http_req_version(req), 1);
+    CHECK_EQ(loom_http_req_version(req), 11);
     CHECK_EQ(loom_http_req_path_decoded(req, buf, sizeof buf), 12);
     CHECK_STR(buf, "/some path/x");
     CHECK_EQ(loom_http_req_path_decoded(req, buf, 4), LOOM_ENOSPC);

@@ -143,7 +143,7 @@ static void on_request_refuse(loom_http_req_t *req, void *data)
     loom_tcp_opts o = {.on_read = on_sock_read};
     const char *path = loom_http_req_path(req, NULL);
     int want = LOOM_EBUSY;
-    if (loom_http_req_version(req) == 0)
+    if (loom_http_req_version(req) == 10)
         want = LOOM_ENOTSUP;
     else if (strcmp(path, "/plain") == 0)
         want = LOOM_EINVAL;

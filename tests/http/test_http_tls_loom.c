@@ -183,11 +183,13 @@ int main(void)
     hc_result_free(&t.r);
     loom_tls_ctx_free(cctx3);
 
-    /* ALPN lists that name h2: HTTP/1 neither offers nor picks it. */
+    /* ALPN lists that name h2: a server with HTTP/2 off (HTTP/1 only)
+     * neither offers nor picks it. */
     loom_http_server_t *srv3;
     loom_tls_ctx_t *sctx3 = tls_server_ctx("server", &(loom_tls_opts){.alpn = "h2,http/1.1"});
     CHECK_OK(loom_http_server(loop, "127.0.0.1", 0, on_request,
-                              &(loom_http_server_opts){.tls = sctx3}, &srv3));
+                              &(loom_http_server_opts){.tls = sctx3, .http2.disable = true},
+                              &srv3));
     loom_tls_ctx_free(sctx3);
     int port3 = loom_http_server_port(srv3);
     loom_tls_ctx_t *cctx4 = tls_client_ctx(&(loom_tls_opts){.alpn = "h2,http/1.1"});

@@ -1,0 +1,1312 @@
+/* http/h2_server.c - HTTP/2 on the server, on nghttp2: the connection
+ * (framing, HPACK, flow control and stream states are nghttp2's), its
+ * streams, and loom__h2_proto, the protocol operations that let the
+ * neutral request core (server.c, server_resp.c) answer a stream exactly
+ * as it answers an HTTP/1 request.
+ *
+ * A connection becomes HTTP/2 after ALPN "h2" (server.c, proto_accept) or
+ * when a plain connection opens with the preface and h2c is on
+ * (server_h1.c). From then on server_h1.c forwards the socket's hooks here
+ * (state LOOM__HC_H2) and its one way out (loom__hconn_detach) calls
+ * loom__h2_free.
+ *
+ * Input: the bytes of a read go to nghttp2_session_mem_recv; its callbacks
+ * build the request of a stream (fields copied into the request's own
+ * memory, NUL-terminated), dispatch it (on_request), and feed its body
+ * (buffered, or on_body). Output: nothing is written from inside nghttp2;
+ * loom__h2_flush gathers nghttp2_session_mem_send's frames into one buffer
+ * and writes it with one socket write - at the end of a read, or from the
+ * pending phase after the application answered from elsewhere (one flush
+ * per connection per iteration, however many streams were answered).
+ *
+ * Flow control is backpressure: the session runs with automatic
+ * WINDOW_UPDATE off, and body bytes are given back (consumed) when they
+ * reach the application; a paused stream keeps what arrived (at most its
+ * window) and its window stays shut until loom_http_req_resume().
+ *
+ * A stream (loom__h2stream) lives as long as nghttp2's stream; its request
+ * (loom_http_req_t) lives until the application answered or released it,
+ * as on HTTP/1. An answer's unsent body stays with the stream, so an
+ * answered request is freed at once.
+ *
+ * Loop thread only.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <nghttp2/nghttp2.h>
+
+#include "http/server_internal.h"
+
+#define LOOM__H2_GATHER 16384 /* bytes gathered on the stack before a write */
+
+/* Stream flags (loom__h2stream.flags). */
+enum {
+    LOOM__H2S_DATA = 1u << 0,     /* the answer has a data provider */
+    LOOM__H2S_OUT_END = 1u << 1,  /* the answer's body is all in ob */
+    LOOM__H2S_DEFERRED = 1u << 2, /* the data provider waits for bytes */
+    LOOM__H2S_IN_END = 1u << 3,   /* the client's END_STREAM arrived */
+    LOOM__H2S_DRAIN = 1u << 4,    /* a write returned 1: on_drain due */
+    LOOM__H2S_EOF_DUE = 1u << 5,  /* END_STREAM arrived while paused */
+    LOOM__H2S_TOOBIG = 1u << 6,   /* fields or body over the limit: refused */
+    LOOM__H2S_ANSWERED = 1u << 7  /* the final answer's head was submitted */
+};
+
+typedef struct loom__h2stream {
+    loom__queue node; /* in conn->streams */
+    loom__h2conn *conn;
+    loom_http_req_t *req; /* NULL once the request is answered or gone */
+    int32_t id;
+    uint32_t flags;
+    /* Fields being received: records of [u32 name len][u32 value len]
+     * name NUL value NUL. */
+    char *hb;
+    size_t hlen, hcap, hbytes;
+    uint32_t nh;
+    /* The answer's body not yet taken by nghttp2. */
+    char *ob;
+    size_t olen, ooff, ocap;
+    /* Body bytes held while the application paused. */
+    char *ib;
+    size_t ilen, icap;
+    uint64_t stall_ms; /* loop time since which the answer waits on a zero window, or 0 */
+} loom__h2stream;
+
+struct loom__h2conn {
+    nghttp2_session *ng;
+    loom_socket_t *s;
+    loom_http_server_t *srv;
+    loom__queue streams;
+    loom__pending flush_pend;
+    uint32_t nstreams;
+    /* Inside nghttp2 or an application callback of ours: no flush (it
+     * follows) and no free (loom__h2_free defers it) until back at 0. */
+    unsigned busy;
+    bool dead;             /* detached: free once out of nghttp2 */
+    bool queued;           /* flush_pend is queued */
+    bool goaway;           /* graceful close: GOAWAY sent */
+    bool settings;         /* our SETTINGS not acknowledged yet */
+    bool reported;         /* an error event was sent for this connection */
+    loom_timer_t *stall_t; /* zero-window stalls (loom__h2_check_stall), made on first use */
+    uint32_t resets;       /* rapid reset: tokens left (see loom__h2_on_reset) */
+    uint64_t reset_ms;     /* loop time of the last refill */
+    char err[96];          /* nghttp2's last error message */
+};
+
+static void loom__h2_flush(loom__h2conn *c);
+static void loom__h2_free_now(loom__h2conn *c);
+
+/* --- Small helpers -------------------------------------------------------------- */
+
+static int loom__grow(char **buf, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return 0;
+    size_t n = *cap ? *cap * 2 : 256;
+    while (n < need)
+        n *= 2;
+    char *b = realloc(*buf, n);
+    if (b == NULL)
+        return LOOM_ENOMEM;
+    *buf = b;
+    *cap = n;
+    return 0;
+}
+
+static loom_http_method_t loom__h2_method(const char *m, size_t n)
+{
+    static const struct {
+        const char *s;
+        loom_http_method_t m;
+    } t[] = {{"GET", LOOM_HTTP_METHOD_GET},         {"HEAD", LOOM_HTTP_METHOD_HEAD},
+             {"POST", LOOM_HTTP_METHOD_POST},       {"PUT", LOOM_HTTP_METHOD_PUT},
+             {"DELETE", LOOM_HTTP_METHOD_DELETE},   {"CONNECT", LOOM_HTTP_METHOD_CONNECT},
+             {"OPTIONS", LOOM_HTTP_METHOD_OPTIONS}, {"TRACE", LOOM_HTTP_METHOD_TRACE},
+             {"PATCH", LOOM_HTTP_METHOD_PATCH}};
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+        if (strlen(t[i].s) == n && memcmp(t[i].s, m, n) == 0)
+            return t[i].m;
+    return LOOM_HTTP_METHOD_OTHER;
+}
+
+/* Reports trouble with this connection's client, naming it. */
+static void loom__h2_report(loom__h2conn *c, loom_event_kind_t kind, int code, const char *why)
+{
+    char peer[64], msg[256];
+    loom__socket_peer_name(c->s, peer, sizeof peer);
+    snprintf(msg, sizeof msg, "http2 client %s: %s", peer[0] ? peer : "?", why);
+    loom__hsrv_emit(c->srv, kind, code, msg);
+}
+
+static void loom__h2_schedule(loom__h2conn *c)
+{
+    if (c->queued || c->busy || c->dead)
+        return;
+    c->queued = true;
+    loom__pending_queue(c->s->h.loop, &c->flush_pend);
+}
+
+/* --- Streams -------------------------------------------------------------------- */
+
+static void loom__h2s_free(loom__h2stream *st)
+{
+    loom__queue_remove(&st->node);
+    st->conn->nstreams--;
+    free(st->hb);
+    free(st->ob);
+    free(st->ib);
+    free(st);
+}
+
+/* The request leaves its stream without an answer on the wire (the client
+ * reset the stream, or the connection went): on_close or free. */
+static void loom__h2s_req_gone(loom__h2stream *st)
+{
+    loom_http_req_t *req = st->req;
+    if (req == NULL)
+        return;
+    st->req = NULL;
+    req->p.h2 = NULL;
+    loom__hreq_gone(req);
+}
+
+/* Builds the request of a stream whose fields are complete. Returns 0, or
+ * an HTTP status to refuse it with (400, 431), or LOOM_ENOMEM. */
+static int loom__h2s_build(loom__h2stream *st, loom_http_req_t *req)
+{
+    const char *method = NULL, *path = NULL, *auth = NULL;
+    size_t ml = 0, pl = 0, al = 0, nh = 0, hostf = 0;
+    /* Pass 1: the pseudo-fields (nghttp2 has checked their presence and
+     * order) and the count of regular ones. */
+    for (size_t off = 0; off < st->hlen;) {
+        uint32_t nl, vl;
+        memcpy(&nl, st->hb + off, 4);
+        memcpy(&vl, st->hb + off + 4, 4);
+        const char *n = st->hb + off + 8, *v = n + nl + 1;
+        if (n[0] == ':') {
+            if (nl == 7 && memcmp(n, ":method", 7) == 0)
+                method = v, ml = vl;
+            else if (nl == 5 && memcmp(n, ":path", 5) == 0)
+                path = v, pl = vl;
+            else if (nl == 10 && memcmp(n, ":authority", 10) == 0)
+                auth = v, al = vl;
+        } else {
+            nh++;
+            if (nl == 4 && memcmp(n, "host", 4) == 0)
+                hostf++;
+        }
+        off += 8 + nl + vl + 2;
+    }
+    if (method == NULL)
+        return 400;
+    if (path == NULL) { /* CONNECT: the authority is the target */
+        path = auth ? auth : "";
+        pl = auth ? al : 0;
+    }
+    if (nh + (auth && !hostf) > st->conn->srv->lim.max_headers)
+        return 431;
+    /* One allocation: the field array (plus a Host from :authority), the
+     * strings, and the path's own copy when a query follows it. */
+    size_t nfields = nh + (auth && !hostf ? 1 : 0);
+    size_t hsz = nfields * sizeof(loom_http_header_t);
+    char *m = malloc(hsz + st->hlen + pl + 1);
+    if (m == NULL)
+        return LOOM_ENOMEM;
+    loom_http_header_t *h = (loom_http_header_t *)(void *)m;
+    char *str = m + hsz;
+    memcpy(str, st->hb, st->hlen);
+    size_t k = 0;
+    const char *host = NULL;
+    size_t host_len = 0;
+    for (size_t off = 0; off < st->hlen;) {
+        uint32_t nl, vl;
+        memcpy(&nl, str + off, 4);
+        memcpy(&vl, str + off + 4, 4);
+        const char *n = str + off + 8, *v = n + nl + 1;
+        if (n[0] == ':') {
+            if (nl == 7 && memcmp(n, ":method", 7) == 0)
+                method = v;
+            else if (nl == 5 && memcmp(n, ":path", 5) == 0)
+                path = v;
+            else if (nl == 10 && memcmp(n, ":authority", 10) == 0)
+                auth = v;
+        } else {
+            h[k].name = n;
+            h[k].name_len = nl;
+            h[k].value = v;
+            h[k].value_len = vl;
+            if (nl == 4 && memcmp(n, "host", 4) == 0 && host == NULL)
+                host = v, host_len = vl;
+            k++;
+        }
+        off += 8 + nl + vl + 2;
+    }
+    if (auth) {
+        /* RFC 9113 section 8.3.1: :authority stands for Host. */
+        host = auth;
+        host_len = al;
+        if (!hostf) {
+            h[k].name = "host";
+            h[k].name_len = 4;
+            h[k].value = auth;
+            h[k].value_len = al;
+            k++;
+        }
+    }
+    loom_http_request_t *rq = &req->rq;
+    rq->method = loom__h2_method(method, ml);
+    rq->method_str = method;
+    rq->method_len = ml;
+    rq->target = path ? path : "";
+    rq->target_len = pl;
+    rq->minor_version = 1;
+    if (host) {
+        rq->host = host;
+        rq->host_len = host_len;
+        rq->flags |= LOOM_HTTP_F_HOST;
+    }
+    req->hdrs = h;
+    req->nhdrs = k;
+    req->mem = m;
+    req->flags |= LOOM__HR_PERSIST;
+    /* Path and query, NUL-terminated: the target itself without a query,
+     * else a copy of the part before '?'. */
+    const char *q = memchr(rq->target, '?', pl);
+    if (q == NULL) {
+        req->path = rq->target;
+        req->path_len = pl;
+        req->query = rq->target + pl;
+        req->query_len = 0;
+    } else {
+        char *pc = str + st->hlen;
+        size_t plen = (size_t)(q - rq->target);
+        memcpy(pc, rq->target, plen);
+        pc[plen] = '\0';
+        req->path = pc;
+        req->path_len = plen;
+        req->query = q + 1;
+        req->query_len = pl - plen - 1;
+    }
+    if (host && loom__hreq_check_host(st->conn->srv, rq, k) == 400)
+        return 400;
+    /* Content-Length announces the body (nghttp2 checks it matches). */
+    const loom_http_header_t *cl = loom_http_header_find(h, k, "content-length", NULL);
+    if (cl) {
+        uint64_t v = 0;
+        for (size_t i = 0; i < cl->value_len && v < (UINT64_C(1) << 60); i++)
+            v = v * 10 + (uint64_t)(cl->value[i] - '0');
+        req->body_size = v;
+    }
+    free(st->hb);
+    st->hb = NULL;
+    st->hlen = st->hcap = 0;
+    return 0;
+}
+
+/* Refuses a stream before the application saw it: a canned answer. */
+static void loom__h2s_refuse(loom__h2stream *st, int status)
+{
+    char sv[4];
+    snprintf(sv, sizeof sv, "%03d", status);
+    nghttp2_nv nv[] = {{(uint8_t *)":status", (uint8_t *)sv, 7, 3, NGHTTP2_NV_FLAG_NONE}};
+    st->flags |= LOOM__H2S_ANSWERED | LOOM__H2S_TOOBIG;
+    nghttp2_submit_response(st->conn->ng, st->id, nv, 1, NULL);
+}
+
+/* Feeds body bytes to the request (buffered or on_body). Returns false if
+ * the stream was refused or reset. */
+static bool loom__h2s_body(loom__h2stream *st, const char *p, size_t n)
+{
+    loom__h2conn *c = st->conn;
+    loom_http_req_t *req = st->req;
+    loom_http_server_t *srv = c->srv;
+    if (req == NULL || req->astate == LOOM__HA_DONE) {
+        nghttp2_session_consume_stream(c->ng, st->id, n);
+        return true;
+    }
+    if (srv->o.on_body == NULL) {
+        if (req->body_len + n > srv->lim.max_body_size) {
+            loom__h2_report(c, LOOM_EV_HTTP_ERROR, LOOM_ETOOBIG, "request body too large");
+            loom__hreq_free(req);
+            st->req = NULL;
+            loom__h2s_refuse(st, 413);
+            nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR);
+            return false;
+        }
+        if (loom__hreq_body_append(req, p, n) < 0) {
+            nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+            return false;
+        }
+        nghttp2_session_consume_stream(c->ng, st->id, n);
+        return true;
+    }
+    if (req->flags & LOOM__HR_PAUSED) {
+        if (loom__grow(&st->ib, &st->icap, st->ilen + n) < 0)
+            return false;
+        memcpy(st->ib + st->ilen, p, n);
+        st->ilen += n;
+        return true;
+    }
+    req->flags |= LOOM__HR_IN_CB;
+    int v = loom__hreq_on_body(srv, req, p, n);
+    req->flags &= ~LOOM__HR_IN_CB;
+    if (v == LOOM_HTTP_PAUSE && st->req == req && req->astate != LOOM__HA_DONE)
+        req->flags |= LOOM__HR_PAUSED;
+    if (!c->dead)
+        nghttp2_session_consume_stream(c->ng, st->id, n);
+    return true;
+}
+
+/* The body is complete: dispatch (buffered) or the end call (on_body). */
+static void loom__h2s_body_end(loom__h2stream *st)
+{
+    loom_http_req_t *req = st->req;
+    loom_http_server_t *srv = st->conn->srv;
+    if (req == NULL)
+        return;
+    if (req->flags & LOOM__HR_PAUSED) {
+        st->flags |= LOOM__H2S_EOF_DUE;
+        return;
+    }
+    req->bstate = LOOM__HB_NONE;
+    if (srv->o.on_body == NULL) {
+        loom__hreq_dispatch(srv, req);
+    } else if (req->astate != LOOM__HA_DONE) {
+        req->flags |= LOOM__HR_IN_CB;
+        loom__hreq_on_body(srv, req, NULL, 0);
+        req->flags &= ~LOOM__HR_IN_CB;
+    }
+}
+
+/* The fields of a request are complete: make the request and, in streaming
+ * mode or without a body, hand it to the application. */
+static void loom__h2s_begin(loom__h2stream *st, bool end_stream)
+{
+    loom__h2conn *c = st->conn;
+    loom_http_server_t *srv = c->srv;
+    if (st->flags & LOOM__H2S_TOOBIG) {
+        loom__h2_report(c, LOOM_EV_HTTP_ERROR, LOOM_ETOOBIG, "request header fields too large");
+        loom__h2s_refuse(st, 431);
+        return;
+    }
+    loom_http_req_t *req = loom__hreq_new(srv, c->s, &loom__h2_proto);
+    if (req == NULL) {
+        nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+        return;
+    }
+    int r = loom__h2s_build(st, req);
+    if (r != 0) {
+        loom__hreq_free(req);
+        if (r < 0) {
+            nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+            return;
+        }
+        loom__h2_report(c, LOOM_EV_HTTP_ERROR, r == 431 ? LOOM_ETOOBIG : LOOM_EHTTP,
+                        r == 431 ? "too many header fields" : "invalid host");
+        loom__h2s_refuse(st, r);
+        return;
+    }
+    if (req->rq.method == LOOM_HTTP_METHOD_OTHER) {
+        loom__hreq_free(req);
+        loom__h2_report(c, LOOM_EV_HTTP_ERROR, LOOM_EHTTP, "method not implemented");
+        loom__h2s_refuse(st, 501);
+        return;
+    }
+    if (req->body_size != UINT64_MAX && req->body_size > srv->lim.max_body_size) {
+        loom__hreq_free(req);
+        loom__h2_report(c, LOOM_EV_HTTP_ERROR, LOOM_ETOOBIG, "request body too large");
+        loom__h2s_refuse(st, 413);
+        return;
+    }
+    st->req = req;
+    req->p.h2 = st;
+    req->bstate = end_stream ? LOOM__HB_NONE : LOOM__HB_READ;
+    if (end_stream) {
+        loom__hreq_dispatch(srv, req);
+        if (srv->o.on_body && st->req == req && req->astate != LOOM__HA_DONE) {
+            req->flags |= LOOM__HR_IN_CB;
+            loom__hreq_on_body(srv, req, NULL, 0);
+            req->flags &= ~LOOM__HR_IN_CB;
+        }
+    } else if (srv->o.on_body) {
+        loom__hreq_dispatch(srv, req);
+    }
+}
+
+/* --- nghttp2 callbacks ---------------------------------------------------------- */
+
+static int loom__h2_on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
+{
+    loom__h2conn *c = ud;
+    if (c->dead)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;
+    loom__h2stream *st = calloc(1, sizeof *st);
+    if (st == NULL)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    st->conn = c;
+    st->id = f->hd.stream_id;
+    loom__queue_insert_tail(&c->streams, &st->node);
+    c->nstreams++;
+    nghttp2_session_set_stream_user_data(ng, st->id, st);
+    return 0;
+}
+
+static int loom__h2_on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name,
+                              size_t nl, const uint8_t *value, size_t vl, uint8_t flags, void *ud)
+{
+    (void)flags;
+    loom__h2conn *c = ud;
+    if (c->dead)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0; /* trailers are not kept */
+    loom__h2stream *st = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
+    if (st == NULL || (st->flags & LOOM__H2S_TOOBIG))
+        return 0;
+    /* The decoded list is bounded (HPACK bombs, CONTINUATION floods): past
+     * the limit nothing more is kept and the stream gets 431. */
+    st->hbytes += nl + vl + 32;
+    if (st->hbytes > c->srv->lim.max_header_bytes + 32u * 4 ||
+        st->nh >= c->srv->lim.max_headers + 4) {
+        st->flags |= LOOM__H2S_TOOBIG;
+        return 0;
+    }
+    if (loom__grow(&st->hb, &st->hcap, st->hlen + 8 + nl + vl + 2) < 0)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    uint32_t n32 = (uint32_t)nl, v32 = (uint32_t)vl;
+    char *o = st->hb + st->hlen;
+    memcpy(o, &n32, 4);
+    memcpy(o + 4, &v32, 4);
+    memcpy(o + 8, name, nl);
+    o[8 + nl] = '\0';
+    memcpy(o + 9 + nl, value, vl);
+    o[9 + nl + vl] = '\0';
+    st->hlen += 8 + nl + vl + 2;
+    st->nh++;
+    return 0;
+}
+
+/* Rapid reset (CVE-2023-44487): every RST_STREAM from the client costs a
+ * token of a bucket of reset_burst, refilled at reset_rate per second;
+ * an empty bucket ends the connection with GOAWAY ENHANCE_YOUR_CALM.
+ * (nghttp2's own limit, set wider, is the backstop.) */
+static void loom__h2_on_reset(loom__h2conn *c)
+{
+    const loom_http2_opts *o = &c->srv->o.http2;
+    uint32_t burst = o->reset_burst ? o->reset_burst : 200;
+    uint32_t rate = o->reset_rate ? o->reset_rate : 50;
+    uint64_t now = c->s->h.loop->now;
+    uint64_t add = (now - c->reset_ms) * rate / 1000;
+    if (add) {
+        c->resets = add >= burst - c->resets ? burst : c->resets + (uint32_t)add;
+        c->reset_ms = now;
+    }
+    if (c->resets > 0) {
+        c->resets--;
+        return;
+    }
+    if (!c->err[0])
+        snprintf(c->err, sizeof c->err, "rapid reset: more than %u stream resets", burst);
+    nghttp2_session_terminate_session(c->ng, NGHTTP2_ENHANCE_YOUR_CALM);
+}
+
+static int loom__h2_on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
+{
+    loom__h2conn *c = ud;
+    if (c->dead)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    if (f->hd.type == NGHTTP2_SETTINGS && (f->hd.flags & NGHTTP2_FLAG_ACK)) {
+        c->settings = false;
+        return 0;
+    }
+    if (f->hd.stream_id == 0)
+        return 0;
+    if (f->hd.type == NGHTTP2_RST_STREAM) {
+        loom__h2_on_reset(c);
+        return 0;
+    }
+    loom__h2stream *st = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
+    if (st == NULL)
+        return 0;
+    bool end = (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+    if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST) {
+        if (end)
+            st->flags |= LOOM__H2S_IN_END;
+        loom__h2s_begin(st, end);
+        return 0;
+    }
+    if ((f->hd.type == NGHTTP2_DATA || f->hd.type == NGHTTP2_HEADERS) && end) {
+        st->flags |= LOOM__H2S_IN_END;
+        if (st->req && st->req->bstate == LOOM__HB_READ)
+            loom__h2s_body_end(st);
+    }
+    return 0;
+}
+
+static int loom__h2_on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id,
+                                  const uint8_t *data, size_t len, void *ud)
+{
+    (void)flags;
+    loom__h2conn *c = ud;
+    if (c->dead)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    /* The connection's window opens at once (one stream must not stall
+     * the others); a stream's window opens as its bytes are consumed. */
+    nghttp2_session_consume_connection(ng, len);
+    loom__h2stream *st = nghttp2_session_get_stream_user_data(ng, id);
+    if (st == NULL || st->req == NULL) {
+        nghttp2_session_consume_stream(ng, id, len);
+        return 0;
+    }
+    loom__h2s_body(st, (const char *)data, len);
+    return 0;
+}
+
+static int loom__h2_on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void *ud)
+{
+    (void)code;
+    (void)ud;
+    loom__h2stream *st = nghttp2_session_get_stream_user_data(ng, id);
+    if (st == NULL)
+        return 0;
+    nghttp2_session_set_stream_user_data(ng, id, NULL);
+    loom__h2s_req_gone(st); /* reset before its answer: on_close */
+    loom__h2s_free(st);
+    return 0;
+}
+
+static int loom__h2_on_frame_send(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
+{
+    loom__h2conn *c = ud;
+    if (f->hd.type == NGHTTP2_SETTINGS && !(f->hd.flags & NGHTTP2_FLAG_ACK)) {
+        c->settings = true;
+    } else if (f->hd.type == NGHTTP2_GOAWAY && f->goaway.error_code != NGHTTP2_NO_ERROR &&
+               !c->reported) {
+        char why[160];
+        snprintf(why, sizeof why, "GOAWAY %s%s%s", nghttp2_http2_strerror(f->goaway.error_code),
+                 c->err[0] ? ": " : "", c->err);
+        loom__h2_report(c, LOOM_EV_HTTP_ERROR,
+                        f->goaway.error_code == NGHTTP2_ENHANCE_YOUR_CALM ? LOOM_ETOOMANY
+                                                                          : LOOM_EPROTOCOL,
+                        why);
+        c->reported = true; /* one event for the connection's end */
+    } else if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) &&
+               (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+        /* The answer is complete before the request's body: the rest is
+         * not wanted (RFC 9113 section 8.1). */
+        loom__h2stream *st = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
+        if (st && !(st->flags & LOOM__H2S_IN_END))
+            nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR);
+    }
+    return 0;
+}
+
+static int loom__h2_on_error(nghttp2_session *ng, int code, const char *msg, size_t len, void *ud)
+{
+    (void)ng;
+    (void)code;
+    loom__h2conn *c = ud;
+    size_t n = len < sizeof c->err - 1 ? len : sizeof c->err - 1;
+    memcpy(c->err, msg, n);
+    c->err[n] = '\0';
+    return 0;
+}
+
+/* Rapid reset (CVE-2023-44487): every stream the client resets before its
+ * answer costs a token. nghttp2 counts the same with its own bucket and
+ * answers with GOAWAY ENHANCE_YOUR_CALM (on_frame_send reports it). */
+static int loom__h2_on_invalid_frame(nghttp2_session *ng, const nghttp2_frame *f, int err, void *ud)
+{
+    (void)ng;
+    (void)f;
+    loom__h2conn *c = ud;
+    if (!c->err[0])
+        snprintf(c->err, sizeof c->err, "%s", nghttp2_strerror(err));
+    return 0;
+}
+
+/* The data provider of an answer: its body as the application gave it. */
+static ssize_t loom__h2_data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len,
+                                  uint32_t *dflags, nghttp2_data_source *src, void *ud)
+{
+    (void)ng;
+    (void)id;
+    (void)ud;
+    loom__h2stream *st = src->ptr;
+    size_t avail = st->olen - st->ooff;
+    if (avail == 0) {
+        if (st->flags & LOOM__H2S_OUT_END) {
+            *dflags |= NGHTTP2_DATA_FLAG_EOF;
+            return 0;
+        }
+        st->flags |= LOOM__H2S_DEFERRED;
+        return NGHTTP2_ERR_DEFERRED;
+    }
+    size_t n = avail < len ? avail : len;
+    memcpy(buf, st->ob + st->ooff, n);
+    st->ooff += n;
+    if (st->ooff == st->olen) {
+        st->ooff = st->olen = 0;
+        if (st->flags & LOOM__H2S_OUT_END)
+            *dflags |= NGHTTP2_DATA_FLAG_EOF;
+        else if (st->ocap > 65536) {
+            free(st->ob); /* an idle stream holds no buffer */
+            st->ob = NULL;
+            st->ocap = 0;
+        }
+    }
+    return (ssize_t)n;
+}
+
+/* --- The connection ------------------------------------------------------------- */
+
+bool loom__h2_enabled(const loom_http_server_t *srv, bool tls)
+{
+    return tls ? !srv->o.http2.disable : srv->o.http2.h2c;
+}
+
+static void loom__h2_flush_cb(loom__pending *p)
+{
+    loom__h2conn *c = LOOM__CONTAINER_OF(p, loom__h2conn, flush_pend);
+    c->queued = false;
+    loom__h2_flush(c);
+}
+
+/* Zero-window stalls: an answer that waits on a window the client keeps
+ * shut makes no progress although the socket is idle, so the socket's
+ * write timeout cannot see it. Each stream remembers since when it waits;
+ * a timer resets the streams that waited longer than the write timeout
+ * (RST_STREAM CANCEL, an event, on_close for a request still owned). */
+static void loom__h2_stall_cb(loom_timer_t *t, void *data);
+
+static void loom__h2_check_stall(loom__h2conn *c)
+{
+    uint32_t wt = c->s->cls->write_timeout_ms;
+    if (wt == 0)
+        return;
+    uint64_t now = c->s->h.loop->now;
+    bool any = false;
+    bool conn_shut = nghttp2_session_get_remote_window_size(c->ng) <= 0;
+    for (loom__queue *q = c->streams.next; q != &c->streams; q = q->next) {
+        loom__h2stream *st = LOOM__CONTAINER_OF(q, loom__h2stream, node);
+        if (st->olen > st->ooff &&
+            (conn_shut || nghttp2_session_get_stream_remote_window_size(c->ng, st->id) <= 0)) {
+            if (st->stall_ms == 0)
+                st->stall_ms = now ? now : 1;
+            any = true;
+        } else {
+            st->stall_ms = 0;
+        }
+    }
+    if (!any)
+        return;
+    if (c->stall_t == NULL) {
+        if (loom_timer_new(c->s->h.loop, &c->stall_t, loom__h2_stall_cb, c) < 0)
+            return;
+        loom_timer_unref(c->stall_t);
+    }
+    if (!loom_timer_active(c->stall_t))
+        loom_timer_start(c->stall_t, wt / 2 ? wt / 2 : 1, 0);
+}
+
+static void loom__h2_stall_cb(loom_timer_t *t, void *data)
+{
+    (void)t;
+    loom__h2conn *c = data;
+    if (c->dead)
+        return;
+    uint32_t wt = c->s->cls->write_timeout_ms;
+    uint64_t now = c->s->h.loop->now;
+    c->busy++;
+    for (loom__queue *q = c->streams.next; q != &c->streams && !c->dead;) {
+        loom__h2stream *st = LOOM__CONTAINER_OF(q, loom__h2stream, node);
+        q = q->next;
+        if (st->stall_ms == 0 || now - st->stall_ms < wt)
+            continue;
+        char why[96];
+        snprintf(why, sizeof why, "stream %d: response write timeout (zero window)", st->id);
+        loom__h2_report(c, LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT, why);
+        st->stall_ms = 0;
+        st->olen = st->ooff = 0;
+        nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+        loom__h2s_req_gone(st);
+    }
+    c->busy--;
+    if (c->dead) {
+        if (c->busy == 0)
+            loom__h2_free_now(c);
+        return;
+    }
+    loom__h2_flush(c);
+}
+
+/* True if a stream waits for request body bytes the application wants
+ * (not paused). O(streams), at most max_concurrent_streams. */
+static bool loom__h2_body_due(loom__h2conn *c)
+{
+    for (loom__queue *q = c->streams.next; q != &c->streams; q = q->next) {
+        loom__h2stream *st = LOOM__CONTAINER_OF(q, loom__h2stream, node);
+        if (st->req && st->req->bstate == LOOM__HB_READ && !(st->req->flags & LOOM__HR_PAUSED))
+            return true;
+    }
+    return false;
+}
+
+static void loom__h2_settle(loom__h2conn *c)
+{
+    loom_http_server_t *srv = c->srv;
+    loom_socket_t *s = c->s;
+    if (c->dead || loom_socket_closed(s))
+        return;
+    loom__h2_check_stall(c);
+    if (!nghttp2_session_want_read(c->ng) && !nghttp2_session_want_write(c->ng)) {
+        loom__h1_close(s, true); /* GOAWAY done and every stream finished */
+        return;
+    }
+    /* Reading goes on (control frames, other streams) unless the output is
+     * above high water; an idle connection has the idle timeout, one that
+     * has not acknowledged our SETTINGS the header timeout. */
+    unsigned g = 0;
+    if (c->nstreams == 0)
+        g = c->settings && srv->g_head ? srv->g_head : srv->g_idle;
+    else if (loom__h2_body_due(c))
+        g = srv->g_body; /* a request body is awaited: the body timeout */
+    if (loom__socket_high(s))
+        loom__socket_read_stop(s);
+    else
+        loom__socket_read_start(s);
+    loom__socket_set_rgroup(s, g);
+}
+
+/* Sends what nghttp2 has to send, gathered into as few writes as the
+ * stack buffer allows (one for the usual small answers), then runs the
+ * on_drain calls that became due and settles the connection. */
+static void loom__h2_flush(loom__h2conn *c)
+{
+    if (c->busy || c->dead)
+        return;
+    loom_socket_t *s = c->s;
+    char buf[LOOM__H2_GATHER];
+    size_t bl = 0;
+    while (!loom_socket_closed(s) && !loom__socket_high(s)) {
+        const uint8_t *d;
+        ssize_t n = nghttp2_session_mem_send(c->ng, &d);
+        if (n < 0) {
+            loom__h2_report(c, LOOM_EV_HTTP_ERROR, LOOM_EPROTOCOL, nghttp2_strerror((int)n));
+            loom__h1_close(s, false);
+            return;
+        }
+        if (n == 0)
+            break;
+        if (bl + (size_t)n > sizeof buf) {
+            loom_socket_write(s, buf, bl);
+            bl = 0;
+        }
+        if ((size_t)n > sizeof buf) {
+            loom_socket_write(s, d, (size_t)n);
+            continue;
+        }
+        memcpy(buf + bl, d, (size_t)n);
+        bl += (size_t)n;
+    }
+    if (bl && !loom_socket_closed(s))
+        loom_socket_write(s, buf, bl);
+    if (c->dead || loom_socket_closed(s))
+        return;
+    /* Writers that were told to wait hear on_drain once their stream's
+     * backlog and the socket are low again. */
+    loom_http_server_t *srv = c->srv;
+    if (srv->o.on_drain && !loom__socket_high(s)) {
+        uint32_t lw = s->cls->low_water;
+        bool called = false;
+        c->busy++;
+        /* A drain call may end other streams: take one due stream at a
+         * time from the start of the list. */
+        for (;;) {
+            loom__h2stream *due = NULL;
+            for (loom__queue *q = c->streams.next; q != &c->streams && !c->dead; q = q->next) {
+                loom__h2stream *st = LOOM__CONTAINER_OF(q, loom__h2stream, node);
+                if ((st->flags & LOOM__H2S_DRAIN) && st->req && st->olen - st->ooff <= lw &&
+                    st->req->astate == LOOM__HA_STREAM) {
+                    due = st;
+                    break;
+                }
+            }
+            if (due == NULL || c->dead)
+                break;
+            due->flags &= ~LOOM__H2S_DRAIN;
+            called = true;
+            srv->o.on_drain(due->req, srv->h.data);
+        }
+        c->busy--;
+        if (c->dead) {
+            if (c->busy == 0)
+                loom__h2_free_now(c);
+            return;
+        }
+        if (called) { /* the drain calls may have written more: send it now */
+            loom__pending_cancel(&c->flush_pend);
+            c->queued = false;
+            loom__h2_flush(c);
+            return;
+        }
+    }
+    loom__h2_settle(c);
+}
+
+loom__h2conn *loom__h2_new(loom_socket_t *s)
+{
+    loom_http_server_t *srv = s->h.data;
+    const loom_http2_opts *o = &srv->o.http2;
+    loom__h2conn *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return NULL;
+    c->s = s;
+    c->srv = srv;
+    loom__queue_init(&c->streams);
+    loom__queue_init(&c->flush_pend.node);
+    c->flush_pend.fn = loom__h2_flush_cb;
+
+    nghttp2_session_callbacks *cb;
+    nghttp2_option *opt;
+    if (nghttp2_session_callbacks_new(&cb) != 0) {
+        free(c);
+        return NULL;
+    }
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cb, loom__h2_on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cb, loom__h2_on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, loom__h2_on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, loom__h2_on_data_chunk);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cb, loom__h2_on_stream_close);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cb, loom__h2_on_frame_send);
+    nghttp2_session_callbacks_set_error_callback2(cb, loom__h2_on_error);
+    nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cb, loom__h2_on_invalid_frame);
+    if (nghttp2_option_new(&opt) != 0) {
+        nghttp2_session_callbacks_del(cb);
+        free(c);
+        return NULL;
+    }
+    uint32_t win = o->initial_window ? o->initial_window : 65535;
+    uint32_t hl = o->max_header_list ? o->max_header_list : srv->lim.max_header_bytes;
+    nghttp2_option_set_no_auto_window_update(opt, 1);
+    nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
+    nghttp2_option_set_max_outbound_ack(opt, 1000);
+    nghttp2_option_set_max_settings(opt, 32);
+    nghttp2_option_set_max_continuations(opt, 8);
+    c->resets = o->reset_burst ? o->reset_burst : 200;
+    c->reset_ms = s->h.loop->now;
+    nghttp2_option_set_stream_reset_rate_limit(opt, 2 * c->resets + 1000,
+                                               2 * (o->reset_rate ? o->reset_rate : 50));
+    nghttp2_option_set_max_send_header_block_length(opt, 65536);
+    int r = nghttp2_session_server_new2(&c->ng, cb, c, opt);
+    nghttp2_option_del(opt);
+    nghttp2_session_callbacks_del(cb);
+    if (r != 0) {
+        free(c);
+        return NULL;
+    }
+    nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
+         o->max_concurrent_streams ? o->max_concurrent_streams : 100},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, win},
+        {NGHTTP2_SETTINGS_MAX_FRAME_SIZE, o->max_frame_size ? o->max_frame_size : 16384},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, hl},
+        {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+    };
+    if (nghttp2_submit_settings(c->ng, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof iv[0]) != 0) {
+        nghttp2_session_del(c->ng);
+        free(c);
+        return NULL;
+    }
+    /* The connection's window: 16 streams' worth, so that one slow stream
+     * does not hold the others back. */
+    uint64_t cw = (uint64_t)win * 16;
+    nghttp2_session_set_local_window_size(c->ng, NGHTTP2_FLAG_NONE, 0,
+                                          cw > INT32_MAX ? INT32_MAX : (int32_t)cw);
+    c->settings = true;
+    loom__h2_schedule(c);
+    loom__h2_settle(c);
+    return c;
+}
+
+void loom__h2_read(loom__h2conn *c, char *buf, size_t len)
+{
+    if (c->dead)
+        return;
+    loom_socket_t *s = c->s;
+    c->busy++;
+    ssize_t r = nghttp2_session_mem_recv(c->ng, (const uint8_t *)buf, len);
+    c->busy--;
+    if (c->dead) {
+        if (c->busy == 0)
+            loom__h2_free_now(c);
+        return;
+    }
+    if (r < 0) {
+        /* nghttp2 queued GOAWAY (on_frame_send reports it, with this
+         * reason); a bad preface gets none and is reported here. */
+        const char *why = r == NGHTTP2_ERR_BAD_CLIENT_MAGIC ? "bad connection preface"
+                          : r == NGHTTP2_ERR_FLOODED        ? "flood of control frames"
+                                                            : nghttp2_strerror((int)r);
+        snprintf(c->err, sizeof c->err, "%s", why);
+        if (r != NGHTTP2_ERR_BAD_CLIENT_MAGIC)
+            nghttp2_session_terminate_session(c->ng, r == NGHTTP2_ERR_FLOODED
+                                                         ? NGHTTP2_ENHANCE_YOUR_CALM
+                                                         : NGHTTP2_PROTOCOL_ERROR);
+        loom__h2_flush(c);
+        if (!loom_socket_closed(s)) {
+            if (!c->reported)
+                loom__h2_report(c, LOOM_EV_HTTP_ERROR,
+                                r == NGHTTP2_ERR_FLOODED ? LOOM_ETOOMANY : LOOM_EPROTOCOL, why);
+            loom__h1_close(s, true);
+        }
+        return;
+    }
+    if (c->queued) {
+        loom__pending_cancel(&c->flush_pend);
+        c->queued = false;
+    }
+    loom__h2_flush(c);
+}
+
+void loom__h2_event(loom__h2conn *c, loom_event_kind_t kind, int code, const char *msg)
+{
+    (void)code;
+    (void)msg;
+    if (kind == LOOM_EV_TCP_TIMEOUT) {
+        if (loom_socket_queued(c->s) > 0)
+            loom__h2_report(c, LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT, "response write timeout");
+        else if (c->settings)
+            loom__h2_report(c, LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT, "SETTINGS ack timeout");
+        else if (c->nstreams && loom__h2_body_due(c))
+            loom__h2_report(c, LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT, "request body timeout");
+    }
+    /* loom__hconn_detach follows (server_h1.c) and calls loom__h2_free. */
+}
+
+void loom__h2_drain(loom__h2conn *c)
+{
+    loom__h2_flush(c);
+}
+
+void loom__h2_close_conn(loom__h2conn *c, bool force)
+{
+    if (force || c->dead) {
+        loom__h1_close(c->s, false);
+        return;
+    }
+    if (!c->goaway) {
+        c->goaway = true;
+        nghttp2_submit_goaway(c->ng, NGHTTP2_FLAG_NONE,
+                              nghttp2_session_get_last_proc_stream_id(c->ng), NGHTTP2_NO_ERROR,
+                              NULL, 0);
+    }
+    if (c->busy)
+        return; /* flushed when the read is done */
+    loom__h2_flush(c);
+}
+
+static void loom__h2_free_now(loom__h2conn *c)
+{
+    loom__pending_cancel(&c->flush_pend);
+    if (c->stall_t)
+        loom_timer_close(c->stall_t);
+    while (!loom__queue_empty(&c->streams)) {
+        loom__h2stream *st = LOOM__CONTAINER_OF(c->streams.next, loom__h2stream, node);
+        loom__h2s_free(st);
+    }
+    nghttp2_session_del(c->ng);
+    free(c);
+}
+
+void loom__h2_free(loom__h2conn *c)
+{
+    if (c->dead)
+        return;
+    c->dead = true;
+    if (c->queued) {
+        loom__pending_cancel(&c->flush_pend);
+        c->queued = false;
+    }
+    /* Requests the application still owns hear on_close. */
+    loom__queue *q = c->streams.next;
+    while (q != &c->streams) {
+        loom__h2stream *st = LOOM__CONTAINER_OF(q, loom__h2stream, node);
+        q = q->next;
+        loom__h2s_req_gone(st);
+    }
+    if (c->busy == 0)
+        loom__h2_free_now(c);
+}
+
+void loom__h2_drop(loom__h2conn *c)
+{
+    c->dead = true;
+    for (loom__queue *q = c->streams.next; q != &c->streams; q = q->next) {
+        loom__h2stream *st = LOOM__CONTAINER_OF(q, loom__h2stream, node);
+        if (st->req) {
+            st->req->sock = NULL;
+            st->req->p.h2 = NULL;
+        }
+    }
+    loom__h2_free_now(c);
+}
+
+uint32_t loom__h2_stream_id(const loom_http_req_t *req)
+{
+    return req->p.h2 ? (uint32_t)req->p.h2->id : 0;
+}
+
+/* --- The protocol operations ------------------------------------------------------ */
+
+/* True for the fields HTTP/2 forbids in a message (RFC 9113 section
+ * 8.2.2) and the ones loom writes itself. */
+static bool loom__h2_skip_field(const char *n, size_t nl, int kind)
+{
+    if (kind == LOOM__HK_CONN || kind == LOOM__HK_TE || kind == LOOM__HK_CL)
+        return true;
+    return (nl == 10 && strncasecmp(n, "keep-alive", 10) == 0) ||
+           (nl == 7 && strncasecmp(n, "upgrade", 7) == 0) ||
+           (nl == 16 && strncasecmp(n, "proxy-connection", 16) == 0);
+}
+
+/* Builds the field list of an answer head: :status, the fields of `pre`
+ * and `hdrs` (names lowercased), date, server and content-length. Calls
+ * nghttp2 with it through `submit`. */
+static int loom__h2_head(loom_http_req_t *req, int status, const char *const *pre,
+                         const char *const *hdrs, const loom__hscan *sc, bool cl, uint64_t length,
+                         nghttp2_data_provider *dp, bool interim)
+{
+    loom__h2stream *st = req->p.h2;
+    loom__h2conn *c = st->conn;
+    loom_http_server_t *srv = req->srv;
+    size_t n = 4, names = 0;
+    for (int l = 0; l < 2; l++) {
+        const char *const *h = l ? hdrs : pre;
+        for (size_t i = 0; h && h[i]; i += 2, n++)
+            names += strlen(h[i]);
+    }
+    (void)sc;
+    nghttp2_nv nvs[24], *nv = n <= 24 ? nvs : malloc(n * sizeof *nv);
+    char lbuf[512], *low = names <= sizeof lbuf ? lbuf : malloc(names ? names : 1);
+    if (nv == NULL || low == NULL) {
+        if (nv != nvs)
+            free(nv);
+        if (low != lbuf)
+            free(low);
+        return LOOM_ENOMEM;
+    }
+    char sv[4], clv[24];
+    snprintf(sv, sizeof sv, "%03d", status);
+    size_t k = 0;
+    nv[k++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)sv, 7, 3, NGHTTP2_NV_FLAG_NONE};
+    bool has_date = false;
+    char *lo = low;
+    for (int l = 0; l < 2; l++) {
+        const char *const *h = l ? hdrs : pre;
+        for (size_t i = 0; h && h[i]; i += 2) {
+            size_t nl = strlen(h[i]);
+            int kind = loom__hdr_kind(h[i], nl);
+            if (loom__h2_skip_field(h[i], nl, kind))
+                continue;
+            if (kind == LOOM__HK_DATE)
+                has_date = true;
+            for (size_t j = 0; j < nl; j++) {
+                char ch = h[i][j];
+                lo[j] = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
+            }
+            nv[k++] = (nghttp2_nv){(uint8_t *)lo, (uint8_t *)h[i + 1], nl, strlen(h[i + 1]),
+                                   NGHTTP2_NV_FLAG_NONE};
+            lo += nl;
+        }
+    }
+    if (!interim) {
+        if (!has_date)
+            nv[k++] = (nghttp2_nv){(uint8_t *)"date", (uint8_t *)loom__hsrv_date(srv->sl) + 6, 4,
+                                   29, NGHTTP2_NV_FLAG_NONE};
+        if (srv->server_name_len)
+            nv[k++] = (nghttp2_nv){(uint8_t *)"server", (uint8_t *)srv->o.server_name, 6,
+                                   srv->server_name_len, NGHTTP2_NV_FLAG_NONE};
+        if (cl) {
+            int m = snprintf(clv, sizeof clv, "%llu", (unsigned long long)length);
+            nv[k++] = (nghttp2_nv){(uint8_t *)"content-length", (uint8_t *)clv, 14, (size_t)m,
+                                   NGHTTP2_NV_FLAG_NONE};
+        }
+    }
+    int r;
+    if (interim)
+        r = nghttp2_submit_headers(c->ng, NGHTTP2_FLAG_NONE, st->id, NULL, nv, k, NULL);
+    else
+        r = nghttp2_submit_response(c->ng, st->id, nv, k, dp);
+    if (nv != nvs)
+        free(nv);
+    if (low != lbuf)
+        free(low);
+    if (r != 0)
+        return r == NGHTTP2_ERR_NOMEM ? LOOM_ENOMEM : LOOM_EPROTOCOL;
+    loom__h2_schedule(c);
+    return 0;
+}
+
+static int loom__h2_start(loom_http_req_t *req, const loom__hhead *hd)
+{
+    loom__h2stream *st = req->p.h2;
+    nghttp2_data_provider dp = {.source.ptr = st, .read_callback = loom__h2_data_read};
+    bool data;
+    if (hd->stream)
+        data = hd->framing != LOOM__HF_NONE && !(req->flags & LOOM__HR_NOBODY) &&
+               !(hd->framing == LOOM__HF_LENGTH && hd->length == 0);
+    else
+        data = hd->len > 0;
+    if (data && !hd->stream) {
+        if (loom__grow(&st->ob, &st->ocap, hd->len) < 0)
+            return LOOM_ENOMEM;
+        memcpy(st->ob, hd->body, hd->len);
+        st->olen = hd->len;
+        st->ooff = 0;
+        st->flags |= LOOM__H2S_OUT_END;
+    }
+    if (data)
+        st->flags |= LOOM__H2S_DATA;
+    st->flags |= LOOM__H2S_ANSWERED;
+    return loom__h2_head(req, hd->status, hd->pre, hd->hdrs, hd->sc, hd->framing == LOOM__HF_LENGTH,
+                         hd->length, data ? &dp : NULL, false);
+}
+
+static int loom__h2_interim(loom_http_req_t *req, int status, const char *const *hdrs,
+                            const loom__hscan *sc)
+{
+    return loom__h2_head(req, status, NULL, hdrs, sc, false, 0, NULL, true);
+}
+
+static void loom__h2_resume_data(loom__h2stream *st)
+{
+    if (st->flags & LOOM__H2S_DEFERRED) {
+        st->flags &= ~LOOM__H2S_DEFERRED;
+        nghttp2_session_resume_data(st->conn->ng, st->id);
+    }
+    loom__h2_schedule(st->conn);
+}
+
+static int loom__h2_body(loom_http_req_t *req, const struct iovec *iov, int n)
+{
+    loom__h2stream *st = req->p.h2;
+    if (!(st->flags & LOOM__H2S_DATA))
+        return 0;
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += iov[i].iov_len;
+    if (st->ooff && st->ooff == st->olen)
+        st->ooff = st->olen = 0;
+    if (loom__grow(&st->ob, &st->ocap, st->olen + total) < 0)
+        return LOOM_ENOMEM;
+    for (int i = 0; i < n; i++) {
+        memcpy(st->ob + st->olen, iov[i].iov_base, iov[i].iov_len);
+        st->olen += iov[i].iov_len;
+    }
+    loom__h2_resume_data(st);
+    loom_socket_t *s = st->conn->s;
+    if (st->olen - st->ooff + loom_socket_queued(s) >= s->cls->high_water) {
+        st->flags |= LOOM__H2S_DRAIN;
+        return 1;
+    }
+    return 0;
+}
+
+static int loom__h2_end(loom_http_req_t *req)
+{
+    loom__h2stream *st = req->p.h2;
+    if (!(st->flags & LOOM__H2S_DATA))
+        return 0;
+    st->flags |= LOOM__H2S_OUT_END;
+    loom__h2_resume_data(st);
+    return 0;
+}
+
+/* The answer is complete (or dropped): the request is freed; the stream
+ * sends the rest of the answer and closes by itself. A request released
+ * without an answer resets its stream. */
+static void loom__h2_finished(loom_http_req_t *req)
+{
+    loom__h2stream *st = req->p.h2;
+    req->astate = LOOM__HA_DONE;
+    if (st != NULL) {
+        st->req = NULL;
+        req->p.h2 = NULL;
+        loom__h2conn *c = st->conn;
+        if (!(st->flags & LOOM__H2S_ANSWERED))
+            nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+        else if ((st->flags & LOOM__H2S_DATA) && !(st->flags & LOOM__H2S_OUT_END)) {
+            /* A raw body shorter than its Content-Length: the stream is cut. */
+            nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+        }
+        /* The rest of a body not read is not wanted: its window reopens. */
+        if (st->ilen) {
+            nghttp2_session_consume_stream(c->ng, st->id, st->ilen);
+            st->ilen = 0;
+        }
+        loom__h2_schedule(c);
+    }
+    loom__hreq_free(req);
+}
+
+/* Delivers what a paused stream held, then its end, from the pending
+ * phase. */
+static void loom__h2_pause(loom_http_req_t *req)
+{
+    req->flags |= LOOM__HR_PAUSED;
+}
+
+static void loom__h2_resume(loom_http_req_t *req)
+{
+    loom__h2stream *st = req->p.h2;
+    req->flags &= ~LOOM__HR_PAUSED;
+    if (st == NULL)
+        return;
+    loom__h2conn *c = st->conn;
+    /* Hand over what was held, as one piece (if the application pauses
+     * again, what arrives meanwhile is held anew). */
+    c->busy++;
+    if (st->ilen && req->astate != LOOM__HA_DONE) {
+        size_t n = st->ilen;
+        char *b = st->ib;
+        st->ib = NULL;
+        st->ilen = st->icap = 0;
+        loom__h2s_body(st, b, n);
+        free(b);
+    }
+    if (!c->dead && st->req == req && !(req->flags & LOOM__HR_PAUSED) &&
+        (st->flags & LOOM__H2S_EOF_DUE)) {
+        st->flags &= ~LOOM__H2S_EOF_DUE;
+        loom__h2s_body_end(st);
+    }
+    c->busy--;
+    if (c->dead) {
+        if (c->busy == 0)
+            loom__h2_free_now(c);
+        return;
+    }
+    loom__h2_schedule(c); /* window updates */
+}
+
+static size_t loom__h2_queued(const loom_http_req_t *req)
+{
+    const loom__h2stream *st = req->p.h2;
+    return (st ? st->olen - st->ooff : 0) + (req->sock ? loom_socket_queued(req->sock) : 0);
+}
+
+const loom__hproto loom__h2_proto = {
+    .start = loom__h2_start,
+    .interim = loom__h2_interim,
+    .body = loom__h2_body,
+    .end = loom__h2_end,
+    .finished = loom__h2_finished,
+    .pause = loom__h2_pause,
+    .resume = loom__h2_resume,
+    .queued = loom__h2_queued,
+    .takeover = NULL,
+};

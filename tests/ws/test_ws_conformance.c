@@ -320,7 +320,7 @@ static void run_case(const case_t *c)
                     usleep(200); /* separate reads, mostly */
             }
         } else if (o->kind == EXPECT) {
-            size_t n;
+            size_t n = 0;
             int b0 = ws_raw_read_frame(fd, pbuf, sizeof pbuf, &n);
             if (b0 != (int)o->b0 || n != o->len || memcmp(pbuf, d, n) != 0) {
                 fprintf(stderr, "%s: expected frame %#x len %zu, got %#x len %zu\n", c->name, o->b0,

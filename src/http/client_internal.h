@@ -124,10 +124,10 @@ struct hc_pool {
     hc_scheme scheme;
     int port;
     int family;
-    int ver;           /* HC_V_* */
-    uint8_t proto;     /* HC_PROTO_*: what the server chose last */
-    uint32_t h2_wait;  /* connections still negotiating (h2 operations, undecided) */
-    hc_conn *h2;       /* the HTTP/2 connection new requests go to, or NULL */
+    int ver;          /* HC_V_* */
+    uint8_t proto;    /* HC_PROTO_*: what the server chose last */
+    uint32_t h2_wait; /* connections still negotiating (h2 operations, undecided) */
+    hc_conn *h2;      /* the HTTP/2 connection new requests go to, or NULL */
     hc_tls_key tls;
     loom_tls_ctx_t *ctx; /* https: the client context (a reference) */
     char host[];         /* lower case, NUL-terminated */
@@ -258,12 +258,12 @@ struct loom_http_client_req {
     uint8_t reused, upload_done, user_host, user_ua, user_cl, user_te, user_conn, user_auth;
     uint8_t redirecting, in_rbuf, strip_body_headers, pd_queued, in_cb;
     uint8_t keep_creds, retry_unsafe, interim, idle_on, insecure_redirect;
-    uint8_t version;   /* loom_http_request_opts.version */
-    uint8_t h2_eos;    /* HTTP/2: END_STREAM came while the body was held back (paused) */
-    int32_t h2_sid;    /* HTTP/2: the stream id on r->conn (0: none yet) */
-    uint32_t h2_nhdrs; /* HTTP/2: header fields in h2_hdrs */
+    uint8_t version;      /* loom_http_request_opts.version */
+    uint8_t h2_eos;       /* HTTP/2: END_STREAM came while the body was held back (paused) */
+    int32_t h2_sid;       /* HTTP/2: the stream id on r->conn (0: none yet) */
+    uint32_t h2_nhdrs;    /* HTTP/2: header fields in h2_hdrs */
     loom__bytes *h2_hdrs; /* HTTP/2: the response's fields, "name\0value\0" each */
-    loom_tls_ctx_t *tls; /* loom_http_request_opts.tls (a reference), or NULL */
+    loom_tls_ctx_t *tls;  /* loom_http_request_opts.tls (a reference), or NULL */
     /* During on_response of an https request: what its connection's
      * handshake negotiated (the connection may be closed or reused by then). */
     const loom_tls_info *tls_snap;
@@ -273,12 +273,12 @@ struct loom_http_client_req {
 struct hc_state {
     loom_loop_t *loop;
     loom__slab req_slab;
-    loom__sock_class cls;     /* http connections */
-    loom__sock_class tls_cls; /* https connections: the same hooks, over TLS */
-    loom__sock_class tls_h2_cls;   /* the same, ALPN "h2,http/1.1" */
-    loom__sock_class tls_h2o_cls;  /* the same, ALPN "h2" */
-    loom_tls_ctx_t *tls_conf; /* loom_http_client_opts.tls (a reference), or NULL */
-    loom_tls_ctx_t *tls_def;  /* the default client context, made on first use */
+    loom__sock_class cls;         /* http connections */
+    loom__sock_class tls_cls;     /* https connections: the same hooks, over TLS */
+    loom__sock_class tls_h2_cls;  /* the same, ALPN "h2,http/1.1" */
+    loom__sock_class tls_h2o_cls; /* the same, ALPN "h2" */
+    loom_tls_ctx_t *tls_conf;     /* loom_http_client_opts.tls (a reference), or NULL */
+    loom_tls_ctx_t *tls_def;      /* the default client context, made on first use */
     hc_pool *buckets[HC_BUCKETS];
     loom__queue idle_lru; /* idle connections, oldest first */
     loom__queue reqs;     /* every request not yet freed (for loop free) */

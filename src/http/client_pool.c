@@ -35,13 +35,12 @@ hc_pool *loom__hc_pool_get(hc_state *st, const hc_origin *o)
     const char *host = o->host;
     size_t n = o->host_len;
     uint32_t seed = (uint32_t)(o->port * 31 + o->family) ^ ((uint32_t)o->scheme << 24) ^
-                    ((uint32_t)o->ver << 20) ^
-                    (uint32_t)(o->tls.id * 0x9e3779b97f4a7c15ull >> 32);
+                    ((uint32_t)o->ver << 20) ^ (uint32_t)(o->tls.id * 0x9e3779b97f4a7c15ull >> 32);
     uint32_t b = hc_hash(host, n, seed) % HC_BUCKETS;
     for (hc_pool *p = st->buckets[b]; p; p = p->next)
         if (p->port == o->port && p->family == o->family && p->scheme == o->scheme &&
-            p->ver == o->ver &&
-            p->tls.id == o->tls.id && strlen(p->host) == n && strncasecmp(p->host, host, n) == 0)
+            p->ver == o->ver && p->tls.id == o->tls.id && strlen(p->host) == n &&
+            strncasecmp(p->host, host, n) == 0)
             return p;
     hc_pool *p = calloc(1, sizeof *p + n + 1);
     if (p == NULL)

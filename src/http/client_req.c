@@ -143,7 +143,7 @@ hc_state *loom__hc_state_get(loom_loop_t *loop)
     st->cls.extra = sizeof(hc_conn);
     st->cls.is_static = true;
     st->tls_cls = st->cls;
-    loom__class_set_tls(&st->tls_cls, NULL); /* the context is each pool's */
+    loom__class_set_tls(&st->tls_cls, NULL);                  /* the context is each pool's */
     st->tls_cls.alpn = (const unsigned char *)"\x08http/1.1"; /* ALPN: what it speaks */
     st->tls_cls.alpn_len = 9;
     st->tls_h2_cls = st->tls_cls;

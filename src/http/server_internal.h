@@ -171,7 +171,7 @@ struct loom_http_req {
     union {
         loom__h1req h1;
         struct loom__h2stream *h2; /* HTTP/2: the stream (h2_server.c) */
-    } p; /* the protocol's part */
+    } p;                           /* the protocol's part */
 };
 
 /* Per-loop server state (loom__http_loop.server). */

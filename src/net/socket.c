@@ -436,8 +436,8 @@ static void loom__socket_timed_out(loom_socket_t *s, const loom__tgroup *g, bool
 {
     char peer[300], msg[400];
     loom__socket_peer_name(s, peer, sizeof peer);
-    int n = snprintf(msg, sizeof msg, "%s timeout (%u ms)", write ? "write" : "read",
-                     (unsigned)g->ms);
+    int n =
+        snprintf(msg, sizeof msg, "%s timeout (%u ms)", write ? "write" : "read", (unsigned)g->ms);
     if (peer[0] && n > 0 && (size_t)n < sizeof msg)
         snprintf(msg + n, sizeof msg - (size_t)n, " on the connection with %s", peer);
     loom__socket_fail_msg(s, LOOM_ETIMEDOUT, msg);
@@ -649,7 +649,8 @@ void loom__socket_peer_name(loom_socket_t *s, char *buf, size_t len)
     }
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
-    if (s->io.bio.fd < 0 || s->cls->stream || getpeername(s->io.bio.fd, (struct sockaddr *)&ss, &sl) < 0)
+    if (s->io.bio.fd < 0 || s->cls->stream ||
+        getpeername(s->io.bio.fd, (struct sockaddr *)&ss, &sl) < 0)
         return;
     char ip[INET6_ADDRSTRLEN];
     if (ss.ss_family == AF_INET) {

@@ -141,7 +141,8 @@ static void *server_main(void *arg)
             int op = read_client_frame(fd, p, sizeof p, &pn, &masked);
             if (op != c->reply_op || !masked || pn != strlen(c->reply) ||
                 memcmp(p, c->reply, pn) != 0) {
-                fprintf(stderr, "%s: reply frame %d (masked %d) \"%.*s\"\n", c->name, op, masked, (int)pn, p);
+                fprintf(stderr, "%s: reply frame %d (masked %d) \"%.*s\"\n", c->name, op, masked,
+                        (int)pn, p);
                 srv_fail++;
             }
         }

@@ -6,8 +6,14 @@ on the other:
 
   udp_echo   64 B datagrams, 100 concurrent flows (connected sockets, 1 in
              flight each: ping-pong, bench-udp-load): datagrams echoed per server
-             CPU-second. loom-udp-echo, libuv (uv_udp with UV_UDP_RECVMMSG,
-             bench-udp-uv) and the raw recvmmsg/sendmmsg probe (bench-udp-raw).
+             CPU-second. loom-udp-echo on the epoll backend and on io_uring
+             (--backend; the first is the loom row the ratios use), libuv
+             (uv_udp with UV_UDP_RECVMMSG, bench-udp-uv), the raw
+             recvmmsg/sendmmsg probe (bench-udp-raw, the "of probe" base) and
+             the io_uring probe (bench-udp-uring: multishot recvmsg with
+             provided buffers, sendmsg SQEs submitted by the call that waits:
+             one system call per wakeup), which says what an io_uring-native
+             UDP path could reach at best.
   udp_bulk   200,000 datagrams of 1,400 B from one socket to a draining sink
              (bench-udp-load --sink on the load core): MiB per sender
              CPU-second. loom with UDP GSO, loom without, libuv.
@@ -52,19 +58,26 @@ def udp_answers(port, proc, timeout=5.0):
 
 
 def echo_servers(h, ctx):
+    """(name, role, argv(port) or None, why missing, backend the server must report)."""
     out = []
     loom = ctx.loom("loom-udp-echo")
-    out.append(("loom-udp-echo", "loom",
-                (lambda port: [loom, "--port", str(port), "--bind", "127.0.0.1"]) if loom else None,
-                "loom-udp-echo not built"))
+    for backend in ("epoll", "io_uring"):
+        out.append(("loom-udp-echo (%s)" % backend, "loom",
+                    (lambda port, b=backend: [loom, "--port", str(port), "--bind", "127.0.0.1",
+                                              "--backend", b]) if loom else None,
+                    "loom-udp-echo not built", backend))
     uv = ctx.tool("bench-udp-uv")
     out.append(("libuv (recvmmsg)", "peer",
                 (lambda port: [uv, "--port", str(port)]) if uv else None,
-                "bench-udp-uv not built (libuv missing?)"))
+                "bench-udp-uv not built (libuv missing?)", None))
     raw = ctx.tool("bench-udp-raw")
     out.append(("raw recvmmsg/sendmmsg", "probe",
                 (lambda port: [raw, "--port", str(port)]) if raw else None,
-                "bench-udp-raw not built"))
+                "bench-udp-raw not built", None))
+    ur = ctx.tool("bench-udp-uring")
+    out.append(("raw io_uring", "probe",
+                (lambda port: [ur, "--port", str(port)]) if ur else None,
+                "bench-udp-uring not built (liburing missing?)", None))
     return out
 
 
@@ -72,7 +85,7 @@ def wl_udp_echo(h, ctx, res):
     load = ctx.tool("bench-udp-load")
     secs = ctx.s["echo_s"]
     running = []
-    for name, role, argv, why in echo_servers(h, ctx):
+    for name, role, argv, why, backend in echo_servers(h, ctx):
         if not argv or not load:
             res.na("udp_echo", name, role, why if not argv else "bench-udp-load not built")
             continue
@@ -80,6 +93,12 @@ def wl_udp_echo(h, ctx, res):
         p = ctx.procs.spawn(argv(port), core=h.SERVER_CORE, name=h.slug(name))
         if not udp_answers(port, p):
             res.na("udp_echo", name, role, "no echo: %s" % (h.log_tail(p) or p.poll()))
+            ctx.procs.stop(p)
+            continue
+        # loom-udp-echo names the backend it runs on ("listening on port P
+        # (io_uring)"); a kernel without io_uring falls back to epoll.
+        if backend and "(%s)" % backend not in h.log_tail(p, 2000):
+            res.na("udp_echo", name, role, "not on %s: %s" % (backend, h.log_tail(p)))
             ctx.procs.stop(p)
             continue
         res.row("udp_echo", name, role)

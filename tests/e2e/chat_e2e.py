@@ -2,7 +2,7 @@
 """End-to-end test of loom-chat (examples/chat.c) in headless Chromium.
 
     chat_e2e.py --binary build/examples/loom-chat [--chromium /usr/bin/chromium]
-                [--screenshot out.png] [--tmpdir DIR] [--timeout 50]
+                [--tls] [--screenshot out.png] [--tmpdir DIR] [--timeout 50]
 
 Starts loom-chat on a free port of 127.0.0.1 and Chromium with a fresh
 profile, opens the chat in two pages, A over WebSocket (the page's default)
@@ -22,6 +22,19 @@ and B over long poll (forced with ?transport=poll), and checks that:
     ("server stopped" in both pages) and exit with status 0 (under ASan:
     without leaks).
 
+With --tls, loom-chat serves HTTPS with a fresh test certificate
+(tests/tls/mkcerts.sh; Chromium trusts the test CA by its SPKI hash,
+--ignore-certificate-errors-spki-list) and the same run also checks, from
+DevTools' Network events and loom-chat's access log, that:
+  - the pages, their assets, the long polls, the POSTs and /api/stats all
+    went over HTTP/2 (response.protocol "h2", and the server saw HTTP/2);
+  - page B's polls all used one h2 connection (one connectionId), and its
+    polls were really held on their h2 streams (an empty answer came only
+    after the poll timeout);
+  - the WebSocket went over HTTP/1.1 on its own TLS connection (loom offers
+    no RFC 8441 extended CONNECT, so Chromium asks ALPN for http/1.1);
+  - at SIGINT the held poll was answered over h2 ("server stopped").
+
 Chromium is driven through the DevTools protocol over --remote-debugging-pipe
 (file descriptors 3 and 4, NUL-delimited JSON): only Python's standard
 library is needed, no WebSocket and no debugging port. Exit status: 0 pass,
@@ -33,6 +46,7 @@ import argparse
 import base64
 import ctypes
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -76,12 +90,17 @@ class Deadline:
 class Browser:
     """A Chromium process and a minimal DevTools protocol client."""
 
-    def __init__(self, chromium, profile, deadline):
+    def __init__(self, chromium, profile, deadline, extra_args=()):
         self.deadline = deadline
         self.next_id = 0
         self.buf = b""
         self.exceptions = []  # (page label, text) of uncaught JS exceptions
         self.labels = {}  # sessionId -> page label
+        # From the Network domain: requestId -> {"page", "method", "url",
+        # "sent"; once answered "status", "protocol", "connection",
+        # "received"}; timestamps are DevTools' monotonic seconds.
+        self.requests = {}
+        self.websockets = {}  # requestId -> {"page", "url", "request", "status"}
         to_chrome_r, self.to_chrome = os.pipe()
         self.from_chrome, from_chrome_w = os.pipe()
 
@@ -101,7 +120,8 @@ class Browser:
             "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
             "--disable-backgrounding-occluded-windows", "--mute-audio", "--hide-scrollbars",
             "--password-store=basic", "--use-mock-keychain", f"--user-data-dir={profile}",
-            f"--window-size={VIEW_W},{VIEW_H}", "--remote-debugging-pipe", "about:blank",
+            f"--window-size={VIEW_W},{VIEW_H}", "--remote-debugging-pipe", *extra_args,
+            "about:blank",
         ]
         self.log_path = os.path.join(os.path.dirname(profile), "chromium.log")
         with open(self.log_path, "wb") as errlog:
@@ -137,6 +157,24 @@ class Browser:
             d = msg["params"]["exceptionDetails"]
             text = d.get("exception", {}).get("description") or d.get("text", "?")
             self.exceptions.append((self.labels.get(msg.get("sessionId"), "?"), text))
+            return
+        page = self.labels.get(msg.get("sessionId"), "?")
+        p = msg.get("params", {})
+        if method == "Network.requestWillBeSent":
+            self.requests[p["requestId"]] = {"page": page, "method": p["request"]["method"],
+                                             "url": p["request"]["url"], "sent": p["timestamp"]}
+        elif method == "Network.responseReceived":
+            r = self.requests.setdefault(p["requestId"], {"page": page, "url": "?"})
+            resp = p["response"]
+            r.update(status=resp["status"], protocol=resp.get("protocol"),
+                     connection=resp.get("connectionId"), received=p["timestamp"])
+        elif method == "Network.webSocketCreated":
+            self.websockets[p["requestId"]] = {"page": page, "url": p["url"]}
+        elif method == "Network.webSocketHandshakeResponseReceived":
+            w = self.websockets.setdefault(p["requestId"], {"page": page, "url": "?"})
+            resp = p["response"]
+            w.update(status=resp["status"], request=resp.get("requestHeadersText", ""),
+                     request_headers=resp.get("requestHeaders", {}))
 
     def call(self, method, params=None, session=None, timeout=10):
         self.next_id += 1
@@ -155,6 +193,13 @@ class Browser:
                 return reply.get("result", {})
             self._on_event(reply)
 
+    def pump(self, done, seconds):
+        """Reads events until done() is true or `seconds` pass."""
+        end = time.monotonic() + seconds
+        while not done() and time.monotonic() < end:
+            self.call("Browser.getVersion")
+            time.sleep(0.05)
+
     def open_page(self, label, url, width=VIEW_W, height=VIEW_H):
         target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
         session = self.call("Target.attachToTarget",
@@ -163,6 +208,7 @@ class Browser:
         page = Page(self, session, label)
         page.call("Runtime.enable")
         page.call("Page.enable")
+        page.call("Network.enable")
         page.call("Emulation.setDeviceMetricsOverride",
                   {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
         if url:
@@ -290,10 +336,35 @@ def compose_screenshot(browser, shots, path):
     log(f"screenshot: {path}")
 
 
-def start_server(binary, tmpdir, deadline):
+def make_certs(tmpdir):
+    """Fresh test certificates (tests/tls/mkcerts.sh) and the base64 SHA-256
+    of the test CA's SubjectPublicKeyInfo, which Chromium is told to trust
+    (--ignore-certificate-errors-spki-list): the chain the server sends
+    ends at a key on that list, so only this test CA is accepted."""
+    certs = os.path.join(tmpdir, "certs")
+    mkcerts = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tls", "mkcerts.sh")
+    subprocess.run(["sh", mkcerts, certs], check=True, timeout=30)
+    pub = subprocess.run(["openssl", "x509", "-in", os.path.join(certs, "ca.pem"), "-noout",
+                          "-pubkey"], check=True, capture_output=True, timeout=10).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=pub,
+                         check=True, capture_output=True, timeout=10).stdout
+    spki = base64.b64encode(hashlib.sha256(der).digest()).decode()
+    # The server sends its leaf and the CA, so that the trusted key is in
+    # the chain Chromium sees.
+    chain = os.path.join(certs, "chain.pem")
+    with open(chain, "wb") as out:
+        for name in ("server.pem", "ca.pem"):
+            with open(os.path.join(certs, name), "rb") as f:
+                out.write(f.read())
+    return chain, os.path.join(certs, "server.key"), spki
+
+
+def start_server(binary, tmpdir, deadline, tls=None):
     errlog = open(os.path.join(tmpdir, "loom-chat.log"), "wb")
-    proc = subprocess.Popen([binary, "--port", "0", "--poll-timeout", "2500", "--verbose"],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errlog,
+    cmd = [binary, "--port", "0", "--poll-timeout", "2500", "--verbose"]
+    if tls:
+        cmd += ["--tls-cert", tls[0], "--tls-key", tls[1]]
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errlog,
                             preexec_fn=die_with_parent)
     errlog.close()
     line = b""
@@ -305,20 +376,108 @@ def start_server(binary, tmpdir, deadline):
         if not chunk:
             raise Failure(f"loom-chat exited early ({proc.wait()})")
         line += chunk
-    m = re.search(rb"http://127\.0\.0\.1:(\d+)/", line)
+    scheme = b"https" if tls else b"http"
+    m = re.search(scheme + rb"://127\.0\.0\.1:(\d+)/", line)
     if not m:
         raise Failure(f"unexpected banner {line!r}")
-    return proc, f"http://127.0.0.1:{int(m.group(1))}/"
+    return proc, f"{scheme.decode()}://127.0.0.1:{int(m.group(1))}/"
+
+
+def path_of(url):
+    return "/" + url.split("/", 3)[3].split("?")[0] if url.count("/") >= 3 else url
+
+
+def check_protocols(browser, origin, tls):
+    """Every HTTP request of the chat pages went over h2 (with --tls) or
+    HTTP/1.1, and was answered. Returns the requestIds of page B's polls
+    (GET /api/messages), in the order they were sent."""
+    want = "h2" if tls else "http/1.1"
+    ours = [(rid, r) for rid, r in browser.requests.items()
+            if r["url"].startswith(origin) and r["page"] in ("A", "B")]
+    seen = set()
+    for _, r in ours:
+        if "protocol" not in r:
+            continue  # still held (B's current poll), or in flight
+        if r["protocol"] != want:
+            raise Failure(f"page {r['page']}: {r['method']} {r['url']} went over "
+                          f"{r['protocol']}, not {want}")
+        seen.add((r["page"], r["method"], path_of(r["url"])))
+    needed = {("A", "GET", "/"), ("A", "GET", "/chat.css"), ("A", "GET", "/chat.js"),
+              ("B", "GET", "/"), ("B", "GET", "/chat.css"), ("B", "GET", "/chat.js"),
+              ("B", "GET", "/api/messages"), ("B", "POST", "/api/messages"),
+              ("B", "GET", "/api/stats")}
+    if not needed <= seen:
+        raise Failure(f"no {want} answer seen for {sorted(needed - seen)}")
+    return [rid for rid, r in ours if r["page"] == "B" and r["method"] == "GET"
+            and path_of(r["url"]) == "/api/messages"]
+
+
+def check_h2_polls(polls):
+    """Page B's polls: all on one h2 connection, and held on their streams."""
+    answered = [r for r in polls if "protocol" in r]
+    conns = {r["connection"] for r in answered}
+    if len(conns) != 1:
+        raise Failure(f"page B's {len(answered)} polls used {len(conns)} connections "
+                      f"({sorted(conns)}), not one h2 connection")
+    held = [r["received"] - r["sent"] for r in answered]
+    # The server holds an empty poll for its poll timeout (2.5 s).
+    if max(held) < 2.0:
+        raise Failure(f"no poll of page B was held on its h2 stream: {held}")
+    log("page B: %d polls over h2 on connection %s, the longest held %.1f s" %
+        (len(answered), conns.pop(), max(held)))
+
+
+def check_websocket(browser, tls):
+    """Page A's WebSocket: its handshake was an HTTP/1.1 GET (Chromium opens
+    a connection of its own, ALPN http/1.1, as loom offers no RFC 8441)."""
+    socks = [w for w in browser.websockets.values() if w["page"] == "A"]
+    if len(socks) != 1:
+        raise Failure(f"page A opened {len(socks)} WebSockets, not 1")
+    w = socks[0]
+    want = "wss://" if tls else "ws://"
+    if not w["url"].startswith(want) or w.get("status") != 101:
+        raise Failure(f"page A's WebSocket: {w}")
+    first = w.get("request", "").split("\r\n", 1)[0]
+    pseudo = [k for k in w.get("request_headers", {}) if k.startswith(":")]
+    if pseudo or not re.fullmatch(r"GET (wss?://[^/]+)?/api/ws\S* HTTP/1\.1", first):
+        raise Failure(f"page A's WebSocket handshake was not HTTP/1.1: {first!r}, {pseudo}")
+    log(f"page A: WebSocket {w['url'].split('?')[0]} over HTTP/1.1 ({first.split(' ')[-1]})")
+
+
+def check_server_log(tmpdir, tls):
+    """loom-chat's own access log (--verbose) agrees: with --tls every HTTP
+    request was an HTTP/2 stream and the WebSocket an HTTP/1.1 upgrade."""
+    with open(os.path.join(tmpdir, "loom-chat.log"), errors="replace") as f:
+        text = f.read()
+    reqs = re.findall(r"^loom-chat: (GET|POST|HEAD) (\S+) (HTTP/[0-9.]+)", text, re.M)
+    ws = re.findall(r"^loom-chat: websocket open \((HTTP/[0-9.]+)", text, re.M)
+    want = "HTTP/2" if tls else "HTTP/1.1"
+    other = [r for r in reqs if r[2] != want]
+    if not reqs or other:
+        raise Failure(f"loom-chat saw {len(reqs)} requests, {len(other)} not over {want}: "
+                      f"{other[:5]}")
+    if ws != ["HTTP/1.1"]:
+        raise Failure(f"loom-chat's WebSocket upgrades: {ws}, not one over HTTP/1.1")
+    held = len(re.findall(r"^loom-chat: GET /api/messages\S* " + re.escape(want) +
+                          r".*: held", text, re.M))
+    if not held:
+        raise Failure(f"loom-chat held no poll over {want}")
+    log(f"loom-chat's log: {len(reqs)} requests over {want}, {held} polls held, "
+        "WebSocket over HTTP/1.1")
 
 
 def run(args, tmpdir, deadline):
     server = browser = None
     try:
-        server, url = start_server(args.binary, tmpdir, deadline)
+        tls = chrome_args = None
+        if args.tls:
+            *tls, spki = make_certs(tmpdir)
+            chrome_args = [f"--ignore-certificate-errors-spki-list={spki}"]
+        server, url = start_server(args.binary, tmpdir, deadline, tls)
         log(f"loom-chat at {url}")
         profile = os.path.join(tmpdir, "profile")
         os.mkdir(profile)
-        browser = Browser(args.chromium, profile, deadline)
+        browser = Browser(args.chromium, profile, deadline, chrome_args or ())
         version = browser.call("Browser.getVersion", timeout=20)["product"]
         log(f"browser: {version}")
 
@@ -373,6 +532,14 @@ def run(args, tmpdir, deadline):
             if mine != (2 if page is a else 1):
                 raise Failure(f"page {page.label} marks {mine} messages as its own")
 
+        origin = url.rstrip("/")
+        poll_ids = check_protocols(browser, origin, args.tls)
+        polls = [browser.requests[rid] for rid in poll_ids]
+        check_websocket(browser, args.tls)
+        if args.tls:
+            check_h2_polls(polls)
+        held = [rid for rid in poll_ids if "protocol" not in browser.requests[rid]]
+
         if args.screenshot:
             compose_screenshot(browser, [("Page A: alice", a.screenshot()),
                                          ("Page B: bob", b.screenshot())], args.screenshot)
@@ -390,7 +557,22 @@ def run(args, tmpdir, deadline):
         for page in (a, b):
             page.wait_for("window.loomChat.status === 'stopped'", 5,
                           "held poll not answered at shutdown")
-        log("SIGINT: held poll answered, WebSocket closed, loom-chat exited with status 0")
+        # The poll held when the signal came was answered (status 200, not a
+        # reset stream), on the same h2 connection as the others.
+        want = "h2" if args.tls else "http/1.1"
+        browser.pump(lambda: all("status" in browser.requests[rid] for rid in held), 3)
+        for rid in held:
+            r = browser.requests[rid]
+            if r.get("status") != 200 or r.get("protocol") != want:
+                raise Failure(f"the poll held at SIGINT got {r.get('status')} over "
+                              f"{r.get('protocol')}, not 200 over {want}")
+            if args.tls and r["connection"] != polls[0].get("connection"):
+                raise Failure("the poll held at SIGINT was answered on another connection")
+        if len(held) != 1:
+            raise Failure(f"{len(held)} polls of page B were held at SIGINT, not 1")
+        check_server_log(tmpdir, args.tls)
+        log("SIGINT: held poll answered (over %s), WebSocket closed, loom-chat exited with "
+            "status 0" % want)
 
         if browser.exceptions:
             raise Failure(f"JavaScript exceptions: {browser.exceptions}")
@@ -408,6 +590,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--binary", required=True, help="the loom-chat executable")
     ap.add_argument("--chromium", default=os.environ.get("LOOM_CHROMIUM", "/usr/bin/chromium"))
+    ap.add_argument("--tls", action="store_true",
+                    help="HTTPS with a fresh test certificate: checks h2 end to end")
     ap.add_argument("--screenshot", help="where to save the screenshot (PNG)")
     ap.add_argument("--tmpdir", help="scratch directory (default: a new one, removed after)")
     ap.add_argument("--timeout", type=float, default=50, help="overall limit in seconds")

@@ -440,7 +440,7 @@ static void handle_poll(chat_t *c, loom_http_req_t *req, bool may_wait)
     }
     if (c->verbose) {
         char proto[32];
-        fprintf(stderr, "loom-chat: %s %s %s: held (%zu waiting)\n",
+        fprintf(stderr, "loom-chat: %s %s: held on %s (%zu waiting)\n",
                 loom_http_req_method_str(req, NULL), loom_http_req_target(req, NULL),
                 req_protocol(req, proto, sizeof proto), c->nwaiters);
     }

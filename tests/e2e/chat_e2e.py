@@ -458,8 +458,8 @@ def check_server_log(tmpdir, tls):
                       f"{other[:5]}")
     if ws != ["HTTP/1.1"]:
         raise Failure(f"loom-chat's WebSocket upgrades: {ws}, not one over HTTP/1.1")
-    held = len(re.findall(r"^loom-chat: GET /api/messages\S* " + re.escape(want) +
-                          r".*: held", text, re.M))
+    held = len(re.findall(r"^loom-chat: GET /api/messages\S*: held on " + re.escape(want),
+                          text, re.M))
     if not held:
         raise Failure(f"loom-chat held no poll over {want}")
     log(f"loom-chat's log: {len(reqs)} requests over {want}, {held} polls held, "

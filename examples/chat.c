@@ -880,9 +880,12 @@ static void on_client_gone(loom_http_req_t *req, void *data)
     waiter_t *w = loom_http_req_data(req);
     if (w)
         waiter_free(w);
-    if (c->verbose)
-        fprintf(stderr, "loom-chat: %s %s: client went away\n", loom_http_req_method_str(req, NULL),
-                loom_http_req_target(req, NULL));
+    if (c->verbose) {
+        char proto[32];
+        fprintf(stderr, "loom-chat: %s %s: client went away (%s)\n",
+                loom_http_req_method_str(req, NULL), loom_http_req_target(req, NULL),
+                req_protocol(req, proto, sizeof proto));
+    }
     loom_http_req_release(req);
 }
 

@@ -460,6 +460,8 @@ def check_client_gone(browser, url, tmpdir, tls, conn):
     one stream (RST_STREAM) and keeps the connection, which page B's held
     poll shares (checked again at SIGINT); over HTTP/1.1 the connection
     closes."""
+    two = re.compile(r"^loom-chat: GET /api/messages\S*: held on .* \(2 waiting\)$", re.M)
+    two_before = len(two.findall(server_log(tmpdir)))
     c = browser.open_page("C", url + "?transport=poll")
     c.wait_for(LIVE, 10, "chat did not go live")
     c.wait_for("window.loomChat.polls >= 2", 5, "no second poll")
@@ -482,9 +484,13 @@ def check_client_gone(browser, url, tmpdir, tls, conn):
                 or (conn is not None and r["connection"] != conn)):
             raise Failure(f"page C: {r['url']} over {r['protocol']} on connection "
                           f"{r['connection']}, not page B's h2 connection {conn}")
-    # Held by the server, not just sent: the live panel counts it.
-    b_stats = "window.loomChat.stats && window.loomChat.stats.long_poll === 2"
-    c.wait_for(b_stats, 5, "the server does not count two held polls")
+    # Held by the server, not just sent: it holds two polls, B's and C's.
+    end = time.monotonic() + 5
+    while len(two.findall(server_log(tmpdir))) == two_before:
+        if time.monotonic() > end:
+            raise Failure("loom-chat did not hold page C's poll beside page B's")
+        browser.deadline.left()
+        time.sleep(0.05)
     browser.call("Target.closeTarget", {"targetId": c.target})
     end = time.monotonic() + 5
     while True:
@@ -519,6 +525,12 @@ def check_server_log(tmpdir, tls):
                           text, re.M))
     if not held:
         raise Failure(f"loom-chat held no poll over {want}")
+    # At SIGINT: "closing, answering 1 held poll", then that answer.
+    m = re.search(r"^loom-chat: closing, answering (\d+) held poll.*?^loom-chat: GET "
+                  r"/api/messages\S* (HTTP/[0-9.]+)[^\n]* -> 200$", text, re.M | re.S)
+    if not m or m.group(1) != "1" or m.group(2) != want:
+        raise Failure("loom-chat did not answer one held poll over %s at SIGINT: %s" %
+                      (want, m.group(0) if m else "no such lines"))
     log(f"loom-chat's log: {len(reqs)} requests over {want}, {held} polls held, "
         "WebSocket over HTTP/1.1")
 
@@ -596,10 +608,11 @@ def run(args, tmpdir, deadline):
             check_h2_polls(polls)
         check_client_gone(browser, url, tmpdir, args.tls,
                           polls[0]["connection"] if args.tls else None)
-        # Page B's poll now held (it may have been renewed meanwhile).
-        held = [rid for rid, r in browser.requests.items()
-                if r["page"] == "B" and r["method"] == "GET"
-                and path_of(r["url"]) == "/api/messages" and "protocol" not in r]
+
+        def b_polls(answered):
+            return [r for r in browser.requests.values()
+                    if r["page"] == "B" and r["method"] == "GET"
+                    and path_of(r["url"]) == "/api/messages" and ("received" in r) == answered]
 
         if args.screenshot:
             compose_screenshot(browser, [("Page A: alice", a.screenshot()),
@@ -607,7 +620,12 @@ def run(args, tmpdir, deadline):
 
         # Graceful close: B's held poll must be answered and A's WebSocket
         # told and closed ("server stopped"), then loom-chat exits on its own,
-        # cleanly.
+        # cleanly. B has one poll in flight (not between a poll timeout's
+        # answer and the next poll).
+        browser.pump(lambda: len(b_polls(False)) == 1, 3)
+        if len(b_polls(False)) != 1:
+            raise Failure(f"page B has {len(b_polls(False))} polls in flight, not 1")
+        n_answered = len(b_polls(True))
         server.send_signal(signal.SIGINT)
         try:
             status = server.wait(timeout=min(deadline.left(), 10))
@@ -619,18 +637,19 @@ def run(args, tmpdir, deadline):
             page.wait_for("window.loomChat.status === 'stopped'", 5,
                           "held poll not answered at shutdown")
         # The poll held when the signal came was answered (status 200, not a
-        # reset stream), on the same h2 connection as the others.
+        # reset stream: "server stopped" came with it), on the same h2
+        # connection as the others. It is B's last answered poll (the next
+        # one, a second later, finds no server).
         want = "h2" if args.tls else "http/1.1"
-        browser.pump(lambda: all("status" in browser.requests[rid] for rid in held), 3)
-        for rid in held:
-            r = browser.requests[rid]
-            if r.get("status") != 200 or r.get("protocol") != want:
-                raise Failure(f"the poll held at SIGINT got {r.get('status')} over "
-                              f"{r.get('protocol')}, not 200 over {want}")
-            if args.tls and r["connection"] != polls[0]["connection"]:
-                raise Failure("the poll held at SIGINT was answered on another connection")
-        if len(held) != 1:
-            raise Failure(f"{len(held)} polls of page B were held at SIGINT, not 1")
+        browser.pump(lambda: not b_polls(False), 3)
+        last = max(b_polls(True), key=lambda r: r["received"])
+        if last["status"] != 200 or last["protocol"] != want:
+            raise Failure(f"the poll held at SIGINT got {last['status']} over "
+                          f"{last['protocol']}, not 200 over {want}")
+        if args.tls and last["connection"] != polls[0]["connection"]:
+            raise Failure("the poll held at SIGINT was answered on another connection")
+        if len(b_polls(True)) <= n_answered:
+            raise Failure("no poll of page B was answered at SIGINT")
         check_server_log(tmpdir, args.tls)
         log("SIGINT: held poll answered (over %s), WebSocket closed, loom-chat exited with "
             "status 0" % want)
@@ -659,6 +678,7 @@ def main():
     args = ap.parse_args()
 
     deadline = Deadline(args.timeout)
+    t0 = time.monotonic()
     own_tmp = args.tmpdir is None
     tmpdir = tempfile.mkdtemp(prefix="loom-chat-e2e-") if own_tmp else args.tmpdir
     ok = False
@@ -677,7 +697,7 @@ def main():
         if own_tmp:
             shutil.rmtree(tmpdir, ignore_errors=True)
     if ok:
-        log("PASS")
+        log(f"PASS ({time.monotonic() - t0:.1f} s)")
     return 0 if ok else 1
 
 

@@ -16,6 +16,11 @@ and B over long poll (forced with ?transport=poll), and checks that:
   - a message typed into A (real key events) shows up in B, which was
     already open and polling, within a few seconds, and vice versa (so each
     transport both sends and receives);
+  - every HTTP request (DevTools' Network events) and loom-chat's view of
+    it (its --verbose log) used the expected protocol, HTTP/1.1 here, and
+    the WebSocket handshake was an HTTP/1.1 GET;
+  - a third long-polling page, C, closed while its poll is held: loom-chat
+    hears that the client went away (on_close);
   - no page throws a JavaScript exception;
   - a screenshot of both pages side by side can be taken (--screenshot);
   - SIGINT makes loom-chat answer the held polls and close the WebSocket
@@ -33,7 +38,11 @@ DevTools' Network events and loom-chat's access log, that:
     after the poll timeout);
   - the WebSocket went over HTTP/1.1 on its own TLS connection (loom offers
     no RFC 8441 extended CONNECT, so Chromium asks ALPN for http/1.1);
-  - at SIGINT the held poll was answered over h2 ("server stopped").
+  - page C shares that h2 connection; closing it resets its held poll's
+    stream (RST_STREAM), and loom-chat's on_close names the stream while
+    page B's poll on the same connection goes on;
+  - at SIGINT the held poll was answered over h2 ("server stopped"), on the
+    connection all the polls used.
 
 Chromium is driven through the DevTools protocol over --remote-debugging-pipe
 (file descriptors 3 and 4, NUL-delimited JSON): only Python's standard

@@ -427,7 +427,8 @@ def check_protocols(browser, origin, tls):
 
 
 def check_h2_polls(polls):
-    """Page B's polls: all on one h2 connection, and held on their streams."""
+    """Page B's polls: all on one h2 connection, and held on their streams.
+    Returns that connection's id."""
     answered = [r for r in polls if "protocol" in r]
     conns = {r["connection"] for r in answered}
     if len(conns) != 1:
@@ -437,8 +438,10 @@ def check_h2_polls(polls):
     # The server holds an empty poll for its poll timeout (2.5 s).
     if max(held) < 2.0:
         raise Failure(f"no poll of page B was held on its h2 stream: {held}")
+    conn = conns.pop()
     log("page B: %d polls over h2 on connection %s, the longest held %.1f s" %
-        (len(answered), conns.pop(), max(held)))
+        (len(answered), conn, max(held)))
+    return conn
 
 
 def check_websocket(browser, tls):
@@ -613,10 +616,8 @@ def run(args, tmpdir, deadline):
         poll_ids = check_protocols(browser, origin, args.tls)
         polls = [browser.requests[rid] for rid in poll_ids]
         check_websocket(browser, args.tls)
-        if args.tls:
-            check_h2_polls(polls)
-        check_client_gone(browser, url, tmpdir, args.tls,
-                          polls[0]["connection"] if args.tls else None)
+        conn = check_h2_polls(polls) if args.tls else None
+        check_client_gone(browser, url, tmpdir, args.tls, conn)
 
         def b_polls(answered):
             return [r for r in browser.requests.values()
@@ -655,7 +656,7 @@ def run(args, tmpdir, deadline):
         if last["status"] != 200 or last["protocol"] != want:
             raise Failure(f"the poll held at SIGINT got {last['status']} over "
                           f"{last['protocol']}, not 200 over {want}")
-        if args.tls and last["connection"] != polls[0]["connection"]:
+        if args.tls and last["connection"] != conn:
             raise Failure("the poll held at SIGINT was answered on another connection")
         if len(b_polls(True)) <= n_answered:
             raise Failure("no poll of page B was answered at SIGINT")

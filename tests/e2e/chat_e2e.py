@@ -75,8 +75,11 @@ class Failure(Exception):
     pass
 
 
+T0 = time.monotonic()
+
+
 def log(msg):
-    print(f"chat_e2e: {msg}", file=sys.stderr, flush=True)
+    print(f"chat_e2e: [{time.monotonic() - T0:4.1f} s] {msg}", file=sys.stderr, flush=True)
 
 
 def die_with_parent():

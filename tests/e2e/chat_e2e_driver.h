@@ -62,7 +62,8 @@ static double now_s(void)
 }
 
 /* Runs chat_e2e.py with `mode` (NULL, or an option such as "--tls") and
- * returns the test's exit status (77: skipped). */
+ * returns the test's exit status (77: skipped). `screenshot`: where to save
+ * the pages' picture, or NULL for none. */
 static int chat_e2e_run(const char *mode, const char *screenshot)
 {
     const char *chromium = getenv("LOOM_CHROMIUM");
@@ -83,9 +84,19 @@ static int chat_e2e_run(const char *mode, const char *screenshot)
     CHECK(pid >= 0);
     if (pid == 0) {
         setpgid(0, 0);
-        execlp("python3", "python3", LOOM_SOURCE_DIR "/tests/e2e/chat_e2e.py", "--binary", binary,
-               "--chromium", chromium, "--screenshot", screenshot, "--tmpdir", tmpdir, "--timeout",
-               "50", mode, (char *)NULL);
+        const char *argv[16] = {"python3",    LOOM_SOURCE_DIR "/tests/e2e/chat_e2e.py",
+                                "--binary",   binary,
+                                "--chromium", chromium,
+                                "--tmpdir",   tmpdir,
+                                "--timeout",  "50"};
+        int n = 10;
+        if (screenshot) {
+            argv[n++] = "--screenshot";
+            argv[n++] = screenshot;
+        }
+        if (mode)
+            argv[n++] = mode;
+        execvp("python3", (char *const *)argv);
         perror("exec python3");
         _exit(127);
     }

@@ -4,7 +4,11 @@
  *               [--tls-cert FILE --tls-key FILE]
  *
  * Plain HTTP by default (`make run`); with --tls-cert and --tls-key (PEM:
- * the chain, leaf first, and its key) it serves HTTPS instead.
+ * the chain, leaf first, and its key) it serves HTTPS instead, and browsers
+ * then load the page, poll and post over HTTP/2 (ALPN h2, one connection
+ * multiplexing every request, held polls included); the WebSocket has its
+ * own HTTP/1.1 connection (loom offers no RFC 8441 extended CONNECT).
+ * --verbose logs each request with its protocol ("HTTP/2 stream 5").
  *
  * Open http://127.0.0.1:8080/ in two browser windows and talk. The page
  * (examples/chat/: HTML, CSS, JS) is built into the binary. The protocol:
@@ -227,6 +231,17 @@ static void render_messages(const chat_t *c, uint64_t since, strbuf_t *b)
     sb_adds(b, "]}");
 }
 
+/* "HTTP/1.1", or "HTTP/2 stream N", for the access log. */
+static const char *req_protocol(const loom_http_req_t *req, char *buf, size_t size)
+{
+    int v = loom_http_req_version(req);
+    if (v >= 20)
+        snprintf(buf, size, "HTTP/2 stream %" PRIu32, loom_http_req_stream_id(req));
+    else
+        snprintf(buf, size, "HTTP/%d.%d", v / 10, v % 10);
+    return buf;
+}
+
 /* Every answer goes through here, for the access log. The request is dead
  * afterwards (loom_http_respond() answers it whatever it returns, barring
  * LOOM_EINVAL, which our fixed headers never cause). */
@@ -236,7 +251,9 @@ static void answer(chat_t *c, loom_http_req_t *req, int status, const char *cons
     if (c->verbose) {
         const char *method = loom_http_req_method_str(req, NULL);
         const char *target = loom_http_req_target(req, NULL);
-        fprintf(stderr, "loom-chat: %s %s -> %d\n", method, target, status);
+        char proto[32];
+        fprintf(stderr, "loom-chat: %s %s %s -> %d\n", method, target,
+                req_protocol(req, proto, sizeof proto), status);
     }
     int r = loom_http_respond(req, status, headers, body, len);
     if (r < 0 && c->verbose)
@@ -421,9 +438,12 @@ static void handle_poll(chat_t *c, loom_http_req_t *req, bool may_wait)
         answer_error(c, req, 503, "out of memory");
         return;
     }
-    if (c->verbose)
-        fprintf(stderr, "loom-chat: %s %s: held (%zu waiting)\n",
-                loom_http_req_method_str(req, NULL), loom_http_req_target(req, NULL), c->nwaiters);
+    if (c->verbose) {
+        char proto[32];
+        fprintf(stderr, "loom-chat: %s %s: held on %s (%zu waiting)\n",
+                loom_http_req_method_str(req, NULL), loom_http_req_target(req, NULL),
+                req_protocol(req, proto, sizeof proto), c->nwaiters);
+    }
 }
 
 /* Returns true if s[0..n) is well-formed UTF-8 (no overlong forms, no
@@ -677,6 +697,8 @@ static void handle_ws(chat_t *c, loom_http_req_t *req)
         return;
     }
     w->chat = c;
+    char proto[32];
+    req_protocol(req, proto, sizeof proto); /* for the log: req is gone after the accept */
     loom_ws_opts o = chat_ws_opts;
     o.data = w;
     /* Linked first: the connection's callbacks may run as soon as it exists. */
@@ -693,7 +715,7 @@ static void handle_ws(chat_t *c, loom_http_req_t *req)
         return;
     }
     if (c->verbose)
-        fprintf(stderr, "loom-chat: websocket open, %zu open\n", c->nsockets);
+        fprintf(stderr, "loom-chat: websocket open (%s), %zu open\n", proto, c->nsockets);
     if (loom_ws_subscribe(c->topics, w->ws, "chat") < 0) {
         loom_ws_close(w->ws, LOOM_WS_INTERNAL, "out of memory");
         return;
@@ -858,9 +880,12 @@ static void on_client_gone(loom_http_req_t *req, void *data)
     waiter_t *w = loom_http_req_data(req);
     if (w)
         waiter_free(w);
-    if (c->verbose)
-        fprintf(stderr, "loom-chat: %s %s: client went away\n", loom_http_req_method_str(req, NULL),
-                loom_http_req_target(req, NULL));
+    if (c->verbose) {
+        char proto[32];
+        fprintf(stderr, "loom-chat: %s %s: client went away (%s)\n",
+                loom_http_req_method_str(req, NULL), loom_http_req_target(req, NULL),
+                req_protocol(req, proto, sizeof proto));
+    }
     loom_http_req_release(req);
 }
 

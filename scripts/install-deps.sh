@@ -11,6 +11,9 @@ pkgs=(build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
       python3-websockets python3-h2)
 # h2o: an HTTP/2 upstream for the client tests (test_h2_client_h2o) too.
 pkgs+=(h2o)
+# The openssl command: the tests' certificates (tests/tls/mkcerts.sh, the
+# chat's HTTPS end-to-end run).
+pkgs+=(openssl)
 # node and npm (test tooling: the ws package) come with the machine; Debian's
 # are the fallback.
 if ! command -v npm >/dev/null 2>&1; then

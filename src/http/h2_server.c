@@ -422,6 +422,7 @@ static void loom__h2s_begin(loom__h2stream *st, bool end_stream)
     }
     st->req = req;
     req->p.h2 = st;
+    req->h2_id = (uint32_t)st->id;
     req->bstate = end_stream ? LOOM__HB_NONE : LOOM__HB_READ;
     if (end_stream) {
         loom__hreq_dispatch(srv, req);
@@ -1058,7 +1059,7 @@ void loom__h2_drop(loom__h2conn *c)
 
 uint32_t loom__h2_stream_id(const loom_http_req_t *req)
 {
-    return req->p.h2 ? (uint32_t)req->p.h2->id : 0;
+    return req->h2_id; /* also once the stream is gone (on_close) */
 }
 
 /* --- The protocol operations ------------------------------------------------------ */

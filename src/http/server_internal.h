@@ -168,6 +168,9 @@ struct loom_http_req {
     uint32_t xlen; /* bytes of srv->xbuf this request points into (path, host) */
     uint8_t bstate;
     uint8_t astate;
+    /* HTTP/2: the stream id, kept after the stream is gone so that
+     * loom_http_req_stream_id() still names it in on_close. */
+    uint32_t h2_id;
     union {
         loom__h1req h1;
         struct loom__h2stream *h2; /* HTTP/2: the stream (h2_server.c) */

@@ -1,122 +1,15 @@
 /* End-to-end test of loom-chat, the demo: two pages in headless Chromium
- * talk through the long-poll chat (tests/e2e/chat_e2e.py does the driving).
- *
- * This is the ctest entry: it runs the script in its own process group with
- * a hard limit of 60 s, kills whatever is left of the group afterwards, and
- * removes the scratch directory (Chromium's profile, the logs). It skips (77)
- * when Chromium, python3 or the loom-chat binary is missing. The screenshot
- * of both pages goes to <build>/chat_e2e.png.
+ * talk through the long-poll chat (tests/e2e/chat_e2e.py does the driving,
+ * chat_e2e_driver.h runs it; test_chat_h2_e2e.c is the same over HTTPS and
+ * HTTP/2). The screenshot of both pages goes to <build>/chat_e2e.png.
  *
  * LOOM_TEST_NO_BACKEND: loom-chat picks its own backend ($LOOM_BACKEND is
  * passed through, so a ctest run with it set tests that backend).
  * LOOM_TEST_SERIAL: a browser is heavy; it runs alone.
  */
-#include <errno.h>
-#include <ftw.h>
-#include <signal.h>
-#include <stdbool.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
-
-#include "test.h"
-
-enum { LIMIT_S = 60 }; /* the script itself gives up after 50 s */
-
-/* Returns true if `name` is an executable in $PATH. */
-static bool in_path(const char *name)
-{
-    const char *path = getenv("PATH");
-    if (!path)
-        path = "/usr/bin:/bin";
-    char buf[4096];
-    while (*path) {
-        size_t n = strcspn(path, ":");
-        if (n > 0 &&
-            (size_t)snprintf(buf, sizeof buf, "%.*s/%s", (int)n, path, name) < sizeof buf &&
-            access(buf, X_OK) == 0)
-            return true;
-        path += n;
-        if (*path == ':')
-            path++;
-    }
-    return false;
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+#include "chat_e2e_driver.h"
 
 int main(void)
 {
-    const char *chromium = getenv("LOOM_CHROMIUM");
-    if (!chromium)
-        chromium = "/usr/bin/chromium";
-    if (access(chromium, X_OK) != 0)
-        TEST_SKIP("no Chromium at %s (scripts/install-deps.sh installs it)", chromium);
-    if (!in_path("python3"))
-        TEST_SKIP("no python3");
-    const char *binary = LOOM_BINARY_DIR "/examples/loom-chat";
-    if (access(binary, X_OK) != 0)
-        TEST_SKIP("%s not built (LOOM_BUILD_EXAMPLES=OFF?)", binary);
-
-    char tmpdir[] = "/tmp/loom-chat-e2e-XXXXXX";
-    CHECK(mkdtemp(tmpdir) != NULL);
-
-    pid_t pid = fork();
-    CHECK(pid >= 0);
-    if (pid == 0) {
-        setpgid(0, 0);
-        execlp("python3", "python3", LOOM_SOURCE_DIR "/tests/e2e/chat_e2e.py", "--binary", binary,
-               "--chromium", chromium, "--screenshot", LOOM_BINARY_DIR "/chat_e2e.png", "--tmpdir",
-               tmpdir, "--timeout", "50", (char *)NULL);
-        perror("exec python3");
-        _exit(127);
-    }
-    setpgid(pid, pid); /* also here: no race with the child's own call */
-
-    int status = 0;
-    bool timed_out = false;
-    double end = now_s() + LIMIT_S;
-    for (;;) {
-        pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid)
-            break;
-        CHECK(r == 0 || errno == EINTR);
-        if (now_s() > end) {
-            fprintf(stderr, "chat e2e: no result within %d s; killing it\n", LIMIT_S);
-            kill(-pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            timed_out = true;
-            break;
-        }
-        usleep(50 * 1000);
-    }
-    /* loom-chat runs in the script's group; Chromium in its own session
-     * dies with the script (PR_SET_PDEATHSIG). Anything left goes now. */
-    kill(-pid, SIGKILL);
-    nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-
-    if (timed_out)
-        return 1;
-    if (!WIFEXITED(status)) {
-        fprintf(stderr, "chat e2e: the script died of signal %d\n", WTERMSIG(status));
-        return 1;
-    }
-    return WEXITSTATUS(status) == 127 ? 1 : WEXITSTATUS(status);
+    return chat_e2e_run(NULL, LOOM_BINARY_DIR "/chat_e2e.png");
 }

@@ -141,10 +141,9 @@ typedef struct loom_ws_opts {
     uint32_t low_water;
     /* permessage-deflate (RFC 7692, loom/ws_frame.h's codec). Server: a
      * client's offer is accepted; client: it is offered. deflate_opts
-     * (zeroed: zlib's defaults, window 15, with context takeover) bounds
-     * the memory: see docs/WEBSOCKET.md. Messages of 16 bytes or more sent
-     * with loom_ws_send() are compressed; fragmented and prepared messages
-     * go uncompressed. max_message applies to the inflated size. */
+     * (zeroed: window 15, context takeover, level 1, memLevel 8) bounds
+     * the memory: see docs/WEBSOCKET.md. What is compressed: see
+     * LOOM_WS_DEFLATE_MIN below. max_message applies to the inflated size. */
     bool deflate;
     loom_ws_deflate_opts_t deflate_opts;
     /* Text messages sent are checked to be valid UTF-8 (LOOM_EINVAL if
@@ -261,6 +260,22 @@ LOOM_EXTERN void loom_ws_set_data(loom_ws_t *ws, void *data);
 LOOM_EXTERN loom_loop_t *loom_ws_loop(const loom_ws_t *ws);
 
 /* --- Prepared messages (broadcast) ---------------------------------------- */
+
+/* Compression (permessage-deflate) of what is sent:
+ * - loom_ws_send() compresses messages of LOOM_WS_DEFLATE_MIN bytes or more;
+ * - a fragmented message (loom_ws_send_begin()...) is compressed whatever its
+ *   size (RSV1 on its first frame, one deflate stream across its frames);
+ * - a prepared message of LOOM_WS_DEFLATE_MIN bytes or more, sent to a
+ *   connection without context takeover in its sending direction
+ *   (server_no_context_takeover on a server, client_no_context_takeover on a
+ *   client), goes in a compressed form made once, on its first such send,
+ *   with a fresh compressor (unless that form is no smaller); to a connection
+ *   with context takeover it is compressed for that connection when it has
+ *   LOOM_WS_PREPARED_DEFLATE_MIN bytes or more, else sent as it is (a
+ *   compression per subscriber costs far more than the bytes it saves on a
+ *   short message). */
+#define LOOM_WS_DEFLATE_MIN          16
+#define LOOM_WS_PREPARED_DEFLATE_MIN 1024
 
 /* Frames msg[0..len) once (a server-side, unmasked frame), for sending to
  * many connections without copying or re-encoding. The result starts with

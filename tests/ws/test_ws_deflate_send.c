@@ -98,6 +98,7 @@ static void on_stop(void *d)
 static void *server_main(void *arg)
 {
     (void)arg;
+    sloop = test_loop_new(); /* made on the thread that runs it (io_uring) */
     CHECK_OK(loom_http_server(sloop, "127.0.0.1", 0, on_request, NULL, &srv));
     CHECK_OK(loom_ws_topics_new(sloop, NULL, &topics));
     port_ = loom_http_server_port(srv);
@@ -376,7 +377,6 @@ int main(void)
     make_text();
     CHECK_OK(loom_ws_prepared_new(LOOM_WS_TEXT, text, 4000, &p_big));
     CHECK_OK(loom_ws_prepared_new(LOOM_WS_TEXT, text, 200, &p_small));
-    sloop = test_loop_new();
     pthread_t th;
     CHECK(pthread_create(&th, NULL, server_main, NULL) == 0);
     while (port_ == 0)

@@ -141,7 +141,7 @@ typedef struct loom_ws_opts {
     uint32_t low_water;
     /* permessage-deflate (RFC 7692, loom/ws_frame.h's codec). Server: a
      * client's offer is accepted; client: it is offered. deflate_opts
-     * (zeroed: window 15, context takeover, level 1, memLevel 8) bounds
+     * (zeroed: window 15, context takeover, level 1, memLevel 5) bounds
      * the memory: see docs/WEBSOCKET.md. What is compressed: see
      * LOOM_WS_DEFLATE_MIN below. max_message applies to the inflated size. */
     bool deflate;

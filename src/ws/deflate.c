@@ -20,7 +20,10 @@
 
 #include "loom/error.h"
 #include "loom/ws_frame.h"
-#include "ws/ws_internal.h"
+
+/* For ws.c, declared in ws_internal.h too (not included here: this file is
+ * also built alone, by the fuzz target, without the build's configuration). */
+void *loom__ws_zbuf(size_t n, int *owned);
 
 /* ------------------------------------------------------------------------ */
 /* Header grammar                                                            */

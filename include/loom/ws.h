@@ -278,7 +278,9 @@ LOOM_EXTERN loom_loop_t *loom_ws_loop(const loom_ws_t *ws);
 #define LOOM_WS_PREPARED_DEFLATE_MIN 1024
 
 /* Frames msg[0..len) once (a server-side, unmasked frame), for sending to
- * many connections without copying or re-encoding. The result starts with
+ * many connections without copying or re-encoding (with permessage-deflate,
+ * compressed once too where connections can share it: see
+ * LOOM_WS_DEFLATE_MIN above). The result starts with
  * one reference, the caller's. Returns 0, LOOM_EINVAL or LOOM_ENOMEM. Any
  * thread (the reference count is not atomic: use one loop's prepared
  * messages on that loop only). */
@@ -288,9 +290,11 @@ LOOM_EXTERN void loom_ws_prepared_ref(loom_ws_prepared_t *p);
 /* Drops a reference; the last one frees it (sends in flight hold theirs). */
 LOOM_EXTERN void loom_ws_prepared_unref(loom_ws_prepared_t *p);
 
-/* Sends a prepared message: zero-copy on a server connection (the frame is
- * referenced until sent), re-masked into a copy on a client connection.
- * Returns like loom_ws_send(). */
+/* Sends a prepared message: zero-copy on a server connection (the frame, or
+ * its shared compressed form, is referenced until sent), re-masked into a
+ * copy on a client connection; compressed for the connection alone when it
+ * has context takeover and the message LOOM_WS_PREPARED_DEFLATE_MIN bytes or
+ * more. Returns like loom_ws_send(). */
 LOOM_EXTERN int loom_ws_send_prepared(loom_ws_t *ws, loom_ws_prepared_t *p);
 
 /* --- Topics (publish / subscribe) ----------------------------------------- */

@@ -59,6 +59,7 @@ static const char *pids;
 static int want_deflate;
 /* counters */
 static uint64_t msgs, bytes, bcast_got;
+static uint64_t wire_bytes; /* payload bytes received as sent (compressed or not) */
 static long round_now = -1;
 static int failed;
 static char why[256];
@@ -192,6 +193,7 @@ static void send_next(conn_t *c)
 
 static void on_message(conn_t *c, int op, uint8_t *p, size_t len, int rsv1)
 {
+    size_t wire = len;
     if (rsv1) {
         if (!c->deflate) {
             fail("RSV1 without permessage-deflate%s", "");
@@ -254,6 +256,7 @@ static void on_message(conn_t *c, int op, uint8_t *p, size_t len, int rsv1)
     }
     msgs++;
     bytes += len;
+    wire_bytes += wire;
     send_next(c);
 }
 
@@ -595,7 +598,7 @@ int main(int argc, char **argv)
     uint64_t t0 = bench_now_ns(), tw = t0 + (uint64_t)(warmup * 1e9);
     while (bench_now_ns() < tw && !failed)
         poll_once(50);
-    uint64_t m0 = msgs, b0 = bytes;
+    uint64_t m0 = msgs, b0 = bytes, w0 = wire_bytes;
     double cpu0 = bench_proc_cpu_s(pids);
     uint64_t ts = bench_now_ns(), te = ts + (uint64_t)(duration * 1e9);
     while (bench_now_ns() < te && !failed)
@@ -607,9 +610,11 @@ int main(int argc, char **argv)
     uint64_t dm = msgs - m0;
     double mib = (double)(bytes - b0) / 1048576.0;
     printf("{\"msgs\":%llu,\"seconds\":%.3f,\"msgs_per_s\":%.1f,\"server_cpu_s\":%.3f,"
-           "\"msgs_per_cpu_s\":%.1f,\"mib\":%.2f,\"mib_per_cpu_s\":%.2f,\"deflate\":%d}\n",
+           "\"msgs_per_cpu_s\":%.1f,\"mib\":%.2f,\"mib_per_cpu_s\":%.2f,\"deflate\":%d,"
+           "\"wire_ratio\":%.3f}\n",
            (unsigned long long)dm, secs, (double)dm / secs, cpu, cpu > 0 ? (double)dm / cpu : -1.0,
-           mib, cpu > 0 ? mib / cpu : -1.0, conns[0].deflate);
+           mib, cpu > 0 ? mib / cpu : -1.0, conns[0].deflate,
+           bytes > b0 ? (double)(wire_bytes - w0) / (double)(bytes - b0) : -1.0);
     return 0;
 out:
     printf("{\"error\":\"%s\"}\n", why);

@@ -141,10 +141,9 @@ typedef struct loom_ws_opts {
     uint32_t low_water;
     /* permessage-deflate (RFC 7692, loom/ws_frame.h's codec). Server: a
      * client's offer is accepted; client: it is offered. deflate_opts
-     * (zeroed: zlib's defaults, window 15, with context takeover) bounds
-     * the memory: see docs/WEBSOCKET.md. Messages of 16 bytes or more sent
-     * with loom_ws_send() are compressed; fragmented and prepared messages
-     * go uncompressed. max_message applies to the inflated size. */
+     * (zeroed: window 15, context takeover, level 1, memLevel 5) bounds
+     * the memory: see docs/WEBSOCKET.md. What is compressed: see
+     * LOOM_WS_DEFLATE_MIN below. max_message applies to the inflated size. */
     bool deflate;
     loom_ws_deflate_opts_t deflate_opts;
     /* Text messages sent are checked to be valid UTF-8 (LOOM_EINVAL if
@@ -262,8 +261,26 @@ LOOM_EXTERN loom_loop_t *loom_ws_loop(const loom_ws_t *ws);
 
 /* --- Prepared messages (broadcast) ---------------------------------------- */
 
+/* Compression (permessage-deflate) of what is sent:
+ * - loom_ws_send() compresses messages of LOOM_WS_DEFLATE_MIN bytes or more;
+ * - a fragmented message (loom_ws_send_begin()...) is compressed whatever its
+ *   size (RSV1 on its first frame, one deflate stream across its frames);
+ * - a prepared message of LOOM_WS_DEFLATE_MIN bytes or more, sent to a
+ *   connection without context takeover in its sending direction
+ *   (server_no_context_takeover on a server, client_no_context_takeover on a
+ *   client), goes in a compressed form made once, on its first such send,
+ *   with a fresh compressor (unless that form is no smaller); to a connection
+ *   with context takeover it is compressed for that connection when it has
+ *   LOOM_WS_PREPARED_DEFLATE_MIN bytes or more, else sent as it is (a
+ *   compression per subscriber costs far more than the bytes it saves on a
+ *   short message). */
+#define LOOM_WS_DEFLATE_MIN          16
+#define LOOM_WS_PREPARED_DEFLATE_MIN 1024
+
 /* Frames msg[0..len) once (a server-side, unmasked frame), for sending to
- * many connections without copying or re-encoding. The result starts with
+ * many connections without copying or re-encoding (with permessage-deflate,
+ * compressed once too where connections can share it: see
+ * LOOM_WS_DEFLATE_MIN above). The result starts with
  * one reference, the caller's. Returns 0, LOOM_EINVAL or LOOM_ENOMEM. Any
  * thread (the reference count is not atomic: use one loop's prepared
  * messages on that loop only). */
@@ -273,9 +290,11 @@ LOOM_EXTERN void loom_ws_prepared_ref(loom_ws_prepared_t *p);
 /* Drops a reference; the last one frees it (sends in flight hold theirs). */
 LOOM_EXTERN void loom_ws_prepared_unref(loom_ws_prepared_t *p);
 
-/* Sends a prepared message: zero-copy on a server connection (the frame is
- * referenced until sent), re-masked into a copy on a client connection.
- * Returns like loom_ws_send(). */
+/* Sends a prepared message: zero-copy on a server connection (the frame, or
+ * its shared compressed form, is referenced until sent), re-masked into a
+ * copy on a client connection; compressed for the connection alone when it
+ * has context takeover and the message LOOM_WS_PREPARED_DEFLATE_MIN bytes or
+ * more. Returns like loom_ws_send(). */
 LOOM_EXTERN int loom_ws_send_prepared(loom_ws_t *ws, loom_ws_prepared_t *p);
 
 /* --- Topics (publish / subscribe) ----------------------------------------- */

@@ -114,11 +114,13 @@ static void ws_free_release(const void *buf, size_t len, void *data)
     free((void *)buf);
 }
 
-/* Writes one frame: header, then the payload (masked into a copy on a
- * client). Returns like loom_socket_write(). */
-static int ws_write_frame(loom_ws_t *ws, int op, bool fin, const void *data, size_t len)
+/* A frame header for a payload of len bytes into h (14 bytes of room): op
+ * (with RSV1 when 0x40 is set), FIN, the length and, on a client, the mask
+ * bit and a fresh unpredictable key. Returns its length; *key is where the
+ * key is (NULL on a server). */
+static size_t ws_frame_head(const loom_ws_t *ws, unsigned char *h, int op, bool fin, size_t len,
+                            const unsigned char **key)
 {
-    unsigned char h[14];
     size_t hl = 2;
     h[0] = (unsigned char)((fin ? 0x80 : 0) | op);
     if (len < 126)
@@ -134,27 +136,84 @@ static int ws_write_frame(loom_ws_t *ws, int op, bool fin, const void *data, siz
             h[2 + k] = (unsigned char)((uint64_t)len >> (56 - 8 * k));
         hl = 10;
     }
-    if (ws->cls->server) {
+    *key = NULL;
+    if (ws->cls->server)
+        return hl;
+    h[1] |= 0x80;
+    uint32_t k = arc4random();
+    memcpy(h + hl, &k, 4);
+    *key = h + hl;
+    return hl + 4;
+}
+
+static void ws_free_data_release(const void *buf, size_t len, void *data)
+{
+    (void)buf;
+    (void)len;
+    free(data);
+}
+
+/* Writes one frame: header, then the payload (masked into a copy on a
+ * client). Returns like loom_socket_write(). */
+static int ws_write_frame(loom_ws_t *ws, int op, bool fin, const void *data, size_t len)
+{
+    unsigned char h[14];
+    const unsigned char *key;
+    size_t hl = ws_frame_head(ws, h, op, fin, len, &key);
+    if (key == NULL) {
         struct iovec iov[2] = {{h, hl}, {(void *)data, len}};
         return loom_socket_writev(ws->sock, iov, len ? 2 : 1);
     }
-    /* Client frames are masked with a fresh unpredictable key. */
-    h[1] |= 0x80;
-    uint32_t key = arc4random();
-    memcpy(h + hl, &key, 4);
-    hl += 4;
+    /* Client frames are masked, into the thread's scratch buffer (a large
+     * one into its own, handed to the socket). */
     char small[512];
-    char *buf = hl + len <= sizeof small ? small : malloc(hl + len);
+    int owned = 0;
+    char *buf = hl + len <= sizeof small ? small : loom__ws_zbuf(hl + len, &owned);
     if (buf == NULL)
         return LOOM_ENOMEM;
     memcpy(buf, h, hl);
     if (len)
         memcpy(buf + hl, data, len);
-    loom_ws_mask(buf + hl, len, h + hl - 4, 0);
-    if (buf == small)
+    loom_ws_mask(buf + hl, len, key, 0);
+    if (!owned)
         return loom_socket_write(ws->sock, buf, hl + len);
     int r = loom_socket_write_ref(ws->sock, buf, hl + len, ws_free_release, NULL);
     if (r < 0)
+        free(buf);
+    return r;
+}
+
+int loom__ws_write_frame(loom_ws_t *ws, int op, bool fin, const void *data, size_t len)
+{
+    return ws_write_frame(ws, op, fin, data, len);
+}
+
+int loom__ws_send_z(loom_ws_t *ws, int op, bool fin, const void *data, size_t len)
+{
+    /* Compressed into scratch memory behind room for the largest header,
+     * which then goes right in front of the payload: one buffer, one write,
+     * masked in place on a client. */
+    size_t cap = loom_ws_deflate_bound(len), ol = 0;
+    int owned;
+    char *buf = loom__ws_zbuf(14 + cap, &owned);
+    if (buf == NULL)
+        return LOOM_ENOMEM;
+    int r = loom_ws_deflate_compress(ws->z, data, len, fin, buf + 14, cap, &ol);
+    if (r == 0) {
+        unsigned char h[14];
+        const unsigned char *key;
+        size_t hl = ws_frame_head(ws, h, op, fin, ol, &key);
+        char *f = buf + 14 - hl;
+        memcpy(f, h, hl);
+        if (key)
+            loom_ws_mask(buf + 14, ol, key, 0);
+        if (!owned)
+            return loom_socket_write(ws->sock, f, hl + ol);
+        r = loom_socket_write_ref(ws->sock, f, hl + ol, ws_free_data_release, buf);
+        if (r >= 0)
+            return r;
+    }
+    if (owned)
         free(buf);
     return r;
 }
@@ -463,7 +522,12 @@ static bool ws_inflate_frame(loom_ws_t *ws, const char *p, size_t n, bool fin)
     for (;;) {
         size_t room = ws->mcap - ws->mlen;
         if (room < 4096 || ws->mbuf == NULL) {
-            if (!ws_mbuf_reserve(ws, ws->mcap >= 4096 ? ws->mcap : 4096)) {
+            /* A first guess of 4 times the compressed size (JSON-like text
+             * inflates 3-5 times) saves most regrowths; then doubling. */
+            size_t want = ws->mcap >= 4096 ? ws->mcap : 4096;
+            if (ws->mbuf == NULL && inl < (64u << 10) && inl * 4 > want)
+                want = inl * 4;
+            if (!ws_mbuf_reserve(ws, want)) {
                 loom__ws_fail(ws, LOOM_WS_INTERNAL, false, "out of memory for a message");
                 return false;
             }
@@ -833,18 +897,8 @@ int loom_ws_send(loom_ws_t *ws, loom_ws_type_t type, const void *msg, size_t len
         return LOOM_ESTATE;
     if (type == LOOM_WS_TEXT && ws_check_text(ws, msg, len, true))
         return LOOM_EINVAL;
-    if (ws->z && len >= 16) {
-        /* Compressed into a temporary buffer (RSV1 marks the message). */
-        size_t cap = loom_ws_deflate_bound(len), ol = 0;
-        char *z = malloc(cap);
-        if (z == NULL)
-            return LOOM_ENOMEM;
-        r = loom_ws_deflate_compress(ws->z, msg, len, 1, z, cap, &ol);
-        if (r == 0)
-            r = ws_write_frame(ws, 0x40 | type, true, z, ol);
-        free(z);
-        return r;
-    }
+    if (ws->z && len >= LOOM_WS_DEFLATE_MIN) /* RSV1 marks a compressed message */
+        return loom__ws_send_z(ws, 0x40 | type, true, msg, len);
     return ws_write_frame(ws, type, true, msg, len);
 }
 
@@ -857,6 +911,13 @@ int loom_ws_send_begin(loom_ws_t *ws, loom_ws_type_t type, const void *data, siz
         return LOOM_EINVAL;
     if (ws->send_op)
         return LOOM_ESTATE;
+    if (ws->z) {
+        /* Compressed: RSV1 on the first frame only, one deflate stream
+         * across the fragments, the tail stripped at the end (send_op keeps
+         * RSV1 to say so). */
+        ws->send_op = (uint8_t)(0x40 | type);
+        return loom__ws_send_z(ws, 0x40 | type, false, data, len);
+    }
     ws->send_op = (uint8_t)type;
     return ws_write_frame(ws, type, false, data, len);
 }
@@ -868,6 +929,8 @@ int loom_ws_send_cont(loom_ws_t *ws, const void *data, size_t len)
         return r;
     if (!ws->send_op)
         return LOOM_ESTATE;
+    if (ws->send_op & 0x40)
+        return loom__ws_send_z(ws, 0, false, data, len);
     return ws_write_frame(ws, 0, false, data, len);
 }
 
@@ -878,7 +941,10 @@ int loom_ws_send_end(loom_ws_t *ws, const void *data, size_t len)
         return r;
     if (!ws->send_op)
         return LOOM_ESTATE;
+    bool z = ws->send_op & 0x40;
     ws->send_op = 0;
+    if (z)
+        return loom__ws_send_z(ws, 0, true, data, len);
     return ws_write_frame(ws, 0, true, data, len);
 }
 

@@ -45,7 +45,8 @@ struct loom_ws {
     uint16_t close_code;     /* what on_close reports */
     uint8_t state;
     uint8_t msg_op;    /* 0, or the opcode of the message in progress */
-    uint8_t send_op;   /* 0, or the opcode of the fragmented message being sent */
+    uint8_t send_op;   /* 0, or the opcode of the fragmented message being sent
+                          (| 0x40: it is compressed) */
     loom_ws_utf8_t u8; /* incremental UTF-8 validation (ws_frame.h) */
     uint8_t flags;
 };
@@ -91,5 +92,17 @@ void loom__ws_client_read(loom_ws_t *ws, const char *p, size_t n);
 void loom__ws_client_free(loom__ws_client *c);
 /* Topics (ws_topic.c): drops every subscription of a closing connection. */
 void loom__ws_unsubscribe_all(loom_ws_t *ws);
+
+/* --- Sending, compression (ws.c's send side, deflate.c, ws_topic.c) --- */
+/* Writes one frame; `op` may carry RSV1 (0x40). Payload masked into a copy
+ * on a client. Returns like loom_socket_write(). */
+int loom__ws_write_frame(loom_ws_t *ws, int op, bool fin, const void *data, size_t len);
+/* Scratch memory of n bytes for a message being compressed, valid until the
+ * next call on this thread: the thread's buffer (*owned = 0), or for a large
+ * n a malloc'd one (*owned = 1: free it). NULL on ENOMEM. */
+void *loom__ws_zbuf(size_t n, int *owned);
+/* Sends a message compressed into a frame (a whole message: first and fin;
+ * or one fragment of it). Returns like loom_socket_write(). */
+int loom__ws_send_z(loom_ws_t *ws, int op, bool fin, const void *data, size_t len);
 
 #endif

@@ -8,12 +8,45 @@
 
 #include "ws/ws_internal.h"
 
+/* A prepared message's compressed form: a whole server frame (RSV1 set)
+ * whose payload was compressed with a fresh compressor of 2^bits window. */
+typedef struct {
+    uint32_t hl;
+    uint8_t bits;
+    size_t len; /* header + payload */
+    char bytes[];
+} ws_prepared_z;
+
 struct loom_ws_prepared {
     uint32_t refs;
-    uint32_t hl; /* header length */
-    size_t len;  /* header + payload */
+    uint32_t hl;      /* header length */
+    uint8_t zstate;   /* WS_PZ_*: the compressed form */
+    size_t len;       /* header + payload */
+    ws_prepared_z *z; /* made on the first send that can use it */
     char bytes[];
 };
+
+enum { WS_PZ_NONE = 0, WS_PZ_MADE, WS_PZ_WORSE };
+
+/* Frame header of a server frame (no mask); returns its length. */
+static size_t ws_head(unsigned char *h, int b0, size_t len)
+{
+    h[0] = (unsigned char)b0;
+    if (len < 126) {
+        h[1] = (unsigned char)len;
+        return 2;
+    }
+    if (len <= 0xFFFF) {
+        h[1] = 126;
+        h[2] = (unsigned char)(len >> 8);
+        h[3] = (unsigned char)len;
+        return 4;
+    }
+    h[1] = 127;
+    for (int k = 0; k < 8; k++)
+        h[2 + k] = (unsigned char)((uint64_t)len >> (56 - 8 * k));
+    return 10;
+}
 
 typedef struct ws_topic ws_topic;
 
@@ -50,24 +83,14 @@ int loom_ws_prepared_new(loom_ws_type_t type, const void *msg, size_t len, loom_
     loom_ws_prepared_t *p = malloc(sizeof *p + hl + len);
     if (p == NULL)
         return LOOM_ENOMEM;
-    unsigned char *h = (unsigned char *)p->bytes;
-    h[0] = (unsigned char)(0x80 | type);
-    if (hl == 2)
-        h[1] = (unsigned char)len;
-    else if (hl == 4) {
-        h[1] = 126;
-        h[2] = (unsigned char)(len >> 8);
-        h[3] = (unsigned char)len;
-    } else {
-        h[1] = 127;
-        for (int k = 0; k < 8; k++)
-            h[2 + k] = (unsigned char)((uint64_t)len >> (56 - 8 * k));
-    }
+    ws_head((unsigned char *)p->bytes, 0x80 | type, len);
     if (len)
         memcpy(p->bytes + hl, msg, len);
     p->refs = 1;
     p->hl = (uint32_t)hl;
     p->len = hl + len;
+    p->z = NULL;
+    p->zstate = WS_PZ_NONE;
     *out = p;
     return 0;
 }
@@ -80,8 +103,10 @@ void loom_ws_prepared_ref(loom_ws_prepared_t *p)
 
 void loom_ws_prepared_unref(loom_ws_prepared_t *p)
 {
-    if (p && --p->refs == 0)
+    if (p && --p->refs == 0) {
+        free(p->z);
         free(p);
+    }
 }
 
 static void ws_prepared_release(const void *buf, size_t len, void *data)
@@ -89,6 +114,41 @@ static void ws_prepared_release(const void *buf, size_t len, void *data)
     (void)buf;
     (void)len;
     loom_ws_prepared_unref(data);
+}
+
+/* Makes p's compressed form for a connection whose codec `d` starts every
+ * message afresh: compressed once with d's window, level and memLevel, it
+ * is valid for every connection without context takeover (in its sending
+ * direction) whose window is at least as large. Sets p->zstate. */
+static void ws_prepared_compress(loom_ws_prepared_t *p, const loom_ws_deflate_t *d)
+{
+    size_t n = p->len - p->hl, cap = loom_ws_deflate_bound(n), ol = 0;
+    ws_prepared_z *z = malloc(sizeof *z + 10 + cap);
+    if (z == NULL)
+        return; /* not now: this send compresses for itself */
+    loom_ws_deflate_t c = {
+        .tx_bits = d->tx_bits, .tx_reset = 1, .level = d->level, .mem_level = d->mem_level};
+    int r = loom_ws_deflate_compress(&c, p->bytes + p->hl, n, 1, z->bytes + 10, cap, &ol);
+    loom_ws_deflate_free(&c);
+    if (r < 0) {
+        free(z);
+        return;
+    }
+    if (ol >= n) { /* incompressible: the plain frame is as good */
+        free(z);
+        p->zstate = WS_PZ_WORSE;
+        return;
+    }
+    unsigned char h[10];
+    size_t hl = ws_head(h, 0x80 | 0x40 | (p->bytes[0] & 0x0F), ol);
+    memmove(z->bytes + hl, z->bytes + 10, ol);
+    memcpy(z->bytes, h, hl);
+    z->hl = (uint32_t)hl;
+    z->len = hl + ol;
+    z->bits = d->tx_bits;
+    ws_prepared_z *small = realloc(z, sizeof *z + z->len);
+    p->z = small ? small : z;
+    p->zstate = WS_PZ_MADE;
 }
 
 int loom_ws_send_prepared(loom_ws_t *ws, loom_ws_prepared_t *p)
@@ -99,11 +159,34 @@ int loom_ws_send_prepared(loom_ws_t *ws, loom_ws_prepared_t *p)
         return LOOM_ECLOSED;
     if (ws->send_op)
         return LOOM_ESTATE;
-    if (!ws->cls->server) /* a client masks every frame: no sharing */
-        return loom_ws_send(ws, (loom_ws_type_t)(p->bytes[0] & 0x0F), p->bytes + p->hl,
-                            p->len - p->hl);
+    int type = p->bytes[0] & 0x0F;
+    size_t n = p->len - p->hl;
+    const char *frame = p->bytes;
+    size_t flen = p->len;
+    loom_ws_deflate_t *d = ws->z;
+    if (d && n >= LOOM_WS_DEFLATE_MIN) {
+        if (d->tx_reset && !d->tx_open) {
+            /* No context takeover: the shared compressed form. */
+            if (p->zstate == WS_PZ_NONE)
+                ws_prepared_compress(p, d);
+            if (p->zstate == WS_PZ_MADE && p->z->bits <= d->tx_bits) {
+                frame = p->z->bytes;
+                flen = p->z->len;
+            } else if (p->zstate != WS_PZ_WORSE) {
+                return loom__ws_send_z(ws, 0x40 | type, true, p->bytes + p->hl, n);
+            }
+        } else if (n >= LOOM_WS_PREPARED_DEFLATE_MIN) {
+            /* Context takeover: compressed for this connection. */
+            return loom__ws_send_z(ws, 0x40 | type, true, p->bytes + p->hl, n);
+        }
+    }
+    if (!ws->cls->server) { /* a client masks every frame: no sharing */
+        unsigned hl = frame == p->bytes ? p->hl : p->z->hl;
+        return loom__ws_write_frame(ws, (unsigned char)frame[0] & 0x7F, true, frame + hl,
+                                    flen - hl);
+    }
     p->refs++;
-    int r = loom_socket_write_ref(ws->sock, p->bytes, p->len, ws_prepared_release, p);
+    int r = loom_socket_write_ref(ws->sock, frame, flen, ws_prepared_release, p);
     if (r < 0)
         p->refs--;
     return r;

@@ -11,7 +11,9 @@
  * takeover, fed in pieces and inflated into tiny output chunks, a
  * decompression bomb stopped at max_message with at most one byte over it
  * produced, corrupt and truncated data, and the zlib memory released between
- * messages without context takeover.
+ * messages without context takeover; the per-thread cache of idle streams
+ * (a reused stream compresses as a fresh one, fragmented messages keep
+ * theirs while other codecs work in between, the cache flush).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -403,14 +405,16 @@ static void test_context_takeover(void)
 
 static void test_bomb(void)
 {
-    /* 16 MiB of zeros compress to about 16 KiB. */
+    /* 16 MiB of zeros compress to about 16 KiB at level 9 (an attacker's
+     * choice; loom's default level 1 makes about 70 KiB). */
     size_t big = 16u << 20;
     uint8_t *zeros = calloc(1, big);
     uint8_t *c = malloc(loom_ws_deflate_bound(big));
     CHECK(zeros && c);
     loom_ws_deflate_params_t a = {0};
+    loom_ws_deflate_opts_t best = {.level = 9};
     loom_ws_deflate_t tx, rx;
-    CHECK_OK(loom_ws_deflate_init(&tx, LOOM_WS_ROLE_CLIENT, &a, NULL, 0));
+    CHECK_OK(loom_ws_deflate_init(&tx, LOOM_WS_ROLE_CLIENT, &a, &best, 0));
     size_t clen;
     CHECK_OK(loom_ws_deflate_compress(&tx, zeros, big, 1, c, loom_ws_deflate_bound(big), &clen));
     CHECK(clen < 64 * 1024);
@@ -509,6 +513,66 @@ static void test_corrupt(void)
     loom_ws_deflate_free(&d); /* twice is fine */
 }
 
+/* Without context takeover the streams of finished messages are reset and
+ * cached per thread: a cached stream compresses exactly as a fresh one, a
+ * fragmented message keeps its own stream while other codecs compress and
+ * inflate whole messages in between, and the cache can be flushed. */
+static void test_cache(void)
+{
+    loom_ws_deflate_params_t a = {.server_no_context_takeover = 1, .client_no_context_takeover = 1};
+    loom_ws_deflate_t s1, s2, c1, c2;
+    CHECK_OK(loom_ws_deflate_init(&s1, LOOM_WS_ROLE_SERVER, &a, NULL, 0));
+    CHECK_OK(loom_ws_deflate_init(&s2, LOOM_WS_ROLE_SERVER, &a, NULL, 0));
+    CHECK_OK(loom_ws_deflate_init(&c1, LOOM_WS_ROLE_CLIENT, &a, NULL, 0));
+    CHECK_OK(loom_ws_deflate_init(&c2, LOOM_WS_ROLE_CLIENT, &a, NULL, 0));
+    static uint8_t fresh[8192], reused[8192], piece[8192];
+    make_msg(msg, 5000, 0);
+    size_t fl, rl, pl, outn;
+    loom_ws_deflate_cache_flush();
+    CHECK_OK(loom_ws_deflate_compress(&s1, msg, 5000, 1, fresh, sizeof fresh, &fl));
+    CHECK(s1.tx == NULL && loom_ws_deflate_memory(&s1) == 0);
+    /* s2 takes s1's stream from the cache: the same bytes. */
+    CHECK_OK(loom_ws_deflate_compress(&s2, msg, 5000, 1, reused, sizeof reused, &rl));
+    CHECK(rl == fl && memcmp(fresh, reused, fl) == 0);
+    /* A fragmented message on s1 while s2 sends whole ones. */
+    CHECK_OK(loom_ws_deflate_compress(&s1, msg, 2000, 0, piece, sizeof piece, &pl));
+    CHECK(s1.tx != NULL);
+    for (int i = 0; i < 3; i++) {
+        CHECK_OK(loom_ws_deflate_compress(&s2, msg, 5000, 1, reused, sizeof reused, &rl));
+        CHECK(rl == fl && memcmp(fresh, reused, fl) == 0);
+        CHECK_EQ(inflate_msg(&c2, reused, rl, 1, 4096, back, sizeof back, &outn), 1);
+        CHECK(outn == 5000 && memcmp(back, msg, 5000) == 0);
+        CHECK(c2.rx == NULL);
+    }
+    size_t more;
+    CHECK_OK(
+        loom_ws_deflate_compress(&s1, msg + 2000, 3000, 1, piece + pl, sizeof piece - pl, &more));
+    CHECK(s1.tx == NULL);
+    /* Inflated in two calls (the first not the last piece), with another
+     * codec inflating a whole message in between. */
+    const uint8_t *in = piece;
+    size_t left = pl, room = sizeof back;
+    CHECK_EQ(loom_ws_inflate(&c1, &in, &left, 0, back, &room), 0);
+    CHECK(c1.rx != NULL && left == 0);
+    size_t done = room;
+    CHECK_EQ(inflate_msg(&c2, fresh, fl, 1, 4096, back + 6000, sizeof back - 6000, &outn), 1);
+    CHECK(outn == 5000 && memcmp(back + 6000, msg, 5000) == 0);
+    in = piece + pl;
+    left = more;
+    room = sizeof back - done;
+    CHECK_EQ(loom_ws_inflate(&c1, &in, &left, 1, back + done, &room), 1);
+    CHECK(done + room == 5000 && memcmp(back, msg, 5000) == 0);
+    CHECK(c1.rx == NULL);
+    loom_ws_deflate_cache_flush();
+    loom_ws_deflate_cache_flush(); /* twice is fine */
+    CHECK_OK(loom_ws_deflate_compress(&s2, msg, 5000, 1, reused, sizeof reused, &rl));
+    CHECK(rl == fl && memcmp(fresh, reused, fl) == 0);
+    loom_ws_deflate_free(&s1);
+    loom_ws_deflate_free(&s2);
+    loom_ws_deflate_free(&c1);
+    loom_ws_deflate_free(&c2);
+}
+
 int main(void)
 {
     test_timeout(60);
@@ -520,6 +584,7 @@ int main(void)
     test_context_takeover();
     test_bomb();
     test_corrupt();
+    test_cache();
     printf("ok\n");
     return 0;
 }

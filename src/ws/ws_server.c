@@ -89,19 +89,19 @@ int loom_ws_accept(loom_http_req_t *req, const loom_ws_opts *opts, loom_ws_t **o
     if (ws == NULL)
         return ws_refuse(req, 503, "websocket: out of memory\n");
     if (proto) {
-        char *p = strdup(proto);
+        loom__ws_more *x = loom__ws_more_get(ws);
+        char *p = x ? strdup(proto) : NULL;
         if (p == NULL) {
             loom__ws_free(ws);
             return ws_refuse(req, 503, "websocket: out of memory\n");
         }
-        ws->protocol = p;
-        ws->flags |= WS_F_PROTO_OWN;
+        x->protocol = p;
     }
     const char *hdr[9] = {"Upgrade", "websocket", "Sec-WebSocket-Accept", accept, NULL};
     size_t nh2 = 4;
     if (proto) {
         hdr[nh2++] = "Sec-WebSocket-Protocol";
-        hdr[nh2++] = ws->protocol;
+        hdr[nh2++] = ws->x->protocol;
     }
     /* permessage-deflate: the first acceptable offer, when enabled; an
      * unacceptable or malformed one is declined (RFC 7692 section 5). */

@@ -11,8 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-
 #include "net/net_internal.h"
 #include "loom/ws_frame.h"
 #include "ws/ws_internal.h"
@@ -51,6 +49,8 @@ void loom__ws_class_unref(loom__ws_class *c)
     if (--c->refs == 0) {
         if (ws_last_class == c)
             ws_last_class = NULL;
+        if (c->sock)
+            loom__class_unref(c->sock);
         free(c);
     }
 }
@@ -70,17 +70,14 @@ static size_t ws_max_frame(const loom_ws_t *ws)
 void loom__ws_accept_key(const char *key, size_t len, char out[29])
 {
     static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-    unsigned char md[EVP_MAX_MD_SIZE];
+    uint8_t md[20];
     char in[64 + sizeof guid];
     if (len > 64)
         len = 64; /* keys are 24 bytes; a longer one was refused already */
     memcpy(in, key, len);
     memcpy(in + len, guid, sizeof guid - 1);
-    unsigned int mdlen = 0;
-    if (EVP_Digest(in, len + sizeof guid - 1, md, &mdlen, EVP_sha1(), NULL) != 1 || mdlen != 20)
-        memset(md, 0, sizeof md); /* no match: the handshake fails, nothing worse */
-    EVP_EncodeBlock((unsigned char *)out, md, 20);
-    out[28] = '\0';
+    loom__ws_sha1(in, len + sizeof guid - 1, md);
+    loom__ws_base64(md, sizeof md, out);
 }
 
 /* --- Events and the close --------------------------------------------------- */

@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
 
 #include "ws/ws_internal.h"
 
@@ -78,8 +77,7 @@ int loom_ws_connect(loom_loop_t *loop, const char *url, const loom_ws_opts *opts
     unsigned char raw[16];
     arc4random_buf(raw, sizeof raw);
     char key[25];
-    EVP_EncodeBlock((unsigned char *)key, raw, sizeof raw);
-    key[24] = '\0';
+    loom__ws_base64(raw, sizeof raw, key);
 
     char *req = NULL;
     size_t len = 0, cap = 0;

@@ -125,6 +125,11 @@ void loom__ws_event(loom_ws_t *ws, loom_event_kind_t kind, int code, const char 
 
 /* Base64 of SHA-1(key || GUID), NUL-terminated (29 bytes). */
 void loom__ws_accept_key(const char *key, size_t len, char out[29]);
+/* SHA-1 of data[0..n) (sha1.c: no OpenSSL, see there). */
+void loom__ws_sha1(const void *data, size_t n, uint8_t out[20]);
+/* Base64 (with padding) of in[0..n) into out (4 * ((n + 2) / 3) + 1 bytes,
+ * NUL-terminated); returns the length without the NUL. */
+size_t loom__ws_base64(const uint8_t *in, size_t n, char *out);
 /* Client handshake (ws_client.c): bytes read before the 101 is complete. */
 void loom__ws_client_read(loom_ws_t *ws, const char *p, size_t n);
 void loom__ws_client_free(loom__ws_client *c);

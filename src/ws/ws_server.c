@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "net/handoff.h"
 #include "ws/ws_internal.h"
 
 /* A Sec-WebSocket-Key: 24 base64 characters decoding to 16 bytes (so two
@@ -128,6 +129,9 @@ int loom_ws_accept(loom_http_req_t *req, const loom_ws_opts *opts, loom_ws_t **o
         loom__ws_free(ws);
         return r;
     }
+    /* Once the bytes read behind the request are delivered, the socket
+     * shares one class with the other connections of these options. */
+    loom__socket_handoff_share(ws->sock, &ws->cls->sock);
     loom__ws_opened(ws);
     if (out)
         *out = ws;

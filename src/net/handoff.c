@@ -28,11 +28,10 @@ typedef struct loom__handoff {
 static bool loom__class_same(const loom__sock_class *a, const loom__sock_class *b)
 {
     return a->on_read == b->on_read && a->on_connect == b->on_connect &&
-           a->on_write == b->on_write && a->on_drain == b->on_drain &&
-           a->on_event == b->on_event && a->on_close == b->on_close &&
-           a->proto_read == b->proto_read && a->proto_event == b->proto_event &&
-           a->proto_accept == b->proto_accept && a->proto_admit == b->proto_admit &&
-           a->proto_accept_error == b->proto_accept_error &&
+           a->on_write == b->on_write && a->on_drain == b->on_drain && a->on_event == b->on_event &&
+           a->on_close == b->on_close && a->proto_read == b->proto_read &&
+           a->proto_event == b->proto_event && a->proto_accept == b->proto_accept &&
+           a->proto_admit == b->proto_admit && a->proto_accept_error == b->proto_accept_error &&
            a->read_timeout_ms == b->read_timeout_ms && a->write_timeout_ms == b->write_timeout_ms &&
            a->high_water == b->high_water && a->low_water == b->low_water &&
            a->keepalive_s == b->keepalive_s && a->extra == b->extra && a->tr == b->tr &&

@@ -392,6 +392,13 @@ static void ws_on_timer(loom_timer_t *t, void *data)
             loom__ws_feed(ws, NULL, 0);
         if (ws->state != WS_CLOSED && o->ping_interval_ms)
             loom_timer_start(ws->x->timer, o->ping_interval_ms, 0);
+        else if (ws->state != WS_CLOSED && !(ws->flags & WS_F_RESUMED)) {
+            /* No keepalive and no other wake due: the timer goes, and the
+             * connection's rarely used part with it if it is empty. */
+            loom_timer_close(ws->x->timer);
+            ws->x->timer = NULL;
+            loom__ws_more_trim(ws);
+        }
         return;
     }
     if (o->ping_interval_ms == 0)

@@ -18,6 +18,10 @@
 #define WS_DEFAULT_MAX_MESSAGE   ((size_t)16 << 20)
 #define WS_DEFAULT_CLOSE_TIMEOUT 5000u
 
+/* The idle memory goal (docs/WEBSOCKET.md, "Memory"): a 48-byte malloc
+ * chunk per connection. */
+_Static_assert(sizeof(void *) != 8 || sizeof(loom_ws_t) == 40, "loom_ws_t grew past 40 bytes");
+
 /* --- Classes ---------------------------------------------------------------- */
 
 /* The last class made on this thread: accepts with equal options share it
@@ -51,6 +55,8 @@ void loom__ws_class_unref(loom__ws_class *c)
             ws_last_class = NULL;
         if (c->sock)
             loom__class_unref(c->sock);
+        for (int i = 0; i < WS_CLASS_PROTOS; i++)
+            free(c->protos[i]);
         free(c);
     }
 }
@@ -175,6 +181,30 @@ loom__ws_more *loom__ws_more_get(loom_ws_t *ws)
     if (ws->x == NULL)
         ws->x = calloc(1, sizeof *ws->x);
     return ws->x;
+}
+
+int loom__ws_set_protocol(loom_ws_t *ws, const char *name)
+{
+    loom__ws_class *c = ws->cls;
+    for (int i = 0; i < WS_CLASS_PROTOS; i++) {
+        if (c->protos[i] == NULL) {
+            c->protos[i] = strdup(name);
+            if (c->protos[i] == NULL)
+                return LOOM_ENOMEM;
+        }
+        if (strcmp(c->protos[i], name) == 0) {
+            ws->proto = (uint8_t)(i + 1);
+            return 0;
+        }
+    }
+    loom__ws_more *x = loom__ws_more_get(ws);
+    char *own = x ? strdup(name) : NULL;
+    if (own == NULL)
+        return LOOM_ENOMEM;
+    free(x->protocol);
+    x->protocol = own;
+    ws->proto = WS_CLASS_PROTOS + 1;
+    return 0;
 }
 
 void loom__ws_more_trim(loom_ws_t *ws)
@@ -967,7 +997,11 @@ size_t loom_ws_queued(const loom_ws_t *ws)
 
 const char *loom_ws_protocol(const loom_ws_t *ws)
 {
-    return ws && ws->x && ws->x->protocol ? ws->x->protocol : "";
+    if (ws == NULL || ws->proto == 0)
+        return "";
+    if (ws->proto <= WS_CLASS_PROTOS)
+        return ws->cls->protos[ws->proto - 1];
+    return ws->x && ws->x->protocol ? ws->x->protocol : "";
 }
 
 int loom_ws_compressed(const loom_ws_t *ws)

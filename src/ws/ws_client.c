@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 #include "ws/ws_internal.h"
 
 #define WS_HANDSHAKE_MAX   8192
@@ -280,7 +279,7 @@ void loom__ws_client_read(loom_ws_t *ws, const char *p, size_t n)
             loom__ws_fail(ws, 0, true, "handshake: subprotocol %.*s was not offered", (int)vl, v);
             return;
         }
-        ws->x->protocol = strdup(match); /* NULL (no memory): reported as "" */
+        loom__ws_set_protocol(ws, match); /* no memory: reported as "" */
     }
     /* Open: the handshake timeout gives way to the idle timeout. */
     if (loom_socket_set_timeouts(ws->sock, ws->cls->o.idle_timeout_ms, 0) < 0) {

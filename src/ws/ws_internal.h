@@ -16,11 +16,17 @@
  * goal). Accepts with equal options share one class. `sock` is the socket
  * class their sockets share once taken over from the HTTP server (see
  * loom__socket_handoff_share()): a reference, NULL until the first. */
+#define WS_CLASS_PROTOS 4
+
 typedef struct loom__ws_class {
     loom_ws_opts o;
     uint32_t refs;
     bool server;
     struct loom__sock_class *sock;
+    /* Negotiated subprotocols, interned (own copies) so that a connection
+     * names one with an index (loom_ws.proto) instead of a string of its
+     * own; a fifth distinct one goes to the connection's loom__ws_more. */
+    char *protos[WS_CLASS_PROTOS];
 } loom__ws_class;
 
 /* States: one function (ws_set_closed) leaves OPEN for good. */
@@ -67,10 +73,13 @@ struct loom_ws {
     uint8_t send_op;   /* 0, or the opcode of the fragmented message being sent */
     loom_ws_utf8_t u8; /* incremental UTF-8 validation of compressed text */
     uint8_t flags;
+    uint8_t proto; /* subprotocol: 0 none, 1..4 cls->protos[proto - 1], else x->protocol */
 };
 
 /* The connection's rarely used part, allocated if needed; NULL on ENOMEM. */
 loom__ws_more *loom__ws_more_get(loom_ws_t *ws);
+/* Records the negotiated subprotocol. Returns 0 or LOOM_ENOMEM. */
+int loom__ws_set_protocol(loom_ws_t *ws, const char *name);
 /* Frees the rarely used part if it holds nothing. */
 void loom__ws_more_trim(loom_ws_t *ws);
 

@@ -90,19 +90,16 @@ int loom_ws_accept(loom_http_req_t *req, const loom_ws_opts *opts, loom_ws_t **o
     if (ws == NULL)
         return ws_refuse(req, 503, "websocket: out of memory\n");
     if (proto) {
-        loom__ws_more *x = loom__ws_more_get(ws);
-        char *p = x ? strdup(proto) : NULL;
-        if (p == NULL) {
+        if (loom__ws_set_protocol(ws, proto) < 0) {
             loom__ws_free(ws);
             return ws_refuse(req, 503, "websocket: out of memory\n");
         }
-        x->protocol = p;
     }
     const char *hdr[9] = {"Upgrade", "websocket", "Sec-WebSocket-Accept", accept, NULL};
     size_t nh2 = 4;
     if (proto) {
         hdr[nh2++] = "Sec-WebSocket-Protocol";
-        hdr[nh2++] = ws->x->protocol;
+        hdr[nh2++] = loom_ws_protocol(ws);
     }
     /* permessage-deflate: the first acceptable offer, when enabled; an
      * unacceptable or malformed one is declined (RFC 7692 section 5). */

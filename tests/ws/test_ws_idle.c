@@ -7,7 +7,8 @@
  *    allocate nothing in this process's main heap). After a warm-up (2N
  *    HTTP connections at once, closed: the server's slabs, fd tables and
  *    backend arrays have grown), N keep-alive HTTP connections after one
- *    request each, then N WebSocket connections after their handshake and
+ *    request each, then N WebSocket connections after their handshake (with
+ *    a subprotocol, kept by the class, not the connection) and
  *    one 64-byte binary echo (N = 1,000, fewer if the fd limit is low). The
  *    server's heap in use (mallinfo2(), main arena: the loop thread's) is
  *    read between the phases: a WebSocket connection may cost at most 64
@@ -97,6 +98,7 @@ static void s_on_message(loom_ws_t *ws, loom_ws_type_t t, const char *m, size_t 
 {
     (void)d;
     n_msg++;
+    CHECK_STR(loom_ws_protocol(ws), "chat");
     CHECK(loom_ws_send(ws, t, m, n) >= 0);
 }
 
@@ -106,7 +108,9 @@ static void s_on_close(loom_ws_t *ws, int code, const char *r, size_t rl, void *
     n_close++;
 }
 
-static loom_ws_opts s_opts = {.on_message = s_on_message, .on_close = s_on_close};
+static const char *const protos[] = {"superchat", "chat", NULL};
+static loom_ws_opts s_opts = {
+    .on_message = s_on_message, .on_close = s_on_close, .protocols = protos};
 
 static void on_request(loom_http_req_t *req, void *d)
 {
@@ -164,7 +168,7 @@ static int open_one(bool ws, unsigned char tag)
     static const char wreq[] =
         "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
         "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-        "Sec-WebSocket-Version: 13\r\n\r\n";
+        "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat\r\n\r\n";
     static const char hreq[] = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
     int fd = ws_raw_connect(port);
     char head[512];

@@ -3,9 +3,14 @@
  * (whole, fragmented, control), the close handshake, keepalive and the
  * close notification. The handshakes are in ws_server.c and ws_client.c.
  *
- * Memory: an open, idle connection holds this object and a share of its
- * class; the frame and message buffers exist only while a frame or message
- * is incomplete. */
+ * Frames are read by ws_frame.h's parser (loom_ws_parse()): a frame that
+ * is whole in the read is handled in place (unmasked there, delivered from
+ * there); one that arrives in pieces is gathered in fbuf.
+ *
+ * Memory: an open, idle connection holds this 40-byte object and a share
+ * of its class; the parser's state, the frame and message buffers, the
+ * timer and the rest live in loom__ws_more, which exists only while it
+ * holds something (ws_internal.h). */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>

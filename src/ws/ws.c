@@ -29,35 +29,53 @@ _Static_assert(sizeof(void *) != 8 || sizeof(loom_ws_t) == 40, "loom_ws_t grew p
 
 /* --- Classes ---------------------------------------------------------------- */
 
-/* The last class made on this thread: accepts with equal options share it
- * (a server passes the same options to every accept). */
-static _Thread_local loom__ws_class *ws_last_class;
+/* The last classes used on this thread: accepts with equal options share
+ * one (a server passes the same options to every accept; a few endpoints
+ * with their own options each keep theirs). Most recent first. */
+#define WS_CLASS_CACHE 4
+static _Thread_local loom__ws_class *ws_classes[WS_CLASS_CACHE];
 
 loom__ws_class *loom__ws_class_get(const loom_ws_opts *o, bool server)
 {
     loom_ws_opts zero = {0};
     if (o == NULL)
         o = &zero;
-    loom__ws_class *c = ws_last_class;
-    if (c && c->server == server && memcmp(&c->o, o, sizeof *o) == 0) {
-        c->refs++;
-        return c;
+    loom__ws_class *c = NULL;
+    int i = 0;
+    for (; i < WS_CLASS_CACHE && ws_classes[i]; i++) {
+        loom__ws_class *k = ws_classes[i];
+        if (k->server == server && memcmp(&k->o, o, sizeof *o) == 0) {
+            c = k;
+            break;
+        }
     }
-    c = calloc(1, sizeof *c);
-    if (c == NULL)
-        return NULL;
-    c->o = *o;
-    c->refs = 1;
-    c->server = server;
-    ws_last_class = c;
+    if (c) {
+        c->refs++;
+    } else {
+        c = calloc(1, sizeof *c);
+        if (c == NULL)
+            return NULL;
+        c->o = *o;
+        c->refs = 1;
+        c->server = server;
+        if (i == WS_CLASS_CACHE)
+            i--; /* the least recent leaves the cache (not its users) */
+    }
+    memmove(ws_classes + 1, ws_classes, (size_t)i * sizeof *ws_classes);
+    ws_classes[0] = c;
     return c;
 }
 
 void loom__ws_class_unref(loom__ws_class *c)
 {
     if (--c->refs == 0) {
-        if (ws_last_class == c)
-            ws_last_class = NULL;
+        for (int i = 0; i < WS_CLASS_CACHE; i++)
+            if (ws_classes[i] == c) {
+                memmove(ws_classes + i, ws_classes + i + 1,
+                        (size_t)(WS_CLASS_CACHE - 1 - i) * sizeof *ws_classes);
+                ws_classes[WS_CLASS_CACHE - 1] = NULL;
+                break;
+            }
         if (c->sock)
             loom__class_unref(c->sock);
         for (int i = 0; i < WS_CLASS_PROTOS; i++)

@@ -9,7 +9,7 @@
  *    backend arrays have grown), N keep-alive HTTP connections after one
  *    request each, then N WebSocket connections after their handshake (with
  *    a subprotocol, kept by the class, not the connection) and
- *    one 64-byte binary echo (N = 1,000, fewer if the fd limit is low). The
+ *    one 64-byte binary echo (N = 750, fewer if the fd limit is low). The
  *    server's heap in use (mallinfo2(), main arena: the loop thread's) is
  *    read between the phases: a WebSocket connection may cost at most 64
  *    bytes more than an HTTP one (loom_ws is 40; a per-socket class, kept
@@ -242,7 +242,7 @@ static void test_idle(void)
         setrlimit(RLIMIT_NOFILE, &rl);
         getrlimit(RLIMIT_NOFILE, &rl);
     }
-    nconns = 1000;
+    nconns = 750;
     if ((long)rl.rlim_cur < 4L * nconns + 64)
         nconns = (int)(((long)rl.rlim_cur - 64) / 4);
     if (nconns < 250)

@@ -835,7 +835,15 @@ void loom__ws_feed(loom_ws_t *ws, char *p, size_t n)
             loom__ws_fail(ws, LOOM_WS_INTERNAL, true, "out of memory for a frame");
             return;
         }
-        if (ws->flags & (WS_F_PAUSED | WS_F_IN_FEED))
+        if (ws->flags & WS_F_PAUSED) {
+            /* Reading restarted behind the pause (the takeover restarts it
+             * once the bytes read with the request are delivered): it stops
+             * again, so a paused connection buffers at most one more read. */
+            if (ws->sock && loom__socket_reading(ws->sock))
+                loom_socket_disable(ws->sock, LOOM_READABLE);
+            return;
+        }
+        if (ws->flags & WS_F_IN_FEED)
             return;
     } else {
         ws_feed_buf(ws, p, n);

@@ -16,6 +16,16 @@
  * (nothing changed). */
 int loom__socket_handoff(loom_socket_t *s, const loom_tcp_opts *opts);
 
+/* Once the held bytes are delivered (in the pending phase), s moves from
+ * its own class to the one in *slot, shared by every socket given the same
+ * options: the class is made (and stored in *slot, which then owns one
+ * reference, dropped by the slot's owner with loom__class_unref()) when
+ * *slot is NULL or differs (another server's extension size, transport or
+ * options); without memory the socket keeps its own class. *slot must
+ * outlive the socket's handoff (its owner outlives the socket). Call right
+ * after loom__socket_handoff(), in the same callback. */
+void loom__socket_handoff_share(loom_socket_t *s, loom__sock_class **slot);
+
 /* Keeps p[0..n) (read before the handoff, not yet consumed) to be delivered
  * to the new owner before anything read later. Valid between
  * loom__socket_handoff() and the end of the current callback. Returns 0 or

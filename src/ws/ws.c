@@ -3,15 +3,18 @@
  * (whole, fragmented, control), the close handshake, keepalive and the
  * close notification. The handshakes are in ws_server.c and ws_client.c.
  *
- * Memory: an open, idle connection holds this object and a share of its
- * class; the frame and message buffers exist only while a frame or message
- * is incomplete. */
+ * Frames are read by ws_frame.h's parser (loom_ws_parse()): a frame that
+ * is whole in the read is handled in place (unmasked there, delivered from
+ * there); one that arrives in pieces is gathered in fbuf.
+ *
+ * Memory: an open, idle connection holds this 40-byte object and a share
+ * of its class; the parser's state, the frame and message buffers, the
+ * timer and the rest live in loom__ws_more, which exists only while it
+ * holds something (ws_internal.h). */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <openssl/evp.h>
 
 #include "net/net_internal.h"
 #include "loom/ws_frame.h"
@@ -20,37 +23,63 @@
 #define WS_DEFAULT_MAX_MESSAGE   ((size_t)16 << 20)
 #define WS_DEFAULT_CLOSE_TIMEOUT 5000u
 
+/* The idle memory goal (docs/WEBSOCKET.md, "Memory"): a 48-byte malloc
+ * chunk per connection. */
+_Static_assert(sizeof(void *) != 8 || sizeof(loom_ws_t) == 40, "loom_ws_t grew past 40 bytes");
+
 /* --- Classes ---------------------------------------------------------------- */
 
-/* The last class made on this thread: accepts with equal options share it
- * (a server passes the same options to every accept). */
-static _Thread_local loom__ws_class *ws_last_class;
+/* The last classes used on this thread: accepts with equal options share
+ * one (a server passes the same options to every accept; a few endpoints
+ * with their own options each keep theirs). Most recent first. */
+#define WS_CLASS_CACHE 4
+static _Thread_local loom__ws_class *ws_classes[WS_CLASS_CACHE];
 
 loom__ws_class *loom__ws_class_get(const loom_ws_opts *o, bool server)
 {
     loom_ws_opts zero = {0};
     if (o == NULL)
         o = &zero;
-    loom__ws_class *c = ws_last_class;
-    if (c && c->server == server && memcmp(&c->o, o, sizeof *o) == 0) {
-        c->refs++;
-        return c;
+    loom__ws_class *c = NULL;
+    int i = 0;
+    for (; i < WS_CLASS_CACHE && ws_classes[i]; i++) {
+        loom__ws_class *k = ws_classes[i];
+        if (k->server == server && memcmp(&k->o, o, sizeof *o) == 0) {
+            c = k;
+            break;
+        }
     }
-    c = calloc(1, sizeof *c);
-    if (c == NULL)
-        return NULL;
-    c->o = *o;
-    c->refs = 1;
-    c->server = server;
-    ws_last_class = c;
+    if (c) {
+        c->refs++;
+    } else {
+        c = calloc(1, sizeof *c);
+        if (c == NULL)
+            return NULL;
+        c->o = *o;
+        c->refs = 1;
+        c->server = server;
+        if (i == WS_CLASS_CACHE)
+            i--; /* the least recent leaves the cache (not its users) */
+    }
+    memmove(ws_classes + 1, ws_classes, (size_t)i * sizeof *ws_classes);
+    ws_classes[0] = c;
     return c;
 }
 
 void loom__ws_class_unref(loom__ws_class *c)
 {
     if (--c->refs == 0) {
-        if (ws_last_class == c)
-            ws_last_class = NULL;
+        for (int i = 0; i < WS_CLASS_CACHE; i++)
+            if (ws_classes[i] == c) {
+                memmove(ws_classes + i, ws_classes + i + 1,
+                        (size_t)(WS_CLASS_CACHE - 1 - i) * sizeof *ws_classes);
+                ws_classes[WS_CLASS_CACHE - 1] = NULL;
+                break;
+            }
+        if (c->sock)
+            loom__class_unref(c->sock);
+        for (int i = 0; i < WS_CLASS_PROTOS; i++)
+            free(c->protos[i]);
         free(c);
     }
 }
@@ -70,17 +99,14 @@ static size_t ws_max_frame(const loom_ws_t *ws)
 void loom__ws_accept_key(const char *key, size_t len, char out[29])
 {
     static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-    unsigned char md[EVP_MAX_MD_SIZE];
+    uint8_t md[20];
     char in[64 + sizeof guid];
     if (len > 64)
         len = 64; /* keys are 24 bytes; a longer one was refused already */
     memcpy(in, key, len);
     memcpy(in + len, guid, sizeof guid - 1);
-    unsigned int mdlen = 0;
-    if (EVP_Digest(in, len + sizeof guid - 1, md, &mdlen, EVP_sha1(), NULL) != 1 || mdlen != 20)
-        memset(md, 0, sizeof md); /* no match: the handshake fails, nothing worse */
-    EVP_EncodeBlock((unsigned char *)out, md, 20);
-    out[28] = '\0';
+    loom__ws_sha1(in, len + sizeof guid - 1, md);
+    loom__ws_base64(md, sizeof md, out);
 }
 
 /* --- Events and the close --------------------------------------------------- */
@@ -198,7 +224,7 @@ int loom__ws_send_z(loom_ws_t *ws, int op, bool fin, const void *data, size_t le
     char *buf = loom__ws_zbuf(14 + cap, &owned);
     if (buf == NULL)
         return LOOM_ENOMEM;
-    int r = loom_ws_deflate_compress(ws->z, data, len, fin, buf + 14, cap, &ol);
+    int r = loom_ws_deflate_compress(loom__ws_z(ws), data, len, fin, buf + 14, cap, &ol);
     if (r == 0) {
         unsigned char h[14];
         const unsigned char *key;
@@ -232,14 +258,45 @@ static int ws_write_close(loom_ws_t *ws, int code, const char *reason, size_t rl
     return ws_write_frame(ws, 0x8, true, p, 2 + rlen);
 }
 
-static void ws_free_bufs(loom_ws_t *ws)
+loom__ws_more *loom__ws_more_get(loom_ws_t *ws)
 {
-    free(ws->rbuf);
-    ws->rbuf = NULL;
-    ws->rlen = ws->rcap = 0;
-    free(ws->mbuf);
-    ws->mbuf = NULL;
-    ws->mlen = ws->mcap = 0;
+    if (ws->x == NULL)
+        ws->x = calloc(1, sizeof *ws->x);
+    return ws->x;
+}
+
+int loom__ws_set_protocol(loom_ws_t *ws, const char *name)
+{
+    loom__ws_class *c = ws->cls;
+    for (int i = 0; i < WS_CLASS_PROTOS; i++) {
+        if (c->protos[i] == NULL) {
+            c->protos[i] = strdup(name);
+            if (c->protos[i] == NULL)
+                return LOOM_ENOMEM;
+        }
+        if (strcmp(c->protos[i], name) == 0) {
+            ws->proto = (uint8_t)(i + 1);
+            return 0;
+        }
+    }
+    loom__ws_more *x = loom__ws_more_get(ws);
+    char *own = x ? strdup(name) : NULL;
+    if (own == NULL)
+        return LOOM_ENOMEM;
+    free(x->protocol);
+    x->protocol = own;
+    ws->proto = WS_CLASS_PROTOS + 1;
+    return 0;
+}
+
+void loom__ws_more_trim(loom_ws_t *ws)
+{
+    loom__ws_more *x = ws->x;
+    if (x == NULL || (ws->flags & WS_F_IN_FEED) || x->live || x->rbuf || x->fbuf || x->mbuf ||
+        x->timer || x->client || x->subs || x->protocol || x->z)
+        return;
+    free(x);
+    ws->x = NULL;
 }
 
 /* Leaves OPEN/CLOSE_SENT for good: the socket closes (gracefully, after what
@@ -249,8 +306,8 @@ static void ws_set_closed(loom_ws_t *ws, bool abort)
     if (ws->state == WS_CLOSED)
         return;
     ws->state = WS_CLOSED;
-    if (ws->timer)
-        loom_timer_stop(ws->timer);
+    if (loom__ws_timer(ws))
+        loom_timer_stop(ws->x->timer);
     if (abort) {
         loom_socket_abort(ws->sock);
         return;
@@ -297,7 +354,7 @@ static void ws_sock_read(loom_socket_t *s, const char *p, size_t n, void *data)
 {
     (void)s;
     loom_ws_t *ws = data;
-    if (ws->client) {
+    if (ws->x && ws->x->client) {
         loom__ws_client_read(ws, p, n);
         return;
     }
@@ -325,8 +382,8 @@ static void ws_sock_event(const loom_event_t *ev, void *data)
         ws->state = WS_CLOSED;
         if (!(ws->flags & WS_F_GOT_CLOSE) && ws->close_code == 0)
             ws->close_code = LOOM_WS_ABNORMAL;
-        if (ws->timer)
-            loom_timer_stop(ws->timer);
+        if (loom__ws_timer(ws))
+            loom_timer_stop(ws->x->timer);
     }
     if (quiet)
         return;
@@ -342,20 +399,21 @@ static void ws_sock_close(loom_socket_t *s, void *data)
     loom_ws_t *ws = data;
     ws->state = WS_CLOSED;
     loom__ws_unsubscribe_all(ws);
-    if (ws->timer) {
-        loom_timer_close(ws->timer);
-        ws->timer = NULL;
+    loom__ws_more *x = ws->x;
+    if (x && x->timer) {
+        loom_timer_close(x->timer);
+        x->timer = NULL;
     }
-    if (ws->client) {
-        loom__ws_client_free(ws->client);
-        ws->client = NULL;
+    if (x && x->client) {
+        loom__ws_client_free(x->client);
+        x->client = NULL;
     }
     int code = ws->close_code ? ws->close_code : LOOM_WS_ABNORMAL;
     const char *reason = "";
     size_t rl = 0;
-    if ((ws->flags & WS_F_GOT_CLOSE) && ws->mbuf) {
-        reason = ws->mbuf;
-        rl = ws->mlen;
+    if ((ws->flags & WS_F_GOT_CLOSE) && x && x->mbuf) {
+        reason = x->mbuf;
+        rl = x->mlen;
     }
     if (ws->cls->o.on_close) {
         loom__op_scope sc;
@@ -390,18 +448,20 @@ loom_ws_t *loom__ws_new(loom__ws_class *c)
     c->refs++;
     ws->cls = c;
     ws->data = c->o.data;
-    ws->protocol = "";
     return ws;
 }
 
 int loom__ws_deflate_start(loom_ws_t *ws, loom_ws_role_t role, const loom_ws_deflate_params_t *a)
 {
-    ws->z = calloc(1, sizeof *ws->z);
-    if (ws->z == NULL)
+    loom__ws_more *x = loom__ws_more_get(ws);
+    if (x == NULL)
         return LOOM_ENOMEM;
-    if (loom_ws_deflate_init(ws->z, role, a, &ws->cls->o.deflate_opts, ws_max_message(ws)) < 0) {
-        free(ws->z);
-        ws->z = NULL;
+    x->z = calloc(1, sizeof *x->z);
+    if (x->z == NULL)
+        return LOOM_ENOMEM;
+    if (loom_ws_deflate_init(x->z, role, a, &ws->cls->o.deflate_opts, ws_max_message(ws)) < 0) {
+        free(x->z);
+        x->z = NULL;
         return LOOM_EINVAL;
     }
     return 0;
@@ -409,13 +469,18 @@ int loom__ws_deflate_start(loom_ws_t *ws, loom_ws_role_t role, const loom_ws_def
 
 void loom__ws_free(loom_ws_t *ws)
 {
-    ws_free_bufs(ws);
-    if (ws->z) {
-        loom_ws_deflate_free(ws->z);
-        free(ws->z);
+    loom__ws_more *x = ws->x;
+    if (x) {
+        free(x->rbuf);
+        free(x->fbuf);
+        free(x->mbuf);
+        if (x->z) {
+            loom_ws_deflate_free(x->z);
+            free(x->z);
+        }
+        free(x->protocol);
+        free(x);
     }
-    if (ws->flags & WS_F_PROTO_OWN)
-        free((char *)ws->protocol);
     loom__ws_class_unref(ws->cls);
     free(ws);
 }
@@ -435,17 +500,24 @@ static void ws_on_timer(loom_timer_t *t, void *data)
         /* A wake for the bytes kept by a pause, not a keepalive tick: the
          * keepalive starts a fresh interval after it. */
         ws->flags &= (uint8_t)~WS_F_RESUMED;
-        if (ws->rlen && !(ws->flags & WS_F_PAUSED))
+        if (ws->x->rlen && !(ws->flags & WS_F_PAUSED))
             loom__ws_feed(ws, NULL, 0);
         if (ws->state != WS_CLOSED && o->ping_interval_ms)
-            loom_timer_start(ws->timer, o->ping_interval_ms, 0);
+            loom_timer_start(ws->x->timer, o->ping_interval_ms, 0);
+        else if (ws->state != WS_CLOSED && !(ws->flags & WS_F_RESUMED)) {
+            /* No keepalive and no other wake due: the timer goes, and the
+             * connection's rarely used part with it if it is empty. */
+            loom_timer_close(ws->x->timer);
+            ws->x->timer = NULL;
+            loom__ws_more_trim(ws);
+        }
         return;
     }
     if (o->ping_interval_ms == 0)
         return;
     if (ws->flags & WS_F_SEEN) {
         ws->flags &= (uint8_t) ~(WS_F_SEEN | WS_F_PING_OUT);
-        loom_timer_start(ws->timer, o->ping_interval_ms, 0);
+        loom_timer_start(ws->x->timer, o->ping_interval_ms, 0);
         return;
     }
     if (ws->flags & WS_F_PING_OUT) {
@@ -455,16 +527,20 @@ static void ws_on_timer(loom_timer_t *t, void *data)
     }
     ws_write_frame(ws, 0x9, true, NULL, 0);
     ws->flags |= WS_F_PING_OUT;
-    loom_timer_start(ws->timer, o->pong_timeout_ms ? o->pong_timeout_ms : o->ping_interval_ms, 0);
+    loom_timer_start(ws->x->timer, o->pong_timeout_ms ? o->pong_timeout_ms : o->ping_interval_ms,
+                     0);
 }
 
 static int ws_timer(loom_ws_t *ws)
 {
-    if (ws->timer)
+    if (loom__ws_timer(ws))
         return 0;
-    int r = loom_timer_new(loom_socket_loop(ws->sock), &ws->timer, ws_on_timer, ws);
+    loom__ws_more *x = loom__ws_more_get(ws);
+    if (x == NULL)
+        return LOOM_ENOMEM;
+    int r = loom_timer_new(loom_socket_loop(ws->sock), &x->timer, ws_on_timer, ws);
     if (r == 0)
-        loom_timer_unref(ws->timer);
+        loom_timer_unref(x->timer);
     return r;
 }
 
@@ -472,44 +548,46 @@ void loom__ws_opened(loom_ws_t *ws)
 {
     ws->state = WS_OPEN;
     if (ws->cls->o.ping_interval_ms && ws_timer(ws) == 0)
-        loom_timer_start(ws->timer, ws->cls->o.ping_interval_ms, 0);
+        loom_timer_start(ws->x->timer, ws->cls->o.ping_interval_ms, 0);
 }
 
 /* --- Frames in ----------------------------------------------------------------- */
 
-static bool ws_mbuf_append(loom_ws_t *ws, const char *p, size_t n)
+/* Grows a buffer of the rarely used part to hold `n` more bytes after `len`
+ * (plus one for a terminating NUL). */
+static bool ws_buf_reserve(char **buf, uint32_t *cap, uint32_t len, size_t n, size_t first)
 {
-    if ((size_t)ws->mlen + n > ws->mcap || ws->mbuf == NULL) {
-        size_t cap = ws->mcap ? ws->mcap : 128;
-        while (cap < (size_t)ws->mlen + n)
-            cap *= 2;
-        char *b = realloc(ws->mbuf, cap + 1);
-        if (b == NULL)
-            return false;
-        ws->mbuf = b;
-        ws->mcap = (uint32_t)cap;
-    }
-    memcpy(ws->mbuf + ws->mlen, p, n);
-    ws->mlen += (uint32_t)n;
+    if ((size_t)len + n <= *cap && *buf)
+        return true;
+    size_t c = *cap ? *cap : first;
+    while (c < (size_t)len + n)
+        c *= 2;
+    if (c > UINT32_MAX - 1)
+        return false;
+    char *b = realloc(*buf, c + 1);
+    if (b == NULL)
+        return false;
+    *buf = b;
+    *cap = (uint32_t)c;
     return true;
 }
 
-/* Makes room for `n` more bytes in the message buffer. */
-static bool ws_mbuf_reserve(loom_ws_t *ws, size_t n)
+static bool ws_mbuf_append(loom_ws_t *ws, const char *p, size_t n)
 {
-    if ((size_t)ws->mlen + n <= ws->mcap && ws->mbuf)
-        return true;
-    size_t cap = ws->mcap ? ws->mcap : 128;
-    while (cap < (size_t)ws->mlen + n)
-        cap *= 2;
-    if (cap > UINT32_MAX - 1)
+    loom__ws_more *x = loom__ws_more_get(ws);
+    if (x == NULL || !ws_buf_reserve(&x->mbuf, &x->mcap, x->mlen, n, 128))
         return false;
-    char *b = realloc(ws->mbuf, cap + 1);
-    if (b == NULL)
-        return false;
-    ws->mbuf = b;
-    ws->mcap = (uint32_t)cap;
+    if (n)
+        memcpy(x->mbuf + x->mlen, p, n);
+    x->mlen += (uint32_t)n;
     return true;
+}
+
+static void ws_mbuf_free(loom__ws_more *x)
+{
+    free(x->mbuf);
+    x->mbuf = NULL;
+    x->mlen = x->mcap = 0;
 }
 
 /* Inflates one frame of a compressed message, appending to the message
@@ -517,25 +595,26 @@ static bool ws_mbuf_reserve(loom_ws_t *ws, size_t n)
  * after failing the connection. */
 static bool ws_inflate_frame(loom_ws_t *ws, const char *p, size_t n, bool fin)
 {
+    loom__ws_more *x = ws->x; /* exists: it holds z */
     const uint8_t *in = (const uint8_t *)p;
     size_t inl = n;
     for (;;) {
-        size_t room = ws->mcap - ws->mlen;
-        if (room < 4096 || ws->mbuf == NULL) {
+        size_t room = x->mcap - x->mlen;
+        if (room < 4096 || x->mbuf == NULL) {
             /* A first guess of 4 times the compressed size (JSON-like text
              * inflates 3-5 times) saves most regrowths; then doubling. */
-            size_t want = ws->mcap >= 4096 ? ws->mcap : 4096;
-            if (ws->mbuf == NULL && inl < (64u << 10) && inl * 4 > want)
+            size_t want = x->mcap >= 4096 ? x->mcap : 4096;
+            if (x->mbuf == NULL && inl < (64u << 10) && inl * 4 > want)
                 want = inl * 4;
-            if (!ws_mbuf_reserve(ws, want)) {
+            if (!ws_buf_reserve(&x->mbuf, &x->mcap, x->mlen, want, 128)) {
                 loom__ws_fail(ws, LOOM_WS_INTERNAL, false, "out of memory for a message");
                 return false;
             }
-            room = ws->mcap - ws->mlen;
+            room = x->mcap - x->mlen;
         }
         size_t ol = room;
-        int r = loom_ws_inflate(ws->z, &in, &inl, fin, (uint8_t *)ws->mbuf + ws->mlen, &ol);
-        ws->mlen += (uint32_t)ol;
+        int r = loom_ws_inflate(x->z, &in, &inl, fin, (uint8_t *)x->mbuf + x->mlen, &ol);
+        x->mlen += (uint32_t)ol;
         if (r < 0) {
             int code = r == LOOM_ENOMEM ? LOOM_WS_INTERNAL : loom_ws_err_close_code(r);
             loom__ws_fail(ws, code, false, "permessage-deflate: %s",
@@ -547,37 +626,27 @@ static bool ws_inflate_frame(loom_ws_t *ws, const char *p, size_t n, bool fin)
     }
 }
 
-/* A close frame from the peer. */
+/* A close frame from the peer, validated by the parser (code and reason). */
 static void ws_on_close_frame(loom_ws_t *ws, char *p, size_t n)
 {
-    if (n == 1) {
-        loom__ws_fail(ws, LOOM_WS_PROTOCOL_ERROR, false, "close frame with a 1-byte payload");
+    unsigned code = LOOM_WS_NO_STATUS;
+    const char *reason = NULL;
+    size_t rl = 0;
+    int r = loom_ws_close_parse((const uint8_t *)p, n, &code, &reason, &rl);
+    if (r < 0) { /* the parser checked it already: not reached */
+        loom__ws_fail(ws, loom_ws_err_close_code(r), false, "%s", loom_ws_err_str(r));
         return;
-    }
-    int code = LOOM_WS_NO_STATUS;
-    if (n >= 2) {
-        code = ((unsigned char)p[0] << 8) | (unsigned char)p[1];
-        if (!ws_code_ok(code)) {
-            loom__ws_fail(ws, LOOM_WS_PROTOCOL_ERROR, false, "invalid close code %d", code);
-            return;
-        }
-        if (!loom_ws_utf8_valid(p + 2, n - 2)) {
-            loom__ws_fail(ws, LOOM_WS_INVALID_DATA, false, "close reason is not valid UTF-8");
-            return;
-        }
     }
     /* Keep the reason for on_close, in the message buffer (no message can
      * be in progress any more). */
-    ws->mlen = 0;
-    if (!ws_mbuf_append(ws, n > 2 ? p + 2 : "", n > 2 ? n - 2 : 0)) {
-        ws->mlen = 0;
-    } else {
-        ws->mbuf[ws->mlen] = '\0';
-    }
+    if (ws->x)
+        ws->x->mlen = 0;
+    if (ws_mbuf_append(ws, rl ? reason : "", rl))
+        ws->x->mbuf[ws->x->mlen] = '\0';
     ws->flags |= WS_F_GOT_CLOSE;
     ws->close_code = (uint16_t)code;
     if (ws->state == WS_OPEN)
-        ws_write_close(ws, code == LOOM_WS_NO_STATUS ? 0 : code, NULL, 0);
+        ws_write_close(ws, code == LOOM_WS_NO_STATUS ? 0 : (int)code, NULL, 0);
     ws_set_closed(ws, false);
 }
 
@@ -596,15 +665,15 @@ static void ws_deliver(loom_ws_t *ws, int op, const char *p, size_t n, bool fin)
 
 /* A frame of a compressed message: inflated into the message buffer, then
  * validated and delivered like an uncompressed one. */
-static void ws_frame_z(loom_ws_t *ws, int op, int mop, bool fin, char *p, size_t n)
+static void ws_frame_z(loom_ws_t *ws, int mop, bool fin, char *p, size_t n)
 {
     const loom_ws_opts *o = &ws->cls->o;
-    (void)op;
-    size_t from = ws->mlen;
+    loom__ws_more *x = ws->x;
+    size_t from = x->mlen;
     if (!ws_inflate_frame(ws, p, n, fin))
         return;
     ws->msg_op = fin ? 0 : (uint8_t)mop;
-    if (mop == 1 && (loom_ws_utf8_feed(&ws->u8, ws->mbuf + from, ws->mlen - from, NULL) != 0 ||
+    if (mop == 1 && (loom_ws_utf8_feed(&ws->u8, x->mbuf + from, x->mlen - from, NULL) != 0 ||
                      (fin && loom_ws_utf8_finish(&ws->u8) != 0))) {
         loom__ws_fail(ws, LOOM_WS_INVALID_DATA, false, "text message is not valid UTF-8");
         return;
@@ -612,26 +681,24 @@ static void ws_frame_z(loom_ws_t *ws, int op, int mop, bool fin, char *p, size_t
     if (fin)
         ws->flags &= (uint8_t)~WS_F_MSG_Z;
     if (ws->state != WS_OPEN) {
-        ws->mlen = 0;
+        x->mlen = 0;
         return;
     }
     if (o->on_fragment) {
-        ws->mbuf[ws->mlen] = '\0';
-        ws_deliver(ws, mop, ws->mbuf + from, ws->mlen - from, fin);
-        ws->mlen = 0;
+        x->mbuf[x->mlen] = '\0';
+        ws_deliver(ws, mop, x->mbuf + from, x->mlen - from, fin);
+        x->mlen = 0;
     } else if (fin) {
-        ws->mbuf[ws->mlen] = '\0';
-        ws_deliver(ws, mop, ws->mbuf, ws->mlen, true);
-        ws->mlen = 0;
+        x->mbuf[x->mlen] = '\0';
+        ws_deliver(ws, mop, x->mbuf, x->mlen, true);
+        x->mlen = 0;
     }
-    if (fin || o->on_fragment) {
-        free(ws->mbuf);
-        ws->mbuf = NULL;
-        ws->mlen = ws->mcap = 0;
-    }
+    if ((fin || o->on_fragment) && !(ws->flags & WS_F_GOT_CLOSE))
+        ws_mbuf_free(x);
 }
 
-/* One whole frame, payload unmasked. */
+/* One whole frame, payload unmasked, validated by the parser (opcode,
+ * fragmentation, limits, UTF-8 of uncompressed text). */
 static void ws_frame(loom_ws_t *ws, int op, bool fin, bool rsv1, char *p, size_t n)
 {
     const loom_ws_opts *o = &ws->cls->o;
@@ -654,15 +721,6 @@ static void ws_frame(loom_ws_t *ws, int op, bool fin, bool rsv1, char *p, size_t
         }
         return;
     }
-    if (op == 0 && ws->msg_op == 0) {
-        loom__ws_fail(ws, LOOM_WS_PROTOCOL_ERROR, false, "continuation frame with no message");
-        return;
-    }
-    if (op != 0 && ws->msg_op != 0) {
-        loom__ws_fail(ws, LOOM_WS_PROTOCOL_ERROR, false,
-                      "new message before the last one's final frame");
-        return;
-    }
     int mop = op ? op : ws->msg_op;
     if (op != 0) {
         if (rsv1)
@@ -671,15 +729,7 @@ static void ws_frame(loom_ws_t *ws, int op, bool fin, bool rsv1, char *p, size_t
             ws->flags &= (uint8_t)~WS_F_MSG_Z;
     }
     if (ws->flags & WS_F_MSG_Z) {
-        ws_frame_z(ws, op, mop, fin, p, n);
-        return;
-    }
-    if (mop == 1 && loom_ws_utf8_feed(&ws->u8, p, n, NULL) != 0) {
-        loom__ws_fail(ws, LOOM_WS_INVALID_DATA, false, "text message is not valid UTF-8");
-        return;
-    }
-    if (fin && mop == 1 && loom_ws_utf8_finish(&ws->u8) != 0) {
-        loom__ws_fail(ws, LOOM_WS_INVALID_DATA, false, "text message ends inside a UTF-8 sequence");
+        ws_frame_z(ws, mop, fin, p, n);
         return;
     }
     ws->msg_op = fin ? 0 : (uint8_t)mop;
@@ -693,178 +743,186 @@ static void ws_frame(loom_ws_t *ws, int op, bool fin, bool rsv1, char *p, size_t
         ws_deliver(ws, mop, p, n, true);
         return;
     }
-    if ((size_t)ws->mlen + n > ws_max_message(ws)) {
-        loom__ws_fail(ws, LOOM_WS_TOO_BIG, false, "message larger than %zu bytes",
-                      ws_max_message(ws));
-        return;
-    }
     if (!ws_mbuf_append(ws, p, n)) {
         loom__ws_fail(ws, LOOM_WS_INTERNAL, false, "out of memory for a message");
         return;
     }
     if (fin) {
-        ws->mbuf[ws->mlen] = '\0';
-        ws_deliver(ws, mop, ws->mbuf, ws->mlen, true);
-        if (ws->state != WS_CLOSED || !(ws->flags & WS_F_GOT_CLOSE)) {
-            free(ws->mbuf);
-            ws->mbuf = NULL;
-            ws->mlen = ws->mcap = 0;
-        }
+        loom__ws_more *x = ws->x;
+        x->mbuf[x->mlen] = '\0';
+        ws_deliver(ws, mop, x->mbuf, x->mlen, true);
+        if (!(ws->flags & WS_F_GOT_CLOSE))
+            ws_mbuf_free(x);
     }
 }
 
-/* Parses one frame at p[0..n). Returns its total length (header and
- * payload) once whole, 0 if more bytes are needed, -1 after failing the
- * connection.
- *
- * Why not ws_frame.h's streaming parser: it keeps 64 bytes of state per
- * connection (a partial header, the message's length and UTF-8 state),
- * which an idle connection would carry forever against the issue's goal of
- * 192 bytes in all. Here a frame is decoded only once it is whole (the
- * header is a few shifts), and an incomplete one waits in rbuf, which exists
- * only while it is incomplete; so the idle state is two bytes (msg_op and
- * the UTF-8 state). Masking, UTF-8, close codes and compression are
- * ws_frame.h's. */
-static long long ws_parse(loom_ws_t *ws, char *p, size_t n)
+/* A parser error: the close code and reason it calls for, with the sizes
+ * for the limits. */
+static void ws_parse_fail(loom_ws_t *ws, int err, const loom_ws_parse_out_t *out)
 {
-    if (n < 2)
-        return 0;
-    unsigned b0 = (unsigned char)p[0], b1 = (unsigned char)p[1];
-    bool fin = b0 & 0x80;
-    int op = b0 & 0x0F;
-    bool rsv1 = b0 & 0x40;
-    if ((b0 & 0x30) || (rsv1 && (ws->z == NULL || op == 0 || op >= 8))) {
-        loom__ws_fail(ws, LOOM_WS_PROTOCOL_ERROR, false,
-                      ws->z ? "reserved bits set (RSV1 only on a message's first frame)"
-                            : "reserved bits set (no extension)");
-        return -1;
-    }
-    if ((op > 2 && op < 8) || op > 10) {
-        loom__ws_fail(ws, LOOM_WS_PROTOCOL_ERROR, false, "unknown opcode %d", op);
-        return -1;
-    }
-    bool masked = b1 & 0x80;
-    if (masked != ws->cls->server) {
-        loom__ws_fail(ws, LOOM_WS_PROTOCOL_ERROR, false,
-                      masked ? "masked server frame" : "unmasked client frame");
-        return -1;
-    }
-    uint64_t len = b1 & 0x7F;
-    if (op >= 8 && (!fin || len > 125)) {
-        loom__ws_fail(ws, LOOM_WS_PROTOCOL_ERROR, false,
-                      !fin ? "fragmented control frame" : "control frame payload over 125 bytes");
-        return -1;
-    }
-    size_t hl = 2;
-    if (len == 126) {
-        if (n < 4)
-            return 0;
-        len = ((uint64_t)(unsigned char)p[2] << 8) | (unsigned char)p[3];
-        hl = 4;
-    } else if (len == 127) {
-        if (n < 10)
-            return 0;
-        len = 0;
-        for (int k = 0; k < 8; k++)
-            len = (len << 8) | (unsigned char)p[2 + k];
-        hl = 10;
-        if (len >> 63) {
-            loom__ws_fail(ws, LOOM_WS_PROTOCOL_ERROR, false, "frame length with the top bit set");
-            return -1;
+    int code = loom_ws_err_close_code(err);
+    if (err == LOOM_WS_ERR_FRAME_TOO_BIG)
+        loom__ws_fail(ws, code, false, "frame of %llu bytes over the %zu limit",
+                      (unsigned long long)out->frame.payload_len, ws_max_frame(ws));
+    else if (err == LOOM_WS_ERR_MESSAGE_TOO_BIG)
+        loom__ws_fail(ws, code, false, "message larger than %zu bytes", ws_max_message(ws));
+    else
+        loom__ws_fail(ws, code ? code : LOOM_WS_PROTOCOL_ERROR, false, "%s", loom_ws_err_str(err));
+}
+
+/* The parser of a connection between frames and messages: made from the
+ * options. Streamed messages (on_fragment) have no message limit here. */
+static void ws_parser_init(loom_ws_t *ws, loom_ws_parser_t *ps)
+{
+    const loom_ws_opts *o = &ws->cls->o;
+    loom_ws_parser_opts_t po = {
+        .role = ws->cls->server ? LOOM_WS_ROLE_SERVER : LOOM_WS_ROLE_CLIENT,
+        .flags = LOOM_WS_PARSE_UTF8 | (loom__ws_z(ws) ? LOOM_WS_PARSE_DEFLATE : 0),
+        .max_frame = ws_max_frame(ws),
+        .max_message = o->on_fragment ? 0 : ws_max_message(ws),
+    };
+    loom_ws_parser_init(ps, &po);
+}
+
+/* Parses p[0..n) until it ends, the connection pauses or closes. Returns the
+ * bytes consumed. Frames that arrive whole are handled in place; the pieces
+ * of one that does not are gathered in fbuf. */
+static size_t ws_parse_buf(loom_ws_t *ws, loom_ws_parser_t *ps, char *p, size_t n)
+{
+    size_t off = 0;
+    while (off < n && ws->state != WS_CLOSED && !(ws->flags & WS_F_PAUSED)) {
+        loom_ws_parse_out_t out;
+        int r = loom_ws_parse(ps, (uint8_t *)p + off, n - off, &out);
+        if (LOOM__UNLIKELY(r < 0)) {
+            ws_parse_fail(ws, r, &out);
+            break;
+        }
+        off += (size_t)r;
+        ws->flags |= WS_F_SEEN;
+        char *d = (char *)out.data;
+        size_t dl = out.data_len;
+        loom__ws_more *x = ws->x;
+        if (!(out.flags & LOOM_WS_OUT_FRAME_END) || (x && x->flen)) {
+            /* A frame in pieces: gathered until its end. */
+            if (dl) {
+                x = loom__ws_more_get(ws);
+                if (x == NULL || !ws_buf_reserve(&x->fbuf, &x->fcap, x->flen, dl, 512)) {
+                    loom__ws_fail(ws, LOOM_WS_INTERNAL, true, "out of memory for a frame");
+                    break;
+                }
+                memcpy(x->fbuf + x->flen, d, dl);
+                x->flen += (uint32_t)dl;
+            }
+            if (!(out.flags & LOOM_WS_OUT_FRAME_END))
+                continue;
+            d = x->fbuf;
+            dl = x->flen;
+        }
+        ws_frame(ws, out.frame.opcode, out.frame.fin, (out.frame.rsv & 4) != 0, d, dl);
+        x = ws->x;
+        if (x && x->fbuf) {
+            free(x->fbuf);
+            x->fbuf = NULL;
+            x->flen = x->fcap = 0;
         }
     }
-    if (len > ws_max_frame(ws)) {
-        loom__ws_fail(ws, LOOM_WS_TOO_BIG, false, "frame of %llu bytes over the %zu limit",
-                      (unsigned long long)len, ws_max_frame(ws));
-        return -1;
-    }
-    if (masked)
-        hl += 4;
-    if (n < hl || n - hl < len)
-        return 0;
-    char *pl = p + hl;
-    if (masked)
-        loom_ws_mask(pl, (size_t)len, (unsigned char *)p + hl - 4, 0);
-    ws->flags |= WS_F_SEEN;
-    ws_frame(ws, op, fin, rsv1, pl, (size_t)len);
-    return (long long)(hl + len);
+    return off;
+}
+
+/* Keeps p[0..n) in front of the raw bytes waiting in rbuf. */
+static bool ws_rbuf_prepend(loom_ws_t *ws, const char *p, size_t n)
+{
+    loom__ws_more *x = loom__ws_more_get(ws);
+    if (x == NULL || !ws_buf_reserve(&x->rbuf, &x->rcap, x->rlen, n, 512))
+        return false;
+    memmove(x->rbuf + n, x->rbuf, x->rlen);
+    memcpy(x->rbuf, p, n);
+    x->rlen += (uint32_t)n;
+    return true;
 }
 
 static bool ws_rbuf_append(loom_ws_t *ws, const char *p, size_t n)
 {
-    if ((size_t)ws->rlen + n > ws->rcap) {
-        size_t cap = ws->rcap ? ws->rcap : 512;
-        while (cap < (size_t)ws->rlen + n)
-            cap *= 2;
-        if (cap > UINT32_MAX)
-            return false;
-        char *b = realloc(ws->rbuf, cap);
-        if (b == NULL)
-            return false;
-        ws->rbuf = b;
-        ws->rcap = (uint32_t)cap;
-    }
-    memcpy(ws->rbuf + ws->rlen, p, n);
-    ws->rlen += (uint32_t)n;
+    loom__ws_more *x = loom__ws_more_get(ws);
+    if (x == NULL || !ws_buf_reserve(&x->rbuf, &x->rcap, x->rlen, n, 512))
+        return false;
+    memcpy(x->rbuf + x->rlen, p, n);
+    x->rlen += (uint32_t)n;
     return true;
+}
+
+/* Parses one buffer with the connection's parser (its kept state, or a new
+ * one between messages), then keeps that state only if a frame or message
+ * is in progress, and what was not parsed (a pause) in rbuf. */
+static void ws_feed_buf(loom_ws_t *ws, char *p, size_t n)
+{
+    loom_ws_parser_t tmp, *ps = &tmp;
+    if (ws->x && ws->x->live)
+        ps = &ws->x->ps;
+    else
+        ws_parser_init(ws, &tmp);
+    ws->flags |= WS_F_IN_FEED;
+    size_t off = ws_parse_buf(ws, ps, p, n);
+    ws->flags &= (uint8_t)~WS_F_IN_FEED;
+    if (ws->state == WS_CLOSED) {
+        if (ws->x) {
+            ws->x->live = false;
+            free(ws->x->rbuf);
+            ws->x->rbuf = NULL;
+            ws->x->rlen = ws->x->rcap = 0;
+        }
+        return;
+    }
+    bool live = !loom_ws_parser_idle(ps) || loom_ws_parser_in_message(ps);
+    if (live || ws->x) {
+        loom__ws_more *x = loom__ws_more_get(ws);
+        if (x == NULL) {
+            loom__ws_fail(ws, LOOM_WS_INTERNAL, true, "out of memory for a frame");
+            return;
+        }
+        if (live && ps != &x->ps)
+            x->ps = *ps;
+        x->live = live;
+    }
+    if (off < n && !ws_rbuf_prepend(ws, p + off, n - off))
+        loom__ws_fail(ws, LOOM_WS_INTERNAL, true, "out of memory for a frame");
 }
 
 void loom__ws_feed(loom_ws_t *ws, char *p, size_t n)
 {
     if (ws->state == WS_CLOSED)
         return;
-    if (ws->rlen || (ws->flags & WS_F_PAUSED)) {
-        /* Behind an incomplete frame: gather, then parse from the buffer. */
+    if ((ws->x && ws->x->rlen) || (ws->flags & (WS_F_PAUSED | WS_F_IN_FEED))) {
+        /* Behind kept bytes, paused or reentrant: kept in order. */
         if (n && !ws_rbuf_append(ws, p, n)) {
             loom__ws_fail(ws, LOOM_WS_INTERNAL, true, "out of memory for a frame");
             return;
         }
-        if (ws->flags & (WS_F_PAUSED | WS_F_IN_FEED))
-            return;
-        p = ws->rbuf;
-        n = ws->rlen;
-        ws->flags |= WS_F_IN_FEED;
-        size_t off = 0;
-        while (off < n && ws->state != WS_CLOSED && !(ws->flags & WS_F_PAUSED)) {
-            long long r = ws_parse(ws, ws->rbuf + off, n - off);
-            if (r <= 0)
-                break;
-            off += (size_t)r;
-        }
-        ws->flags &= (uint8_t)~WS_F_IN_FEED;
-        if (ws->state == WS_CLOSED) {
-            free(ws->rbuf);
-            ws->rbuf = NULL;
-            ws->rlen = ws->rcap = 0;
+        if (ws->flags & WS_F_PAUSED) {
+            /* Reading restarted behind the pause (the takeover restarts it
+             * once the bytes read with the request are delivered): it stops
+             * again, so a paused connection buffers at most one more read. */
+            if (ws->sock && loom__socket_reading(ws->sock))
+                loom_socket_disable(ws->sock, LOOM_READABLE);
             return;
         }
-        /* Bytes appended by a reentrant feed sit behind n. */
-        size_t left = ws->rlen - off;
-        if (left == 0) {
-            free(ws->rbuf);
-            ws->rbuf = NULL;
-            ws->rlen = ws->rcap = 0;
-        } else {
-            memmove(ws->rbuf, ws->rbuf + off, left);
-            ws->rlen = (uint32_t)left;
-        }
-        return;
+        if (ws->flags & WS_F_IN_FEED)
+            return;
+    } else {
+        ws_feed_buf(ws, p, n);
     }
-    ws->flags |= WS_F_IN_FEED;
-    while (n && ws->state != WS_CLOSED) {
-        if (ws->flags & WS_F_PAUSED)
-            break;
-        long long r = ws_parse(ws, p, n);
-        if (r < 0)
-            break;
-        if (r == 0)
-            break;
-        p += r;
-        n -= (size_t)r;
+    /* Kept bytes, while the connection reads: parsed from a buffer taken
+     * off the connection (a reentrant feed appends to a new one). */
+    while (ws->state != WS_CLOSED && !(ws->flags & WS_F_PAUSED) && ws->x && ws->x->rlen) {
+        loom__ws_more *x = ws->x;
+        char *b = x->rbuf;
+        size_t bn = x->rlen;
+        x->rbuf = NULL;
+        x->rlen = x->rcap = 0;
+        ws_feed_buf(ws, b, bn);
+        free(b);
     }
-    ws->flags &= (uint8_t)~WS_F_IN_FEED;
-    if (n && ws->state != WS_CLOSED && !ws_rbuf_append(ws, p, n))
-        loom__ws_fail(ws, LOOM_WS_INTERNAL, true, "out of memory for a frame");
+    loom__ws_more_trim(ws);
 }
 
 /* --- Public API ----------------------------------------------------------------- */
@@ -897,7 +955,7 @@ int loom_ws_send(loom_ws_t *ws, loom_ws_type_t type, const void *msg, size_t len
         return LOOM_ESTATE;
     if (type == LOOM_WS_TEXT && ws_check_text(ws, msg, len, true))
         return LOOM_EINVAL;
-    if (ws->z && len >= LOOM_WS_DEFLATE_MIN) /* RSV1 marks a compressed message */
+    if (loom__ws_z(ws) && len >= LOOM_WS_DEFLATE_MIN) /* RSV1 marks a compressed message */
         return loom__ws_send_z(ws, 0x40 | type, true, msg, len);
     return ws_write_frame(ws, type, true, msg, len);
 }
@@ -911,7 +969,7 @@ int loom_ws_send_begin(loom_ws_t *ws, loom_ws_type_t type, const void *data, siz
         return LOOM_EINVAL;
     if (ws->send_op)
         return LOOM_ESTATE;
-    if (ws->z) {
+    if (loom__ws_z(ws)) {
         /* Compressed: RSV1 on the first frame only, one deflate stream
          * across the fragments, the tail stripped at the end (send_op keeps
          * RSV1 to say so). */
@@ -985,8 +1043,8 @@ int loom_ws_close(loom_ws_t *ws, int code, const char *reason)
         ws->cls->o.close_timeout_ms ? ws->cls->o.close_timeout_ms : WS_DEFAULT_CLOSE_TIMEOUT;
     if (loom_socket_set_timeouts(ws->sock, t, t) < 0)
         ws_set_closed(ws, false);
-    if (ws->timer)
-        loom_timer_stop(ws->timer);
+    if (loom__ws_timer(ws))
+        loom_timer_stop(ws->x->timer);
     return 0;
 }
 
@@ -1017,13 +1075,13 @@ int loom_ws_resume(loom_ws_t *ws)
     if (!(ws->flags & WS_F_PAUSED))
         return 0;
     ws->flags &= (uint8_t)~WS_F_PAUSED;
-    if (ws->rlen) {
+    if (ws->x && ws->x->rlen) {
         /* What was read behind the pause is processed from the loop. */
         int r = ws_timer(ws);
         if (r < 0)
             return r;
         ws->flags |= WS_F_RESUMED;
-        loom_timer_start(ws->timer, 0, 0);
+        loom_timer_start(ws->x->timer, 0, 0);
     }
     return loom_socket_enable(ws->sock, LOOM_READABLE);
 }
@@ -1035,12 +1093,16 @@ size_t loom_ws_queued(const loom_ws_t *ws)
 
 const char *loom_ws_protocol(const loom_ws_t *ws)
 {
-    return ws ? ws->protocol : "";
+    if (ws == NULL || ws->proto == 0)
+        return "";
+    if (ws->proto <= WS_CLASS_PROTOS)
+        return ws->cls->protos[ws->proto - 1];
+    return ws->x && ws->x->protocol ? ws->x->protocol : "";
 }
 
 int loom_ws_compressed(const loom_ws_t *ws)
 {
-    return ws && ws->z != NULL;
+    return ws && loom__ws_z(ws) != NULL;
 }
 
 int loom_ws_closed(const loom_ws_t *ws)

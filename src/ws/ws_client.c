@@ -6,8 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-
 #include "ws/ws_internal.h"
 
 #define WS_HANDSHAKE_MAX   8192
@@ -78,8 +76,7 @@ int loom_ws_connect(loom_loop_t *loop, const char *url, const loom_ws_opts *opts
     unsigned char raw[16];
     arc4random_buf(raw, sizeof raw);
     char key[25];
-    EVP_EncodeBlock((unsigned char *)key, raw, sizeof raw);
-    key[24] = '\0';
+    loom__ws_base64(raw, sizeof raw, key);
 
     char *req = NULL;
     size_t len = 0, cap = 0;
@@ -146,13 +143,15 @@ int loom_ws_connect(loom_loop_t *loop, const char *url, const loom_ws_opts *opts
     loom__ws_class_unref(c);
     if (ws == NULL)
         goto fail_nomem;
-    ws->client = malloc(sizeof *ws->client + WS_HANDSHAKE_MAX);
-    if (ws->client == NULL) {
+    loom__ws_more *x = loom__ws_more_get(ws);
+    loom__ws_client *hc = x ? malloc(sizeof *hc + WS_HANDSHAKE_MAX) : NULL;
+    if (hc == NULL) {
         loom__ws_free(ws);
         goto fail_nomem;
     }
-    ws->client->len = 0;
-    loom__ws_accept_key(key, 24, ws->client->accept);
+    x->client = hc;
+    hc->len = 0;
+    loom__ws_accept_key(key, 24, hc->accept);
 
     loom_tcp_opts t;
     loom__ws_tcp_opts(ws, &t);
@@ -166,8 +165,8 @@ int loom_ws_connect(loom_loop_t *loop, const char *url, const loom_ws_opts *opts
     int r = loom_tcp_connect(loop, host, port, &t, &ws->sock);
     free(req);
     if (r < 0) {
-        loom__ws_client_free(ws->client);
-        ws->client = NULL;
+        loom__ws_client_free(x->client);
+        x->client = NULL;
         ws->sock = NULL;
         loom__ws_free(ws);
         return r;
@@ -205,7 +204,7 @@ static const char *ws_hdr(const char *p, const char *end, const char *name, size
 
 void loom__ws_client_read(loom_ws_t *ws, const char *p, size_t n)
 {
-    loom__ws_client *c = ws->client;
+    loom__ws_client *c = ws->x->client;
     if (ws->state == WS_CLOSED)
         return;
     size_t take = n;
@@ -280,11 +279,7 @@ void loom__ws_client_read(loom_ws_t *ws, const char *p, size_t n)
             loom__ws_fail(ws, 0, true, "handshake: subprotocol %.*s was not offered", (int)vl, v);
             return;
         }
-        char *own = strdup(match);
-        if (own) {
-            ws->protocol = own;
-            ws->flags |= WS_F_PROTO_OWN;
-        }
+        loom__ws_set_protocol(ws, match); /* no memory: reported as "" */
     }
     /* Open: the handshake timeout gives way to the idle timeout. */
     if (loom_socket_set_timeouts(ws->sock, ws->cls->o.idle_timeout_ms, 0) < 0) {
@@ -307,7 +302,8 @@ void loom__ws_client_read(loom_ws_t *ws, const char *p, size_t n)
         memcpy(tail + rest, p + take, n - take);
     }
     loom__ws_client_free(c);
-    ws->client = NULL;
+    ws->x->client = NULL;
+    loom__ws_more_trim(ws);
     loom__ws_opened(ws);
     if (ws->cls->o.on_open) {
         loom__op_scope sc;

@@ -13,11 +13,20 @@
 
 /* The options of a set of connections, shared and reference-counted so that
  * a connection does not carry a copy of every callback (the idle memory
- * goal). Accepts with equal options share one class. */
+ * goal). Accepts with equal options share one class. `sock` is the socket
+ * class their sockets share once taken over from the HTTP server (see
+ * loom__socket_handoff_share()): a reference, NULL until the first. */
+#define WS_CLASS_PROTOS 4
+
 typedef struct loom__ws_class {
     loom_ws_opts o;
     uint32_t refs;
     bool server;
+    struct loom__sock_class *sock;
+    /* Negotiated subprotocols, interned (own copies) so that a connection
+     * names one with an index (loom_ws.proto) instead of a string of its
+     * own; a fifth distinct one goes to the connection's loom__ws_more. */
+    char *protos[WS_CLASS_PROTOS];
 } loom__ws_class;
 
 /* States: one function (ws_set_closed) leaves OPEN for good. */
@@ -26,36 +35,75 @@ enum { WS_CONNECTING = 0, WS_OPEN, WS_CLOSE_SENT, WS_CLOSED };
 typedef struct loom__ws_client loom__ws_client;
 typedef struct loom__ws_sub loom__ws_sub;
 
-struct loom_ws {
-    loom_socket_t *sock;
-    loom__ws_class *cls;
-    void *data;
-    /* Raw bytes of an incomplete frame (and, after a pause, everything read
-     * behind it): allocated only while there are some. */
+/* What a connection holds only while it is not idle, or uses rarely: a
+ * frame or message in progress, input kept behind a pause, the timer, the
+ * client's handshake, subscriptions, an own subprotocol string,
+ * permessage-deflate. Allocated on demand (loom__ws_more()) and freed when
+ * it holds nothing (ws.c), so an idle connection is the 40 bytes of
+ * loom_ws and nothing else. */
+typedef struct loom__ws_more {
+    /* The frame parser (ws_frame.h), while it is inside a frame or a
+     * fragmented message (between those it is rebuilt from the options). */
+    loom_ws_parser_t ps;
+    /* Raw bytes read behind a pause (or by a reentrant feed), not parsed. */
     char *rbuf;
     uint32_t rlen, rcap;
+    /* The payload of the current frame when it arrives in pieces. */
+    char *fbuf;
+    uint32_t flen, fcap;
     /* The message being reassembled, or after the close the peer's reason. */
     char *mbuf;
     uint32_t mlen, mcap;
     loom_timer_t *timer;     /* keepalive, or the deferred feed after resume */
     loom__ws_client *client; /* the client's handshake, until on_open */
     loom__ws_sub *subs;      /* the topics it is subscribed to */
-    const char *protocol;    /* "" or the negotiated subprotocol */
+    char *protocol;          /* the negotiated subprotocol (own copy), or NULL */
     loom_ws_deflate_t *z;    /* permessage-deflate, when negotiated */
-    uint16_t close_code;     /* what on_close reports */
+    bool live;               /* ps holds state (a frame or message in progress) */
+} loom__ws_more;
+
+struct loom_ws {
+    loom_socket_t *sock;
+    loom__ws_class *cls;
+    void *data;
+    loom__ws_more *x;    /* NULL while idle (see loom__ws_more) */
+    uint16_t close_code; /* what on_close reports */
     uint8_t state;
     uint8_t msg_op;    /* 0, or the opcode of the message in progress */
     uint8_t send_op;   /* 0, or the opcode of the fragmented message being sent
                           (| 0x40: it is compressed) */
-    loom_ws_utf8_t u8; /* incremental UTF-8 validation (ws_frame.h) */
+    loom_ws_utf8_t u8; /* incremental UTF-8 validation of compressed text */
     uint8_t flags;
+    uint8_t proto; /* subprotocol: 0 none, 1..4 cls->protos[proto - 1], else x->protocol */
 };
+
+/* The connection's rarely used part, allocated if needed; NULL on ENOMEM. */
+loom__ws_more *loom__ws_more_get(loom_ws_t *ws);
+/* Records the negotiated subprotocol. Returns 0 or LOOM_ENOMEM. */
+int loom__ws_set_protocol(loom_ws_t *ws, const char *name);
+/* Frees the rarely used part if it holds nothing. */
+void loom__ws_more_trim(loom_ws_t *ws);
+
+static inline loom_ws_deflate_t *loom__ws_z(const loom_ws_t *ws)
+{
+    return ws->x ? ws->x->z : NULL;
+}
+
+static inline loom__ws_sub *loom__ws_subs(const loom_ws_t *ws)
+{
+    return ws->x ? ws->x->subs : NULL;
+}
+
+static inline loom_timer_t *loom__ws_timer(const loom_ws_t *ws)
+{
+    return ws->x ? ws->x->timer : NULL;
+}
 
 /* flags */
 #define WS_F_PAUSED    0x01
 #define WS_F_SEEN      0x02 /* a frame arrived since the last keepalive tick */
 #define WS_F_PING_OUT  0x04 /* a keepalive ping waits for its pong */
-#define WS_F_PROTO_OWN 0x08 /* protocol is the connection's own copy */
+#define WS_F_UNUSED_08 0x08
 #define WS_F_GOT_CLOSE 0x10 /* the peer's close frame arrived */
 #define WS_F_IN_FEED   0x20
 #define WS_F_MSG_Z     0x40 /* the message being received is compressed */
@@ -87,6 +135,11 @@ void loom__ws_event(loom_ws_t *ws, loom_event_kind_t kind, int code, const char 
 
 /* Base64 of SHA-1(key || GUID), NUL-terminated (29 bytes). */
 void loom__ws_accept_key(const char *key, size_t len, char out[29]);
+/* SHA-1 of data[0..n) (sha1.c: no OpenSSL, see there). */
+void loom__ws_sha1(const void *data, size_t n, uint8_t out[20]);
+/* Base64 (with padding) of in[0..n) into out (4 * ((n + 2) / 3) + 1 bytes,
+ * NUL-terminated); returns the length without the NUL. */
+size_t loom__ws_base64(const uint8_t *in, size_t n, char *out);
 /* Client handshake (ws_client.c): bytes read before the 101 is complete. */
 void loom__ws_client_read(loom_ws_t *ws, const char *p, size_t n);
 void loom__ws_client_free(loom__ws_client *c);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "net/handoff.h"
 #include "ws/ws_internal.h"
 
 /* A Sec-WebSocket-Key: 24 base64 characters decoding to 16 bytes (so two
@@ -89,19 +90,16 @@ int loom_ws_accept(loom_http_req_t *req, const loom_ws_opts *opts, loom_ws_t **o
     if (ws == NULL)
         return ws_refuse(req, 503, "websocket: out of memory\n");
     if (proto) {
-        char *p = strdup(proto);
-        if (p == NULL) {
+        if (loom__ws_set_protocol(ws, proto) < 0) {
             loom__ws_free(ws);
             return ws_refuse(req, 503, "websocket: out of memory\n");
         }
-        ws->protocol = p;
-        ws->flags |= WS_F_PROTO_OWN;
     }
     const char *hdr[9] = {"Upgrade", "websocket", "Sec-WebSocket-Accept", accept, NULL};
     size_t nh2 = 4;
     if (proto) {
         hdr[nh2++] = "Sec-WebSocket-Protocol";
-        hdr[nh2++] = ws->protocol;
+        hdr[nh2++] = loom_ws_protocol(ws);
     }
     /* permessage-deflate: the first acceptable offer, when enabled; an
      * unacceptable or malformed one is declined (RFC 7692 section 5). */
@@ -128,6 +126,9 @@ int loom_ws_accept(loom_http_req_t *req, const loom_ws_opts *opts, loom_ws_t **o
         loom__ws_free(ws);
         return r;
     }
+    /* Once the bytes read behind the request are delivered, the socket
+     * shares one class with the other connections of these options. */
+    loom__socket_handoff_share(ws->sock, &ws->cls->sock);
     loom__ws_opened(ws);
     if (out)
         *out = ws;

@@ -163,7 +163,7 @@ int loom_ws_send_prepared(loom_ws_t *ws, loom_ws_prepared_t *p)
     size_t n = p->len - p->hl;
     const char *frame = p->bytes;
     size_t flen = p->len;
-    loom_ws_deflate_t *d = ws->z;
+    loom_ws_deflate_t *d = loom__ws_z(ws);
     if (d && n >= LOOM_WS_DEFLATE_MIN) {
         if (d->tx_reset && !d->tx_open) {
             /* No context takeover: the shared compressed form. */
@@ -282,7 +282,7 @@ int loom_ws_subscribe(loom_ws_topics_t *t, loom_ws_t *ws, const char *topic)
         return LOOM_EINVAL;
     if (ws->state == WS_CLOSED)
         return LOOM_ECLOSED;
-    for (loom__ws_sub *s = ws->subs; s; s = s->conn_next)
+    for (loom__ws_sub *s = loom__ws_subs(ws); s; s = s->conn_next)
         if (s->topic->set == t && strcmp(s->topic->name, topic) == 0)
             return 0;
     ws_topic **pp = ws_topic_slot(t, topic);
@@ -299,7 +299,8 @@ int loom_ws_subscribe(loom_ws_topics_t *t, loom_ws_t *ws, const char *topic)
         t->ntopics++;
         fresh = true;
     }
-    loom__ws_sub *s = calloc(1, sizeof *s);
+    loom__ws_more *x = loom__ws_more_get(ws);
+    loom__ws_sub *s = x ? calloc(1, sizeof *s) : NULL;
     if (s == NULL) {
         if (fresh)
             ws_topic_drop_if_empty(tp);
@@ -312,8 +313,8 @@ int loom_ws_subscribe(loom_ws_topics_t *t, loom_ws_t *ws, const char *topic)
         tp->subs->prev = s;
     tp->subs = s;
     tp->count++;
-    s->conn_next = ws->subs;
-    ws->subs = s;
+    s->conn_next = x->subs;
+    x->subs = s;
     if (fresh && t->ntopics > t->nbuckets)
         ws_topics_grow(t);
     return 0;
@@ -323,11 +324,12 @@ int loom_ws_unsubscribe(loom_ws_topics_t *t, loom_ws_t *ws, const char *topic)
 {
     if (t == NULL || ws == NULL || topic == NULL)
         return LOOM_EINVAL;
-    for (loom__ws_sub **pp = &ws->subs; *pp; pp = &(*pp)->conn_next) {
+    for (loom__ws_sub **pp = ws->x ? &ws->x->subs : NULL; pp && *pp; pp = &(*pp)->conn_next) {
         loom__ws_sub *s = *pp;
         if (s->topic->set == t && strcmp(s->topic->name, topic) == 0) {
             *pp = s->conn_next;
             ws_sub_unlink(s);
+            loom__ws_more_trim(ws);
             return 0;
         }
     }
@@ -336,8 +338,9 @@ int loom_ws_unsubscribe(loom_ws_topics_t *t, loom_ws_t *ws, const char *topic)
 
 void loom__ws_unsubscribe_all(loom_ws_t *ws)
 {
-    loom__ws_sub *s = ws->subs, *n;
-    ws->subs = NULL;
+    loom__ws_sub *s = loom__ws_subs(ws), *n;
+    if (ws->x)
+        ws->x->subs = NULL;
     for (; s; s = n) {
         n = s->conn_next;
         ws_sub_unlink(s);
@@ -354,7 +357,7 @@ void loom_ws_topics_free(loom_ws_topics_t *t)
             /* Each subscription leaves its connection's list too. */
             while (tp->subs) {
                 loom__ws_sub *s = tp->subs;
-                for (loom__ws_sub **pp = &s->ws->subs; *pp; pp = &(*pp)->conn_next)
+                for (loom__ws_sub **pp = &s->ws->x->subs; *pp; pp = &(*pp)->conn_next)
                     if (*pp == s) {
                         *pp = s->conn_next;
                         break;

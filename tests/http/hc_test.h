@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include "http_version.h"
 #include "loom/http_client.h"
 #include "test.h"
 
@@ -284,6 +285,7 @@ typedef struct hc_result {
     char url[512];
     int reused;
     unsigned redirects;
+    int version; /* loom_http_client_response_version(): 11, 10 or 20 */
     int ev_kind, ev_code;
     char msg[512];
     uint64_t done_at;
@@ -300,6 +302,10 @@ static inline void hc_on_response(loom_http_client_req_t *req,
     r->status = res->status;
     r->reused = res->reused;
     r->redirects = res->redirects;
+    r->version = loom_http_client_response_version(res);
+    /* The HTTP/2 run of a test (http_version.h) may not fall back. */
+    if (hv_h2())
+        CHECK_EQ(r->version, 20);
     snprintf(r->url, sizeof r->url, "%s", res->url);
     if (res->body) {
         r->body = malloc(res->body_len + 1);
@@ -346,11 +352,14 @@ static inline void hc_run_until(loom_loop_t *loop, volatile int *flag, unsigned 
         CHECK(loom_run(loop, LOOM_RUN_ONCE) >= 0);
 }
 
-/* A GET with the recorder as callbacks. */
+/* A GET with the recorder as callbacks (in the HTTP/2 run, over HTTP/2
+ * unless `extra` chooses a version). */
 static inline void hc_get(loom_loop_t *loop, const char *url, hc_result *res,
                           const loom_http_request_opts *extra)
 {
     loom_http_request_opts o = extra ? *extra : (loom_http_request_opts){0};
+    if (o.version == LOOM_HTTP_VERSION_AUTO)
+        o.version = hv_client_version();
     o.on_response = hc_on_response;
     o.on_event = hc_on_event;
     o.data = res;

@@ -34,6 +34,16 @@ static inline int hv_version(void)
     return hv_h2() ? 20 : 11;
 }
 
+/* Checks a request arrived in the version of this run: HTTP/2 in the
+ * HTTP/2 run, HTTP/1.x otherwise (a test may send HTTP/1.0 on purpose). */
+#define HV_CHECK_REQ(req)                                                                          \
+    do {                                                                                           \
+        if (hv_h2())                                                                               \
+            CHECK_EQ(loom_http_req_version(req), 20);                                              \
+        else                                                                                       \
+            CHECK(loom_http_req_version(req) < 20);                                                \
+    } while (0)
+
 /* Server options of this run: h2c with prior knowledge for HTTP/2 (a plain
  * HTTP/1 connection is still served as before). */
 static inline loom_http_server_opts *hv_server_opts(loom_http_server_opts *o)

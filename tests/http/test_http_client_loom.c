@@ -20,7 +20,7 @@ static void answer_late(loom_timer_t *t, void *data)
 static void on_request(loom_http_req_t *req, void *data)
 {
     loom_loop_t *loop = data;
-    CHECK_EQ(loom_http_req_version(req), hv_version());
+    HV_CHECK_REQ(req);
     size_t plen, blen;
     const char *path = loom_http_req_path(req, &plen);
     const char *body = loom_http_req_body(req, &blen);

@@ -16,7 +16,7 @@ static void on_request(loom_http_req_t *req, void *data)
 {
     (void)data;
     nreq++;
-    CHECK_EQ(loom_http_req_version(req), hv_version());
+    HV_CHECK_REQ(req);
     size_t pl;
     const char *path = loom_http_req_path(req, &pl);
     char buf[256];

@@ -18,7 +18,7 @@ static int nheld, nclosed, late_result = 1, release_in_close;
 static void on_request(loom_http_req_t *req, void *data)
 {
     (void)data;
-    CHECK_EQ(loom_http_req_version(req), hv_version());
+    HV_CHECK_REQ(req);
     size_t pl;
     const char *path = loom_http_req_path(req, &pl);
     if (pl == 5 && memcmp(path, "/wait", 5) == 0) {

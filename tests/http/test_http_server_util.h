@@ -273,6 +273,7 @@ typedef struct hs_raw {
     int nresp;
     int closed; /* the server closed (eof or reset) */
     int reset;
+    char h2_event[256]; /* HTTP/2 run: the message of an event that ended a request */
     atomic_int done;
     pthread_t th;
 } hs_raw;
@@ -293,8 +294,13 @@ typedef struct hs_raw {
  * shut_wr) are HTTP/1 byte-stream matters and are not used. */
 typedef struct hs_h2req {
     int done; /* 1: answered, 2: an event ended it */
-    int head;
-    char *out;
+    int head, has_len, status;
+    char msg[256]; /* the event's message */
+    char *hd; /* the fields as received, "name: value\r\n" lines */
+    size_t hd_len;
+    char *bd; /* the body so far */
+    size_t bd_len, bd_cap;
+    char *out; /* the rebuilt answer */
     size_t len;
     loom_http_client_req_t *h;
     char **hdrs; /* NULL-terminated name, value pairs (strndup'd) */
@@ -302,44 +308,79 @@ typedef struct hs_h2req {
     size_t body_len;
 } hs_h2req;
 
-static void hs_h2_on_response(loom_http_client_req_t *req, const loom_http_client_response_t *res,
-                              void *data)
+static void hs_h2_on_headers(loom_http_client_req_t *req, const loom_http_client_response_t *res,
+                             void *data)
 {
     (void)req;
     hs_h2req *q = data;
     CHECK_EQ(loom_http_client_response_version(res), 20);
-    size_t cap = 128 + res->body_len;
+    size_t cap = 1;
     for (size_t i = 0; i < res->nheaders; i++)
         cap += res->headers[i].name_len + res->headers[i].value_len + 4;
-    q->out = malloc(cap);
-    CHECK(q->out != NULL);
-    size_t n = (size_t)snprintf(q->out, cap, "HTTP/1.1 %d H2\r\n", res->status);
-    int has_len = 0;
+    q->hd = malloc(cap);
+    CHECK(q->hd != NULL);
+    q->hd_len = 0;
+    q->hd[0] = '\0';
     for (size_t i = 0; i < res->nheaders; i++) {
         const loom_http_header_t *h = &res->headers[i];
         if (h->name_len == 14 && strncasecmp(h->name, "content-length", 14) == 0)
-            has_len = 1;
-        n += (size_t)snprintf(q->out + n, cap - n, "%.*s: %.*s\r\n", (int)h->name_len, h->name,
-                              (int)h->value_len, h->value);
+            q->has_len = 1;
+        q->hd_len += (size_t)snprintf(q->hd + q->hd_len, cap - q->hd_len, "%.*s: %.*s\r\n",
+                                      (int)h->name_len, h->name, (int)h->value_len, h->value);
     }
-    if (!has_len && !q->head && res->status >= 200 && res->status != 204 && res->status != 304)
-        n += (size_t)snprintf(q->out + n, cap - n, "content-length: %zu\r\n", res->body_len);
-    n += (size_t)snprintf(q->out + n, cap - n, "\r\n");
-    if (res->body_len) {
-        memcpy(q->out + n, res->body, res->body_len);
-        n += res->body_len;
+    q->status = res->status;
+}
+
+static int hs_h2_on_body(loom_http_client_req_t *req, const char *p, size_t n, void *data)
+{
+    (void)req;
+    hs_h2req *q = data;
+    if (q->bd_len + n > q->bd_cap) {
+        q->bd_cap = (q->bd_len + n) * 2;
+        q->bd = realloc(q->bd, q->bd_cap);
+        CHECK(q->bd != NULL);
     }
-    q->len = n;
+    memcpy(q->bd + q->bd_len, p, n);
+    q->bd_len += n;
+    return 0;
+}
+
+static void hs_h2_on_response(loom_http_client_req_t *req, const loom_http_client_response_t *res,
+                              void *data)
+{
+    (void)req;
+    (void)res;
+    hs_h2req *q = data;
     q->done = 1;
     q->h = NULL;
 }
 
 static void hs_h2_on_event(const loom_event_t *ev, void *data)
 {
-    (void)ev;
     hs_h2req *q = data;
+    snprintf(q->msg, sizeof q->msg, "%s", ev->msg);
     q->done = 2;
     q->h = NULL;
+}
+
+/* The answer as HTTP/1.1 text: complete answers get a length if they had
+ * none, a partial one (the stream ended or was cancelled) gets none, so it
+ * reads as incomplete. */
+static inline void hs_h2_rebuild(hs_h2req *q)
+{
+    if (q->hd == NULL)
+        return;
+    size_t cap = 96 + q->hd_len + q->bd_len;
+    q->out = malloc(cap);
+    CHECK(q->out != NULL);
+    size_t n = (size_t)snprintf(q->out, cap, "HTTP/1.1 %d H2\r\n%s", q->status, q->hd);
+    if (q->done == 1 && !q->has_len && !q->head && q->status >= 200 && q->status != 204 &&
+        q->status != 304)
+        n += (size_t)snprintf(q->out + n, cap - n, "content-length: %zu\r\n", q->bd_len);
+    n += (size_t)snprintf(q->out + n, cap - n, "\r\n");
+    if (q->bd_len)
+        memcpy(q->out + n, q->bd, q->bd_len);
+    q->len = n + q->bd_len;
 }
 
 /* Splits raw HTTP/1 bytes into requests: returns how many (at most max). */
@@ -360,29 +401,28 @@ static inline int hs_h2_parse(const char *p, size_t len, hs_h2req *qs, int max)
         q->hdrs = calloc(2 * nh + 6, sizeof *q->hdrs);
         CHECK(q->hdrs != NULL);
         size_t k = 0;
-        int has_host = 0;
+        /* An absolute-form target: its authority is the Host (:authority)
+         * and the rest the path. */
+        const char *t = rq.target, *auth = NULL;
+        size_t tl = rq.target_len, al = 0;
+        if (tl > 7 && strncmp(t, "http://", 7) == 0) {
+            const char *slash = memchr(t + 7, '/', tl - 7);
+            auth = t + 7;
+            al = slash ? (size_t)(slash - t - 7) : tl - 7;
+            tl -= 7 + al;
+            t += 7 + al;
+            q->hdrs[k++] = strdup("Host");
+            q->hdrs[k++] = strndup(auth, al);
+        }
         for (size_t i = 0; i < nh; i++) {
             if ((h[i].name_len == 14 && strncasecmp(h[i].name, "content-length", 14) == 0) ||
-                (h[i].name_len == 17 && strncasecmp(h[i].name, "transfer-encoding", 17) == 0))
+                (h[i].name_len == 17 && strncasecmp(h[i].name, "transfer-encoding", 17) == 0) ||
+                (auth && h[i].name_len == 4 && strncasecmp(h[i].name, "host", 4) == 0))
                 continue;
-            if (h[i].name_len == 4 && strncasecmp(h[i].name, "host", 4) == 0)
-                has_host = 1;
             q->hdrs[k++] = strndup(h[i].name, h[i].name_len);
             q->hdrs[k++] = strndup(h[i].value, h[i].value_len);
         }
         /* The method and target ride in two extra slots after the NULL. */
-        const char *t = rq.target;
-        size_t tl = rq.target_len;
-        if (tl > 7 && strncmp(t, "http://", 7) == 0) { /* absolute form */
-            const char *slash = memchr(t + 7, '/', tl - 7);
-            size_t al = slash ? (size_t)(slash - t - 7) : tl - 7;
-            if (!has_host) {
-                q->hdrs[k++] = strdup("Host");
-                q->hdrs[k++] = strndup(t + 7, al);
-            }
-            tl -= 7 + al;
-            t += 7 + al;
-        }
         q->hdrs[k] = NULL;
         q->hdrs[k + 1] = strndup(rq.method_str, rq.method_len);
         q->hdrs[k + 2] = tl ? strndup(t, tl) : strdup("/");
@@ -409,12 +449,6 @@ static inline int hs_h2_parse(const char *p, size_t len, hs_h2req *qs, int max)
     return nq;
 }
 
-static void hs_h2_tick_cb(loom_timer_t *t, void *data)
-{
-    (void)t;
-    (void)data;
-}
-
 static inline void hs_raw_h2(hs_raw *c)
 {
     enum { MAXQ = 128 };
@@ -434,6 +468,8 @@ static inline void hs_raw_h2(hs_raw *c)
                                     .headers = (const char *const *)q->hdrs,
                                     .body = q->body_len ? q->body : NULL,
                                     .body_len = q->body_len,
+                                    .on_headers = hs_h2_on_headers,
+                                    .on_body = hs_h2_on_body,
                                     .on_response = hs_h2_on_response,
                                     .on_event = hs_h2_on_event,
                                     .data = q,
@@ -441,7 +477,7 @@ static inline void hs_raw_h2(hs_raw *c)
         CHECK_OK(loom_http_request(loop, url, &o, &q->h));
     }
     loom_timer_t *tick;
-    CHECK_OK(loom_timer_new(loop, &tick, hs_h2_tick_cb, NULL));
+    CHECK_OK(loom_timer_new(loop, &tick, hs_tick_cb, NULL));
     CHECK_OK(loom_timer_start(tick, 5, 5));
     uint64_t end = hs_now_ms() + (c->timeout_ms ? c->timeout_ms : 5000);
     for (;;) {
@@ -466,18 +502,24 @@ static inline void hs_raw_h2(hs_raw *c)
     for (int i = 0; i < 3; i++)
         loom_run(loop, LOOM_RUN_NOWAIT);
     loom_loop_free(loop);
+    for (int i = 0; i < nq; i++)
+        hs_h2_rebuild(&qs[i]);
     size_t cap = 1;
     for (int i = 0; i < nq; i++)
         cap += qs[i].len;
     c->resp = malloc(cap);
     CHECK(c->resp != NULL);
     for (int i = 0; i < nq; i++) {
-        if (qs[i].done == 2)
+        if (qs[i].done == 2) {
             c->closed = 1;
+            snprintf(c->h2_event, sizeof c->h2_event, "%s", qs[i].msg);
+        }
         if (qs[i].len)
             memcpy(c->resp + c->resp_len, qs[i].out, qs[i].len);
         c->resp_len += qs[i].len;
         free(qs[i].out);
+        free(qs[i].hd);
+        free(qs[i].bd);
         for (size_t k = 0; qs[i].hdrs[k]; k += 2) {
             free(qs[i].hdrs[k]);
             free(qs[i].hdrs[k + 1]);

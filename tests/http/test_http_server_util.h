@@ -290,13 +290,15 @@ typedef struct hs_raw {
  * other in the order of the requests. `want` answers, or the timeout, end
  * the exchange; requests still open are then cancelled (RST_STREAM) and the
  * connection closed: the client went away. `closed` says that some request
- * ended without an answer. The pacing fields (chunk, gap_ms, read_delay_ms,
- * shut_wr) are HTTP/1 byte-stream matters and are not used. */
+ * ended without an answer. read_delay_ms pauses each answer's stream after
+ * its head (no WINDOW_UPDATE meanwhile); the other pacing fields (chunk,
+ * gap_ms, shut_wr) are HTTP/1 byte-stream matters and are not used. */
 typedef struct hs_h2req {
     int done; /* 1: answered, 2: an event ended it */
     int head, has_len, status;
-    char msg[256]; /* the event's message */
-    char *hd; /* the fields as received, "name: value\r\n" lines */
+    char msg[256];     /* the event's message */
+    unsigned delay_ms; /* read nothing for this long after the head */
+    char *hd;          /* the fields as received, "name: value\r\n" lines */
     size_t hd_len;
     char *bd; /* the body so far */
     size_t bd_len, bd_cap;
@@ -307,6 +309,14 @@ typedef struct hs_h2req {
     char *body;
     size_t body_len;
 } hs_h2req;
+
+static void hs_h2_resume_cb(loom_timer_t *t, void *data)
+{
+    (void)t;
+    hs_h2req *q = data;
+    if (q->h)
+        CHECK_OK(loom_http_client_resume(q->h));
+}
 
 static void hs_h2_on_headers(loom_http_client_req_t *req, const loom_http_client_response_t *res,
                              void *data)
@@ -329,6 +339,12 @@ static void hs_h2_on_headers(loom_http_client_req_t *req, const loom_http_client
                                       (int)h->name_len, h->name, (int)h->value_len, h->value);
     }
     q->status = res->status;
+    if (q->delay_ms) {
+        /* A client that reads nothing for a while: the stream's window
+         * is not opened again meanwhile (HTTP/2 flow control). */
+        CHECK_OK(loom_http_client_pause(req));
+        CHECK_OK(loom_delay(loom_http_client_loop(req), q->delay_ms, hs_h2_resume_cb, q, NULL));
+    }
 }
 
 static int hs_h2_on_body(loom_http_client_req_t *req, const char *p, size_t n, void *data)
@@ -474,6 +490,7 @@ static inline void hs_raw_h2(hs_raw *c)
                                     .on_event = hs_h2_on_event,
                                     .data = q,
                                     .version = LOOM_HTTP_VERSION_2_PRIOR_KNOWLEDGE};
+        q->delay_ms = c->read_delay_ms;
         CHECK_OK(loom_http_request(loop, url, &o, &q->h));
     }
     loom_timer_t *tick;

@@ -27,6 +27,20 @@
 
 #define HC_PEER_MAX_CONNS 256
 
+/* In the HTTP/2 run of a test (http_version.h) every request the test makes
+ * asks for HTTP/2 with prior knowledge unless it chose a version itself:
+ * the test's own loom_http_request() calls go through hc_request(). */
+static inline int hc_request(loom_loop_t *loop, const char *url, const loom_http_request_opts *o,
+                             loom_http_client_req_t **out)
+{
+    if (!hv_h2() || (o != NULL && o->version != LOOM_HTTP_VERSION_AUTO))
+        return (loom_http_request)(loop, url, o, out);
+    loom_http_request_opts c = o ? *o : (loom_http_request_opts){0};
+    c.version = hv_client_version();
+    return (loom_http_request)(loop, url, &c, out);
+}
+#define loom_http_request(...) hc_request(__VA_ARGS__)
+
 typedef struct hc_peer hc_peer;
 typedef void (*hc_peer_fn)(hc_peer *p, int fd, int index);
 
@@ -42,6 +56,10 @@ struct hc_peer {
     int fds[HC_PEER_MAX_CONNS];
     int nconn;
     pthread_mutex_t lock;
+    /* The HTTP/2 run (hc_h2_gateway.h): accepted counts h2c connections,
+     * streams the script runs they made; scripts take indexes from nscripts. */
+    atomic_int streams;
+    int nscripts;
 };
 
 typedef struct {
@@ -53,6 +71,17 @@ static void *hc_peer_conn_main(void *arg)
 {
     hc_peer_job *j = arg;
     j->p->fn(j->p, j->fd, j->index);
+    close(j->fd);
+    free(j);
+    return NULL;
+}
+
+static void hc_gw_main(hc_peer *p, int fd);
+
+static void *hc_gw_conn_main(void *arg)
+{
+    hc_peer_job *j = arg;
+    hc_gw_main(j->p, j->fd);
     close(j->fd);
     free(j);
     return NULL;
@@ -81,7 +110,8 @@ static void *hc_peer_main(void *arg)
         j->p = p;
         j->fd = fd;
         j->index = p->nconn;
-        CHECK(pthread_create(&p->conn[p->nconn], NULL, hc_peer_conn_main, j) == 0);
+        CHECK(pthread_create(&p->conn[p->nconn], NULL, hv_h2() ? hc_gw_conn_main : hc_peer_conn_main,
+                             j) == 0);
         p->nconn++;
         atomic_fetch_add(&p->accepted, 1);
         pthread_mutex_unlock(&p->lock);
@@ -375,5 +405,7 @@ static inline void hc_loop_done(loom_loop_t *loop)
     loom_run(loop, LOOM_RUN_NOWAIT);
     test_loop_free_clean(loop);
 }
+
+#include "hc_h2_gateway.h"
 
 #endif

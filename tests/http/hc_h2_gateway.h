@@ -8,8 +8,9 @@
  *  - The request: once the stream's request ends (END_STREAM), the script
  *    reads "METHOD :path HTTP/1.1", Host from :authority, the fields as
  *    received (lower-case names), a Content-Length when there is a body,
- *    and the body; then the end of its input (its connection carries one
- *    request, so a keep-alive loop in the script ends).
+ *    and the body; once its answer is complete, the end of its input (its
+ *    connection carries one request, so a keep-alive loop in the script
+ *    ends).
  *  - The answer: what the script writes is parsed as an HTTP/1.1 response
  *    with loom's parser (1xx as interim HEADERS, then the final head without
  *    its connection-specific fields, then the decoded body in DATA frames as
@@ -46,7 +47,8 @@ typedef struct hc_gw_stream {
     /* The script's answer. */
     char *in;
     size_t in_len, in_cap;
-    int head_done, body_done, rst, closed, deferred, is_head, script_eof;
+    int head_done, body_done, rst, closed, deferred, is_head, script_eof, shut;
+    int rst_due; /* reset once the body bytes that came are sent */
     loom_http_method_t m;
     loom_http_framing_t fr;
     loom_http_body_t bd;
@@ -208,6 +210,8 @@ static ssize_t hc_gw_read_data(nghttp2_session *ng, int32_t id, uint8_t *buf, si
     hc_gw_stream *st = src->ptr;
     size_t have = st->out_len - st->out_off;
     if (have == 0) {
+        if (st->rst_due)
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* RST_STREAM INTERNAL_ERROR */
         if (st->body_done) {
             *flags |= NGHTTP2_DATA_FLAG_EOF;
             return 0;
@@ -248,7 +252,8 @@ static int hc_gw_submit_head(hc_gw *g, hc_gw_stream *st, const loom_http_respons
     for (size_t i = 0; i < nh && k < 80; i++) {
         int skip = 0;
         for (int d = 0; drop[d]; d++)
-            if (strlen(drop[d]) == h[i].name_len && strncasecmp(drop[d], h[i].name, h[i].name_len) == 0)
+            if (strlen(drop[d]) == h[i].name_len &&
+                strncasecmp(drop[d], h[i].name, h[i].name_len) == 0)
                 skip = 1;
         if (skip || h[i].name_len >= sizeof low[0])
             continue;
@@ -331,8 +336,15 @@ static void hc_gw_script_eof(hc_gw *g, hc_gw_stream *st)
             nghttp2_session_resume_data(g->ng, st->id);
         }
     }
-    if (!st->head_done || !st->body_done)
+    if (!st->head_done) {
         hc_gw_rst(g, st);
+    } else if (!st->body_done) {
+        st->rst_due = 1; /* after the bytes that came */
+        if (st->deferred) {
+            st->deferred = 0;
+            nghttp2_session_resume_data(g->ng, st->id);
+        }
+    }
     close(st->fd);
     st->fd = -1;
 }
@@ -398,12 +410,10 @@ static void hc_gw_main(hc_peer *p, int fd)
             if (st->fd < 0 || !pf[i].revents)
                 continue;
             if ((pf[i].revents & POLLOUT) && st->req_off < st->req_len) {
-                ssize_t w = send(st->fd, st->req + st->req_off, st->req_len - st->req_off,
-                                 MSG_NOSIGNAL);
+                ssize_t w =
+                    send(st->fd, st->req + st->req_off, st->req_len - st->req_off, MSG_NOSIGNAL);
                 if (w > 0)
                     st->req_off += (size_t)w;
-                if (st->req_off == st->req_len)
-                    shutdown(st->fd, SHUT_WR); /* one request per script run */
             }
             if (pf[i].revents & (POLLIN | POLLHUP | POLLERR)) {
                 hc_gw_grow(&st->in, &st->in_cap, st->in_len + 16384);
@@ -417,6 +427,13 @@ static void hc_gw_main(hc_peer *p, int fd)
                 }
             }
         }
+        /* One request per script run: once its answer is complete, the
+         * script's next read sees the end (a keep-alive loop ends). */
+        for (hc_gw_stream *st = g.streams; st; st = st->next)
+            if (st->fd >= 0 && !st->shut && st->body_done && st->req_off == st->req_len) {
+                shutdown(st->fd, SHUT_WR);
+                st->shut = 1;
+            }
         if (alive && hc_gw_flush(&g) < 0)
             alive = 0;
     }

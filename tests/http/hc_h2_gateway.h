@@ -377,7 +377,8 @@ static void hc_gw_main(hc_peer *p, int fd)
     nghttp2_session_callbacks_set_on_stream_close_callback(cb, hc_gw_on_stream_close);
     CHECK(nghttp2_session_server_new(&g.ng, cb, &g) == 0);
     nghttp2_session_callbacks_del(cb);
-    nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 100}};
+    nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, p->h2_max_streams ? p->h2_max_streams : 100}};
     nghttp2_submit_settings(g.ng, NGHTTP2_FLAG_NONE, iv, 1);
     int alive = hc_gw_flush(&g) == 0;
     char buf[65536];

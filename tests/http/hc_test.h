@@ -60,6 +60,7 @@ struct hc_peer {
      * streams the script runs they made; scripts take indexes from nscripts. */
     atomic_int streams;
     int nscripts;
+    uint32_t h2_max_streams; /* SETTINGS_MAX_CONCURRENT_STREAMS; 0: 100 */
 };
 
 typedef struct {

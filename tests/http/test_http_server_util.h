@@ -454,7 +454,8 @@ static inline int hs_h2_parse(const char *p, size_t len, hs_h2req *qs, int max)
             loom_http_body_out_t o = {0};
             int r = loom_http_body_parse(&bd, p + off, len - off, &o);
             CHECK(r >= 0);
-            memcpy(q->body + q->body_len, o.data, o.data_len);
+            if (o.data_len)
+                memcpy(q->body + q->body_len, o.data, o.data_len);
             q->body_len += o.data_len;
             off += (size_t)r;
             if (o.done || (r == 0 && o.data_len == 0))

@@ -168,9 +168,9 @@ static void hc_gw_start_script(hc_gw *g, hc_gw_stream *st)
     j->p = p;
     j->fd = sv[1];
     j->index = p->nscripts++;
+    atomic_fetch_add(&p->streams, 1);
     CHECK(pthread_create(&p->conn[p->nconn], NULL, hc_peer_conn_main, j) == 0);
     p->nconn++;
-    atomic_fetch_add(&p->streams, 1);
     pthread_mutex_unlock(&p->lock);
 }
 

@@ -111,10 +111,12 @@ static void *hc_peer_main(void *arg)
         j->p = p;
         j->fd = fd;
         j->index = p->nconn;
+        /* Counted before the script runs: a fast script could otherwise
+         * answer before the count shows its connection. */
+        atomic_fetch_add(&p->accepted, 1);
         CHECK(pthread_create(&p->conn[p->nconn], NULL,
                              hv_h2() ? hc_gw_conn_main : hc_peer_conn_main, j) == 0);
         p->nconn++;
-        atomic_fetch_add(&p->accepted, 1);
         pthread_mutex_unlock(&p->lock);
     }
     return NULL;

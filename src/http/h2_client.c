@@ -635,11 +635,15 @@ static int h2_on_stream_close(nghttp2_session *sess, int32_t sid, uint32_t code,
         h2_end_stream(c, r); /* closed without END_STREAM seen by us: treat as the end */
         return 0;
     }
+    /* As over HTTP/1, a cut-off body says how much of it arrived. */
+    char got[64] = "";
+    if (r->state == RQ_BODY)
+        snprintf(got, sizeof got, " (%" PRIu64 " body bytes received)", r->received);
     loom__hc_fail(r, LOOM_EV_HTTP_ERROR,
                   code == NGHTTP2_REFUSED_STREAM ? LOOM_ECONNREFUSED : LOOM_ECONNRESET,
-                  "stream reset by %s %s: %s (HTTP/2 error code %" PRIu32 ")%s", where,
+                  "stream reset by %s %s: %s (HTTP/2 error code %" PRIu32 ")%s%s", where,
                   r->state >= RQ_HEAD ? "while reading the response" : "before any response",
-                  nghttp2_http2_strerror(code), code, h->goaway ? " after GOAWAY" : "");
+                  nghttp2_http2_strerror(code), code, got, h->goaway ? " after GOAWAY" : "");
     return 0;
 }
 

@@ -380,6 +380,10 @@ static void loom__h2s_body_end(loom__h2stream *st)
     }
 }
 
+static int loom__h2_head(loom_http_req_t *req, int status, const char *const *pre,
+                         const char *const *hdrs, const loom__hscan *sc, bool cl, uint64_t length,
+                         nghttp2_data_provider *dp, bool interim);
+
 /* The fields of a request are complete: make the request and, in streaming
  * mode or without a body, hand it to the application. */
 static void loom__h2s_begin(loom__h2stream *st, bool end_stream)
@@ -431,8 +435,19 @@ static void loom__h2s_begin(loom__h2stream *st, bool end_stream)
             loom__hreq_on_body(srv, req, NULL, 0);
             req->flags &= ~LOOM__HR_IN_CB;
         }
-    } else if (srv->o.on_body) {
-        loom__hreq_dispatch(srv, req);
+    } else {
+        /* Expect: 100-continue (RFC 9110 section 10.1.1) as over HTTP/1: a
+         * 100 at once for a buffered body, after on_request for a streamed
+         * one that was not answered there. */
+        const char *ex = loom_http_req_header(req, "expect", NULL);
+        bool expect = ex != NULL && strcasecmp(ex, "100-continue") == 0;
+        if (srv->o.on_body)
+            loom__hreq_dispatch(srv, req);
+        if (expect && st->req == req && req->astate == LOOM__HA_NONE &&
+            !(req->flags & (LOOM__HR_GONE | LOOM__HR_CONT_SENT))) {
+            req->flags |= LOOM__HR_CONT_SENT;
+            loom__h2_head(req, 100, NULL, NULL, NULL, false, 0, NULL, true);
+        }
     }
 }
 
@@ -1181,6 +1196,11 @@ static int loom__h2_start(loom_http_req_t *req, const loom__hhead *hd)
 static int loom__h2_interim(loom_http_req_t *req, int status, const char *const *hdrs,
                             const loom__hscan *sc)
 {
+    if (status == 100) { /* one 100 per request, as over HTTP/1 */
+        if (req->flags & LOOM__HR_CONT_SENT)
+            return 0;
+        req->flags |= LOOM__HR_CONT_SENT;
+    }
     return loom__h2_head(req, status, NULL, hdrs, sc, false, 0, NULL, true);
 }
 

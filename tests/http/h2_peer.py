@@ -239,6 +239,42 @@ def main():
                 window += struct.unpack(">I", f[3])[0]
         st, b, err = p.response(1)
         print("status", st, b.decode(), err)
+    elif what == "expect":
+        # Expect: 100-continue, the head alone first (as curl does): prints
+        # each interim status, sends the 5000-byte body after a 100, then
+        # the final status and how the stream ended; an answer that came
+        # before the body must be followed by RST_STREAM (NO_ERROR).
+        p.start()
+        p.request(1, sys.argv[3], end=False,
+                  extra=[("expect", "100-continue"), ("content-length", "5000")])
+        status, body, interim = None, b"", 0
+        while True:
+            f = p.recv_frame()
+            if f is None:
+                print("eof")
+                return 0
+            t, fl, s, pl = f
+            if s != 1:
+                continue
+            if t == HEADERS:
+                st = int(dict(p.dec.decode(pl)).get(":status"))
+                if st < 200:
+                    interim += 1
+                    print("interim", st)
+                    p.send(frame(DATA, END_STREAM, 1, b"e" * 5000))
+                else:
+                    status = st
+            elif t == DATA:
+                body += pl
+            elif t == RST:
+                print("rst before the end", struct.unpack(">I", pl)[0])
+                return 0
+            if fl & END_STREAM and status:
+                break
+        print("status", status, body.decode().strip())
+        if not interim:
+            f = p.until(lambda f: f[2] == 1 and f[0] == RST)
+            print("rst", struct.unpack(">I", f[3])[0] if f else "none")
     else:
         print("unknown scenario")
         return 2

@@ -21,10 +21,25 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include "http_version.h"
 #include "loom/http_client.h"
 #include "test.h"
 
 #define HC_PEER_MAX_CONNS 256
+
+/* In the HTTP/2 run of a test (http_version.h) every request the test makes
+ * asks for HTTP/2 with prior knowledge unless it chose a version itself:
+ * the test's own loom_http_request() calls go through hc_request(). */
+static inline int hc_request(loom_loop_t *loop, const char *url, const loom_http_request_opts *o,
+                             loom_http_client_req_t **out)
+{
+    if (!hv_h2() || (o != NULL && o->version != LOOM_HTTP_VERSION_AUTO))
+        return (loom_http_request)(loop, url, o, out);
+    loom_http_request_opts c = o ? *o : (loom_http_request_opts){0};
+    c.version = hv_client_version();
+    return (loom_http_request)(loop, url, &c, out);
+}
+#define loom_http_request(...) hc_request(__VA_ARGS__)
 
 typedef struct hc_peer hc_peer;
 typedef void (*hc_peer_fn)(hc_peer *p, int fd, int index);
@@ -41,6 +56,11 @@ struct hc_peer {
     int fds[HC_PEER_MAX_CONNS];
     int nconn;
     pthread_mutex_t lock;
+    /* The HTTP/2 run (hc_h2_gateway.h): accepted counts h2c connections,
+     * streams the script runs they made; scripts take indexes from nscripts. */
+    atomic_int streams;
+    int nscripts;
+    uint32_t h2_max_streams; /* SETTINGS_MAX_CONCURRENT_STREAMS; 0: 100 */
 };
 
 typedef struct {
@@ -52,6 +72,17 @@ static void *hc_peer_conn_main(void *arg)
 {
     hc_peer_job *j = arg;
     j->p->fn(j->p, j->fd, j->index);
+    close(j->fd);
+    free(j);
+    return NULL;
+}
+
+static void hc_gw_main(hc_peer *p, int fd);
+
+static void *hc_gw_conn_main(void *arg)
+{
+    hc_peer_job *j = arg;
+    hc_gw_main(j->p, j->fd);
     close(j->fd);
     free(j);
     return NULL;
@@ -80,9 +111,12 @@ static void *hc_peer_main(void *arg)
         j->p = p;
         j->fd = fd;
         j->index = p->nconn;
-        CHECK(pthread_create(&p->conn[p->nconn], NULL, hc_peer_conn_main, j) == 0);
-        p->nconn++;
+        /* Counted before the script runs: a fast script could otherwise
+         * answer before the count shows its connection. */
         atomic_fetch_add(&p->accepted, 1);
+        CHECK(pthread_create(&p->conn[p->nconn], NULL,
+                             hv_h2() ? hc_gw_conn_main : hc_peer_conn_main, j) == 0);
+        p->nconn++;
         pthread_mutex_unlock(&p->lock);
     }
     return NULL;
@@ -284,6 +318,7 @@ typedef struct hc_result {
     char url[512];
     int reused;
     unsigned redirects;
+    int version; /* loom_http_client_response_version(): 11, 10 or 20 */
     int ev_kind, ev_code;
     char msg[512];
     uint64_t done_at;
@@ -300,6 +335,10 @@ static inline void hc_on_response(loom_http_client_req_t *req,
     r->status = res->status;
     r->reused = res->reused;
     r->redirects = res->redirects;
+    r->version = loom_http_client_response_version(res);
+    /* The HTTP/2 run of a test (http_version.h) may not fall back. */
+    if (hv_h2())
+        CHECK_EQ(r->version, 20);
     snprintf(r->url, sizeof r->url, "%s", res->url);
     if (res->body) {
         r->body = malloc(res->body_len + 1);
@@ -346,11 +385,14 @@ static inline void hc_run_until(loom_loop_t *loop, volatile int *flag, unsigned 
         CHECK(loom_run(loop, LOOM_RUN_ONCE) >= 0);
 }
 
-/* A GET with the recorder as callbacks. */
+/* A GET with the recorder as callbacks (in the HTTP/2 run, over HTTP/2
+ * unless `extra` chooses a version). */
 static inline void hc_get(loom_loop_t *loop, const char *url, hc_result *res,
                           const loom_http_request_opts *extra)
 {
     loom_http_request_opts o = extra ? *extra : (loom_http_request_opts){0};
+    if (o.version == LOOM_HTTP_VERSION_AUTO)
+        o.version = hv_client_version();
     o.on_response = hc_on_response;
     o.on_event = hc_on_event;
     o.data = res;
@@ -366,5 +408,7 @@ static inline void hc_loop_done(loom_loop_t *loop)
     loom_run(loop, LOOM_RUN_NOWAIT);
     test_loop_free_clean(loop);
 }
+
+#include "hc_h2_gateway.h"
 
 #endif

@@ -3,7 +3,15 @@
  * overrides), buffered Content-Length and chunked bodies (extensions,
  * trailers), HEAD/204/304 without bodies, 1xx answers, responses split at
  * every byte boundary and dribbled byte by byte, large bodies spanning many
- * reads, request bodies, keep-alive reuse, and header lookup. */
+ * reads, request bodies, keep-alive reuse, and header lookup.
+ *
+ * LOOM_TEST_H2: run once more over h2c (http_version.h; the script answers
+ * through hc_h2_gateway.h, which shows it the request as HTTP/1.1 with the
+ * field names as they came: lower case, in the client's order). The heads
+ * are then compared field by field without case; the answer split at every
+ * byte (a test of the client's HTTP/1 parser, here the gateway's) is
+ * HTTP/1 only; an over-limit body resets its stream, so the connection
+ * stays. */
 #include "hc_test.h"
 
 static void pattern(char *b, size_t n)
@@ -158,7 +166,14 @@ int main(void)
     snprintf(want, sizeof want,
              "GET /echo?q=1&x=%%20y HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUser-Agent: loom/0.1\r\n\r\n",
              peer.port);
-    CHECK_STR(r.body, want);
+    if (hv_h2()) {
+        snprintf(want, sizeof want, "GET /echo?q=1&x=%%20y HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n",
+                 peer.port);
+        CHECK(strncmp(r.body, want, strlen(want)) == 0);
+        CHECK(strcasestr(r.body, "\r\nUser-Agent: loom/0.1\r\n") != NULL);
+    } else {
+        CHECK_STR(r.body, want);
+    }
     CHECK(!r.reused);
     hc_result_free(&r);
 
@@ -167,7 +182,10 @@ int main(void)
     CHECK_EQ(r.status, 200);
     CHECK_STR(r.body, "hello");
     CHECK(r.reused);
-    CHECK_STR(r.headers, "Content-Length: 5\nX-A: 1\nx-a: 2\nContent-Type: text/plain\n");
+    CHECK(strcmp(r.headers, "Content-Length: 5\nX-A: 1\nx-a: 2\nContent-Type: text/plain\n") == 0 ||
+          (hv_h2() &&
+           strcasecmp(r.headers, "Content-Length: 5\nX-A: 1\nx-a: 2\nContent-Type: text/plain\n") ==
+               0));
     CHECK_EQ(atomic_load(&peer.accepted), 1);
     hc_result_free(&r);
 
@@ -213,7 +231,7 @@ int main(void)
     hc_result_free(&r);
 
     /* Split at every byte boundary, then dribbled byte by byte. */
-    for (size_t k = 1; k < strlen(CHUNKED); k++) {
+    for (size_t k = 1; !hv_h2() && k < strlen(CHUNKED); k++) {
         char path[64];
         snprintf(path, sizeof path, "/split/%zu", k);
         get_ok(loop, path, &r, NULL);
@@ -226,7 +244,7 @@ int main(void)
     }
     get_ok(loop, "/dribble", &r, NULL);
     CHECK_STR(r.body, "hello 0123456789");
-    CHECK(strstr(r.headers, "X-Kind: chunked\n") != NULL);
+    CHECK(strcasestr(r.headers, "X-Kind: chunked\n") != NULL);
     hc_result_free(&r);
 
     /* Bodies over many reads, Content-Length and chunked. */
@@ -276,13 +294,21 @@ int main(void)
              "POST /echo HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\n"
              "User-Agent: tester/1\r\nHost: example.org\r\nContent-Length: 13\r\n\r\n%s",
              payload);
-    CHECK_STR(r.body, want);
+    if (hv_h2()) {
+        CHECK(strncmp(r.body, "POST /echo HTTP/1.1\r\nHost: example.org\r\n", 40) == 0);
+        CHECK(strcasestr(r.body, "\r\nContent-Type: application/x-www-form-urlencoded\r\n"));
+        CHECK(strcasestr(r.body, "\r\nUser-Agent: tester/1\r\n"));
+        CHECK(strcasestr(r.body, "\r\nContent-Length: 13\r\n"));
+        CHECK(strstr(r.body, "\r\n\r\nname=loom&x=1") != NULL);
+    } else {
+        CHECK_STR(r.body, want);
+    }
     hc_result_free(&r);
 
     get_ok(loop, "/echo", &r,
            &(loom_http_request_opts){.method = "PUT", .body = "", .body_len = 0});
     CHECK(strncmp(r.body, "PUT /echo HTTP/1.1\r\n", 20) == 0);
-    CHECK(strstr(r.body, "Content-Length: 0\r\n") != NULL);
+    CHECK(strcasestr(r.body, "Content-Length: 0\r\n") != NULL);
     hc_result_free(&r);
 
     {
@@ -295,7 +321,7 @@ int main(void)
         CHECK_EQ(r.done, 1);
         CHECK(strncmp(r.body, "GET /echo/caf%C3%A9 HTTP/1.1\r\n", 30) == 0);
         /* "user:p@ss" in Base64. */
-        CHECK(strstr(r.body, "Authorization: Basic dXNlcjpwQHNz\r\n") != NULL);
+        CHECK(strcasestr(r.body, "Authorization: Basic dXNlcjpwQHNz\r\n") != NULL);
         hc_result_free(&r);
     }
     {
@@ -325,7 +351,7 @@ int main(void)
         hc_get(loop, u, &r, NULL);
         hc_run_until(loop, &r.done, 5000);
         CHECK_EQ(r.done, 1);
-        CHECK(strstr(r.body, auth) != NULL);
+        CHECK(strcasestr(r.body, auth) != NULL);
         hc_result_free(&r);
     }
 
@@ -347,7 +373,8 @@ int main(void)
 
     loom_http_client_stats_t st;
     loom_http_client_stats(loop, &st);
-    CHECK_EQ(st.connections, 2); /* the over-limit body closed one */
+    CHECK_EQ(st.connections, hv_h2() ? 1 : 2); /* the over-limit body closed one (HTTP/2: its
+                                                * stream) */
     CHECK(st.reused >= 10);
     CHECK_EQ(st.idle, 1);
 

@@ -3,7 +3,11 @@
  * the answer, in the middle of a streamed body (from inside on_body and
  * on_headers), and after it ended (LOOM_ECLOSED). No callback runs after a
  * cancel, the connection in use is closed, other requests carry on, and the
- * loop ends clean. */
+ * loop ends clean.
+ *
+ * LOOM_TEST_H2: run once more over h2c (http_version.h; the script answers
+ * through hc_h2_gateway.h). The connection then belongs to the origin: a
+ * cancel resets the stream (RST_STREAM) and may leave the connection open. */
 #include "hc_test.h"
 
 static void script(hc_peer *p, int fd, int index)
@@ -113,7 +117,10 @@ int main(void)
     CHECK_OK(loom_http_client_cancel(a));
     loom_http_client_stats(loop, &st);
     CHECK_EQ(st.queued, 0);
-    CHECK_EQ(st.open, 0);
+    /* HTTP/2: the connection is the origin's, not the request's; a cancel
+     * ends the stream and the connection may stay. */
+    if (!hv_h2())
+        CHECK_EQ(st.open, 0);
     wait_ms(loop, 50);
 
     /* Sent, waiting for the answer; a queued request then gets the slot. */

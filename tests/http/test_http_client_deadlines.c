@@ -5,7 +5,11 @@
  * long total one, and a short total timeout before a long first byte one.
  * Also: the request head, rendered when the request is first sent, can be
  * read before that and is the same bytes afterwards; and requests for the
- * same host with another address family use a pool of their own. */
+ * same host with another address family use a pool of their own.
+ *
+ * LOOM_TEST_H2: run once more over h2c (http_version.h; the script answers
+ * through hc_h2_gateway.h). The request's timer works the same on a stream;
+ * the 100 Continue answers arrive as interim HEADERS. */
 #include <sys/socket.h>
 #include <unistd.h>
 

@@ -3,7 +3,15 @@
  * heads over the size limits, a refused connection, a name that does not
  * resolve, a connection closed without a response or inside the head or the
  * body, a reset in the middle of the body, unsupported schemes. The
- * events go to the request's callback, or to the loop's default. */
+ * events go to the request's callback, or to the loop's default.
+ *
+ * LOOM_TEST_H2: run once more over h2c (http_version.h; the script answers
+ * through hc_h2_gateway.h). Malformed and oversized HTTP/1 heads, bad
+ * lengths and chunks are HTTP/1 parser matters (HTTP/2's malformed frames
+ * and fields are test_h2_client_python's); an answer cut off, reset or
+ * missing ends the stream with RST_STREAM, an http error naming the server
+ * (LOOM_ECONNRESET); refusal, DNS and scheme errors and the default handler
+ * are the same. */
 #include "hc_test.h"
 
 static const char *answer(const char *path)
@@ -105,6 +113,13 @@ int main(void)
     snprintf(base, sizeof base, "http://127.0.0.1:%d", peer.port);
     loom_loop_t *loop = test_loop_new();
 
+    if (hv_h2()) {
+        static const char *const cut[] = {"/closehead", "/closebody", "/resetbody", "/nothing"};
+        for (size_t i = 0; i < sizeof cut / sizeof *cut; i++)
+            expect_error(loop, cut[i], LOOM_EV_HTTP_ERROR, LOOM_ECONNRESET,
+                         "stream reset by 127.0.0.1:");
+        goto common;
+    }
     expect_error(loop, "/badstatus", LOOM_EV_HTTP_ERROR, LOOM_EHTTP, "malformed response");
     expect_error(loop, "/badversion", LOOM_EV_HTTP_ERROR, LOOM_EHTTP, "malformed response");
     expect_error(loop, "/garbage", LOOM_EV_HTTP_ERROR, LOOM_EHTTP, "malformed response");
@@ -118,6 +133,7 @@ int main(void)
                  "before the response was complete");
     expect_error(loop, "/resetbody", LOOM_EV_HTTP_ERROR, LOOM_ECONNRESET, "reset");
     expect_error(loop, "/nothing", LOOM_EV_HTTP_ERROR, LOOM_EOF, "without a response");
+common:;
     /* Every kind above is an http error, and a connection error. */
     loom_event_t probe = {.kind = LOOM_EV_HTTP_TIMEOUT};
     CHECK(loom_event_is(&probe, LOOM_EV_HTTP_ERROR));

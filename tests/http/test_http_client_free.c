@@ -4,7 +4,13 @@
  * body kept across reads, paused in a streamed body with bytes held back, a
  * streamed upload waiting for its source, with a total timeout armed, plus
  * an idle pooled connection. Nothing is called, nothing leaks (the sanitizer
- * build checks), and no descriptor stays open. */
+ * build checks), and no descriptor stays open.
+ *
+ * LOOM_TEST_H2: run once more over h2c (http_version.h; the script answers
+ * through hc_h2_gateway.h). The requests are then streams of one
+ * connection, and the queue is the one beyond the peer's
+ * SETTINGS_MAX_CONCURRENT_STREAMS (5, the per-host limit of the HTTP/1
+ * run); a paused stream holds its bytes back by not opening its window. */
 #include <dirent.h>
 
 #include "hc_test.h"
@@ -105,6 +111,7 @@ int main(void)
     test_timeout(20);
     hc_peer peer;
     hc_peer_start(&peer, script, NULL);
+    peer.h2_max_streams = 5;
     /* Some backends open process-wide fds on their first loop (libuv keeps
      * a pipe for the life of the process): warm up before counting. */
     loom_loop_free(test_loop_new());
@@ -145,7 +152,7 @@ int main(void)
     loom_http_client_stats_t st;
     loom_http_client_stats(loop, &st);
     CHECK(st.queued >= 1);
-    CHECK(st.open >= 5);
+    CHECK(st.open >= (hv_h2() ? 1 : 5));
     CHECK_EQ(calls, 0);
 
     loom_loop_free(loop);

@@ -2,7 +2,11 @@
  * are skipped; they do not extend the first byte timeout (a server sending
  * "100 Continue" every 250 ms is cut off by a 300 ms first byte timeout);
  * and more than 16 before a final answer fail the request with an http
- * error event. */
+ * error event.
+ *
+ * LOOM_TEST_H2: run once more over h2c (http_version.h; the script answers
+ * through hc_h2_gateway.h). 1xx answers arrive as interim HEADERS, with the
+ * same limit of 16. */
 #include "hc_test.h"
 
 static void script(hc_peer *p, int fd, int index)

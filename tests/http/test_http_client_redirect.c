@@ -1,6 +1,9 @@
 /* test_http_client_redirect.c - following redirects: relative and absolute
  * Locations, the method and body rules of 301, 302, 303, 307 and 308, the
- * hop limit, redirects not followed unless asked, and other schemes refused. */
+ * hop limit, redirects not followed unless asked, and other schemes refused.
+ *
+ * LOOM_TEST_H2: run once more over h2c (http_version.h; the script answers
+ * through hc_h2_gateway.h). The same redirect rules; each hop is a stream. */
 #include "hc_test.h"
 
 static int port;

@@ -3,7 +3,11 @@
  * Proxy-Authorization, Cookie and Host fields; one to another origin
  * (127.0.0.1:A -> localhost:B, and 127.0.0.1:A -> 127.0.0.1:B) drops them and
  * the URL's userinfo, unless redirect_keep_credentials is set. Every server
- * answers with what it received, so the test sees what the second one got. */
+ * answers with what it received, so the test sees what the second one got.
+ *
+ * LOOM_TEST_H2: run once more over h2c (http_version.h; the script answers
+ * through hc_h2_gateway.h). The same credential rules; Host travels as
+ * :authority. */
 #include "hc_test.h"
 
 static int port_a, port_b;

@@ -3,7 +3,11 @@
  * (not the body source, not an error event), whether the request gets a new
  * connection or an idle pooled one, and cancelling one request does not run
  * the source (or the error event) of the queued request that takes its
- * place. */
+ * place.
+ *
+ * LOOM_TEST_H2: run once more over h2c (http_version.h; the script answers
+ * through hc_h2_gateway.h). The body source is pulled for DATA frames, never
+ * from inside an API call either. */
 #include "hc_test.h"
 
 /* Answers every request with 200 "ok" (reading its body first), keep-alive. */

@@ -4,10 +4,17 @@
  * server's sends block); request bodies pulled from a callback as chunked
  * upload or with a known length, including a source that has nothing ready
  * (LOOM_EAGAIN, then loom_http_client_body_ready()), and a source that ends
- * early. */
+ * early.
+ *
+ * LOOM_TEST_H2: run once more over h2c (http_version.h; the script answers
+ * through hc_h2_gateway.h). A paused download then closes the stream's
+ * window, so the script's sends block all the same; uploads go as DATA
+ * frames, which the gateway hands to the script with a Content-Length. */
 #include "hc_test.h"
 
-#define BIG (24u << 20)
+/* The download: 24 MiB, 8 in the h2 run (its pauses come at 1 and 5 MB;
+ * the gateway copies every byte once more). */
+#define BIG (hv_h2() ? 8u << 20 : 24u << 20)
 
 static unsigned char pat(size_t i)
 {
@@ -177,6 +184,8 @@ static ssize_t up_source(loom_http_client_req_t *req, char *buf, size_t size, vo
         n = 10000 + (u->calls % 7) * 1000; /* uneven pieces */
     if (n > left)
         n = left;
+    if (n > size) /* never more than asked (HTTP/2 asks for less than a frame) */
+        n = size;
     for (size_t i = 0; i < n; i++) {
         buf[i] = (char)pat(u->sent + i);
         u->sum = u->sum * 31 + (unsigned char)buf[i];
@@ -255,8 +264,14 @@ int main(void)
                 char want[200];
                 char cl[32];
                 snprintf(cl, sizeof cl, "%zu", sizes[i]);
-                snprintf(want, sizeof want, "%zu %llu te=%s cl=%s", sizes[i],
-                         (unsigned long long)sum, known ? "-" : "chunked", known ? cl : "-");
+                /* HTTP/2: no chunked coding; the client announces a known
+                 * length, the gateway gives the script the length it got. */
+                if (hv_h2())
+                    snprintf(want, sizeof want, "%zu %llu te=- cl=%s", sizes[i],
+                             (unsigned long long)sum, known || sizes[i] ? cl : "-");
+                else
+                    snprintf(want, sizeof want, "%zu %llu te=%s cl=%s", sizes[i],
+                             (unsigned long long)sum, known ? "-" : "chunked", known ? cl : "-");
                 CHECK_STR(r.body, want);
                 hc_result_free(&r);
             }

@@ -3,7 +3,13 @@
  * spanning reads, buffered or streamed, in on_headers and on_response),
  * res->content_length, loom_http_client_loop(), the request head, the body
  * bytes counted as they arrive (not as chunk sizes announce them), and the
- * connection counters (attempts, established, failures). */
+ * connection counters (attempts, established, failures).
+ *
+ * LOOM_TEST_H2: run once more over h2c (http_version.h; the script answers
+ * through hc_h2_gateway.h). HTTP/2 has no reason phrase ("") and no
+ * Transfer-Encoding (one field fewer for the chunked answer); a stream reset
+ * in the middle of the body reports the body bytes received, as a cut-off
+ * HTTP/1 body does. */
 #include "hc_test.h"
 
 static void script(hc_peer *p, int fd, int index)
@@ -153,10 +159,11 @@ int main(void)
         for (int stream = 0; stream < 2; stream++) {
             fetch(loop, peer.port, paths[k], NULL, stream, &t);
             CHECK_EQ(t.r.done, 1);
-            CHECK_STR(t.reason, "Very OK");
+            /* HTTP/2 has no reason phrase, and no Transfer-Encoding. */
+            CHECK_STR(t.reason, hv_h2() ? "" : "Very OK");
             /* The head parsed again from the request's buffer after a
              * callback saw it terminated: all fields still there. */
-            CHECK_EQ(t.r.nheaders, 4);
+            CHECK_EQ(t.r.nheaders, hv_h2() && k == 2 ? 3 : 4);
             CHECK_EQ(t.heads, stream);
             CHECK_EQ(t.content_len, k == 2 ? -1 : 5);
             if (stream)

@@ -3,7 +3,12 @@
  * backlog is full), first byte (a peer that reads the request and says
  * nothing), idle (a body that stalls halfway) and total (a body that trickles
  * in steadily, so the idle timeout never fires). Fast answers with every
- * timeout set succeed. */
+ * timeout set succeed.
+ *
+ * LOOM_TEST_H2: run once more over h2c (http_version.h; the script answers
+ * through hc_h2_gateway.h). Each timeout ends the request by resetting its
+ * stream; a silent or slow script trips them as before (the connect timeout
+ * is the same TCP connect). */
 #include "hc_test.h"
 
 static void script(hc_peer *p, int fd, int index)

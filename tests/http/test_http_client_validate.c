@@ -2,7 +2,10 @@
  * anything is sent: header values with a control character other than HTAB
  * (VT, DEL, NUL-free C0 bytes, CR, LF), a Content-Length that disagrees with
  * the body, or one with a chunked upload. The peer checks that nothing
- * reaches it; a request that passes still goes out as given. */
+ * reaches it; a request that passes still goes out as given.
+ *
+ * LOOM_TEST_H2: run once more over h2c (http_version.h; the script answers
+ * through hc_h2_gateway.h). The same refusals before anything is sent. */
 #include "hc_test.h"
 
 static atomic_int requests_seen;

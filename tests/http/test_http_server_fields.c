@@ -3,7 +3,10 @@
  * must be an RFC 9110 token, a value may hold no control character but HTAB
  * (no CR, LF, NUL or DEL). Every refused field makes the answer call return
  * LOOM_EINVAL without writing anything, and the application can still
- * answer properly afterwards: the client sees one clean 200. */
+ * answer properly afterwards: the client sees one clean 200.
+ *
+ * LOOM_TEST_H2: run once more over h2c (http_version.h); the accepted name
+ * then arrives in lower case. */
 #include "test_http_server_util.h"
 
 static int nrefused, nasked;
@@ -11,6 +14,7 @@ static int nrefused, nasked;
 static void on_request(loom_http_req_t *req, void *data)
 {
     (void)data;
+    HV_CHECK_REQ(req);
     /* Names that are not tokens: separators (RFC 9110 5.6.2), space, colon,
      * an empty name, a control character, obs-text. */
     static const char *const bad_names[] = {"X(y)", "X,y",  "X/y",   "X;y",   "X=y",  "X\"y",
@@ -40,14 +44,15 @@ int main(void)
     test_timeout(30);
     loom_loop_t *loop = test_loop_new();
     loom_http_server_t *srv;
-    CHECK_OK(loom_http_server(loop, "127.0.0.1", 0, on_request, NULL, &srv));
+    CHECK_OK(loom_http_server(loop, "127.0.0.1", 0, on_request,
+                              hv_server_opts(&(loom_http_server_opts){0}), &srv));
     int port = loom_http_server_port(srv);
 
     hs_raw c;
     hs_raw_exchange(loop, &c, port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 1);
     CHECK_EQ(c.nresp, 1);
     CHECK(strncmp(c.resp, "HTTP/1.1 200 ", 13) == 0);
-    CHECK(strstr(c.resp, "\r\nX-!#$%&'*+-.^_`|~09azAZ: a\tb c\x80\xff\r\n") != NULL);
+    CHECK(strcasestr(c.resp, "\r\nX-!#$%&'*+-.^_`|~09azAZ: a\tb c\x80\xff\r\n") != NULL);
     CHECK(strstr(c.resp, "Injected") == NULL);
     CHECK(strstr(c.resp, "\r\n\r\nok") != NULL);
     CHECK_EQ(nrefused, nasked);

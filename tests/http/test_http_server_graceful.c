@@ -4,7 +4,15 @@
  * Connection: close), and only then runs on_done. The clients live in a
  * child process. Then a forced close with requests in flight: on_close for
  * each, and the server finishes once the application released them.
- * LOOM_TEST_SERIAL */
+ * LOOM_TEST_SERIAL
+ *
+ * LOOM_TEST_H2: run once more over h2c (http_version.h), smaller: 150
+ * long-polls as streams of three connections (loom's client, through the
+ * raw client's h2 mode), a graceful close that stops accepting at once and
+ * lets all of them be answered before on_done (GOAWAY instead of
+ * Connection: close; idle connections and GOAWAY's last stream id are
+ * test_h2_server_python's), then a forced close with 20 streams in flight:
+ * on_close for each. */
 #include <sys/resource.h>
 
 #include "test_http_server_util.h"
@@ -19,6 +27,7 @@ static atomic_int done_flag;
 static void on_request(loom_http_req_t *req, void *data)
 {
     (void)data;
+    HV_CHECK_REQ(req);
     size_t pl;
     const char *path = loom_http_req_path(req, &pl);
     if (pl == 5 && memcmp(path, "/poll", 5) == 0) {
@@ -117,9 +126,90 @@ static void answer_all(loom_timer_t *t, void *data)
     loom_timer_close(t);
 }
 
+/* The HTTP/2 run: long-polls as streams of a few connections. */
+#define H2_CONNS   3
+#define H2_STREAMS 50
+
+static void h2_polls(hs_raw *c, int port, int n, char *req)
+{
+    const char *one = "GET /poll HTTP/1.1\r\nHost: x\r\n\r\n";
+    req[0] = '\0';
+    for (int i = 0; i < n; i++)
+        strcat(req, one);
+    memset(c, 0, sizeof *c);
+    c->port = port;
+    c->req = req;
+    c->req_len = strlen(req);
+    c->want = n;
+    c->timeout_ms = 10000;
+    hs_raw_start(c);
+}
+
+static int main_h2(void)
+{
+    loom_loop_t *loop = test_loop_new();
+    loom_http_server_t *srv;
+    loom_http_server_opts o = {.on_close = on_close};
+    CHECK_OK(loom_http_server(loop, "127.0.0.1", 0, on_request, hv_server_opts(&o), &srv));
+    int port = loom_http_server_port(srv);
+    static hs_raw c[H2_CONNS];
+    static char reqs[H2_CONNS][H2_STREAMS * 40];
+    for (int i = 0; i < H2_CONNS; i++)
+        h2_polls(&c[i], port, H2_STREAMS, reqs[i]);
+    uint64_t end = hs_now_ms() + 10000;
+    while (nheld < H2_CONNS * H2_STREAMS && hs_now_ms() < end)
+        hs_run_for(loop, 10);
+    CHECK_EQ(nheld, H2_CONNS * H2_STREAMS);
+
+    atomic_store(&done_flag, 0);
+    CHECK_OK(loom_http_server_close(srv, 0, on_done));
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK(connect(fd, (struct sockaddr *)&a, sizeof a) < 0);
+    close(fd);
+    hs_run_for(loop, 100);
+    CHECK(!atomic_load(&done_flag));
+    CHECK_EQ(loom_http_server_pending(srv), H2_CONNS * H2_STREAMS);
+    loom_timer_t *t;
+    CHECK_OK(loom_timer_new(loop, &t, answer_all, NULL));
+    CHECK_OK(loom_timer_start(t, 1, 0));
+    CHECK(hs_run_until(loop, &done_flag, 20000));
+    for (int i = 0; i < H2_CONNS; i++) {
+        hs_raw_finish(loop, &c[i]);
+        CHECK_EQ(c[i].nresp, H2_STREAMS);
+        CHECK(!c[i].closed);
+        int nbye = 0;
+        for (const char *p = strstr(c[i].resp, "\r\n\r\nbye"); p; p = strstr(p + 1, "\r\n\r\nbye"))
+            nbye++;
+        CHECK_EQ(nbye, H2_STREAMS);
+        hs_raw_free(&c[i]);
+    }
+    CHECK_EQ(nclosed, 0);
+
+    /* A forced close with 20 streams in flight. */
+    nheld = 0;
+    CHECK_OK(loom_http_server(loop, "127.0.0.1", 0, on_request, &o, &srv));
+    h2_polls(&c[0], loom_http_server_port(srv), 20, reqs[0]);
+    end = hs_now_ms() + 5000;
+    while (nheld < 20 && hs_now_ms() < end)
+        hs_run_for(loop, 10);
+    CHECK_EQ(nheld, 20);
+    hs_close_server_flags(loop, srv, LOOM_HTTP_CLOSE_FORCE);
+    CHECK_EQ(nclosed, 20);
+    hs_raw_finish(loop, &c[0]);
+    CHECK_EQ(c[0].nresp, 0);
+    CHECK(c[0].closed);
+    hs_raw_free(&c[0]);
+    test_loop_free_clean(loop);
+    return 0;
+}
+
 int main(void)
 {
     test_timeout(60);
+    if (hv_h2())
+        return main_h2();
     raise_nofile();
     loom_loop_t *loop = test_loop_new();
     loom_http_server_t *srv;

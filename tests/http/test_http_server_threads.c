@@ -1,7 +1,10 @@
 /* test_http_server_threads: opts.threads = 2 runs two loops on two threads
  * on one port (SO_REUSEPORT); connections land on both, on_request runs on
  * the thread that owns the connection, on_thread runs once per extra
- * thread, and loom_http_server_close() on the caller's server stops both. */
+ * thread, and loom_http_server_close() on the caller's server stops both.
+ *
+ * LOOM_TEST_H2: run once more over h2c (http_version.h): every extra
+ * thread's server serves h2c as well. */
 #include "test_http_server_util.h"
 
 static pthread_t main_thread;
@@ -10,6 +13,7 @@ static atomic_int on_main, on_other, thread_calls, thread_loop_ok;
 static void on_request(loom_http_req_t *req, void *data)
 {
     CHECK(data == (void *)&main_thread);
+    HV_CHECK_REQ(req);
     if (pthread_equal(pthread_self(), main_thread))
         atomic_fetch_add(&on_main, 1);
     else
@@ -37,7 +41,7 @@ int main(void)
     loom_loop_t *loop = test_loop_new();
     loom_http_server_t *srv;
     loom_http_server_opts o = {.threads = 2, .on_thread = on_thread, .data = &main_thread};
-    CHECK_OK(loom_http_server(loop, "127.0.0.1", 0, on_request, &o, &srv));
+    CHECK_OK(loom_http_server(loop, "127.0.0.1", 0, on_request, hv_server_opts(&o), &srv));
     int port = loom_http_server_port(srv);
     CHECK(port > 0);
     CHECK_EQ(atomic_load(&thread_calls), 1);

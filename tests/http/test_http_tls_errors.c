@@ -4,7 +4,11 @@
  * an https request to a plain HTTP server (a handshake failure), and the
  * redirect policy: https -> http is refused unless allow_insecure_redirect,
  * http -> https is followed with the request's context. The servers are
- * loom's. LOOM_TEST_NO_TRANSPORT: TLS is the transport. */
+ * loom's. LOOM_TEST_NO_TRANSPORT: TLS is the transport.
+ *
+ * LOOM_TEST_H2: run once more over HTTP/2 (http_version.h): h2 by ALPN
+ * (the client offers h2 alone) on the HTTPS servers and h2c with prior
+ * knowledge on the plain one; the same failures and redirect policy. */
 #include "../tls/tls_test_util.h"
 #include "hc_test.h"
 
@@ -13,6 +17,9 @@ static int plain_port, tls_port;
 static void on_request(loom_http_req_t *req, void *data)
 {
     (void)data;
+    /* (The default run's https requests are h2 already: ALPN's choice.) */
+    if (hv_h2())
+        CHECK_EQ(loom_http_req_version(req), 20);
     size_t pl;
     const char *path = loom_http_req_path(req, &pl);
     char loc[128];
@@ -48,7 +55,8 @@ int main(void)
                               &(loom_http_server_opts){.tls = good}, &s_good));
     CHECK_OK(loom_http_server(loop, "127.0.0.1", 0, on_request,
                               &(loom_http_server_opts){.tls = other}, &s_other));
-    CHECK_OK(loom_http_server(loop, "127.0.0.1", 0, on_request, NULL, &s_plain));
+    CHECK_OK(loom_http_server(loop, "127.0.0.1", 0, on_request,
+                              hv_server_opts(&(loom_http_server_opts){0}), &s_plain));
     tls_port = loom_http_server_port(s_good);
     plain_port = loom_http_server_port(s_plain);
     char url[160], want[200];

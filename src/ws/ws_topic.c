@@ -385,6 +385,20 @@ int loom_ws_publish_prepared(loom_ws_topics_t *t, const char *topic, loom_ws_pre
      * its on_close, from the loop), so walking the list is safe. */
     for (loom__ws_sub *s = tp->subs; s; s = s->next) {
         loom_ws_t *ws = s->ws;
+        /* Each subscriber costs a system call, which evicts the walk's
+         * data: fetch ahead what the next ones need (the node 3 ahead,
+         * the connection 2 ahead, its socket 1 ahead), each from a line
+         * fetched on an earlier turn. */
+        loom__ws_sub *n1 = s->next;
+        if (n1) {
+            loom__ws_sub *n2 = n1->next;
+            __builtin_prefetch(n1->ws->sock);
+            if (n2) {
+                __builtin_prefetch(n2->next);
+                __builtin_prefetch(n2->ws);
+                __builtin_prefetch(&n2->ws->state);
+            }
+        }
         if (ws->state != WS_OPEN)
             continue;
         uint32_t hw = ws->cls->o.high_water ? ws->cls->o.high_water : (1u << 20);

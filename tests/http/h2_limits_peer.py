@@ -4,6 +4,7 @@ Expect: 100-continue and max_keepalive_requests on HTTP/2. Usage:
 h2_limits_peer.py PORT SCENARIO [PATH]. Prints what the server did, one fact
 a line, for the C test to check; exits 0 unless the scenario is unknown.
 """
+import select
 import socket
 import struct
 import sys
@@ -127,8 +128,80 @@ def max_requests(p):
     print("eof")
 
 
+def interleave(port, n):
+    """n connections at once, three /big requests each, read a little from
+    each in turn: every answer (a header block larger than one frame, and
+    a 100000-byte body) must carry its connection's letter only. The
+    server packs all of its connections' frames in one buffer."""
+    peers = [Peer(port) for _ in range(n)]
+    want = {}
+    for k, p in enumerate(peers):
+        p.s.setblocking(False)
+        for sid in (1, 3, 5):
+            p.headers(sid, "/big?c=%s" % chr(97 + k))
+            want[(k, sid)] = {"body": b"", "hdr": None, "done": False}
+    bad = 0
+    while not all(w["done"] for w in want.values()):
+        r, _, _ = select.select([p.s for p in peers], [], [], 5)
+        if not r:
+            print("stalled")
+            return
+        for k, p in enumerate(peers):
+            if p.s not in r:
+                continue
+            try:
+                b = p.s.recv(4096)
+            except BlockingIOError:
+                continue
+            if not b:
+                print("eof on", k)
+                return
+            p.buf += b
+            while len(p.buf) >= 9:
+                ln = int.from_bytes(p.buf[:3], "big")
+                if len(p.buf) < 9 + ln:
+                    break
+                t, fl = p.buf[3], p.buf[4]
+                sid = struct.unpack(">I", p.buf[5:9])[0] & 0x7FFFFFFF
+                pl = p.buf[9:9 + ln]
+                p.buf = p.buf[9 + ln:]
+                p.s.setblocking(True)
+                if t == SETTINGS and not fl & ACK:
+                    p.send(frame(SETTINGS, ACK, 0))
+                elif t == HEADERS:
+                    p.hb = pl
+                    if fl & END_HEADERS:
+                        want[(k, sid)]["hdr"] = dict(p.dec.decode(p.hb))
+                elif t == 9:  # CONTINUATION
+                    p.hb += pl
+                    if fl & END_HEADERS:
+                        want[(k, sid)]["hdr"] = dict(p.dec.decode(p.hb))
+                elif t == DATA:
+                    want[(k, sid)]["body"] += pl
+                    if pl:
+                        p.send(frame(WINDOW, 0, 0, struct.pack(">I", len(pl))) +
+                               frame(WINDOW, 0, sid, struct.pack(">I", len(pl))))
+                p.s.setblocking(False)
+                if t in (HEADERS, DATA, 9) and fl & END_STREAM:
+                    want[(k, sid)]["done"] = True
+                if t in (RST, GOAWAY):
+                    print("reset on", k, sid)
+                    return
+    for (k, sid), w in sorted(want.items()):
+        c = chr(97 + k)
+        h = w["hdr"] or {}
+        xb = h.get("x-big", h.get(b"x-big", ""))
+        xb = xb.decode() if isinstance(xb, bytes) else xb
+        if w["body"] != c.encode() * 100000 or xb != c * 20000:
+            bad += 1
+    print("interleave", len(want), "answers", bad, "bad")
+
+
 def main():
     port, what = int(sys.argv[1]), sys.argv[2]
+    if what == "interleave":
+        interleave(port, 4)
+        return 0
     p = Peer(port)
     if what == "expect":
         expect(p, sys.argv[3], "100-continue")

@@ -7,6 +7,9 @@
  * - max_keepalive_requests: the connection's last request is named by a
  *   GOAWAY; it and the ones before it are answered, the later ones refused,
  *   then the connection closes.
+ * - The per-loop frame buffer: four connections with large answers (a header
+ *   block over one frame, 100000-byte bodies) read in turn, each answer
+ *   intact.
  * LOOM_TEST_NO_BACKEND: protocol cases (nghttp2 and h2_server.c), the same on
  * every backend; each costs a Python start. */
 #include "test_http_server_util.h"
@@ -30,6 +33,18 @@ static void on_request(loom_http_req_t *req, void *data)
     const char *path = loom_http_req_path(req, NULL);
     if (strcmp(path, "/deny") == 0) {
         CHECK_OK(loom_http_respond(req, 403, NULL, "no", 2));
+    } else if (strcmp(path, "/big") == 0) {
+        /* A header block larger than one frame and a 100000-byte body, all
+         * of the letter the query names. */
+        static char hv[20001], body[100000];
+        size_t ql = 0;
+        const char *q = loom_http_req_query(req, &ql);
+        char ch = ql == 3 && q[0] == 'c' ? q[2] : '?';
+        memset(hv, ch, sizeof hv - 1);
+        hv[sizeof hv - 1] = 0;
+        memset(body, ch, sizeof body);
+        const char *h[] = {"x-big", hv, NULL};
+        CHECK_OK(loom_http_respond(req, 200, h, body, sizeof body));
     } else if (strcmp(path, "/echo") == 0) {
         size_t len = 0;
         const char *b = loom_http_req_body(req, &len);
@@ -140,6 +155,12 @@ int main(void)
     peer(loop, buf_srv, "max_requests", NULL, out, sizeof out);
     CHECK(strstr(out, "goaway") == NULL);
     expect(out, "answered 1 3 5 7\n");
+
+    /* Four connections answered at once, read in turn by the client: the
+     * server's connections share one frame buffer, and every answer still
+     * carries its own bytes. */
+    peer(loop, buf_srv, "interleave", NULL, out, sizeof out);
+    expect(out, "interleave 12 answers 0 bad\n");
 
     hs_close_server(loop, buf_srv);
     hs_close_server(loop, str_srv);

@@ -149,6 +149,25 @@ def frame(ftype, flags, sid, payload=b""):
 GET = bytes([0x82, 0x87, 0x84, 0x41, 9]) + b"localhost"
 
 
+def closed_by_server(s):
+    """Whether an idle connection with bytes to read was ended by the server."""
+    s.setblocking(False)
+    try:
+        data = s.recv(65536)
+    except (ssl.SSLWantReadError, BlockingIOError):
+        return False
+    except (OSError, ssl.SSLError):
+        return True
+    if not data:
+        return True
+    i = 0
+    while i + 9 <= len(data):
+        if data[i + 3] == 7:  # GOAWAY
+            return True
+        i += 9 + int.from_bytes(data[i:i + 3], "big")
+    return False
+
+
 def idle_h2(st, port, n):
     """Opens n h2 connections over TLS, one GET each, and holds them while
     the server's RSS growth is read. Returns (bytes per conn, error)."""
@@ -178,16 +197,16 @@ def idle_h2(st, port, n):
             socks.append(s)
         time.sleep(0.5)
         after = h.rss_bytes(srv_pids)
-        # Every connection must still be open: a server only writes to an
-        # idle one to end it (GOAWAY, close_notify, eof), so a readable
-        # socket is one the server closed or is closing.
-        readable = 0
-        for i in range(0, len(socks), 500):
-            r, _, _ = select.select(socks[i:i + 500], [], [], 0)
-            readable += len(r)
-        if readable:
+        socks_by_fd = {s.fileno(): s for s in socks}
+        # Every connection must still be open: one with something to read
+        # is looked at (eof, an error or a GOAWAY: closed by the server).
+        poller = select.poll()
+        for s in socks:
+            poller.register(s, select.POLLIN)
+        closed = sum(1 for fd, _ in poller.poll(0) if closed_by_server(socks_by_fd[fd]))
+        if closed:
             return None, ("%d of %d connections were closed by the server before the "
-                          "measurement (idle timeout?)" % (readable, n))
+                          "measurement (idle timeout?)" % (closed, n))
         return (after - before) / n, None
     except (OSError, ssl.SSLError) as e:
         return None, "after %d connections: %s" % (len(socks), e)

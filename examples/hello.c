@@ -3,12 +3,14 @@
  * body "omglolwtf" through the ordinary loom_http_respond().
  *
  *   loom-hello [--port P] [--bind ADDR] [--threads N]
- *              [--tls-cert FILE --tls-key FILE] [--h2c]
+ *              [--tls-cert FILE --tls-key FILE] [--h2c] [--idle-timeout SECONDS]
  *
  * With --tls-cert and --tls-key (PEM: the chain, leaf first, and its key) it
  * serves HTTPS on the same port option, HTTP/2 or HTTP/1.1 as ALPN decides
  * (h2 preferred). With --h2c a plain server also takes HTTP/2 with prior
  * knowledge (a connection that opens with the HTTP/2 preface).
+ * --idle-timeout sets the keep-alive idle timeout (default: the server's,
+ * 60 s); the idle-memory benchmarks hold their connections longer than that.
  *
  * GET /bulk/N streams N bytes ("x"), in 64 KiB writes paced by on_drain:
  * the bulk-download benchmark's route (bench/tls_bench.py).
@@ -109,7 +111,8 @@ static void on_signal(loom_signal_t *sig, int signum, void *data)
 static void usage(void)
 {
     fprintf(stderr, "usage: loom-hello [--port P] [--bind ADDR] [--threads N]\n"
-                    "                  [--tls-cert FILE --tls-key FILE] [--h2c]\n");
+                    "                  [--tls-cert FILE --tls-key FILE] [--h2c]\n"
+                    "                  [--idle-timeout SECONDS]\n");
     exit(2);
 }
 
@@ -119,6 +122,7 @@ int main(int argc, char **argv)
     unsigned threads = 1;
     const char *bind = NULL, *cert = NULL, *key = NULL;
     bool h2c = false;
+    uint32_t idle_ms = 0; /* the server's default */
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--port") == 0 && i + 1 < argc)
             port = atoi(argv[++i]);
@@ -132,6 +136,8 @@ int main(int argc, char **argv)
             key = argv[++i];
         else if (strcmp(argv[i], "--h2c") == 0)
             h2c = true;
+        else if (strcmp(argv[i], "--idle-timeout") == 0 && i + 1 < argc)
+            idle_ms = (uint32_t)atoi(argv[++i]) * 1000u;
         else
             usage();
     }
@@ -147,6 +153,7 @@ int main(int argc, char **argv)
     memset(bulk_block, 'x', sizeof bulk_block);
     loom_http_server_opts opts = {.threads = threads,
                                   .max_connections = 100000,
+                                  .idle_timeout_ms = idle_ms,
                                   .tls = tls,
                                   .on_drain = bulk_pump,
                                   .on_close = bulk_close,

@@ -12,9 +12,19 @@ the same OPENSSL_CONF file; bench/tls_bench.py's Setup).
   h2_one     h2load -c1 -m100 over https: requests per second
   h2_memory  user-space bytes per idle h2 connection (TLS, SETTINGS exchanged
              and one request answered), server RSS growth / connections
+
+h2_memory holds its connections for a minute or more (10,000 Python TLS
+handshakes on a loaded core): every server is given an idle timeout of 300 s
+(nginx's keepalive_timeout of the TLS configuration, h2o's
+http2-idle-timeout, loom-hello --idle-timeout), and the figure is refused
+if any connection was closed by the server before the RSS was read - a
+server that dropped its early connections reuses their memory for the later
+ones and reports too little (h2o's default HTTP/2 idle timeout is 10 s,
+loom's 60 s).
 """
 import os
 import re
+import select
 import shutil
 import socket
 import ssl
@@ -39,6 +49,8 @@ NGINX_H2 = tls_bench.NGINX_TLS.replace(
 # h2o: the TLS configuration as is (h2 by ALPN), and without its ssl block
 # on the plain port for h2c (h2o takes prior knowledge there).
 H2O_H2C = re.sub(r"  ssl:\n(    .*\n)+", "", tls_bench.H2O_TLS).replace("@PORT@", "@PORT2@")
+# Idle connections are kept for the memory workload's duration (see above).
+H2O_IDLE = "http2-idle-timeout: 300\n"
 
 
 class Setup(tls_bench.Setup):
@@ -49,13 +61,14 @@ class Setup(tls_bench.Setup):
 
     def servers2(self):
         hello = self.ctx.loom("loom-hello")
+        idle = ["--idle-timeout", "300"] if hello and self.h.supports(hello, "--idle-timeout") else []
         out = []
         if hello and self.h.supports(hello, "--h2c"):
             # Two processes would double the CPU counted; loom-hello serves
             # one port, so each workload starts the one it needs.
             out.append(("loom-hello", "loom", {
                 "tls": lambda p, p2: [hello, "--port", str(p), "--tls-cert", self.cert,
-                                      "--tls-key", self.key],
+                                      "--tls-key", self.key] + idle,
                 "h2c": lambda p, p2: [hello, "--port", str(p2), "--h2c"]}, None))
         else:
             out.append(("loom-hello", "loom", None, "loom-hello has no --h2c"))
@@ -81,8 +94,8 @@ class Setup(tls_bench.Setup):
                     f.write(text)
                 return [h2o, "-c", conf]
             out.append(("h2o", "peer", {
-                "tls": lambda p, p2: h2o_argv(p, p2, tls_bench.H2O_TLS),
-                "h2c": lambda p, p2: h2o_argv(p, p2, H2O_H2C)}, None))
+                "tls": lambda p, p2: h2o_argv(p, p2, H2O_IDLE + tls_bench.H2O_TLS),
+                "h2c": lambda p, p2: h2o_argv(p, p2, H2O_IDLE + H2O_H2C)}, None))
         else:
             out.append(("h2o", "peer", None, "h2o not installed"))
         return out
@@ -136,6 +149,25 @@ def frame(ftype, flags, sid, payload=b""):
 GET = bytes([0x82, 0x87, 0x84, 0x41, 9]) + b"localhost"
 
 
+def closed_by_server(s):
+    """Whether an idle connection with bytes to read was ended by the server."""
+    s.setblocking(False)
+    try:
+        data = s.recv(65536)
+    except (ssl.SSLWantReadError, BlockingIOError):
+        return False
+    except (OSError, ssl.SSLError):
+        return True
+    if not data:
+        return True
+    i = 0
+    while i + 9 <= len(data):
+        if data[i + 3] == 7:  # GOAWAY
+            return True
+        i += 9 + int.from_bytes(data[i:i + 3], "big")
+    return False
+
+
 def idle_h2(st, port, n):
     """Opens n h2 connections over TLS, one GET each, and holds them while
     the server's RSS growth is read. Returns (bytes per conn, error)."""
@@ -165,6 +197,16 @@ def idle_h2(st, port, n):
             socks.append(s)
         time.sleep(0.5)
         after = h.rss_bytes(srv_pids)
+        socks_by_fd = {s.fileno(): s for s in socks}
+        # Every connection must still be open: one with something to read
+        # is looked at (eof, an error or a GOAWAY: closed by the server).
+        poller = select.poll()
+        for s in socks:
+            poller.register(s, select.POLLIN)
+        closed = sum(1 for fd, _ in poller.poll(0) if closed_by_server(socks_by_fd[fd]))
+        if closed:
+            return None, ("%d of %d connections were closed by the server before the "
+                          "measurement (idle timeout?)" % (closed, n))
         return (after - before) / n, None
     except (OSError, ssl.SSLError) as e:
         return None, "after %d connections: %s" % (len(socks), e)

@@ -81,6 +81,7 @@ struct loom__h2conn {
     loom__queue streams;
     loom__pending flush_pend;
     uint32_t nstreams;
+    uint32_t nreq; /* requests begun (max_keepalive_requests) */
     /* Inside nghttp2 or an application callback of ours: no flush (it
      * follows) and no free (loom__h2_free defers it) until back at 0. */
     unsigned busy;
@@ -380,9 +381,16 @@ static void loom__h2s_body_end(loom__h2stream *st)
     }
 }
 
-static int loom__h2_head(loom_http_req_t *req, int status, const char *const *pre,
-                         const char *const *hdrs, const loom__hscan *sc, bool cl, uint64_t length,
-                         nghttp2_data_provider *dp, bool interim);
+/* "100 Continue" for a request that said Expect: 100-continue: a HEADERS
+ * frame with :status 100 (RFC 9113 section 8.1), once per request. */
+static void loom__h2s_continue(loom__h2stream *st, loom_http_req_t *req)
+{
+    if (req->flags & LOOM__HR_CONT_SENT)
+        return;
+    req->flags |= LOOM__HR_CONT_SENT;
+    nghttp2_nv nv[] = {{(uint8_t *)":status", (uint8_t *)"100", 7, 3, NGHTTP2_NV_FLAG_NONE}};
+    nghttp2_submit_headers(st->conn->ng, NGHTTP2_FLAG_NONE, st->id, NULL, nv, 1, NULL);
+}
 
 /* The fields of a request are complete: make the request and, in streaming
  * mode or without a body, hand it to the application. */
@@ -390,6 +398,15 @@ static void loom__h2s_begin(loom__h2stream *st, bool end_stream)
 {
     loom__h2conn *c = st->conn;
     loom_http_server_t *srv = c->srv;
+    /* max_keepalive_requests: the connection's last request. GOAWAY names
+     * its stream: later streams are refused (the client retries them on a
+     * new connection), the ones up to it are served, then the connection
+     * closes (loom__h2_settle). As on HTTP/1, above 65535 is no limit. */
+    uint32_t mk = srv->o.max_keepalive_requests;
+    if (mk && mk <= 65535 && ++c->nreq >= mk && !c->goaway) {
+        c->goaway = true;
+        nghttp2_submit_goaway(c->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR, NULL, 0);
+    }
     if (st->flags & LOOM__H2S_TOOBIG) {
         loom__h2_report(c, LOOM_EV_HTTP_ERROR, LOOM_ETOOBIG, "request header fields too large");
         loom__h2s_refuse(st, 431);
@@ -424,6 +441,19 @@ static void loom__h2s_begin(loom__h2stream *st, bool end_stream)
         loom__h2s_refuse(st, 413);
         return;
     }
+    /* Expect (RFC 9110 section 10.1.1): 100-continue is honoured as on
+     * HTTP/1 (below), any other expectation gets 417. */
+    if (loom__hreq_bad_expect(req->hdrs, req->nhdrs)) {
+        loom__hreq_free(req);
+        loom__h2_report(c, LOOM_EV_HTTP_ERROR, LOOM_EHTTP, "unsupported expectation");
+        loom__h2s_refuse(st, 417);
+        return;
+    }
+    bool expect = false;
+    if (loom_http_header_find(req->hdrs, req->nhdrs, "expect", NULL) != NULL) {
+        req->rq.flags |= LOOM_HTTP_F_EXPECT_CONTINUE;
+        expect = !end_stream;
+    }
     st->req = req;
     req->p.h2 = st;
     req->h2_id = (uint32_t)st->id;
@@ -435,19 +465,15 @@ static void loom__h2s_begin(loom__h2stream *st, bool end_stream)
             loom__hreq_on_body(srv, req, NULL, 0);
             req->flags &= ~LOOM__HR_IN_CB;
         }
-    } else {
-        /* Expect: 100-continue (RFC 9110 section 10.1.1) as over HTTP/1: a
-         * 100 at once for a buffered body, after on_request for a streamed
-         * one that was not answered there. */
-        const char *ex = loom_http_req_header(req, "expect", NULL);
-        bool expect = ex != NULL && strcasecmp(ex, "100-continue") == 0;
-        if (srv->o.on_body)
-            loom__hreq_dispatch(srv, req);
-        if (expect && st->req == req && req->astate == LOOM__HA_NONE &&
-            !(req->flags & (LOOM__HR_GONE | LOOM__HR_CONT_SENT))) {
-            req->flags |= LOOM__HR_CONT_SENT;
-            loom__h2_head(req, 100, NULL, NULL, NULL, false, 0, NULL, true);
-        }
+    } else if (srv->o.on_body) {
+        loom__hreq_dispatch(srv, req);
+        /* The application read the head and did not answer: it wants the
+         * body, so the client may send it. */
+        if (expect && !c->dead && st->req == req && req->astate == LOOM__HA_NONE &&
+            !(req->flags & LOOM__HR_GONE))
+            loom__h2s_continue(st, req);
+    } else if (expect) {
+        loom__h2s_continue(st, req); /* buffered: the body is read at once */
     }
 }
 
@@ -680,6 +706,65 @@ static ssize_t loom__h2_data_read(nghttp2_session *ng, int32_t id, uint8_t *buf,
 
 /* --- The connection ------------------------------------------------------------- */
 
+/* nghttp2's memory. A session allocates its output frame buffer (one
+ * frame's worth, 16 KiB and a header) when it is made and keeps it for its
+ * life: most of an idle connection's memory. The frames in it are only
+ * needed from their packing until nghttp2_session_mem_send() hands them
+ * over, and loom__h2_flush copies them at once (into its gather buffer or
+ * the socket's write) before nghttp2 runs any callback of the connection
+ * that could start another flush (sl->h2_sending defers those). So every
+ * session of a loop packs into the same per-loop buffer: the first
+ * allocation of that size during nghttp2_session_server_new3 gets it, and
+ * freeing it is a no-op. (Extra chunks of a frame larger than one buffer
+ * - a long header block - are the session's own, as nghttp2 allocates
+ * them while packing.) Everything else goes to malloc. */
+#define LOOM__H2_FRAMEBUF_MIN 16384u /* nghttp2: 9-byte header + 1 + 16384 */
+#define LOOM__H2_FRAMEBUF_MAX (16384u + 64u)
+
+static void *loom__h2_mem_malloc(size_t size, void *ud)
+{
+    loom__hsrv_loop *sl = ud;
+    if (sl->h2_making && size > LOOM__H2_FRAMEBUF_MIN && size <= LOOM__H2_FRAMEBUF_MAX) {
+        if (sl->h2_frame == NULL) {
+            sl->h2_frame = malloc(size);
+            sl->h2_frame_len = sl->h2_frame ? size : 0;
+        }
+        if (sl->h2_frame != NULL && size == sl->h2_frame_len) {
+            sl->h2_making = false; /* one per session */
+            return sl->h2_frame;
+        }
+    }
+    return malloc(size);
+}
+
+static void loom__h2_mem_free(void *p, void *ud)
+{
+    loom__hsrv_loop *sl = ud;
+    if (p != NULL && p == sl->h2_frame)
+        return;
+    free(p);
+}
+
+static void *loom__h2_mem_calloc(size_t n, size_t size, void *ud)
+{
+    (void)ud;
+    return calloc(n, size);
+}
+
+static void *loom__h2_mem_realloc(void *p, size_t size, void *ud)
+{
+    loom__hsrv_loop *sl = ud;
+    if (p == NULL) /* nghttp2 makes its buffers with realloc(NULL, n) */
+        return loom__h2_mem_malloc(size, ud);
+    if (p == sl->h2_frame) {
+        void *q = malloc(size);
+        if (q != NULL)
+            memcpy(q, p, size < sl->h2_frame_len ? size : sl->h2_frame_len);
+        return q;
+    }
+    return realloc(p, size);
+}
+
 bool loom__h2_enabled(const loom_http_server_t *srv, bool tls)
 {
     return tls ? !srv->o.http2.disable : srv->o.http2.h2c;
@@ -805,13 +890,22 @@ static void loom__h2_flush(loom__h2conn *c)
 {
     if (c->busy || c->dead)
         return;
+    loom__hsrv_loop *sl = c->srv->sl;
+    if (sl->h2_sending) {
+        /* Called from inside another connection's flush (an application
+         * callback run by nghttp2): the frame buffer is in use. */
+        loom__h2_schedule(c);
+        return;
+    }
     loom_socket_t *s = c->s;
     char buf[LOOM__H2_GATHER];
     size_t bl = 0;
+    sl->h2_sending = true;
     while (!loom_socket_closed(s) && !loom__socket_high(s)) {
         const uint8_t *d;
         ssize_t n = nghttp2_session_mem_send(c->ng, &d);
         if (n < 0) {
+            sl->h2_sending = false;
             loom__h2_report(c, LOOM_EV_HTTP_ERROR, LOOM_EPROTOCOL, nghttp2_strerror((int)n));
             loom__h1_close(s, false);
             return;
@@ -829,6 +923,7 @@ static void loom__h2_flush(loom__h2conn *c)
         memcpy(buf + bl, d, (size_t)n);
         bl += (size_t)n;
     }
+    sl->h2_sending = false;
     if (bl && !loom_socket_closed(s))
         loom_socket_write(s, buf, bl);
     if (c->dead || loom_socket_closed(s))
@@ -918,7 +1013,17 @@ loom__h2conn *loom__h2_new(loom_socket_t *s)
     nghttp2_option_set_stream_reset_rate_limit(opt, 2 * c->resets + 1000,
                                                2 * (o->reset_rate ? o->reset_rate : 50));
     nghttp2_option_set_max_send_header_block_length(opt, 65536);
-    int r = nghttp2_session_server_new2(&c->ng, cb, c, opt);
+    /* Closed streams are not kept for the RFC 7540 priority tree: an idle
+     * connection holds no stream. */
+    nghttp2_option_set_no_closed_streams(opt, 1);
+    nghttp2_mem mem = {.mem_user_data = srv->sl,
+                       .malloc = loom__h2_mem_malloc,
+                       .free = loom__h2_mem_free,
+                       .calloc = loom__h2_mem_calloc,
+                       .realloc = loom__h2_mem_realloc};
+    srv->sl->h2_making = true;
+    int r = nghttp2_session_server_new3(&c->ng, cb, c, opt, &mem);
+    srv->sl->h2_making = false;
     nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cb);
     if (r != 0) {
@@ -1196,7 +1301,7 @@ static int loom__h2_start(loom_http_req_t *req, const loom__hhead *hd)
 static int loom__h2_interim(loom_http_req_t *req, int status, const char *const *hdrs,
                             const loom__hscan *sc)
 {
-    if (status == 100) { /* one 100 per request, as over HTTP/1 */
+    if (status == 100) { /* one 100 per request, as on HTTP/1 */
         if (req->flags & LOOM__HR_CONT_SENT)
             return 0;
         req->flags |= LOOM__HR_CONT_SENT;

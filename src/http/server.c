@@ -33,6 +33,7 @@ static void loom__hsrv_sentinel_free(loom__handle *h)
     loom__hsrv_loop *sl = h->data;
     loom__slab_destroy(&sl->req_slab);
     free(sl->obuf);
+    free(sl->h2_frame);
     free(sl);
     free(h);
 }

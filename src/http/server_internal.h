@@ -195,6 +195,12 @@ typedef struct loom__hsrv_loop {
     char date[40];
     uint64_t date_next; /* loop ms at which to refresh it */
     loom__handle *sentinel;
+    /* HTTP/2 (h2_server.c): nghttp2's output frame buffer, one per loop
+     * and shared by the loop's connections (loom__h2_mem_malloc). */
+    void *h2_frame;
+    size_t h2_frame_len;
+    bool h2_making;  /* inside nghttp2_session_server_new3 */
+    bool h2_sending; /* a flush is using the frame buffer */
 } loom__hsrv_loop;
 
 typedef struct loom__hgroup loom__hgroup;

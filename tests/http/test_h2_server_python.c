@@ -155,9 +155,10 @@ int main(void)
     expect(events, "bad connection preface");
     expect(events, "http2 client 127.0.0.1:");
 
+    /* DATA on a closed stream: ignored (closed streams are not kept), the
+     * connection serves the next request. */
     peer(loop, "closed_stream", out, sizeof out);
-    expect(out, "status 200");
-    CHECK(strstr(out, "goaway 5") || strstr(out, "rst 5"));
+    expect(out, "status 200\nstatus 200 None\n");
 
     peer(loop, "window", out, sizeof out);
     expect(out, "goaway 3 eof");

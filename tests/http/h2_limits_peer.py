@@ -5,56 +5,20 @@ h2_limits_peer.py PORT SCENARIO [PATH]. Prints what the server did, one fact
 a line, for the C test to check; exits 0 unless the scenario is unknown.
 """
 import select
-import socket
 import struct
 import sys
 
-import hpack
-
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-DATA, HEADERS, RST, SETTINGS, GOAWAY, WINDOW = 0, 1, 3, 4, 7, 8
-END_STREAM, END_HEADERS, ACK = 1, 4, 1
+from h2_peer import (ACK, DATA, END_HEADERS, END_STREAM, GOAWAY, HEADERS, RST, SETTINGS,
+                     WINDOW, frame)
+from h2_peer import Peer as RawPeer
 
 
-def frame(ftype, flags, sid, payload=b""):
-    return (struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) +
-            struct.pack(">I", sid) + payload)
+class Peer(RawPeer):
+    """h2_peer.py's raw peer (frames, SETTINGS acks), started at once."""
 
-
-class Peer:
     def __init__(self, port):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=5)
-        self.buf = b""
-        self.enc = hpack.Encoder()
-        self.dec = hpack.Decoder()
-        self.send(PREFACE + frame(SETTINGS, 0, 0))
-
-    def send(self, b):
-        try:
-            self.s.sendall(b)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-
-    def recv_frame(self):
-        """The next frame (type, flags, sid, payload), or None at eof."""
-        while True:
-            if len(self.buf) >= 9:
-                n = int.from_bytes(self.buf[:3], "big")
-                if len(self.buf) >= 9 + n:
-                    t, fl = self.buf[3], self.buf[4]
-                    sid = struct.unpack(">I", self.buf[5:9])[0] & 0x7FFFFFFF
-                    p = self.buf[9:9 + n]
-                    self.buf = self.buf[9 + n:]
-                    if t == SETTINGS and not fl & ACK:
-                        self.send(frame(SETTINGS, ACK, 0))
-                    return t, fl, sid, p
-            try:
-                b = self.s.recv(65536)
-            except (ConnectionResetError, socket.timeout):
-                return None
-            if not b:
-                return None
-            self.buf += b
+        super().__init__(port)
+        self.start()
 
     def headers(self, sid, path, method="GET", end=True, extra=()):
         hb = self.enc.encode([(":method", method), (":scheme", "http"), (":path", path),

@@ -173,6 +173,15 @@ static inline int hs_run_child(loom_loop_t *loop, char *const argv[], const char
     return status;
 }
 
+/* Fails the test unless a child's output `out` contains `want` (and says which). */
+static inline void hs_expect_in(const char *out, const char *want)
+{
+    if (strstr(out, want) == NULL) {
+        fprintf(stderr, "expected \"%s\"\n", want);
+        CHECK(0);
+    }
+}
+
 /* In a forked child that does not exec: closes every inherited descriptor
  * above 2 except `keep` (the parent's listening socket above all, which
  * would otherwise keep accepting into the child's copy). */

@@ -107,6 +107,24 @@ def main():
         p.request(3, "/second")
         st, body, err = p.response(3)
         print("h2", st, body.decode(), err)
+    elif what == "after_h1":
+        # A plain HTTP/1.1 request, then the upgrade pipelined behind it
+        # with the preface: the first answer, then the 101, in order.
+        p.send(b"GET /first HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        p.upgrade("/second", preface=True)
+        p.answer()
+        p.answer()
+    elif what == "trickle":
+        # The request and the preface in pieces of 5 bytes.
+        real, out = p.send, []
+        p.send = out.append
+        p.upgrade("/trickle", preface=True)
+        p.send = real
+        data = b"".join(out)
+        for i in range(0, len(data), 5):
+            p.send(data[i : i + 5])
+            time.sleep(0.002)
+        p.answer()
     elif what == "waited":
         p.upgrade("/waited")
         p.answer(wait_preface=True)

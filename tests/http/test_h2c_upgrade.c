@@ -11,7 +11,8 @@
  * h2c in another case and the connection's fields left out of stream 1, a
  * close right after the 101 (on_close for the deferred request), a client
  * that never sends the preface (the header timeout, an event), stream 1's
- * answer streamed and deferred. Over TLS, Upgrade: h2c is ignored. */
+ * answer streamed and deferred, the upgrade pipelined behind a plain
+ * request, the request and preface in 5-byte pieces. Over TLS, Upgrade: h2c is ignored. */
 #include "../tls/tls_test_util.h"
 #include "test_http_server_util.h"
 
@@ -204,6 +205,11 @@ int main(void)
     peer(loop, srv, "pipelined", out, sizeof out);
     hs_expect_in(out, "101 h2c Upgrade\nh2 200 v=20 id=1 / q=a=1 host=localhost up=- None\n"
                       "h2 200 v=20 id=3 /second q= host=localhost up=- None\n");
+    peer(loop, srv, "after_h1", out, sizeof out);
+    hs_expect_in(out, "http/1.1 200 v=11 id=0 /first q= host=localhost up=-\n101 h2c Upgrade\n"
+                      "h2 200 v=20 id=1 /second q= host=localhost up=- None\n");
+    peer(loop, srv, "trickle", out, sizeof out);
+    hs_expect_in(out, "101 h2c Upgrade\nh2 200 v=20 id=1 /trickle q= host=localhost up=- None\n");
     peer(loop, srv, "waited", out, sizeof out);
     hs_expect_in(out, "101 h2c Upgrade\nh2 200 v=20 id=1 /waited");
     peer(loop, srv, "head", out, sizeof out);

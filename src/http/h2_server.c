@@ -7,8 +7,9 @@
  * A connection becomes HTTP/2 after ALPN "h2" (server.c, proto_accept),
  * when a plain connection opens with the preface and h2c is on
  * (server_h1.c), or after the 101 to an HTTP/1.1 request with "Upgrade:
- * h2c" (loom__h2_upgrade; that request is stream 1). From then on server_h1.c forwards the socket's
- * hooks here (state LOOM__HC_H2) and its one way out (loom__hconn_detach) calls loom__h2_free.
+ * h2c" (loom__h2_upgrade; that request is stream 1). From then on
+ * server_h1.c forwards the socket's hooks here (state LOOM__HC_H2) and its
+ * one way out (loom__hconn_detach) calls loom__h2_free.
  *
  * Input: the bytes of a read go to nghttp2_session_mem_recv; its callbacks
  * build the request of a stream (fields copied into the request's own

@@ -1111,8 +1111,12 @@ loom__h2conn *loom__h2_upgrade(loom_socket_t *s, const loom_http_request_t *rq,
     /* Applies the client's HTTP2-Settings (no ACK is sent for them) and
      * opens stream 1, half-closed (remote); HEAD tells nghttp2 that the
      * answer carries no body. */
-    if (nghttp2_session_upgrade2(c->ng, set, setlen, rq->method == LOOM_HTTP_METHOD_HEAD, st) != 0)
+    if (nghttp2_session_upgrade2(c->ng, set, setlen, rq->method == LOOM_HTTP_METHOD_HEAD, NULL) !=
+        0)
         goto fail_stream;
+    /* A server session does not keep upgrade2's stream_user_data (nghttp2
+     * 1.52 gives it to clients only): set it as on_begin_headers does. */
+    nghttp2_session_set_stream_user_data(c->ng, 1, st);
     loom__queue_insert_tail(&c->streams, &st->node);
     c->nstreams++;
     c->preface = true;

@@ -13,7 +13,7 @@ import struct
 import sys
 import time
 
-from h2_peer import PREFACE, SETTINGS, frame
+from h2_peer import PREFACE, RST, SETTINGS, frame
 from h2_peer import Peer as RawPeer
 
 
@@ -183,6 +183,16 @@ def main():
         t0 = time.time()
         print(p.until(lambda f: False) or "eof", "after %s" %
               ("<2s" if time.time() - t0 < 2 else ">2s"))
+    elif what == "rst_stream1":
+        # Stream 1 (kept by the application) reset by the client: it hears
+        # on_close, and the connection goes on with stream 3.
+        p.upgrade("/forever", preface=True)
+        status, _ = p.head()
+        print(status)
+        p.send(frame(RST, 0, 1, struct.pack(">I", 8)))
+        p.request(3, "/three")
+        st, body, err = p.response(3)
+        print("h2", st, body.decode(), err)
     elif what == "stream":
         p.upgrade("/stream", preface=True)
         p.answer()

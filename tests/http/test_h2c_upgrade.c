@@ -10,7 +10,8 @@
  * body, a WebSocket upgrade, h2c off, http2.no_upgrade), a token list with
  * h2c in another case and the connection's fields left out of stream 1, a
  * close right after the 101 (on_close for the deferred request), a client
- * that never sends the preface (the header timeout, an event), stream 1's
+ * that never sends the preface (the header timeout, an event), stream 1
+ * reset by the client (on_close, the connection goes on), stream 1's
  * answer streamed and deferred, the upgrade pipelined behind a plain
  * request, the request and preface in 5-byte pieces. Over TLS, Upgrade: h2c is ignored. */
 #include "../tls/tls_test_util.h"
@@ -68,6 +69,9 @@ static void on_request(loom_http_req_t *req, void *data)
         CHECK_OK(loom_http_response_start(req, 200, NULL));
         loom_http_req_set_data(req, (void *)(uintptr_t)STREAM_BYTES);
         on_drain(req, NULL);
+    } else if (strcmp(path, "/three") == 0) {
+        snprintf(b, sizeof b, "id=%u closed=%d", (unsigned)loom_http_req_stream_id(req), nclose);
+        hs_reply(req, b);
     } else if (strcmp(path, "/echo") == 0) {
         size_t bl;
         const char *body = loom_http_req_body(req, &bl);
@@ -244,6 +248,14 @@ int main(void)
     hs_expect_in(out, "101\n");
     for (int i = 0; i < 50 && nclose == c0; i++)
         hs_run_for(loop, 10);
+    CHECK_EQ(nclose - c0, 1);
+
+    /* Stream 1 reset by the client before its answer: on_close; the
+     * connection serves stream 3. */
+    c0 = nclose;
+    peer(loop, srv, "rst_stream1", out, sizeof out);
+    snprintf(want, sizeof want, "101\nh2 200 id=3 closed=%d None\n", c0 + 1);
+    hs_expect_in(out, want);
     CHECK_EQ(nclose - c0, 1);
 
     /* No preface after the 101: the header timeout (300 ms) ends it. */

@@ -13,7 +13,7 @@ import struct
 import sys
 import time
 
-from h2_peer import PREFACE, RST, SETTINGS, frame
+from h2_peer import GOAWAY, PREFACE, RST, SETTINGS, eof, frame, goaway_code
 from h2_peer import Peer as RawPeer
 
 
@@ -193,6 +193,17 @@ def main():
         p.request(3, "/three")
         st, body, err = p.response(3)
         print("h2", st, body.decode(), err)
+    elif what == "graceful":
+        # The server closes gracefully while stream 1 waits for its answer:
+        # GOAWAY names stream 1, its answer still comes, then the end.
+        p.upgrade("/close", preface=True)
+        status, _ = p.head()
+        print(status)
+        f = p.until(lambda f: f[0] == GOAWAY)
+        print(goaway_code(f), "last", struct.unpack(">I", f[3][:4])[0] & 0x7FFFFFFF)
+        st, body, err = p.response(1)
+        print("h2", st, body.decode(), err)
+        print(eof(p))
     elif what == "stream":
         p.upgrade("/stream", preface=True)
         p.answer()

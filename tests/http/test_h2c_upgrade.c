@@ -11,7 +11,8 @@
  * h2c in another case and the connection's fields left out of stream 1, a
  * close right after the 101 (on_close for the deferred request), a client
  * that never sends the preface (the header timeout, an event), stream 1
- * reset by the client (on_close, the connection goes on), stream 1's
+ * reset by the client (on_close, the connection goes on), a graceful close
+ * while stream 1 waits (GOAWAY naming it, its answer), stream 1's
  * answer streamed and deferred, the upgrade pipelined behind a plain
  * request, the request and preface in 5-byte pieces. Over TLS, Upgrade: h2c is ignored. */
 #include "../tls/tls_test_util.h"
@@ -69,6 +70,9 @@ static void on_request(loom_http_req_t *req, void *data)
         CHECK_OK(loom_http_response_start(req, 200, NULL));
         loom_http_req_set_data(req, (void *)(uintptr_t)STREAM_BYTES);
         on_drain(req, NULL);
+    } else if (strcmp(path, "/close") == 0) {
+        CHECK_OK(loom_http_server_close(srv, 0, hs_on_closed));
+        CHECK_OK(loom_delay(loom_http_req_loop(req), 100, later_cb, req, NULL));
     } else if (strcmp(path, "/three") == 0) {
         snprintf(b, sizeof b, "id=%u closed=%d", (unsigned)loom_http_req_stream_id(req), nclose);
         hs_reply(req, b);
@@ -277,9 +281,18 @@ int main(void)
     hs_expect_in(out, "http/1.1 200 v=11 id=0 /waited q= host=localhost up=h2c\n");
     hs_close_server(loop, off);
 
+    /* A graceful close while stream 1 waits for its answer: GOAWAY naming
+     * stream 1, the answer, the end, on_done. */
+    atomic_store(&hs_closed_done, 0);
+    peer(loop, srv, "graceful", out, sizeof out);
+    hs_expect_in(out, "101\ngoaway 0 last 1\nh2 200 late None\neof\n");
+    CHECK(hs_run_until(loop, &hs_closed_done, 5000));
+    srv = NULL;
+
 tls:
     CHECK_EQ(events[0], 0);
-    hs_close_server(loop, srv);
+    if (srv != NULL)
+        hs_close_server(loop, srv);
 
     /* Over TLS (h2c on too), Upgrade: h2c is ignored (RFC 7540 section
      * 3.3): HTTP/1.1 for a client that chose it by ALPN. */

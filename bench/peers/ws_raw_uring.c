@@ -22,8 +22,12 @@
  * of this bench never has two messages in flight: the lower bound.
  * --fixed registers every accepted socket in the ring's file table
  * (IOSQE_FIXED_FILE: no file reference taken per operation).
+ * --batch N --wait-us U waits for N completions or U microseconds, whichever
+ * first (instead of for the first completion): fewer wakeups for more
+ * latency, an experiment (no library can wait like this at low load).
  *
  * Usage: bench-ws-raw-uring --port P [--sq N] [--fixed] [--skip-cqe]
+ *                           [--batch N --wait-us U]
  */
 #include <liburing.h>
 #include <signal.h>
@@ -430,11 +434,14 @@ int main(int argc, char **argv)
     unsigned sq = (unsigned)bench_arg_long(argc, argv, "--sq", 16384);
     fixed = bench_flag(argc, argv, "--fixed");
     skip_cqe = bench_flag(argc, argv, "--skip-cqe");
+    unsigned batch = (unsigned)bench_arg_long(argc, argv, "--batch", 1);
+    long wait_us = bench_arg_long(argc, argv, "--wait-us", 0);
     signal(SIGPIPE, SIG_IGN);
     bench_raise_nofile();
     int lfd = bench_listen(port, 0, 0);
     if (port <= 0 || lfd < 0 || sq < 8) {
-        fprintf(stderr, "usage: bench-ws-raw-uring --port P [--sq N] [--fixed] [--skip-cqe]\n");
+        fprintf(stderr, "usage: bench-ws-raw-uring --port P [--sq N] [--fixed] [--skip-cqe] "
+                        "[--batch N --wait-us U]\n");
         return 2;
     }
     int r = setup(sq);
@@ -473,7 +480,14 @@ int main(int argc, char **argv)
     io_uring_prep_multishot_accept(s, lfd, NULL, NULL, SOCK_CLOEXEC);
     io_uring_sqe_set_data64(s, UD(lfd, UD_ACCEPT));
     for (;;) {
-        r = io_uring_submit_and_wait(&ring, 1);
+        if (batch > 1 && wait_us > 0) {
+            struct __kernel_timespec ts = {.tv_sec = wait_us / 1000000,
+                                           .tv_nsec = (wait_us % 1000000) * 1000};
+            struct io_uring_cqe *first;
+            r = io_uring_submit_and_wait_timeout(&ring, &first, batch, &ts, NULL);
+        } else {
+            r = io_uring_submit_and_wait(&ring, 1);
+        }
         if (r < 0 && r != -EINTR && r != -ETIME && r != -EAGAIN && r != -EBUSY) {
             fprintf(stderr, "ws-raw-uring: io_uring_enter: %s\n", strerror(-r));
             return 1;

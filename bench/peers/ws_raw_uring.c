@@ -60,7 +60,7 @@ static int subs[MAX_FDS], nsubs;
 static int dirty[MAX_FDS], ndirty;
 static struct io_uring ring;
 static struct io_uring_buf_ring *br;
-static uint8_t *bufs;
+static uint8_t bufs[(size_t)NBUFS * BUFSZ]; /* the provided receive buffers */
 static int bmask;
 static bool fixed, skip_cqe;
 static uint8_t bframe[14 + 1024]; /* the broadcast frame, shared by every send */
@@ -459,8 +459,7 @@ int main(int argc, char **argv)
         return 1;
     }
     void *brmem = NULL;
-    bufs = malloc((size_t)NBUFS * BUFSZ);
-    if (posix_memalign(&brmem, 4096, NBUFS * sizeof(struct io_uring_buf)) != 0 || !bufs) {
+    if (posix_memalign(&brmem, 4096, NBUFS * sizeof(struct io_uring_buf)) != 0) {
         fprintf(stderr, "ws-raw-uring: out of memory\n");
         return 1;
     }

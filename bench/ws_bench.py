@@ -17,7 +17,11 @@ Servers: loom (bench-ws-loom: loom-ws-echo's echo plus the bench protocol's
 subscribe/broadcast on loom's topics; loom-ws-echo itself when that is not
 built, for the echo workloads only), libwebsockets (bench-ws-lws), node ws
 (bench/peers/ws_node.js; `npm install ws` into <build>/bench/ws-node on first
-use) and the raw epoll limit probe (bench-ws-raw, no compression).
+use), the raw epoll limit probe (bench-ws-raw, no compression) and the io_uring
+limit probes (bench-ws-raw-uring: multishot recv, sends as SQEs batched into the
+io_uring_enter that waits; once as a library would use it, once with registered
+files and no completion for a successful send, the lower bound). loom runs
+twice: on its default backend and with LOOM_BACKEND=io_uring.
 """
 import os
 import shutil
@@ -72,6 +76,10 @@ def servers(h, ctx):
     echo = ctx.loom("loom-ws-echo")
     if loom:
         out.append(("loom", "loom", lambda port: [loom, "--port", str(port)], {}, None, True))
+        # The same program on loom's io_uring backend (a kernel without
+        # io_uring runs it on epoll: the row then repeats the first).
+        out.append(("loom (io_uring)", "loom", lambda port: [loom, "--port", str(port)],
+                    {"LOOM_BACKEND": "io_uring"}, None, True))
     elif echo:
         out.append(("loom (loom-ws-echo)", "loom",
                     lambda port: [echo, "--port", str(port)] + h.loopback_args(echo), {}, None,
@@ -91,6 +99,14 @@ def servers(h, ctx):
     raw = ctx.tool("bench-ws-raw")
     out.append(("raw epoll", "probe", (lambda port: [raw, "--port", str(port)]) if raw else None,
                 {}, None if raw else "bench-ws-raw not built", True))
+    # probe_uring: the best case of an io_uring design (bench/peers/ws_raw_uring.c).
+    # Its "of probe" column is against the epoll probe, the first probe row.
+    ur = ctx.tool("bench-ws-raw-uring")
+    for label, extra in (("raw io_uring", []), ("raw io_uring, fixed files, no send CQE",
+                                                 ["--fixed", "--skip-cqe"])):
+        out.append((label, "probe",
+                    (lambda port, e=extra: [ur, "--port", str(port)] + e) if ur else None, {},
+                    None if ur else "bench-ws-raw-uring not built (liburing missing?)", True))
     return out
 
 

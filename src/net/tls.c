@@ -42,27 +42,49 @@
 
 #define TLS_REC  16384         /* the most plaintext in one record */
 #define TLS_BUF  (2 * TLS_REC) /* per loop: [delivery][gather] */
-#define TLS_NAME 256
+#define TLS_NAME 255           /* the longest name a client sends (SNI's limit) */
 
-/* Per-connection state; the socket's transport bytes hold a pointer to it. */
+/* What only the handshake needs: freed when it is done (tls_up), so that an
+ * idle connection keeps neither the deadline's timer nor these pointers. */
+typedef struct tls_hs {
+    loom_timer_t *timer;
+    loom__bytes *held;        /* plaintext written before the handshake ended */
+    loom_socket_cb on_secure; /* STARTTLS */
+} tls_hs;
+
+/* The peer's address, for messages: recorded when the connection is up
+ * (attach), because getpeername() fails once the peer has reset the
+ * connection, and formatted only when a message is made. */
+typedef struct tls_addr {
+    uint16_t port;
+    uint8_t family; /* AF_INET, AF_INET6; 0: not recorded (a Unix socket) */
+    uint8_t ip[16];
+} tls_addr;
+
+/* Per-connection state; the socket's transport bytes hold a pointer to it.
+ * Only what every connection needs is inline: the server name, the SNI and
+ * the peer's subject are OpenSSL's (SSL_get_servername(), the peer
+ * certificate), read when asked for; a client's name is its session key. */
 typedef struct loom__tls {
     loom_socket_t *s;
     loom_tls_ctx_t *ctx; /* a reference */
     SSL *ssl;
-    BIO_METHOD *meth;
     const char *in_ptr; /* the read being fed to OpenSSL */
     size_t in_len;
-    loom__bytes *in;   /* ciphertext kept past a read */
-    loom__bytes *held; /* plaintext written before the handshake ended */
-    loom_timer_t *timer;
-    loom_socket_cb on_secure; /* STARTTLS */
-    char *sess_key;           /* client: "name:port" */
-    char name[TLS_NAME];      /* client: the server's name; server: the SNI */
-    char peer_subject[256];
-    char peer[TLS_NAME + 16]; /* for messages, fixed at attach (tls_peer) */
-    int depth;                /* calls of ours in progress (free waits for them) */
-    uint8_t up, eof, notify, eof_done, shut, doomed, starttls, client;
+    loom__bytes *in; /* ciphertext kept past a read */
+    tls_hs *hs;      /* until the handshake is done */
+    char *sess_key;  /* client: "name:port" (the resumption key, and the peer in messages) */
+    tls_addr peer;   /* server, or a client without a name */
+    uint16_t depth;  /* calls of ours in progress (free waits for them) */
+    unsigned up : 1, eof : 1, notify : 1, eof_done : 1, shut : 1, doomed : 1, starttls : 1;
+    unsigned client : 1;
+    unsigned named : 1; /* a client with a server name: sess_key names the peer */
 } loom__tls;
+
+/* Every TLS connection carries this (with OpenSSL's own, about 13 KB): it
+ * was 887 bytes with fixed name buffers; keep it within 88 on LP64. */
+_Static_assert(sizeof(loom__tls) <= 88 || sizeof(void *) != 8,
+               "loom__tls grew: keep per-connection TLS state small");
 
 static inline loom__tls **tls_slot(loom_socket_t *s)
 {
@@ -173,14 +195,19 @@ static loom__tls *tls_new(loom_socket_t *s, loom_tls_ctx_t *ctx)
     if (tls_bio_method == NULL)
         return NULL;
     loom__tls *t = calloc(1, sizeof *t);
-    if (t == NULL)
+    tls_hs *hs = t ? calloc(1, sizeof *hs) : NULL;
+    if (hs == NULL) {
+        free(t);
         return NULL;
+    }
     t->s = s;
+    t->hs = hs;
     t->ssl = SSL_new(loom__tls_ctx_ssl(ctx));
     BIO *bio = t->ssl ? BIO_new(tls_bio_method) : NULL;
-    if (bio == NULL || loom__net_timer_new(s->h.loop, &t->timer, tls_timer_cb, t) < 0) {
+    if (bio == NULL || loom__net_timer_new(s->h.loop, &hs->timer, tls_timer_cb, t) < 0) {
         BIO_free(bio);
         SSL_free(t->ssl);
+        free(hs);
         free(t);
         ERR_clear_error();
         return NULL;
@@ -194,12 +221,23 @@ static loom__tls *tls_new(loom_socket_t *s, loom_tls_ctx_t *ctx)
     return t;
 }
 
+/* The handshake's state goes: its timer is closed, its held bytes freed. */
+static void tls_hs_free(loom__tls *t)
+{
+    tls_hs *hs = t->hs;
+    if (hs == NULL)
+        return;
+    t->hs = NULL;
+    loom_timer_close(hs->timer);
+    loom__bytes_free(&hs->held);
+    free(hs);
+}
+
 static void tls_destroy(loom__tls *t)
 {
-    loom_timer_close(t->timer);
+    tls_hs_free(t);
     SSL_free(t->ssl);
     loom__bytes_free(&t->in);
-    loom__bytes_free(&t->held);
     free(t->sess_key);
     loom_tls_ctx_free(t->ctx);
     free(t);
@@ -224,24 +262,48 @@ static inline bool tls_leave(loom__tls *t)
 
 /* --- Messages and failure ------------------------------------------------------------- */
 
-/* "name:port" for a client, "address:port" of the peer for a server: looked
- * up once, when the connection is up (attach), because the address may be
- * gone by the time the peer's end is reported (getpeername() fails on a
- * connection the peer already closed). */
-static void tls_peer(loom__tls *t, char *buf, size_t len)
+/* Records the peer's address for messages (attach: while it is there). */
+static void tls_peer_record(loom__tls *t)
 {
-    if (t->peer[0] == 0) {
-        char addr[64] = "?";
-        int port = 0;
-        loom_socket_peer_name(t->s, addr, sizeof addr, &port);
-        if (t->client && t->name[0])
-            snprintf(t->peer, sizeof t->peer, "%s:%d", t->name, port);
-        else if (strchr(addr, ':'))
-            snprintf(t->peer, sizeof t->peer, "[%s]:%d", addr, port);
-        else
-            snprintf(t->peer, sizeof t->peer, "%s:%d", addr, port);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (t->named || loom_socket_peer_addr(t->s, (struct sockaddr *)&ss, &sl) < 0)
+        return;
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+        memcpy(t->peer.ip, &in->sin_addr, 4);
+        t->peer.port = ntohs(in->sin_port);
+        t->peer.family = AF_INET;
+    } else if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+        memcpy(t->peer.ip, &in6->sin6_addr, 16);
+        t->peer.port = ntohs(in6->sin6_port);
+        t->peer.family = AF_INET6;
     }
-    snprintf(buf, len, "%s", t->peer);
+}
+
+/* The peer for messages: "name:port" for a client that named its server (as
+ * it asked for it), else the address recorded at attach ("1.2.3.4:443",
+ * "[::1]:443"); "" when there is none (a Unix socket: the socket layer then
+ * asks the kernel). Formatted here, when a message is made. */
+static void tls_peer(const loom__tls *t, char *buf, size_t len)
+{
+    char ip[INET6_ADDRSTRLEN];
+    buf[0] = '\0';
+    if (t->named && t->sess_key)
+        snprintf(buf, len, "%s", t->sess_key);
+    else if (t->peer.family && inet_ntop(t->peer.family, t->peer.ip, ip, sizeof ip))
+        snprintf(buf, len, t->peer.family == AF_INET6 ? "[%s]:%d" : "%s:%d", ip, t->peer.port);
+}
+
+/* tls_peer() for a message of ours: never empty. */
+static void tls_peer_msg(const loom__tls *t, char *buf, size_t len)
+{
+    tls_peer(t, buf, len);
+    if (buf[0] == '\0')
+        loom__socket_peer_name(t->s, buf, len); /* a Unix socket's path, if any */
+    if (buf[0] == '\0')
+        snprintf(buf, len, "?");
 }
 
 /* The session failed (`what`: "handshake" or "connection"): one event
@@ -249,7 +311,7 @@ static void tls_peer(loom__tls *t, char *buf, size_t len)
 static void tls_fail(loom__tls *t, const char *what)
 {
     char peer[TLS_NAME + 16], why[256], msg[600];
-    tls_peer(t, peer, sizeof peer);
+    tls_peer_msg(t, peer, sizeof peer);
     long v = SSL_get_verify_result(t->ssl);
     unsigned long e = ERR_peek_last_error();
     int code = LOOM_ETLS;
@@ -279,7 +341,7 @@ static void tls_timer_cb(loom_timer_t *timer, void *data)
     if (t->up || loom__socket_closing(t->s))
         return;
     char peer[TLS_NAME + 16], msg[400];
-    tls_peer(t, peer, sizeof peer);
+    tls_peer_msg(t, peer, sizeof peer);
     snprintf(msg, sizeof msg, "tls handshake with %s timed out after %u ms", peer,
              (unsigned)loom__tls_ctx_hs_ms(t->ctx));
     loom__socket_fail_msg(t->s, LOOM_ETIMEDOUT, msg);
@@ -347,29 +409,25 @@ static void tls_up(loom__tls *t)
 {
     loom_socket_t *s = t->s;
     t->up = 1;
-    loom_timer_stop(t->timer);
-    X509 *peer = SSL_get0_peer_certificate(t->ssl);
-    if (peer)
-        X509_NAME_oneline(X509_get_subject_name(peer), t->peer_subject, sizeof t->peer_subject);
-    if (!t->client) {
-        const char *sni = SSL_get_servername(t->ssl, TLSEXT_NAMETYPE_host_name);
-        if (sni)
-            snprintf(t->name, sizeof t->name, "%s", sni);
-    }
-    size_t n = loom__bytes_size(t->held);
+    loom_socket_cb on_secure = t->hs->on_secure;
+    loom__bytes *held = t->hs->held;
+    t->hs->held = NULL;
+    tls_hs_free(t);
+    size_t n = loom__bytes_size(held);
     if (n) {
-        struct iovec iov = {.iov_base = loom__bytes_data(t->held), .iov_len = n};
+        struct iovec iov = {.iov_base = loom__bytes_data(held), .iov_len = n};
         int r = tls_encrypt(t, &iov, 1, n);
-        loom__bytes_free(&t->held);
+        loom__bytes_free(&held);
         if (r < 0) {
             loom__socket_fail(s, r);
             return;
         }
     }
+    loom__bytes_free(&held);
     loom__socket_update_io(s); /* the handshake's read and write needs end */
     if (t->starttls) {
-        if (t->on_secure) {
-            loom__socket_call(s, t->on_secure);
+        if (on_secure) {
+            loom__socket_call(s, on_secure);
             if (loom__socket_dead(s))
                 return;
         }
@@ -416,7 +474,7 @@ static void tls_end(loom__tls *t)
         return;
     }
     char peer[TLS_NAME + 16], msg[400];
-    tls_peer(t, peer, sizeof peer);
+    tls_peer_msg(t, peer, sizeof peer);
     snprintf(msg, sizeof msg, "tls connection with %s closed without close_notify (truncated)",
              peer);
     loom__socket_fail_msg(t->s, LOOM_ETRUNCATED, msg);
@@ -480,7 +538,7 @@ static void tls_read(loom_socket_t *s, char *buf, size_t n)
     if (buf == NULL) {
         if (!t->up) {
             char peer[TLS_NAME + 16], msg[400];
-            tls_peer(t, peer, sizeof peer);
+            tls_peer_msg(t, peer, sizeof peer);
             snprintf(msg, sizeof msg, "tls handshake with %s failed: connection closed by the peer",
                      peer);
             loom__socket_fail_msg(s, LOOM_ETLS, msg);
@@ -536,9 +594,9 @@ static int tls_write(loom_socket_t *s, const struct iovec *iov, int n, loom_rele
         r = LOOM_ESTATE; /* a server socket before its accept: cannot happen */
     } else if (!t->up) {
         /* Held until the handshake is done (tls_up). */
-        r = loom__bytes_reserve(&t->held, total);
+        r = loom__bytes_reserve(&t->hs->held, total);
         for (int i = 0; r == 0 && i < n; i++)
-            (void)loom__bytes_append(&t->held, iov[i].iov_base, iov[i].iov_len);
+            (void)loom__bytes_append(&t->hs->held, iov[i].iov_base, iov[i].iov_len);
     } else if (t->shut) {
         r = LOOM_ESTATE;
     } else {
@@ -593,9 +651,8 @@ static int tls_attach(loom_socket_t *s)
             return LOOM_ENOMEM;
         SSL_set_accept_state(t->ssl);
     }
-    loom_timer_start(t->timer, loom__tls_ctx_hs_ms(t->ctx), 0);
-    char peer[sizeof t->peer];
-    tls_peer(t, peer, sizeof peer); /* while the address is there */
+    loom_timer_start(t->hs->timer, loom__tls_ctx_hs_ms(t->ctx), 0);
+    tls_peer_record(t); /* while the address is there */
     tls_enter(t);
     if (t->client)
         (void)tls_handshake(t); /* its hello (a server waits for the client's) */
@@ -671,30 +728,37 @@ static int tls_client_alpn(loom__tls *t)
     return SSL_set_alpn_protos(t->ssl, offer, (unsigned)offer_len) == 0 ? 0 : LOOM_ENOMEM;
 }
 
+/* A client's name (truncated to TLS_NAME bytes) is sent (SNI, unless an
+ * address literal) and verified; it is kept once, as the session key
+ * "name:port", which also names the peer in messages. */
 static int tls_client_init(loom__tls *t, const char *name, int port)
 {
     t->client = 1;
-    snprintf(t->name, sizeof t->name, "%s", name ? name : "");
+    name = name ? name : "";
+    size_t n = strnlen(name, TLS_NAME), klen = n + 16;
+    char *key = malloc(klen);
+    if (key == NULL)
+        return LOOM_ENOMEM;
+    memcpy(key, name, n);
+    key[n] = '\0';
+    t->sess_key = key; /* the name alone until the port is added below */
+    t->named = n > 0;
     SSL_set_connect_state(t->ssl);
     unsigned char ip[16];
-    bool literal = inet_pton(AF_INET, t->name, ip) == 1 || inet_pton(AF_INET6, t->name, ip) == 1;
+    bool literal = inet_pton(AF_INET, key, ip) == 1 || inet_pton(AF_INET6, key, ip) == 1;
     if (SSL_get_verify_mode(t->ssl) & SSL_VERIFY_PEER) {
         SSL_set_hostflags(t->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-        int ok = literal ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), t->name)
-                         : SSL_set1_host(t->ssl, t->name);
+        int ok = literal ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), key)
+                         : SSL_set1_host(t->ssl, key);
         if (ok != 1)
             return LOOM_EINVAL;
     }
-    if (!literal && t->name[0] && SSL_set_tlsext_host_name(t->ssl, t->name) != 1)
+    if (!literal && n && SSL_set_tlsext_host_name(t->ssl, key) != 1)
         return LOOM_EINVAL;
     int r = tls_client_alpn(t);
     if (r < 0)
         return r;
-    size_t klen = strlen(t->name) + 16;
-    t->sess_key = malloc(klen);
-    if (t->sess_key == NULL)
-        return LOOM_ENOMEM;
-    snprintf(t->sess_key, klen, "%s:%d", t->name, port);
+    snprintf(key + n, klen - n, ":%d", port);
     SSL_SESSION *sess = loom__tls_ctx_session(t->ctx, t->sess_key);
     if (sess) {
         SSL_set_session(t->ssl, sess);
@@ -745,17 +809,17 @@ int loom_socket_tls_info(const loom_socket_t *sock, loom_tls_info *info)
         info->alpn = (const char *)a;
         info->alpn_len = alen;
     }
-    info->sni = t->name[0] ? t->name : NULL;
-    if (t->client) {
-        unsigned char ip[16];
-        if (inet_pton(AF_INET, t->name, ip) == 1 || inet_pton(AF_INET6, t->name, ip) == 1)
-            info->sni = NULL; /* an address: no SNI was sent */
-    }
+    /* The name the client sent (a client sends none for an address), kept
+     * by OpenSSL for the connection's life. */
+    info->sni = SSL_get_servername(t->ssl, TLSEXT_NAMETYPE_host_name);
     info->resumed = SSL_session_reused(t->ssl) == 1;
     info->peer_verified = SSL_get0_peer_certificate(t->ssl) != NULL &&
                           (SSL_get_verify_mode(t->ssl) & SSL_VERIFY_PEER) &&
                           SSL_get_verify_result(t->ssl) == X509_V_OK;
-    snprintf(info->peer_subject, sizeof info->peer_subject, "%s", t->peer_subject);
+    X509 *peer = SSL_get0_peer_certificate(t->ssl);
+    if (peer)
+        X509_NAME_oneline(X509_get_subject_name(peer), info->peer_subject,
+                          sizeof info->peer_subject);
     return 0;
 }
 
@@ -806,7 +870,7 @@ int loom_socket_starttls(loom_socket_t *s, loom_tls_ctx_t *ctx, const loom_tls_s
         return r;
     }
     t->starttls = 1;
-    t->on_secure = opts ? opts->on_secure : NULL;
+    t->hs->on_secure = opts ? opts->on_secure : NULL;
     loom__class_unref(old);
     loom__socket_update_io(s);
     (void)tls_attach(s);

@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "http/h2_mem.h"
+#include "net/net_internal.h"
 
 #define LOOM__H2MEM_SLOTS      256u /* slots per chunk */
 #define LOOM__H2MEM_CHUNK      ((size_t)LOOM__H2MEM_SLOTS * LOOM__H2SLOT_SIZE)
@@ -136,11 +137,11 @@ static loom__h2arena *loom__h2arena_new(loom_loop_t *loop)
     loom__h2arena *a = calloc(1, sizeof *a);
     if (a == NULL)
         return NULL;
-    if (loom_timer_new(loop, &a->sweep, loom__h2mem_sweep, a) < 0) {
+    /* loom's own timer: not a live object, and it keeps no loop alive. */
+    if (loom__net_timer_new(loop, &a->sweep, loom__h2mem_sweep, a) < 0) {
         free(a);
         return NULL;
     }
-    loom_timer_unref(a->sweep);
     a->loop = loop;
     loom__queue_init(&a->active);
     loom__queue_init(&a->idle);
@@ -308,8 +309,10 @@ void loom__h2arena_get_stats(loom__h2arena *a, loom__h2arena_stats *st)
         st->active++;
     for (q = a->free_dirty.next; q != &a->free_dirty; q = q->next)
         st->free++;
-    for (q = a->free_clean.next; q != &a->free_clean; q = q->next)
+    for (q = a->free_clean.next; q != &a->free_clean; q = q->next) {
         st->free++;
+        st->free_clean++;
+    }
     for (q = a->idle.next; q != &a->idle; q = q->next) {
         loom__h2slot *s = LOOM__CONTAINER_OF(q, loom__h2slot, node);
         if (s->state == LOOM__H2S_RECLAIMED)

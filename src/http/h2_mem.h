@@ -64,12 +64,13 @@ void loom__h2arena_destroy(loom__h2arena *a);
  * given back, and how many of the used slots' pages are resident
  * (mincore). */
 typedef struct loom__h2arena_stats {
-    size_t used;      /* slots held by sessions */
-    size_t active;    /* used, looked at by the next sweeps */
-    size_t reclaimed; /* used, all zero and given back */
-    size_t held;      /* used, not zero when last looked at (open streams) */
-    size_t free;      /* slots on the free lists */
-    size_t resident;  /* used slots whose page is resident */
+    size_t used;       /* slots held by sessions */
+    size_t active;     /* used, looked at by the next sweeps */
+    size_t reclaimed;  /* used, all zero and given back */
+    size_t held;       /* used, not zero when last looked at (open streams) */
+    size_t free;       /* slots on the free lists */
+    size_t free_clean; /* of which given back (known zero) */
+    size_t resident;   /* used slots whose page is resident */
     uint64_t reclaims;
 } loom__h2arena_stats;
 

@@ -49,6 +49,8 @@ enum {
     LOOM__H2S_DIRTY = 4,     /* on free_dirty: freed, maybe not zero */
 };
 
+_Static_assert(LOOM__H2S_ACTIVE == 1, "loom__h2arena_touch (h2_mem.h) tests the state inline");
+
 typedef struct loom__h2chunk {
     char *base;
     loom__h2slot s[LOOM__H2MEM_SLOTS];

@@ -8,7 +8,8 @@
  * With --tls-cert and --tls-key (PEM: the chain, leaf first, and its key) it
  * serves HTTPS on the same port option, HTTP/2 or HTTP/1.1 as ALPN decides
  * (h2 preferred). With --h2c a plain server also takes HTTP/2 with prior
- * knowledge (a connection that opens with the HTTP/2 preface).
+ * knowledge (a connection that opens with the HTTP/2 preface) and by
+ * "Upgrade: h2c" (curl --http2 http://..., nghttp -u).
  * --idle-timeout sets the keep-alive idle timeout (default: the server's,
  * 60 s); the idle-memory benchmarks hold their connections longer than that.
  *
@@ -174,7 +175,7 @@ int main(int argc, char **argv)
     fprintf(stderr, "loom-hello: listening on port %d (%s, %u thread%s, %s)\n",
             loom_http_server_port(app.srv),
             tls   ? "https, h2 and http/1.1"
-            : h2c ? "http, h2c prior knowledge and http/1.1"
+            : h2c ? "http, h2c (prior knowledge or Upgrade) and http/1.1"
                   : "http",
             threads ? threads : 1, threads > 1 ? "s" : "", loom_loop_backend(loop));
     r = loom_run(loop, LOOM_RUN_DEFAULT);

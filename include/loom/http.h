@@ -137,10 +137,16 @@ typedef struct loom_http2_opts {
     /* An HTTPS server offers "h2" by ALPN (before "http/1.1") unless this
      * is set; a TLS context with its own ALPN list decides instead. */
     bool disable;
-    /* h2c with prior knowledge: a plain-TCP connection that opens with
-     * the HTTP/2 connection preface ("PRI * HTTP/2.0...") is served as
-     * HTTP/2. Off by default. */
+    /* h2c on a plain-TCP server (never over TLS), off by default. Both
+     * ways a client asks for it are taken: prior knowledge (a connection
+     * that opens with the HTTP/2 preface, "PRI * HTTP/2.0...", is served as
+     * HTTP/2) and "Upgrade: h2c" (a body-less HTTP/1.1 request with a valid
+     * HTTP2-Settings gets 101 and is served as stream 1 of the HTTP/2
+     * connection; any other is answered on HTTP/1.1). See docs/HTTP2.md. */
     bool h2c;
+    /* With h2c: ignore "Upgrade: h2c" (prior knowledge only; RFC 9113
+     * deprecates the upgrade). */
+    bool no_upgrade;
     /* SETTINGS_MAX_CONCURRENT_STREAMS. 0: 100. */
     uint32_t max_concurrent_streams;
     /* SETTINGS_INITIAL_WINDOW_SIZE: request body bytes a stream may send

@@ -4,11 +4,12 @@
  * neutral request core (server.c, server_resp.c) answer a stream exactly
  * as it answers an HTTP/1 request.
  *
- * A connection becomes HTTP/2 after ALPN "h2" (server.c, proto_accept) or
+ * A connection becomes HTTP/2 after ALPN "h2" (server.c, proto_accept),
  * when a plain connection opens with the preface and h2c is on
- * (server_h1.c). From then on server_h1.c forwards the socket's hooks here
- * (state LOOM__HC_H2) and its one way out (loom__hconn_detach) calls
- * loom__h2_free.
+ * (server_h1.c), or after the 101 to an HTTP/1.1 request with "Upgrade:
+ * h2c" (loom__h2_upgrade; that request is stream 1). From then on
+ * server_h1.c forwards the socket's hooks here (state LOOM__HC_H2) and its
+ * one way out (loom__hconn_detach) calls loom__h2_free.
  *
  * Input: the bytes of a read go to nghttp2_session_mem_recv; its callbacks
  * build the request of a stream (fields copied into the request's own
@@ -92,6 +93,7 @@ struct loom__h2conn {
     bool goaway;           /* graceful close: GOAWAY sent */
     bool settings;         /* our SETTINGS not acknowledged yet */
     bool reported;         /* an error event was sent for this connection */
+    bool preface;          /* Upgrade: h2c: the client's connection preface is still due */
     loom_timer_t *stall_t; /* zero-window stalls (loom__h2_check_stall), made on first use */
     loom__h2slot *slot;    /* the page slot of nghttp2's stream map (h2_mem.c), or NULL */
     uint32_t resets;       /* rapid reset: tokens left (see loom__h2_on_reset) */
@@ -482,6 +484,30 @@ static void loom__h2s_begin(loom__h2stream *st, bool end_stream)
 
 /* --- nghttp2 callbacks ---------------------------------------------------------- */
 
+/* Appends a field to the stream's record of fields being received (see
+ * loom__h2stream.hb); `lower`: the name is lowercased on the way. Returns 0
+ * or LOOM_ENOMEM. */
+static int loom__h2s_field(loom__h2stream *st, const char *name, size_t nl, const char *value,
+                           size_t vl, bool lower)
+{
+    if (loom__grow(&st->hb, &st->hcap, st->hlen + 8 + nl + vl + 2) < 0)
+        return LOOM_ENOMEM;
+    uint32_t n32 = (uint32_t)nl, v32 = (uint32_t)vl;
+    char *o = st->hb + st->hlen;
+    memcpy(o, &n32, 4);
+    memcpy(o + 4, &v32, 4);
+    memcpy(o + 8, name, nl);
+    for (size_t i = 0; lower && i < nl; i++)
+        if (o[8 + i] >= 'A' && o[8 + i] <= 'Z')
+            o[8 + i] = (char)(o[8 + i] + 32);
+    o[8 + nl] = '\0';
+    memcpy(o + 9 + nl, value, vl);
+    o[9 + nl + vl] = '\0';
+    st->hlen += 8 + nl + vl + 2;
+    st->nh++;
+    return 0;
+}
+
 static int loom__h2_on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
 {
     loom__h2conn *c = ud;
@@ -520,18 +546,8 @@ static int loom__h2_on_header(nghttp2_session *ng, const nghttp2_frame *f, const
         st->flags |= LOOM__H2S_TOOBIG;
         return 0;
     }
-    if (loom__grow(&st->hb, &st->hcap, st->hlen + 8 + nl + vl + 2) < 0)
+    if (loom__h2s_field(st, (const char *)name, nl, (const char *)value, vl, false) < 0)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    uint32_t n32 = (uint32_t)nl, v32 = (uint32_t)vl;
-    char *o = st->hb + st->hlen;
-    memcpy(o, &n32, 4);
-    memcpy(o + 4, &v32, 4);
-    memcpy(o + 8, name, nl);
-    o[8 + nl] = '\0';
-    memcpy(o + 9 + nl, value, vl);
-    o[9 + nl + vl] = '\0';
-    st->hlen += 8 + nl + vl + 2;
-    st->nh++;
     return 0;
 }
 
@@ -564,6 +580,7 @@ static int loom__h2_on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, v
     loom__h2conn *c = ud;
     if (c->dead)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
+    c->preface = false; /* a frame came: the preface (magic and SETTINGS) did */
     if (f->hd.type == NGHTTP2_SETTINGS && (f->hd.flags & NGHTTP2_FLAG_ACK)) {
         c->settings = false;
         return 0;
@@ -893,7 +910,9 @@ static void loom__h2_settle(loom__h2conn *c)
      * above high water; an idle connection has the idle timeout, one that
      * has not acknowledged our SETTINGS the header timeout. */
     unsigned g = 0;
-    if (c->nstreams == 0)
+    if (c->preface)
+        g = srv->g_head ? srv->g_head : srv->g_idle; /* after a 101, whatever stream 1 does */
+    else if (c->nstreams == 0)
         g = c->settings && srv->g_head ? srv->g_head : srv->g_idle;
     else if (loom__h2_body_due(c))
         g = srv->g_body; /* a request body is awaited: the body timeout */
@@ -991,7 +1010,9 @@ static void loom__h2_flush(loom__h2conn *c)
     loom__h2_settle(c);
 }
 
-loom__h2conn *loom__h2_new(loom_socket_t *s)
+/* Makes the connection state and its session, with the server's SETTINGS
+ * submitted; nothing is sent or scheduled yet. */
+static loom__h2conn *loom__h2_make(loom_socket_t *s)
 {
     loom_http_server_t *srv = s->h.data;
     const loom_http2_opts *o = &srv->o.http2;
@@ -1073,9 +1094,79 @@ loom__h2conn *loom__h2_new(loom_socket_t *s)
     nghttp2_session_set_local_window_size(c->ng, NGHTTP2_FLAG_NONE, 0,
                                           cw > INT32_MAX ? INT32_MAX : (int32_t)cw);
     c->settings = true;
+    return c;
+}
+
+loom__h2conn *loom__h2_new(loom_socket_t *s)
+{
+    loom__h2conn *c = loom__h2_make(s);
+    if (c == NULL)
+        return NULL;
     loom__h2_schedule(c);
     loom__h2_settle(c);
     return c;
+}
+
+loom__h2conn *loom__h2_upgrade(loom_socket_t *s, const loom_http_request_t *rq,
+                               const loom_http_header_t *h, size_t nh, const uint8_t *set,
+                               size_t setlen)
+{
+    loom__h2conn *c = loom__h2_make(s);
+    if (c == NULL)
+        return NULL;
+    loom__h2stream *st = calloc(1, sizeof *st);
+    if (st == NULL)
+        goto fail_conn;
+    st->conn = c;
+    st->id = 1;
+    st->flags = LOOM__H2S_IN_END; /* half-closed (remote): the request is whole */
+    /* Stream 1's fields, as if they had come in its HEADERS: the pseudo
+     * fields, then the request's own (names lowercased), without the
+     * HTTP/1 connection's (RFC 9113 section 8.2.2). Host stays Host. */
+    if (loom__h2s_field(st, ":method", 7, rq->method_str, rq->method_len, false) < 0 ||
+        loom__h2s_field(st, ":path", 5, rq->target, rq->target_len, false) < 0)
+        goto fail_stream;
+    for (size_t i = 0; i < nh; i++) {
+        if (loom__h2c_hop_field(h, nh, &h[i]))
+            continue;
+        if (loom__h2s_field(st, h[i].name, h[i].name_len, h[i].value, h[i].value_len, true) < 0)
+            goto fail_stream;
+    }
+    /* Applies the client's HTTP2-Settings (no ACK is sent for them) and
+     * opens stream 1, half-closed (remote); HEAD tells nghttp2 that the
+     * answer carries no body. */
+    if (nghttp2_session_upgrade2(c->ng, set, setlen, rq->method == LOOM_HTTP_METHOD_HEAD, NULL) !=
+        0)
+        goto fail_stream;
+    /* A server session does not keep upgrade2's stream_user_data (nghttp2
+     * 1.52 gives it to clients only): set it as on_begin_headers does. */
+    nghttp2_session_set_stream_user_data(c->ng, 1, st);
+    loom__queue_insert_tail(&c->streams, &st->node);
+    c->nstreams++;
+    c->preface = true;
+    return c;
+
+fail_stream:
+    free(st->hb);
+    free(st);
+fail_conn:
+    nghttp2_session_del(c->ng);
+    free(c);
+    return NULL;
+}
+
+void loom__h2_upgrade_begin(loom__h2conn *c)
+{
+    loom__h2stream *st = LOOM__CONTAINER_OF(c->streams.next, loom__h2stream, node);
+    c->busy++;
+    loom__h2s_begin(st, true);
+    c->busy--;
+    if (c->dead) {
+        if (c->busy == 0)
+            loom__h2_free_now(c);
+        return;
+    }
+    loom__h2_flush(c);
 }
 
 void loom__h2_read(loom__h2conn *c, char *buf, size_t len)
@@ -1126,6 +1217,9 @@ void loom__h2_event(loom__h2conn *c, loom_event_kind_t kind, int code, const cha
     if (kind == LOOM_EV_TCP_TIMEOUT) {
         if (loom_socket_queued(c->s) > 0)
             loom__h2_report(c, LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT, "response write timeout");
+        else if (c->preface)
+            loom__h2_report(c, LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT,
+                            "no connection preface after the 101 (Upgrade: h2c)");
         else if (c->settings)
             loom__h2_report(c, LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT, "SETTINGS ack timeout");
         else if (c->nstreams && loom__h2_body_due(c))

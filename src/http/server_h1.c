@@ -100,6 +100,8 @@ static void loom__h1_finished(loom_http_req_t *req);
 static void loom__h1_resume_run(loom__pending *p);
 static void loom__hconn_h2(loom_socket_t *s, char *buf, size_t len);
 static bool loom__hconn_h2_stored(loom_socket_t *s, char *buf, size_t len);
+static bool loom__hconn_h2c(loom_http_server_t *srv, loom_socket_t *s,
+                            const loom_http_request_t *rq, size_t nh);
 #define LOOM__H2_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 /* Queues the request's resume phase (once): the core's pending queue, one
@@ -491,6 +493,36 @@ static long loom__hreq_body(loom_http_server_t *srv, loom_socket_t *s, loom_http
     }
 }
 
+/* Upgrade: h2c (RFC 7540 section 3.2). If the request rq (fields in
+ * srv->hdrs, NUL-terminated) asks for it in a way loom accepts
+ * (h2_upgrade.c), answers 101, makes the connection HTTP/2 and serves the
+ * request as its stream 1; the caller feeds what follows the head to the
+ * HTTP/2 connection. Returns false to serve the request on HTTP/1.1. */
+static bool loom__hconn_h2c(loom_http_server_t *srv, loom_socket_t *s,
+                            const loom_http_request_t *rq, size_t nh)
+{
+    loom__hconn *c = loom__hconn_of(s);
+    uint8_t set[LOOM__H2C_SETTINGS_MAX * 6];
+    long setlen = loom__h2c_wanted(srv, rq, srv->hdrs, nh, set);
+    if (setlen < 0)
+        return false;
+    /* Everything that can fail without a trace comes before the 101. */
+    loom__h2conn *h2 = loom__h2_upgrade(s, rq, srv->hdrs, nh, set, (size_t)setlen);
+    if (h2 == NULL)
+        return false;
+    int r = loom__h1_switch_h2c(srv->sl, s);
+    if (r < 0) {
+        loom__h2_free(h2);
+        return r != LOOM_ENOMEM || c->state == LOOM__HC_DEAD; /* closed, or HTTP/1.1 */
+    }
+    c->state = LOOM__HC_H2;
+    c->u.h2 = h2;
+    if (c->nreq < UINT16_MAX)
+        c->nreq++;
+    loom__h2_upgrade_begin(h2);
+    return true;
+}
+
 /* A complete head was parsed from p[0..head_len): sets the request up and,
  * unless the input is rejected, dispatches it or starts its body. Returns
  * false if the connection failed. */
@@ -514,6 +546,17 @@ static bool loom__hconn_begin(loom_http_server_t *srv, loom_socket_t *s, char *p
         loom__hconn_fail(s, hst, hst == 400 ? "invalid host" : "too many header fields");
         return false;
     }
+    /* NUL-terminate the strings in place: the head is ours and will not be
+     * parsed again. Each terminator lands on the space, colon, CR or
+     * whitespace that followed the token. */
+    ((char *)rq->method_str)[rq->method_len] = '\0';
+    ((char *)rq->target)[rq->target_len] = '\0';
+    for (size_t i = 0; i < nh; i++) {
+        ((char *)hdrs[i].name)[hdrs[i].name_len] = '\0';
+        ((char *)hdrs[i].value)[hdrs[i].value_len] = '\0';
+    }
+    if (LOOM__UNLIKELY(rq->flags & LOOM_HTTP_F_UPGRADE) && loom__hconn_h2c(srv, s, rq, nh))
+        return c->state != LOOM__HC_DEAD;
     loom_http_req_t *req = loom__hreq_new(srv, s, &loom__h1_proto);
     if (req == NULL) {
         loom__hconn_fail(s, 0, "out of memory");
@@ -525,15 +568,6 @@ static bool loom__hconn_begin(loom_http_server_t *srv, loom_socket_t *s, char *p
     req->nhdrs = nh;
     req->head = p;
     req->head_len = head_len;
-    /* NUL-terminate the strings in place: the head is ours and will not be
-     * parsed again. Each terminator lands on the space, colon, CR or
-     * whitespace that followed the token. */
-    ((char *)rq->method_str)[rq->method_len] = '\0';
-    ((char *)rq->target)[rq->target_len] = '\0';
-    for (size_t i = 0; i < nh; i++) {
-        ((char *)hdrs[i].name)[hdrs[i].name_len] = '\0';
-        ((char *)hdrs[i].value)[hdrs[i].value_len] = '\0';
-    }
     loom__hreq_split_target(req);
     loom_http_request_framing(rq, &req->p.h1.fr);
     if (req->p.h1.fr.kind == LOOM_HTTP_BODY_LENGTH)
@@ -659,6 +693,13 @@ static size_t loom__hconn_process(loom_http_server_t *srv, loom_socket_t *s, cha
         off += (size_t)r;
         if (!loom__hconn_begin(srv, s, head, (size_t)r, &rq, nh, off < n))
             break;
+        if (LOOM__UNLIKELY(c->state == LOOM__HC_H2)) {
+            /* Upgraded to h2c: what follows the request (the client's
+             * preface, if it did not wait for the 101) is HTTP/2's. */
+            if (off < n)
+                loom__h2_read(c->u.h2, p + off, n - off);
+            return n;
+        }
     }
     if (LOOM__UNLIKELY(c->flags & LOOM__HCF_TAKEN)) {
         /* Taken over: what follows the request is the new owner's. */

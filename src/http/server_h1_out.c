@@ -117,6 +117,21 @@ int loom__h1_continue(loom__hsrv_loop *sl, loom_socket_t *s)
     return loom__hout_commit(sl, s, start);
 }
 
+int loom__h1_switch_h2c(loom__hsrv_loop *sl, loom_socket_t *s)
+{
+    static const char msg[] =
+        "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n";
+    if (loom_socket_closed(s))
+        return LOOM_ECLOSED;
+    if (loom__hout_reserve(sl, sizeof msg) < 0)
+        return LOOM_ENOMEM;
+    size_t start = sl->olen;
+    memcpy(sl->obuf + start, msg, sizeof msg - 1);
+    sl->olen += sizeof msg - 1;
+    int r = loom__hout_send(sl, s, start, NULL, 0);
+    return r < 0 ? r : 0;
+}
+
 /* The second pass: writes the fields loom passes through. `*idx` counts
  * fields across both lists, to find the lengths the scan kept. */
 static char *loom__hdr_write(char *o, const char *const *h, const loom__hscan *sc, unsigned *idx)

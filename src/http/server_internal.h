@@ -345,6 +345,10 @@ int loom__h1_error(loom__hsrv_loop *sl, loom_socket_t *s, int status);
 int loom__h1_upgrade_head(loom_http_req_t *req, const loom__hhead *hd);
 /* Queues "HTTP/1.1 100 Continue" the same way. */
 int loom__h1_continue(loom__hsrv_loop *sl, loom_socket_t *s);
+/* Upgrade: h2c: sends "HTTP/1.1 101 Switching Protocols" on s now, behind
+ * everything batched for it. Returns 0, LOOM_ENOMEM (nothing was sent), or
+ * another LOOM_E* code (the connection is closed). */
+int loom__h1_switch_h2c(loom__hsrv_loop *sl, loom_socket_t *s);
 
 /* --- h2_server.c: HTTP/2 ------------------------------------------------------ */
 
@@ -369,6 +373,34 @@ void loom__h2_free(loom__h2conn *c);
 /* Loop free: drops everything without callbacks. */
 void loom__h2_drop(loom__h2conn *c);
 uint32_t loom__h2_stream_id(const loom_http_req_t *req);
+/* Upgrade: h2c, before the 101: a session for s whose stream 1 is the
+ * HTTP/1.1 request rq (fields h[0..nh), NUL-terminated; connection fields
+ * left out), with the client's settings set[0..setlen) applied. Nothing is
+ * sent or dispatched yet. NULL if it cannot be made (out of memory, or
+ * nghttp2 refused): the request stays on HTTP/1.1. */
+loom__h2conn *loom__h2_upgrade(loom_socket_t *s, const loom_http_request_t *rq,
+                               const loom_http_header_t *h, size_t nh, const uint8_t *set,
+                               size_t setlen);
+/* After the 101 (the connection is HTTP/2 now): dispatches stream 1's
+ * request and sends the server's SETTINGS and whatever the application
+ * answered. */
+void loom__h2_upgrade_begin(loom__h2conn *c);
+
+/* --- h2_upgrade.c: Upgrade: h2c, the HTTP/1.1 side ------------------------------ */
+
+/* HTTP2-Settings carries at most this many settings (nghttp2's bound on a
+ * SETTINGS frame, nghttp2_option_set_max_settings in h2_server.c). */
+#define LOOM__H2C_SETTINGS_MAX 32
+/* Whether the parsed request rq (fields h[0..nh)) asks for h2c in a way
+ * loom accepts on this server: returns the length of its decoded
+ * HTTP2-Settings payload (in out, LOOM__H2C_SETTINGS_MAX * 6 bytes), or -1
+ * to serve it on HTTP/1.1. */
+long loom__h2c_wanted(const loom_http_server_t *srv, const loom_http_request_t *rq,
+                      const loom_http_header_t *h, size_t nh, uint8_t *out);
+/* True if field f of the head h[0..nh) belongs to the HTTP/1 connection
+ * (Connection, Upgrade, HTTP2-Settings, ..., and the fields Connection
+ * names), not to the request that becomes stream 1. */
+bool loom__h2c_hop_field(const loom_http_header_t *h, size_t nh, const loom_http_header_t *f);
 
 /* --- server_threads.c ------------------------------------------------------- */
 

@@ -39,6 +39,8 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include "http/h2_mem.h"
+
 #include "http/server_internal.h"
 
 #define LOOM__H2_GATHER 16384 /* bytes gathered on the stack before a write */
@@ -93,6 +95,7 @@ struct loom__h2conn {
     bool reported;         /* an error event was sent for this connection */
     bool preface;          /* Upgrade: h2c: the client's connection preface is still due */
     loom_timer_t *stall_t; /* zero-window stalls (loom__h2_check_stall), made on first use */
+    loom__h2slot *slot;    /* the page slot of nghttp2's stream map (h2_mem.c), or NULL */
     uint32_t resets;       /* rapid reset: tokens left (see loom__h2_on_reset) */
     uint64_t reset_ms;     /* loop time of the last refill */
     char err[96];          /* nghttp2's last error message */
@@ -759,12 +762,22 @@ static void loom__h2_mem_free(void *p, void *ud)
     loom__hsrv_loop *sl = ud;
     if (p != NULL && p == sl->h2_frame)
         return;
+    if (loom__h2arena_free(sl->h2_arena, p))
+        return;
     free(p);
 }
 
+/* A zeroed page (nghttp2 1.52's stream map: 256 buckets of 16 bytes) comes
+ * from the loop's page slots, given back to the kernel while the
+ * connection is idle and the page all zero (h2_mem.c). */
 static void *loom__h2_mem_calloc(size_t n, size_t size, void *ud)
 {
-    (void)ud;
+    loom__hsrv_loop *sl = ud;
+    if (n <= LOOM__H2SLOT_SIZE && size <= LOOM__H2SLOT_SIZE && n * size == LOOM__H2SLOT_SIZE) {
+        void *p = loom__h2arena_calloc(&sl->h2_arena, sl->loop, &sl->h2_slot);
+        if (p != NULL)
+            return p;
+    }
     return calloc(n, size);
 }
 
@@ -777,6 +790,14 @@ static void *loom__h2_mem_realloc(void *p, size_t size, void *ud)
         void *q = malloc(size);
         if (q != NULL)
             memcpy(q, p, size < sl->h2_frame_len ? size : sl->h2_frame_len);
+        return q;
+    }
+    if (loom__h2arena_find(sl->h2_arena, p) != NULL) {
+        void *q = malloc(size);
+        if (q != NULL) {
+            memcpy(q, p, size < LOOM__H2SLOT_SIZE ? size : LOOM__H2SLOT_SIZE);
+            loom__h2arena_free(sl->h2_arena, p);
+        }
         return q;
     }
     return realloc(p, size);
@@ -916,6 +937,7 @@ static void loom__h2_flush(loom__h2conn *c)
         loom__h2_schedule(c);
         return;
     }
+    loom__h2arena_touch(sl->h2_arena, c->slot);
     loom_socket_t *s = c->s;
     char buf[LOOM__H2_GATHER];
     size_t bl = 0;
@@ -1043,8 +1065,10 @@ static loom__h2conn *loom__h2_make(loom_socket_t *s)
                        .calloc = loom__h2_mem_calloc,
                        .realloc = loom__h2_mem_realloc};
     srv->sl->h2_making = true;
+    srv->sl->h2_slot = NULL;
     int r = nghttp2_session_server_new3(&c->ng, cb, c, opt, &mem);
     srv->sl->h2_making = false;
+    c->slot = srv->sl->h2_slot; /* its stream map's (a hint for the sweep) */
     nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cb);
     if (r != 0) {
@@ -1150,6 +1174,7 @@ void loom__h2_read(loom__h2conn *c, char *buf, size_t len)
     if (c->dead)
         return;
     loom_socket_t *s = c->s;
+    loom__h2arena_touch(c->srv->sl->h2_arena, c->slot);
     c->busy++;
     ssize_t r = nghttp2_session_mem_recv(c->ng, (const uint8_t *)buf, len);
     c->busy--;

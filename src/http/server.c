@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http/h2_mem.h"
 #include "http/server_internal.h"
 #include "net/tls_internal.h"
 
@@ -34,6 +35,7 @@ static void loom__hsrv_sentinel_free(loom__handle *h)
     loom__slab_destroy(&sl->req_slab);
     free(sl->obuf);
     free(sl->h2_frame);
+    loom__h2arena_destroy(sl->h2_arena);
     free(sl);
     free(h);
 }
@@ -51,6 +53,7 @@ static void loom__hsrv_loop_free(loom_loop_t *loop)
         return;
     while (!loom__queue_empty(&sl->servers))
         loom__hsrv_free_now(LOOM__CONTAINER_OF(sl->servers.next, loom_http_server_t, node));
+    loom__h2arena_stop(sl->h2_arena);
     loom__handle_close(sl->sentinel);
     L->server = NULL;
     L->server_free = NULL;

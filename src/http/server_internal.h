@@ -199,6 +199,10 @@ typedef struct loom__hsrv_loop {
      * and shared by the loop's connections (loom__h2_mem_malloc). */
     void *h2_frame;
     size_t h2_frame_len;
+    /* nghttp2's page-sized zeroed allocations (h2_mem.c), made on first
+     * use, and the slot the last one got. */
+    struct loom__h2arena *h2_arena;
+    struct loom__h2slot *h2_slot;
     bool h2_making;  /* inside nghttp2_session_server_new3 */
     bool h2_sending; /* a flush is using the frame buffer */
 } loom__hsrv_loop;

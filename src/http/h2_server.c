@@ -314,8 +314,8 @@ static int loom__h2s_build(loom__h2stream *st, loom_http_req_t *req)
 /* Refuses a stream before the application saw it: a canned answer. */
 static void loom__h2s_refuse(loom__h2stream *st, int status)
 {
-    char sv[4];
-    snprintf(sv, sizeof sv, "%03d", status);
+    char sv[3];
+    loom__put_status(sv, status);
     nghttp2_nv nv[] = {{(uint8_t *)":status", (uint8_t *)sv, 7, 3, NGHTTP2_NV_FLAG_NONE}};
     st->flags |= LOOM__H2S_ANSWERED | LOOM__H2S_TOOBIG;
     nghttp2_submit_response(st->conn->ng, st->id, nv, 1, NULL);
@@ -1340,8 +1340,8 @@ static int loom__h2_head(loom_http_req_t *req, int status, const char *const *pr
             free(low);
         return LOOM_ENOMEM;
     }
-    char sv[4], clv[24];
-    snprintf(sv, sizeof sv, "%03d", status);
+    char sv[3], clv[20];
+    loom__put_status(sv, status);
     size_t k = 0;
     nv[k++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)sv, 7, 3, NGHTTP2_NV_FLAG_NONE};
     bool has_date = false;
@@ -1372,8 +1372,8 @@ static int loom__h2_head(loom_http_req_t *req, int status, const char *const *pr
             nv[k++] = (nghttp2_nv){(uint8_t *)"server", (uint8_t *)srv->o.server_name, 6,
                                    srv->server_name_len, NGHTTP2_NV_FLAG_NONE};
         if (cl) {
-            int m = snprintf(clv, sizeof clv, "%llu", (unsigned long long)length);
-            nv[k++] = (nghttp2_nv){(uint8_t *)"content-length", (uint8_t *)clv, 14, (size_t)m,
+            size_t m = (size_t)(loom__put_u64(clv, length) - clv);
+            nv[k++] = (nghttp2_nv){(uint8_t *)"content-length", (uint8_t *)clv, 14, m,
                                    NGHTTP2_NV_FLAG_NONE};
         }
     }

@@ -67,19 +67,6 @@ static int loom__hout_writev(loom__hsrv_loop *sl, loom_socket_t *s, const struct
     return loom__hout_send(sl, s, sl->olen, iov, n);
 }
 
-static char *loom__put_u64(char *o, uint64_t v)
-{
-    char tmp[24];
-    int i = 0;
-    do {
-        tmp[i++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (i)
-        *o++ = tmp[--i];
-    return o;
-}
-
 int loom__h1_error(loom__hsrv_loop *sl, loom_socket_t *s, int status)
 {
     if (loom_socket_closed(s))

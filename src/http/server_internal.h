@@ -256,6 +256,28 @@ static inline char *loom__put(char *o, const char *s, size_t n)
     return o + n;
 }
 
+/* Writes v in decimal at o (no NUL) and returns the end. */
+static inline char *loom__put_u64(char *o, uint64_t v)
+{
+    char tmp[20];
+    int i = 0;
+    do {
+        tmp[i++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (i)
+        *o++ = tmp[--i];
+    return o;
+}
+
+/* Writes a status code as three digits at o (no NUL). */
+static inline void loom__put_status(char *o, int status)
+{
+    o[0] = (char)('0' + status / 100 % 10);
+    o[1] = (char)('0' + status / 10 % 10);
+    o[2] = (char)('0' + status % 10);
+}
+
 /* --- server.c: the server object and the neutral request ------------------ */
 
 /* The loop's server state, created on first use (NULL on ENOMEM). */

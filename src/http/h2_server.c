@@ -106,6 +106,19 @@ static void loom__h2_free_now(loom__h2conn *c);
 
 /* --- Small helpers -------------------------------------------------------------- */
 
+/* Ends a stretch of calls into nghttp2 or the application begun with
+ * c->busy++. Returns true if the connection was closed meanwhile (it is
+ * freed once no such stretch is left): the caller must not touch it. */
+static bool loom__h2_leave(loom__h2conn *c)
+{
+    c->busy--;
+    if (!c->dead)
+        return false;
+    if (c->busy == 0)
+        loom__h2_free_now(c);
+    return true;
+}
+
 static int loom__grow(char **buf, size_t *cap, size_t need)
 {
     if (need <= *cap)
@@ -874,12 +887,8 @@ static void loom__h2_stall_cb(loom_timer_t *t, void *data)
         nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
         loom__h2s_req_gone(st);
     }
-    c->busy--;
-    if (c->dead) {
-        if (c->busy == 0)
-            loom__h2_free_now(c);
+    if (loom__h2_leave(c))
         return;
-    }
     loom__h2_flush(c);
 }
 
@@ -994,12 +1003,8 @@ static void loom__h2_flush(loom__h2conn *c)
             called = true;
             srv->o.on_drain(due->req, srv->h.data);
         }
-        c->busy--;
-        if (c->dead) {
-            if (c->busy == 0)
-                loom__h2_free_now(c);
+        if (loom__h2_leave(c))
             return;
-        }
         if (called) { /* the drain calls may have written more: send it now */
             loom__pending_cancel(&c->flush_pend);
             c->queued = false;
@@ -1160,12 +1165,8 @@ void loom__h2_upgrade_begin(loom__h2conn *c)
     loom__h2stream *st = LOOM__CONTAINER_OF(c->streams.next, loom__h2stream, node);
     c->busy++;
     loom__h2s_begin(st, true);
-    c->busy--;
-    if (c->dead) {
-        if (c->busy == 0)
-            loom__h2_free_now(c);
+    if (loom__h2_leave(c))
         return;
-    }
     loom__h2_flush(c);
 }
 
@@ -1177,12 +1178,8 @@ void loom__h2_read(loom__h2conn *c, char *buf, size_t len)
     loom__h2arena_touch(c->srv->sl->h2_arena, c->slot);
     c->busy++;
     ssize_t r = nghttp2_session_mem_recv(c->ng, (const uint8_t *)buf, len);
-    c->busy--;
-    if (c->dead) {
-        if (c->busy == 0)
-            loom__h2_free_now(c);
+    if (loom__h2_leave(c))
         return;
-    }
     if (r < 0) {
         /* nghttp2 queued GOAWAY (on_frame_send reports it, with this
          * reason); a bad preface gets none and is reported here. */
@@ -1529,12 +1526,8 @@ static void loom__h2_resume(loom_http_req_t *req)
         st->flags &= ~LOOM__H2S_EOF_DUE;
         loom__h2s_body_end(st);
     }
-    c->busy--;
-    if (c->dead) {
-        if (c->busy == 0)
-            loom__h2_free_now(c);
+    if (loom__h2_leave(c))
         return;
-    }
     loom__h2_schedule(c); /* window updates */
 }
 

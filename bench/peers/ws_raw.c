@@ -154,43 +154,7 @@ static int on_message(int fd, int opcode, uint8_t *p, size_t len)
     return send_msg(fd, opcode, p, len);
 }
 
-/* Parses and handles complete frames; returns bytes consumed, -1 to close. */
-static long frames(int fd, uint8_t *buf, size_t len)
-{
-    size_t off = 0;
-    while (off < len) {
-        ws_hdr_t h;
-        size_t hl = ws_frame_parse(buf + off, len - off, &h);
-        if (hl == 0)
-            break;
-        if (!h.masked || h.len > MAX_MSG || !h.fin || h.rsv1)
-            return -1;
-        if (len - off - hl < h.len)
-            break;
-        uint8_t *p = buf + off + hl;
-        ws_mask(p, h.len, h.mask, 0);
-        off += hl + h.len;
-        switch (h.opcode) {
-        case 1:
-        case 2:
-            if (on_message(fd, h.opcode, p, (size_t)h.len) != 0)
-                return -1;
-            break;
-        case 8:
-            send_msg(fd, 8, p, h.len >= 2 ? 2 : 0);
-            return -1;
-        case 9:
-            if (send_msg(fd, 10, p, (size_t)h.len) != 0)
-                return -1;
-            break;
-        case 10:
-            break;
-        default:
-            return -1;
-        }
-    }
-    return (long)off;
-}
+#include "ws_raw_frames.h"
 
 static void on_readable(int fd)
 {

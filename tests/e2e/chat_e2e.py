@@ -566,12 +566,20 @@ def check_server_log(tmpdir, tls):
                           text, re.M))
     if not held:
         raise Failure(f"loom-chat held no poll over {want}")
-    # At SIGINT: "closing, answering 1 held poll", then that answer.
+    # At SIGINT: "closing, answering N held poll(s)", then the answers: page
+    # B's, and now and then one more, a poll a closing page C sent just
+    # before its tab went whose reset Chromium had not sent yet (seen once,
+    # in a clean-clone CI run); each is answered over the same version.
     m = re.search(r"^loom-chat: closing, answering (\d+) held poll.*?^loom-chat: GET "
                   r"/api/messages\S* (HTTP/[0-9.]+)[^\n]* -> 200$", text, re.M | re.S)
-    if not m or m.group(1) != "1" or m.group(2) != want:
+    if not m or int(m.group(1)) < 1 or m.group(2) != want:
         raise Failure("loom-chat did not answer one held poll over %s at SIGINT: %s" %
                       (want, m.group(0) if m else "no such lines"))
+    after = text[m.start():]
+    answered = re.findall(r"^loom-chat: GET /api/messages\S* (HTTP/[0-9.]+)[^\n]* -> 200$",
+                          after, re.M)
+    if len(answered) < int(m.group(1)) or any(v != want for v in answered):
+        raise Failure(f"at SIGINT loom-chat held {m.group(1)} poll(s) and answered {answered}")
     log(f"loom-chat's log: {len(reqs)} requests over {want}, {held} polls held, "
         "WebSocket over HTTP/1.1")
 

@@ -84,6 +84,25 @@ void loom__slab_free(loom__slab *s, void *p);
 void loom__slab_foreach(loom__slab *s, void (*fn)(void *obj, void *arg), void *arg);
 void loom__slab_destroy(loom__slab *s);
 
+/* --- Block cache: a loop's small freed malloc blocks, by size ------------
+ * For objects made and freed at a high rate in varying sizes (HTTP/2's
+ * per-request blocks): see bcache.c. Blocks are ordinary malloc blocks,
+ * so free() and loom__bc_free() both accept either. At most 256 KiB is
+ * cached per loop. Loop thread only. */
+#define LOOM__BC_CLASSES 65 /* malloc chunks up to 1 KiB, in 16-byte steps */
+typedef struct loom__bcache {
+    void *head[LOOM__BC_CLASSES]; /* free blocks of chunk size 16 * k */
+    size_t bytes;                 /* cached */
+    bool off;                     /* checked builds: malloc and free only */
+} loom__bcache;
+
+void loom__bc_init(loom__bcache *bc);
+void *loom__bc_alloc(loom__bcache *bc, size_t n);  /* malloc(n) */
+void *loom__bc_calloc(loom__bcache *bc, size_t n); /* calloc(1, n) */
+void *loom__bc_realloc(loom__bcache *bc, void *p, size_t n);
+void loom__bc_free(loom__bcache *bc, void *p);
+void loom__bc_destroy(loom__bcache *bc);
+
 /* --- Handles: the common head of every loom object -----------------------
  * The one close path: loom__handle_close() marks the handle CLOSING, stops
  * it keeping the loop alive, and queues it; at the end of the iteration the
@@ -299,6 +318,7 @@ struct loom_loop {
     loom__wheel *wheel;
     loom__slab timer_slab;
     loom__slab idle_slab;
+    loom__bcache bc;       /* small freed blocks (bcache.c) */
     loom__queue idles;     /* active idle handles */
     loom__queue user_ios;  /* open application fd watchers (freed at loop free) */
     loom__queue pending;   /* deferred callbacks for this iteration */

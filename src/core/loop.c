@@ -619,6 +619,7 @@ int loom_loop_new(loom_loop_t **out, const loom_loop_opts *opts)
     loom__queue_init(&loop->raised);
     loom__slab_init(&loop->timer_slab, sizeof(loom_timer_t));
     loom__slab_init(&loop->idle_slab, sizeof(loom_idle_t));
+    loom__bc_init(&loop->bc);
     pthread_mutex_init(&loop->post_lock, NULL);
     atomic_init(&loop->post_count, 0);
     atomic_init(&loop->wakeup_pending, false);
@@ -693,6 +694,7 @@ void loom_loop_free(loom_loop_t *loop)
     loom__raised_free(loop);
     loom__slab_destroy(&loop->timer_slab);
     loom__slab_destroy(&loop->idle_slab);
+    loom__bc_destroy(&loop->bc);
     pthread_mutex_destroy(&loop->post_lock);
     free(loop->scratch);
     free(loop->backend_priv);

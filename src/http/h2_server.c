@@ -96,6 +96,7 @@ struct loom__h2conn {
     bool preface;          /* Upgrade: h2c: the client's connection preface is still due */
     loom_timer_t *stall_t; /* zero-window stalls (loom__h2_check_stall), made on first use */
     loom__h2slot *slot;    /* the page slot of nghttp2's stream map (h2_mem.c), or NULL */
+    loom__h2stream *hst;   /* the stream whose fields are arriving (saves map lookups) */
     uint32_t resets;       /* rapid reset: tokens left (see loom__h2_on_reset) */
     uint64_t reset_ms;     /* loop time of the last refill */
     char err[96];          /* nghttp2's last error message */
@@ -119,14 +120,22 @@ static bool loom__h2_leave(loom__h2conn *c)
     return true;
 }
 
-static int loom__grow(char **buf, size_t *cap, size_t need)
+/* A stream's buffers, its record and the request's fields come from the
+ * loop's block cache (core/bcache.c): several per request, freed within a
+ * loop iteration or two. */
+static loom__bcache *loom__h2_bc(const loom__h2conn *c)
+{
+    return &c->s->h.loop->bc;
+}
+
+static int loom__grow(loom__bcache *bc, char **buf, size_t *cap, size_t need)
 {
     if (need <= *cap)
         return 0;
     size_t n = *cap ? *cap * 2 : 256;
     while (n < need)
         n *= 2;
-    char *b = realloc(*buf, n);
+    char *b = loom__bc_realloc(bc, *buf, n);
     if (b == NULL)
         return LOOM_ENOMEM;
     *buf = b;
@@ -171,12 +180,15 @@ static void loom__h2_schedule(loom__h2conn *c)
 
 static void loom__h2s_free(loom__h2stream *st)
 {
+    loom__bcache *bc = loom__h2_bc(st->conn);
+    if (st->conn->hst == st)
+        st->conn->hst = NULL;
     loom__queue_remove(&st->node);
     st->conn->nstreams--;
-    free(st->hb);
-    free(st->ob);
-    free(st->ib);
-    free(st);
+    loom__bc_free(bc, st->hb);
+    loom__bc_free(bc, st->ob);
+    loom__bc_free(bc, st->ib);
+    loom__bc_free(bc, st);
 }
 
 /* The request leaves its stream without an answer on the wire (the client
@@ -226,19 +238,21 @@ static int loom__h2s_build(loom__h2stream *st, loom_http_req_t *req)
     }
     if (nh + (auth && !hostf) > st->conn->srv->lim.max_headers)
         return 431;
-    /* One allocation: the field array (plus a Host from :authority), the
-     * strings, and the path's own copy when a query follows it. */
+    /* The request's memory is the record itself, grown by the field array
+     * (plus a Host from :authority) and the path's own copy when a query
+     * follows it: the strings are not copied again. */
     size_t nfields = nh + (auth && !hostf ? 1 : 0);
     size_t hsz = nfields * sizeof(loom_http_header_t);
-    char *m = malloc(hsz + st->hlen + pl + 1);
-    if (m == NULL)
+    size_t at = (st->hlen + 7) & ~(size_t)7;
+    if (loom__grow(loom__h2_bc(st->conn), &st->hb, &st->hcap, at + hsz + pl + 1) < 0)
         return LOOM_ENOMEM;
-    loom_http_header_t *h = (loom_http_header_t *)(void *)m;
-    char *str = m + hsz;
-    memcpy(str, st->hb, st->hlen);
+    char *m = st->hb, *str = m;
+    loom_http_header_t *h = (loom_http_header_t *)(void *)(m + at);
     size_t k = 0;
     const char *host = NULL;
     size_t host_len = 0;
+    /* Pass 2, on the record where it now lives: the pointers. */
+    method = path = auth = NULL;
     for (size_t off = 0; off < st->hlen;) {
         uint32_t nl, vl;
         memcpy(&nl, str + off, 4);
@@ -262,6 +276,8 @@ static int loom__h2s_build(loom__h2stream *st, loom_http_req_t *req)
         }
         off += 8 + nl + vl + 2;
     }
+    if (path == NULL) /* CONNECT, as in pass 1 */
+        path = auth ? auth : "";
     if (auth) {
         /* RFC 9113 section 8.3.1: :authority stands for Host. */
         host = auth;
@@ -278,7 +294,7 @@ static int loom__h2s_build(loom__h2stream *st, loom_http_req_t *req)
     rq->method = loom__h2_method(method, ml);
     rq->method_str = method;
     rq->method_len = ml;
-    rq->target = path ? path : "";
+    rq->target = path;
     rq->target_len = pl;
     rq->minor_version = 1;
     if (host) {
@@ -289,6 +305,8 @@ static int loom__h2s_build(loom__h2stream *st, loom_http_req_t *req)
     req->hdrs = h;
     req->nhdrs = k;
     req->mem = m;
+    st->hb = NULL; /* now the request's */
+    st->hlen = st->hcap = 0;
     req->flags |= LOOM__HR_PERSIST;
     /* Path and query, NUL-terminated: the target itself without a query,
      * else a copy of the part before '?'. */
@@ -299,7 +317,7 @@ static int loom__h2s_build(loom__h2stream *st, loom_http_req_t *req)
         req->query = rq->target + pl;
         req->query_len = 0;
     } else {
-        char *pc = str + st->hlen;
+        char *pc = (char *)(h + nfields);
         size_t plen = (size_t)(q - rq->target);
         memcpy(pc, rq->target, plen);
         pc[plen] = '\0';
@@ -318,9 +336,6 @@ static int loom__h2s_build(loom__h2stream *st, loom_http_req_t *req)
             v = v * 10 + (uint64_t)(cl->value[i] - '0');
         req->body_size = v;
     }
-    free(st->hb);
-    st->hb = NULL;
-    st->hlen = st->hcap = 0;
     return 0;
 }
 
@@ -362,7 +377,7 @@ static bool loom__h2s_body(loom__h2stream *st, const char *p, size_t n)
         return true;
     }
     if (req->flags & LOOM__HR_PAUSED) {
-        if (loom__grow(&st->ib, &st->icap, st->ilen + n) < 0)
+        if (loom__grow(loom__h2_bc(st->conn), &st->ib, &st->icap, st->ilen + n) < 0)
             return false;
         memcpy(st->ib + st->ilen, p, n);
         st->ilen += n;
@@ -503,7 +518,7 @@ static void loom__h2s_begin(loom__h2stream *st, bool end_stream)
 static int loom__h2s_field(loom__h2stream *st, const char *name, size_t nl, const char *value,
                            size_t vl, bool lower)
 {
-    if (loom__grow(&st->hb, &st->hcap, st->hlen + 8 + nl + vl + 2) < 0)
+    if (loom__grow(loom__h2_bc(st->conn), &st->hb, &st->hcap, st->hlen + 8 + nl + vl + 2) < 0)
         return LOOM_ENOMEM;
     uint32_t n32 = (uint32_t)nl, v32 = (uint32_t)vl;
     char *o = st->hb + st->hlen;
@@ -528,7 +543,7 @@ static int loom__h2_on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
-    loom__h2stream *st = calloc(1, sizeof *st);
+    loom__h2stream *st = loom__bc_calloc(loom__h2_bc(c), sizeof *st);
     if (st == NULL)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     st->conn = c;
@@ -536,7 +551,17 @@ static int loom__h2_on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f
     loom__queue_insert_tail(&c->streams, &st->node);
     c->nstreams++;
     nghttp2_session_set_stream_user_data(ng, st->id, st);
+    c->hst = st;
     return 0;
+}
+
+/* The stream a HEADERS frame is for: usually the one whose fields began
+ * last. */
+static loom__h2stream *loom__h2_hstream(loom__h2conn *c, int32_t id)
+{
+    if (c->hst != NULL && c->hst->id == id)
+        return c->hst;
+    return nghttp2_session_get_stream_user_data(c->ng, id);
 }
 
 static int loom__h2_on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name,
@@ -548,7 +573,8 @@ static int loom__h2_on_header(nghttp2_session *ng, const nghttp2_frame *f, const
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0; /* trailers are not kept */
-    loom__h2stream *st = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
+    (void)ng;
+    loom__h2stream *st = loom__h2_hstream(c, f->hd.stream_id);
     if (st == NULL || (st->flags & LOOM__H2S_TOOBIG))
         return 0;
     /* The decoded list is bounded (HPACK bombs, CONTINUATION floods): past
@@ -604,7 +630,9 @@ static int loom__h2_on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, v
         loom__h2_on_reset(c);
         return 0;
     }
-    loom__h2stream *st = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
+    loom__h2stream *st = f->hd.type == NGHTTP2_HEADERS
+                             ? loom__h2_hstream(c, f->hd.stream_id)
+                             : nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
     if (st == NULL)
         return 0;
     bool end = (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
@@ -750,7 +778,10 @@ static ssize_t loom__h2_data_read(nghttp2_session *ng, int32_t id, uint8_t *buf,
  * allocation of that size during nghttp2_session_server_new3 gets it, and
  * freeing it is a no-op. (Extra chunks of a frame larger than one buffer
  * - a long header block - are the session's own, as nghttp2 allocates
- * them while packing.) Everything else goes to malloc. */
+ * them while packing.) A zeroed page is a slot of h2_mem.c (below).
+ * Everything else goes through the loop's block cache (core/bcache.c):
+ * nghttp2 makes and frees its stream, outbound items and field copies for
+ * every request. */
 #define LOOM__H2_FRAMEBUF_MIN 16384u /* nghttp2: 9-byte header + 1 + 16384 */
 #define LOOM__H2_FRAMEBUF_MAX (16384u + 64u)
 
@@ -767,17 +798,25 @@ static void *loom__h2_mem_malloc(size_t size, void *ud)
             return sl->h2_frame;
         }
     }
-    return malloc(size);
+    return loom__bc_alloc(&sl->loop->bc, size);
+}
+
+/* A page slot is page-aligned; malloc's blocks (16-aligned) seldom are, so
+ * most frees skip the arena's lookup. */
+static bool loom__h2_mem_slot(const loom__hsrv_loop *sl, const void *p)
+{
+    return ((uintptr_t)p & (LOOM__H2SLOT_SIZE - 1)) == 0 && sl->h2_arena != NULL &&
+           loom__h2arena_find(sl->h2_arena, p) != NULL;
 }
 
 static void loom__h2_mem_free(void *p, void *ud)
 {
     loom__hsrv_loop *sl = ud;
-    if (p != NULL && p == sl->h2_frame)
+    if (p == NULL || p == sl->h2_frame)
         return;
-    if (loom__h2arena_free(sl->h2_arena, p))
+    if (((uintptr_t)p & (LOOM__H2SLOT_SIZE - 1)) == 0 && loom__h2arena_free(sl->h2_arena, p))
         return;
-    free(p);
+    loom__bc_free(&sl->loop->bc, p);
 }
 
 /* A zeroed page (nghttp2 1.52's stream map: 256 buckets of 16 bytes) comes
@@ -791,7 +830,9 @@ static void *loom__h2_mem_calloc(size_t n, size_t size, void *ud)
         if (p != NULL)
             return p;
     }
-    return calloc(n, size);
+    if (size != 0 && n > SIZE_MAX / size)
+        return NULL;
+    return loom__bc_calloc(&sl->loop->bc, n * size);
 }
 
 static void *loom__h2_mem_realloc(void *p, size_t size, void *ud)
@@ -805,7 +846,7 @@ static void *loom__h2_mem_realloc(void *p, size_t size, void *ud)
             memcpy(q, p, size < sl->h2_frame_len ? size : sl->h2_frame_len);
         return q;
     }
-    if (loom__h2arena_find(sl->h2_arena, p) != NULL) {
+    if (loom__h2_mem_slot(sl, p)) {
         void *q = malloc(size);
         if (q != NULL) {
             memcpy(q, p, size < LOOM__H2SLOT_SIZE ? size : LOOM__H2SLOT_SIZE);
@@ -813,7 +854,7 @@ static void *loom__h2_mem_realloc(void *p, size_t size, void *ud)
         }
         return q;
     }
-    return realloc(p, size);
+    return loom__bc_realloc(&sl->loop->bc, p, size);
 }
 
 bool loom__h2_enabled(const loom_http_server_t *srv, bool tls)
@@ -1152,8 +1193,8 @@ loom__h2conn *loom__h2_upgrade(loom_socket_t *s, const loom_http_request_t *rq,
     return c;
 
 fail_stream:
-    free(st->hb);
-    free(st);
+    loom__bc_free(loom__h2_bc(c), st->hb);
+    loom__bc_free(loom__h2_bc(c), st);
 fail_conn:
     nghttp2_session_del(c->ng);
     free(c);
@@ -1313,7 +1354,9 @@ static bool loom__h2_skip_field(const char *n, size_t nl, int kind)
 
 /* Builds the field list of an answer head: :status, the fields of `pre`
  * and `hdrs` (names lowercased), date, server and content-length. Calls
- * nghttp2 with it through `submit`. */
+ * nghttp2 with it through `submit`. Names that are string literals are
+ * not copied by nghttp2 (NGHTTP2_NV_FLAG_NO_COPY_NAME: they outlive the
+ * frame); everything else is. */
 static int loom__h2_head(loom_http_req_t *req, int status, const char *const *pre,
                          const char *const *hdrs, const loom__hscan *sc, bool cl, uint64_t length,
                          nghttp2_data_provider *dp, bool interim)
@@ -1340,7 +1383,7 @@ static int loom__h2_head(loom_http_req_t *req, int status, const char *const *pr
     char sv[3], clv[20];
     loom__put_status(sv, status);
     size_t k = 0;
-    nv[k++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)sv, 7, 3, NGHTTP2_NV_FLAG_NONE};
+    nv[k++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)sv, 7, 3, NGHTTP2_NV_FLAG_NO_COPY_NAME};
     bool has_date = false;
     char *lo = low;
     for (int l = 0; l < 2; l++) {
@@ -1364,14 +1407,14 @@ static int loom__h2_head(loom_http_req_t *req, int status, const char *const *pr
     if (!interim) {
         if (!has_date)
             nv[k++] = (nghttp2_nv){(uint8_t *)"date", (uint8_t *)loom__hsrv_date(srv->sl) + 6, 4,
-                                   29, NGHTTP2_NV_FLAG_NONE};
+                                   29, NGHTTP2_NV_FLAG_NO_COPY_NAME};
         if (srv->server_name_len)
             nv[k++] = (nghttp2_nv){(uint8_t *)"server", (uint8_t *)srv->o.server_name, 6,
-                                   srv->server_name_len, NGHTTP2_NV_FLAG_NONE};
+                                   srv->server_name_len, NGHTTP2_NV_FLAG_NO_COPY_NAME};
         if (cl) {
             size_t m = (size_t)(loom__put_u64(clv, length) - clv);
             nv[k++] = (nghttp2_nv){(uint8_t *)"content-length", (uint8_t *)clv, 14, m,
-                                   NGHTTP2_NV_FLAG_NONE};
+                                   NGHTTP2_NV_FLAG_NO_COPY_NAME};
         }
     }
     int r;
@@ -1400,7 +1443,7 @@ static int loom__h2_start(loom_http_req_t *req, const loom__hhead *hd)
     else
         data = hd->len > 0;
     if (data && !hd->stream) {
-        if (loom__grow(&st->ob, &st->ocap, hd->len) < 0)
+        if (loom__grow(loom__h2_bc(st->conn), &st->ob, &st->ocap, hd->len) < 0)
             return LOOM_ENOMEM;
         memcpy(st->ob, hd->body, hd->len);
         st->olen = hd->len;
@@ -1444,7 +1487,7 @@ static int loom__h2_body(loom_http_req_t *req, const struct iovec *iov, int n)
         total += iov[i].iov_len;
     if (st->ooff && st->ooff == st->olen)
         st->ooff = st->olen = 0;
-    if (loom__grow(&st->ob, &st->ocap, st->olen + total) < 0)
+    if (loom__grow(loom__h2_bc(st->conn), &st->ob, &st->ocap, st->olen + total) < 0)
         return LOOM_ENOMEM;
     for (int i = 0; i < n; i++) {
         memcpy(st->ob + st->olen, iov[i].iov_base, iov[i].iov_len);
@@ -1519,7 +1562,7 @@ static void loom__h2_resume(loom_http_req_t *req)
         st->ib = NULL;
         st->ilen = st->icap = 0;
         loom__h2s_body(st, b, n);
-        free(b);
+        loom__bc_free(loom__h2_bc(c), b);
     }
     if (!c->dead && st->req == req && !(req->flags & LOOM__HR_PAUSED) &&
         (st->flags & LOOM__H2S_EOF_DUE)) {

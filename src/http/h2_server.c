@@ -39,6 +39,7 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include "http/h2_check.h"
 #include "http/h2_mem.h"
 
 #include "http/server_internal.h"
@@ -54,7 +55,8 @@ enum {
     LOOM__H2S_DRAIN = 1u << 4,    /* a write returned 1: on_drain due */
     LOOM__H2S_EOF_DUE = 1u << 5,  /* END_STREAM arrived while paused */
     LOOM__H2S_TOOBIG = 1u << 6,   /* fields or body over the limit: refused */
-    LOOM__H2S_ANSWERED = 1u << 7  /* the final answer's head was submitted */
+    LOOM__H2S_ANSWERED = 1u << 7, /* the final answer's head was submitted */
+    LOOM__H2S_BAD = 1u << 8       /* malformed (h2_check.c): reset, nothing more is read */
 };
 
 typedef struct loom__h2stream {
@@ -75,6 +77,7 @@ typedef struct loom__h2stream {
     char *ib;
     size_t ilen, icap;
     uint64_t stall_ms; /* loop time since which the answer waits on a zero window, or 0 */
+    loom__h2chk chk;   /* the request's HTTP rules so far */
 } loom__h2stream;
 
 struct loom__h2conn {
@@ -201,6 +204,21 @@ static void loom__h2s_req_gone(loom__h2stream *st)
     st->req = NULL;
     req->p.h2 = NULL;
     loom__hreq_gone(req);
+}
+
+/* The request breaks an HTTP rule (RFC 9113 section 8.1.1): the stream
+ * is reset with PROTOCOL_ERROR, and nothing more of it reaches the
+ * application (a request it already has hears on_close when the reset
+ * closes the stream). The reason is kept for the connection's event. */
+static void loom__h2s_malformed(loom__h2stream *st, const char *why)
+{
+    loom__h2conn *c = st->conn;
+    if (st->flags & LOOM__H2S_BAD)
+        return;
+    st->flags |= LOOM__H2S_BAD;
+    if (!c->err[0])
+        snprintf(c->err, sizeof c->err, "malformed request on stream %d: %s", (int)st->id, why);
+    nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_PROTOCOL_ERROR);
 }
 
 /* Builds the request of a stream whose fields are complete. Returns 0, or
@@ -548,6 +566,7 @@ static int loom__h2_on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     st->conn = c;
     st->id = f->hd.stream_id;
+    loom__h2chk_init(&st->chk);
     loom__queue_insert_tail(&c->streams, &st->node);
     c->nstreams++;
     nghttp2_session_set_stream_user_data(ng, st->id, st);
@@ -571,12 +590,20 @@ static int loom__h2_on_header(nghttp2_session *ng, const nghttp2_frame *f, const
     loom__h2conn *c = ud;
     if (c->dead)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
-    if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
-        return 0; /* trailers are not kept */
+    if (f->hd.type != NGHTTP2_HEADERS)
+        return 0;
     (void)ng;
     loom__h2stream *st = loom__h2_hstream(c, f->hd.stream_id);
-    if (st == NULL || (st->flags & LOOM__H2S_TOOBIG))
+    if (st == NULL || (st->flags & LOOM__H2S_BAD))
         return 0;
+    bool trailer = f->headers.cat != NGHTTP2_HCAT_REQUEST;
+    const char *why = loom__h2chk_field(&st->chk, name, nl, value, vl, trailer);
+    if (why != NULL) {
+        loom__h2s_malformed(st, why);
+        return 0;
+    }
+    if (trailer || (st->flags & LOOM__H2S_TOOBIG))
+        return 0; /* trailers are not kept */
     /* The decoded list is bounded (HPACK bombs, CONTINUATION floods): past
      * the limit nothing more is kept and the stream gets 431. */
     st->hbytes += nl + vl + 32;
@@ -635,7 +662,19 @@ static int loom__h2_on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, v
                              : nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
     if (st == NULL)
         return 0;
+    if (st->flags & LOOM__H2S_BAD)
+        return 0;
     bool end = (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+    const char *why = NULL;
+    if (f->hd.type == NGHTTP2_HEADERS)
+        why = f->headers.cat == NGHTTP2_HCAT_REQUEST ? loom__h2chk_head(&st->chk, end)
+                                                     : loom__h2chk_trailers(&st->chk, end);
+    else if (f->hd.type == NGHTTP2_DATA && end)
+        why = loom__h2chk_end(&st->chk);
+    if (why != NULL) {
+        loom__h2s_malformed(st, why);
+        return 0;
+    }
     if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST) {
         if (end)
             st->flags |= LOOM__H2S_IN_END;
@@ -661,7 +700,12 @@ static int loom__h2_on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id
      * the others); a stream's window opens as its bytes are consumed. */
     nghttp2_session_consume_connection(ng, len);
     loom__h2stream *st = nghttp2_session_get_stream_user_data(ng, id);
-    if (st == NULL || st->req == NULL) {
+    if (st != NULL && !(st->flags & LOOM__H2S_BAD)) {
+        const char *why = loom__h2chk_data(&st->chk, len);
+        if (why != NULL)
+            loom__h2s_malformed(st, why);
+    }
+    if (st == NULL || st->req == NULL || (st->flags & LOOM__H2S_BAD)) {
         nghttp2_session_consume_stream(ng, id, len);
         return 0;
     }
@@ -1105,6 +1149,9 @@ static loom__h2conn *loom__h2_make(loom_socket_t *s)
     /* Closed streams are not kept for the RFC 7540 priority tree: an idle
      * connection holds no stream. */
     nghttp2_option_set_no_closed_streams(opt, 1);
+    /* The HTTP rules of a request are loom's (h2_check.c), checked in the
+     * pass it makes over the fields anyway. */
+    nghttp2_option_set_no_http_messaging(opt, 1);
     nghttp2_mem mem = {.mem_user_data = srv->sl,
                        .malloc = loom__h2_mem_malloc,
                        .free = loom__h2_mem_free,
@@ -1165,6 +1212,7 @@ loom__h2conn *loom__h2_upgrade(loom_socket_t *s, const loom_http_request_t *rq,
         goto fail_conn;
     st->conn = c;
     st->id = 1;
+    loom__h2chk_init(&st->chk);   /* read by HTTP/1.1, and has no body */
     st->flags = LOOM__H2S_IN_END; /* half-closed (remote): the request is whole */
     /* Stream 1's fields, as if they had come in its HEADERS: the pseudo
      * fields, then the request's own (names lowercased), without the

@@ -521,8 +521,9 @@ static void tls_pump(loom__tls *t)
         tls_err_reset();
         int n = SSL_read(t->ssl, plain, TLS_REC);
         int e = n > 0 ? SSL_ERROR_NONE : SSL_get_error(t->ssl, n);
-        /* What the call wrote (an alert, a key update's answer) leaves
-         * before anything the application writes next. */
+        /* What the call wrote (an alert; whatever else an OpenSSL version
+         * writes while reading) leaves now, on this connection, before
+         * anything the application writes next. */
         int o = tls_out(t, 0);
         if (o < 0) {
             loom__socket_fail(s, o);

@@ -95,6 +95,16 @@ static inline loom__tls *tls_of(loom_socket_t *s)
     return *tls_slot(s);
 }
 
+/* Before an OpenSSL call whose failure SSL_get_error() reads: the thread's
+ * error queue must be empty. It nearly always is (every failure path of ours
+ * clears it), and a peek costs much less than ERR_clear_error(), which
+ * resets all of the queue's slots on each call. */
+static inline void tls_err_reset(void)
+{
+    if (ERR_peek_error() != 0)
+        ERR_clear_error();
+}
+
 /* --- The BIO: OpenSSL reads our buffers, writes into the loop's out block ---------- */
 
 static BIO_METHOD *tls_bio_method;
@@ -370,7 +380,7 @@ static int tls_encrypt(loom__tls *t, const struct iovec *iov, int n, size_t tota
     loom__net *net = t->s->h.loop->net;
     char *gather = net->tls_buf + TLS_REC;
     size_t fill = 0;
-    ERR_clear_error();
+    tls_err_reset();
     for (int i = 0; i < n; i++) {
         const char *p = iov[i].iov_base;
         size_t len = iov[i].iov_len;
@@ -444,7 +454,7 @@ static void tls_up(loom__tls *t)
  * (failed: the socket is closed). */
 static int tls_handshake(loom__tls *t)
 {
-    ERR_clear_error();
+    tls_err_reset();
     int r = SSL_do_handshake(t->ssl);
     int e = r == 1 ? SSL_ERROR_NONE : SSL_get_error(t->ssl, r);
     int o = tls_out(t, 0); /* its flight, or an alert */
@@ -501,19 +511,29 @@ static void tls_pump(loom__tls *t)
     }
     char *plain = ((loom__net *)s->h.loop->net)->tls_buf;
     while (!t->notify && loom__socket_reading(s) && !loom__socket_closing(s)) {
-        ERR_clear_error();
+        /* OpenSSL is called only while it has something to work on: bytes
+         * not fed to it yet, or plaintext it has not handed over. Without
+         * read-ahead it takes no more than the record in hand needs, so once
+         * all is fed one more call could only answer WANT_READ (after
+         * allocating and releasing a record buffer for nothing). */
+        if (t->in_len == 0 && loom__bytes_size(t->in) == 0 && SSL_pending(t->ssl) == 0)
+            break;
+        tls_err_reset();
         int n = SSL_read(t->ssl, plain, TLS_REC);
+        int e = n > 0 ? SSL_ERROR_NONE : SSL_get_error(t->ssl, n);
+        /* What the call wrote (an alert; whatever else an OpenSSL version
+         * writes while reading) leaves now, on this connection, before
+         * anything the application writes next. */
+        int o = tls_out(t, 0);
+        if (o < 0) {
+            loom__socket_fail(s, o);
+            return;
+        }
         if (n > 0) {
             loom__socket_deliver_app(s, plain, (size_t)n);
             if (t->doomed)
                 return;
             continue;
-        }
-        int e = SSL_get_error(t->ssl, n);
-        int o = tls_out(t, 0); /* an alert, a key update's answer */
-        if (o < 0) {
-            loom__socket_fail(s, o);
-            return;
         }
         if (e == SSL_ERROR_WANT_READ)
             break;
@@ -602,7 +622,8 @@ static int tls_write(loom_socket_t *s, const struct iovec *iov, int n, loom_rele
     } else {
         tls_enter(t);
         r = tls_encrypt(t, iov, n, total);
-        ERR_clear_error();
+        if (r < 0)
+            ERR_clear_error();
         (void)tls_leave(t);
     }
     if (release)

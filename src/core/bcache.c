@@ -46,8 +46,6 @@
 #include <valgrind/valgrind.h>
 #endif
 
-#define LOOM__BC_MAX (256u * 1024u) /* bytes cached per loop */
-
 void loom__bc_init(loom__bcache *bc)
 {
     memset(bc, 0, sizeof *bc);
@@ -102,6 +100,42 @@ void loom__bc_free(loom__bcache *bc, void *p)
     }
 #endif
     free(p);
+}
+
+/* A block allocated with n bytes (through loom__bc_alloc, or malloc) is a
+ * chunk of class loom__bc_class(n) under glibc, or larger (glibc does not
+ * split off a remainder too small to be a chunk): it has at least that
+ * class's usable bytes, so it is filed there without asking malloc. */
+void loom__bc_free_sized(loom__bcache *bc, void *p, size_t n)
+{
+    if (p == NULL)
+        return;
+    if (!bc->off) {
+        size_t k = loom__bc_class(n);
+        if (k < LOOM__BC_CLASSES && bc->bytes + k * 16 <= LOOM__BC_MAX) {
+            *(void **)p = bc->head[k];
+            bc->head[k] = p;
+            bc->bytes += k * 16;
+            return;
+        }
+    }
+    free(p);
+}
+
+void *loom__bc_realloc_sized(loom__bcache *bc, void *p, size_t old, size_t n)
+{
+    if (p == NULL)
+        return loom__bc_alloc(bc, n);
+    if (bc->off || n == 0)
+        return realloc(p, n);
+    if (loom__bc_class(n) <= loom__bc_class(old))
+        return p; /* the chunk has room (above) */
+    void *q = loom__bc_alloc(bc, n);
+    if (q == NULL)
+        return NULL;
+    memcpy(q, p, old < n ? old : n);
+    loom__bc_free_sized(bc, p, old);
+    return q;
 }
 
 void *loom__bc_realloc(loom__bcache *bc, void *p, size_t n)

@@ -87,9 +87,12 @@ void loom__slab_destroy(loom__slab *s);
 /* --- Block cache: a loop's small freed malloc blocks, by size ------------
  * For objects made and freed at a high rate in varying sizes (HTTP/2's
  * per-request blocks): see bcache.c. Blocks are ordinary malloc blocks,
- * so free() and loom__bc_free() both accept either. At most 256 KiB is
- * cached per loop. Loop thread only. */
+ * so free() and loom__bc_free() both accept either. At most LOOM__BC_MAX
+ * is cached per loop. Loop thread only. */
 #define LOOM__BC_CLASSES 65 /* malloc chunks up to 1 KiB, in 16-byte steps */
+/* A busy HTTP/2 loop frees a whole iteration's requests at its end (80
+ * connections with 10 requests each: about 1,000 blocks of 0.5 KiB). */
+#define LOOM__BC_MAX (1024u * 1024u)
 typedef struct loom__bcache {
     void *head[LOOM__BC_CLASSES]; /* free blocks of chunk size 16 * k */
     size_t bytes;                 /* cached */
@@ -101,6 +104,12 @@ void *loom__bc_alloc(loom__bcache *bc, size_t n);  /* malloc(n) */
 void *loom__bc_calloc(loom__bcache *bc, size_t n); /* calloc(1, n) */
 void *loom__bc_realloc(loom__bcache *bc, void *p, size_t n);
 void loom__bc_free(loom__bcache *bc, void *p);
+/* The same, for a caller that knows the block's size: `n` is the size it
+ * was allocated (or last grown) with, or less. No malloc_usable_size(). */
+void loom__bc_free_sized(loom__bcache *bc, void *p, size_t n);
+/* realloc for a block of `old` bytes (its allocated size, or less) whose
+ * first `old` bytes are kept. */
+void *loom__bc_realloc_sized(loom__bcache *bc, void *p, size_t old, size_t n);
 void loom__bc_destroy(loom__bcache *bc);
 
 /* --- Handles: the common head of every loom object -----------------------

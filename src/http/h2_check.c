@@ -36,9 +36,11 @@ enum {
     LOOM__H2C_CL = 1u << 6,
     LOOM__H2C_CONNECT = 1u << 7,
     LOOM__H2C_OPTIONS = 1u << 8,
-    LOOM__H2C_SLASH = 1u << 9, /* :path starts with "/" */
-    LOOM__H2C_STAR = 1u << 10, /* :path is "*" */
-    LOOM__H2C_HTTP = 1u << 11, /* :scheme is http or https */
+    LOOM__H2C_SLASH = 1u << 9,      /* :path starts with "/" */
+    LOOM__H2C_STAR = 1u << 10,      /* :path is "*" */
+    LOOM__H2C_HTTP = 1u << 11,      /* :scheme is http or https */
+    LOOM__H2C_AUTH_HOST = 1u << 12, /* :authority is a valid uri-host[:port] */
+    LOOM__H2C_HOST_HOST = 1u << 13, /* host is a valid uri-host[:port] */
 };
 
 /* Character classes. */
@@ -49,26 +51,63 @@ enum {
     C_AUTH = 8,    /* an authority (RFC 3986 reg-name, IP literal, port, userinfo) */
     C_VALUE = 16,  /* a field value: HTAB, SP, visible ASCII, obs-text */
     C_SCHEME = 32, /* ALPHA, DIGIT, "+", "-", "." */
+    C_HOST = 64,   /* RFC 3986 uri-host and port: what loom__host_valid() (server.c) takes */
 };
 
 static const uint8_t loom__h2c_class[256] = {
-    0,  0,  0,  0,  0,  0,  0,  0,  0,  16, 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
-    0,  0,  0,  0,  0,  0,  0,  0,  16, 31, 20, 23, 31, 31, 31, 31, 28, 28, 31, 63, 28, 63, 63, 20,
-    63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 28, 28, 20, 28, 20, 20, 28, 62, 62, 62, 62, 62, 62, 62,
-    62, 62, 62, 62, 62, 62, 62, 62, 62, 62, 62, 62, 62, 62, 62, 62, 62, 62, 62, 28, 20, 28, 23, 31,
-    23, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63,
-    63, 63, 63, 20, 23, 20, 31, 0,  20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20,
-    20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20,
-    20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20,
-    20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20,
-    20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20,
-    20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20,
+    0,   0,   0,   0,   0,   0,   0,   0,   0,   16,  0,   0,   0,   0,   0,   0,   0,   0,   0,
+    0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   16,  95,  20,  23,  95,  95,
+    95,  95,  92,  92,  95,  127, 92,  127, 127, 20,  127, 127, 127, 127, 127, 127, 127, 127, 127,
+    127, 92,  92,  20,  92,  20,  20,  28,  126, 126, 126, 126, 126, 126, 126, 126, 126, 126, 126,
+    126, 126, 126, 126, 126, 126, 126, 126, 126, 126, 126, 126, 126, 126, 126, 92,  20,  92,  23,
+    95,  23,  127, 127, 127, 127, 127, 127, 127, 127, 127, 127, 127, 127, 127, 127, 127, 127, 127,
+    127, 127, 127, 127, 127, 127, 127, 127, 127, 20,  23,  20,  95,  0,   20,  20,  20,  20,  20,
+    20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,
+    20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,
+    20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,
+    20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,
+    20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,
+    20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,  20,
+    20,  20,  20,  20,  20,  20,  20,  20,  20,
 };
 
-static bool loom__h2c_all(const uint8_t *p, size_t n, uint8_t cls)
+/* The classes every byte of p[0..n) is in: one pass answers every
+ * question about a string (four bytes a step: this runs for every byte of
+ * every field). */
+static uint8_t loom__h2c_mask(const uint8_t *p, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        if (!(loom__h2c_class[p[i]] & cls))
+    const uint8_t *t = loom__h2c_class;
+    uint8_t m = 0xff;
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        m &= (uint8_t)(t[p[i]] & t[p[i + 1]] & t[p[i + 2]] & t[p[i + 3]]);
+    for (; i < n; i++)
+        m &= t[p[i]];
+    return m;
+}
+
+/* True if v[0..n) is a field value's bytes: HTAB, SP, visible ASCII and
+ * obs-text (C_VALUE). Eight bytes a step: a word with no byte below 0x20
+ * and none equal to 0x7f is good as it is; one that has is looked at
+ * byte by byte (an HTAB, or a bad byte). */
+static bool loom__h2c_value(const uint8_t *v, size_t n)
+{
+    const uint64_t ones = UINT64_C(0x0101010101010101), highs = UINT64_C(0x8080808080808080);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x, d;
+        memcpy(&x, v + i, 8);
+        uint64_t below = (x - ones * 0x20) & ~x & highs; /* some byte < 0x20 */
+        d = x ^ (ones * 0x7f);
+        uint64_t del = (d - ones) & ~d & highs; /* some byte == 0x7f */
+        if ((below | del) != 0) {
+            for (size_t j = i; j < i + 8; j++)
+                if (!(loom__h2c_class[v[j]] & C_VALUE))
+                    return false;
+        }
+    }
+    for (; i < n; i++)
+        if (!(loom__h2c_class[v[i]] & C_VALUE))
             return false;
     return true;
 }
@@ -86,8 +125,9 @@ static const char *loom__h2chk_pseudo(loom__h2chk *k, const uint8_t *n, size_t n
     uint32_t bit = 0;
     if (vl == 0)
         return "empty pseudo-header field";
+    uint8_t m = loom__h2c_mask(v, vl);
     if (nl == 7 && memcmp(n, ":method", 7) == 0) {
-        if (vl == 0 || !loom__h2c_all(v, vl, C_TOKEN))
+        if (!(m & C_TOKEN))
             return "invalid :method";
         bit = LOOM__H2C_METHOD;
         if (vl == 7 && memcmp(v, "CONNECT", 7) == 0)
@@ -95,7 +135,7 @@ static const char *loom__h2chk_pseudo(loom__h2chk *k, const uint8_t *n, size_t n
         else if (vl == 7 && memcmp(v, "OPTIONS", 7) == 0)
             k->f |= LOOM__H2C_OPTIONS;
     } else if (nl == 5 && memcmp(n, ":path", 5) == 0) {
-        if (!loom__h2c_all(v, vl, C_PATH))
+        if (!(m & C_PATH))
             return "invalid :path";
         bit = LOOM__H2C_PATH;
         if (vl > 0 && v[0] == '/')
@@ -103,17 +143,18 @@ static const char *loom__h2chk_pseudo(loom__h2chk *k, const uint8_t *n, size_t n
         else if (vl == 1 && v[0] == '*')
             k->f |= LOOM__H2C_STAR;
     } else if (nl == 7 && memcmp(n, ":scheme", 7) == 0) {
-        if (vl == 0 || !((v[0] | 0x20) >= 'a' && (v[0] | 0x20) <= 'z') ||
-            !loom__h2c_all(v, vl, C_SCHEME))
+        if (!((v[0] | 0x20) >= 'a' && (v[0] | 0x20) <= 'z') || !(m & C_SCHEME))
             return "invalid :scheme";
         bit = LOOM__H2C_SCHEME;
         if ((vl == 4 && strncasecmp((const char *)v, "http", 4) == 0) ||
             (vl == 5 && strncasecmp((const char *)v, "https", 5) == 0))
             k->f |= LOOM__H2C_HTTP;
     } else if (nl == 10 && memcmp(n, ":authority", 10) == 0) {
-        if (!loom__h2c_all(v, vl, C_AUTH))
+        if (!(m & C_AUTH))
             return "invalid :authority";
         bit = LOOM__H2C_AUTH;
+        if (m & C_HOST)
+            k->f |= LOOM__H2C_AUTH_HOST;
     } else {
         return "unknown pseudo-header field";
     }
@@ -136,9 +177,9 @@ const char *loom__h2chk_field(loom__h2chk *k, const uint8_t *n, size_t nl, const
         return loom__h2chk_pseudo(k, n, nl, v, vl);
     }
     k->f |= LOOM__H2C_REGULAR;
-    if (!loom__h2c_all(n, nl, C_NAME))
+    if (!(loom__h2c_mask(n, nl) & C_NAME))
         return "invalid field name";
-    if (!loom__h2c_all(v, vl, C_VALUE))
+    if (!loom__h2c_value(v, vl))
         return "invalid field value";
     if (vl > 0 && (v[0] == ' ' || v[0] == '\t' || v[vl - 1] == ' ' || v[vl - 1] == '\t'))
         return "white space around a field value";
@@ -152,9 +193,10 @@ const char *loom__h2chk_field(loom__h2chk *k, const uint8_t *n, size_t nl, const
         if (memcmp(n, "host", 4) == 0) {
             if (k->f & LOOM__H2C_HOST)
                 return "repeated host";
-            if (vl == 0 || !loom__h2c_all(v, vl, C_AUTH))
+            uint8_t m = loom__h2c_mask(v, vl);
+            if (vl == 0 || !(m & C_AUTH))
                 return "invalid host";
-            k->f |= LOOM__H2C_HOST;
+            k->f |= LOOM__H2C_HOST | ((m & C_HOST) ? LOOM__H2C_HOST_HOST : 0);
         }
         break;
     case 7:
@@ -212,6 +254,13 @@ const char *loom__h2chk_head(loom__h2chk *k, bool end)
             return "invalid :path";
     }
     return end ? loom__h2chk_end(k) : NULL;
+}
+
+bool loom__h2chk_host_ok(const loom__h2chk *k, bool authority)
+{
+    if (!(k->f & (LOOM__H2C_SLASH | LOOM__H2C_STAR)) || (k->f & LOOM__H2C_CONNECT))
+        return false;
+    return (k->f & (authority ? LOOM__H2C_AUTH_HOST : LOOM__H2C_HOST_HOST)) != 0;
 }
 
 const char *loom__h2chk_trailers(loom__h2chk *k, bool end)

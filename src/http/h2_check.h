@@ -31,6 +31,13 @@ const char *loom__h2chk_field(loom__h2chk *k, const uint8_t *name, size_t nl, co
 /* The request's header block is complete; `end`: it carried END_STREAM. */
 const char *loom__h2chk_head(loom__h2chk *k, bool end);
 
+/* True if the request's target is origin-form ("/..." or "*") and its
+ * host - the :authority if `authority`, else the host field - has only the
+ * characters of a uri-host and port: what the server's own host check
+ * (loom__hreq_check_host) would pass, so it need not run again. False
+ * means "not known": that check decides. */
+bool loom__h2chk_host_ok(const loom__h2chk *k, bool authority);
+
 /* The trailers' block is complete; `end`: it carried END_STREAM. */
 const char *loom__h2chk_trailers(loom__h2chk *k, bool end);
 

@@ -56,7 +56,9 @@ enum {
     LOOM__H2S_EOF_DUE = 1u << 5,  /* END_STREAM arrived while paused */
     LOOM__H2S_TOOBIG = 1u << 6,   /* fields or body over the limit: refused */
     LOOM__H2S_ANSWERED = 1u << 7, /* the final answer's head was submitted */
-    LOOM__H2S_BAD = 1u << 8       /* malformed (h2_check.c): reset, nothing more is read */
+    LOOM__H2S_BAD = 1u << 8,      /* malformed (h2_check.c): reset, nothing more is read */
+    LOOM__H2S_EXPECT = 1u << 9,   /* the request has an Expect field */
+    LOOM__H2S_BADEXP = 1u << 10   /* ... other than 100-continue */
 };
 
 typedef struct loom__h2stream {
@@ -70,6 +72,11 @@ typedef struct loom__h2stream {
     char *hb;
     size_t hlen, hcap, hbytes;
     uint32_t nh;
+    /* Noted as the fields are recorded (loom__h2s_field), for the build:
+     * where :method, :path and :authority are (record offset + 1, 0:
+     * none), how many pseudo-header fields and host fields there are. */
+    uint32_t at_method, at_path, at_auth;
+    uint32_t npseudo, nhost;
     /* The answer's body not yet taken by nghttp2. */
     char *ob;
     size_t olen, ooff, ocap;
@@ -78,6 +85,11 @@ typedef struct loom__h2stream {
     size_t ilen, icap;
     uint64_t stall_ms; /* loop time since which the answer waits on a zero window, or 0 */
     loom__h2chk chk;   /* the request's HTTP rules so far */
+    /* The final answer's :status and content-length values, which nghttp2
+     * reads where they are (NGHTTP2_NV_FLAG_NO_COPY_VALUE) when it packs
+     * the HEADERS frame: the stream outlives it. */
+    char status[4];
+    char clen[20];
 } loom__h2stream;
 
 struct loom__h2conn {
@@ -131,19 +143,24 @@ static loom__bcache *loom__h2_bc(const loom__h2conn *c)
     return &c->s->h.loop->bc;
 }
 
-static int loom__grow(loom__bcache *bc, char **buf, size_t *cap, size_t need)
+static int loom__grow_slow(loom__bcache *bc, char **buf, size_t *cap, size_t need)
 {
-    if (need <= *cap)
-        return 0;
-    size_t n = *cap ? *cap * 2 : 256;
+    size_t n = *cap ? *cap * 2 : 512;
     while (n < need)
         n *= 2;
-    char *b = loom__bc_realloc(bc, *buf, n);
+    char *b = loom__bc_realloc_sized(bc, *buf, *cap, n);
     if (b == NULL)
         return LOOM_ENOMEM;
     *buf = b;
     *cap = n;
     return 0;
+}
+
+/* Makes room for `need` bytes in a block of the cache. Returns 0 or
+ * LOOM_ENOMEM. */
+static inline int loom__grow(loom__bcache *bc, char **buf, size_t *cap, size_t need)
+{
+    return LOOM__LIKELY(need <= *cap) ? 0 : loom__grow_slow(bc, buf, cap, need);
 }
 
 static loom_http_method_t loom__h2_method(const char *m, size_t n)
@@ -188,10 +205,10 @@ static void loom__h2s_free(loom__h2stream *st)
         st->conn->hst = NULL;
     loom__queue_remove(&st->node);
     st->conn->nstreams--;
-    loom__bc_free(bc, st->hb);
-    loom__bc_free(bc, st->ob);
-    loom__bc_free(bc, st->ib);
-    loom__bc_free(bc, st);
+    loom__bc_free_sized(bc, st->hb, st->hcap);
+    loom__bc_free_sized(bc, st->ob, st->ocap);
+    loom__bc_free_sized(bc, st->ib, st->icap);
+    loom__bc_free_sized(bc, st, sizeof *st);
 }
 
 /* The request leaves its stream without an answer on the wire (the client
@@ -221,33 +238,30 @@ static void loom__h2s_malformed(loom__h2stream *st, const char *why)
     nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_PROTOCOL_ERROR);
 }
 
+/* The value of the field recorded at `at` - 1 (0: none; *v is left). */
+static inline void loom__h2s_value(const char *hb, uint32_t at, const char **v, size_t *vl)
+{
+    if (at == 0)
+        return;
+    uint32_t nl, l;
+    memcpy(&nl, hb + at - 1, 4);
+    memcpy(&l, hb + at - 1 + 4, 4);
+    *v = hb + at - 1 + 8 + nl + 1;
+    *vl = l;
+}
+
 /* Builds the request of a stream whose fields are complete. Returns 0, or
  * an HTTP status to refuse it with (400, 431), or LOOM_ENOMEM. */
 static int loom__h2s_build(loom__h2stream *st, loom_http_req_t *req)
 {
     const char *method = NULL, *path = NULL, *auth = NULL;
-    size_t ml = 0, pl = 0, al = 0, nh = 0, hostf = 0;
-    /* Pass 1: the pseudo-fields (nghttp2 has checked their presence and
-     * order) and the count of regular ones. */
-    for (size_t off = 0; off < st->hlen;) {
-        uint32_t nl, vl;
-        memcpy(&nl, st->hb + off, 4);
-        memcpy(&vl, st->hb + off + 4, 4);
-        const char *n = st->hb + off + 8, *v = n + nl + 1;
-        if (n[0] == ':') {
-            if (nl == 7 && memcmp(n, ":method", 7) == 0)
-                method = v, ml = vl;
-            else if (nl == 5 && memcmp(n, ":path", 5) == 0)
-                path = v, pl = vl;
-            else if (nl == 10 && memcmp(n, ":authority", 10) == 0)
-                auth = v, al = vl;
-        } else {
-            nh++;
-            if (nl == 4 && memcmp(n, "host", 4) == 0)
-                hostf++;
-        }
-        off += 8 + nl + vl + 2;
-    }
+    size_t ml = 0, pl = 0, al = 0;
+    size_t nh = st->nh - st->npseudo, hostf = st->nhost;
+    /* The pseudo-fields were noted where they are recorded (h2_check.c
+     * has checked their presence and order). */
+    loom__h2s_value(st->hb, st->at_method, &method, &ml);
+    loom__h2s_value(st->hb, st->at_path, &path, &pl);
+    loom__h2s_value(st->hb, st->at_auth, &auth, &al);
     if (method == NULL)
         return 400;
     if (path == NULL) { /* CONNECT: the authority is the target */
@@ -267,29 +281,34 @@ static int loom__h2s_build(loom__h2stream *st, loom_http_req_t *req)
     char *m = st->hb, *str = m;
     loom_http_header_t *h = (loom_http_header_t *)(void *)(m + at);
     size_t k = 0;
-    const char *host = NULL;
-    size_t host_len = 0;
-    /* Pass 2, on the record where it now lives: the pointers. */
-    method = path = auth = NULL;
+    const char *host = NULL, *clv = NULL;
+    size_t host_len = 0, cll = 0;
+    /* One pass, on the record where it now lives: the pointers, and the
+     * fields the server looks at (names are lowercase here). */
+    loom__h2s_value(str, st->at_method, &method, &ml);
+    loom__h2s_value(str, st->at_path, &path, &pl);
+    loom__h2s_value(str, st->at_auth, &auth, &al);
     for (size_t off = 0; off < st->hlen;) {
         uint32_t nl, vl;
         memcpy(&nl, str + off, 4);
         memcpy(&vl, str + off + 4, 4);
         const char *n = str + off + 8, *v = n + nl + 1;
-        if (n[0] == ':') {
-            if (nl == 7 && memcmp(n, ":method", 7) == 0)
-                method = v;
-            else if (nl == 5 && memcmp(n, ":path", 5) == 0)
-                path = v;
-            else if (nl == 10 && memcmp(n, ":authority", 10) == 0)
-                auth = v;
-        } else {
+        if (n[0] != ':') {
             h[k].name = n;
             h[k].name_len = nl;
             h[k].value = v;
             h[k].value_len = vl;
-            if (nl == 4 && memcmp(n, "host", 4) == 0 && host == NULL)
+            if (nl == 4 && memcmp(n, "host", 4) == 0 && host == NULL) {
                 host = v, host_len = vl;
+            } else if (nl == 14 && clv == NULL && memcmp(n, "content-length", 14) == 0) {
+                clv = v, cll = vl;
+            } else if (nl == 6 && memcmp(n, "expect", 6) == 0) {
+                /* RFC 9110 section 10.1.1: 100-continue is the one
+                 * expectation (compared without regard to case). */
+                st->flags |= LOOM__H2S_EXPECT;
+                if (!(vl == 12 && strncasecmp(v, "100-continue", 12) == 0))
+                    st->flags |= LOOM__H2S_BADEXP;
+            }
             k++;
         }
         off += 8 + nl + vl + 2;
@@ -323,6 +342,7 @@ static int loom__h2s_build(loom__h2stream *st, loom_http_req_t *req)
     req->hdrs = h;
     req->nhdrs = k;
     req->mem = m;
+    req->mem_cap = st->hcap <= UINT32_MAX ? (uint32_t)st->hcap : 0;
     st->hb = NULL; /* now the request's */
     st->hlen = st->hcap = 0;
     req->flags |= LOOM__HR_PERSIST;
@@ -344,14 +364,16 @@ static int loom__h2s_build(loom__h2stream *st, loom_http_req_t *req)
         req->query = q + 1;
         req->query_len = pl - plen - 1;
     }
-    if (host && loom__hreq_check_host(st->conn->srv, rq, k) == 400)
+    /* The host's characters were looked at with the fields' own
+     * (h2_check.c); the server's check runs only where that did not say. */
+    if (host && !loom__h2chk_host_ok(&st->chk, auth != NULL) &&
+        loom__hreq_check_host(st->conn->srv, rq, k) == 400)
         return 400;
-    /* Content-Length announces the body (nghttp2 checks it matches). */
-    const loom_http_header_t *cl = loom_http_header_find(h, k, "content-length", NULL);
-    if (cl) {
+    /* Content-Length announces the body (h2_check.c checks it matches). */
+    if (clv) {
         uint64_t v = 0;
-        for (size_t i = 0; i < cl->value_len && v < (UINT64_C(1) << 60); i++)
-            v = v * 10 + (uint64_t)(cl->value[i] - '0');
+        for (size_t i = 0; i < cll && v < (UINT64_C(1) << 60); i++)
+            v = v * 10 + (uint64_t)(clv[i] - '0');
         req->body_size = v;
     }
     return 0;
@@ -494,14 +516,14 @@ static void loom__h2s_begin(loom__h2stream *st, bool end_stream)
     }
     /* Expect (RFC 9110 section 10.1.1): 100-continue is honoured as on
      * HTTP/1 (below), any other expectation gets 417. */
-    if (loom__hreq_bad_expect(req->hdrs, req->nhdrs)) {
+    if (st->flags & LOOM__H2S_BADEXP) {
         loom__hreq_free(req);
         loom__h2_report(c, LOOM_EV_HTTP_ERROR, LOOM_EHTTP, "unsupported expectation");
         loom__h2s_refuse(st, 417);
         return;
     }
     bool expect = false;
-    if (loom_http_header_find(req->hdrs, req->nhdrs, "expect", NULL) != NULL) {
+    if (st->flags & LOOM__H2S_EXPECT) {
         req->rq.flags |= LOOM_HTTP_F_EXPECT_CONTINUE;
         expect = !end_stream;
     }
@@ -540,6 +562,20 @@ static int loom__h2s_field(loom__h2stream *st, const char *name, size_t nl, cons
         return LOOM_ENOMEM;
     uint32_t n32 = (uint32_t)nl, v32 = (uint32_t)vl;
     char *o = st->hb + st->hlen;
+    /* Noted for the build (see loom__h2stream): a pseudo-header field
+     * here is one h2_check.c passed (or the upgrade's own). */
+    if (nl > 1 && name[0] == ':') {
+        uint32_t at = (uint32_t)st->hlen + 1;
+        st->npseudo++;
+        if (nl == 7 && name[1] == 'm')
+            st->at_method = at;
+        else if (nl == 5 && name[1] == 'p')
+            st->at_path = at;
+        else if (nl == 10 && name[1] == 'a')
+            st->at_auth = at;
+    } else if (nl == 4 && (name[0] | 0x20) == 'h' && strncasecmp(name, "host", 4) == 0) {
+        st->nhost++;
+    }
     memcpy(o, &n32, 4);
     memcpy(o + 4, &v32, 4);
     memcpy(o + 8, name, nl);
@@ -720,7 +756,8 @@ static int loom__h2_on_stream_close(nghttp2_session *ng, int32_t id, uint32_t co
     loom__h2stream *st = nghttp2_session_get_stream_user_data(ng, id);
     if (st == NULL)
         return 0;
-    nghttp2_session_set_stream_user_data(ng, id, NULL);
+    /* (nghttp2 destroys the stream when this returns: no closed streams
+     * are kept, so its user data is not reset.) */
     loom__h2s_req_gone(st); /* reset before its answer: on_close */
     loom__h2s_free(st);
     return 0;
@@ -829,6 +866,33 @@ static ssize_t loom__h2_data_read(nghttp2_session *ng, int32_t id, uint8_t *buf,
 #define LOOM__H2_FRAMEBUF_MIN 16384u /* nghttp2: 9-byte header + 1 + 16384 */
 #define LOOM__H2_FRAMEBUF_MAX (16384u + 64u)
 
+/* nghttp2's blocks carry their size in a 16-byte head, so that a free
+ * files them in the block cache without asking malloc (a look at the next
+ * chunk's header, a cache miss as often as not). */
+#define LOOM__H2_HEAD 16u
+
+static void *loom__h2_blk(loom__bcache *bc, size_t size)
+{
+    if (size > SIZE_MAX - LOOM__H2_HEAD)
+        return NULL;
+    char *raw = loom__bc_alloc(bc, size + LOOM__H2_HEAD);
+    if (raw == NULL)
+        return NULL;
+    *(size_t *)(void *)raw = size + LOOM__H2_HEAD;
+    return raw + LOOM__H2_HEAD;
+}
+
+static size_t loom__h2_blk_size(const void *p)
+{
+    return *(const size_t *)(const void *)((const char *)p - LOOM__H2_HEAD);
+}
+
+static void loom__h2_blk_free(loom__bcache *bc, void *p)
+{
+    char *raw = (char *)p - LOOM__H2_HEAD;
+    loom__bc_free_sized(bc, raw, loom__h2_blk_size(p));
+}
+
 static void *loom__h2_mem_malloc(size_t size, void *ud)
 {
     loom__hsrv_loop *sl = ud;
@@ -842,7 +906,7 @@ static void *loom__h2_mem_malloc(size_t size, void *ud)
             return sl->h2_frame;
         }
     }
-    return loom__bc_alloc(&sl->loop->bc, size);
+    return loom__h2_blk(&sl->loop->bc, size);
 }
 
 /* A page slot is page-aligned; malloc's blocks (16-aligned) seldom are, so
@@ -860,7 +924,7 @@ static void loom__h2_mem_free(void *p, void *ud)
         return;
     if (((uintptr_t)p & (LOOM__H2SLOT_SIZE - 1)) == 0 && loom__h2arena_free(sl->h2_arena, p))
         return;
-    loom__bc_free(&sl->loop->bc, p);
+    loom__h2_blk_free(&sl->loop->bc, p);
 }
 
 /* A zeroed page (nghttp2 1.52's stream map: 256 buckets of 16 bytes) comes
@@ -876,7 +940,10 @@ static void *loom__h2_mem_calloc(size_t n, size_t size, void *ud)
     }
     if (size != 0 && n > SIZE_MAX / size)
         return NULL;
-    return loom__bc_calloc(&sl->loop->bc, n * size);
+    void *p = loom__h2_blk(&sl->loop->bc, n * size);
+    if (p != NULL)
+        memset(p, 0, n * size);
+    return p;
 }
 
 static void *loom__h2_mem_realloc(void *p, size_t size, void *ud)
@@ -885,20 +952,28 @@ static void *loom__h2_mem_realloc(void *p, size_t size, void *ud)
     if (p == NULL) /* nghttp2 makes its buffers with realloc(NULL, n) */
         return loom__h2_mem_malloc(size, ud);
     if (p == sl->h2_frame) {
-        void *q = malloc(size);
+        void *q = loom__h2_blk(&sl->loop->bc, size);
         if (q != NULL)
             memcpy(q, p, size < sl->h2_frame_len ? size : sl->h2_frame_len);
         return q;
     }
     if (loom__h2_mem_slot(sl, p)) {
-        void *q = malloc(size);
+        void *q = loom__h2_blk(&sl->loop->bc, size);
         if (q != NULL) {
             memcpy(q, p, size < LOOM__H2SLOT_SIZE ? size : LOOM__H2SLOT_SIZE);
             loom__h2arena_free(sl->h2_arena, p);
         }
         return q;
     }
-    return loom__bc_realloc(&sl->loop->bc, p, size);
+    size_t have = loom__h2_blk_size(p) - LOOM__H2_HEAD;
+    if (size <= have && size != 0)
+        return p;
+    void *q = loom__h2_blk(&sl->loop->bc, size);
+    if (q != NULL) {
+        memcpy(q, p, have < size ? have : size);
+        loom__h2_blk_free(&sl->loop->bc, p);
+    }
+    return q;
 }
 
 bool loom__h2_enabled(const loom_http_server_t *srv, bool tls)
@@ -1175,6 +1250,9 @@ static loom__h2conn *loom__h2_make(loom_socket_t *s)
         {NGHTTP2_SETTINGS_MAX_FRAME_SIZE, o->max_frame_size ? o->max_frame_size : 16384},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, hl},
         {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+        /* RFC 9113 section 5.3.2: RFC 7540's priority tree is not kept;
+         * answers are sent by RFC 9218 urgency (all equal: round robin). */
+        {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
     };
     if (nghttp2_submit_settings(c->ng, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof iv[0]) != 0) {
         nghttp2_session_del(c->ng);
@@ -1402,9 +1480,11 @@ static bool loom__h2_skip_field(const char *n, size_t nl, int kind)
 
 /* Builds the field list of an answer head: :status, the fields of `pre`
  * and `hdrs` (names lowercased), date, server and content-length. Calls
- * nghttp2 with it through `submit`. Names that are string literals are
- * not copied by nghttp2 (NGHTTP2_NV_FLAG_NO_COPY_NAME: they outlive the
- * frame); everything else is. */
+ * nghttp2 with it through `submit`. The lengths and kinds of the fields
+ * come from the response's scan (`sc`, the first LOOM__HSCAN_MAX). What
+ * outlives the frame is not copied by nghttp2 (NGHTTP2_NV_FLAG_NO_COPY_*):
+ * literal names, the loop's date, the server's name, and a final answer's
+ * :status and content-length, kept in the stream; everything else is. */
 static int loom__h2_head(loom_http_req_t *req, int status, const char *const *pre,
                          const char *const *hdrs, const loom__hscan *sc, bool cl, uint64_t length,
                          nghttp2_data_provider *dp, bool interim)
@@ -1412,13 +1492,18 @@ static int loom__h2_head(loom_http_req_t *req, int status, const char *const *pr
     loom__h2stream *st = req->p.h2;
     loom__h2conn *c = st->conn;
     loom_http_server_t *srv = req->srv;
-    size_t n = 4, names = 0;
-    for (int l = 0; l < 2; l++) {
-        const char *const *h = l ? hdrs : pre;
-        for (size_t i = 0; h && h[i]; i += 2, n++)
-            names += strlen(h[i]);
+    size_t n = 4 + sc->n, names = 0;
+    for (unsigned j = 0; j < sc->n && j < LOOM__HSCAN_MAX; j++)
+        names += sc->f[j].nl;
+    if (sc->n > LOOM__HSCAN_MAX) { /* the fields past the scan's record */
+        unsigned j = 0;
+        for (int l = 0; l < 2; l++) {
+            const char *const *h = l ? hdrs : pre;
+            for (size_t i = 0; h && h[i]; i += 2, j++)
+                if (j >= LOOM__HSCAN_MAX)
+                    names += strlen(h[i]);
+        }
     }
-    (void)sc;
     nghttp2_nv nvs[24], *nv = n <= 24 ? nvs : malloc(n * sizeof *nv);
     char lbuf[512], *low = names <= sizeof lbuf ? lbuf : malloc(names ? names : 1);
     if (nv == NULL || low == NULL) {
@@ -1428,41 +1513,51 @@ static int loom__h2_head(loom_http_req_t *req, int status, const char *const *pr
             free(low);
         return LOOM_ENOMEM;
     }
-    char sv[3], clv[20];
+    char isv[4];
+    char *sv = interim ? isv : st->status; /* an interim's is copied: a final one follows */
     loom__put_status(sv, status);
+    uint8_t sflag = interim ? NGHTTP2_NV_FLAG_NO_COPY_NAME
+                            : NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE;
     size_t k = 0;
-    nv[k++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)sv, 7, 3, NGHTTP2_NV_FLAG_NO_COPY_NAME};
-    bool has_date = false;
+    nv[k++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)sv, 7, 3, sflag};
     char *lo = low;
+    unsigned j = 0;
     for (int l = 0; l < 2; l++) {
         const char *const *h = l ? hdrs : pre;
-        for (size_t i = 0; h && h[i]; i += 2) {
-            size_t nl = strlen(h[i]);
-            int kind = loom__hdr_kind(h[i], nl);
+        for (size_t i = 0; h && h[i]; i += 2, j++) {
+            size_t nl, vl;
+            int kind;
+            if (j < LOOM__HSCAN_MAX) {
+                nl = sc->f[j].nl;
+                vl = sc->f[j].vl;
+                kind = sc->f[j].kind;
+            } else {
+                nl = strlen(h[i]);
+                vl = strlen(h[i + 1]);
+                kind = loom__hdr_kind(h[i], nl);
+            }
             if (loom__h2_skip_field(h[i], nl, kind))
                 continue;
-            if (kind == LOOM__HK_DATE)
-                has_date = true;
-            for (size_t j = 0; j < nl; j++) {
-                char ch = h[i][j];
-                lo[j] = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
+            for (size_t b = 0; b < nl; b++) {
+                char ch = h[i][b];
+                lo[b] = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
             }
-            nv[k++] = (nghttp2_nv){(uint8_t *)lo, (uint8_t *)h[i + 1], nl, strlen(h[i + 1]),
-                                   NGHTTP2_NV_FLAG_NONE};
+            nv[k++] =
+                (nghttp2_nv){(uint8_t *)lo, (uint8_t *)h[i + 1], nl, vl, NGHTTP2_NV_FLAG_NONE};
             lo += nl;
         }
     }
     if (!interim) {
-        if (!has_date)
+        uint8_t lit = NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE;
+        if (!sc->has_date) /* the loop's date: same length whenever it is read */
             nv[k++] = (nghttp2_nv){(uint8_t *)"date", (uint8_t *)loom__hsrv_date(srv->sl) + 6, 4,
-                                   29, NGHTTP2_NV_FLAG_NO_COPY_NAME};
+                                   29, lit};
         if (srv->server_name_len)
             nv[k++] = (nghttp2_nv){(uint8_t *)"server", (uint8_t *)srv->o.server_name, 6,
-                                   srv->server_name_len, NGHTTP2_NV_FLAG_NO_COPY_NAME};
+                                   srv->server_name_len, lit};
         if (cl) {
-            size_t m = (size_t)(loom__put_u64(clv, length) - clv);
-            nv[k++] = (nghttp2_nv){(uint8_t *)"content-length", (uint8_t *)clv, 14, m,
-                                   NGHTTP2_NV_FLAG_NO_COPY_NAME};
+            size_t m = (size_t)(loom__put_u64(st->clen, length) - st->clen);
+            nv[k++] = (nghttp2_nv){(uint8_t *)"content-length", (uint8_t *)st->clen, 14, m, lit};
         }
     }
     int r;

@@ -104,7 +104,10 @@ static void loom__hreq_free_fn(loom__handle *h)
     loom_http_req_t *req = (loom_http_req_t *)h;
     loom__hsrv_loop *sl = req->srv->sl;
     if (LOOM__UNLIKELY(req->mem || req->bodybuf)) {
-        loom__bc_free(&sl->loop->bc, req->mem); /* HTTP/2's come from the block cache */
+        if (req->mem_cap) /* HTTP/2's come from the block cache */
+            loom__bc_free_sized(&sl->loop->bc, req->mem, req->mem_cap);
+        else
+            loom__bc_free(&sl->loop->bc, req->mem);
         free(req->bodybuf);
     }
     loom__slab_free(&sl->req_slab, req);

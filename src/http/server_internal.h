@@ -171,6 +171,7 @@ struct loom_http_req {
     /* HTTP/2: the stream id, kept after the stream is gone so that
      * loom_http_req_stream_id() still names it in on_close. */
     uint32_t h2_id;
+    uint32_t mem_cap; /* HTTP/2: mem's size as allocated from the block cache, or 0 */
     union {
         loom__h1req h1;
         struct loom__h2stream *h2; /* HTTP/2: the stream (h2_server.c) */

@@ -92,7 +92,8 @@ int main(void)
         } else if (op < 3) {
             /* Grow or shrink: the common prefix survives. */
             size_t old = len[i], n = rand_size() + 1;
-            unsigned char *p = loom__bc_realloc(bc, blk[i], n);
+            unsigned char *p = (next_rand() & 1) ? loom__bc_realloc(bc, blk[i], n)
+                                                 : loom__bc_realloc_sized(bc, blk[i], old, n);
             CHECK(p != NULL);
             CHECK(malloc_usable_size(p) >= n);
             blk[i] = p;
@@ -102,13 +103,15 @@ int main(void)
             fill(i);
         } else {
             check(i, len[i]);
-            if (op < 8)
+            if (op < 6)
                 loom__bc_free(bc, blk[i]);
+            else if (op < 8)
+                loom__bc_free_sized(bc, blk[i], len[i]); /* the size it was made with */
             else
                 free(blk[i]);
             blk[i] = NULL;
         }
-        CHECK(bc->bytes <= 256u * 1024u);
+        CHECK(bc->bytes <= LOOM__BC_MAX);
         if (bc->off)
             CHECK_EQ(bc->bytes, (size_t)0);
     }

@@ -334,6 +334,7 @@ struct loom_loop {
     loom__handle *closing; /* handles to free at the end of the iteration */
     loom__free_fn free_fns[LOOM__MAX_FREE_FNS]; /* see loom__handle.free_idx */
     unsigned nfree_fns;
+    unsigned free_hint; /* the index found last (handles come in runs of a kind) */
     loom__handle *closing_tail;
 
     /* Cross-thread posts. */

@@ -76,13 +76,18 @@ void loom__handle_init(loom_loop_t *loop, loom__handle *h, uint32_t type, loom__
     h->type = (uint16_t)type;
     h->flags = LOOM__H_REF | (internal ? LOOM__H_INTERNAL : 0);
     /* Each distinct free function is registered once per loop; a short
-     * linear search (a loop knows a dozen or so). */
-    unsigned i = 0;
-    while (i < loop->nfree_fns && loop->free_fns[i] != free_fn)
-        i++;
-    if (i == loop->nfree_fns) {
-        assert(i < LOOM__MAX_FREE_FNS);
-        loop->free_fns[loop->nfree_fns++] = free_fn;
+     * linear search (a loop knows a dozen or so), after a look at the one
+     * found last. */
+    unsigned i = loop->free_hint;
+    if (i >= loop->nfree_fns || loop->free_fns[i] != free_fn) {
+        i = 0;
+        while (i < loop->nfree_fns && loop->free_fns[i] != free_fn)
+            i++;
+        if (i == loop->nfree_fns) {
+            assert(i < LOOM__MAX_FREE_FNS);
+            loop->free_fns[loop->nfree_fns++] = free_fn;
+        }
+        loop->free_hint = i;
     }
     h->free_idx = (uint16_t)i;
     h->closing_next = NULL;

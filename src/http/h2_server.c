@@ -113,6 +113,7 @@ struct loom__h2conn {
     loom__h2slot *slot;    /* the page slot of nghttp2's stream map (h2_mem.c), or NULL */
     loom__h2stream *hst;   /* the stream whose fields are arriving (saves map lookups) */
     uint32_t resets;       /* rapid reset: tokens left (see loom__h2_on_reset) */
+    uint32_t hb_size;      /* what the last request's record grew to: the next one's first size */
     uint64_t reset_ms;     /* loop time of the last refill */
     char err[96];          /* nghttp2's last error message */
 };
@@ -145,7 +146,7 @@ static loom__bcache *loom__h2_bc(const loom__h2conn *c)
 
 static int loom__grow_slow(loom__bcache *bc, char **buf, size_t *cap, size_t need)
 {
-    size_t n = *cap ? *cap * 2 : 512;
+    size_t n = *cap ? *cap * 2 : need < 256 ? 256 : need;
     while (n < need)
         n *= 2;
     char *b = loom__bc_realloc_sized(bc, *buf, *cap, n);
@@ -276,8 +277,10 @@ static int loom__h2s_build(loom__h2stream *st, loom_http_req_t *req)
     size_t nfields = nh + (auth && !hostf ? 1 : 0);
     size_t hsz = nfields * sizeof(loom_http_header_t);
     size_t at = (st->hlen + 7) & ~(size_t)7;
-    if (loom__grow(loom__h2_bc(st->conn), &st->hb, &st->hcap, at + hsz + pl + 1) < 0)
+    size_t need = at + hsz + pl + 1;
+    if (loom__grow(loom__h2_bc(st->conn), &st->hb, &st->hcap, need) < 0)
         return LOOM_ENOMEM;
+    st->conn->hb_size = need <= 16384 ? (uint32_t)need : 0;
     char *m = st->hb, *str = m;
     loom_http_header_t *h = (loom_http_header_t *)(void *)(m + at);
     size_t k = 0;
@@ -552,13 +555,40 @@ static void loom__h2s_begin(loom__h2stream *st, bool end_stream)
 
 /* --- nghttp2 callbacks ---------------------------------------------------------- */
 
+/* memcpy for the short strings of fields (most are under 32 bytes): two
+ * overlapping moves of a fixed size instead of a call. */
+static inline void loom__h2_copy(char *d, const char *s, size_t n)
+{
+    if (n >= 8 && n <= 16) {
+        uint64_t a, b;
+        memcpy(&a, s, 8);
+        memcpy(&b, s + n - 8, 8);
+        memcpy(d, &a, 8);
+        memcpy(d + n - 8, &b, 8);
+    } else if (n >= 4 && n < 8) {
+        uint32_t a, b;
+        memcpy(&a, s, 4);
+        memcpy(&b, s + n - 4, 4);
+        memcpy(d, &a, 4);
+        memcpy(d + n - 4, &b, 4);
+    } else if (n < 4) {
+        for (size_t i = 0; i < n; i++)
+            d[i] = s[i];
+    } else {
+        memcpy(d, s, n);
+    }
+}
+
 /* Appends a field to the stream's record of fields being received (see
  * loom__h2stream.hb); `lower`: the name is lowercased on the way. Returns 0
  * or LOOM_ENOMEM. */
 static int loom__h2s_field(loom__h2stream *st, const char *name, size_t nl, const char *value,
                            size_t vl, bool lower)
 {
-    if (loom__grow(loom__h2_bc(st->conn), &st->hb, &st->hcap, st->hlen + 8 + nl + vl + 2) < 0)
+    size_t need = st->hlen + 8 + nl + vl + 2;
+    if (st->hcap == 0 && need < st->conn->hb_size)
+        need = st->conn->hb_size; /* requests on a connection look alike: one block */
+    if (loom__grow(loom__h2_bc(st->conn), &st->hb, &st->hcap, need) < 0)
         return LOOM_ENOMEM;
     uint32_t n32 = (uint32_t)nl, v32 = (uint32_t)vl;
     char *o = st->hb + st->hlen;
@@ -578,12 +608,12 @@ static int loom__h2s_field(loom__h2stream *st, const char *name, size_t nl, cons
     }
     memcpy(o, &n32, 4);
     memcpy(o + 4, &v32, 4);
-    memcpy(o + 8, name, nl);
+    loom__h2_copy(o + 8, name, nl);
     for (size_t i = 0; lower && i < nl; i++)
         if (o[8 + i] >= 'A' && o[8 + i] <= 'Z')
             o[8 + i] = (char)(o[8 + i] + 32);
     o[8 + nl] = '\0';
-    memcpy(o + 9 + nl, value, vl);
+    loom__h2_copy(o + 9 + nl, value, vl);
     o[9 + nl + vl] = '\0';
     st->hlen += 8 + nl + vl + 2;
     st->nh++;
@@ -1586,8 +1616,15 @@ static int loom__h2_start(loom_http_req_t *req, const loom__hhead *hd)
     else
         data = hd->len > 0;
     if (data && !hd->stream) {
-        if (loom__grow(loom__h2_bc(st->conn), &st->ob, &st->ocap, hd->len) < 0)
+        /* A whole body: a block of its size (small answers stay small). */
+        if (st->ob == NULL) {
+            st->ob = loom__bc_alloc(loom__h2_bc(st->conn), hd->len);
+            if (st->ob == NULL)
+                return LOOM_ENOMEM;
+            st->ocap = hd->len;
+        } else if (loom__grow(loom__h2_bc(st->conn), &st->ob, &st->ocap, hd->len) < 0) {
             return LOOM_ENOMEM;
+        }
         memcpy(st->ob, hd->body, hd->len);
         st->olen = hd->len;
         st->ooff = 0;

@@ -17,6 +17,7 @@
 #include "loom_config.h"
 
 #define LOOM__CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+#define LOOM__INLINE                          inline __attribute__((always_inline))
 #define LOOM__LIKELY(x)                       __builtin_expect(!!(x), 1)
 #define LOOM__UNLIKELY(x)                     __builtin_expect(!!(x), 0)
 

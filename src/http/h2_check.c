@@ -74,7 +74,7 @@ static const uint8_t loom__h2c_class[256] = {
 /* The classes every byte of p[0..n) is in: one pass answers every
  * question about a string (four bytes a step: this runs for every byte of
  * every field). */
-static uint8_t loom__h2c_mask(const uint8_t *p, size_t n)
+static inline __attribute__((always_inline)) uint8_t loom__h2c_mask(const uint8_t *p, size_t n)
 {
     const uint8_t *t = loom__h2c_class;
     uint8_t m = 0xff;
@@ -146,8 +146,10 @@ static const char *loom__h2chk_pseudo(loom__h2chk *k, const uint8_t *n, size_t n
         if (!((v[0] | 0x20) >= 'a' && (v[0] | 0x20) <= 'z') || !(m & C_SCHEME))
             return "invalid :scheme";
         bit = LOOM__H2C_SCHEME;
-        if ((vl == 4 && strncasecmp((const char *)v, "http", 4) == 0) ||
-            (vl == 5 && strncasecmp((const char *)v, "https", 5) == 0))
+        /* ("| 0x20" lowercases a letter and keeps the scheme's other
+         * characters: digits, "+", "-" and "." have that bit.) */
+        if ((vl == 4 || (vl == 5 && (v[4] | 0x20) == 's')) && (v[0] | 0x20) == 'h' &&
+            (v[1] | 0x20) == 't' && (v[2] | 0x20) == 't' && (v[3] | 0x20) == 'p')
             k->f |= LOOM__H2C_HTTP;
     } else if (nl == 10 && memcmp(n, ":authority", 10) == 0) {
         if (!(m & C_AUTH))

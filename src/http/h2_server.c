@@ -582,8 +582,8 @@ static inline void loom__h2_copy(char *d, const char *s, size_t n)
 /* Appends a field to the stream's record of fields being received (see
  * loom__h2stream.hb); `lower`: the name is lowercased on the way. Returns 0
  * or LOOM_ENOMEM. */
-static int loom__h2s_field(loom__h2stream *st, const char *name, size_t nl, const char *value,
-                           size_t vl, bool lower)
+static LOOM__INLINE int loom__h2s_field(loom__h2stream *st, const char *name, size_t nl,
+                                        const char *value, size_t vl, bool lower)
 {
     size_t need = st->hlen + 8 + nl + vl + 2;
     if (st->hcap == 0 && need < st->conn->hb_size)

@@ -127,6 +127,29 @@ int main(void)
         }
     }
 
+    /* An http(s) :path must be origin-form, whatever the scheme's case;
+     * another scheme's need not. */
+    static const struct {
+        const char *scheme;
+        bool http;
+    } schemes[] = {{"http", true}, {"https", true},  {"HTTPS", true},
+                   {"hTtP", true}, {"httpx", false}, {"htt", false},
+                   {"ftp", false}, {"h-tp", false},  {"http+s", false}};
+    for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++) {
+        loom__h2chk_init(&k);
+        const char *sc = schemes[i].scheme;
+        CHECK(loom__h2chk_field(&k, (const uint8_t *)":method", 7, (const uint8_t *)"GET", 3,
+                                false) == NULL);
+        CHECK(loom__h2chk_field(&k, (const uint8_t *)":scheme", 7, (const uint8_t *)sc, strlen(sc),
+                                false) == NULL);
+        CHECK(loom__h2chk_field(&k, (const uint8_t *)":path", 5, (const uint8_t *)"x", 1, false) ==
+              NULL);
+        CHECK(loom__h2chk_field(&k, (const uint8_t *)":authority", 10, (const uint8_t *)"h", 1,
+                                false) == NULL);
+        const char *why = loom__h2chk_head(&k, true);
+        CHECK_EQ(why != NULL, schemes[i].http);
+    }
+
     /* Not origin-form: the server's check decides. */
     loom__h2chk_init(&k);
     CHECK(loom__h2chk_field(&k, (const uint8_t *)":method", 7, (const uint8_t *)"CONNECT", 7,

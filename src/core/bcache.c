@@ -46,6 +46,35 @@
 #include <valgrind/valgrind.h>
 #endif
 
+/* The class of a request for n bytes: glibc's chunk size / 16. */
+static size_t loom__bc_class(size_t n)
+{
+    size_t c = (n + 8 + 15) & ~(size_t)15;
+    return (c < 32 ? 32 : c) / 16;
+}
+
+#if defined(LOOM__BC_USABLE)
+/* Does malloc(n) give at least its class's usable bytes (16k - 8), as
+ * glibc's chunks do? Another allocator in the process (a preloaded
+ * jemalloc or tcmalloc, valgrind's) may give less: then a sized free
+ * cannot trust n, and loom__bc_free_sized() asks malloc instead. The sizes
+ * cover each residue that a 16-byte-granular allocator would fail. */
+static bool loom__bc_probe(void)
+{
+    static const size_t sizes[] = {1, 8, 9, 15, 24, 25, 100, 105, 111, 200, 201, 521, 1000, 1001};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        void *p = malloc(sizes[i]);
+        if (p == NULL)
+            return false;
+        bool ok = LOOM__BC_USABLE(p) >= loom__bc_class(sizes[i]) * 16 - 8;
+        free(p);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+#endif
+
 void loom__bc_init(loom__bcache *bc)
 {
     memset(bc, 0, sizeof *bc);
@@ -54,13 +83,9 @@ void loom__bc_init(loom__bcache *bc)
 #elif LOOM_WITH_VALGRIND
     bc->off = RUNNING_ON_VALGRIND != 0;
 #endif
-}
-
-/* The class of a request for n bytes: glibc's chunk size / 16. */
-static size_t loom__bc_class(size_t n)
-{
-    size_t c = (n + 8 + 15) & ~(size_t)15;
-    return (c < 32 ? 32 : c) / 16;
+#if defined(LOOM__BC_USABLE)
+    bc->exact = !bc->off && loom__bc_probe();
+#endif
 }
 
 void *loom__bc_alloc(loom__bcache *bc, size_t n)
@@ -105,19 +130,23 @@ void loom__bc_free(loom__bcache *bc, void *p)
 /* A block allocated with n bytes (through loom__bc_alloc, or malloc) is a
  * chunk of class loom__bc_class(n) under glibc, or larger (glibc does not
  * split off a remainder too small to be a chunk): it has at least that
- * class's usable bytes, so it is filed there without asking malloc. */
+ * class's usable bytes, so it is filed there without asking malloc. Under
+ * an allocator that gives less (bc->exact false: see loom__bc_probe) malloc
+ * is asked, as by loom__bc_free(). */
 void loom__bc_free_sized(loom__bcache *bc, void *p, size_t n)
 {
     if (p == NULL)
         return;
-    if (!bc->off) {
-        size_t k = loom__bc_class(n);
-        if (k < LOOM__BC_CLASSES && bc->bytes + k * 16 <= LOOM__BC_MAX) {
-            *(void **)p = bc->head[k];
-            bc->head[k] = p;
-            bc->bytes += k * 16;
-            return;
-        }
+    if (!bc->exact) {
+        loom__bc_free(bc, p);
+        return;
+    }
+    size_t k = loom__bc_class(n);
+    if (k < LOOM__BC_CLASSES && bc->bytes + k * 16 <= LOOM__BC_MAX) {
+        *(void **)p = bc->head[k];
+        bc->head[k] = p;
+        bc->bytes += k * 16;
+        return;
     }
     free(p);
 }
@@ -126,8 +155,8 @@ void *loom__bc_realloc_sized(loom__bcache *bc, void *p, size_t old, size_t n)
 {
     if (p == NULL)
         return loom__bc_alloc(bc, n);
-    if (bc->off || n == 0)
-        return realloc(p, n);
+    if (!bc->exact || n == 0)
+        return loom__bc_realloc(bc, p, n);
     if (loom__bc_class(n) <= loom__bc_class(old))
         return p; /* the chunk has room (above) */
     void *q = loom__bc_alloc(bc, n);

@@ -98,6 +98,7 @@ typedef struct loom__bcache {
     void *head[LOOM__BC_CLASSES]; /* free blocks of chunk size 16 * k */
     size_t bytes;                 /* cached */
     bool off;                     /* checked builds: malloc and free only */
+    bool exact;                   /* malloc's blocks are glibc's chunks: sized frees trust n */
 } loom__bcache;
 
 void loom__bc_init(loom__bcache *bc);

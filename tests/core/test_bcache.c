@@ -1,6 +1,7 @@
 /* The loop's block cache (core/bcache.c) against a model: random sizes made
- * with loom__bc_alloc, _calloc and _realloc, freed by loom__bc_free or by
- * plain free() (and malloc blocks given to loom__bc_free), each block
+ * with loom__bc_alloc, _calloc, _realloc and _realloc_sized, freed by
+ * loom__bc_free, by loom__bc_free_sized (with the size the block was made
+ * with) or by plain free() (and malloc blocks given to loom__bc_free), each block
  * filled with its own pattern and checked before it goes. A block is never
  * smaller than asked, never handed out twice, a cached block of the right
  * size is reused, and the cache stays within its bound. Checked builds

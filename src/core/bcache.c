@@ -54,11 +54,27 @@ static size_t loom__bc_class(size_t n)
 }
 
 #if defined(LOOM__BC_USABLE)
+/* glibc's size of the chunk of p, read from the word before it (the
+ * chunk's size field, its three flag bits masked), or 0 for a mapped chunk
+ * (not a block of the cache's sizes). Used only once the probe below has
+ * seen malloc_usable_size() agree with it: it reads what the call reads,
+ * without the call's look at the next chunk (a cache miss as often as
+ * not). */
+static inline size_t loom__bc_chunk(const void *p)
+{
+    size_t sz;
+    /* (Through an integer: the word is malloc's, before the block.) */
+    uintptr_t at = (uintptr_t)p - sizeof sz;
+    memcpy(&sz, (const void *)at, sizeof sz);
+    return (sz & 2) ? 0 : sz & ~(size_t)7;
+}
+
 /* Does malloc(n) give at least its class's usable bytes (16k - 8), as
- * glibc's chunks do? Another allocator in the process (a preloaded
- * jemalloc or tcmalloc, valgrind's) may give less: then a sized free
- * cannot trust n, and loom__bc_free_sized() asks malloc instead. The sizes
- * cover each residue that a 16-byte-granular allocator would fail. */
+ * glibc's chunks do, with the chunk's size in the word before the block?
+ * Another allocator in the process (a preloaded jemalloc or tcmalloc,
+ * valgrind's) may give less or keep its sizes elsewhere: then sizes are
+ * asked of malloc_usable_size(). The sizes cover each residue that a
+ * 16-byte-granular allocator would fail. */
 static bool loom__bc_probe(void)
 {
     static const size_t sizes[] = {1, 8, 9, 15, 24, 25, 100, 105, 111, 200, 201, 521, 1000, 1001};
@@ -66,7 +82,8 @@ static bool loom__bc_probe(void)
         void *p = malloc(sizes[i]);
         if (p == NULL)
             return false;
-        bool ok = LOOM__BC_USABLE(p) >= loom__bc_class(sizes[i]) * 16 - 8;
+        size_t u = LOOM__BC_USABLE(p);
+        bool ok = u >= loom__bc_class(sizes[i]) * 16 - 8 && loom__bc_chunk(p) == u + 8;
         free(p);
         if (!ok)
             return false;
@@ -114,9 +131,9 @@ void loom__bc_free(loom__bcache *bc, void *p)
         return;
 #if defined(LOOM__BC_USABLE)
     if (!bc->off) {
-        size_t c = LOOM__BC_USABLE(p) + 8;
+        size_t c = bc->exact ? loom__bc_chunk(p) : LOOM__BC_USABLE(p) + 8;
         size_t k = c / 16;
-        if ((c & 15) == 0 && k < LOOM__BC_CLASSES && bc->bytes + c <= LOOM__BC_MAX) {
+        if ((c & 15) == 0 && k >= 2 && k < LOOM__BC_CLASSES && bc->bytes + c <= LOOM__BC_MAX) {
             *(void **)p = bc->head[k];
             bc->head[k] = p;
             bc->bytes += c;
@@ -172,8 +189,11 @@ void *loom__bc_realloc(loom__bcache *bc, void *p, size_t n)
     if (p == NULL)
         return loom__bc_alloc(bc, n);
 #if defined(LOOM__BC_USABLE)
-    if (!bc->off && n != 0 && LOOM__BC_USABLE(p) >= n)
-        return p;
+    if (!bc->off && n != 0) {
+        size_t c = bc->exact ? loom__bc_chunk(p) : LOOM__BC_USABLE(p) + 8;
+        if (c >= 32 && c - 8 >= n)
+            return p;
+    }
 #endif
     return realloc(p, n);
 }

@@ -896,33 +896,6 @@ static ssize_t loom__h2_data_read(nghttp2_session *ng, int32_t id, uint8_t *buf,
 #define LOOM__H2_FRAMEBUF_MIN 16384u /* nghttp2: 9-byte header + 1 + 16384 */
 #define LOOM__H2_FRAMEBUF_MAX (16384u + 64u)
 
-/* nghttp2's blocks carry their size in a 16-byte head, so that a free
- * files them in the block cache without asking malloc (a look at the next
- * chunk's header, a cache miss as often as not). */
-#define LOOM__H2_HEAD 16u
-
-static void *loom__h2_blk(loom__bcache *bc, size_t size)
-{
-    if (size > SIZE_MAX - LOOM__H2_HEAD)
-        return NULL;
-    char *raw = loom__bc_alloc(bc, size + LOOM__H2_HEAD);
-    if (raw == NULL)
-        return NULL;
-    *(size_t *)(void *)raw = size + LOOM__H2_HEAD;
-    return raw + LOOM__H2_HEAD;
-}
-
-static size_t loom__h2_blk_size(const void *p)
-{
-    return *(const size_t *)(const void *)((const char *)p - LOOM__H2_HEAD);
-}
-
-static void loom__h2_blk_free(loom__bcache *bc, void *p)
-{
-    char *raw = (char *)p - LOOM__H2_HEAD;
-    loom__bc_free_sized(bc, raw, loom__h2_blk_size(p));
-}
-
 static void *loom__h2_mem_malloc(size_t size, void *ud)
 {
     loom__hsrv_loop *sl = ud;
@@ -936,7 +909,7 @@ static void *loom__h2_mem_malloc(size_t size, void *ud)
             return sl->h2_frame;
         }
     }
-    return loom__h2_blk(&sl->loop->bc, size);
+    return loom__bc_alloc(&sl->loop->bc, size);
 }
 
 /* A page slot is page-aligned; malloc's blocks (16-aligned) seldom are, so
@@ -954,7 +927,7 @@ static void loom__h2_mem_free(void *p, void *ud)
         return;
     if (((uintptr_t)p & (LOOM__H2SLOT_SIZE - 1)) == 0 && loom__h2arena_free(sl->h2_arena, p))
         return;
-    loom__h2_blk_free(&sl->loop->bc, p);
+    loom__bc_free(&sl->loop->bc, p);
 }
 
 /* A zeroed page (nghttp2 1.52's stream map: 256 buckets of 16 bytes) comes
@@ -970,10 +943,7 @@ static void *loom__h2_mem_calloc(size_t n, size_t size, void *ud)
     }
     if (size != 0 && n > SIZE_MAX / size)
         return NULL;
-    void *p = loom__h2_blk(&sl->loop->bc, n * size);
-    if (p != NULL)
-        memset(p, 0, n * size);
-    return p;
+    return loom__bc_calloc(&sl->loop->bc, n * size);
 }
 
 static void *loom__h2_mem_realloc(void *p, size_t size, void *ud)
@@ -982,28 +952,20 @@ static void *loom__h2_mem_realloc(void *p, size_t size, void *ud)
     if (p == NULL) /* nghttp2 makes its buffers with realloc(NULL, n) */
         return loom__h2_mem_malloc(size, ud);
     if (p == sl->h2_frame) {
-        void *q = loom__h2_blk(&sl->loop->bc, size);
+        void *q = malloc(size);
         if (q != NULL)
             memcpy(q, p, size < sl->h2_frame_len ? size : sl->h2_frame_len);
         return q;
     }
     if (loom__h2_mem_slot(sl, p)) {
-        void *q = loom__h2_blk(&sl->loop->bc, size);
+        void *q = malloc(size);
         if (q != NULL) {
             memcpy(q, p, size < LOOM__H2SLOT_SIZE ? size : LOOM__H2SLOT_SIZE);
             loom__h2arena_free(sl->h2_arena, p);
         }
         return q;
     }
-    size_t have = loom__h2_blk_size(p) - LOOM__H2_HEAD;
-    if (size <= have && size != 0)
-        return p;
-    void *q = loom__h2_blk(&sl->loop->bc, size);
-    if (q != NULL) {
-        memcpy(q, p, have < size ? have : size);
-        loom__h2_blk_free(&sl->loop->bc, p);
-    }
-    return q;
+    return loom__bc_realloc(&sl->loop->bc, p, size);
 }
 
 bool loom__h2_enabled(const loom_http_server_t *srv, bool tls)

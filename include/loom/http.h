@@ -161,7 +161,9 @@ typedef struct loom_http2_opts {
     uint32_t max_header_list;
     /* Rapid reset: stream resets the client may cause, as a token bucket
      * of `reset_burst` refilled at `reset_rate` per second; beyond it the
-     * connection gets GOAWAY ENHANCE_YOUR_CALM. 0: 200 and 50. */
+     * connection gets GOAWAY ENHANCE_YOUR_CALM. Counted: the client's
+     * RST_STREAM frames, and the server's for the client's errors
+     * (MadeYouReset). 0: 200 and 50. */
     uint32_t reset_burst;
     uint32_t reset_rate;
 } loom_http2_opts;

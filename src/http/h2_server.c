@@ -32,6 +32,7 @@
  *
  * Loop thread only.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,14 +113,36 @@ struct loom__h2conn {
     loom_timer_t *stall_t; /* zero-window stalls (loom__h2_check_stall), made on first use */
     loom__h2slot *slot;    /* the page slot of nghttp2's stream map (h2_mem.c), or NULL */
     loom__h2stream *hst;   /* the stream whose fields are arriving (saves map lookups) */
+    loom__h2stream *ost;   /* the stream whose last DATA frame was packed (the same) */
     uint32_t resets;       /* rapid reset: tokens left (see loom__h2_on_reset) */
     uint32_t hb_size;      /* what the last request's record grew to: the next one's first size */
     uint64_t reset_ms;     /* loop time of the last refill */
-    char err[96];          /* nghttp2's last error message */
+    char *err;             /* why the connection ends, for its event: NULL until
+                            * there is a reason (loom__h2_why; idle connections
+                            * do not carry the buffer) */
 };
 
 static void loom__h2_flush(loom__h2conn *c);
 static void loom__h2_free_now(loom__h2conn *c);
+
+#define LOOM__H2_WHY_MAX 96
+
+/* Notes why the connection may end (the event's reason); `keep`: only if
+ * no reason is noted yet. The buffer is made on first use: if that fails,
+ * the event has no detail. */
+static void loom__h2_why(loom__h2conn *c, bool keep, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void loom__h2_why(loom__h2conn *c, bool keep, const char *fmt, ...)
+{
+    if (c->err != NULL && keep && c->err[0])
+        return;
+    if (c->err == NULL && (c->err = malloc(LOOM__H2_WHY_MAX)) == NULL)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->err, LOOM__H2_WHY_MAX, fmt, ap);
+    va_end(ap);
+}
 
 /* --- Small helpers -------------------------------------------------------------- */
 
@@ -204,6 +227,8 @@ static void loom__h2s_free(loom__h2stream *st)
     loom__bcache *bc = loom__h2_bc(st->conn);
     if (st->conn->hst == st)
         st->conn->hst = NULL;
+    if (st->conn->ost == st)
+        st->conn->ost = NULL;
     loom__queue_remove(&st->node);
     st->conn->nstreams--;
     loom__bc_free_sized(bc, st->hb, st->hcap);
@@ -234,8 +259,7 @@ static void loom__h2s_malformed(loom__h2stream *st, const char *why)
     if (st->flags & LOOM__H2S_BAD)
         return;
     st->flags |= LOOM__H2S_BAD;
-    if (!c->err[0])
-        snprintf(c->err, sizeof c->err, "malformed request on stream %d: %s", (int)st->id, why);
+    loom__h2_why(c, true, "malformed request on stream %d: %s", (int)st->id, why);
     nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_PROTOCOL_ERROR);
 }
 
@@ -640,6 +664,15 @@ static int loom__h2_on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f
     return 0;
 }
 
+/* The stream a frame sent with END_STREAM, or a stream's close, is
+ * about: usually the one whose last DATA frame was packed last. */
+static loom__h2stream *loom__h2_ostream(loom__h2conn *c, int32_t id)
+{
+    if (c->ost != NULL && c->ost->id == id)
+        return c->ost;
+    return nghttp2_session_get_stream_user_data(c->ng, id);
+}
+
 /* The stream a HEADERS frame is for: usually the one whose fields began
  * last. */
 static loom__h2stream *loom__h2_hstream(loom__h2conn *c, int32_t id)
@@ -686,8 +719,10 @@ static int loom__h2_on_header(nghttp2_session *ng, const nghttp2_frame *f, const
 /* Rapid reset (CVE-2023-44487): every RST_STREAM from the client costs a
  * token of a bucket of reset_burst, refilled at reset_rate per second;
  * an empty bucket ends the connection with GOAWAY ENHANCE_YOUR_CALM.
- * (nghttp2's own limit, set wider, is the backstop.) */
-static void loom__h2_on_reset(loom__h2conn *c)
+ * (nghttp2's own limit, set wider, is the backstop.) So does every stream
+ * the server resets because of the client's error (`ours`: MadeYouReset,
+ * CVE-2025-8671, below), which nghttp2 1.52 does not count. */
+static void loom__h2_on_reset(loom__h2conn *c, bool ours)
 {
     const loom_http2_opts *o = &c->srv->o.http2;
     uint32_t burst = o->reset_burst ? o->reset_burst : 200;
@@ -702,8 +737,11 @@ static void loom__h2_on_reset(loom__h2conn *c)
         c->resets--;
         return;
     }
-    if (!c->err[0])
-        snprintf(c->err, sizeof c->err, "rapid reset: more than %u stream resets", burst);
+    if (ours)
+        loom__h2_why(c, false, "reset flood: more than %u streams reset for the client's errors",
+                     burst);
+    else
+        loom__h2_why(c, false, "rapid reset: more than %u stream resets", burst);
     nghttp2_session_terminate_session(c->ng, NGHTTP2_ENHANCE_YOUR_CALM);
 }
 
@@ -720,7 +758,7 @@ static int loom__h2_on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, v
     if (f->hd.stream_id == 0)
         return 0;
     if (f->hd.type == NGHTTP2_RST_STREAM) {
-        loom__h2_on_reset(c);
+        loom__h2_on_reset(c, false);
         return 0;
     }
     loom__h2stream *st = f->hd.type == NGHTTP2_HEADERS
@@ -782,8 +820,8 @@ static int loom__h2_on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id
 static int loom__h2_on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void *ud)
 {
     (void)code;
-    (void)ud;
-    loom__h2stream *st = nghttp2_session_get_stream_user_data(ng, id);
+    (void)ng;
+    loom__h2stream *st = loom__h2_ostream(ud, id);
     if (st == NULL)
         return 0;
     /* (nghttp2 destroys the stream when this returns: no closed streams
@@ -791,6 +829,17 @@ static int loom__h2_on_stream_close(nghttp2_session *ng, int32_t id, uint32_t co
     loom__h2s_req_gone(st); /* reset before its answer: on_close */
     loom__h2s_free(st);
     return 0;
+}
+
+/* True for the error codes of a stream reset for what the client did
+ * (nghttp2's stream errors and loom's malformed requests), not for one the
+ * server chose (NO_ERROR, CANCEL, INTERNAL_ERROR, REFUSED_STREAM: the
+ * stream never reached the application). */
+static bool loom__h2_peer_fault(uint32_t code)
+{
+    return code == NGHTTP2_PROTOCOL_ERROR || code == NGHTTP2_FLOW_CONTROL_ERROR ||
+           code == NGHTTP2_STREAM_CLOSED || code == NGHTTP2_FRAME_SIZE_ERROR ||
+           code == NGHTTP2_COMPRESSION_ERROR;
 }
 
 static int loom__h2_on_frame_send(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
@@ -802,17 +851,25 @@ static int loom__h2_on_frame_send(nghttp2_session *ng, const nghttp2_frame *f, v
                !c->reported) {
         char why[160];
         snprintf(why, sizeof why, "GOAWAY %s%s%s", nghttp2_http2_strerror(f->goaway.error_code),
-                 c->err[0] ? ": " : "", c->err);
+                 c->err && c->err[0] ? ": " : "", c->err ? c->err : "");
         loom__h2_report(c, LOOM_EV_HTTP_ERROR,
                         f->goaway.error_code == NGHTTP2_ENHANCE_YOUR_CALM ? LOOM_ETOOMANY
                                                                           : LOOM_EPROTOCOL,
                         why);
         c->reported = true; /* one event for the connection's end */
+    } else if (f->hd.type == NGHTTP2_RST_STREAM && loom__h2_peer_fault(f->rst_stream.error_code)) {
+        /* MadeYouReset (CVE-2025-8671): a client that makes the server
+         * reset its streams (a malformed request, WINDOW_UPDATE of 0, too
+         * much DATA, frames on a half-closed stream) frees their slots of
+         * max concurrent streams as surely as with its own RST_STREAM,
+         * while what they started may still run: each costs a token of the
+         * same bucket. */
+        loom__h2_on_reset(c, true);
     } else if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) &&
                (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
         /* The answer is complete before the request's body: the rest is
          * not wanted (RFC 9113 section 8.1). */
-        loom__h2stream *st = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
+        loom__h2stream *st = loom__h2_ostream(c, f->hd.stream_id);
         if (st && !(st->flags & LOOM__H2S_IN_END))
             nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR);
     }
@@ -824,9 +881,7 @@ static int loom__h2_on_error(nghttp2_session *ng, int code, const char *msg, siz
     (void)ng;
     (void)code;
     loom__h2conn *c = ud;
-    size_t n = len < sizeof c->err - 1 ? len : sizeof c->err - 1;
-    memcpy(c->err, msg, n);
-    c->err[n] = '\0';
+    loom__h2_why(c, false, "%.*s", (int)(len < LOOM__H2_WHY_MAX ? len : LOOM__H2_WHY_MAX), msg);
     return 0;
 }
 
@@ -838,8 +893,7 @@ static int loom__h2_on_invalid_frame(nghttp2_session *ng, const nghttp2_frame *f
     (void)ng;
     (void)f;
     loom__h2conn *c = ud;
-    if (!c->err[0])
-        snprintf(c->err, sizeof c->err, "%s", nghttp2_strerror(err));
+    loom__h2_why(c, true, "%s", nghttp2_strerror(err));
     return 0;
 }
 
@@ -855,6 +909,7 @@ static ssize_t loom__h2_data_read(nghttp2_session *ng, int32_t id, uint8_t *buf,
     if (avail == 0) {
         if (st->flags & LOOM__H2S_OUT_END) {
             *dflags |= NGHTTP2_DATA_FLAG_EOF;
+            st->conn->ost = st;
             return 0;
         }
         st->flags |= LOOM__H2S_DEFERRED;
@@ -865,9 +920,10 @@ static ssize_t loom__h2_data_read(nghttp2_session *ng, int32_t id, uint8_t *buf,
     st->ooff += n;
     if (st->ooff == st->olen) {
         st->ooff = st->olen = 0;
-        if (st->flags & LOOM__H2S_OUT_END)
+        if (st->flags & LOOM__H2S_OUT_END) {
             *dflags |= NGHTTP2_DATA_FLAG_EOF;
-        else if (st->ocap > 65536) {
+            st->conn->ost = st;
+        } else if (st->ocap > 65536) {
             free(st->ob); /* an idle stream holds no buffer */
             st->ob = NULL;
             st->ocap = 0;
@@ -1315,6 +1371,7 @@ fail_stream:
     loom__bc_free(loom__h2_bc(c), st);
 fail_conn:
     nghttp2_session_del(c->ng);
+    free(c->err);
     free(c);
     return NULL;
 }
@@ -1345,7 +1402,7 @@ void loom__h2_read(loom__h2conn *c, char *buf, size_t len)
         const char *why = r == NGHTTP2_ERR_BAD_CLIENT_MAGIC ? "bad connection preface"
                           : r == NGHTTP2_ERR_FLOODED        ? "flood of control frames"
                                                             : nghttp2_strerror((int)r);
-        snprintf(c->err, sizeof c->err, "%s", why);
+        loom__h2_why(c, false, "%s", why);
         if (r != NGHTTP2_ERR_BAD_CLIENT_MAGIC)
             nghttp2_session_terminate_session(c->ng, r == NGHTTP2_ERR_FLOODED
                                                          ? NGHTTP2_ENHANCE_YOUR_CALM
@@ -1416,6 +1473,7 @@ static void loom__h2_free_now(loom__h2conn *c)
         loom__h2s_free(st);
     }
     nghttp2_session_del(c->ng);
+    free(c->err);
     free(c);
 }
 

@@ -166,6 +166,36 @@ def main():
         except (BrokenPipeError, ConnectionResetError):
             pass
         print(eof(p))
+    elif what == "made_you_reset":
+        # MadeYouReset (CVE-2025-8671): rounds of 50 streams, each made to
+        # be reset by the server at once (WINDOW_UPDATE past 2^31-1 on the
+        # stream: FLOW_CONTROL_ERROR), each round read until its resets
+        # came. The server must end this (GOAWAY) long before 2,000.
+        p.start()
+        path = sys.argv[3] if len(sys.argv) > 3 else "/forever"
+        sid, resets, last = 1, 0, None
+        for _ in range(40):
+            out = []
+            for _ in range(50):
+                hb = p.enc.encode([(":method", "GET"), (":scheme", "http"), (":path", path),
+                                   (":authority", "localhost")])
+                out.append(frame(HEADERS, END_HEADERS | END_STREAM, sid, hb))
+                out.append(frame(WINDOW, 0, sid, struct.pack(">I", 0x7FFFFFFF)))
+                sid += 2
+            p.send(b"".join(out))
+            got = 0
+            while got < 50 and last is None:
+                f = p.recv_frame()
+                if f is None:
+                    break
+                if f[0] == RST:
+                    got += 1
+                elif f[0] == GOAWAY:
+                    last = f
+            resets += got
+            if last is not None or got < 50:
+                break
+        print("resets", resets, eof(p) if last is None else goaway_code(last) + " " + eof(p))
     elif what == "continuation":
         p.start()
         hb = p.enc.encode([(":method", "GET"), (":scheme", "http"), (":path", "/"),

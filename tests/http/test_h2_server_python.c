@@ -176,6 +176,15 @@ int main(void)
     hs_expect_in(events, "ENHANCE_YOUR_CALM");
     CHECK(nclose - c0 < 2000);
 
+    /* MadeYouReset (CVE-2025-8671): streams the server resets for the
+     * client's errors cost the same tokens (200): GOAWAY long before the
+     * client's 2,000, and each deferred request heard on_close. */
+    c0 = nclose;
+    peer(loop, "made_you_reset", out, sizeof out);
+    hs_expect_in(out, "goaway 11");
+    hs_expect_in(events, "GOAWAY ENHANCE_YOUR_CALM: reset flood: more than 200 streams reset");
+    CHECK(nclose - c0 >= 200 && nclose - c0 < 1000); /* (the bucket refills at 50/s) */
+
     peer(loop, "continuation", out, sizeof out);
     hs_expect_in(out, "goaway 1 eof");
     hs_expect_in(events, "GOAWAY PROTOCOL_ERROR: Too many CONTINUATION frames");

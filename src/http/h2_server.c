@@ -859,11 +859,11 @@ static int loom__h2_on_frame_send(nghttp2_session *ng, const nghttp2_frame *f, v
         c->reported = true; /* one event for the connection's end */
     } else if (f->hd.type == NGHTTP2_RST_STREAM && loom__h2_peer_fault(f->rst_stream.error_code)) {
         /* MadeYouReset (CVE-2025-8671): a client that makes the server
-         * reset its streams (a malformed request, WINDOW_UPDATE of 0, too
-         * much DATA, frames on a half-closed stream) frees their slots of
-         * max concurrent streams as surely as with its own RST_STREAM,
-         * while what they started may still run: each costs a token of the
-         * same bucket. */
+         * reset its streams (a malformed request, a stream window pushed
+         * past 2^31-1, too much DATA: nghttp2's stream errors) frees their
+         * slots of max concurrent streams as surely as with its own
+         * RST_STREAM, while what they started may still run: each costs a
+         * token of the same bucket. */
         loom__h2_on_reset(c, true);
     } else if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) &&
                (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {

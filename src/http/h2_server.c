@@ -1026,7 +1026,10 @@ static void *loom__h2_mem_realloc(void *p, size_t size, void *ud)
 
 bool loom__h2_enabled(const loom_http_server_t *srv, bool tls)
 {
-    return tls ? !srv->o.http2.disable : srv->o.http2.h2c;
+    /* h2c is for cleartext only (RFC 9113 section 3.3): on a TLS server,
+     * HTTP/2 is chosen by ALPN, and a client that chose http/1.1 and then
+     * sends the preface is an HTTP/1.1 client with the method PRI. */
+    return tls ? !srv->o.http2.disable : srv->o.http2.h2c && srv->o.tls == NULL;
 }
 
 static void loom__h2_flush_cb(loom__pending *p)

@@ -1,7 +1,7 @@
 """tests/http/h2c_upgrade_peer.py - a scripted client for test_h2c_upgrade:
 an HTTP/1.1 request with "Upgrade: h2c" (raw bytes, so that it can be
 wrong on purpose), then, after a 101, raw HTTP/2 frames (h2_peer.py's peer,
-HPACK from python3-hpack). Usage: h2c_upgrade_peer.py PORT SCENARIO.
+HPACK from python3-hpack). Usage: h2c_upgrade_peer.py PORT SCENARIO [CA].
 Prints what the server did, one fact a line, for the C test to check:
 "http/1.1 STATUS BODY" for an answer on HTTP/1.1, "101" then
 "h2 STATUS BODY ERR" for stream 1 on HTTP/2. Exits 0 unless the scenario is
@@ -99,6 +99,19 @@ class Peer(RawPeer):
 def main():
     port, what = int(sys.argv[1]), sys.argv[2]
     p = Peer(port)
+    if what == "tls_preface":
+        # Over TLS, a client that chose http/1.1 by ALPN and then sends the
+        # HTTP/2 preface: h2c prior knowledge is for cleartext only (RFC 9113
+        # section 3.3), so this is an HTTP/1.1 request with the method PRI.
+        import ssl
+
+        ctx = ssl.create_default_context(cafile=sys.argv[3])
+        ctx.set_alpn_protocols(["http/1.1"])
+        p.s = ctx.wrap_socket(p.s, server_hostname="localhost")
+        print("alpn", p.s.selected_alpn_protocol())
+        p.send(PREFACE + frame(SETTINGS, 0, 0))
+        p.answer()
+        return
     if what == "pipelined":
         # The preface in the same write as the request, then a second
         # stream on the same connection.

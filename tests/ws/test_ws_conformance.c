@@ -390,6 +390,19 @@ static void bad_handshakes(void)
          "Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: "
          "13\r\n\r\n",
          400},
+        /* RFC 6455 section 4.1: HTTP/1.1 or later (this one hung, taken over). */
+        {"GET / HTTP/1.0\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+         400},
+        /* Section 11.3: the key and the version appear once. */
+        {"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Key: "
+         "AAAAAAAAAAAAAAAAAAAAAA==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+         400},
+        {"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+         "Sec-WebSocket-Version: 8\r\n\r\n",
+         400},
     };
     for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++) {
         int fd = ws_raw_connect(port_);

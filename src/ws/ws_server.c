@@ -47,6 +47,50 @@ static const char *ws_header_once(loom_http_req_t *req, const char *name, size_t
     return h ? h->value : NULL;
 }
 
+/* The value of a list field that may be split over several lines (RFC 6455
+ * sections 9.1 and 11.3.4: Sec-WebSocket-Extensions, Sec-WebSocket-Protocol),
+ * as one list: the field itself when it appears once, else the lines joined
+ * with ", " into *own (malloc'd; the caller frees it). NULL if absent or on
+ * ENOMEM (*nomem set). */
+static const char *ws_header_list(loom_http_req_t *req, const char *name, size_t *len, char **own,
+                                  bool *nomem)
+{
+    size_t nh, pos = 0, total = 0, count = 0;
+    const loom_http_header_t *hs = loom_http_req_headers(req, &nh), *h, *first = NULL;
+    *own = NULL;
+    *nomem = false;
+    while ((h = loom_http_header_find(hs, nh, name, &pos)) != NULL) {
+        first = first ? first : h;
+        total += h->value_len + 2;
+        count++;
+    }
+    if (count <= 1) {
+        *len = first ? first->value_len : 0;
+        return first ? first->value : NULL;
+    }
+    char *b = malloc(total + 1);
+    if (b == NULL) {
+        *nomem = true;
+        return NULL;
+    }
+    size_t k = 0;
+    pos = 0;
+    while ((h = loom_http_header_find(hs, nh, name, &pos)) != NULL) {
+        if (h->value_len == 0)
+            continue;
+        if (k) {
+            memcpy(b + k, ", ", 2);
+            k += 2;
+        }
+        memcpy(b + k, h->value, h->value_len);
+        k += h->value_len;
+    }
+    b[k] = '\0';
+    *own = b;
+    *len = k;
+    return b;
+}
+
 /* The first protocol of `mine` that the client offers. */
 static const char *ws_pick(const char *const *mine, const char *offered, size_t len)
 {
@@ -96,24 +140,26 @@ int loom_ws_accept(loom_http_req_t *req, const loom_ws_opts *opts, loom_ws_t **o
     loom_ws_opts zero = {0};
     const loom_ws_opts *o = opts ? opts : &zero;
     const char *proto = NULL;
-    v = loom_http_req_header(req, "Sec-WebSocket-Protocol", &n);
+    char *own; /* select_protocol may answer a pointer into it */
+    bool nomem;
+    v = ws_header_list(req, "Sec-WebSocket-Protocol", &n, &own, &nomem);
+    if (nomem)
+        return ws_refuse(req, 503, "websocket: out of memory\n");
     if (v) {
         proto = o->select_protocol ? o->select_protocol(req, v, n, o->data)
                                    : ws_pick(o->protocols, v, n);
     }
     loom__ws_class *c = loom__ws_class_get(o, true);
-    if (c == NULL)
-        return ws_refuse(req, 503, "websocket: out of memory\n");
-    loom_ws_t *ws = loom__ws_new(c);
-    loom__ws_class_unref(c);
+    loom_ws_t *ws = c ? loom__ws_new(c) : NULL;
+    if (c)
+        loom__ws_class_unref(c);
+    if (ws && proto && loom__ws_set_protocol(ws, proto) < 0) {
+        loom__ws_free(ws);
+        ws = NULL;
+    }
+    free(own);
     if (ws == NULL)
         return ws_refuse(req, 503, "websocket: out of memory\n");
-    if (proto) {
-        if (loom__ws_set_protocol(ws, proto) < 0) {
-            loom__ws_free(ws);
-            return ws_refuse(req, 503, "websocket: out of memory\n");
-        }
-    }
     const char *hdr[9] = {"Upgrade", "websocket", "Sec-WebSocket-Accept", accept, NULL};
     size_t nh2 = 4;
     if (proto) {
@@ -124,8 +170,18 @@ int loom_ws_accept(loom_http_req_t *req, const loom_ws_opts *opts, loom_ws_t **o
      * unacceptable or malformed one is declined (RFC 7692 section 5). */
     char ext[LOOM_WS_DEFLATE_HEADER_MAX];
     loom_ws_deflate_params_t agreed;
-    v = o->deflate ? loom_http_req_header(req, "Sec-WebSocket-Extensions", &n) : NULL;
-    if (v && loom_ws_deflate_negotiate(v, n, &o->deflate_opts, &agreed, ext, sizeof ext) == 1) {
+    int agree = 0;
+    if (o->deflate) {
+        v = ws_header_list(req, "Sec-WebSocket-Extensions", &n, &own, &nomem);
+        if (v)
+            agree = loom_ws_deflate_negotiate(v, n, &o->deflate_opts, &agreed, ext, sizeof ext);
+        free(own);
+        if (nomem) {
+            loom__ws_free(ws);
+            return ws_refuse(req, 503, "websocket: out of memory\n");
+        }
+    }
+    if (agree == 1) {
         if (loom__ws_deflate_start(ws, LOOM_WS_ROLE_SERVER, &agreed) < 0) {
             loom__ws_free(ws);
             return ws_refuse(req, 503, "websocket: out of memory\n");

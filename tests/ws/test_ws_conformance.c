@@ -48,7 +48,9 @@ static void on_close(loom_ws_t *ws, int code, const char *reason, size_t rl, voi
     nclose++;
 }
 
+static const char *const protos[] = {"chat", NULL};
 static const loom_ws_opts wopts = {.deflate = true,
+                                   .protocols = protos,
                                    .on_message = on_message,
                                    .on_event = on_event,
                                    .on_close = on_close,
@@ -430,6 +432,22 @@ static void bad_handshakes(void)
     ws_raw_send(fd, sbuf, n);
     CHECK_EQ(ws_raw_read_frame(fd, pbuf, sizeof pbuf, &n), TXT);
     close(fd); /* no close frame: an abnormal end, reported as 1006 */
+    /* Sections 9.1 and 11.3.4: the extension and subprotocol lists may be
+     * split over several fields; all of them count (only the first did). */
+    fd = ws_raw_connect(port_);
+    CHECK_EQ(ws_raw_handshake(fd,
+                              "Sec-WebSocket-Extensions: x-unknown\r\n"
+                              "Sec-WebSocket-Extensions: permessage-deflate\r\n"
+                              "Sec-WebSocket-Protocol: superchat\r\n"
+                              "Sec-WebSocket-Protocol: chat\r\n",
+                              head, sizeof head),
+             101);
+    CHECK(strstr(head, "Sec-WebSocket-Extensions: permessage-deflate\r\n") != NULL);
+    CHECK(strstr(head, "Sec-WebSocket-Protocol: chat\r\n") != NULL);
+    n = ws_frame_enc(sbuf, 0x88, true, "\x03\xe8", 2);
+    ws_raw_send(fd, sbuf, n);
+    CHECK_EQ(ws_raw_read_frame(fd, pbuf, sizeof pbuf, &n), 0x88);
+    close(fd);
 }
 
 /* Groups 12 and 13: permessage-deflate negotiated by a raw peer. The
@@ -538,7 +556,7 @@ int main(void)
             fprintf(stderr, "%s: slow (%.0f ms)\n", c->name, ms);
     }
     bad_handshakes();
-    ncase++;
+    ncase += 2;
     compression();
     ncase += 7;
     /* Every connection is closed and reported once. */

@@ -37,6 +37,10 @@
  * close_notify: truncated"), never a clean end, so that a protocol which
  * frames by the end of the stream cannot be fooled.
  *
+ * Renegotiation is refused: a peer that asks for one (TLS 1.2) gets the
+ * no_renegotiation warning and the connection ends with a "tls error"
+ * ("renegotiation refused").
+ *
  * loom_socket_fd() on a TLS socket is for socket options only: reading or
  * writing the fd directly would corrupt the TLS stream.
  *

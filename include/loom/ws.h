@@ -78,7 +78,8 @@ typedef void (*loom_ws_message_cb)(loom_ws_t *ws, loom_ws_type_t type, const cha
 typedef void (*loom_ws_fragment_cb)(loom_ws_t *ws, loom_ws_type_t type, const char *piece,
                                     size_t len, bool fin, void *data);
 /* A ping or pong payload (at most 125 bytes), for information: loom answers
- * pings itself. */
+ * pings itself (while the send queue is at high water, only the latest
+ * ping, once the queue drains: RFC 6455 section 5.5.3). */
 typedef void (*loom_ws_control_cb)(loom_ws_t *ws, const char *payload, size_t len, void *data);
 /* The close notification, once. `code`: the peer's close code when it sent a
  * close frame (LOOM_WS_NO_STATUS if it had none), else the code loom sent

@@ -130,6 +130,7 @@ static int loom__wq_push_copy(loom_socket_t *s, const struct iovec *iov, int n, 
         t->len += rem;
         t->app += app;
         wq->bytes += rem;
+        wq->app += app; /* as loom__wq_append() counts a new request */
     } else {
         size_t cap = rem < LOOM__COPY_CHUNK ? LOOM__COPY_CHUNK : rem;
         if (cap > SIZE_MAX - sizeof(loom__wreq))

@@ -79,6 +79,7 @@ typedef struct loom__tls {
     unsigned up : 1, eof : 1, notify : 1, eof_done : 1, shut : 1, doomed : 1, starttls : 1;
     unsigned client : 1;
     unsigned named : 1; /* a client with a server name: sess_key names the peer */
+    unsigned reneg : 1; /* the peer asked for a renegotiation (loom__tls_info_cb) */
 } loom__tls;
 
 /* Every TLS connection carries this (with OpenSSL's own, about 13 KB): it
@@ -470,6 +471,33 @@ static int tls_handshake(loom__tls *t)
     return -1;
 }
 
+/* Renegotiation is refused (SSL_OP_NO_RENEGOTIATION): OpenSSL answers each
+ * request (a client's ClientHello, a server's HelloRequest) with a
+ * no_renegotiation warning and goes on, so a peer that sends requests and
+ * never reads would grow the queue with alerts that count as no
+ * application bytes. The first request ends the connection instead, as
+ * nginx does on a server and Go and BoringSSL do on a client. Seen here:
+ * the warning written, or (TLS 1.2) a handshake starting after the first. */
+void loom__tls_info_cb(const SSL *ssl, int where, int ret)
+{
+    loom__tls *t = SSL_get_app_data(ssl);
+    if (t == NULL || !t->up)
+        return;
+    if (((where & SSL_CB_WRITE_ALERT) && (ret & 0xFF) == SSL_AD_NO_RENEGOTIATION) ||
+        ((where & SSL_CB_HANDSHAKE_START) && SSL_version(ssl) < TLS1_3_VERSION))
+        t->reneg = 1;
+}
+
+/* The peer asked for a renegotiation: one event, the close. */
+static void tls_fail_reneg(loom__tls *t)
+{
+    char peer[TLS_NAME + 16], msg[400];
+    tls_peer_msg(t, peer, sizeof peer);
+    snprintf(msg, sizeof msg, "tls connection with %s failed: renegotiation refused", peer);
+    ERR_clear_error();
+    loom__socket_fail_msg(t->s, LOOM_ETLS, msg);
+}
+
 /* --- Reading ---------------------------------------------------------------------------- */
 
 /* The peer's end, once everything before it was delivered: clean after its
@@ -527,6 +555,10 @@ static void tls_pump(loom__tls *t)
         int o = tls_out(t, 0);
         if (o < 0) {
             loom__socket_fail(s, o);
+            return;
+        }
+        if (LOOM__UNLIKELY(t->reneg)) {
+            tls_fail_reneg(t);
             return;
         }
         if (n > 0) {

@@ -382,6 +382,7 @@ static int ctx_setup(loom_tls_ctx_t *ctx, SSL_CTX *c, const loom_tls_opts *o, ch
      * verification on every handshake that sends a certificate): the chain
      * sent is the one loaded, leaf first (see load_cert), as nginx does. */
     SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_NO_AUTO_CHAIN);
+    SSL_CTX_set_info_callback(c, loom__tls_info_cb);
     if (o->ciphers && SSL_CTX_set_cipher_list(c, o->ciphers) != 1)
         return ctx_err(err, err_len, LOOM_ETLS, "bad cipher list \"%s\"", o->ciphers);
     if (o->ciphersuites && SSL_CTX_set_ciphersuites(c, o->ciphersuites) != 1)

@@ -38,6 +38,9 @@ SSL_SESSION *loom__tls_ctx_session(loom_tls_ctx_t *ctx, const char *key);
 /* The resumption key of a client connection, or NULL. */
 const char *loom__tls_session_key(SSL *ssl);
 SSL_CTX *loom__tls_ctx_ssl(loom_tls_ctx_t *ctx);
+/* OpenSSL's info callback of every context: notes a renegotiation the peer
+ * asked for after the handshake (tls.c ends the connection). */
+void loom__tls_info_cb(const SSL *ssl, int where, int ret);
 uint32_t loom__tls_ctx_hs_ms(const loom_tls_ctx_t *ctx);
 
 #endif

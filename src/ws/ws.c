@@ -293,7 +293,7 @@ void loom__ws_more_trim(loom_ws_t *ws)
 {
     loom__ws_more *x = ws->x;
     if (x == NULL || (ws->flags & WS_F_IN_FEED) || x->live || x->rbuf || x->fbuf || x->mbuf ||
-        x->timer || x->client || x->subs || x->protocol || x->z)
+        x->timer || x->client || x->subs || x->protocol || x->z || x->pong)
         return;
     free(x);
     ws->x = NULL;
@@ -367,6 +367,17 @@ static void ws_sock_drain(loom_socket_t *s, void *data)
 {
     (void)s;
     loom_ws_t *ws = data;
+    loom__ws_more *x = ws->x;
+    if (x && x->pong) {
+        /* The pong held while the queue was full (ws_pong()). */
+        unsigned char *pong = x->pong;
+        x->pong = NULL;
+        if (ws->state == WS_OPEN)
+            ws_write_frame(ws, 0xA, true, pong + 1, pong[0]);
+        free(pong);
+        if (!(ws->flags & WS_F_IN_FEED))
+            loom__ws_more_trim(ws);
+    }
     if (ws->state != WS_CLOSED && ws->cls->o.on_drain)
         ws->cls->o.on_drain(ws, ws->data);
 }
@@ -479,6 +490,7 @@ void loom__ws_free(loom_ws_t *ws)
             free(x->z);
         }
         free(x->protocol);
+        free(x->pong);
         free(x);
     }
     loom__ws_class_unref(ws->cls);
@@ -697,6 +709,26 @@ static void ws_frame_z(loom_ws_t *ws, int mop, bool fin, char *p, size_t n)
         ws_mbuf_free(x);
 }
 
+/* Answers a ping. While the send queue is at high water (a peer that sends
+ * pings and does not read) the pong is held, replacing any held before, and
+ * sent on drain: RFC 6455 section 5.5.3 allows answering only the most
+ * recent ping, and the queue stays bounded. */
+static void ws_pong(loom_ws_t *ws, const char *p, size_t n)
+{
+    loom__ws_more *x = ws->x;
+    if (!loom__socket_high(ws->sock) && (x == NULL || x->pong == NULL)) {
+        ws_write_frame(ws, 0xA, true, p, n);
+        return;
+    }
+    x = loom__ws_more_get(ws);
+    if (x == NULL)
+        return; /* out of memory: this ping goes unanswered */
+    if (x->pong == NULL && (x->pong = malloc(126)) == NULL)
+        return;
+    x->pong[0] = (unsigned char)n; /* a control payload is at most 125 bytes */
+    memcpy(x->pong + 1, p, n);
+}
+
 /* One whole frame, payload unmasked, validated by the parser (opcode,
  * fragmentation, limits, UTF-8 of uncompressed text). */
 static void ws_frame(loom_ws_t *ws, int op, bool fin, bool rsv1, char *p, size_t n)
@@ -711,7 +743,7 @@ static void ws_frame(loom_ws_t *ws, int op, bool fin, bool rsv1, char *p, size_t
             return; /* closing: control frames other than close are ignored */
         loom_ws_control_cb cb = op == 0x9 ? o->on_ping : o->on_pong;
         if (op == 0x9)
-            ws_write_frame(ws, 0xA, true, p, n);
+            ws_pong(ws, p, n);
         if (cb) {
             loom__op_scope sc;
             loom_loop_t *loop = loom_socket_loop(ws->sock);

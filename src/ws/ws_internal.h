@@ -59,7 +59,12 @@ typedef struct loom__ws_more {
     loom__ws_sub *subs;      /* the topics it is subscribed to */
     char *protocol;          /* the negotiated subprotocol (own copy), or NULL */
     loom_ws_deflate_t *z;    /* permessage-deflate, when negotiated */
-    bool live;               /* ps holds state (a frame or message in progress) */
+    /* The pong owed to the latest ping while the send queue is at high
+     * water: [length][payload], sent on drain (RFC 6455 section 5.5.3 lets
+     * a pong answer only the most recent ping), so that a peer that sends
+     * pings and never reads cannot grow the queue. */
+    unsigned char *pong;
+    bool live; /* ps holds state (a frame or message in progress) */
 } loom__ws_more;
 
 struct loom_ws {

@@ -33,6 +33,64 @@ static int ws_refuse(loom_http_req_t *req, int status, const char *why)
     return LOOM_EPROTOCOL;
 }
 
+/* The value of a field that must appear once (RFC 6455 section 11.3:
+ * Sec-WebSocket-Key and Sec-WebSocket-Version MUST NOT appear more than
+ * once in a request): NULL if it is missing, and *dup set if it is
+ * repeated (two keys leave the accept ambiguous). */
+static const char *ws_header_once(loom_http_req_t *req, const char *name, size_t *len, bool *dup)
+{
+    size_t nh, pos = 0;
+    const loom_http_header_t *hs = loom_http_req_headers(req, &nh);
+    const loom_http_header_t *h = loom_http_header_find(hs, nh, name, &pos);
+    *dup = h && loom_http_header_find(hs, nh, name, &pos) != NULL;
+    *len = h ? h->value_len : 0;
+    return h ? h->value : NULL;
+}
+
+/* The value of a list field that may be split over several lines (RFC 6455
+ * sections 9.1 and 11.3.4: Sec-WebSocket-Extensions, Sec-WebSocket-Protocol),
+ * as one list: the field itself when it appears once, else the lines joined
+ * with ", " into *own (malloc'd; the caller frees it). NULL if absent or on
+ * ENOMEM (*nomem set). */
+static const char *ws_header_list(loom_http_req_t *req, const char *name, size_t *len, char **own,
+                                  bool *nomem)
+{
+    size_t nh, pos = 0, total = 0, count = 0;
+    const loom_http_header_t *hs = loom_http_req_headers(req, &nh), *h, *first = NULL;
+    *own = NULL;
+    *nomem = false;
+    while ((h = loom_http_header_find(hs, nh, name, &pos)) != NULL) {
+        first = first ? first : h;
+        total += h->value_len + 2;
+        count++;
+    }
+    if (count <= 1) {
+        *len = first ? first->value_len : 0;
+        return first ? first->value : NULL;
+    }
+    char *b = malloc(total + 1);
+    if (b == NULL) {
+        *nomem = true;
+        return NULL;
+    }
+    size_t k = 0;
+    pos = 0;
+    while ((h = loom_http_header_find(hs, nh, name, &pos)) != NULL) {
+        if (h->value_len == 0)
+            continue;
+        if (k) {
+            memcpy(b + k, ", ", 2);
+            k += 2;
+        }
+        memcpy(b + k, h->value, h->value_len);
+        k += h->value_len;
+    }
+    b[k] = '\0';
+    *own = b;
+    *len = k;
+    return b;
+}
+
 /* The first protocol of `mine` that the client offers. */
 static const char *ws_pick(const char *const *mine, const char *offered, size_t len)
 {
@@ -50,14 +108,19 @@ int loom_ws_accept(loom_http_req_t *req, const loom_ws_opts *opts, loom_ws_t **o
         return LOOM_EINVAL;
     size_t n;
     const char *v;
+    bool dup;
     if (loom_http_req_method(req) != LOOM_HTTP_METHOD_GET)
         return ws_refuse(req, 400, "websocket: the opening handshake must be a GET\n");
-    if (loom_http_req_version(req) < 1)
+    /* RFC 6455 section 4.1: HTTP/1.1 or later (the version is 10 * major
+     * + minor: 10 for HTTP/1.0). */
+    if (loom_http_req_version(req) < 11)
         return ws_refuse(req, 400, "websocket: the opening handshake needs HTTP/1.1\n");
     v = loom_http_req_header(req, "Upgrade", &n);
     if (v == NULL || !loom_http_token_list_has(v, n, "websocket"))
         return ws_refuse(req, 426, "websocket: Upgrade: websocket required\n");
-    v = loom_http_req_header(req, "Sec-WebSocket-Version", &n);
+    v = ws_header_once(req, "Sec-WebSocket-Version", &n, &dup);
+    if (dup)
+        return ws_refuse(req, 400, "websocket: Sec-WebSocket-Version repeated\n");
     if (v == NULL || n != 2 || memcmp(v, "13", 2) != 0)
         return ws_refuse(req, 426, "websocket: Sec-WebSocket-Version 13 required\n");
     /* Connection may be repeated; any of them may carry the token. */
@@ -68,8 +131,8 @@ int loom_ws_accept(loom_http_req_t *req, const loom_ws_opts *opts, loom_ws_t **o
         up = loom_http_token_list_has(h->value, h->value_len, "upgrade");
     if (!up)
         return ws_refuse(req, 400, "websocket: Connection: upgrade required\n");
-    const char *key = loom_http_req_header(req, "Sec-WebSocket-Key", &n);
-    if (key == NULL || !ws_key_ok(key, n))
+    const char *key = ws_header_once(req, "Sec-WebSocket-Key", &n, &dup);
+    if (key == NULL || dup || !ws_key_ok(key, n))
         return ws_refuse(req, 400, "websocket: bad Sec-WebSocket-Key\n");
     char accept[29];
     loom__ws_accept_key(key, n, accept);
@@ -77,24 +140,26 @@ int loom_ws_accept(loom_http_req_t *req, const loom_ws_opts *opts, loom_ws_t **o
     loom_ws_opts zero = {0};
     const loom_ws_opts *o = opts ? opts : &zero;
     const char *proto = NULL;
-    v = loom_http_req_header(req, "Sec-WebSocket-Protocol", &n);
+    char *own; /* select_protocol may answer a pointer into it */
+    bool nomem;
+    v = ws_header_list(req, "Sec-WebSocket-Protocol", &n, &own, &nomem);
+    if (nomem)
+        return ws_refuse(req, 503, "websocket: out of memory\n");
     if (v) {
         proto = o->select_protocol ? o->select_protocol(req, v, n, o->data)
                                    : ws_pick(o->protocols, v, n);
     }
     loom__ws_class *c = loom__ws_class_get(o, true);
-    if (c == NULL)
-        return ws_refuse(req, 503, "websocket: out of memory\n");
-    loom_ws_t *ws = loom__ws_new(c);
-    loom__ws_class_unref(c);
+    loom_ws_t *ws = c ? loom__ws_new(c) : NULL;
+    if (c)
+        loom__ws_class_unref(c);
+    if (ws && proto && loom__ws_set_protocol(ws, proto) < 0) {
+        loom__ws_free(ws);
+        ws = NULL;
+    }
+    free(own);
     if (ws == NULL)
         return ws_refuse(req, 503, "websocket: out of memory\n");
-    if (proto) {
-        if (loom__ws_set_protocol(ws, proto) < 0) {
-            loom__ws_free(ws);
-            return ws_refuse(req, 503, "websocket: out of memory\n");
-        }
-    }
     const char *hdr[9] = {"Upgrade", "websocket", "Sec-WebSocket-Accept", accept, NULL};
     size_t nh2 = 4;
     if (proto) {
@@ -105,8 +170,18 @@ int loom_ws_accept(loom_http_req_t *req, const loom_ws_opts *opts, loom_ws_t **o
      * unacceptable or malformed one is declined (RFC 7692 section 5). */
     char ext[LOOM_WS_DEFLATE_HEADER_MAX];
     loom_ws_deflate_params_t agreed;
-    v = o->deflate ? loom_http_req_header(req, "Sec-WebSocket-Extensions", &n) : NULL;
-    if (v && loom_ws_deflate_negotiate(v, n, &o->deflate_opts, &agreed, ext, sizeof ext) == 1) {
+    int agree = 0;
+    if (o->deflate) {
+        v = ws_header_list(req, "Sec-WebSocket-Extensions", &n, &own, &nomem);
+        if (v)
+            agree = loom_ws_deflate_negotiate(v, n, &o->deflate_opts, &agreed, ext, sizeof ext);
+        free(own);
+        if (nomem) {
+            loom__ws_free(ws);
+            return ws_refuse(req, 503, "websocket: out of memory\n");
+        }
+    }
+    if (agree == 1) {
         if (loom__ws_deflate_start(ws, LOOM_WS_ROLE_SERVER, &agreed) < 0) {
             loom__ws_free(ws);
             return ws_refuse(req, 503, "websocket: out of memory\n");

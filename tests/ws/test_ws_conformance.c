@@ -48,7 +48,9 @@ static void on_close(loom_ws_t *ws, int code, const char *reason, size_t rl, voi
     nclose++;
 }
 
+static const char *const protos[] = {"chat", NULL};
 static const loom_ws_opts wopts = {.deflate = true,
+                                   .protocols = protos,
                                    .on_message = on_message,
                                    .on_event = on_event,
                                    .on_close = on_close,
@@ -390,6 +392,19 @@ static void bad_handshakes(void)
          "Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: "
          "13\r\n\r\n",
          400},
+        /* RFC 6455 section 4.1: HTTP/1.1 or later (this one hung, taken over). */
+        {"GET / HTTP/1.0\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+         400},
+        /* Section 11.3: the key and the version appear once. */
+        {"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Key: "
+         "AAAAAAAAAAAAAAAAAAAAAA==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+         400},
+        {"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+         "Sec-WebSocket-Version: 8\r\n\r\n",
+         400},
     };
     for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++) {
         int fd = ws_raw_connect(port_);
@@ -417,6 +432,22 @@ static void bad_handshakes(void)
     ws_raw_send(fd, sbuf, n);
     CHECK_EQ(ws_raw_read_frame(fd, pbuf, sizeof pbuf, &n), TXT);
     close(fd); /* no close frame: an abnormal end, reported as 1006 */
+    /* Sections 9.1 and 11.3.4: the extension and subprotocol lists may be
+     * split over several fields; all of them count (only the first did). */
+    fd = ws_raw_connect(port_);
+    CHECK_EQ(ws_raw_handshake(fd,
+                              "Sec-WebSocket-Extensions: x-unknown\r\n"
+                              "Sec-WebSocket-Extensions: permessage-deflate\r\n"
+                              "Sec-WebSocket-Protocol: superchat\r\n"
+                              "Sec-WebSocket-Protocol: chat\r\n",
+                              head, sizeof head),
+             101);
+    CHECK(strstr(head, "Sec-WebSocket-Extensions: permessage-deflate\r\n") != NULL);
+    CHECK(strstr(head, "Sec-WebSocket-Protocol: chat\r\n") != NULL);
+    n = ws_frame_enc(sbuf, 0x88, true, "\x03\xe8", 2);
+    ws_raw_send(fd, sbuf, n);
+    CHECK_EQ(ws_raw_read_frame(fd, pbuf, sizeof pbuf, &n), 0x88);
+    close(fd);
 }
 
 /* Groups 12 and 13: permessage-deflate negotiated by a raw peer. The
@@ -525,7 +556,7 @@ int main(void)
             fprintf(stderr, "%s: slow (%.0f ms)\n", c->name, ms);
     }
     bad_handshakes();
-    ncase++;
+    ncase += 2;
     compression();
     ncase += 7;
     /* Every connection is closed and reported once. */

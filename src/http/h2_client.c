@@ -413,11 +413,48 @@ static int h2_on_error(nghttp2_session *sess, int code, const char *msg, size_t 
     return 0;
 }
 
+static hc_req *h2_req(h2c *h, int32_t sid);
+
+static const char *h2_frame_name(uint8_t type)
+{
+    static const char *const names[] = {"DATA",          "HEADERS",      "PRIORITY", "RST_STREAM",
+                                        "SETTINGS",      "PUSH_PROMISE", "PING",     "GOAWAY",
+                                        "WINDOW_UPDATE", "CONTINUATION"};
+    return type < sizeof names / sizeof names[0] ? names[type] : "unknown";
+}
+
+/* nghttp2 found the response on r's stream malformed and resets the
+ * stream itself: r fails here, saying so, rather than later as a reset "by
+ * the server". */
+static void h2_malformed(h2c *h, hc_req *r, int32_t sid, const char *what, uint32_t code)
+{
+    nghttp2_session_set_stream_user_data(h->sess, sid, NULL);
+    r->h2_sid = 0; /* nghttp2's RST_STREAM is the only one */
+    size_t held = r->on_body ? loom__bytes_size(r->rbuf) : 0;
+    if (held)
+        (void)nghttp2_session_consume_connection(h->sess, held);
+    char where[300];
+    loom__hc_fail(r, LOOM_EV_HTTP_ERROR, LOOM_EPROTOCOL,
+                  "malformed response from %s: %s; loom reset the stream with %s",
+                  loom__hc_where(r->pool, where, sizeof where), what, nghttp2_http2_strerror(code));
+}
+
 static int h2_on_invalid_frame(nghttp2_session *sess, const nghttp2_frame *frame, int code,
                                void *ud)
 {
-    (void)sess;
     h2c *h = ud;
+    int32_t sid = frame->hd.stream_id;
+    hc_req *r = sid > 0 ? h2_req(h, sid) : NULL;
+    if (r && (frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA)) {
+        /* A malformed response (nghttp2's HTTP messaging checks: no
+         * :status, a bad field): nghttp2 resets the stream with
+         * PROTOCOL_ERROR itself (RFC 9113 section 8.1.1). */
+        char what[120];
+        snprintf(what, sizeof what, "invalid %s frame (%s)", h2_frame_name(frame->hd.type),
+                 nghttp2_strerror(code));
+        h2_malformed(h, r, sid, what, NGHTTP2_PROTOCOL_ERROR);
+        return 0;
+    }
     if (!h->err[0])
         snprintf(h->err, sizeof h->err,
                  "protocol error: invalid frame (type %u) from the server: %s",
@@ -429,6 +466,21 @@ static int h2_on_frame_send(nghttp2_session *sess, const nghttp2_frame *frame, v
 {
     (void)sess;
     h2c *h = ud;
+    if (frame->hd.type == NGHTTP2_RST_STREAM) {
+        /* loom's own resets detach the request first: a request still on
+         * the stream is reset by nghttp2 for what the server sent (DATA
+         * beyond content-length, a stream window overrun). */
+        hc_req *r = h2_req(h, frame->hd.stream_id);
+        if (r) {
+            char what[120];
+            snprintf(what, sizeof what,
+                     "a stream error (the body overran its content-length or the stream "
+                     "window; %" PRIu64 " body bytes received)",
+                     r->received);
+            h2_malformed(h, r, frame->hd.stream_id, what, frame->rst_stream.error_code);
+        }
+        return 0;
+    }
     if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR &&
         !h->err[0])
         snprintf(h->err, sizeof h->err, "protocol error: loom sent GOAWAY %s",

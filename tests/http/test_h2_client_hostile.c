@@ -1,0 +1,157 @@
+/* test_h2_client_hostile: loom's HTTP/2 client (h2c with prior knowledge)
+ * against a hostile server scripted with raw frames (/usr/bin/python3 and
+ * its hpack package): a response without :status and DATA beyond
+ * content-length fail their request with "malformed response from HOST"
+ * (nghttp2 resets the stream with PROTOCOL_ERROR; not "reset by the
+ * server") and the connection stays; a header block that never ends
+ * (CONTINUATION flood, CVE-2024-28182: the system's nghttp2 1.52 carries
+ * the fix) ends the connection and the other stream on it (a POST: not
+ * retried) fails with a message saying why. Skipped without
+ * python3-hpack. */
+#include "py_test.h"
+
+static const char *script =
+    "import socket, sys, threading, struct, time\n"
+    "try:\n"
+    "    import hpack\n"
+    "except ImportError:\n"
+    "    print(0, flush=True); sys.exit(0)\n"
+    "conns = [0]\n"
+    "def frame(t, f, sid, p=b''):\n"
+    "    return struct.pack('>I', len(p))[1:] + bytes([t, f]) + struct.pack('>I', sid) + p\n"
+    "def recvn(s, n):\n"
+    "    b = b''\n"
+    "    while len(b) < n:\n"
+    "        d = s.recv(n - len(b))\n"
+    "        if not d: raise EOFError\n"
+    "        b += d\n"
+    "    return b\n"
+    "def serve(s):\n"
+    "    conns[0] += 1\n"
+    "    enc = hpack.Encoder(); dec = hpack.Decoder()\n"
+    "    def hdrs(sid, h, end=False):\n"
+    "        s.sendall(frame(1, 4 | (1 if end else 0), sid, enc.encode(h)))\n"
+    "    try:\n"
+    "        recvn(s, 24); s.sendall(frame(4, 0, 0))\n"
+    "        while True:\n"
+    "            hd = recvn(s, 9); n = int.from_bytes(hd[:3], 'big'); t = hd[3]\n"
+    "            sid = int.from_bytes(hd[5:9], 'big') & 0x7fffffff\n"
+    "            p = recvn(s, n)\n"
+    "            if t == 4 and not hd[4] & 1: s.sendall(frame(4, 1, 0))\n"
+    "            if t != 1: continue\n"
+    "            path = dict(dec.decode(p))[':path']\n"
+    "            if path == '/nostatus': hdrs(sid, [('x', 'y')], True)\n"
+    "            elif path == '/clbeyond':\n"
+    "                hdrs(sid, [(':status', '200'), ('content-length', '5')])\n"
+    "                s.sendall(frame(0, 1, sid, b'0123456789'))\n"
+    "            elif path == '/count':\n"
+    "                b = str(conns[0]).encode()\n"
+    "                hdrs(sid, [(':status', '200'), ('content-length', str(len(b)))])\n"
+    "                s.sendall(frame(0, 1, sid, b))\n"
+    "            elif path == '/cont':\n"
+    "                s.sendall(frame(1, 0, sid, enc.encode([(':status', '200')])))\n"
+    "                blk = enc.encode([('x-a', 'b' * 100)]) * 100\n"
+    "                t0 = time.time()\n"
+    "                while time.time() - t0 < 30: s.sendall(frame(9, 0, sid, blk))\n"
+    "    except (EOFError, OSError) as e:\n"
+    "        pass\n"
+    "    s.close()\n"
+    "ls = socket.socket(); ls.bind(('127.0.0.1', 0)); ls.listen(16)\n"
+    "print(ls.getsockname()[1], flush=True)\n"
+    "while True:\n"
+    "    c, _ = ls.accept()\n"
+    "    threading.Thread(target=serve, args=(c,), daemon=True).start()\n";
+
+static int port;
+static loom_loop_t *loop;
+
+typedef struct {
+    hc_result r;
+    loom_http_client_req_t *req;
+} h2r;
+
+static void on_resp(loom_http_client_req_t *req, const loom_http_client_response_t *res, void *d)
+{
+    hc_on_response(req, res, &((h2r *)d)->r);
+}
+
+static void on_ev(const loom_event_t *ev, void *d)
+{
+    hc_on_event(ev, &((h2r *)d)->r);
+}
+
+static void start(const char *path, h2r *h, loom_http_request_opts o)
+{
+    char url[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+    memset(h, 0, sizeof *h);
+    h->r.loop = loop;
+    o.version = LOOM_HTTP_VERSION_2;
+    o.on_response = on_resp;
+    o.on_event = on_ev;
+    o.data = h;
+    CHECK_OK(loom_http_request(loop, url, &o, &h->req));
+}
+
+static void get(const char *path, h2r *h, loom_http_request_opts o)
+{
+    start(path, h, o);
+    hc_run_until(loop, &h->r.done, 10000);
+    CHECK(h->r.done != 0);
+}
+
+static int count_conns(void)
+{
+    h2r h;
+    get("/count", &h, (loom_http_request_opts){0});
+    CHECK_EQ(h.r.done, 1);
+    int n = atoi(h.r.body);
+    hc_result_free(&h.r);
+    return n;
+}
+
+int main(void)
+{
+    test_timeout(60);
+    port = py_start(script, NULL, NULL);
+    loop = test_loop_new();
+    char where[64];
+    snprintf(where, sizeof where, "127.0.0.1:%d", port);
+    h2r a, b;
+
+    /* Malformed responses: the request fails naming the host and what was
+     * wrong; the connection serves the next request. */
+    const char *bad[] = {"/nostatus", "/clbeyond"};
+    for (int i = 0; i < 2; i++) {
+        get(bad[i], &a, (loom_http_request_opts){0});
+        CHECK_EQ(a.r.done, 2);
+        CHECK_EQ(a.r.ev_kind, LOOM_EV_HTTP_ERROR);
+        CHECK(strstr(a.r.msg, "malformed response from") != NULL);
+        CHECK(strstr(a.r.msg, where) != NULL);
+        CHECK(strstr(a.r.msg, "PROTOCOL_ERROR") != NULL);
+        CHECK(strstr(a.r.msg, "reset by") == NULL);
+        hc_result_free(&a.r);
+    }
+    CHECK_EQ(count_conns(), 1);
+
+    /* A header block that never ends: its request fails on the header
+     * limit, and the connection ends (GOAWAY) instead of decoding the
+     * flood; the request waiting beside it fails saying why. */
+    start("/never", &b, (loom_http_request_opts){.method = "POST", .total_timeout_ms = 8000});
+    get("/cont", &a, (loom_http_request_opts){0});
+    CHECK_EQ(a.r.done, 2);
+    CHECK_EQ(a.r.ev_kind, LOOM_EV_HTTP_ERROR);
+    CHECK(strstr(a.r.msg, where) != NULL);
+    hc_run_until(loop, &b.r.done, 10000);
+    CHECK_EQ(b.r.done, 2);
+    CHECK_EQ(b.r.ev_kind, LOOM_EV_HTTP_ERROR);
+    CHECK(strstr(b.r.msg, where) != NULL);
+    CHECK(strstr(b.r.msg, "CONTINUATION") != NULL);
+    hc_result_free(&a.r);
+    hc_result_free(&b.r);
+    CHECK_EQ(count_conns(), 2);
+
+    hc_loop_done(loop);
+    printf("h2 client hostile: ok\n");
+    return 0;
+}

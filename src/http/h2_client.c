@@ -634,6 +634,15 @@ static int h2_on_data(nghttp2_session *sess, uint8_t flags, int32_t sid, const u
         return 0;
     }
     if (r->on_body) {
+        /* Streaming: no limit unless the request set one (then as over
+         * HTTP/1.1, where the body decoder counts a chunked or close-ended
+         * body against it). */
+        if (r->limits.max_body_size && r->received > r->limits.max_body_size) {
+            loom__hc_fail(r, LOOM_EV_HTTP_ERROR, LOOM_ETOOBIG,
+                          "response body exceeds the size limit: more than %" PRIu64 " bytes",
+                          r->limits.max_body_size);
+            return 0;
+        }
         if (r->paused || loom__bytes_size(r->rbuf)) {
             /* Held back: not consumed, so the stream's window closes. */
             if (loom__bytes_append(&r->rbuf, data, len) < 0)

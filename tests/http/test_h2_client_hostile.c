@@ -44,6 +44,10 @@ static const char *script =
     "            elif path == '/clbeyond':\n"
     "                hdrs(sid, [(':status', '200'), ('content-length', '5')])\n"
     "                s.sendall(frame(0, 1, sid, b'0123456789'))\n"
+    "            elif path == '/big':\n"
+    "                hdrs(sid, [(':status', '200')])\n"
+    "                for i in range(256): s.sendall(frame(0, 0, sid, b'b' * 16384))\n"
+    "                s.sendall(frame(0, 1, sid))\n"
     "            elif path == '/count':\n"
     "                b = str(conns[0]).encode()\n"
     "                hdrs(sid, [(':status', '200'), ('content-length', str(len(b)))])\n"
@@ -78,6 +82,16 @@ static void on_resp(loom_http_client_req_t *req, const loom_http_client_response
 static void on_ev(const loom_event_t *ev, void *d)
 {
     hc_on_event(ev, &((h2r *)d)->r);
+}
+
+static uint64_t streamed;
+static int on_body(loom_http_client_req_t *req, const char *chunk, size_t len, void *d)
+{
+    (void)req;
+    (void)chunk;
+    (void)d;
+    streamed += len;
+    return 0;
 }
 
 static void start(const char *path, h2r *h, loom_http_request_opts o)
@@ -132,6 +146,16 @@ int main(void)
         CHECK(strstr(a.r.msg, "reset by") == NULL);
         hc_result_free(&a.r);
     }
+    CHECK_EQ(count_conns(), 1);
+
+    /* A streamed body with no content-length, past the request's
+     * limits.max_body_size: ETOOBIG, as over HTTP/1.1 (chunked). */
+    get("/big", &a, (loom_http_request_opts){.on_body = on_body, .limits.max_body_size = 1 << 20});
+    CHECK_EQ(a.r.done, 2);
+    CHECK_EQ(a.r.ev_kind, LOOM_EV_HTTP_ERROR);
+    CHECK_EQ(a.r.ev_code, LOOM_ETOOBIG);
+    CHECK(streamed <= 1 << 20);
+    hc_result_free(&a.r);
     CHECK_EQ(count_conns(), 1);
 
     /* A header block that never ends: its request fails on the header

@@ -615,6 +615,16 @@ static int h2_on_begin_headers(nghttp2_session *sess, const nghttp2_frame *frame
     return 0;
 }
 
+/* DATA bytes of a request that just failed on them go back to the
+ * connection window (automatic WINDOW_UPDATE is off: bytes nobody
+ * consumes would shrink it for good, and after enough failed requests the
+ * connection could receive nothing). */
+static void h2_unclaimed(h2c *h, size_t len)
+{
+    if (!h->dead && !h->c->dead && h->sess)
+        (void)nghttp2_session_consume_connection(h->sess, len);
+}
+
 static int h2_on_data(nghttp2_session *sess, uint8_t flags, int32_t sid, const uint8_t *data,
                       size_t len, void *ud)
 {
@@ -629,37 +639,37 @@ static int h2_on_data(nghttp2_session *sess, uint8_t flags, int32_t sid, const u
     hc_conn *c = h->c;
     r->rx_at = loom_now(r->st->loop);
     r->received += len;
+    /* The limit as over HTTP/1.1, whose body decoder counts a chunked or
+     * close-ended body (a redirect's too): 64 MiB buffered, none streaming
+     * unless the request set one. */
+    uint64_t max = r->limits.max_body_size ? r->limits.max_body_size
+                   : r->on_body            ? UINT64_MAX
+                                           : HC_DEFAULT_BUF_MAX;
+    if (r->received > max) {
+        loom__hc_fail(r, LOOM_EV_HTTP_ERROR, LOOM_ETOOBIG,
+                      "response body exceeds the size limit: more than %" PRIu64 " bytes", max);
+        h2_unclaimed(h, len);
+        return 0;
+    }
     if (r->redirecting) {
         (void)nghttp2_session_consume(sess, sid, len); /* a redirect's body is dropped */
         return 0;
     }
     if (r->on_body) {
-        /* Streaming: no limit unless the request set one (then as over
-         * HTTP/1.1, where the body decoder counts a chunked or close-ended
-         * body against it). */
-        if (r->limits.max_body_size && r->received > r->limits.max_body_size) {
-            loom__hc_fail(r, LOOM_EV_HTTP_ERROR, LOOM_ETOOBIG,
-                          "response body exceeds the size limit: more than %" PRIu64 " bytes",
-                          r->limits.max_body_size);
-            return 0;
-        }
         if (r->paused || loom__bytes_size(r->rbuf)) {
             /* Held back: not consumed, so the stream's window closes. */
-            if (loom__bytes_append(&r->rbuf, data, len) < 0)
+            if (loom__bytes_append(&r->rbuf, data, len) < 0) {
                 loom__hc_fail(r, LOOM_EV_HTTP_ERROR, LOOM_ENOMEM, "out of memory");
+                h2_unclaimed(h, len);
+            }
             return 0;
         }
         (void)h2_deliver(c, r, (const char *)data, len);
         return 0;
     }
-    uint64_t max = r->limits.max_body_size ? r->limits.max_body_size : HC_DEFAULT_BUF_MAX;
-    if (r->received > max) {
-        loom__hc_fail(r, LOOM_EV_HTTP_ERROR, LOOM_ETOOBIG,
-                      "response body exceeds the size limit: more than %" PRIu64 " bytes", max);
-        return 0;
-    }
     if (loom__bytes_append(&r->rbuf, data, len) < 0) {
         loom__hc_fail(r, LOOM_EV_HTTP_ERROR, LOOM_ENOMEM, "out of memory for the body");
+        h2_unclaimed(h, len);
         return 0;
     }
     (void)nghttp2_session_consume(sess, sid, len);

@@ -28,6 +28,7 @@ static const char *script =
     "    return b\n"
     "def serve(s):\n"
     "    conns[0] += 1\n"
+    "    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)\n"
     "    enc = hpack.Encoder(); dec = hpack.Decoder()\n"
     "    def hdrs(sid, h, end=False):\n"
     "        s.sendall(frame(1, 4 | (1 if end else 0), sid, enc.encode(h)))\n"
@@ -48,6 +49,9 @@ static const char *script =
     "                hdrs(sid, [(':status', '200')])\n"
     "                for i in range(256): s.sendall(frame(0, 0, sid, b'b' * 16384))\n"
     "                s.sendall(frame(0, 1, sid))\n"
+    "            elif path == '/two':\n"
+    "                hdrs(sid, [(':status', '200')])\n"
+    "                s.sendall(frame(0, 0, sid, b't' * 16384) * 2 + frame(0, 1, sid))\n"
     "            elif path == '/count':\n"
     "                b = str(conns[0]).encode()\n"
     "                hdrs(sid, [(':status', '200'), ('content-length', str(len(b)))])\n"
@@ -156,6 +160,17 @@ int main(void)
     CHECK_EQ(a.r.ev_code, LOOM_ETOOBIG);
     CHECK(streamed <= 1 << 20);
     hc_result_free(&a.r);
+    CHECK_EQ(count_conns(), 1);
+
+    /* 1,100 requests failing on their limit, one after the other: the
+     * bytes of the DATA frame each failed on go back to the connection
+     * window (16 MiB), which would be gone after about 1,000 of them. */
+    for (int i = 0; i < 1100; i++) {
+        get("/two", &a, (loom_http_request_opts){.limits.max_body_size = 1});
+        CHECK_EQ(a.r.done, 2);
+        CHECK_EQ(a.r.ev_code, LOOM_ETOOBIG);
+        hc_result_free(&a.r);
+    }
     CHECK_EQ(count_conns(), 1);
 
     /* A header block that never ends: its request fails on the header

@@ -363,6 +363,16 @@ static bool h2_head(hc_conn *c, hc_req *r)
     return true;
 }
 
+/* DATA bytes of a request that just failed or was cancelled on them go back to the
+ * connection window (automatic WINDOW_UPDATE is off: bytes nobody
+ * consumes would shrink it for good, and after enough failed requests the
+ * connection could receive nothing). */
+static void h2_unclaimed(h2c *h, size_t len)
+{
+    if (!h->dead && !h->c->dead && h->sess)
+        (void)nghttp2_session_consume_connection(h->sess, len);
+}
+
 /* Hands held-back (or new) body bytes of a streaming r to on_body, giving
  * the stream its window back as they are taken. Returns false when r
  * ended or left. */
@@ -377,8 +387,10 @@ static bool h2_deliver(hc_conn *c, hc_req *r, const char *data, size_t len)
     int rc = r->on_body(r, data, len, r->h.data);
     r->in_cb = 0;
     loom__op_leave(st->loop, &sc);
-    if (r->state == RQ_DONE || r->conn != c || c->dead)
+    if (r->state == RQ_DONE || r->conn != c || c->dead) {
+        h2_unclaimed(h, len); /* cancelled in on_body: the bytes are nobody's */
         return false;
+    }
     (void)nghttp2_session_consume(h->sess, sid, len);
     if (rc == LOOM_HTTP_CLIENT_PAUSE)
         r->paused = 1;
@@ -613,16 +625,6 @@ static int h2_on_begin_headers(nghttp2_session *sess, const nghttp2_frame *frame
         r->rx_at = loom_now(r->st->loop);
     }
     return 0;
-}
-
-/* DATA bytes of a request that just failed on them go back to the
- * connection window (automatic WINDOW_UPDATE is off: bytes nobody
- * consumes would shrink it for good, and after enough failed requests the
- * connection could receive nothing). */
-static void h2_unclaimed(h2c *h, size_t len)
-{
-    if (!h->dead && !h->c->dead && h->sess)
-        (void)nghttp2_session_consume_connection(h->sess, len);
 }
 
 static int h2_on_data(nghttp2_session *sess, uint8_t flags, int32_t sid, const uint8_t *data,

@@ -98,6 +98,15 @@ static int on_body(loom_http_client_req_t *req, const char *chunk, size_t len, v
     return 0;
 }
 
+static int cancel_body(loom_http_client_req_t *req, const char *chunk, size_t len, void *d)
+{
+    (void)chunk;
+    (void)len;
+    CHECK_OK(loom_http_client_cancel(req));
+    ((h2r *)d)->r.done = 3;
+    return 0;
+}
+
 static void start(const char *path, h2r *h, loom_http_request_opts o)
 {
     char url[256];
@@ -169,6 +178,14 @@ int main(void)
         get("/two", &a, (loom_http_request_opts){.limits.max_body_size = 1});
         CHECK_EQ(a.r.done, 2);
         CHECK_EQ(a.r.ev_code, LOOM_ETOOBIG);
+        hc_result_free(&a.r);
+    }
+    CHECK_EQ(count_conns(), 1);
+
+    /* The same with requests cancelled from on_body (no event). */
+    for (int i = 0; i < 1100; i++) {
+        get("/two", &a, (loom_http_request_opts){.on_body = cancel_body});
+        CHECK_EQ(a.r.done, 3);
         hc_result_free(&a.r);
     }
     CHECK_EQ(count_conns(), 1);

@@ -391,7 +391,10 @@ static bool h2_deliver(hc_conn *c, hc_req *r, const char *data, size_t len)
         h2_unclaimed(h, len); /* cancelled in on_body: the bytes are nobody's */
         return false;
     }
-    (void)nghttp2_session_consume(h->sess, sid, len);
+    if (sid > 0)
+        (void)nghttp2_session_consume(h->sess, sid, len);
+    else /* held bytes of a stream that has closed since: the connection's */
+        (void)nghttp2_session_consume_connection(h->sess, len);
     if (rc == LOOM_HTTP_CLIENT_PAUSE)
         r->paused = 1;
     return true;
@@ -704,10 +707,12 @@ static int h2_on_stream_close(nghttp2_session *sess, int32_t sid, uint32_t code,
         h2_after(c);
         return 0;
     }
-    if (code == NGHTTP2_NO_ERROR && r->state == RQ_BODY) {
-        h2_end_stream(c, r); /* closed without END_STREAM seen by us: treat as the end */
+    if (code == NGHTTP2_NO_ERROR && r->state == RQ_BODY && r->h2_eos) {
+        h2_end_stream(c, r); /* END_STREAM came, its held-back bytes are still to go */
         return 0;
     }
+    /* Anything else, RST_STREAM(NO_ERROR) included, cut the response short:
+     * a response is complete only with END_STREAM (RFC 9113 section 8.1). */
     /* As over HTTP/1, a cut-off body says how much of it arrived. */
     char got[64] = "";
     if (r->state == RQ_BODY)

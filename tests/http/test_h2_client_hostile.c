@@ -52,6 +52,12 @@ static const char *script =
     "            elif path == '/two':\n"
     "                hdrs(sid, [(':status', '200')])\n"
     "                s.sendall(frame(0, 0, sid, b't' * 16384) * 2 + frame(0, 1, sid))\n"
+    "            elif path == '/rstok':\n"
+    "                hdrs(sid, [(':status', '200'), ('content-length', '100')])\n"
+    "                s.sendall(frame(0, 0, sid, b'x' * 10) + frame(3, 0, sid, bytes(4)))\n"
+    "            elif path == '/held':\n"
+    "                hdrs(sid, [(':status', '200')])\n"
+    "                s.sendall(frame(0, 0, sid, b'h' * 16000) * 56 + frame(0, 1, sid))\n"
     "            elif path == '/count':\n"
     "                b = str(conns[0]).encode()\n"
     "                hdrs(sid, [(':status', '200'), ('content-length', str(len(b)))])\n"
@@ -105,6 +111,37 @@ static int cancel_body(loom_http_client_req_t *req, const char *chunk, size_t le
     CHECK_OK(loom_http_client_cancel(req));
     ((h2r *)d)->r.done = 3;
     return 0;
+}
+
+static int paused_once;
+static int pause_body(loom_http_client_req_t *req, const char *chunk, size_t len, void *d)
+{
+    (void)req;
+    (void)chunk;
+    (void)d;
+    streamed += len;
+    if (!paused_once) {
+        paused_once = 1;
+        return LOOM_HTTP_CLIENT_PAUSE;
+    }
+    return 0;
+}
+
+static void wake(loom_timer_t *t, void *d)
+{
+    loom_timer_close(t);
+    *(int *)d = 1;
+}
+
+/* Runs the loop for `ms` (a timer wakes it). */
+static void run_for(uint64_t ms)
+{
+    int done = 0;
+    loom_timer_t *t;
+    CHECK_OK(loom_timer_new(loop, &t, wake, &done));
+    CHECK_OK(loom_timer_start(t, ms, 0));
+    while (!done)
+        CHECK(loom_run(loop, LOOM_RUN_ONCE) >= 0);
 }
 
 static void start(const char *path, h2r *h, loom_http_request_opts o)
@@ -186,6 +223,34 @@ int main(void)
     for (int i = 0; i < 1100; i++) {
         get("/two", &a, (loom_http_request_opts){.on_body = cancel_body});
         CHECK_EQ(a.r.done, 3);
+        hc_result_free(&a.r);
+    }
+    CHECK_EQ(count_conns(), 1);
+
+    /* RST_STREAM(NO_ERROR) before END_STREAM: the response was cut short
+     * (RFC 9113 section 8.1), an error, never a 10-byte success. */
+    get("/rstok", &a, (loom_http_request_opts){0});
+    CHECK_EQ(a.r.done, 2);
+    CHECK_EQ(a.r.ev_kind, LOOM_EV_HTTP_ERROR);
+    CHECK(strstr(a.r.msg, where) != NULL);
+    CHECK(strstr(a.r.msg, "NO_ERROR") != NULL);
+    CHECK(strstr(a.r.msg, "10 body bytes") != NULL);
+    hc_result_free(&a.r);
+
+    /* Streamed responses that end while paused (896,000 bytes held each,
+     * under the 1 MiB stream window): the held bytes, delivered after the
+     * stream closed, go back to the connection window. 24 of them are
+     * more than its 16 MiB. */
+    for (int i = 0; i < 24; i++) {
+        streamed = 0;
+        paused_once = 0;
+        start("/held", &a, (loom_http_request_opts){.on_body = pause_body});
+        run_for(100); /* the whole body arrives, held */
+        CHECK_EQ(a.r.done, 0);
+        CHECK_OK(loom_http_client_resume(a.req));
+        hc_run_until(loop, &a.r.done, 10000);
+        CHECK_EQ(a.r.done, 1);
+        CHECK_EQ(streamed, 896000u);
         hc_result_free(&a.r);
     }
     CHECK_EQ(count_conns(), 1);

@@ -143,14 +143,20 @@ static void h2_forget(hc_conn *c, hc_req *r, uint32_t code, bool ended)
     h2c *h = h2_of(c);
     int32_t sid = r->h2_sid;
     r->h2_sid = 0;
-    if (h == NULL || h->sess == NULL || sid <= 0)
+    if (h == NULL || h->sess == NULL)
         return;
-    if (nghttp2_session_get_stream_user_data(h->sess, sid) == r) {
-        nghttp2_session_set_stream_user_data(h->sess, sid, NULL);
-        /* Held-back bytes go back to the connection window. */
+    bool mine = sid > 0 && nghttp2_session_get_stream_user_data(h->sess, sid) == r;
+    if (sid <= 0 || mine) {
+        /* Held-back bytes go back to the connection window, also when
+         * their stream has closed since (a response that ended paused). */
         size_t held = r->on_body ? loom__bytes_size(r->rbuf) : 0;
-        if (held)
+        if (held) {
             (void)nghttp2_session_consume_connection(h->sess, held);
+            loom__bytes_consume(&r->rbuf, held);
+        }
+    }
+    if (mine) {
+        nghttp2_session_set_stream_user_data(h->sess, sid, NULL);
         /* `ended`: the server's END_STREAM is being processed (nghttp2
          * marks the stream half-closed after the callback). */
         if ((!ended && nghttp2_session_get_stream_remote_close(h->sess, sid) == 0) ||
@@ -444,10 +450,7 @@ static const char *h2_frame_name(uint8_t type)
 static void h2_malformed(h2c *h, hc_req *r, int32_t sid, const char *what, uint32_t code)
 {
     nghttp2_session_set_stream_user_data(h->sess, sid, NULL);
-    r->h2_sid = 0; /* nghttp2's RST_STREAM is the only one */
-    size_t held = r->on_body ? loom__bytes_size(r->rbuf) : 0;
-    if (held)
-        (void)nghttp2_session_consume_connection(h->sess, held);
+    r->h2_sid = 0; /* nghttp2's RST_STREAM is the only one; held bytes: h2_forget() */
     char where[300];
     loom__hc_fail(r, LOOM_EV_HTTP_ERROR, LOOM_EPROTOCOL,
                   "malformed response from %s: %s; loom reset the stream with %s",

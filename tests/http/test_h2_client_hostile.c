@@ -255,6 +255,16 @@ int main(void)
     }
     CHECK_EQ(count_conns(), 1);
 
+    /* The same, cancelled while paused instead of resumed. */
+    for (int i = 0; i < 24; i++) {
+        paused_once = 0;
+        start("/held", &a, (loom_http_request_opts){.on_body = pause_body});
+        run_for(100);
+        CHECK_EQ(a.r.done, 0);
+        CHECK_OK(loom_http_client_cancel(a.req));
+    }
+    CHECK_EQ(count_conns(), 1);
+
     /* A header block that never ends: its request fails on the header
      * limit, and the connection ends (GOAWAY) instead of decoding the
      * flood; the request waiting beside it fails saying why. */

@@ -1,13 +1,18 @@
 /* test_h2_client_hostile: loom's HTTP/2 client (h2c with prior knowledge)
  * against a hostile server scripted with raw frames (/usr/bin/python3 and
- * its hpack package): a response without :status and DATA beyond
- * content-length fail their request with "malformed response from HOST"
- * (nghttp2 resets the stream with PROTOCOL_ERROR; not "reset by the
- * server") and the connection stays; a header block that never ends
- * (CONTINUATION flood, CVE-2024-28182: the system's nghttp2 1.52 carries
- * the fix) ends the connection and the other stream on it (a POST: not
- * retried) fails with a message saying why. Skipped without
- * python3-hpack. */
+ * its hpack package), all on one connection unless said: a response
+ * without :status and DATA beyond content-length fail their request with
+ * "malformed response from HOST" (nghttp2 resets the stream with
+ * PROTOCOL_ERROR; not "reset by the server"); a streamed body without
+ * content-length past limits.max_body_size is LOOM_ETOOBIG; 1,100 requests
+ * failing on their size limit and 1,100 cancelled from on_body, then 24
+ * responses that end while paused (resumed, then cancelled), never shrink
+ * the 16 MiB connection window (the server ignores windows, so a leak is a
+ * FLOW_CONTROL_ERROR); RST_STREAM(NO_ERROR) before END_STREAM is an error
+ * naming the bytes received; a header block that never ends (CONTINUATION
+ * flood, CVE-2024-28182: the system's nghttp2 1.52 carries the fix) ends
+ * the connection and the POST waiting beside it fails saying why. Skipped
+ * without python3-hpack. */
 #include "py_test.h"
 
 static const char *script =

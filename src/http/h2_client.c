@@ -143,14 +143,20 @@ static void h2_forget(hc_conn *c, hc_req *r, uint32_t code, bool ended)
     h2c *h = h2_of(c);
     int32_t sid = r->h2_sid;
     r->h2_sid = 0;
-    if (h == NULL || h->sess == NULL || sid <= 0)
+    if (h == NULL || h->sess == NULL)
         return;
-    if (nghttp2_session_get_stream_user_data(h->sess, sid) == r) {
-        nghttp2_session_set_stream_user_data(h->sess, sid, NULL);
-        /* Held-back bytes go back to the connection window. */
+    bool mine = sid > 0 && nghttp2_session_get_stream_user_data(h->sess, sid) == r;
+    if (sid <= 0 || mine) {
+        /* Held-back bytes go back to the connection window, also when
+         * their stream has closed since (a response that ended paused). */
         size_t held = r->on_body ? loom__bytes_size(r->rbuf) : 0;
-        if (held)
+        if (held) {
             (void)nghttp2_session_consume_connection(h->sess, held);
+            loom__bytes_consume(&r->rbuf, held);
+        }
+    }
+    if (mine) {
+        nghttp2_session_set_stream_user_data(h->sess, sid, NULL);
         /* `ended`: the server's END_STREAM is being processed (nghttp2
          * marks the stream half-closed after the callback). */
         if ((!ended && nghttp2_session_get_stream_remote_close(h->sess, sid) == 0) ||
@@ -363,6 +369,16 @@ static bool h2_head(hc_conn *c, hc_req *r)
     return true;
 }
 
+/* DATA bytes of a request that just failed or was cancelled on them go back to the
+ * connection window (automatic WINDOW_UPDATE is off: bytes nobody
+ * consumes would shrink it for good, and after enough failed requests the
+ * connection could receive nothing). */
+static void h2_unclaimed(h2c *h, size_t len)
+{
+    if (!h->dead && !h->c->dead && h->sess)
+        (void)nghttp2_session_consume_connection(h->sess, len);
+}
+
 /* Hands held-back (or new) body bytes of a streaming r to on_body, giving
  * the stream its window back as they are taken. Returns false when r
  * ended or left. */
@@ -377,9 +393,14 @@ static bool h2_deliver(hc_conn *c, hc_req *r, const char *data, size_t len)
     int rc = r->on_body(r, data, len, r->h.data);
     r->in_cb = 0;
     loom__op_leave(st->loop, &sc);
-    if (r->state == RQ_DONE || r->conn != c || c->dead)
+    if (r->state == RQ_DONE || r->conn != c || c->dead) {
+        h2_unclaimed(h, len); /* cancelled in on_body: the bytes are nobody's */
         return false;
-    (void)nghttp2_session_consume(h->sess, sid, len);
+    }
+    if (sid > 0)
+        (void)nghttp2_session_consume(h->sess, sid, len);
+    else /* held bytes of a stream that has closed since: the connection's */
+        (void)nghttp2_session_consume_connection(h->sess, len);
     if (rc == LOOM_HTTP_CLIENT_PAUSE)
         r->paused = 1;
     return true;
@@ -413,11 +434,45 @@ static int h2_on_error(nghttp2_session *sess, int code, const char *msg, size_t 
     return 0;
 }
 
+static hc_req *h2_req(h2c *h, int32_t sid);
+
+static const char *h2_frame_name(uint8_t type)
+{
+    static const char *const names[] = {"DATA",          "HEADERS",      "PRIORITY", "RST_STREAM",
+                                        "SETTINGS",      "PUSH_PROMISE", "PING",     "GOAWAY",
+                                        "WINDOW_UPDATE", "CONTINUATION"};
+    return type < sizeof names / sizeof names[0] ? names[type] : "unknown";
+}
+
+/* nghttp2 found the response on r's stream malformed and resets the
+ * stream itself: r fails here, saying so, rather than later as a reset "by
+ * the server". */
+static void h2_malformed(h2c *h, hc_req *r, int32_t sid, const char *what, uint32_t code)
+{
+    nghttp2_session_set_stream_user_data(h->sess, sid, NULL);
+    r->h2_sid = 0; /* nghttp2's RST_STREAM is the only one; held bytes: h2_forget() */
+    char where[300];
+    loom__hc_fail(r, LOOM_EV_HTTP_ERROR, LOOM_EPROTOCOL,
+                  "malformed response from %s: %s; loom reset the stream with %s",
+                  loom__hc_where(r->pool, where, sizeof where), what, nghttp2_http2_strerror(code));
+}
+
 static int h2_on_invalid_frame(nghttp2_session *sess, const nghttp2_frame *frame, int code,
                                void *ud)
 {
-    (void)sess;
     h2c *h = ud;
+    int32_t sid = frame->hd.stream_id;
+    hc_req *r = sid > 0 ? h2_req(h, sid) : NULL;
+    if (r && (frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA)) {
+        /* A malformed response (nghttp2's HTTP messaging checks: no
+         * :status, a bad field): nghttp2 resets the stream with
+         * PROTOCOL_ERROR itself (RFC 9113 section 8.1.1). */
+        char what[120];
+        snprintf(what, sizeof what, "invalid %s frame (%s)", h2_frame_name(frame->hd.type),
+                 nghttp2_strerror(code));
+        h2_malformed(h, r, sid, what, NGHTTP2_PROTOCOL_ERROR);
+        return 0;
+    }
     if (!h->err[0])
         snprintf(h->err, sizeof h->err,
                  "protocol error: invalid frame (type %u) from the server: %s",
@@ -429,6 +484,21 @@ static int h2_on_frame_send(nghttp2_session *sess, const nghttp2_frame *frame, v
 {
     (void)sess;
     h2c *h = ud;
+    if (frame->hd.type == NGHTTP2_RST_STREAM) {
+        /* loom's own resets detach the request first: a request still on
+         * the stream is reset by nghttp2 for what the server sent (DATA
+         * beyond content-length, a stream window overrun). */
+        hc_req *r = h2_req(h, frame->hd.stream_id);
+        if (r) {
+            char what[120];
+            snprintf(what, sizeof what,
+                     "a stream error (the body overran its content-length or the stream "
+                     "window; %" PRIu64 " body bytes received)",
+                     r->received);
+            h2_malformed(h, r, frame->hd.stream_id, what, frame->rst_stream.error_code);
+        }
+        return 0;
+    }
     if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR &&
         !h->err[0])
         snprintf(h->err, sizeof h->err, "protocol error: loom sent GOAWAY %s",
@@ -577,6 +647,18 @@ static int h2_on_data(nghttp2_session *sess, uint8_t flags, int32_t sid, const u
     hc_conn *c = h->c;
     r->rx_at = loom_now(r->st->loop);
     r->received += len;
+    /* The limit as over HTTP/1.1, whose body decoder counts a chunked or
+     * close-ended body (a redirect's too): 64 MiB buffered, none streaming
+     * unless the request set one. */
+    uint64_t max = r->limits.max_body_size ? r->limits.max_body_size
+                   : r->on_body            ? UINT64_MAX
+                                           : HC_DEFAULT_BUF_MAX;
+    if (r->received > max) {
+        loom__hc_fail(r, LOOM_EV_HTTP_ERROR, LOOM_ETOOBIG,
+                      "response body exceeds the size limit: more than %" PRIu64 " bytes", max);
+        h2_unclaimed(h, len);
+        return 0;
+    }
     if (r->redirecting) {
         (void)nghttp2_session_consume(sess, sid, len); /* a redirect's body is dropped */
         return 0;
@@ -584,21 +666,18 @@ static int h2_on_data(nghttp2_session *sess, uint8_t flags, int32_t sid, const u
     if (r->on_body) {
         if (r->paused || loom__bytes_size(r->rbuf)) {
             /* Held back: not consumed, so the stream's window closes. */
-            if (loom__bytes_append(&r->rbuf, data, len) < 0)
+            if (loom__bytes_append(&r->rbuf, data, len) < 0) {
                 loom__hc_fail(r, LOOM_EV_HTTP_ERROR, LOOM_ENOMEM, "out of memory");
+                h2_unclaimed(h, len);
+            }
             return 0;
         }
         (void)h2_deliver(c, r, (const char *)data, len);
         return 0;
     }
-    uint64_t max = r->limits.max_body_size ? r->limits.max_body_size : HC_DEFAULT_BUF_MAX;
-    if (r->received > max) {
-        loom__hc_fail(r, LOOM_EV_HTTP_ERROR, LOOM_ETOOBIG,
-                      "response body exceeds the size limit: more than %" PRIu64 " bytes", max);
-        return 0;
-    }
     if (loom__bytes_append(&r->rbuf, data, len) < 0) {
         loom__hc_fail(r, LOOM_EV_HTTP_ERROR, LOOM_ENOMEM, "out of memory for the body");
+        h2_unclaimed(h, len);
         return 0;
     }
     (void)nghttp2_session_consume(sess, sid, len);
@@ -631,10 +710,12 @@ static int h2_on_stream_close(nghttp2_session *sess, int32_t sid, uint32_t code,
         h2_after(c);
         return 0;
     }
-    if (code == NGHTTP2_NO_ERROR && r->state == RQ_BODY) {
-        h2_end_stream(c, r); /* closed without END_STREAM seen by us: treat as the end */
+    if (code == NGHTTP2_NO_ERROR && r->state == RQ_BODY && r->h2_eos) {
+        h2_end_stream(c, r); /* END_STREAM came, its held-back bytes are still to go */
         return 0;
     }
+    /* Anything else, RST_STREAM(NO_ERROR) included, cut the response short:
+     * a response is complete only with END_STREAM (RFC 9113 section 8.1). */
     /* As over HTTP/1, a cut-off body says how much of it arrived. */
     char got[64] = "";
     if (r->state == RQ_BODY)

@@ -432,8 +432,10 @@ static long hc_head(hc_conn *c, hc_req *r, char *buf, size_t len)
     if (rc < 0) {
         bool big = rc == LOOM_HTTP_PERR_HEADERS_TOO_LARGE || rc == LOOM_HTTP_PERR_LINE_TOO_LONG ||
                    rc == LOOM_HTTP_PERR_TOO_MANY_HEADERS;
+        char where[300];
         loom__hc_fail(r, LOOM_EV_HTTP_ERROR, big ? LOOM_ETOOBIG : LOOM_EHTTP,
-                      "malformed response: %s", loom_http_perr_str(rc));
+                      "malformed response: %s (from %s)", loom_http_perr_str(rc),
+                      loom__hc_where(r->pool, where, sizeof where));
         return -1;
     }
     loom_http_response_framing(&r->res, r->method, &r->fr);
@@ -454,9 +456,11 @@ static long hc_head(hc_conn *c, hc_req *r, char *buf, size_t len)
         lim.max_body_size = r->on_body ? UINT64_MAX : HC_DEFAULT_BUF_MAX;
     int brc = loom_http_body_init(&r->bd, &r->fr, &lim);
     if (brc < 0) {
-        loom__hc_fail(r, LOOM_EV_HTTP_ERROR, LOOM_ETOOBIG,
-                      "response body of %" PRIu64 " bytes exceeds the limit of %" PRIu64 " bytes",
-                      r->fr.length, lim.max_body_size);
+        char where[300];
+        loom__hc_fail(
+            r, LOOM_EV_HTTP_ERROR, LOOM_ETOOBIG,
+            "response body of %" PRIu64 " bytes exceeds the limit of %" PRIu64 " bytes (from %s)",
+            r->fr.length, lim.max_body_size, loom__hc_where(r->pool, where, sizeof where));
         return -1;
     }
     r->state = RQ_BODY;
@@ -472,8 +476,11 @@ static long hc_head(hc_conn *c, hc_req *r, char *buf, size_t len)
         const loom_http_header_t *loc = loom_http_header_find(st->hdrs, nh, "location", NULL);
         if (loc && loc->value_len) {
             if (r->redirects >= r->max_redirects) {
+                char where[300];
                 loom__hc_fail(r, LOOM_EV_HTTP_ERROR, LOOM_ETOOMANY,
-                              "too many redirects (more than %u)", (unsigned)r->max_redirects);
+                              "too many redirects (more than %u; the last from %s)",
+                              (unsigned)r->max_redirects,
+                              loom__hc_where(r->pool, where, sizeof where));
                 return -1;
             }
             free(r->location);
@@ -516,10 +523,11 @@ static long hc_body(hc_conn *c, hc_req *r, char *buf, size_t len, bool *done)
         int n = loom_http_body_parse(&r->bd, buf + off, len - off, &out);
         if (n < 0) {
             bool big = n == LOOM_HTTP_PERR_BODY_TOO_LARGE;
-            loom__hc_fail(r, LOOM_EV_HTTP_ERROR, big ? LOOM_ETOOBIG : LOOM_EHTTP, "%s%s",
+            char where[300];
+            loom__hc_fail(r, LOOM_EV_HTTP_ERROR, big ? LOOM_ETOOBIG : LOOM_EHTTP, "%s%s (from %s)",
                           big ? "response body exceeds the size limit: "
                               : "malformed response body: ",
-                          loom_http_perr_str(n));
+                          loom_http_perr_str(n), loom__hc_where(r->pool, where, sizeof where));
             return -1;
         }
         off += (size_t)n;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 
 #include "http/client_internal.h"
@@ -687,6 +688,29 @@ void loom__hc_conn_pending(loom__pending *p)
 }
 
 /* The connection failed or closed (the socket layer closes it after this). */
+/* A server may answer before it has read the whole request body (a 413, a
+ * 401) and close; the unread body makes its kernel reset the connection, and
+ * a send of the rest of the body fails. The answer is still in our socket's
+ * receive queue (Linux keeps it readable after the reset), and it is what the
+ * caller needs, not "connection reset" (curl gets it too). On a plain
+ * connection read by readiness, read what is left and parse it; returns true
+ * if that ended the request (the connection is then closed). */
+static bool hc_read_after_reset(hc_conn *c, hc_req *r)
+{
+    loom_socket_t *s = c->s;
+    if (c->pool->scheme != HC_SCHEME_HTTP || s->io.bio.fd < 0 || (s->h.flags & LOOM__S_RECV) ||
+        r->state < RQ_SENDING || r->state > RQ_BODY || c->ops != &loom__hc_h1_ops)
+        return false;
+    char buf[16384];
+    for (int i = 0; i < 1024 && !c->dead; i++) { /* at most 16 MiB here */
+        ssize_t n = recv(s->io.bio.fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (n <= 0)
+            break;
+        loom__hc_process_conn(c, buf, (size_t)n, false);
+    }
+    return c->dead;
+}
+
 void loom__hc_proto_event(loom_socket_t *s, loom_event_kind_t kind, int code, const char *msg)
 {
     hc_conn *c = hc_conn_of(s);
@@ -701,6 +725,8 @@ void loom__hc_proto_event(loom_socket_t *s, loom_event_kind_t kind, int code, co
     hc_req *r = hc_req_of(c->reqs.next);
     hc_pool *pool = c->pool;
     char where[300];
+    if (kind == LOOM_EV_TCP_RESET && hc_read_after_reset(c, r))
+        return; /* the answer was there: it ended the request and the connection */
     /* TLS: a connection that ended without close_notify may have been cut
      * short by anyone on the path; it is an end, never a clean one. */
     bool truncated = kind == LOOM_EV_TLS_ERROR && code == LOOM_ETRUNCATED;

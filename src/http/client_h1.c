@@ -879,6 +879,11 @@ void loom__hc_pump(hc_req *r)
             return;
         if (loom_socket_queued(c->s) >= HC_HIGH_WATER)
             return; /* on_drain resumes */
+        /* A send failed (a reset): the socket layer dropped the bytes and
+         * reports it from the loop. Pulling more from the source meanwhile
+         * would drain it for nothing, and spin for ever on an endless one. */
+        if (c->s->wq != NULL && c->s->wq->error != 0)
+            return;
         size_t n;
         bool eof;
         if (loom__hc_body_read(r, st->upload, HC_UPLOAD_CHUNK, &n, &eof) < 0)

@@ -42,6 +42,17 @@ static void script(hc_peer *p, int fd, int index)
 }
 
 static char *big;
+static long source_calls;
+
+/* An endless chunked body. */
+static ssize_t endless(loom_http_client_req_t *req, char *buf, size_t len, void *data)
+{
+    (void)req;
+    (void)data;
+    source_calls++;
+    memset(buf, 'y', len);
+    return (ssize_t)len;
+}
 
 static void post(loom_loop_t *loop, int port, const char *path, hc_result *r)
 {
@@ -89,6 +100,23 @@ int main(void)
             fprintf(stderr, "200: done %d status %d msg \"%s\"\n", r.done, r.status, r.msg);
             exit(1);
         }
+        hc_result_free(&r);
+    }
+
+    /* An endless streamed body: once a send fails the source is not pulled
+     * for ever (it was, inside one callback: a hang at 100% CPU). */
+    {
+        char u[128];
+        snprintf(u, sizeof u, "http://127.0.0.1:%d/big", peer.port);
+        memset(&r, 0, sizeof r);
+        source_calls = 0;
+        hc_get(loop, u, &r,
+               &(loom_http_request_opts){
+                   .method = "POST", .on_body_source = endless, .body_length = -1});
+        hc_run_until(loop, &r.done, 10000);
+        CHECK(r.done != 0);
+        CHECK(r.done == 2 || r.status == 413);
+        CHECK(source_calls < 100000);
         hc_result_free(&r);
     }
 

@@ -474,7 +474,10 @@ LOOM_EXTERN int loom_http_response_start(loom_http_req_t *req, int status,
  * once; len 0 does nothing). Returns 0, 1 when the socket's queue is above
  * high water (wait for on_drain before writing more), LOOM_ECLOSED,
  * LOOM_ESTATE (not started, or more than the announced Content-Length) or
- * LOOM_ENOMEM. */
+ * LOOM_ENOMEM. An answer that has no body (to HEAD, or a 204 or 304) drops
+ * what is written and returns 0 without ever filling the socket: a producer
+ * that writes until 1 must not run unbounded then (check the method and the
+ * status, and end the answer), or a HEAD request makes it spin. */
 LOOM_EXTERN int loom_http_response_write(loom_http_req_t *req, const void *data, size_t len);
 
 /* Finishes a streamed answer (the final chunk, or nothing for a raw body;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 
 #include "http/client_internal.h"
@@ -432,8 +433,10 @@ static long hc_head(hc_conn *c, hc_req *r, char *buf, size_t len)
     if (rc < 0) {
         bool big = rc == LOOM_HTTP_PERR_HEADERS_TOO_LARGE || rc == LOOM_HTTP_PERR_LINE_TOO_LONG ||
                    rc == LOOM_HTTP_PERR_TOO_MANY_HEADERS;
+        char where[300];
         loom__hc_fail(r, LOOM_EV_HTTP_ERROR, big ? LOOM_ETOOBIG : LOOM_EHTTP,
-                      "malformed response: %s", loom_http_perr_str(rc));
+                      "malformed response: %s (from %s)", loom_http_perr_str(rc),
+                      loom__hc_where(r->pool, where, sizeof where));
         return -1;
     }
     loom_http_response_framing(&r->res, r->method, &r->fr);
@@ -454,9 +457,11 @@ static long hc_head(hc_conn *c, hc_req *r, char *buf, size_t len)
         lim.max_body_size = r->on_body ? UINT64_MAX : HC_DEFAULT_BUF_MAX;
     int brc = loom_http_body_init(&r->bd, &r->fr, &lim);
     if (brc < 0) {
-        loom__hc_fail(r, LOOM_EV_HTTP_ERROR, LOOM_ETOOBIG,
-                      "response body of %" PRIu64 " bytes exceeds the limit of %" PRIu64 " bytes",
-                      r->fr.length, lim.max_body_size);
+        char where[300];
+        loom__hc_fail(
+            r, LOOM_EV_HTTP_ERROR, LOOM_ETOOBIG,
+            "response body of %" PRIu64 " bytes exceeds the limit of %" PRIu64 " bytes (from %s)",
+            r->fr.length, lim.max_body_size, loom__hc_where(r->pool, where, sizeof where));
         return -1;
     }
     r->state = RQ_BODY;
@@ -472,8 +477,11 @@ static long hc_head(hc_conn *c, hc_req *r, char *buf, size_t len)
         const loom_http_header_t *loc = loom_http_header_find(st->hdrs, nh, "location", NULL);
         if (loc && loc->value_len) {
             if (r->redirects >= r->max_redirects) {
+                char where[300];
                 loom__hc_fail(r, LOOM_EV_HTTP_ERROR, LOOM_ETOOMANY,
-                              "too many redirects (more than %u)", (unsigned)r->max_redirects);
+                              "too many redirects (more than %u; the last from %s)",
+                              (unsigned)r->max_redirects,
+                              loom__hc_where(r->pool, where, sizeof where));
                 return -1;
             }
             free(r->location);
@@ -516,10 +524,11 @@ static long hc_body(hc_conn *c, hc_req *r, char *buf, size_t len, bool *done)
         int n = loom_http_body_parse(&r->bd, buf + off, len - off, &out);
         if (n < 0) {
             bool big = n == LOOM_HTTP_PERR_BODY_TOO_LARGE;
-            loom__hc_fail(r, LOOM_EV_HTTP_ERROR, big ? LOOM_ETOOBIG : LOOM_EHTTP, "%s%s",
+            char where[300];
+            loom__hc_fail(r, LOOM_EV_HTTP_ERROR, big ? LOOM_ETOOBIG : LOOM_EHTTP, "%s%s (from %s)",
                           big ? "response body exceeds the size limit: "
                               : "malformed response body: ",
-                          loom_http_perr_str(n));
+                          loom_http_perr_str(n), loom__hc_where(r->pool, where, sizeof where));
             return -1;
         }
         off += (size_t)n;
@@ -679,6 +688,29 @@ void loom__hc_conn_pending(loom__pending *p)
 }
 
 /* The connection failed or closed (the socket layer closes it after this). */
+/* A server may answer before it has read the whole request body (a 413, a
+ * 401) and close; the unread body makes its kernel reset the connection, and
+ * a send of the rest of the body fails. The answer is still in our socket's
+ * receive queue (Linux keeps it readable after the reset), and it is what the
+ * caller needs, not "connection reset" (curl gets it too). On a plain
+ * connection read by readiness, read what is left and parse it; returns true
+ * if that ended the request (the connection is then closed). */
+static bool hc_read_after_reset(hc_conn *c, hc_req *r)
+{
+    loom_socket_t *s = c->s;
+    if (c->pool->scheme != HC_SCHEME_HTTP || s->io.bio.fd < 0 || (s->h.flags & LOOM__S_RECV) ||
+        r->state < RQ_SENDING || r->state > RQ_BODY || c->ops != &loom__hc_h1_ops)
+        return false;
+    char buf[16384];
+    for (int i = 0; i < 1024 && !c->dead; i++) { /* at most 16 MiB here */
+        ssize_t n = recv(s->io.bio.fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (n <= 0)
+            break;
+        loom__hc_process_conn(c, buf, (size_t)n, false);
+    }
+    return c->dead;
+}
+
 void loom__hc_proto_event(loom_socket_t *s, loom_event_kind_t kind, int code, const char *msg)
 {
     hc_conn *c = hc_conn_of(s);
@@ -693,6 +725,8 @@ void loom__hc_proto_event(loom_socket_t *s, loom_event_kind_t kind, int code, co
     hc_req *r = hc_req_of(c->reqs.next);
     hc_pool *pool = c->pool;
     char where[300];
+    if (kind == LOOM_EV_TCP_RESET && hc_read_after_reset(c, r))
+        return; /* the answer was there: it ended the request and the connection */
     /* TLS: a connection that ended without close_notify may have been cut
      * short by anyone on the path; it is an end, never a clean one. */
     bool truncated = kind == LOOM_EV_TLS_ERROR && code == LOOM_ETRUNCATED;
@@ -845,6 +879,11 @@ void loom__hc_pump(hc_req *r)
             return;
         if (loom_socket_queued(c->s) >= HC_HIGH_WATER)
             return; /* on_drain resumes */
+        /* A send failed (a reset): the socket layer dropped the bytes and
+         * reports it from the loop. Pulling more from the source meanwhile
+         * would drain it for nothing, and spin for ever on an endless one. */
+        if (c->s->wq != NULL && c->s->wq->error != 0)
+            return;
         size_t n;
         bool eof;
         if (loom__hc_body_read(r, st->upload, HC_UPLOAD_CHUNK, &n, &eof) < 0)

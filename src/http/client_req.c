@@ -550,22 +550,26 @@ void loom__hc_redirect(hc_req *r)
     r->location = NULL;
     int need = loom_url_resolve(&r->u, loc, (size_t)-1, 1, NULL, 0);
     char *nu = need >= 0 ? malloc((size_t)need + 1) : NULL;
+    char where[300];
     if (need < 0 || nu == NULL) {
-        free(loc);
         free(nu);
         r->state = RQ_NEW;
         loom__hc_fail(r, LOOM_EV_HTTP_ERROR, need < 0 ? LOOM_EURL : LOOM_ENOMEM,
-                      "bad redirect location");
+                      "bad redirect location \"%.200s\" from %s", loc,
+                      loom__hc_where(r->pool, where, sizeof where));
+        free(loc);
         return;
     }
     int n = loom_url_resolve(&r->u, loc, (size_t)-1, 1, nu, (size_t)need + 1);
-    free(loc);
     loom_url_t nu_u;
     if (n < 0 || loom_url_parse(nu, (size_t)n, &nu_u) < 0 || nu_u.host_len == 0) {
         free(nu);
-        loom__hc_fail(r, LOOM_EV_HTTP_ERROR, LOOM_EURL, "bad redirect location");
+        loom__hc_fail(r, LOOM_EV_HTTP_ERROR, LOOM_EURL, "bad redirect location \"%.200s\" from %s",
+                      loc, loom__hc_where(r->pool, where, sizeof where));
+        free(loc);
         return;
     }
+    free(loc);
     r->redirects++;
     st->stats.redirects++;
     int status = r->res.status;
@@ -608,9 +612,10 @@ void loom__hc_redirect(hc_req *r)
     char err[256];
     int orc = hc_origin_of(r, &nu_u, r->pool->family, &o, err, sizeof err);
     if (orc < 0) {
-        free(nu);
         loom__hc_fail(r, orc == LOOM_ETLS ? LOOM_EV_TLS_ERROR : LOOM_EV_HTTP_ERROR, orc,
-                      "cannot follow the redirect: %s", err);
+                      "cannot follow the redirect from %s to %.200s: %s",
+                      loom__hc_where(r->pool, where, sizeof where), nu, err);
+        free(nu);
         return;
     }
     if (r->pool->scheme == HC_SCHEME_HTTPS && o.scheme == HC_SCHEME_HTTP && !r->insecure_redirect) {

@@ -367,6 +367,42 @@ static bool loom__host_valid(const char *h, size_t n)
     return true;
 }
 
+/* The form of an HTTP/1 request-target (RFC 9112 section 3.2): origin-form
+ * ("/p?q") for any method but CONNECT, whose target must be authority-form
+ * ("host:port", section 3.2.3); asterisk-form ("*") for OPTIONS only
+ * (section 3.2.4); else absolute-form, which starts with a scheme and, for
+ * an HTTP server, names an authority ("scheme://"). Anything else ("x",
+ * "?q", "*x", "a:b") is an invalid request-line (section 3: 400): letting
+ * it through would hand the application a path that does not start with
+ * '/', which prefix-based routing and access rules do not expect. Returns
+ * true if the form is valid; the authority itself is checked by
+ * loom__hreq_check_host(). */
+bool loom__hreq_target_ok(const loom_http_request_t *rq)
+{
+    const char *t = rq->target;
+    size_t n = rq->target_len;
+    if (rq->method == LOOM_HTTP_METHOD_CONNECT) {
+        /* uri-host ":" port, the port one or more digits. */
+        size_t colon = n;
+        while (colon > 0 && t[colon - 1] >= '0' && t[colon - 1] <= '9')
+            colon--;
+        if (colon < 2 || colon == n || t[colon - 1] != ':')
+            return false;
+        return loom__host_valid(t, colon - 1);
+    }
+    if (t[0] == '/')
+        return true;
+    if (n == 1 && t[0] == '*')
+        return rq->method == LOOM_HTTP_METHOD_OPTIONS;
+    /* scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ), then "://". */
+    size_t i = 0;
+    while (i < n &&
+           (((t[i] | 0x20) >= 'a' && (t[i] | 0x20) <= 'z') ||
+            (i > 0 && ((t[i] >= '0' && t[i] <= '9') || t[i] == '+' || t[i] == '-' || t[i] == '.'))))
+        i++;
+    return i > 0 && n - i >= 3 && t[i] == ':' && t[i + 1] == '/' && t[i + 2] == '/';
+}
+
 /* Checks the request's host before a request is made of it: the Host value,
  * or an absolute-form target's authority, which replaces it (RFC 9112
  * section 3.2.2). Returns 0 or the status to answer (400, or 431 when no

@@ -541,6 +541,10 @@ static bool loom__hconn_begin(loom_http_server_t *srv, loom_socket_t *s, char *p
         loom__hconn_fail(s, 417, "unsupported expectation");
         return false;
     }
+    if (!loom__hreq_target_ok(rq)) {
+        loom__hconn_fail(s, 400, "invalid request target");
+        return false;
+    }
     int hst = loom__hreq_check_host(srv, rq, nh);
     if (hst) {
         loom__hconn_fail(s, hst, hst == 400 ? "invalid host" : "too many header fields");

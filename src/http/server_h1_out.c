@@ -270,9 +270,32 @@ int loom__h1_interim(loom_http_req_t *req, int status, const char *const *hdrs,
     return r < 0 ? r : 0;
 }
 
+/* Whether a write to `s` has failed (the peer reset it, EPIPE): the socket
+ * layer drops the bytes, returns 0 and reports the error from the loop, so
+ * until then only this says the client is gone. */
+static bool loom__hout_broken(const loom_socket_t *s)
+{
+    return s->wq != NULL && s->wq->error != 0;
+}
+
+static int loom__h1_body_send(loom_http_req_t *req, const struct iovec *iov, int n);
+
 /* body: the pieces as one chunk (chunked), or raw; one writev behind any
- * batched bytes of the connection. */
+ * batched bytes of the connection. A write that failed, or follows one that
+ * failed, returns LOOM_ECLOSED at once: a producer that writes until
+ * loom_http_response_write() returns non-zero must not spin inside its
+ * callback on a connection the client has reset. */
 int loom__h1_body(loom_http_req_t *req, const struct iovec *iov, int n)
+{
+    if (LOOM__UNLIKELY(loom__hout_broken(req->sock)))
+        return LOOM_ECLOSED;
+    int r = loom__h1_body_send(req, iov, n);
+    if (LOOM__UNLIKELY(r >= 0 && loom__hout_broken(req->sock)))
+        return LOOM_ECLOSED;
+    return r;
+}
+
+static int loom__h1_body_send(loom_http_req_t *req, const struct iovec *iov, int n)
 {
     loom__hsrv_loop *sl = req->srv->sl;
     if (!(req->flags & LOOM__H1R_CHUNKED))

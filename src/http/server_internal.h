@@ -316,6 +316,8 @@ int loom__hreq_on_body(loom_http_server_t *srv, loom_http_req_t *req, const char
 /* The client went away: on_close for a request the application owns and
  * has not answered, else the request is freed. */
 void loom__hreq_gone(loom_http_req_t *req);
+/* Whether an HTTP/1 request-target has a form its method allows. */
+bool loom__hreq_target_ok(const loom_http_request_t *rq);
 /* Checks the host of a parsed head: 0, or the status to answer. */
 int loom__hreq_check_host(loom_http_server_t *srv, const loom_http_request_t *rq, size_t nh);
 /* Splits the target into path and query (see server.c). */

@@ -33,6 +33,9 @@ static void script(hc_peer *p, int fd, int index)
                               "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
                               port, n + 1);
             hc_write(fd, buf, (size_t)hl);
+        } else if (strcmp(path, "/badport") == 0) {
+            hc_writes(fd, "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:99999/\r\n"
+                          "Content-Length: 0\r\n\r\n");
         } else if (strcmp(path, "/tls") == 0) {
             hc_writes(fd, "HTTP/1.1 301 Moved\r\nLocation: ftp://127.0.0.1/\r\n"
                           "Content-Length: 0\r\n\r\n");
@@ -145,6 +148,19 @@ int main(void)
     CHECK_EQ(r.done, 2);
     CHECK_EQ(r.ev_kind, LOOM_EV_HTTP_ERROR);
     CHECK(strstr(r.msg, "too many redirects") != NULL);
+    /* It names the peer (HTTP/1; the HTTP/2 client's text is its own). */
+    CHECK(hv_h2() || strstr(r.msg, "127.0.0.1:") != NULL);
+    hc_result_free(&r);
+
+    /* A Location that is no URL: the message names it and the peer. */
+    snprintf(u, sizeof u, "http://127.0.0.1:%d/badport", port);
+    memset(&r, 0, sizeof r);
+    hc_get(loop, u, &r, &(loom_http_request_opts){.follow_redirects = true});
+    hc_run_until(loop, &r.done, 5000);
+    CHECK_EQ(r.done, 2);
+    CHECK_EQ(r.ev_code, LOOM_EURL);
+    CHECK(strstr(r.msg, "bad redirect location \"http://127.0.0.1:99999/\" from 127.0.0.1:") !=
+          NULL);
     hc_result_free(&r);
 
     /* A redirect to an unsupported scheme (https: test_http_tls_redirect). */
@@ -154,7 +170,10 @@ int main(void)
     hc_run_until(loop, &r.done, 5000);
     CHECK_EQ(r.done, 2);
     CHECK_EQ(r.ev_code, LOOM_EPROTOCOL);
-    CHECK_STR(r.msg, "cannot follow the redirect: unsupported URL scheme \"ftp\"");
+    /* The message names the peer, the target and the reason. */
+    CHECK(strncmp(r.msg, "cannot follow the redirect from 127.0.0.1:", 42) == 0);
+    CHECK(strstr(r.msg, " to ftp://") != NULL);
+    CHECK(strstr(r.msg, ": unsupported URL scheme \"ftp\"") != NULL);
     hc_result_free(&r);
 
     hc_loop_done(loop);

@@ -125,6 +125,18 @@ static const h1case cases[] = {
            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 400, 501),
     STATUS("OPTIONS *", "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", 200, 299),
     STATUS("HEAD", "HEAD / HTTP/1.1\r\nHost: a\r\n\r\n", 200, 299),
+    /* Request-target forms (RFC 9112 section 3.2): origin-form starts with
+     * '/', asterisk-form is OPTIONS only, authority-form is CONNECT only,
+     * absolute-form starts with "scheme://"; anything else is 400. */
+    STATUS("target without a leading slash", "GET x HTTP/1.1\r\nHost: a\r\n\r\n", 400, 400),
+    STATUS("target that is only a query", "GET ?a=b HTTP/1.1\r\nHost: a\r\n\r\n", 400, 400),
+    STATUS("asterisk-form with GET", "GET * HTTP/1.1\r\nHost: a\r\n\r\n", 400, 400),
+    STATUS("asterisk and more", "OPTIONS *x HTTP/1.1\r\nHost: a\r\n\r\n", 400, 400),
+    STATUS("scheme without authority", "GET http:/x HTTP/1.1\r\nHost: a\r\n\r\n", 400, 400),
+    STATUS("authority-form with GET", "GET a:80 HTTP/1.1\r\nHost: a\r\n\r\n", 400, 400),
+    STATUS("CONNECT with origin-form", "CONNECT / HTTP/1.1\r\nHost: a\r\n\r\n", 400, 400),
+    STATUS("CONNECT without a port", "CONNECT a HTTP/1.1\r\nHost: a\r\n\r\n", 400, 400),
+    STATUS("double slash origin-form", "GET //x HTTP/1.1\r\nHost: a\r\n\r\n", 200, 299),
 };
 #define NCASES (sizeof cases / sizeof cases[0])
 

@@ -55,9 +55,14 @@ static void on_request(loom_http_req_t *req, void *data)
     case M_STREAM: {
         size_t len = strlen(body);
         CHECK_OK(loom_http_response_start(req, 200, NULL));
-        for (size_t i = 0; i < len; i += 3)
-            CHECK(loom_http_response_write(req, body + i, len - i < 3 ? len - i : 3) >= 0);
-        CHECK_OK(loom_http_response_end(req));
+        int w = 0;
+        for (size_t i = 0; i < len && w >= 0; i += 3) {
+            /* LOOM_ECLOSED once a send to a client that reset has failed */
+            w = loom_http_response_write(req, body + i, len - i < 3 ? len - i : 3);
+            CHECK(w >= 0 || w == LOOM_ECLOSED);
+        }
+        w = loom_http_response_end(req);
+        CHECK(w == 0 || w == LOOM_ECLOSED);
         nanswered++;
         break;
     }

@@ -1143,6 +1143,11 @@ static void loom__h2_settle(loom__h2conn *c)
     loom__socket_set_rgroup(s, g);
 }
 
+/* Rounds of on_drain calls and the sends they cause in one flush; the
+ * rest waits for the pending phase (other connections get their turn, and
+ * the stack stays flat however fast the client takes the bytes). */
+#define LOOM__H2_DRAIN_ROUNDS 8
+
 /* Sends what nghttp2 has to send, gathered into as few writes as the
  * stack buffer allows (one for the usual small answers), then runs the
  * on_drain calls that became due and settles the connection. */
@@ -1151,6 +1156,8 @@ static void loom__h2_flush(loom__h2conn *c)
     if (c->busy || c->dead)
         return;
     loom__hsrv_loop *sl = c->srv->sl;
+    unsigned rounds = 0;
+again:
     if (sl->h2_sending) {
         /* Called from inside another connection's flush (an application
          * callback run by nghttp2): the frame buffer is in use. */
@@ -1192,7 +1199,9 @@ static void loom__h2_flush(loom__h2conn *c)
     /* Writers that were told to wait hear on_drain once their stream's
      * backlog and the socket are low again. */
     loom_http_server_t *srv = c->srv;
-    if (srv->o.on_drain && !loom__socket_high(s)) {
+    /* A socket whose send failed (the client reset it) drains nothing: the
+     * loop reports the error and the streams' requests hear on_close. */
+    if (srv->o.on_drain && !loom__socket_high(s) && !loom__hsock_broken(s)) {
         uint32_t lw = s->cls->low_water;
         bool called = false;
         c->busy++;
@@ -1219,8 +1228,9 @@ static void loom__h2_flush(loom__h2conn *c)
         if (called) { /* the drain calls may have written more: send it now */
             loom__pending_cancel(&c->flush_pend);
             c->queued = false;
-            loom__h2_flush(c);
-            return;
+            if (++rounds < LOOM__H2_DRAIN_ROUNDS)
+                goto again;
+            loom__h2_schedule(c);
         }
     }
     loom__h2_settle(c);
@@ -1683,6 +1693,11 @@ static void loom__h2_resume_data(loom__h2stream *st)
 static int loom__h2_body(loom_http_req_t *req, const struct iovec *iov, int n)
 {
     loom__h2stream *st = req->p.h2;
+    /* The connection's socket failed (the client reset it): nothing more
+     * goes out, and a producer that writes until 1 must not fill memory or
+     * spin inside its callback until the loop reports the error. */
+    if (LOOM__UNLIKELY(loom__hsock_broken(st->conn->s)))
+        return LOOM_ECLOSED;
     if (!(st->flags & LOOM__H2S_DATA))
         return 0;
     size_t total = 0;

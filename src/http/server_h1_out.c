@@ -270,14 +270,6 @@ int loom__h1_interim(loom_http_req_t *req, int status, const char *const *hdrs,
     return r < 0 ? r : 0;
 }
 
-/* Whether a write to `s` has failed (the peer reset it, EPIPE): the socket
- * layer drops the bytes, returns 0 and reports the error from the loop, so
- * until then only this says the client is gone. */
-static bool loom__hout_broken(const loom_socket_t *s)
-{
-    return s->wq != NULL && s->wq->error != 0;
-}
-
 static int loom__h1_body_send(loom_http_req_t *req, const struct iovec *iov, int n);
 
 /* body: the pieces as one chunk (chunked), or raw; one writev behind any
@@ -287,10 +279,10 @@ static int loom__h1_body_send(loom_http_req_t *req, const struct iovec *iov, int
  * callback on a connection the client has reset. */
 int loom__h1_body(loom_http_req_t *req, const struct iovec *iov, int n)
 {
-    if (LOOM__UNLIKELY(loom__hout_broken(req->sock)))
+    if (LOOM__UNLIKELY(loom__hsock_broken(req->sock)))
         return LOOM_ECLOSED;
     int r = loom__h1_body_send(req, iov, n);
-    if (LOOM__UNLIKELY(r >= 0 && loom__hout_broken(req->sock)))
+    if (LOOM__UNLIKELY(r >= 0 && loom__hsock_broken(req->sock)))
         return LOOM_ECLOSED;
     return r;
 }

@@ -245,6 +245,15 @@ struct loom_http_server {
     unsigned index;      /* thread index within the group */
 };
 
+/* Whether a write to `s` has failed (the peer reset it, EPIPE): the socket
+ * layer drops the bytes, returns 0 and reports the error from the loop, so
+ * until then only this says the client is gone. Both protocols' streamed
+ * writes return LOOM_ECLOSED then. */
+static inline bool loom__hsock_broken(const loom_socket_t *s)
+{
+    return s != NULL && s->wq != NULL && s->wq->error != 0;
+}
+
 static inline uint32_t loom__now32(const loom_loop_t *loop)
 {
     return (uint32_t)loop->now;

@@ -394,7 +394,10 @@ LOOM_EXTERN int loom_http_req_resume(loom_http_req_t *req);
 
 /* Drops the request without answering (the connection is closed if it still
  * waits for the answer). The pointer is dead afterwards. Returns 0, or
- * LOOM_ESTATE if a streamed answer is in progress (end it instead). */
+ * LOOM_ESTATE if a streamed answer is in progress (end it instead) and its
+ * client is still there: after any call on the request returned
+ * LOOM_ECLOSED, releasing it is always accepted (and on_close does not run
+ * for it afterwards). */
 LOOM_EXTERN int loom_http_req_release(loom_http_req_t *req);
 
 /* --- Responses ------------------------------------------------------------------

@@ -181,7 +181,12 @@ int loom_http_req_resume(loom_http_req_t *req)
 
 int loom_http_req_release(loom_http_req_t *req)
 {
-    if (req->astate == LOOM__HA_STREAM && req->sock != NULL && !(req->flags & LOOM__HR_GONE))
+    /* A streamed answer in progress is ended, not dropped - unless its
+     * client is gone: a write that returned LOOM_ECLOSED because a send had
+     * failed (before the loop reports it and on_close runs) leaves the
+     * request to be ended or released, like every LOOM_ECLOSED. */
+    if (req->astate == LOOM__HA_STREAM && req->sock != NULL && !(req->flags & LOOM__HR_GONE) &&
+        !loom__hsock_broken(req->sock))
         return LOOM_ESTATE;
     if (req->astate == LOOM__HA_DONE)
         return LOOM_ESTATE;

@@ -14,7 +14,8 @@
  * 60 s); the idle-memory benchmarks hold their connections longer than that.
  *
  * GET /bulk/N streams N bytes ("x"), in 64 KiB writes paced by on_drain:
- * the bulk-download benchmark's route (bench/tls_bench.py).
+ * the bulk-download benchmark's route (bench/tls_bench.py). HEAD /bulk/N
+ * gets the same head and no body is made.
  *
  * SIGINT or SIGTERM closes the server gracefully (answers in flight are
  * finished) and the program exits when the loop has nothing left.
@@ -42,6 +43,8 @@ static void bulk_pump(loom_http_req_t *req, void *data)
         size_t n = *left < sizeof bulk_block ? (size_t)*left : sizeof bulk_block;
         int r = loom_http_response_write(req, bulk_block, n);
         if (r < 0) {
+            /* LOOM_ECLOSED (the client went away) or LOOM_ENOBODY (no
+             * body goes out): either way the answer is over. */
             free(left);
             loom_http_req_release(req);
             return;
@@ -83,6 +86,13 @@ static void on_request(loom_http_req_t *req, void *data)
         if (loom_http_response_start(req, 200, hdrs) < 0) {
             free(left);
             loom_http_req_release(req);
+            return;
+        }
+        if (loom_http_req_method(req) == LOOM_HTTP_METHOD_HEAD) {
+            /* The head (with the length a GET gets) is the whole answer:
+             * no body is made. */
+            free(left);
+            loom_http_response_end(req);
             return;
         }
         bulk_pump(req, data);

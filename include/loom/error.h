@@ -79,7 +79,8 @@ extern "C" {
     XX(ETOOMANY, -4083, "too many objects")                                                        \
     XX(ETLS, -4082, "tls error")                                                                   \
     XX(ECERT, -4081, "certificate verification failed")                                            \
-    XX(ETRUNCATED, -4080, "connection closed without close_notify (truncated)")
+    XX(ETRUNCATED, -4080, "connection closed without close_notify (truncated)")                    \
+    XX(ENOBODY, -4079, "the answer has no body (HEAD, 204, 304)")
 
 /* The codes: LOOM_EPERM, LOOM_ENOENT, ..., LOOM_ECLOSED, ... */
 typedef enum {

@@ -397,7 +397,9 @@ LOOM_EXTERN int loom_http_req_resume(loom_http_req_t *req);
  * LOOM_ESTATE if a streamed answer is in progress (end it instead) and its
  * client is still there: after any call on the request returned
  * LOOM_ECLOSED, releasing it is always accepted (and on_close does not run
- * for it afterwards). */
+ * for it afterwards). A streamed answer without a body (a write returned
+ * LOOM_ENOBODY) is complete with its head: releasing it ends it, as
+ * loom_http_response_end() does, and the connection goes on. */
 LOOM_EXTERN int loom_http_req_release(loom_http_req_t *req);
 
 /* --- Responses ------------------------------------------------------------------
@@ -474,13 +476,18 @@ LOOM_EXTERN int loom_http_response_start(loom_http_req_t *req, int status,
                                          const char *const *headers);
 
 /* Sends data[0..len) of a streamed answer (copied if it cannot be sent at
- * once; len 0 does nothing). Returns 0, 1 when the socket's queue is above
- * high water (wait for on_drain before writing more), LOOM_ECLOSED,
- * LOOM_ESTATE (not started, or more than the announced Content-Length) or
- * LOOM_ENOMEM. An answer that has no body (to HEAD, or a 204 or 304) drops
- * what is written and returns 0 without ever filling the socket: a producer
- * that writes until 1 must not run unbounded then (check the method and the
- * status, and end the answer), or a HEAD request makes it spin. */
+ * once; len 0 does nothing and returns 0). Returns 0, 1 when the socket's
+ * queue is above high water (wait for on_drain before writing more),
+ * LOOM_ECLOSED (the client is gone, also as soon as a send to it has
+ * failed: end or release the request), LOOM_ENOBODY, LOOM_ESTATE (not
+ * started, or more than the announced Content-Length) or LOOM_ENOMEM.
+ * LOOM_ENOBODY: the answer has no body - it answers HEAD, or its status is
+ * 204 or 304, or it is a 2xx to CONNECT - so nothing is sent, ever; the
+ * answer is complete with its head: end it (loom_http_response_end(), or
+ * loom_http_req_release(), which ends such an answer too). Every write of
+ * such an answer returns it, the first one included, so a producer that
+ * writes until the call returns non-zero stops at once on a HEAD request
+ * instead of making a body nobody gets. The same on HTTP/1 and HTTP/2. */
 LOOM_EXTERN int loom_http_response_write(loom_http_req_t *req, const void *data, size_t len);
 
 /* Finishes a streamed answer (the final chunk, or nothing for a raw body;

@@ -181,6 +181,13 @@ int loom_http_req_resume(loom_http_req_t *req)
 
 int loom_http_req_release(loom_http_req_t *req)
 {
+    /* An answer without a body is whole once its head is out: releasing it
+     * (after a write said LOOM_ENOBODY) ends it, and the connection goes on. */
+    if (req->astate == LOOM__HA_STREAM && (req->flags & LOOM__HR_NOBODY) && req->sock != NULL &&
+        !(req->flags & LOOM__HR_GONE)) {
+        (void)loom_http_response_end(req);
+        return 0;
+    }
     /* A streamed answer in progress is ended, not dropped - unless its
      * client is gone: a write that returned LOOM_ECLOSED because a send had
      * failed (before the loop reports it and on_close runs) leaves the

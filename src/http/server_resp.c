@@ -456,8 +456,11 @@ int loom_http_response_start(loom_http_req_t *req, int status, const char *const
     return loom__hresp_start(req, status, NULL, headers);
 }
 
-/* Common checks of the streamed writers: 1 to go on, 0 to do nothing, or a
- * LOOM_E* code. */
+/* Common checks of the streamed writers: 1 to go on, or a LOOM_E* code.
+ * An answer that has no body (to HEAD, a 204 or 304, a 2xx to CONNECT)
+ * refuses every write with LOOM_ENOBODY: nothing would ever reach the
+ * socket, so a producer that writes until the call returns non-zero would
+ * otherwise spin inside its callback making a body nobody gets. */
 static int loom__hresp_writable(loom_http_req_t *req)
 {
     if (req == NULL)
@@ -467,7 +470,7 @@ static int loom__hresp_writable(loom_http_req_t *req)
     if (!loom__hreq_live(req))
         return LOOM_ECLOSED;
     if (req->flags & LOOM__HR_NOBODY)
-        return 0;
+        return LOOM_ENOBODY;
     return 1;
 }
 
@@ -486,8 +489,10 @@ static int loom__hresp_take(loom_http_req_t *req, size_t total)
 int loom_http_response_write(loom_http_req_t *req, const void *data, size_t len)
 {
     int ok = loom__hresp_writable(req);
-    if (ok <= 0 || len == 0)
+    if (ok < 0)
         return ok;
+    if (len == 0)
+        return 0;
     if (data == NULL)
         return LOOM_EINVAL;
     if (loom__hresp_take(req, len) < 0)
@@ -547,7 +552,7 @@ static int loom__sse_emit(loom_http_req_t *req, const char *const *parts, const 
 int loom_http_sse_send(loom_http_req_t *req, const char *event, const char *data)
 {
     int ok = loom__hresp_writable(req);
-    if (ok <= 0)
+    if (ok < 0)
         return ok;
     size_t el = event ? strlen(event) : 0;
     for (size_t i = 0; i < el; i++)
@@ -595,7 +600,7 @@ int loom_http_sse_send(loom_http_req_t *req, const char *event, const char *data
 int loom_http_sse_comment(loom_http_req_t *req, const char *text)
 {
     int ok = loom__hresp_writable(req);
-    if (ok <= 0)
+    if (ok < 0)
         return ok;
     size_t tl = text ? strlen(text) : 0;
     for (size_t i = 0; i < tl; i++)

@@ -21,6 +21,7 @@
 static loom_loop_t *g_loop;
 static size_t got_body;
 static int npauses, nresumes, body_while_paused, paused, ndrains, nends;
+static int endless_rc, endless_writes;
 static uint64_t bytes_at_pause;
 static uint64_t sum_body;
 
@@ -139,9 +140,31 @@ static void on_request(loom_http_req_t *req, void *data)
         CHECK_OK(loom_http_respond(req, 413, NULL, "too big\n", 8));
         return;
     }
+    if (pl == 8 && memcmp(path, "/endless", 8) == 0) {
+        /* An endless producer that writes until the call returns non-zero
+         * (bounded here so that a regression fails instead of hanging). An
+         * answer without a body - HEAD, 204, 304 (?s=...) - must stop it at
+         * the first write with LOOM_ENOBODY; it used to return 0 each time.
+         * ?r releases the answer instead of ending it. */
+        size_t ql = 0;
+        const char *q = loom_http_req_query(req, &ql);
+        int status = ql >= 5 && memcmp(q, "s=", 2) == 0 ? atoi(q + 2) : 200;
+        CHECK_OK(loom_http_response_start(req, status, NULL));
+        int r = 0, i;
+        for (i = 0; i < 10000 && r == 0; i++)
+            r = loom_http_response_write(req, block, 1024);
+        endless_rc = r;
+        endless_writes = i;
+        if (ql && q[ql - 1] == 'r')
+            CHECK_OK(loom_http_req_release(req));
+        else
+            CHECK_OK(loom_http_response_end(req));
+        return;
+    }
     if (pl == 6 && memcmp(path, "/small", 6) == 0) {
         /* Streamed: a few writes, then end, all inside on_request. */
         CHECK_OK(loom_http_response_start(req, 200, NULL));
+        CHECK_EQ(loom_http_response_write(req, "", 0), 0); /* nothing: not 1 */
         CHECK_OK(loom_http_response_write(req, "one,", 4));
         CHECK_OK(loom_http_response_write(req, "two,", 4));
         CHECK_OK(loom_http_response_write(req, "three", 5));
@@ -305,6 +328,47 @@ int main(void)
         CHECK(c.closed);
         CHECK(strstr(c.resp, "Connection: close\r\n") != NULL);
         CHECK(strstr(c.resp, "\r\n\r\none,two,three") != NULL);
+        hs_raw_free(&c);
+    }
+
+    /* Streamed answers without a body: the producer stops at the first
+     * write (LOOM_ENOBODY), the client gets the head alone, and the
+     * connection goes on (two requests on it, the second answered). */
+    static const struct {
+        const char *method, *target;
+        int status;
+    } nb[] = {{"HEAD", "/endless", 200},
+              {"HEAD", "/endless?r", 200},
+              {"GET", "/endless?s=204", 204},
+              {"GET", "/endless?s=304", 304},
+              {"GET", "/endless?s=204r", 204}};
+    for (size_t k = 0; k < sizeof nb / sizeof nb[0]; k++) {
+        char rq[256];
+        snprintf(rq, sizeof rq,
+                 "%s %s HTTP/1.1\r\nHost: x\r\n\r\nGET /small HTTP/1.1\r\nHost: x\r\n\r\n",
+                 nb[k].method, nb[k].target);
+        endless_rc = 0;
+        endless_writes = 0;
+        memset(&c, 0, sizeof c);
+        c.port = port;
+        c.req = rq;
+        c.req_len = strlen(rq);
+        c.want = 2;
+        c.timeout_ms = 3000;
+        c.method = strcmp(nb[k].method, "HEAD") == 0 ? LOOM_HTTP_METHOD_HEAD : LOOM_HTTP_METHOD_GET;
+        hs_raw_start(&c);
+        hs_raw_finish(loop, &c);
+        if (endless_rc != LOOM_ENOBODY || endless_writes != 1)
+            fprintf(stderr,
+                    "%s %s: write returned %d after %d writes (want LOOM_ENOBODY at once)\n",
+                    nb[k].method, nb[k].target, endless_rc, endless_writes);
+        CHECK_EQ(endless_rc, LOOM_ENOBODY);
+        CHECK_EQ(endless_writes, 1);
+        char want[32];
+        snprintf(want, sizeof want, " %d ", nb[k].status);
+        CHECK(strstr(c.resp, want) != NULL);
+        CHECK(strstr(c.resp, "three") != NULL);    /* the second request */
+        CHECK(strstr(c.resp, "abcdefgh") == NULL); /* no body byte went out */
         hs_raw_free(&c);
     }
 

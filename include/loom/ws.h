@@ -170,16 +170,30 @@ typedef struct loom_ws_opts {
  * Sec-WebSocket-Version 13), picks a subprotocol, answers 101 with the
  * Sec-WebSocket-Accept value and takes the connection over
  * (loom_http_req_takeover()): bytes the client sent behind the request reach
- * the connection first. The request is finished either way.
- * An invalid handshake is answered by loom: 426 with
+ * the connection first.
+ * The request is finished by every return except LOOM_ESTATE: it got
+ * exactly one answer (the 101, or a refusal with the reason as a text
+ * body), or its client was gone. An invalid handshake gets 426 with
  * "Sec-WebSocket-Version: 13" for a missing or other version or a request
- * without "Upgrade: websocket", else 400 with the reason as the body; then
- * the call returns LOOM_EPROTOCOL. To refuse a valid one (a bad Origin, no
- * authorisation), answer the request normally instead of calling this.
- * Returns 0 with the connection in *out (if not NULL), LOOM_EPROTOCOL,
- * LOOM_EINVAL (bad options), or an error of loom_http_req_takeover() (then,
- * for LOOM_ENOMEM/LOOM_ETOOMANY after the 101, nothing more happens: no
- * connection was handed out). */
+ * without "Upgrade: websocket", 400 for any other defect and for an HTTP/2
+ * request (WebSocket needs HTTP/1.1 here), and the call returns
+ * LOOM_EPROTOCOL. To refuse a valid one (a bad Origin, no authorisation),
+ * answer the request normally instead of calling this.
+ * Returns 0 with the connection in *out (if not NULL), or:
+ *  - LOOM_EPROTOCOL: an invalid handshake, refused as above;
+ *  - LOOM_EBUSY: the request's body is still unread (an on_body server),
+ *    answered 400;
+ *  - LOOM_EINVAL: `req` is NULL (nothing done), or the subprotocol chosen
+ *    (opts.select_protocol) is not one the client offered or not a valid
+ *    field value, answered 500;
+ *  - LOOM_ENOMEM, LOOM_ETOOMANY: answered 503, or, when the 101 had gone
+ *    out already, the server closed the connection: no connection was
+ *    handed out;
+ *  - LOOM_ECLOSED: the client has gone (a deferred accept): nothing sent,
+ *    the request is finished all the same;
+ *  - LOOM_ESTATE: the application had begun an answer: nothing is done and
+ *    the request stays the caller's (end that answer). A request already
+ *    answered is dead: do not pass it. */
 LOOM_EXTERN int loom_ws_accept(loom_http_req_t *req, const loom_ws_opts *opts, loom_ws_t **out);
 
 /* --- Client ---------------------------------------------------------------- */

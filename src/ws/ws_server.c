@@ -24,13 +24,41 @@ static bool ws_key_ok(const char *k, size_t n)
     return true;
 }
 
-static int ws_refuse(loom_http_req_t *req, int status, const char *why)
+/* Answers `req` with `status` and the reason as its body, and returns
+ * `rc`; or LOOM_ESTATE if the caller has begun an answer already (nothing
+ * is sent then: the request stays the caller's), or LOOM_ECLOSED if the
+ * client is gone (the request is finished all the same). */
+static int ws_answer(loom_http_req_t *req, int status, const char *why, int rc)
 {
     static const char *const h426[] = {
         "Sec-WebSocket-Version", "13", "Upgrade", "websocket", "Content-Type", "text/plain", NULL};
     static const char *const h400[] = {"Content-Type", "text/plain", NULL};
-    loom_http_respond(req, status, status == 426 ? h426 : h400, why, strlen(why));
-    return LOOM_EPROTOCOL;
+    int r = loom_http_respond(req, status, status == 426 ? h426 : h400, why, strlen(why));
+    return r == LOOM_ESTATE || r == LOOM_ECLOSED ? r : rc;
+}
+
+static int ws_refuse(loom_http_req_t *req, int status, const char *why)
+{
+    return ws_answer(req, status, why, LOOM_EPROTOCOL);
+}
+
+/* The takeover failed with `r` (nothing was handed out): the request still
+ * gets its one answer, unless the caller had begun one (LOOM_ESTATE). */
+static int ws_takeover_failed(loom_http_req_t *req, int r)
+{
+    if (r == LOOM_ESTATE)
+        return r;
+    if (loom_http_req_closed(req)) { /* gone, or closed after a 101 that could not go on */
+        loom_http_req_release(req);
+        return r;
+    }
+    if (r == LOOM_EBUSY)
+        return ws_answer(req, 400, "websocket: the opening handshake has a body\n", r);
+    if (r == LOOM_EINVAL)
+        return ws_answer(req, 500, "websocket: invalid subprotocol chosen by the server\n", r);
+    if (r == LOOM_ENOTSUP)
+        return ws_answer(req, 400, "websocket: this request cannot switch protocols\n", r);
+    return ws_answer(req, 503, "websocket: cannot take the connection over\n", r);
 }
 
 /* The value of a field that must appear once (RFC 6455 section 11.3:
@@ -115,6 +143,11 @@ int loom_ws_accept(loom_http_req_t *req, const loom_ws_opts *opts, loom_ws_t **o
      * + minor: 10 for HTTP/1.0). */
     if (loom_http_req_version(req) < 11)
         return ws_refuse(req, 400, "websocket: the opening handshake needs HTTP/1.1\n");
+    /* HTTP/2 has no Upgrade (RFC 9113 section 8.6), so no 426 either (RFC
+     * 9110 section 15.5.22 wants an Upgrade field in it), and loom offers
+     * no RFC 8441 extended CONNECT: the client must use HTTP/1.1. */
+    if (loom_http_req_version(req) >= 20)
+        return ws_refuse(req, 400, "websocket: not offered over HTTP/2; use HTTP/1.1\n");
     v = loom_http_req_header(req, "Upgrade", &n);
     if (v == NULL || !loom_http_token_list_has(v, n, "websocket"))
         return ws_refuse(req, 426, "websocket: Upgrade: websocket required\n");
@@ -144,10 +177,17 @@ int loom_ws_accept(loom_http_req_t *req, const loom_ws_opts *opts, loom_ws_t **o
     bool nomem;
     v = ws_header_list(req, "Sec-WebSocket-Protocol", &n, &own, &nomem);
     if (nomem)
-        return ws_refuse(req, 503, "websocket: out of memory\n");
+        return ws_answer(req, 503, "websocket: out of memory\n", LOOM_ENOMEM);
     if (v) {
         proto = o->select_protocol ? o->select_protocol(req, v, n, o->data)
                                    : ws_pick(o->protocols, v, n);
+        /* RFC 6455 section 4.2.2: one of the values the client offered
+         * (a client fails the connection on any other). */
+        if (proto && !loom_http_token_list_has(v, n, proto)) {
+            free(own);
+            return ws_answer(req, 500, "websocket: invalid subprotocol chosen by the server\n",
+                             LOOM_EINVAL);
+        }
     }
     loom__ws_class *c = loom__ws_class_get(o, true);
     loom_ws_t *ws = c ? loom__ws_new(c) : NULL;
@@ -159,7 +199,7 @@ int loom_ws_accept(loom_http_req_t *req, const loom_ws_opts *opts, loom_ws_t **o
     }
     free(own);
     if (ws == NULL)
-        return ws_refuse(req, 503, "websocket: out of memory\n");
+        return ws_answer(req, 503, "websocket: out of memory\n", LOOM_ENOMEM);
     const char *hdr[9] = {"Upgrade", "websocket", "Sec-WebSocket-Accept", accept, NULL};
     size_t nh2 = 4;
     if (proto) {
@@ -178,13 +218,13 @@ int loom_ws_accept(loom_http_req_t *req, const loom_ws_opts *opts, loom_ws_t **o
         free(own);
         if (nomem) {
             loom__ws_free(ws);
-            return ws_refuse(req, 503, "websocket: out of memory\n");
+            return ws_answer(req, 503, "websocket: out of memory\n", LOOM_ENOMEM);
         }
     }
     if (agree == 1) {
         if (loom__ws_deflate_start(ws, LOOM_WS_ROLE_SERVER, &agreed) < 0) {
             loom__ws_free(ws);
-            return ws_refuse(req, 503, "websocket: out of memory\n");
+            return ws_answer(req, 503, "websocket: out of memory\n", LOOM_ENOMEM);
         }
         hdr[nh2++] = "Sec-WebSocket-Extensions";
         hdr[nh2++] = ext;
@@ -199,7 +239,7 @@ int loom_ws_accept(loom_http_req_t *req, const loom_ws_opts *opts, loom_ws_t **o
          * through, the server closed the connection itself). */
         ws->sock = NULL;
         loom__ws_free(ws);
-        return r;
+        return ws_takeover_failed(req, r);
     }
     /* Once the bytes read behind the request are delivered, the socket
      * shares one class with the other connections of these options. */

@@ -116,9 +116,13 @@ typedef struct loom_tls_opts {
     /* Server: LOOM_TLS_VERIFY_NONE (default), _OPTIONAL or _REQUIRED. */
     int verify_client;
     /* ALPN protocols in order of preference, comma-separated ("h2,http/1.1").
-     * A server picks its most preferred protocol that the client offers, and
-     * goes on without ALPN when they share none; a client offers them. NULL:
-     * none. */
+     * A server picks its most preferred protocol that the client offers
+     * (and that the layer above speaks, e.g. the HTTP server's h2 and
+     * http/1.1); when they share none the handshake fails with the fatal
+     * no_application_protocol alert (RFC 7301 section 3.2) and a tls error
+     * event naming the client. A client that offers no ALPN connects; a
+     * server with no list here and none from its layer ignores ALPN. A
+     * client offers them. NULL: none. */
     const char *alpn;
     /* Lowest version allowed: LOOM_TLS_V1_2 (0 means this) or
      * LOOM_TLS_V1_3. TLS 1.0 and 1.1 are never allowed. */

@@ -193,7 +193,13 @@ bool loom__tls_alpn_has(const unsigned char *list, size_t len, const unsigned ch
  * preference is the context's list, or else the list of the layer above
  * (the socket class: an HTTPS server offers http/1.1 without being told);
  * a protocol of the context's that the layer does not speak is never
- * chosen. Nothing in common: no ALPN in the answer (the client decides). */
+ * chosen. Nothing in common: the handshake fails with the fatal
+ * no_application_protocol alert (RFC 7301 section 3.2: the server "SHALL"
+ * send it; nginx does since 1.21.4), reported as a tls error naming the
+ * client. A server with no list at all (neither the context nor the layer
+ * names a protocol) does not take part in ALPN: it goes on without. (This
+ * is only called when the client offered ALPN: a client that offers none
+ * connects.) */
 static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                        const unsigned char *in, unsigned int inlen, void *arg)
 {
@@ -218,7 +224,7 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
             }
         }
     }
-    return SSL_TLSEXT_ERR_NOACK;
+    return pref ? SSL_TLSEXT_ERR_ALERT_FATAL : SSL_TLSEXT_ERR_NOACK;
 }
 
 /* --- SNI ------------------------------------------------------------------------------ */

@@ -2,13 +2,15 @@
  * against curl: a GET that sees loom_http_req_is_tls() and the handshake's
  * details, keep-alive over TLS (two URLs in one curl run, one connection),
  * a ~1 MiB upload echoed back, a client that refuses loom's certificate
- * (a handshake failure: no event, the server goes on serving), and
- * `threads` with TLS. LOOM_TEST_NO_TRANSPORT: TLS is this server's
+ * (a handshake failure: no event, the server goes on serving), ALPN with
+ * nothing in common (openssl s_client -alpn foo: the fatal
+ * no_application_protocol alert, one tls error event), and `threads` with
+ * TLS. LOOM_TEST_NO_TRANSPORT: TLS is this server's
  * transport. */
 #include "../tls/tls_test_util.h"
 #include "test_http_server_util.h"
 
-static int nreq, nevents, tls_errors;
+static int nreq, nevents, tls_errors, alpn_errors;
 static char seen[256];
 static loom_loop_t *main_loop; /* the counters are this loop's (threads) */
 
@@ -41,6 +43,9 @@ static void on_event(const loom_event_t *ev, void *data)
     if (ev->kind == LOOM_EV_TLS_ERROR && strstr(ev->msg, "tls handshake with 127.0.0.1:") &&
         strstr(ev->msg, "unknown ca"))
         tls_errors++;
+    else if (ev->kind == LOOM_EV_TLS_ERROR && strstr(ev->msg, "tls handshake with 127.0.0.1:") &&
+             strstr(ev->msg, "no application protocol"))
+        alpn_errors++;
     else
         nevents++;
 }
@@ -131,6 +136,27 @@ int main(void)
     CHECK_STR(out, "hello|200 1\ntwo|200 0\n");
     CHECK_EQ(nevents, 0);
     CHECK_EQ(tls_errors, 1);
+
+    /* ALPN with nothing in common (RFC 7301 section 3.2): the server (h2,
+     * http/1.1) answers the fatal no_application_protocol alert - it used
+     * to go on without ALPN - and reports one tls error naming the client
+     * and the reason; an offer with a protocol it speaks, or no ALPN at
+     * all, still connects. */
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    char *a6[] = {"openssl", "s_client", "-connect", addr, "-alpn", "foo", NULL};
+    char *a7[] = {"openssl", "s_client", "-connect", addr, "-alpn", "foo,http/1.1", NULL};
+    char *a8[] = {"openssl", "s_client", "-connect", addr, NULL};
+    if (hs_have("openssl")) {
+        CHECK(hs_run_child(loop, a6, "", 0, out, sizeof out, 20000) != 0);
+        CHECK_EQ(alpn_errors, 1);
+        CHECK_EQ(hs_run_child(loop, a7, "", 0, out, sizeof out, 20000), 0);
+        CHECK(strstr(out, "ALPN protocol: http/1.1") != NULL);
+        CHECK_EQ(hs_run_child(loop, a8, "", 0, out, sizeof out, 20000), 0);
+        CHECK(strstr(out, "No ALPN negotiated") != NULL);
+        CHECK_EQ(alpn_errors, 1);
+        CHECK_EQ(nevents, 0);
+    }
     hs_close_server(loop, srv);
 
     /* threads: every thread's server serves HTTPS. */

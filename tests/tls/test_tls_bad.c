@@ -13,7 +13,14 @@
  *    crash; a peer that ends with a FIN and no close_notify after data:
  *    LOOM_ETRUNCATED once every byte was delivered;
  *  - re-entrancy: a client that closes in on_connect, a server that closes
- *    or aborts inside on_read in the middle of a large read.
+ *    or aborts inside on_read in the middle of a large read;
+ *  - ALPN with nothing in common (RFC 7301 section 3.2): a server with a
+ *    list answers the fatal no_application_protocol alert (it used to go
+ *    on without ALPN), one tls error event naming the client and the
+ *    reason, for `openssl s_client -alpn foo` and for a loom client (whose
+ *    own event names the alert); a client that offers no ALPN, or one the
+ *    server speaks, still connects; a server without any list ignores the
+ *    client's offer.
  */
 #include "tls_test_util.h"
 
@@ -444,6 +451,97 @@ static void reentry_cases(loom_tls_ctx_t *cctx)
     loom_tcp_server_close(srv);
 }
 
+/* --- ALPN ------------------------------------------------------------------------- */
+
+/* `openssl s_client -alpn <offer>` (NULL: no ALPN) against port, run
+ * beside the loop: 0 if its line came back (the echo server), else 1. */
+static int s_client_alpn(int port, const char *offer)
+{
+    char addr[32];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    char *argv[] = {"openssl", "s_client", "-connect", addr, "-alpn", (char *)offer, NULL};
+    char *noalpn[] = {"openssl", "s_client", "-connect", addr, NULL};
+    tls_proc p;
+    tls_spawn(&p, offer ? argv : noalpn);
+    bool sent = false, done = false;
+    int st, ok = 1;
+    for (uint64_t end = tls_now_ms() + 5000; tls_now_ms() < end;) {
+        CHECK(loom_run(loop, LOOM_RUN_NOWAIT) >= 0);
+        if (tls_proc_has(&p, "hello alpn")) {
+            ok = 0;
+            break;
+        }
+        if (!sent && tls_proc_has(&p, "Verify return code")) {
+            sent = true; /* handshake over (or failed: then nothing comes back) */
+            (void)!write(p.in, "hello alpn\n", 11);
+        }
+        if (tls_proc_done(&p, &st)) {
+            done = true;
+            break;
+        }
+        usleep(2000);
+    }
+    if (done) {
+        close(p.in);
+        if (p.out >= 0)
+            close(p.out);
+    } else {
+        (void)tls_proc_end(&p, 5000);
+    }
+    return ok;
+}
+
+static void alpn_cases(loom_tls_ctx_t *cctx)
+{
+    loom_tls_ctx_t *sctx = tls_server_ctx("server", &(loom_tls_opts){.alpn = "echo"});
+    loom_tcp_server_t *srv = tls_server_on(loop, sctx, &srv_cbs);
+    int port = loom_tcp_server_port(srv);
+    good_client(cctx, port); /* no ALPN offered: connects */
+
+    /* s_client offering only "foo". */
+    int n = srv_ev.n, before = closes;
+    CHECK(s_client_alpn(port, "foo") != 0);
+    wait_event(&srv_ev, n + 1);
+    check_msg(&srv_ev, LOOM_EV_TLS_ERROR, LOOM_ETLS,
+              "tls handshake with 127.0.0.1:", "no application protocol");
+    wait_closes(before + 1);
+    for (int i = 0; i < 20; i++)
+        CHECK(loom_run(loop, LOOM_RUN_NOWAIT) >= 0);
+    CHECK_EQ(srv_ev.n, n + 1); /* one event */
+
+    /* Offering "foo" and "echo": "echo" is chosen. */
+    CHECK_EQ(s_client_alpn(port, "foo,echo"), 0);
+    /* No ALPN at all: connects. */
+    CHECK_EQ(s_client_alpn(port, NULL), 0);
+
+    /* A loom client offering "foo": both sides fail, each with one event. */
+    volatile int never = 0;
+    (void)tls_run_until(loop, &never, 200); /* the s_clients' connections end */
+    loom_tls_ctx_t *foo = tls_client_ctx(&(loom_tls_opts){.alpn = "foo"});
+    n = srv_ev.n;
+    int cn = cli_ev.n;
+    before = closes;
+    (void)cli_open(foo, port, "good");
+    wait_event(&srv_ev, n + 1);
+    wait_event(&cli_ev, cn + 1);
+    check_msg(&srv_ev, LOOM_EV_TLS_ERROR, LOOM_ETLS, "127.0.0.1:", "no application protocol");
+    check_msg(&cli_ev, LOOM_EV_TLS_ERROR, LOOM_ETLS,
+              "tls handshake with localhost:", "alert no application protocol");
+    wait_closes(before + 2);
+    CHECK_EQ(good_done, 0);
+    loom_tls_ctx_free(foo);
+    good_client(cctx, port);
+    loom_tcp_server_close(srv);
+
+    /* A server with no ALPN list does not take part: "foo" connects. */
+    sctx = tls_server_ctx("server", NULL);
+    srv = tls_server_on(loop, sctx, &srv_cbs);
+    port = loom_tcp_server_port(srv);
+    n = srv_ev.n;
+    CHECK_EQ(s_client_alpn(port, "foo"), 0);
+    loom_tcp_server_close(srv);
+}
+
 int main(void)
 {
     test_timeout(90);
@@ -457,6 +555,7 @@ int main(void)
     python_case(cctx, "reset");
     python_case(cctx, "trunc");
     reentry_cases(cctx);
+    alpn_cases(cctx);
     loom_tls_ctx_free(cctx);
     CHECK_EQ(loom_run(loop, LOOM_RUN_DEFAULT), 0);
     test_loop_free_clean(loop);

@@ -343,10 +343,12 @@ int main(void)
               {"GET", "/endless?s=304", 304},
               {"GET", "/endless?s=204r", 204}};
     for (size_t k = 0; k < sizeof nb / sizeof nb[0]; k++) {
+        /* Behind it on the connection: the same HEAD again (the raw client
+         * reads every answer as the first request's method), or a GET. */
+        bool head = strcmp(nb[k].method, "HEAD") == 0;
         char rq[256];
-        snprintf(rq, sizeof rq,
-                 "%s %s HTTP/1.1\r\nHost: x\r\n\r\nGET /small HTTP/1.1\r\nHost: x\r\n\r\n",
-                 nb[k].method, nb[k].target);
+        snprintf(rq, sizeof rq, "%s %s HTTP/1.1\r\nHost: x\r\n\r\n%s HTTP/1.1\r\nHost: x\r\n\r\n",
+                 nb[k].method, nb[k].target, head ? "HEAD /endless" : "GET /small");
         endless_rc = 0;
         endless_writes = 0;
         memset(&c, 0, sizeof c);
@@ -355,7 +357,7 @@ int main(void)
         c.req_len = strlen(rq);
         c.want = 2;
         c.timeout_ms = 3000;
-        c.method = strcmp(nb[k].method, "HEAD") == 0 ? LOOM_HTTP_METHOD_HEAD : LOOM_HTTP_METHOD_GET;
+        c.method = head ? LOOM_HTTP_METHOD_HEAD : LOOM_HTTP_METHOD_GET;
         hs_raw_start(&c);
         hs_raw_finish(loop, &c);
         if (endless_rc != LOOM_ENOBODY || endless_writes != 1)
@@ -367,7 +369,11 @@ int main(void)
         char want[32];
         snprintf(want, sizeof want, " %d ", nb[k].status);
         CHECK(strstr(c.resp, want) != NULL);
-        CHECK(strstr(c.resp, "three") != NULL);    /* the second request */
+        /* The second request is answered too. */
+        if (head)
+            CHECK(strstr(strstr(c.resp, " 200 ") + 1, " 200 ") != NULL);
+        else
+            CHECK(strstr(c.resp, "three") != NULL);
         CHECK(strstr(c.resp, "abcdefgh") == NULL); /* no body byte went out */
         hs_raw_free(&c);
     }

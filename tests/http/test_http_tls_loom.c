@@ -8,7 +8,8 @@
  * ALPN: an HTTPS server whose context names no protocols offers http/1.1,
  * the HTTP client offers http/1.1 when its context names none, and neither
  * side ever picks or offers a protocol HTTP/1 cannot speak (h2 in a
- * context's list); a raw TLS client that offers only h2 gets no ALPN.
+ * context's list); a raw TLS client that offers only h2 is refused with the
+ * no_application_protocol alert (RFC 7301 section 3.2).
  * LOOM_TEST_NO_TRANSPORT: TLS is the transport. */
 #include "hc_tls_test.h"
 
@@ -45,10 +46,13 @@ static void raw_connect(loom_socket_t *s, void *data)
     loom_socket_close(s);
 }
 
+static char raw_msg[256];
+
 static void raw_event(const loom_event_t *ev, void *data)
 {
     (void)data;
     fprintf(stderr, "raw client: %s: %s\n", loom_event_kind_name(ev->kind), ev->msg);
+    snprintf(raw_msg, sizeof raw_msg, "%s", ev->msg);
     raw_done = -1;
 }
 
@@ -209,8 +213,15 @@ int main(void)
             loop, "localhost", port3,
             &(loom_tcp_opts){.tls = raw, .on_connect = raw_connect, .on_event = raw_event}, NULL));
         tls_run_until(loop, &raw_done, 10000);
-        CHECK_EQ(raw_done, 1);
-        CHECK_STR(alpn_seen, i ? "http/1.1" : ""); /* h2 only: no ALPN in the answer */
+        if (i == 0) {
+            /* h2 only: nothing in common, the fatal no_application_protocol
+             * alert (RFC 7301 section 3.2; it used to go on without ALPN). */
+            CHECK_EQ(raw_done, -1);
+            CHECK(strstr(raw_msg, "no application protocol") != NULL);
+        } else {
+            CHECK_EQ(raw_done, 1);
+            CHECK_STR(alpn_seen, "http/1.1");
+        }
         loom_tls_ctx_free(raw);
     }
 

@@ -1143,6 +1143,19 @@ static void loom__h2_settle(loom__h2conn *c)
     loom__socket_set_rgroup(s, g);
 }
 
+/* The answer bytes of all the connection's streams not yet taken by
+ * nghttp2. O(streams): only asked when a streamed write may be behind and
+ * when on_drain calls are due. */
+static size_t loom__h2_unsent(const loom__h2conn *c)
+{
+    size_t n = 0;
+    for (const loom__queue *q = c->streams.next; q != &c->streams; q = q->next) {
+        const loom__h2stream *st = LOOM__CONTAINER_OF(q, loom__h2stream, node);
+        n += st->olen - st->ooff;
+    }
+    return n;
+}
+
 /* Rounds of on_drain calls and the sends they cause in one flush; the
  * rest waits for the pending phase (other connections get their turn, and
  * the stack stays flat however fast the client takes the bytes). */
@@ -1209,6 +1222,9 @@ again:
          * time from the start of the list. */
         for (;;) {
             loom__h2stream *due = NULL;
+            /* ... and the connection's backlog is low again too. */
+            if (loom__h2_unsent(c) > lw)
+                break;
             for (loom__queue *q = c->streams.next; q != &c->streams && !c->dead; q = q->next) {
                 loom__h2stream *st = LOOM__CONTAINER_OF(q, loom__h2stream, node);
                 if ((st->flags & LOOM__H2S_DRAIN) && st->req && st->olen - st->ooff <= lw &&
@@ -1712,8 +1728,13 @@ static int loom__h2_body(loom_http_req_t *req, const struct iovec *iov, int n)
         st->olen += iov[i].iov_len;
     }
     loom__h2_resume_data(st);
+    /* Behind when this stream's backlog, or the connection's (every
+     * stream's), with the socket's queue reaches high water: a client that
+     * opens many streams and reads none holds at most high water and one
+     * write per stream, not high water per stream. */
     loom_socket_t *s = st->conn->s;
-    if (st->olen - st->ooff + loom_socket_queued(s) >= s->cls->high_water) {
+    size_t q = loom_socket_queued(s), hw = s->cls->high_water;
+    if (st->olen - st->ooff + q >= hw || loom__h2_unsent(st->conn) + q >= hw) {
         st->flags |= LOOM__H2S_DRAIN;
         return 1;
     }

@@ -824,6 +824,13 @@ void loom__hc_proto_event(loom_socket_t *s, loom_event_kind_t kind, int code, co
                           "write timeout after %" PRIu32
                           " ms sending the request to %s (idle timeout)",
                           r->idle_to, where);
+        else if (r->state >= RQ_HEAD && (!r->upload_done || loom_socket_queued(s) > 0))
+            /* An early answer began; the body has not all gone. */
+            loom__hc_fail(r, LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT,
+                          "write timeout after %" PRIu32
+                          " ms sending the request body to %s (idle timeout; the response had "
+                          "begun)",
+                          r->idle_to, where);
         else /* the write side stalled, with bytes in the kernel's buffer */
             loom__hc_fail(r, LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT,
                           "write timeout after %" PRIu32

@@ -612,6 +612,9 @@ static int h2_on_frame_recv(nghttp2_session *sess, const nghttp2_frame *frame, v
     hc_req *r = h2_req(h, frame->hd.stream_id);
     if (r == NULL)
         return 0;
+    /* A live request's HEADERS, or the end of its stream: progress. */
+    if (frame->hd.type == NGHTTP2_HEADERS || (frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+        h->idle_frames = 0;
     if (frame->hd.type == NGHTTP2_HEADERS && r->state < RQ_BODY) {
         if (r->res.status >= 100 && r->res.status < 200) {
             /* 1xx: the final answer follows. */
@@ -1210,24 +1213,21 @@ static void h2_closed(hc_conn *c)
         h2_free(h);
 }
 
-/* Does a frame with this header carry something: a header block, the end
- * of a stream, body bytes (a DATA frame without padding and not empty, or
- * padded and longer than any padding can be)? ACKs are answers to ours;
- * the rest (empty or padding-only DATA, PRIORITY, PING, SETTINGS,
- * WINDOW_UPDATE, RST_STREAM, PUSH_PROMISE, GOAWAY, unknown types) carries
- * nothing. Returns 1, 0 (nothing) or -1 (neither: an ACK). */
+/* What the flood guard's frame reader makes of a frame header: 1, it
+ * carries body bytes for sure (DATA without padding and not empty, or padded
+ * and longer than any padding can be: on a stream that is gone too, as flow
+ * control bounds those and each costs the server as much as us); -1, an
+ * ACK (an answer to ours); 0, anything else, which counts as carrying
+ * nothing unless nghttp2 then shows it made progress on a live stream (a
+ * response's HEADERS, its END_STREAM: h2_on_frame_recv), since the same
+ * frames on a stream that is gone are dropped unseen. */
 static int h2_frame_carries(const uint8_t hd[9])
 {
     uint32_t len = (uint32_t)hd[0] << 16 | (uint32_t)hd[1] << 8 | hd[2];
     uint8_t type = hd[3], flags = hd[4];
     switch (type) {
     case NGHTTP2_DATA:
-        if (flags & NGHTTP2_FLAG_END_STREAM)
-            return 1;
         return (flags & NGHTTP2_FLAG_PADDED) ? len > 256 : len > 0;
-    case NGHTTP2_HEADERS:
-    case NGHTTP2_CONTINUATION: /* nghttp2 bounds a header block (CVE-2024-28182) */
-        return 1;
     case NGHTTP2_SETTINGS:
     case NGHTTP2_PING:
         return (flags & NGHTTP2_FLAG_ACK) ? -1 : 0;
@@ -1236,10 +1236,10 @@ static int h2_frame_carries(const uint8_t hd[9])
     }
 }
 
-/* Runs the flood guard over buf[0..len) (whole or partial frames). Returns
- * len, or the offset of the frame that made the frames that carry nothing
- * a flood (h->flooded set, the session told to end with
- * ENHANCE_YOUR_CALM). O(frames). */
+/* Reads the frame headers in buf[0..len) (whole or partial frames),
+ * counting the frames that carry nothing, and stops right after the header
+ * of the one that makes them more than H2_MAX_IDLE_FRAMES. Returns the
+ * bytes read. O(frames). */
 static size_t h2_guard(h2c *h, const char *buf, size_t len)
 {
     uint64_t now = loom_now(h->c->st->loop);
@@ -1255,7 +1255,6 @@ static size_t h2_guard(h2c *h, const char *buf, size_t len)
             off += k;
             continue;
         }
-        size_t start = off;
         while (h->fr_hn < 9 && off < len)
             h->fr_hd[h->fr_hn++] = (uint8_t)buf[off++];
         if (h->fr_hn < 9)
@@ -1265,16 +1264,8 @@ static size_t h2_guard(h2c *h, const char *buf, size_t len)
         int carries = h2_frame_carries(h->fr_hd);
         if (carries > 0)
             h->idle_frames = 0;
-        else if (carries == 0 && ++h->idle_frames > H2_MAX_IDLE_FRAMES) {
-            uint8_t type = h->fr_hd[3];
-            h->flooded = 1;
-            snprintf(h->err, sizeof h->err,
-                     "flooded by the server: more than %d frames that carry nothing (the last: "
-                     "%s%s) within a second; sent GOAWAY (ENHANCE_YOUR_CALM)",
-                     H2_MAX_IDLE_FRAMES, type == NGHTTP2_DATA ? "empty " : "", h2_frame_name(type));
-            (void)nghttp2_session_terminate_session(h->sess, NGHTTP2_ENHANCE_YOUR_CALM);
-            return start < len ? start : len;
-        }
+        else if (carries == 0 && ++h->idle_frames > H2_MAX_IDLE_FRAMES)
+            return off;
     }
     return len;
 }
@@ -1282,31 +1273,43 @@ static size_t h2_guard(h2c *h, const char *buf, size_t len)
 static void h2_read(hc_conn *c, char *buf, size_t len)
 {
     h2c *h = h2_of(c);
-    if (h == NULL || h->sess == NULL || c->dead)
+    if (h == NULL || h->sess == NULL || c->dead || h->flooded)
         return;
-    if (h->flooded)
-        return;
-    /* What comes before a flood is still read (a response may end there). */
-    size_t ok = h2_guard(h, buf, len);
-    h->busy++;
-    c->in_read++;
-    ssize_t rv = ok ? nghttp2_session_mem_recv(h->sess, (const uint8_t *)buf, ok) : 0;
-    c->in_read--;
-    if (h2_leave(h))
-        return;
-    if (c->dead)
-        return;
-    if (rv < 0) {
-        h2_flush(c); /* nghttp2's GOAWAY, if it made one */
-        h2_fatal(c, LOOM_EPROTOCOL, "protocol error: %s", nghttp2_strerror((int)rv));
-        return;
-    }
-    if (h->flooded) {
-        char why[sizeof h->err];
-        snprintf(why, sizeof why, "%s", h->err);
-        h2_flush(c); /* the GOAWAY */
-        h2_fatal(c, LOOM_EPROTOCOL, "%s", why);
-        return;
+    /* nghttp2 gets the bytes a piece at a time: up to where the frames that
+     * carry nothing would be too many, so that the progress its callbacks
+     * find there (which zeroes idle_frames) counts before the guard
+     * decides. */
+    size_t off = 0;
+    while (off < len) {
+        size_t n = h2_guard(h, buf + off, len - off);
+        h->busy++;
+        c->in_read++;
+        ssize_t rv = nghttp2_session_mem_recv(h->sess, (const uint8_t *)buf + off, n);
+        c->in_read--;
+        if (h2_leave(h))
+            return;
+        if (c->dead)
+            return;
+        if (rv < 0) {
+            h2_flush(c); /* nghttp2's GOAWAY, if it made one */
+            h2_fatal(c, LOOM_EPROTOCOL, "protocol error: %s", nghttp2_strerror((int)rv));
+            return;
+        }
+        off += n;
+        if (h->idle_frames > H2_MAX_IDLE_FRAMES) {
+            uint8_t type = h->fr_hd[3];
+            h->flooded = 1;
+            char why[sizeof h->err];
+            snprintf(why, sizeof why,
+                     "flooded by the server: more than %d frames that carry nothing (the last: "
+                     "%s%s) within a second; sent GOAWAY (ENHANCE_YOUR_CALM)",
+                     H2_MAX_IDLE_FRAMES, type == NGHTTP2_DATA ? "empty " : "", h2_frame_name(type));
+            snprintf(h->err, sizeof h->err, "%s", why);
+            (void)nghttp2_session_terminate_session(h->sess, NGHTTP2_ENHANCE_YOUR_CALM);
+            h2_flush(c); /* the GOAWAY */
+            h2_fatal(c, LOOM_EPROTOCOL, "%s", why);
+            return;
+        }
     }
     h2_flush(c);
 }

@@ -35,12 +35,13 @@ static const char *script =
     "        b += d\n"
     "    return b\n"
     "goaway = [None]; flooded = threading.Event()\n"
-    "def flood(s, sid, kind):\n"
+    "def flood(s, sid, kind, enc):\n"
     "    # Frames that carry nothing, until the client's GOAWAY (its code kept)\n"
     "    flooded.clear(); goaway[0] = None\n"
     "    one = {'data': frame(0, 0, sid), 'pad': frame(0, 8, sid, bytes([3]) + b'abc'),\n"
     "           'prio': frame(2, 0, sid, bytes(5)), 'wu': frame(8, 0, 0, bytes([0, 0, 0, 1])),\n"
-    "           'unk': frame(0x20, 0, 0, b'xx')}[kind] * 100\n"
+    "           'unk': frame(0x20, 0, 0, b'xx'), 'eos': frame(0, 1, sid),\n"
+    "           'hdrs': frame(1, 4, sid, enc.encode([(':status', '100')]))}[kind] * 100\n"
     "    buf = b''; t0 = time.time()\n"
     "    while goaway[0] is None and time.time() - t0 < 20:\n"
     "        try: s.sendall(one)\n"
@@ -94,7 +95,7 @@ static const char *script =
     "                s.sendall(frame(0, 1, sid, b))\n"
     "            elif path.startswith('/flood-'):\n"
     "                hdrs(sid, [(':status', '200')])\n"
-    "                flood(s, sid, path[7:])\n"
+    "                flood(s, sid, path[7:], enc)\n"
     "            elif path == '/goaway':\n"
     "                flooded.wait(5)\n"
     "                b = str(goaway[0]).encode()\n"
@@ -342,6 +343,27 @@ int main(void)
             exit(1);
         }
         hc_result_free(&a.r);
+        get("/goaway", &a, (loom_http_request_opts){0});
+        CHECK_EQ(a.r.done, 1);
+        CHECK_STR(a.r.body, "11");
+        hc_result_free(&a.r);
+    }
+    /* Frames that nghttp2 drops unseen on a stream that is gone: 1xx
+     * HEADERS past the 16 a request takes (it fails on that limit and loom
+     * resets the stream), then empty DATA with END_STREAM. The request
+     * waiting beside it on the connection fails with the flood. */
+    const char *gone[] = {"/flood-hdrs", "/flood-eos"};
+    for (int i = 0; i < 2; i++) {
+        start("/never", &b, (loom_http_request_opts){.method = "POST", .total_timeout_ms = 10000});
+        get(gone[i], &a, (loom_http_request_opts){.total_timeout_ms = 10000});
+        CHECK_EQ(a.r.done, i == 0 ? 2 : 1); /* the first END_STREAM ends it */
+        hc_run_until(loop, &b.r.done, 10000);
+        if (b.r.done != 2 || !strstr(b.r.msg, where) || !strstr(b.r.msg, "flooded by the server")) {
+            fprintf(stderr, "%s: done %d: %s\n", gone[i], b.r.done, b.r.msg);
+            exit(1);
+        }
+        hc_result_free(&a.r);
+        hc_result_free(&b.r);
         get("/goaway", &a, (loom_http_request_opts){0});
         CHECK_EQ(a.r.done, 1);
         CHECK_STR(a.r.body, "11");

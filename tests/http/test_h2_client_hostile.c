@@ -15,7 +15,8 @@
  * frames that carry nothing (empty or padding-only DATA, PRIORITY,
  * WINDOW_UPDATE, unknown types) end the connection with
  * GOAWAY(ENHANCE_YOUR_CALM), and a response with 1,800 such frames spread
- * over more than a second is not one. Skipped without python3-hpack. */
+ * over more than a second is not one; an upload the server gives no window
+ * times out naming the request body. Skipped without python3-hpack. */
 #include "py_test.h"
 
 static const char *script =
@@ -369,6 +370,22 @@ int main(void)
         CHECK_STR(a.r.body, "11");
         hc_result_free(&a.r);
     }
+    /* An upload the server never opens the window for (it sends no
+     * WINDOW_UPDATE): the idle timeout names the request body, not the
+     * response. */
+    static char upload[1 << 20];
+    get("/never", &a,
+        (loom_http_request_opts){
+            .method = "PUT", .body = upload, .body_len = sizeof upload, .idle_timeout_ms = 200});
+    CHECK_EQ(a.r.done, 2);
+    CHECK_EQ(a.r.ev_kind, LOOM_EV_HTTP_TIMEOUT);
+    if (!strstr(a.r.msg, "write timeout after 200 ms sending the request body to") ||
+        !strstr(a.r.msg, where) || !strstr(a.r.msg, "no response yet")) {
+        fprintf(stderr, "stalled upload: %s\n", a.r.msg);
+        exit(1);
+    }
+    hc_result_free(&a.r);
+
     /* Not a flood: 900 empty DATA frames and 90 PINGs, a second's pause,
      * 900 PRIORITY frames, then the body. */
     get("/empties", &a, (loom_http_request_opts){0});

@@ -40,8 +40,9 @@
  * alive and are not counted as live objects. An HTTP/1 connection is reused
  * only if nothing came on it since its last response ended: bytes after that
  * response, or bytes, the server's close or a reset while it was idle, close
- * it instead (its next request would take them for its answer). A reused connection that the
- * server closed before sending any byte of the response is retried once on a
+ * it instead (its next request would take them for its answer;
+ * stats.stale_dropped counts these). A reused connection that the server
+ * closed before sending any byte of the response is retried once on a
  * new connection if the method is idempotent (GET, HEAD, PUT, DELETE,
  * OPTIONS, TRACE; RFC 9110 section 9.2.2), or if the caller set
  * opts.retry_non_idempotent; a streamed body also needs on_body_rewind.

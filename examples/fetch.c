@@ -529,7 +529,8 @@ static int fetch_one(loom_loop_t *loop)
 /* --- Load mode ------------------------------------------------------------------ */
 
 static long started_n, completed, errors;
-static int load_version; /* of the last response */
+/* Responses by the protocol that answered them: HTTP/2, HTTP/1.1, HTTP/1.0. */
+static long n_h2, n_h11, n_h10;
 static double *lat;
 static double t_start;
 static loom_loop_t *lloop;
@@ -553,7 +554,13 @@ static void load_response(loom_http_client_req_t *req, const loom_http_client_re
                           void *d)
 {
     (void)req;
-    load_version = loom_http_client_response_version(res);
+    int v = loom_http_client_response_version(res);
+    if (v == 20)
+        n_h2++;
+    else if (v == 10)
+        n_h10++;
+    else
+        n_h11++;
     if (res->status >= 400 && !errors++)
         snprintf(first_error, sizeof first_error, "HTTP %d", res->status);
     load_done(d);
@@ -616,8 +623,17 @@ static int load(loom_loop_t *loop)
 #undef PCT
     loom_http_client_stats_t st;
     loom_http_client_stats(loop, &st);
-    printf(", errors: %ld, connections: %" PRIu64 ", version: %s\n", errors, st.connections,
-           load_version == 20 ? "HTTP/2" : "HTTP/1.1");
+    /* The protocol the responses came with: one name when they all agree,
+     * the counts when they differ (a server that chose differently per
+     * connection), "none" when no response came (every request failed). */
+    printf(", errors: %ld, connections: %" PRIu64 ", version: ", errors, st.connections);
+    int kinds = (n_h2 > 0) + (n_h11 > 0) + (n_h10 > 0);
+    if (kinds == 0)
+        printf("none\n");
+    else if (kinds == 1)
+        printf("%s\n", n_h2 ? "HTTP/2" : n_h11 ? "HTTP/1.1" : "HTTP/1.0");
+    else
+        printf("mixed (HTTP/2: %ld, HTTP/1.1: %ld, HTTP/1.0: %ld)\n", n_h2, n_h11, n_h10);
     free(lat);
     free(slots);
     if (errors) {

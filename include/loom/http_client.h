@@ -37,8 +37,12 @@
  * connections, with a per-host connection limit (requests beyond it wait in
  * a queue), an idle timeout and a cap on idle connections (see
  * loom_http_client_configure()). Idle pooled connections do not keep the loop
- * alive and are not counted as live objects. A reused connection that the
- * server closed before sending any byte of the response is retried once on a
+ * alive and are not counted as live objects. An HTTP/1 connection is reused
+ * only if nothing came on it since its last response ended: bytes after that
+ * response, or bytes, the server's close or a reset while it was idle, close
+ * it instead (its next request would take them for its answer;
+ * stats.stale_dropped counts these). A reused connection that the server
+ * closed before sending any byte of the response is retried once on a
  * new connection if the method is idempotent (GET, HEAD, PUT, DELETE,
  * OPTIONS, TRACE; RFC 9110 section 9.2.2), or if the caller set
  * opts.retry_non_idempotent; a streamed body also needs on_body_rewind.
@@ -382,6 +386,11 @@ typedef struct loom_http_client_stats {
     uint64_t queued;           /* requests waiting for a connection now */
     uint64_t connect_attempts; /* connections started (dns lookup and connect) */
     uint64_t connect_failures; /* attempts that failed: dns, refused, timeout, error */
+    /* Idle HTTP/1 connections closed instead of reused because something
+     * came on them while they were parked (bytes, the server's close, a
+     * reset) that the loop had not read yet, or bytes followed a response
+     * that ended them. */
+    uint64_t stale_dropped;
 } loom_http_client_stats_t;
 
 /* Fills `*out`; all zero if the client was never used on this loop. */

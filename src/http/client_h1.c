@@ -346,8 +346,15 @@ void loom__hc_complete(hc_conn *c, hc_req *r)
         body = r->msg + r->msg_head;
         blen = r->msg_body;
     }
-    if (!reuse)
-        loom__hc_conn_close(c, false); /* pipelined followers go back to the queue */
+    /* Bytes after the response that no request on c asked for: the server
+     * sent more than it was asked, and a request sent on c now would take
+     * them for its answer (a redirect, or one made from on_response). */
+    bool unsolicited = c->rx_more && c->nreqs == 0;
+    c->rx_more = 0;
+    if (unsolicited)
+        st->stats.stale_dropped++;
+    if (!reuse || unsolicited)
+        loom__hc_conn_close(c, unsolicited); /* pipelined followers go back to the queue */
     else if (c->nreqs == 0)
         loom__hc_conn_release(c);
     else
@@ -601,6 +608,7 @@ static size_t hc_process(hc_conn *c, char *buf, size_t len)
                 return len;
             off += (size_t)n;
             if (done) {
+                c->rx_more = off < len;
                 loom__hc_complete(c, r);
                 continue;
             }
@@ -815,6 +823,13 @@ void loom__hc_proto_event(loom_socket_t *s, loom_event_kind_t kind, int code, co
             loom__hc_fail(r, LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT,
                           "write timeout after %" PRIu32
                           " ms sending the request to %s (idle timeout)",
+                          r->idle_to, where);
+        else if (r->state >= RQ_HEAD && (!r->upload_done || loom_socket_queued(s) > 0))
+            /* An early answer began; the body has not all gone. */
+            loom__hc_fail(r, LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT,
+                          "write timeout after %" PRIu32
+                          " ms sending the request body to %s (idle timeout; the response had "
+                          "begun)",
                           r->idle_to, where);
         else /* the write side stalled, with bytes in the kernel's buffer */
             loom__hc_fail(r, LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT,

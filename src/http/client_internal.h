@@ -188,6 +188,9 @@ struct hc_conn {
     uint32_t uses;   /* requests assigned so far */
     uint32_t rt, wt; /* the socket's current read and write timeouts */
     uint8_t idle, dead, in_read, connected, no_reuse, pend_queued;
+    /* Bytes follow, in the read being processed, the response that is
+     * completing: if no request on c is waiting for them, c is not reused. */
+    uint8_t rx_more;
     void *h2; /* the HTTP/2 state (h2_client.c), or NULL */
 };
 

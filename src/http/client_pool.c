@@ -220,8 +220,20 @@ void loom__hc_dispatch(hc_req *r)
             return;
         }
     }
-    if (!loom__queue_empty(&pool->idle) && !r->retried) {
+    /* An idle HTTP/1 connection on which anything came while it was parked
+     * (bytes nobody asked for, a "408" before the server's close, the close
+     * itself, a reset) and that the loop has not read yet is closed, never
+     * reused: its next request would take those bytes for its answer (curl
+     * and browsers drop such a connection too). The check is one MSG_PEEK
+     * (loom__socket_quiet); a close that races the request after it is the
+     * stale-connection retry's (client_h1.c). */
+    while (!loom__queue_empty(&pool->idle) && !r->retried) {
         hc_conn *c = LOOM__CONTAINER_OF(pool->idle.next, hc_conn, node);
+        if (c->ops == &loom__hc_h1_ops && !loom__socket_quiet(c->s)) {
+            st->stats.stale_dropped++;
+            loom__hc_conn_close(c, true);
+            continue;
+        }
         loom__queue_remove(&c->node);
         loom__queue_remove(&c->lru);
         c->idle = 0;

@@ -337,6 +337,17 @@ static int hc_req_arm(hc_req *r)
     return 0;
 }
 
+/* Is r's body still being sent: not all of it handed over yet, or (HTTP/1,
+ * where the connection carries r's bytes only) some still queued? */
+static bool hc_req_sending(hc_req *r)
+{
+    if (!r->upload_done)
+        return true;
+    hc_conn *c = r->conn;
+    return c && !c->dead && c->ops == &loom__hc_h1_ops && (r->body_len > 0 || r->on_source) &&
+           loom_socket_queued(c->s) > 0;
+}
+
 static void hc_timer_cb(loom_timer_t *t, void *data)
 {
     hc_req *r = data;
@@ -355,10 +366,20 @@ static void hc_timer_cb(loom_timer_t *t, void *data)
         loom__hc_fail_first_byte(r);
     } else if (r->idle_on && !r->paused && r->idle_to && now >= r->rx_at + r->idle_to) {
         char where[300];
-        loom__hc_fail(r, LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT,
-                      "read timeout after %" PRIu32
-                      " ms reading the response from %s (idle timeout)",
-                      r->idle_to, loom__hc_where(r->pool, where, sizeof where));
+        loom__hc_where(r->pool, where, sizeof where);
+        if (hc_req_sending(r))
+            /* The body is not all sent (HTTP/2 from the start, HTTP/1 after
+             * an early answer): the stall may be the upload's. */
+            loom__hc_fail(r, LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT,
+                          "write timeout after %" PRIu32
+                          " ms sending the request body to %s (idle timeout; %s)",
+                          r->idle_to, where,
+                          r->state >= RQ_HEAD ? "the response had begun" : "no response yet");
+        else
+            loom__hc_fail(r, LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT,
+                          "read timeout after %" PRIu32
+                          " ms reading the response from %s (idle timeout)",
+                          r->idle_to, where);
     } else {
         (void)hc_req_arm(r); /* a deadline moved (bytes came); the timer exists */
     }

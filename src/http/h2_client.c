@@ -39,6 +39,10 @@
 #define H2_CONN_WINDOW     (16 << 20) /* our connection window */
 #define H2_DEFAULT_STREAMS 100        /* assumed until the server's SETTINGS */
 #define H2_PIECE           16384      /* held-back body bytes delivered per on_body */
+/* The flood guard (CVE-2019-9518 and its family): a server may send at most
+ * this many frames that carry nothing (below) within one second without any
+ * progress; more end the connection with GOAWAY(ENHANCE_YOUR_CALM). */
+#define H2_MAX_IDLE_FRAMES 1000
 
 typedef struct {
     hc_conn *c;
@@ -48,6 +52,15 @@ typedef struct {
     uint8_t decided, dead, kicked, goaway, settings;
     int32_t goaway_last;
     uint32_t goaway_code;
+    /* The flood guard: it reads the frame headers of what the server sends
+     * itself, before nghttp2, because nghttp2 says nothing of frames it
+     * ignores (DATA on a closed stream, unknown types). fr_left: payload
+     * bytes of the current frame still to come; fr_hd: a frame header in
+     * pieces (fr_hn bytes). idle_frames: frames that carried nothing since
+     * the last progress or since idle_at (the start of the current second). */
+    uint32_t fr_left, idle_frames;
+    uint8_t fr_hd[9], fr_hn, flooded;
+    uint64_t idle_at;
     char err[160]; /* nghttp2's last complaint about the peer, for messages */
 } h2c;
 
@@ -484,6 +497,8 @@ static int h2_on_frame_send(nghttp2_session *sess, const nghttp2_frame *frame, v
 {
     (void)sess;
     h2c *h = ud;
+    if (frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA)
+        h->idle_frames = 0; /* ours: the server's WINDOW_UPDATEs answer them */
     if (frame->hd.type == NGHTTP2_RST_STREAM) {
         /* loom's own resets detach the request first: a request still on
          * the stream is reset by nghttp2 for what the server sent (DATA
@@ -597,6 +612,9 @@ static int h2_on_frame_recv(nghttp2_session *sess, const nghttp2_frame *frame, v
     hc_req *r = h2_req(h, frame->hd.stream_id);
     if (r == NULL)
         return 0;
+    /* A live request's HEADERS, or the end of its stream: progress. */
+    if (frame->hd.type == NGHTTP2_HEADERS || (frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+        h->idle_frames = 0;
     if (frame->hd.type == NGHTTP2_HEADERS && r->state < RQ_BODY) {
         if (r->res.status >= 100 && r->res.status < 200) {
             /* 1xx: the final answer follows. */
@@ -1195,23 +1213,103 @@ static void h2_closed(hc_conn *c)
         h2_free(h);
 }
 
+/* What the flood guard's frame reader makes of a frame header: 1, it
+ * carries body bytes for sure (DATA without padding and not empty, or padded
+ * and longer than any padding can be: on a stream that is gone too, as flow
+ * control bounds those and each costs the server as much as us); -1, an
+ * ACK (an answer to ours); 0, anything else, which counts as carrying
+ * nothing unless nghttp2 then shows it made progress on a live stream (a
+ * response's HEADERS, its END_STREAM: h2_on_frame_recv), since the same
+ * frames on a stream that is gone are dropped unseen. */
+static int h2_frame_carries(const uint8_t hd[9])
+{
+    uint32_t len = (uint32_t)hd[0] << 16 | (uint32_t)hd[1] << 8 | hd[2];
+    uint8_t type = hd[3], flags = hd[4];
+    switch (type) {
+    case NGHTTP2_DATA:
+        return (flags & NGHTTP2_FLAG_PADDED) ? len > 256 : len > 0;
+    case NGHTTP2_SETTINGS:
+    case NGHTTP2_PING:
+        return (flags & NGHTTP2_FLAG_ACK) ? -1 : 0;
+    default:
+        return 0;
+    }
+}
+
+/* Reads the frame headers in buf[0..len) (whole or partial frames),
+ * counting the frames that carry nothing, and stops right after the header
+ * of the one that makes them more than H2_MAX_IDLE_FRAMES. Returns the
+ * bytes read. O(frames). */
+static size_t h2_guard(h2c *h, const char *buf, size_t len)
+{
+    uint64_t now = loom_now(h->c->st->loop);
+    if (now - h->idle_at >= 1000) {
+        h->idle_at = now;
+        h->idle_frames = 0;
+    }
+    size_t off = 0;
+    while (off < len) {
+        if (h->fr_left) {
+            size_t k = len - off < h->fr_left ? len - off : h->fr_left;
+            h->fr_left -= (uint32_t)k;
+            off += k;
+            continue;
+        }
+        while (h->fr_hn < 9 && off < len)
+            h->fr_hd[h->fr_hn++] = (uint8_t)buf[off++];
+        if (h->fr_hn < 9)
+            break;
+        h->fr_hn = 0;
+        h->fr_left = (uint32_t)h->fr_hd[0] << 16 | (uint32_t)h->fr_hd[1] << 8 | h->fr_hd[2];
+        int carries = h2_frame_carries(h->fr_hd);
+        if (carries > 0)
+            h->idle_frames = 0;
+        else if (carries == 0 && ++h->idle_frames > H2_MAX_IDLE_FRAMES)
+            return off;
+    }
+    return len;
+}
+
 static void h2_read(hc_conn *c, char *buf, size_t len)
 {
     h2c *h = h2_of(c);
-    if (h == NULL || h->sess == NULL || c->dead)
+    if (h == NULL || h->sess == NULL || c->dead || h->flooded)
         return;
-    h->busy++;
-    c->in_read++;
-    ssize_t rv = nghttp2_session_mem_recv(h->sess, (const uint8_t *)buf, len);
-    c->in_read--;
-    if (h2_leave(h))
-        return;
-    if (c->dead)
-        return;
-    if (rv < 0) {
-        h2_flush(c); /* nghttp2's GOAWAY, if it made one */
-        h2_fatal(c, LOOM_EPROTOCOL, "protocol error: %s", nghttp2_strerror((int)rv));
-        return;
+    /* nghttp2 gets the bytes a piece at a time: up to where the frames that
+     * carry nothing would be too many, so that the progress its callbacks
+     * find there (which zeroes idle_frames) counts before the guard
+     * decides. */
+    size_t off = 0;
+    while (off < len) {
+        size_t n = h2_guard(h, buf + off, len - off);
+        h->busy++;
+        c->in_read++;
+        ssize_t rv = nghttp2_session_mem_recv(h->sess, (const uint8_t *)buf + off, n);
+        c->in_read--;
+        if (h2_leave(h))
+            return;
+        if (c->dead)
+            return;
+        if (rv < 0) {
+            h2_flush(c); /* nghttp2's GOAWAY, if it made one */
+            h2_fatal(c, LOOM_EPROTOCOL, "protocol error: %s", nghttp2_strerror((int)rv));
+            return;
+        }
+        off += n;
+        if (h->idle_frames > H2_MAX_IDLE_FRAMES) {
+            uint8_t type = h->fr_hd[3];
+            h->flooded = 1;
+            char why[sizeof h->err];
+            snprintf(why, sizeof why,
+                     "flooded by the server: more than %d frames that carry nothing (the last: "
+                     "%s%s) within a second; sent GOAWAY (ENHANCE_YOUR_CALM)",
+                     H2_MAX_IDLE_FRAMES, type == NGHTTP2_DATA ? "empty " : "", h2_frame_name(type));
+            snprintf(h->err, sizeof h->err, "%s", why);
+            (void)nghttp2_session_terminate_session(h->sess, NGHTTP2_ENHANCE_YOUR_CALM);
+            h2_flush(c); /* the GOAWAY */
+            h2_fatal(c, LOOM_EPROTOCOL, "%s", why);
+            return;
+        }
     }
     h2_flush(c);
 }

@@ -777,6 +777,21 @@ static int query_started(loom_dns_query_t *q, loom_dns_query_t **out)
 
 static const loom_dns_opts dns_default_opts;
 
+/* Does the hosts file have `name` (of `family`, or either)? One synchronous
+ * read of the file, as c-ares's own "f" lookup does. */
+static bool dns_in_hosts(ares_channel ch, const char *name, int family)
+{
+    int fams[2] = {family == AF_UNSPEC ? AF_INET : family, family == AF_UNSPEC ? AF_INET6 : 0};
+    for (int i = 0; i < 2 && fams[i]; i++) {
+        struct hostent *he = NULL;
+        if (ares_gethostbyname_file(ch, name, fams[i], &he) == ARES_SUCCESS) {
+            ares_free_hostent(he);
+            return true;
+        }
+    }
+    return false;
+}
+
 int loom_dns_lookup(loom_loop_t *loop, const char *host, int family, loom_dns_cb cb,
                     const loom_dns_opts *opts, loom_dns_query_t **out)
 {
@@ -826,7 +841,21 @@ int loom_dns_lookup(loom_loop_t *loop, const char *host, int family, loom_dns_cb
     struct ares_addrinfo_hints hints;
     memset(&hints, 0, sizeof hints);
     hints.ai_family = family;
-    if (strcmp(host, "localhost") == 0) {
+    /* An absolute name (one trailing dot: "localhost.", "example.com.") is
+     * the same name. c-ares asks DNS for it as it is (no search domains),
+     * but /etc/hosts and RFC 6761's localhost know names without the dot,
+     * and c-ares 1.18 compares them as given: those are looked up without
+     * it, so "localhost." answers as "localhost" does. */
+    char bare[256];
+    const char *name = host;
+    size_t hl = strlen(host);
+    if (hl >= 2 && hl < sizeof bare && host[hl - 1] == '.' && host[hl - 2] != '.') {
+        memcpy(bare, host, hl - 1);
+        bare[hl - 1] = '\0';
+        if (strcasecmp(bare, "localhost") == 0 || dns_in_hosts(q->ch->ares, bare, family))
+            name = strcasecmp(bare, "localhost") == 0 ? "localhost" : bare;
+    }
+    if (strcmp(name, "localhost") == 0) {
         /* c-ares 1.18 leaks the name when it falls back to its built-in
          * localhost answer, which it does whenever /etc/hosts has no
          * localhost entry of the family asked for. Asking for both
@@ -835,7 +864,7 @@ int loom_dns_lookup(loom_loop_t *loop, const char *host, int family, loom_dns_cb
         q->localhost = true;
         hints.ai_family = AF_UNSPEC;
     }
-    ares_getaddrinfo(q->ch->ares, host, NULL, &hints, on_addrinfo, q);
+    ares_getaddrinfo(q->ch->ares, name, NULL, &hints, on_addrinfo, q);
     return query_started(q, out);
 }
 

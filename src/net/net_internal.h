@@ -452,6 +452,15 @@ void loom__wclock_stop(loom__wq *wq);
 void loom__socket_read_stop(loom_socket_t *s);
 void loom__socket_read_start(loom_socket_t *s);
 
+/* For a connection its owner keeps idle (the HTTP client's pool): true while
+ * nothing has come from the peer that the owner has not been handed yet, no
+ * byte, no end and no error: the kernel's receive queue is empty (a
+ * MSG_PEEK, which consumes nothing) and the peer's end was not read. A
+ * backend that reads for the socket (LOOM__S_RECV, io_uring) takes the bytes
+ * from the kernel itself and hands them over from the loop: what it holds is
+ * not seen here. O(1), one system call. */
+bool loom__socket_quiet(loom_socket_t *s);
+
 /* Restarts the inactivity clock (links or unlinks the socket from its
  * timeout slot as its state requires). O(1). */
 void loom__socket_touch(loom_socket_t *s);

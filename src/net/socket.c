@@ -954,6 +954,18 @@ void loom__socket_read_start(loom_socket_t *s)
         loom__socket_pending_soon(s);
 }
 
+bool loom__socket_quiet(loom_socket_t *s)
+{
+    if ((s->h.flags & (LOOM__H_CLOSING | LOOM__S_FLUSHING | LOOM__S_EOF | LOOM__S_CONNECTING)) ||
+        s->io.bio.fd < 0)
+        return false;
+    char b;
+    ssize_t n = recv(s->io.bio.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    /* n > 0: bytes; 0: the peer's end; an error other than "nothing yet":
+     * a reset, or any other failure. */
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
+}
+
 int loom_socket_disable(loom_socket_t *s, unsigned what)
 {
     if (s == NULL || loom__socket_dead(s))

@@ -789,6 +789,11 @@ static int tls_client_init(loom__tls *t, const char *name, int port)
     t->client = 1;
     name = name ? name : "";
     size_t n = strnlen(name, TLS_NAME), klen = n + 16;
+    /* An absolute name ("example.com.") is the same name: SNI carries it
+     * without the dot (RFC 6066 section 3), and the certificate names it
+     * without one (RFC 6125 section 6.2.1), as curl does. */
+    if (n >= 2 && name[n - 1] == '.' && name[n - 2] != '.')
+        n--;
     char *key = malloc(klen);
     if (key == NULL)
         return LOOM_ENOMEM;

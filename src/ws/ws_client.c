@@ -180,8 +180,10 @@ fail_nomem:
     return LOOM_ENOMEM;
 }
 
-/* The value of header `name` in the header block [p, end), or NULL. */
-static const char *ws_hdr(const char *p, const char *end, const char *name, size_t *vlen)
+/* The value of the `nth` (from 0) line of header `name` in the header block
+ * [p, end), or NULL. */
+static const char *ws_hdr_nth(const char *p, const char *end, const char *name, int nth,
+                              size_t *vlen)
 {
     size_t nl = strlen(name);
     while (p < end) {
@@ -194,12 +196,44 @@ static const char *ws_hdr(const char *p, const char *end, const char *name, size
                 v++;
             while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t'))
                 ve--;
-            *vlen = (size_t)(ve - v);
-            return v;
+            if (nth-- == 0) {
+                *vlen = (size_t)(ve - v);
+                return v;
+            }
         }
         p = eol + 1;
     }
     return NULL;
+}
+
+/* The value of header `name` (its first line), or NULL. */
+static const char *ws_hdr(const char *p, const char *end, const char *name, size_t *vlen)
+{
+    return ws_hdr_nth(p, end, name, 0, vlen);
+}
+
+/* A list field (RFC 9110 section 5.3; RFC 6455 section 9.1 and erratum
+ * 3433 for Sec-WebSocket-Extensions in the 101): every line of `name`, the
+ * empty ones skipped, joined with ", " into out[0..size) (the header block
+ * is smaller than out). Returns the length, or 0 if the field is absent or
+ * empty. */
+static size_t ws_hdr_list(const char *p, const char *end, const char *name, char *out, size_t size)
+{
+    size_t k = 0, vl;
+    const char *v;
+    for (int i = 0; (v = ws_hdr_nth(p, end, name, i, &vl)) != NULL; i++) {
+        if (vl == 0)
+            continue;
+        if (k + 2 + vl > size)
+            break; /* cannot happen: out is as large as the whole block */
+        if (k) {
+            memcpy(out + k, ", ", 2);
+            k += 2;
+        }
+        memcpy(out + k, v, vl);
+        k += vl;
+    }
+    return k;
 }
 
 void loom__ws_client_read(loom_ws_t *ws, const char *p, size_t n)
@@ -252,8 +286,21 @@ void loom__ws_client_read(loom_ws_t *ws, const char *p, size_t n)
         loom__ws_fail(ws, 0, true, "handshake: wrong Sec-WebSocket-Accept");
         return;
     }
-    v = ws_hdr(hb, end, "Sec-WebSocket-Extensions", &vl);
-    if (v && vl) {
+    /* RFC 6455 sections 11.3.3 and 11.3.4: neither may appear twice in a
+     * response (which of two would count is anyone's guess). */
+    size_t dl;
+    if (ws_hdr_nth(hb, end, "Sec-WebSocket-Accept", 1, &dl) ||
+        ws_hdr_nth(hb, end, "Sec-WebSocket-Protocol", 1, &dl)) {
+        loom__ws_fail(ws, 0, true, "handshake: Sec-WebSocket-%s appears more than once",
+                      ws_hdr_nth(hb, end, "Sec-WebSocket-Accept", 1, &dl) ? "Accept" : "Protocol");
+        return;
+    }
+    /* Extensions: every line, as one list (RFC 6455 section 9.1); an
+     * extension that was not offered fails the handshake (section 4.1). */
+    char exts[WS_HANDSHAKE_MAX];
+    vl = ws_hdr_list(hb, end, "Sec-WebSocket-Extensions", exts, sizeof exts);
+    v = exts;
+    if (vl) {
         loom_ws_deflate_params_t agreed;
         const loom_ws_opts *o = &ws->cls->o;
         int r = o->deflate ? loom_ws_deflate_check_response(v, vl, &o->deflate_opts, &agreed)

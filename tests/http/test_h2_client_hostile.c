@@ -11,12 +11,16 @@
  * FLOW_CONTROL_ERROR); RST_STREAM(NO_ERROR) before END_STREAM is an error
  * naming the bytes received; a header block that never ends (CONTINUATION
  * flood, CVE-2024-28182: the system's nghttp2 1.52 carries the fix) ends
- * the connection and the POST waiting beside it fails saying why. Skipped
- * without python3-hpack. */
+ * the connection and the POST waiting beside it fails saying why; floods of
+ * frames that carry nothing (empty or padding-only DATA, PRIORITY,
+ * WINDOW_UPDATE, unknown types) end the connection with
+ * GOAWAY(ENHANCE_YOUR_CALM), and a response with 1,800 such frames spread
+ * over more than a second is not one; an upload the server gives no window
+ * times out naming the request body. Skipped without python3-hpack. */
 #include "py_test.h"
 
 static const char *script =
-    "import socket, sys, threading, struct, time\n"
+    "import socket, sys, threading, struct, time, select\n"
     "try:\n"
     "    import hpack\n"
     "except ImportError:\n"
@@ -31,6 +35,29 @@ static const char *script =
     "        if not d: raise EOFError\n"
     "        b += d\n"
     "    return b\n"
+    "goaway = [None]; flooded = threading.Event()\n"
+    "def flood(s, sid, kind, enc):\n"
+    "    # Frames that carry nothing, until the client's GOAWAY (its code kept)\n"
+    "    flooded.clear(); goaway[0] = None\n"
+    "    one = {'data': frame(0, 0, sid), 'pad': frame(0, 8, sid, bytes([3]) + b'abc'),\n"
+    "           'prio': frame(2, 0, sid, bytes(5)), 'wu': frame(8, 0, 0, bytes([0, 0, 0, 1])),\n"
+    "           'unk': frame(0x20, 0, 0, b'xx'), 'eos': frame(0, 1, sid),\n"
+    "           'hdrs': frame(1, 4, sid, enc.encode([(':status', '100')]))}[kind] * 100\n"
+    "    buf = b''; t0 = time.time()\n"
+    "    while goaway[0] is None and time.time() - t0 < 20:\n"
+    "        try: s.sendall(one)\n"
+    "        except OSError: t0 = 0\n"
+    "        while goaway[0] is None:\n"
+    "            if not select.select([s], [], [], 0 if t0 else 1)[0]: break\n"
+    "            try: d = s.recv(65536)\n"
+    "            except OSError: d = b''\n"
+    "            if not d: t0 = 0; break\n"
+    "            buf += d\n"
+    "            while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], 'big'):\n"
+    "                n = int.from_bytes(buf[:3], 'big')\n"
+    "                if buf[3] == 7: goaway[0] = int.from_bytes(buf[13:17], 'big')\n"
+    "                buf = buf[9 + n:]\n"
+    "    flooded.set()\n"
     "def serve(s):\n"
     "    conns[0] += 1\n"
     "    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)\n"
@@ -67,6 +94,19 @@ static const char *script =
     "                b = str(conns[0]).encode()\n"
     "                hdrs(sid, [(':status', '200'), ('content-length', str(len(b)))])\n"
     "                s.sendall(frame(0, 1, sid, b))\n"
+    "            elif path.startswith('/flood-'):\n"
+    "                hdrs(sid, [(':status', '200')])\n"
+    "                flood(s, sid, path[7:], enc)\n"
+    "            elif path == '/goaway':\n"
+    "                flooded.wait(5)\n"
+    "                b = str(goaway[0]).encode()\n"
+    "                hdrs(sid, [(':status', '200'), ('content-length', str(len(b)))])\n"
+    "                s.sendall(frame(0, 1, sid, b))\n"
+    "            elif path == '/empties':\n"
+    "                hdrs(sid, [(':status', '200')])\n"
+    "                s.sendall(frame(0, 0, sid) * 900 + frame(6, 0, 0, b'p' * 8) * 90)\n"
+    "                time.sleep(1.1)\n"
+    "                s.sendall(frame(2, 0, sid, bytes(5)) * 900 + frame(0, 1, sid, b'ok'))\n"
     "            elif path == '/cont':\n"
     "                s.sendall(frame(1, 0, sid, enc.encode([(':status', '200')])))\n"
     "                blk = enc.encode([('x-a', 'b' * 100)]) * 100\n"
@@ -286,6 +326,72 @@ int main(void)
     hc_result_free(&a.r);
     hc_result_free(&b.r);
     CHECK_EQ(count_conns(), 2);
+
+    /* Floods of frames that carry nothing (the CVE-2019-9518 family):
+     * empty DATA without END_STREAM, DATA with padding only, PRIORITY,
+     * WINDOW_UPDATE and a type nghttp2 ignores unseen. Each kept the client
+     * at 100% CPU until a timeout; now more than 1,000 of them (1 MiB of
+     * unknown ones) within a second, with no progress, end the connection
+     * with GOAWAY(ENHANCE_YOUR_CALM) and the request fails naming the
+     * server. The server reads that GOAWAY: 11. (PING and SETTINGS floods
+     * are nghttp2's: more than 1,000 ACKs queued is a flood.) */
+    const char *floods[] = {"/flood-data", "/flood-pad", "/flood-prio", "/flood-wu", "/flood-unk"};
+    for (int i = 0; i < 5; i++) {
+        get(floods[i], &a, (loom_http_request_opts){.total_timeout_ms = 10000});
+        if (a.r.done != 2 || a.r.ev_kind != LOOM_EV_HTTP_ERROR || !strstr(a.r.msg, where) ||
+            !strstr(a.r.msg, "flooded by the server") || !strstr(a.r.msg, "ENHANCE_YOUR_CALM")) {
+            fprintf(stderr, "%s: done %d kind %d: %s\n", floods[i], a.r.done, a.r.ev_kind, a.r.msg);
+            exit(1);
+        }
+        hc_result_free(&a.r);
+        get("/goaway", &a, (loom_http_request_opts){0});
+        CHECK_EQ(a.r.done, 1);
+        CHECK_STR(a.r.body, "11");
+        hc_result_free(&a.r);
+    }
+    /* Frames that nghttp2 drops unseen on a stream that is gone: 1xx
+     * HEADERS past the 16 a request takes (it fails on that limit and loom
+     * resets the stream), then empty DATA with END_STREAM. The request
+     * waiting beside it on the connection fails with the flood. */
+    const char *gone[] = {"/flood-hdrs", "/flood-eos"};
+    for (int i = 0; i < 2; i++) {
+        start("/never", &b, (loom_http_request_opts){.method = "POST", .total_timeout_ms = 10000});
+        get(gone[i], &a, (loom_http_request_opts){.total_timeout_ms = 10000});
+        CHECK_EQ(a.r.done, i == 0 ? 2 : 1); /* the first END_STREAM ends it */
+        hc_run_until(loop, &b.r.done, 10000);
+        if (b.r.done != 2 || !strstr(b.r.msg, where) || !strstr(b.r.msg, "flooded by the server")) {
+            fprintf(stderr, "%s: done %d: %s\n", gone[i], b.r.done, b.r.msg);
+            exit(1);
+        }
+        hc_result_free(&a.r);
+        hc_result_free(&b.r);
+        get("/goaway", &a, (loom_http_request_opts){0});
+        CHECK_EQ(a.r.done, 1);
+        CHECK_STR(a.r.body, "11");
+        hc_result_free(&a.r);
+    }
+    /* An upload the server never opens the window for (it sends no
+     * WINDOW_UPDATE): the idle timeout names the request body, not the
+     * response. */
+    static char upload[1 << 20];
+    get("/never", &a,
+        (loom_http_request_opts){
+            .method = "PUT", .body = upload, .body_len = sizeof upload, .idle_timeout_ms = 200});
+    CHECK_EQ(a.r.done, 2);
+    CHECK_EQ(a.r.ev_kind, LOOM_EV_HTTP_TIMEOUT);
+    if (!strstr(a.r.msg, "write timeout after 200 ms sending the request body to") ||
+        !strstr(a.r.msg, where) || !strstr(a.r.msg, "no response yet")) {
+        fprintf(stderr, "stalled upload: %s\n", a.r.msg);
+        exit(1);
+    }
+    hc_result_free(&a.r);
+
+    /* Not a flood: 900 empty DATA frames and 90 PINGs, a second's pause,
+     * 900 PRIORITY frames, then the body. */
+    get("/empties", &a, (loom_http_request_opts){0});
+    CHECK_EQ(a.r.done, 1);
+    CHECK_STR(a.r.body, "ok");
+    hc_result_free(&a.r);
 
     hc_loop_done(loop);
     printf("h2 client hostile: ok\n");

@@ -181,6 +181,26 @@ int main(void)
     snprintf(s, sizeof s, "connect to 127.0.0.1:%d refused", ntohs(a.sin_port));
     expect(&r, 1, NULL, s);
 
+    /* Load mode: the stats line names the protocol that answered, and
+     * "none" when no request got an answer (it said HTTP/1.1 even when every
+     * HTTP/2 request had failed). */
+    snprintf(u, sizeof u, "http://127.0.0.1:%d/load", port);
+    run(&r, (const char *[]){"--parallel", "2", "--requests", "4", u, NULL});
+    expect(&r, 0, "requests: 4,", NULL);
+    expect(&r, 0, ", errors: 0, connections: ", NULL);
+    expect(&r, 0, ", version: HTTP/1.1\n", NULL);
+    snprintf(u, sizeof u, "http://127.0.0.1:%d/", ntohs(a.sin_port));
+    const char *const vers[] = {NULL, "--http2-prior-knowledge", "--http1.1"};
+    for (int i = 0; i < 3; i++) {
+        const char *args[8] = {"--parallel", "2", "--requests", "4"};
+        int k = 4;
+        if (vers[i])
+            args[k++] = vers[i];
+        args[k++] = u;
+        run(&r, args);
+        expect(&r, 1, ", version: none\n", "of 4 requests failed");
+    }
+
     hc_peer_stop(&peer);
     printf("http client fetch cli: ok\n");
     return 0;

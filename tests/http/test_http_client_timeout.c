@@ -1,7 +1,8 @@
 /* test_http_client_timeout.c - the four timeouts, each tripped by a slow
  * peer and each arriving as an http timeout: connect (a listener whose
  * backlog is full), first byte (a peer that reads the request and says
- * nothing), idle (a body that stalls halfway) and total (a body that trickles
+ * nothing), idle (a body that stalls halfway; an upload that stalls after an
+ * early answer, named as such) and total (a body that trickles
  * in steadily, so the idle timeout never fires). Fast answers with every
  * timeout set succeed.
  *
@@ -42,6 +43,26 @@ static void script(hc_peer *p, int fd, int index)
     }
     free(rd->body);
     free(rd);
+}
+
+/* Reads a request head and answers at once, the body unread (an early
+ * answer), then neither reads nor sends: the upload stalls. */
+static void early_script(hc_peer *p, int fd, int index)
+{
+    (void)p;
+    (void)index;
+    char buf[4096];
+    size_t n = 0;
+    while (n < sizeof buf - 1) {
+        ssize_t k = recv(fd, buf + n, 1, 0);
+        if (k <= 0)
+            return;
+        n++;
+        if (n >= 4 && memcmp(buf + n - 4, "\r\n\r\n", 4) == 0)
+            break;
+    }
+    hc_writes(fd, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789");
+    usleep(1200000);
 }
 
 static void expect_timeout(loom_loop_t *loop, const char *url, loom_http_request_opts o,
@@ -157,6 +178,23 @@ int main(void)
     expect_timeout(loop, u,
                    (loom_http_request_opts){.first_byte_timeout_ms = 1000, .idle_timeout_ms = 150},
                    150, 1000, "read timeout after 150 ms reading the response from 127.0.0.1:");
+    /* Idle while the body is still being sent (an early answer, then a
+     * server that reads nothing more): the message names the upload. */
+    if (!hv_h2()) {
+        hc_peer early;
+        hc_peer_start(&early, early_script, NULL);
+        snprintf(u, sizeof u, "http://127.0.0.1:%d/upload", early.port);
+        size_t big = 16u << 20;
+        char *body = malloc(big);
+        CHECK(body);
+        memset(body, 'b', big);
+        expect_timeout(loop, u,
+                       (loom_http_request_opts){
+                           .method = "PUT", .body = body, .body_len = big, .idle_timeout_ms = 150},
+                       150, 1000, "ms sending the request body to 127.0.0.1:");
+        free(body);
+        hc_peer_stop(&early);
+    }
     /* Total: 30 ms between bytes keeps the idle timeout quiet. */
     snprintf(u, sizeof u, "http://127.0.0.1:%d/trickle", peer.port);
     expect_timeout(loop, u,
@@ -183,7 +221,7 @@ int main(void)
     loom_http_client_stats_t st;
     loom_http_client_stats(loop, &st);
     CHECK_EQ(st.idle, 1);
-    CHECK_EQ(st.errors, 4);
+    CHECK_EQ(st.errors, hv_h2() ? 4 : 5);
 
     hc_loop_done(loop);
     test_too_many_values(peer.port);

@@ -607,6 +607,19 @@ static void test_hosts_file(void)
     CHECK_EQ(loom_run(loop, LOOM_RUN_DEFAULT), 0);
     CHECK_EQ(r.answers, 1);
     CHECK_STR(r.first, "::1");
+
+    /* The absolute name "localhost." is the same name (one trailing dot):
+     * /etc/hosts and RFC 6761 answer it too, at once, never DNS. */
+    const int fams[2] = {LOOM_DNS_INET, LOOM_DNS_INET6};
+    for (int i = 0; i < 2; i++) {
+        memset(&r, 0, sizeof r);
+        CHECK_OK(loom_dns_lookup(loop, "localhost.", fams[i], on_answer, &o, NULL));
+        t0 = now_ms();
+        CHECK_EQ(loom_run(loop, LOOM_RUN_DEFAULT), 0);
+        CHECK(now_ms() - t0 < 1000);
+        CHECK_EQ(r.answers, 1);
+        CHECK_STR(r.first, i == 0 ? "127.0.0.1" : "::1");
+    }
     test_loop_free_clean(loop);
 }
 

@@ -6,6 +6,8 @@
  *  - a longer name is cut to 255 bytes, as it always was;
  *  - the same 255-byte name against a certificate for localhost: the
  *    client's verify error names "name:port" whole;
+ *  - "localhost." (an absolute name): SNI "localhost", and the certificate
+ *    for localhost verifies;
  *  - garbage instead of a ClientHello from a plain client on 127.0.0.1, then
  *    on ::1: the server's tls error names the client's address and port
  *    ("[::1]:port" for IPv6);
@@ -187,6 +189,16 @@ int main(void)
     CHECK(strstr(cli_msg, want) != NULL);
     CHECK_EQ(srv_accepts, 2);
     srv_errs = 0; /* the server saw the client's alert */
+
+    /* An absolute name ("localhost.", one trailing dot) is the same name:
+     * SNI carries it without the dot (RFC 6066 section 3) and the
+     * certificate for localhost verifies. */
+    want_sni = "localhost";
+    connect_named(cctx, port, "localhost.");
+    run_until_closes(8);
+    CHECK_EQ(cli_errs, 1);
+    CHECK_EQ(srv_accepts, 3);
+    CHECK_EQ(cli_connects, 3);
 
     /* The server names a client by its address. */
     garbage(AF_INET, port, "tls handshake with 127.0.0.1:%d failed: ");

@@ -5,7 +5,9 @@
  * (unmasked by the script: a masked pong with the ping's payload, a close
  * with the right code), the websocket error event, and on_close's code,
  * once. The bad answers: a wrong Sec-WebSocket-Accept, a subprotocol or an
- * extension that was not offered, a redirect (not followed), no Upgrade,
+ * extension that was not offered (also on a second Sec-WebSocket-Extensions
+ * line, while one on a second line alone is agreed), Sec-WebSocket-Accept or
+ * -Protocol twice, a redirect (not followed), no Upgrade,
  * silence (the handshake timeout). The bad frames: masked server frames,
  * reserved bits, unknown opcodes, fragmented control frames, an orphan
  * continuation, invalid UTF-8 split across frames, a 1-byte close payload.
@@ -69,6 +71,27 @@ static const case_t cases[] = {
      0, NULL, 0, 1006, true},
     {"extension not offered", OK101 "Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n", NULL, 0,
      false, "", 0, NULL, 0, 1006, true},
+    /* Sec-WebSocket-Extensions on several lines is one list (RFC 6455
+     * section 9.1, erratum 3433): the extension on a second line is agreed
+     * (the compressed "Hello" of RFC 7692 section 7.2.3.1 decodes), and one
+     * that was not offered on a second line fails (section 4.1). */
+    {"deflate offered: the extension on a second line",
+     OK101 "Sec-WebSocket-Extensions:\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n",
+     F("\xc1\x07\xf2\x48\xcd\xc9\xc9\x07\x00\x88\x00"), true, "Hello|", 0, NULL, 0, 1005, false},
+    {"deflate offered: an unoffered extension on a second line",
+     OK101 "Sec-WebSocket-Extensions: permessage-deflate\r\nSec-WebSocket-Extensions: "
+           "x-webkit-other\r\n\r\n",
+     NULL, 0, false, "", 0, NULL, 0, 1006, true},
+    {"deflate offered: permessage-deflate twice over two lines",
+     OK101 "Sec-WebSocket-Extensions: permessage-deflate\r\nSec-WebSocket-Extensions: "
+           "permessage-deflate; server_no_context_takeover\r\n\r\n",
+     NULL, 0, false, "", 0, NULL, 0, 1006, true},
+    /* Sections 11.3.3 and 11.3.4: at most once in a response. */
+    {"Sec-WebSocket-Accept twice", OK101 "Sec-WebSocket-Accept: %s\r\n\r\n", NULL, 0, false, "", 0,
+     NULL, 0, 1006, true},
+    {"Sec-WebSocket-Protocol twice",
+     OK101 "Sec-WebSocket-Protocol: chat\r\nSec-WebSocket-Protocol: superchat\r\n\r\n", NULL, 0,
+     false, "", 0, NULL, 0, 1006, true},
     {"redirect not followed", "302 Found\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n",
      NULL, 0, false, "", 0, NULL, 0, 1006, true},
     {"no Upgrade",
@@ -129,7 +152,7 @@ static void *server_main(void *arg)
         }
         char out[1024];
         int hl = snprintf(out, sizeof out, "HTTP/1.1 ");
-        hl += snprintf(out + hl, sizeof out - (size_t)hl, c->answer, acc);
+        hl += snprintf(out + hl, sizeof out - (size_t)hl, c->answer, acc, acc); /* at most 2 %s */
         CHECK((size_t)hl + c->frames_len < sizeof out);
         if (c->frames_len)
             memcpy(out + hl, c->frames, c->frames_len);
@@ -234,6 +257,8 @@ int main(void)
         cur = i;
         opened = closed = nerr = 0;
         got_len = 0;
+        /* The cases named so offer permessage-deflate. */
+        o.deflate = strncmp(c->name, "deflate offered: ", 17) == 0;
         CHECK_OK(loom_ws_connect(loop, url, &o, NULL));
         CHECK_OK(loom_run(loop, LOOM_RUN_DEFAULT));
         while (srv_done <= i)

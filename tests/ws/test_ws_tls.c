@@ -2,7 +2,8 @@
  * (TLS stays in the socket), loom's client connects with wss:// and a
  * client context trusting the test CA: text, a 300 KB binary message (many
  * TLS records), a fragmented message, then the client closes with 1000 and
- * both sides report it once. Python's websockets then connects over wss
+ * both sides report it once; the same to wss://localhost.:PORT (an absolute
+ * name). Python's websockets then connects over wss
  * too. A client whose context does not trust the server's certificate gets
  * a tls error and on_close with 1006, and the server keeps serving. The loop
  * ends clean. */
@@ -113,6 +114,19 @@ int main(void)
     CHECK_EQ(c_got, 3);
     CHECK_EQ(c_code, 1000);
     CHECK_EQ(s_code, 1000);
+
+    /* The absolute name "localhost." (one trailing dot) is localhost: it
+     * resolves from /etc/hosts, and SNI and the certificate check use it
+     * without the dot. */
+    char url2[64];
+    snprintf(url2, sizeof url2, "wss://localhost.:%d/secure", port);
+    c_open = c_got = c_close = c_code = s_close = s_code = 0;
+    CHECK_OK(loom_ws_connect(loop, url2, &co, NULL));
+    while (c_close == 0 || s_close == 0)
+        CHECK(loom_run(loop, LOOM_RUN_ONCE) >= 0);
+    CHECK_EQ(c_open, 1);
+    CHECK_EQ(c_got, 3);
+    CHECK_EQ(c_code, 1000);
 
     /* A client that does not trust the certificate (a context of its own,
      * with the system's roots only). */

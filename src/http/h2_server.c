@@ -59,7 +59,8 @@ enum {
     LOOM__H2S_ANSWERED = 1u << 7, /* the final answer's head was submitted */
     LOOM__H2S_BAD = 1u << 8,      /* malformed (h2_check.c): reset, nothing more is read */
     LOOM__H2S_EXPECT = 1u << 9,   /* the request has an Expect field */
-    LOOM__H2S_BADEXP = 1u << 10   /* ... other than 100-continue */
+    LOOM__H2S_BADEXP = 1u << 10,  /* ... other than 100-continue */
+    LOOM__H2S_CRST = 1u << 11     /* the client reset it (RST_STREAM) */
 };
 
 typedef struct loom__h2stream {
@@ -117,9 +118,23 @@ struct loom__h2conn {
     uint32_t resets;       /* rapid reset: tokens left (see loom__h2_on_reset) */
     uint32_t hb_size;      /* what the last request's record grew to: the next one's first size */
     uint64_t reset_ms;     /* loop time of the last refill */
-    char *err;             /* why the connection ends, for its event: NULL until
-                            * there is a reason (loom__h2_why; idle connections
-                            * do not carry the buffer) */
+    /* The frame walker (loom__h2_feed): where the client's frames begin
+     * and end in its bytes, for the stream-state rules nghttp2 leaves
+     * out. */
+    uint32_t w_left;    /* payload bytes of the current frame still to pass */
+    uint32_t w_max;     /* the highest stream id a HEADERS frame opened */
+    uint32_t w_gap_lo;  /* the last ids the client skipped (never opened): */
+    uint32_t w_gap_hi;  /* [w_gap_lo, w_gap_hi], or lo > hi for none */
+    uint32_t closed[4]; /* streams closed lately: id, bit 31 if closed by the
+                         * client (its RST_STREAM, or its END_STREAM and the
+                         * answer's end); a ring from closed_at */
+    uint8_t closed_at;
+    uint8_t w_magic;    /* bytes of the client magic still to pass */
+    uint8_t w_have;     /* bytes of a frame's head in w_head */
+    uint8_t w_head[13]; /* a frame's head (and a PRIORITY's dependency) */
+    char *err;          /* why the connection ends, for its event: NULL until
+                         * there is a reason (loom__h2_why; idle connections
+                         * do not carry the buffer) */
 };
 
 static void loom__h2_flush(loom__h2conn *c);
@@ -758,6 +773,9 @@ static int loom__h2_on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, v
     if (f->hd.stream_id == 0)
         return 0;
     if (f->hd.type == NGHTTP2_RST_STREAM) {
+        loom__h2stream *rst = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
+        if (rst != NULL)
+            rst->flags |= LOOM__H2S_CRST; /* (nghttp2 closes it next) */
         loom__h2_on_reset(c, false);
         return 0;
     }
@@ -819,9 +837,16 @@ static int loom__h2_on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id
 
 static int loom__h2_on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void *ud)
 {
-    (void)code;
     (void)ng;
-    loom__h2stream *st = loom__h2_ostream(ud, id);
+    loom__h2conn *c = ud;
+    loom__h2stream *st = loom__h2_ostream(c, id);
+    /* Noted for the frames that may still come on it (loom__h2_feed): a
+     * stream the client closed (its RST_STREAM, or its END_STREAM and then
+     * the answer's, with no reset) gets none; one the server reset may
+     * (RFC 9113 section 5.1, "closed"). */
+    bool by_client = st != NULL && ((st->flags & LOOM__H2S_CRST) ||
+                                    ((st->flags & LOOM__H2S_IN_END) && code == NGHTTP2_NO_ERROR));
+    c->closed[c->closed_at++ & 3] = (uint32_t)id | (by_client ? UINT32_C(0x80000000) : 0);
     if (st == NULL)
         return 0;
     /* (nghttp2 destroys the stream when this returns: no closed streams
@@ -1342,6 +1367,8 @@ static loom__h2conn *loom__h2_make(loom_socket_t *s)
     nghttp2_session_set_local_window_size(c->ng, NGHTTP2_FLAG_NONE, 0,
                                           cw > INT32_MAX ? INT32_MAX : (int32_t)cw);
     c->settings = true;
+    c->w_magic = 24; /* NGHTTP2_CLIENT_MAGIC_LEN */
+    c->w_gap_lo = 1;
     return c;
 }
 
@@ -1393,6 +1420,7 @@ loom__h2conn *loom__h2_upgrade(loom_socket_t *s, const loom_http_request_t *rq,
     loom__queue_insert_tail(&c->streams, &st->node);
     c->nstreams++;
     c->preface = true;
+    c->w_max = 1;
     return c;
 
 fail_stream:
@@ -1415,6 +1443,156 @@ void loom__h2_upgrade_begin(loom__h2conn *c)
     loom__h2_flush(c);
 }
 
+/* Rules of stream states that nghttp2 1.52 does not apply, because loom
+ * keeps no closed streams and no RFC 7540 priority tree (section numbers
+ * are RFC 9113's):
+ * - DATA or HEADERS on a stream the client closed: after its RST_STREAM,
+ *   or after its END_STREAM once the answer is whole (5.1, "closed"); on
+ *   a stream the server reset, such frames are ignored (5.1: they may have
+ *   been on their way), as on a stream closed too long ago to be noted;
+ * - HEADERS on a stream id the client skipped: lower than one it opened
+ *   already (5.1.1);
+ * - PRIORITY on stream 0 (6.3), or making a stream depend on itself
+ *   (5.3.1).
+ * Each ends the connection with GOAWAY (STREAM_CLOSED, or PROTOCOL_ERROR)
+ * and names the stream. Returns 0 if the frame may go to nghttp2, or
+ * the error code. */
+/* loom__h2_frame_check's refusal: notes why and returns code, unless the
+ * connection is ending already (0: nghttp2 reads no more). */
+static uint32_t loom__h2_refuse(loom__h2conn *c, uint32_t code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static uint32_t loom__h2_refuse(loom__h2conn *c, uint32_t code, const char *fmt, ...)
+{
+    if (!nghttp2_session_want_read(c->ng))
+        return 0;
+    char why[LOOM__H2_WHY_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    loom__h2_why(c, false, "%s", why);
+    return code;
+}
+
+static uint32_t loom__h2_frame_check(loom__h2conn *c, const uint8_t *h, size_t have)
+{
+    uint32_t len = (uint32_t)h[0] << 16 | (uint32_t)h[1] << 8 | h[2];
+    uint8_t type = h[3];
+    uint32_t id =
+        ((uint32_t)h[5] << 24 | (uint32_t)h[6] << 16 | (uint32_t)h[7] << 8 | h[8]) & 0x7fffffffu;
+    if (type == NGHTTP2_PRIORITY) {
+        if (id == 0) {
+            return loom__h2_refuse(c, NGHTTP2_PROTOCOL_ERROR, "PRIORITY on stream 0");
+        }
+        if (len == 5 && have >= 13 &&
+            (((uint32_t)h[9] << 24 | (uint32_t)h[10] << 16 | (uint32_t)h[11] << 8 | h[12]) &
+             0x7fffffffu) == id) {
+            return loom__h2_refuse(c, NGHTTP2_PROTOCOL_ERROR, "stream %u depends on itself", id);
+        }
+        return 0;
+    }
+    if ((type != NGHTTP2_DATA && type != NGHTTP2_HEADERS) || id == 0 || !(id & 1))
+        return 0; /* nghttp2's own rules */
+    if (id > c->w_max) {
+        if (type == NGHTTP2_HEADERS) {
+            if (id > c->w_max + 2) {
+                c->w_gap_lo = c->w_max + 2;
+                c->w_gap_hi = id - 2;
+            }
+            c->w_max = id;
+        }
+        return 0; /* a new stream, or DATA on an idle one (nghttp2's) */
+    }
+    if (type == NGHTTP2_HEADERS && id >= c->w_gap_lo && id <= c->w_gap_hi) {
+        return loom__h2_refuse(c, NGHTTP2_PROTOCOL_ERROR,
+                               "HEADERS on stream %u, after a higher one was opened", id);
+    }
+    if (nghttp2_session_find_stream(c->ng, (int32_t)id) != NULL)
+        return 0; /* open, or half-closed: nghttp2's */
+    for (int i = 0; i < 4; i++) {
+        if ((c->closed[i] & 0x7fffffffu) == id) {
+            if (!(c->closed[i] & 0x80000000u))
+                return 0;
+            return loom__h2_refuse(c, NGHTTP2_STREAM_CLOSED,
+                                   "%s on stream %u after the client closed it",
+                                   type == NGHTTP2_DATA ? "DATA" : "HEADERS", id);
+        }
+    }
+    return 0;
+}
+
+/* Gives buf[0..len) to nghttp2, walking its frames on the way for
+ * loom__h2_frame_check. A frame that may find a stream in another state
+ * than before the bytes ahead of it (after an RST_STREAM or an END_STREAM
+ * among them) is checked once those are given. Returns what
+ * nghttp2_session_mem_recv does; the caller checks c->dead. */
+static ssize_t loom__h2_feed(loom__h2conn *c, const uint8_t *buf, size_t len)
+{
+    size_t i = 0, fed = 0;
+    bool moved = false; /* bytes not fed yet may close a stream */
+    while (i < len) {
+        if (c->w_magic > 0 || c->w_left > 0) {
+            size_t k = len - i;
+            if (c->w_magic > 0) {
+                if (k > c->w_magic)
+                    k = c->w_magic;
+                c->w_magic = (uint8_t)(c->w_magic - k);
+            } else {
+                if (k > c->w_left)
+                    k = c->w_left;
+                c->w_left -= (uint32_t)k;
+            }
+            i += k;
+            continue;
+        }
+        size_t start = i > c->w_have ? i - c->w_have : 0; /* where the head began here */
+        size_t need = 9;
+        if (c->w_have >= 9 && c->w_head[3] == NGHTTP2_PRIORITY && c->w_head[2] == 5 &&
+            c->w_head[1] == 0 && c->w_head[0] == 0)
+            need = 13;
+        size_t k = need - c->w_have;
+        if (k > len - i)
+            k = len - i;
+        memcpy(c->w_head + c->w_have, buf + i, k);
+        c->w_have = (uint8_t)(c->w_have + k);
+        i += k;
+        if (c->w_have < need)
+            continue;
+        if (need == 9 && c->w_head[3] == NGHTTP2_PRIORITY && c->w_head[2] == 5 &&
+            c->w_head[1] == 0 && c->w_head[0] == 0)
+            continue; /* and its dependency */
+        const uint8_t *h = c->w_head;
+        uint32_t flen = (uint32_t)h[0] << 16 | (uint32_t)h[1] << 8 | h[2];
+        c->w_left = flen - (uint32_t)(c->w_have - 9);
+        c->w_have = 0;
+        uint8_t type = h[3];
+        bool existing = type == NGHTTP2_DATA || type == NGHTTP2_HEADERS;
+        if (existing && moved && start > fed) {
+            /* The state of the streams before this frame. */
+            ssize_t r = nghttp2_session_mem_recv(c->ng, buf + fed, start - fed);
+            if (r < 0 || c->dead)
+                return r;
+            fed = start;
+            moved = false;
+        }
+        uint32_t code = loom__h2_frame_check(c, h, need);
+        if (code != 0) {
+            if (start > fed) {
+                ssize_t r = nghttp2_session_mem_recv(c->ng, buf + fed, start - fed);
+                if (r < 0 || c->dead)
+                    return r;
+            }
+            nghttp2_session_terminate_session(c->ng, code);
+            return (ssize_t)len;
+        }
+        if (type == NGHTTP2_RST_STREAM || (existing && (h[4] & NGHTTP2_FLAG_END_STREAM)))
+            moved = true;
+    }
+    if (fed == len)
+        return (ssize_t)len;
+    return nghttp2_session_mem_recv(c->ng, buf + fed, len - fed);
+}
+
 void loom__h2_read(loom__h2conn *c, char *buf, size_t len)
 {
     if (c->dead)
@@ -1422,7 +1600,7 @@ void loom__h2_read(loom__h2conn *c, char *buf, size_t len)
     loom_socket_t *s = c->s;
     loom__h2arena_touch(c->srv->sl->h2_arena, c->slot);
     c->busy++;
-    ssize_t r = nghttp2_session_mem_recv(c->ng, (const uint8_t *)buf, len);
+    ssize_t r = loom__h2_feed(c, (const uint8_t *)buf, len);
     if (loom__h2_leave(c))
         return;
     if (r < 0) {

@@ -123,8 +123,8 @@ def main():
         p.start()
         p.request(1, "/")
         print("status", p.response(1)[0])
-        # The server keeps no closed stream: the late frame is ignored
-        # (RFC 9113 section 5.1) and the connection goes on.
+        # The client closed stream 1 itself: a late frame on it is a
+        # connection error STREAM_CLOSED (RFC 9113 section 5.1).
         p.send(frame(DATA, END_STREAM, 1, b"late"))
         p.request(3, "/")
         st, body, err = p.response(3)

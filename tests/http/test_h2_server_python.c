@@ -147,10 +147,11 @@ int main(void)
     hs_expect_in(events, "bad connection preface");
     hs_expect_in(events, "http2 client 127.0.0.1:");
 
-    /* DATA on a closed stream: ignored (closed streams are not kept), the
-     * connection serves the next request. */
+    /* DATA on a stream the client closed (its END_STREAM, then the
+     * answer's): a connection error STREAM_CLOSED (RFC 9113 section 5.1). */
     peer(loop, "closed_stream", out, sizeof out);
-    hs_expect_in(out, "status 200\nstatus 200 None\n");
+    hs_expect_in(out, "status 200\nstatus None goaway 5");
+    hs_expect_in(events, "DATA on stream 1 after the client closed it");
 
     peer(loop, "window", out, sizeof out);
     hs_expect_in(out, "goaway 3 eof");

@@ -1270,46 +1270,73 @@ static size_t h2_guard(h2c *h, const char *buf, size_t len)
     return len;
 }
 
+/* Gives p[0..n) to nghttp2, then applies the flood guard's verdict.
+ * Returns false when the connection ended or the session went away. */
+static bool h2_give(hc_conn *c, h2c *h, const uint8_t *p, size_t n)
+{
+    h->busy++;
+    c->in_read++;
+    ssize_t rv = nghttp2_session_mem_recv(h->sess, p, n);
+    c->in_read--;
+    if (h2_leave(h))
+        return false;
+    if (c->dead)
+        return false;
+    if (rv < 0) {
+        h2_flush(c); /* nghttp2's GOAWAY, if it made one */
+        h2_fatal(c, LOOM_EPROTOCOL, "protocol error: %s", nghttp2_strerror((int)rv));
+        return false;
+    }
+    if (h->idle_frames > H2_MAX_IDLE_FRAMES) {
+        uint8_t type = h->fr_hd[3];
+        h->flooded = 1;
+        char why[sizeof h->err];
+        snprintf(why, sizeof why,
+                 "flooded by the server: more than %d frames that carry nothing (the last: "
+                 "%s%s) within a second; sent GOAWAY (ENHANCE_YOUR_CALM)",
+                 H2_MAX_IDLE_FRAMES, type == NGHTTP2_DATA ? "empty " : "", h2_frame_name(type));
+        snprintf(h->err, sizeof h->err, "%s", why);
+        (void)nghttp2_session_terminate_session(h->sess, NGHTTP2_ENHANCE_YOUR_CALM);
+        h2_flush(c); /* the GOAWAY */
+        h2_fatal(c, LOOM_EPROTOCOL, "%s", why);
+        return false;
+    }
+    return true;
+}
+
 static void h2_read(hc_conn *c, char *buf, size_t len)
 {
     h2c *h = h2_of(c);
     if (h == NULL || h->sess == NULL || c->dead || h->flooded)
         return;
+    /* A frame header cut by the end of a read is held back (h2_guard keeps
+     * it in fr_hd) and given whole once the rest comes: nghttp2 1.52 counts
+     * a CONTINUATION against max_continuations once per call that sees part
+     * of its header, so a header arriving in pieces (TCP segments, TLS
+     * records) would count several times and end a well-formed block. */
+    size_t off = 0;
+    if (h->fr_hn > 0) {
+        uint8_t hd[9];
+        size_t have = h->fr_hn, k = 9 - have < len ? 9 - have : len;
+        memcpy(hd, h->fr_hd, have);
+        memcpy(hd + have, buf, k);
+        size_t n = h2_guard(h, buf, k); /* completes the header, or keeps it */
+        if (have + k < 9)
+            return;
+        if (!h2_give(c, h, hd, 9))
+            return;
+        off = n;
+    }
     /* nghttp2 gets the bytes a piece at a time: up to where the frames that
      * carry nothing would be too many, so that the progress its callbacks
      * find there (which zeroes idle_frames) counts before the guard
      * decides. */
-    size_t off = 0;
     while (off < len) {
         size_t n = h2_guard(h, buf + off, len - off);
-        h->busy++;
-        c->in_read++;
-        ssize_t rv = nghttp2_session_mem_recv(h->sess, (const uint8_t *)buf + off, n);
-        c->in_read--;
-        if (h2_leave(h))
+        size_t give = n - (off + n == len ? h->fr_hn : 0);
+        if (give > 0 && !h2_give(c, h, (const uint8_t *)buf + off, give))
             return;
-        if (c->dead)
-            return;
-        if (rv < 0) {
-            h2_flush(c); /* nghttp2's GOAWAY, if it made one */
-            h2_fatal(c, LOOM_EPROTOCOL, "protocol error: %s", nghttp2_strerror((int)rv));
-            return;
-        }
         off += n;
-        if (h->idle_frames > H2_MAX_IDLE_FRAMES) {
-            uint8_t type = h->fr_hd[3];
-            h->flooded = 1;
-            char why[sizeof h->err];
-            snprintf(why, sizeof why,
-                     "flooded by the server: more than %d frames that carry nothing (the last: "
-                     "%s%s) within a second; sent GOAWAY (ENHANCE_YOUR_CALM)",
-                     H2_MAX_IDLE_FRAMES, type == NGHTTP2_DATA ? "empty " : "", h2_frame_name(type));
-            snprintf(h->err, sizeof h->err, "%s", why);
-            (void)nghttp2_session_terminate_session(h->sess, NGHTTP2_ENHANCE_YOUR_CALM);
-            h2_flush(c); /* the GOAWAY */
-            h2_fatal(c, LOOM_EPROTOCOL, "%s", why);
-            return;
-        }
     }
     h2_flush(c);
 }

@@ -1528,7 +1528,7 @@ static uint32_t loom__h2_frame_check(loom__h2conn *c, const uint8_t *h, size_t h
  * nghttp2_session_mem_recv does; the caller checks c->dead. */
 static ssize_t loom__h2_feed(loom__h2conn *c, const uint8_t *buf, size_t len)
 {
-    size_t i = 0, fed = 0;
+    size_t i = 0, fed = 0, hold = 0;
     bool moved = false; /* bytes not fed yet may close a stream */
     while (i < len) {
         if (c->w_magic > 0 || c->w_left > 0) {
@@ -1545,7 +1545,11 @@ static ssize_t loom__h2_feed(loom__h2conn *c, const uint8_t *buf, size_t len)
             i += k;
             continue;
         }
-        size_t start = i > c->w_have ? i - c->w_have : 0; /* where the head began here */
+        /* Where the head began here; a head begun in an earlier read
+         * (carried) has its first bytes only in w_head. */
+        bool carried = c->w_have > i;
+        size_t start = carried ? 0 : i - c->w_have;
+        hold = start;
         size_t need = 9;
         if (c->w_have >= 9 && c->w_head[3] == NGHTTP2_PRIORITY && c->w_head[2] == 5 &&
             c->w_head[1] == 0 && c->w_head[0] == 0)
@@ -1585,12 +1589,26 @@ static ssize_t loom__h2_feed(loom__h2conn *c, const uint8_t *buf, size_t len)
             nghttp2_session_terminate_session(c->ng, code);
             return (ssize_t)len;
         }
+        if (carried) {
+            /* Everything before it was given: the head goes whole. */
+            ssize_t r = nghttp2_session_mem_recv(c->ng, h, need);
+            if (r < 0 || c->dead)
+                return r;
+            fed = i;
+        }
         if (type == NGHTTP2_RST_STREAM || (existing && (h[4] & NGHTTP2_FLAG_END_STREAM)))
             moved = true;
     }
-    if (fed == len)
+    /* A head cut by the end of the bytes is held back in w_head and given
+     * whole with the next read: nghttp2 1.52 counts a CONTINUATION against
+     * its limit (max_continuations) once per call that sees part of its
+     * head, so a head arriving in pieces (TCP segments, TLS records) would
+     * count several times and end a well-formed header block. */
+    size_t end = c->w_have > 0 ? hold : len;
+    if (fed >= end)
         return (ssize_t)len;
-    return nghttp2_session_mem_recv(c->ng, buf + fed, len - fed);
+    ssize_t r = nghttp2_session_mem_recv(c->ng, buf + fed, end - fed);
+    return r < 0 ? r : (ssize_t)len;
 }
 
 void loom__h2_read(loom__h2conn *c, char *buf, size_t len)

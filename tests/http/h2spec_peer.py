@@ -536,6 +536,17 @@ def _(c):
     c.send(fr(HEADERS, ES, 1, h[:2]) + fr(CONT, 0, 1, h[2:4]) + fr(CONT, EH, 1, h[4:]))
 
 
+@case("6.10/1b CONTINUATION heads arriving a byte at a time", "headers", 1)
+def _(c):
+    h = hb(extra=[("x-a", "b" * 30)])
+    b = fr(HEADERS, ES, 1, h[:4])
+    for i in range(4, len(h), 8):
+        b += fr(CONT, EH if i + 8 >= len(h) else 0, 1, h[i:i + 8])
+    for i in range(len(b)):  # every read sees a piece of a frame head
+        c.s.sendall(b[i:i + 1])
+        time.sleep(0.001)
+
+
 @case("6.10/2 CONTINUATION after END_HEADERS", "conn", {PROTOCOL})
 def _(c):
     c.send(fr(HEADERS, EH, 1, hb("/", "POST")) + fr(CONT, EH, 1, hb()))

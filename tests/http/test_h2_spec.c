@@ -31,6 +31,12 @@ static void on_request(loom_http_req_t *req, void *data)
     CHECK_OK(loom_http_respond(req, 200, NULL, body, sizeof body - 1));
 }
 
+static void on_event(const loom_event_t *ev, void *data)
+{
+    (void)data;
+    fprintf(stderr, "server event: %s\n", ev->msg);
+}
+
 static void run_peer(loom_loop_t *loop, const char *how, const char *ca)
 {
     char script[256], port[16], ca_copy[200], out[32768];
@@ -61,8 +67,9 @@ int main(void)
         TEST_SKIP("python3-hpack is missing");
     loom_loop_t *loop = test_loop_new();
 
-    CHECK_OK(loom_http_server(loop, "127.0.0.1", 0, on_request,
-                              &(loom_http_server_opts){.http2 = {.h2c = true}}, &srv));
+    CHECK_OK(loom_http_server(
+        loop, "127.0.0.1", 0, on_request,
+        &(loom_http_server_opts){.on_event = on_event, .http2 = {.h2c = true}}, &srv));
     run_peer(loop, NULL, NULL);
     CHECK(nreq > 0);
     run_peer(loop, "--split", NULL);
@@ -70,7 +77,7 @@ int main(void)
 
     loom_tls_ctx_t *tls = tls_server_ctx("server", NULL);
     CHECK_OK(loom_http_server(loop, "127.0.0.1", 0, on_request,
-                              &(loom_http_server_opts){.tls = tls}, &srv));
+                              &(loom_http_server_opts){.tls = tls, .on_event = on_event}, &srv));
     run_peer(loop, "--split", tls_path("ca.pem"));
     hs_close_server(loop, srv);
     loom_tls_ctx_free(tls);

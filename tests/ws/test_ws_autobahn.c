@@ -11,10 +11,10 @@
  *    codes (every valid one echoed, every invalid one 1002), the limits
  *    (1009), masking, permessage-deflate negotiation (window bits 8-15 both
  *    ways, no context takeover; the server's messages are inflated with
- *    exactly the window it agreed to) with compressed and fragmented echoes,
- *    bad offers declined, RSV1 misuse, a bomb, and the opening handshake's
- *    refusals (400, and 426 with Sec-WebSocket-Version, Upgrade and
- *    Connection: upgrade).
+ *    exactly the window it agreed to) with compressed and fragmented echoes
+ *    (also cut at any byte into small frames), bad offers declined, RSV1 misuse, a bomb, and the
+ * opening handshake's refusals (400, and 426 with Sec-WebSocket-Version, Upgrade and Connection:
+ * upgrade).
  * 2. The peer as the server (Autobahn's fuzzingserver) for loom's client,
  *    one connection per case: echoes (masked), pongs, the close codes the
  *    client answers or fails with, the 101s it must refuse (bad Accept,

@@ -189,6 +189,17 @@ def read_head(p):
     return head
 
 
+def split_z(op, msg, fs, mask):
+    """A message compressed whole (window 15), its bytes cut into fs-byte
+    frames at any point (Autobahn's autoFragmentSize), not at flush
+    boundaries."""
+    comp = zlib.compressobj(6, zlib.DEFLATED, -15)
+    z = (comp.compress(msg) + comp.flush(zlib.Z_SYNC_FLUSH))[:-4]
+    pieces = [z[i:i + fs] for i in range(0, len(z), fs)]
+    return b"".join(frame(op if i == 0 else 0, pc, fin=(i == len(pieces) - 1),
+                          rsv=4 if i == 0 else 0, mask=mask) for i, pc in enumerate(pieces))
+
+
 def echoed(c, op, data, timeout=5.0):
     return c.message(timeout) == (0x80 | op, data)
 
@@ -635,6 +646,18 @@ def server_cases(maxmsg):
                 c.send(c.f(1, b"plain"))  # an uncompressed message still works
                 return echoed(c, 1, b"plain") and normal_close(c), c.ext
         mk()
+    @scase("12 compressed messages cut into 1-, 3-, 256- and 1000-byte frames",
+           ext=b"permessage-deflate; server_no_context_takeover; client_no_context_takeover")
+    def _(c):
+        c.zin = (15, False)
+        for fs in (1, 3, 256, 1000):
+            for msg in (b"Hello " * 20000, b"\xff" + os.urandom(20000), b"abc"):
+                op = 2 if msg[:1] == b"\xff" else 1
+                c.send(split_z(op, msg, fs, True))
+                if not echoed(c, op, msg, 10):
+                    return False, "%d bytes in %d-byte frames" % (len(msg), fs)
+        return normal_close(c)
+
     for off in (b"permessage-deflate; server_max_window_bits=7",
                 b"permessage-deflate; server_max_window_bits=16",
                 b"permessage-deflate; server_max_window_bits",
@@ -983,6 +1006,17 @@ def client_cases():
     zcase("a quoted value", b'permessage-deflate; client_max_window_bits="10"', cw=10)
 
     PMD = lambda a: ok101(a, b"Sec-WebSocket-Extensions: permessage-deflate\r\n")  # noqa: E731
+
+    @ccase("12 compressed messages cut into 1-, 3- and 256-byte frames", head=PMD)
+    def _(p):
+        p.zin = (15, True)
+        for fs in (1, 3, 256):
+            for msg in (b"Hello " * 20000, b"\xff" + os.urandom(20000)):
+                op = 2 if msg[:1] == b"\xff" else 1
+                p.send(split_z(op, msg, fs, False))
+                if not echoed(p, op, msg):
+                    return False, "%d bytes in %d-byte frames" % (len(msg), fs)
+        return close_ok(p)
 
     @ccase("13 RSV1 on a ping -> 1002", head=PMD)
     def _(p):

@@ -538,7 +538,7 @@ def server_cases(maxmsg):
         c.send(c.f(1, d))
         return echoed(c, 1, d, 10) and normal_close(c)
 
-    @scase("9 binary at the limit in 4096-byte frames, 1000-byte writes")
+    @scase("9 binary at the limit in 4096-byte frames, 65536-byte writes")
     def _(c):
         d = os.urandom(maxmsg)
         w = b"".join(c.f(2 if i == 0 else 0, d[i:i + 4096], fin=(i + 4096 >= maxmsg))

@@ -738,6 +738,8 @@ def handshake_cases(port):
     hs = [("accepted", req(), 101),
           ("Connection as a list", req(conn=b"keep-alive, Upgrade"), 101),
           ("Connection on two lines", req(conn=b"keep-alive\r\nConnection: Upgrade"), 101),
+          # RFC 9110 section 5.3: the lines of a list field are one list.
+          ("Upgrade on two lines", req(upgrade=b"foo\r\nUpgrade: websocket"), 101),
           ("tokens in other cases", req(conn=b"UPGRADE", upgrade=b"WebSocket"), 101),
           ("no key", req(k=None), 400),
           ("key of 15 bytes", req(k=base64.b64encode(b"x" * 15)), 400),

@@ -429,7 +429,10 @@ LOOM_EXTERN int loom_ws_deflate_offer(const loom_ws_deflate_opts_t *client, char
  * (server_no_context_takeover, client_no_context_takeover,
  * server_max_window_bits) are accepted and are in *agreed; a
  * server_no_context_takeover the client asked for but the server left out
- * is accepted too (the server keeps its context; decoding is the same). */
+ * is accepted too (the server keeps its context; decoding is the same). A
+ * client_no_context_takeover the client offered is in *agreed whether or
+ * not the server answered it (RFC 7692 section 7.1.1.2: the offer says the
+ * client will not use context takeover). */
 LOOM_EXTERN int loom_ws_deflate_check_response(const char *value, size_t len,
                                                const loom_ws_deflate_opts_t *client,
                                                loom_ws_deflate_params_t *agreed);

@@ -178,14 +178,24 @@ static long loom__hresp_head(loom_http_req_t *req, const loom__hhead *hd, size_t
     } else if (req->flags & LOOM__H1R_CHUNKED) {
         o = loom__put(o, "Transfer-Encoding: chunked\r\n", 28);
     }
-    if (LOOM__UNLIKELY(hd->status == 101))
+    if (LOOM__UNLIKELY(hd->status == 101)) {
         o = loom__put(o, "Connection: upgrade\r\n\r\n", 23);
-    else if (req->flags & LOOM__HR_CLOSE)
+    } else if (LOOM__UNLIKELY(sc->upgrade)) {
+        /* An Upgrade field (a 426) goes with the upgrade option (RFC 9110
+         * section 7.8), so that intermediaries do not forward it. */
+        o = loom__put(o, "Connection: upgrade", 19);
+        if (req->flags & LOOM__HR_CLOSE)
+            o = loom__put(o, ", close", 7);
+        else if (req->rq.minor_version == 0)
+            o = loom__put(o, ", keep-alive", 12);
+        o = loom__put(o, "\r\n\r\n", 4);
+    } else if (req->flags & LOOM__HR_CLOSE) {
         o = loom__put(o, "Connection: close\r\n\r\n", 21);
-    else if (req->rq.minor_version == 0)
+    } else if (req->rq.minor_version == 0) {
         o = loom__put(o, "Connection: keep-alive\r\n\r\n", 26);
-    else
+    } else {
         o = loom__put(o, "\r\n", 2);
+    }
     sl->olen = (size_t)(o - sl->obuf);
     return (long)start;
 }

@@ -76,6 +76,7 @@ typedef struct {
     int64_t app_cl;  /* Content-Length given, or -1 */
     bool has_date;   /* a Date was given */
     bool conn_close; /* Connection: close was given */
+    bool upgrade;    /* an Upgrade field was given (Connection gets the option) */
     unsigned n;      /* fields seen so far (across both lists) */
     struct {
         uint32_t nl, vl;

@@ -251,6 +251,7 @@ static inline void loom__hscan_init(loom__hscan *sc)
     sc->app_cl = -1;
     sc->has_date = false;
     sc->conn_close = false;
+    sc->upgrade = false;
     sc->n = 0;
 }
 
@@ -297,6 +298,10 @@ static int loom__hdr_scan(const char *const *h, loom__hscan *sc)
             sc->len += nl + vl + 4;
             break;
         default:
+            /* RFC 9110 section 7.8: a sender of Upgrade (a 426 must send
+             * one) also sends the "upgrade" connection option. */
+            if (nl == 7 && strncasecmp(name, "upgrade", 7) == 0)
+                sc->upgrade = true;
             sc->len += nl + vl + 4;
             break;
         }

@@ -346,6 +346,12 @@ int loom_ws_deflate_check_response(const char *value, size_t len,
         return LOOM_WS_ERR_EXTENSION;
     if (!a.client_max_window_bits && client->client_max_window_bits)
         a.client_max_window_bits = client->client_max_window_bits; /* our own cap */
+    /* RFC 7692 section 7.1.1.2: offering client_no_context_takeover tells
+     * the server that the client will not use context takeover even if the
+     * response leaves the parameter out; so the client's compressor is reset
+     * per message whatever the answer (what the option promises). */
+    if (client->client_no_context_takeover)
+        a.client_no_context_takeover = 1;
     if (client->server_max_window_bits &&
         (!a.server_max_window_bits || a.server_max_window_bits > client->server_max_window_bits))
         return LOOM_WS_ERR_EXTENSION;

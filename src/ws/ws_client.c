@@ -212,6 +212,20 @@ static const char *ws_hdr(const char *p, const char *end, const char *name, size
     return ws_hdr_nth(p, end, name, 0, vlen);
 }
 
+/* Whether any line of the list field `name` holds `token` (RFC 9110
+ * section 5.3: a list field may be split over several lines, and they mean
+ * their concatenation, so "Connection: keep-alive" then "Connection:
+ * Upgrade" carries the upgrade option). */
+static bool ws_hdr_has_token(const char *p, const char *end, const char *name, const char *token)
+{
+    size_t vl;
+    const char *v;
+    for (int i = 0; (v = ws_hdr_nth(p, end, name, i, &vl)) != NULL; i++)
+        if (loom_http_token_list_has(v, vl, token))
+            return true;
+    return false;
+}
+
 /* A list field (RFC 9110 section 5.3; RFC 6455 section 9.1 and erratum
  * 3433 for Sec-WebSocket-Extensions in the 101): every line of `name`, the
  * empty ones skipped, joined with ", " into out[0..size) (the header block
@@ -271,13 +285,14 @@ void loom__ws_client_read(loom_ws_t *ws, const char *p, size_t n)
     const char *line = memchr(b, '\n', hend);
     const char *hb = line ? line + 1 : end;
     size_t vl;
-    const char *v = ws_hdr(hb, end, "Upgrade", &vl);
-    if (v == NULL || !loom_http_token_list_has(v, vl, "websocket")) {
+    const char *v;
+    /* Section 4.1, points 2 and 3; either field may be a list split over
+     * several lines. */
+    if (!ws_hdr_has_token(hb, end, "Upgrade", "websocket")) {
         loom__ws_fail(ws, 0, true, "handshake: no Upgrade: websocket");
         return;
     }
-    v = ws_hdr(hb, end, "Connection", &vl);
-    if (v == NULL || !loom_http_token_list_has(v, vl, "upgrade")) {
+    if (!ws_hdr_has_token(hb, end, "Connection", "upgrade")) {
         loom__ws_fail(ws, 0, true, "handshake: no Connection: upgrade");
         return;
     }

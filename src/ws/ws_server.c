@@ -119,6 +119,19 @@ static const char *ws_header_list(loom_http_req_t *req, const char *name, size_t
     return b;
 }
 
+/* Whether any line of the list field `name` holds `token` (RFC 9110 section
+ * 5.3: lines of a list field mean their concatenation, so "Upgrade: foo"
+ * then "Upgrade: websocket" asks for websocket). */
+static bool ws_req_has_token(loom_http_req_t *req, const char *name, const char *token)
+{
+    size_t nh, pos = 0;
+    const loom_http_header_t *hs = loom_http_req_headers(req, &nh), *h;
+    while ((h = loom_http_header_find(hs, nh, name, &pos)) != NULL)
+        if (loom_http_token_list_has(h->value, h->value_len, token))
+            return true;
+    return false;
+}
+
 /* The first protocol of `mine` that the client offers. */
 static const char *ws_pick(const char *const *mine, const char *offered, size_t len)
 {
@@ -148,8 +161,7 @@ int loom_ws_accept(loom_http_req_t *req, const loom_ws_opts *opts, loom_ws_t **o
      * no RFC 8441 extended CONNECT: the client must use HTTP/1.1. */
     if (loom_http_req_version(req) >= 20)
         return ws_refuse(req, 400, "websocket: not offered over HTTP/2; use HTTP/1.1\n");
-    v = loom_http_req_header(req, "Upgrade", &n);
-    if (v == NULL || !loom_http_token_list_has(v, n, "websocket"))
+    if (!ws_req_has_token(req, "Upgrade", "websocket"))
         return ws_refuse(req, 426, "websocket: Upgrade: websocket required\n");
     v = ws_header_once(req, "Sec-WebSocket-Version", &n, &dup);
     if (dup)
@@ -157,12 +169,7 @@ int loom_ws_accept(loom_http_req_t *req, const loom_ws_opts *opts, loom_ws_t **o
     if (v == NULL || n != 2 || memcmp(v, "13", 2) != 0)
         return ws_refuse(req, 426, "websocket: Sec-WebSocket-Version 13 required\n");
     /* Connection may be repeated; any of them may carry the token. */
-    size_t nh, pos = 0;
-    const loom_http_header_t *hs = loom_http_req_headers(req, &nh), *h;
-    bool up = false;
-    while (!up && (h = loom_http_header_find(hs, nh, "Connection", &pos)) != NULL)
-        up = loom_http_token_list_has(h->value, h->value_len, "upgrade");
-    if (!up)
+    if (!ws_req_has_token(req, "Connection", "upgrade"))
         return ws_refuse(req, 400, "websocket: Connection: upgrade required\n");
     const char *key = ws_header_once(req, "Sec-WebSocket-Key", &n, &dup);
     if (key == NULL || dup || !ws_key_ok(key, n))

@@ -97,6 +97,13 @@ static const case_t cases[] = {
     {"no Upgrade",
      "101 Switching Protocols\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n", NULL, 0,
      false, "", 0, NULL, 0, 1006, true},
+    /* RFC 9110 section 5.3: a list field split over several lines is one
+     * list, so the upgrade option on a second Connection line counts (only
+     * the first line was read), and so does websocket in a second Upgrade. */
+    {"Connection split over two lines",
+     "101 Switching Protocols\r\nUpgrade: h2c\r\nUpgrade: websocket\r\nConnection: "
+     "keep-alive\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
+     F("\x81\x02hi\x88\x02\x03\xe8"), true, "hi|", 0, NULL, 1000, 1000, false},
     {"silence: handshake timeout", NULL, NULL, 0, false, "", 0, NULL, 0, 1006, false},
     {0}};
 

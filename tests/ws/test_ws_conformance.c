@@ -414,8 +414,13 @@ static void bad_handshakes(void)
         CHECK(n > 12);
         buf[n] = '\0';
         CHECK_EQ(atoi(buf + 9), hs[i].status);
-        if (hs[i].status == 426)
+        if (hs[i].status == 426) {
             CHECK(strstr(buf, "Sec-WebSocket-Version: 13") != NULL);
+            /* RFC 9110 sections 15.5.22 and 7.8: Upgrade, and with it the
+             * upgrade connection option. */
+            CHECK(strstr(buf, "\r\nUpgrade: websocket\r\n") != NULL);
+            CHECK(strstr(buf, "\r\nConnection: upgrade\r\n") != NULL);
+        }
         CHECK(strstr(buf, "websocket: ") != NULL); /* the reason */
         close(fd);
     }

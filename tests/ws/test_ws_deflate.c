@@ -202,6 +202,10 @@ static void test_client_side(void)
     CHECK_EQ(RESP("permessage-deflate; server_max_window_bits=13", &c), LOOM_WS_ERR_EXTENSION);
     CHECK_EQ(RESP("permessage-deflate; server_max_window_bits=12", &c), 1);
     CHECK_EQ(a.client_max_window_bits, 10); /* our own cap stays */
+    /* RFC 7692 section 7.1.1.2: the client offered client_no_context_takeover,
+     * so it keeps no context even though the answer leaves it out. */
+    CHECK_EQ(a.client_no_context_takeover, 1);
+    CHECK_EQ(a.server_no_context_takeover, 0);
     CHECK_EQ(RESP("permessage-deflate; server_max_window_bits=11; client_max_window_bits=11", &c),
              LOOM_WS_ERR_EXTENSION);
     CHECK_EQ(RESP("permessage-deflate; server_max_window_bits=11; client_max_window_bits=8", &c),

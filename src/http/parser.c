@@ -346,7 +346,11 @@ static int parse_transfer_encoding(const char *p, const char *end, hinfo_t *h)
     return 0;
 }
 
-/* Connection = #connection-option; only close, keep-alive and upgrade matter. */
+/* Connection = #connection-option; only close, keep-alive and upgrade matter.
+ * An option counts only when it is a whole list element: "keep-alive upgrade"
+ * (no comma) is one malformed element, not an upgrade, as llhttp reads it;
+ * seeing an upgrade or a close that the peer's other parsers do not see
+ * would split the connection's message boundaries between them. */
 static void parse_connection(const char *p, const char *end, hinfo_t *h)
 {
     while (p < end) {
@@ -358,6 +362,15 @@ static void parse_connection(const char *p, const char *end, hinfo_t *h)
         while (p < end && *p != ',' && !is_ows(*p))
             p++;
         size_t n = (size_t)(p - tok);
+        const char *q = p;
+        while (q < end && is_ows(*q))
+            q++;
+        if (q < end && *q != ',') {
+            /* More than one word in this element: skip all of it. */
+            while (p < end && *p != ',')
+                p++;
+            continue;
+        }
         if (n == 5 && token_ieq(tok, "close", 5))
             h->flags |= LOOM_HTTP_F_CONN_CLOSE;
         else if (n == 10 && token_ieq(tok, "keep-alive", 10))

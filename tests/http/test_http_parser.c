@@ -495,6 +495,21 @@ static void test_framing(void)
     CHECK(f.upgrade && f.keep_alive);
     f = req_framing("GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n");
     CHECK(!f.upgrade);
+    /* Connection options count only as whole list elements (RFC 9110
+     * section 7.6.1): "keep-alive upgrade" is one malformed element, as llhttp
+     * reads it, so it neither upgrades nor closes. */
+    f = req_framing("GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive upgrade\r\n"
+                    "Upgrade: websocket\r\n\r\n");
+    CHECK(!f.upgrade && f.keep_alive);
+    f = req_framing("GET / HTTP/1.1\r\nHost: a\r\nConnection: foo close\r\n\r\n");
+    CHECK(f.keep_alive);
+    f = req_framing("GET / HTTP/1.1\r\nHost: a\r\nConnection: close foo\r\n\r\n");
+    CHECK(f.keep_alive);
+    f = req_framing("GET / HTTP/1.1\r\nHost: a\r\nConnection: x y, close \t, z\r\n\r\n");
+    CHECK(!f.keep_alive);
+    f = req_framing("GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive ,\tupgrade\r\n"
+                    "Upgrade: websocket\r\n\r\n");
+    CHECK(f.upgrade);
     f = req_framing("GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\n\r\n");
     (void)f;
 

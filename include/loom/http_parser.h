@@ -246,7 +246,8 @@ typedef struct {
 /* Computes how a parsed request's body is delimited and whether the
  * connection may carry another request afterwards (HTTP/1.1: unless
  * "Connection: close"; HTTP/1.0: only with "Connection: keep-alive";
- * Connection is a comma list, matched case-insensitively). Pure; thread-safe. */
+ * Connection is a comma list, matched case-insensitively; an element of more
+ * than one word, "keep-alive upgrade", matches nothing). Pure; thread-safe. */
 LOOM_EXTERN void loom_http_request_framing(const loom_http_request_t *req,
                                            loom_http_framing_t *out);
 

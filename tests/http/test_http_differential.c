@@ -9,7 +9,8 @@
  * trailers, versions, request lines, Connection lists, stray line endings,
  * status lines and response framing. Each input is parsed as a connection
  * would read it - head, framing, body, next message - with the default
- * limits, and the outcome must be loom's recorded verdict:
+ * limits, once whole and once arriving byte by byte (heads parsed again with
+ * the last_len hint), and both outcomes must be loom's recorded verdict:
  *
  *   "<messages>[:<body bytes>,...] <end>"
  *
@@ -849,36 +850,60 @@ static size_t skip_crlfs(const char *p, size_t off, size_t len)
     return off;
 }
 
-/* Parses `in` as a connection would and writes the verdict into out. */
-static void run(const dcase_t *c, char *out, size_t cap)
+/* A head parse of buf[off..avail), the previous attempt having seen
+ * buf[off..off + last). Fills *fr on success. */
+static int parse_head(const dcase_t *c, const char *buf, size_t off, size_t avail, size_t last,
+                      loom_http_framing_t *fr)
+{
+    loom_http_header_t h[64];
+    size_t nh = 64;
+    int r;
+    if (c->mode == 'q') {
+        loom_http_request_t q;
+        r = loom_http_parse_request(buf + off, avail - off, last, &q, h, &nh, NULL);
+        if (r > 0)
+            loom_http_request_framing(&q, fr);
+    } else {
+        loom_http_response_t s;
+        r = loom_http_parse_response(buf + off, avail - off, last, &s, h, &nh, NULL);
+        if (r > 0)
+            loom_http_response_framing(
+                &s, c->mode == 'h' ? LOOM_HTTP_METHOD_HEAD : LOOM_HTTP_METHOD_GET, fr);
+    }
+    return r;
+}
+
+/* Parses the input as a connection would and writes the verdict into out.
+ * With `trickle` the bytes arrive one at a time (heads are parsed again with
+ * the last_len hint, body bytes are presented as they come); the verdict
+ * must not depend on it. */
+static void run(const dcase_t *c, int trickle, char *out, size_t cap)
 {
     /* A heap copy of exactly the input, so ASan sees any over-read. */
     char *buf = malloc(c->len ? c->len : 1);
     CHECK(buf != NULL);
     memcpy(buf, c->in, c->len);
-    size_t off = 0, n = 0;
+    size_t off = 0, n = 0, avail = trickle ? 0 : c->len;
     int nmsg = 0;
     char bodies[256] = "";
     const char *end = "ok";
     for (;;) {
         if (skip_crlfs(buf, off, c->len) == c->len)
             break; /* "ok": only empty lines are left */
-        loom_http_header_t h[64];
-        size_t nh = 64;
         loom_http_framing_t fr;
+        size_t last = 0;
         int r;
-        if (c->mode == 'q') {
-            loom_http_request_t q;
-            r = loom_http_parse_request(buf + off, c->len - off, 0, &q, h, &nh, NULL);
-            if (r > 0)
-                loom_http_request_framing(&q, &fr);
-        } else {
-            loom_http_response_t s;
-            r = loom_http_parse_response(buf + off, c->len - off, 0, &s, h, &nh, NULL);
-            if (r > 0)
-                loom_http_response_framing(
-                    &s, c->mode == 'h' ? LOOM_HTTP_METHOD_HEAD : LOOM_HTTP_METHOD_GET, &fr);
+        for (;;) {
+            if (avail < off)
+                avail = off;
+            r = parse_head(c, buf, off, avail, last, &fr);
+            if (r != LOOM_HTTP_INCOMPLETE || avail == c->len)
+                break;
+            last = avail - off;
+            avail++;
         }
+        if (r == LOOM_HTTP_INCOMPLETE && last != 0)
+            r = parse_head(c, buf, off, avail, 0, &fr); /* EOF: the full verdict */
         if (r == LOOM_HTTP_INCOMPLETE) {
             end = "eof";
             break;
@@ -899,12 +924,18 @@ static void run(const dcase_t *c, char *out, size_t cap)
         while (k == 0 && !loom_http_body_done(&b)) {
             loom_http_body_out_t o;
             memset(&o, 0, sizeof o);
-            k = loom_http_body_parse(&b, buf + off, c->len - off, &o);
+            if (avail < off)
+                avail = off;
+            k = loom_http_body_parse(&b, buf + off, avail - off, &o);
             if (k < 0)
                 break;
             off += (size_t)k;
             total += o.data_len;
             if (k == 0 && o.data_len == 0 && !o.done) {
+                if (avail < c->len) {
+                    avail++; /* more bytes needed: the next one arrives */
+                    continue;
+                }
                 k = loom_http_body_finish(&b);
                 if (k < 0)
                     k = LOOM_HTTP_INCOMPLETE;
@@ -940,11 +971,13 @@ int main(void)
     size_t ncases = sizeof cases / sizeof cases[0];
     for (size_t i = 0; i < ncases; i++) {
         const dcase_t *c = &cases[i];
-        char got[320];
-        run(c, got, sizeof got);
-        if (strcmp(got, c->loom) != 0) {
-            printf("FAIL  case %zu (%c): got \"%s\", want \"%s\"\n      input: ", i, c->mode, got,
-                   c->loom);
+        char got[320], trickled[320];
+        run(c, 0, got, sizeof got);
+        run(c, 1, trickled, sizeof trickled);
+        if (strcmp(got, c->loom) != 0 || strcmp(trickled, c->loom) != 0) {
+            printf("FAIL  case %zu (%c): got \"%s\" (byte by byte: \"%s\"), want \"%s\"\n"
+                   "      input: ",
+                   i, c->mode, got, trickled, c->loom);
             for (size_t j = 0; j < c->len && j < 160; j++) {
                 unsigned char ch = (unsigned char)c->in[j];
                 if (ch >= 0x20 && ch < 0x7f)

@@ -26,6 +26,9 @@
  * boundaries that differ are judged there, since any framing difference
  * between two parsers on one connection is a request-smuggling risk.
  * Modes: 'q' request, 'r' response to GET, 'h' response to HEAD.
+ *
+ * The differential itself (it needs node) is tests/http/llhttp_diff/
+ * diff_run.py; its --emit writes this table from the current parser.
  */
 #include <stdio.h>
 #include <stdlib.h>

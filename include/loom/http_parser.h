@@ -104,7 +104,8 @@ extern "C" {
     XX(CHUNK_DATA_END, -5024, 400, "chunk data not followed by CRLF")                              \
     XX(BODY_TOO_LARGE, -5025, 413, "body too large")                                               \
     XX(UNEXPECTED_EOF, -5026, 400, "connection closed inside a message")                           \
-    XX(STATE, -5027, 500, "body decoder used in the wrong state")
+    XX(STATE, -5027, 500, "body decoder used in the wrong state")                                  \
+    XX(CHUNK_OVERHEAD, -5028, 400, "too many chunk framing bytes for the data")
 
 /* Parser error codes: LOOM_HTTP_PERR_METHOD, ... All are below -5000, apart
  * from the loom_errno_t range, so they can travel in the same int. */
@@ -169,7 +170,8 @@ typedef struct {
     uint32_t max_request_line; /* start line incl. CRLF and skipped empty lines; 8192 -> 414 */
     uint32_t max_header_bytes; /* field lines + final CRLF (also trailers); 16384 -> 431 */
     uint32_t max_headers;      /* fields per head or trailer section; 100 -> 431 */
-    uint32_t max_chunk_ext;    /* bytes of chunk extensions per chunk line; 1024 -> 400 */
+    uint32_t max_chunk_ext;    /* bytes of chunk extensions per chunk line; 1024 -> 400;
+                                * also bounds the framing overhead, see loom_http_body_parse() */
     uint64_t max_body_size;    /* decoded body bytes; 1 MiB -> 413; UINT64_MAX: no limit */
     unsigned flags;            /* LOOM_HTTP_LIMIT_* */
 } loom_http_limits_t;
@@ -246,7 +248,8 @@ typedef struct {
 /* Computes how a parsed request's body is delimited and whether the
  * connection may carry another request afterwards (HTTP/1.1: unless
  * "Connection: close"; HTTP/1.0: only with "Connection: keep-alive";
- * Connection is a comma list, matched case-insensitively). Pure; thread-safe. */
+ * Connection is a comma list, matched case-insensitively; an element of more
+ * than one word, "keep-alive upgrade", matches nothing). Pure; thread-safe. */
 LOOM_EXTERN void loom_http_request_framing(const loom_http_request_t *req,
                                            loom_http_framing_t *out);
 
@@ -267,6 +270,7 @@ typedef struct {
     uint32_t max_ext;
     uint32_t max_header_bytes;
     uint32_t max_headers;
+    uint32_t excess; /* chunked: framing bytes beyond the allowance so far */
     uint8_t kind;
     uint8_t state;
 } loom_http_body_t;
@@ -297,7 +301,16 @@ LOOM_EXTERN int loom_http_body_init(loom_http_body_t *b, const loom_http_framing
  * of 0 with !out->done means more bytes are needed: a chunk line or the
  * trailer section is parsed only once it is complete, so the caller must keep
  * unconsumed bytes and present them again. out->data and the trailers point
- * into buf. */
+ * into buf.
+ *
+ * Chunked framing may not cost much more than the data it carries: each
+ * chunk line (with its extensions and CRLF) and the CRLF after the chunk's
+ * data are free up to 32 bytes plus one byte per data byte of that chunk;
+ * what goes beyond adds up, and more than 16 * limits->max_chunk_ext bytes of
+ * it (16 KiB by default) is LOOM_HTTP_PERR_CHUNK_OVERHEAD. So a peer cannot
+ * make the reader take in, say, a kilobyte of extensions for every byte of
+ * body (the attack of CVE-2023-39326), while chunks of any size with short
+ * extensions never come near the bound. */
 LOOM_EXTERN int loom_http_body_parse(loom_http_body_t *b, const char *buf, size_t len,
                                      loom_http_body_out_t *out);
 

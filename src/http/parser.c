@@ -32,6 +32,10 @@
 #define DEFAULT_MAX_BODY_SIZE    (1024u * 1024u)
 /* Keeps head lengths representable in the int the parsers return. */
 #define LIMIT_CAP (1u << 29)
+/* Chunked framing overhead (loom_http_body_parse() in the header): free
+ * bytes per chunk, and the bound on the rest in units of max_ext. */
+#define OVERHEAD_FREE   32u
+#define OVERHEAD_FACTOR 16u
 
 /* Internal flags, kept above the public LOOM_HTTP_F_* bits. */
 #define F_CHUNKED_NOT_LAST (1u << 20) /* "chunked" followed by another coding */
@@ -346,7 +350,11 @@ static int parse_transfer_encoding(const char *p, const char *end, hinfo_t *h)
     return 0;
 }
 
-/* Connection = #connection-option; only close, keep-alive and upgrade matter. */
+/* Connection = #connection-option; only close, keep-alive and upgrade matter.
+ * An option counts only when it is a whole list element: "keep-alive upgrade"
+ * (no comma) is one malformed element, not an upgrade, as llhttp reads it;
+ * seeing an upgrade or a close that the peer's other parsers do not see
+ * would split the connection's message boundaries between them. */
 static void parse_connection(const char *p, const char *end, hinfo_t *h)
 {
     while (p < end) {
@@ -358,6 +366,15 @@ static void parse_connection(const char *p, const char *end, hinfo_t *h)
         while (p < end && *p != ',' && !is_ows(*p))
             p++;
         size_t n = (size_t)(p - tok);
+        const char *q = p;
+        while (q < end && is_ows(*q))
+            q++;
+        if (q < end && *q != ',') {
+            /* More than one word in this element: skip all of it. */
+            while (p < end && *p != ',')
+                p++;
+            continue;
+        }
         if (n == 5 && token_ieq(tok, "close", 5))
             h->flags |= LOOM_HTTP_F_CONN_CLOSE;
         else if (n == 10 && token_ieq(tok, "keep-alive", 10))
@@ -1016,6 +1033,16 @@ static int parse_chunk_line(loom_http_body_t *b, const char *p, const char *end,
         out->ext = ext;
         out->ext_len = (size_t)(p - ext);
     }
+    /* Framing overhead: this line and the CRLF after its data, less the
+     * allowance of OVERHEAD_FREE bytes per chunk plus one per data byte. */
+    uint64_t cost = (uint64_t)(p + 2 - start) + (size ? 2 : 0);
+    uint64_t credit = OVERHEAD_FREE + (size < LIMIT_CAP ? size : LIMIT_CAP);
+    uint64_t excess = (uint64_t)b->excess + cost;
+    excess = excess > credit ? excess - credit : 0;
+    uint64_t bound = (uint64_t)b->max_ext * OVERHEAD_FACTOR;
+    if (excess > (bound < UINT32_MAX ? bound : UINT32_MAX))
+        return LOOM_HTTP_PERR_CHUNK_OVERHEAD;
+    b->excess = (uint32_t)excess;
     if (size == 0) {
         b->state = B_TRAILERS;
     } else {

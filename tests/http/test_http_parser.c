@@ -495,6 +495,21 @@ static void test_framing(void)
     CHECK(f.upgrade && f.keep_alive);
     f = req_framing("GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n");
     CHECK(!f.upgrade);
+    /* Connection options count only as whole list elements (RFC 9110
+     * section 7.6.1): "keep-alive upgrade" is one malformed element, as llhttp
+     * reads it, so it neither upgrades nor closes. */
+    f = req_framing("GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive upgrade\r\n"
+                    "Upgrade: websocket\r\n\r\n");
+    CHECK(!f.upgrade && f.keep_alive);
+    f = req_framing("GET / HTTP/1.1\r\nHost: a\r\nConnection: foo close\r\n\r\n");
+    CHECK(f.keep_alive);
+    f = req_framing("GET / HTTP/1.1\r\nHost: a\r\nConnection: close foo\r\n\r\n");
+    CHECK(f.keep_alive);
+    f = req_framing("GET / HTTP/1.1\r\nHost: a\r\nConnection: x y, close \t, z\r\n\r\n");
+    CHECK(!f.keep_alive);
+    f = req_framing("GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive ,\tupgrade\r\n"
+                    "Upgrade: websocket\r\n\r\n");
+    CHECK(f.upgrade);
     f = req_framing("GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\n\r\n");
     (void)f;
 
@@ -544,7 +559,7 @@ typedef struct {
     int r; /* 0: done, INCOMPLETE: ran out of input, or an error code */
     char data[4096];
     size_t ndata;
-    char exts[1024]; /* "name=value;" joined */
+    char exts[4096]; /* "name=value;" joined */
     size_t nexts;
     char trailers[1024]; /* "name: value\n" joined */
     size_t ntrailers;
@@ -645,6 +660,52 @@ static body_result_t check_body(const char *name, const loom_http_framing_t *f,
 
 #define BODY(name, f, l, str, want) check_body(name, f, l, str, sizeof str - 1, want)
 
+/* For longer inputs: one-shot, byte by byte and a few split points. */
+static void check_body_quick(const char *name, const loom_http_framing_t *f,
+                             const loom_http_limits_t *l, const char *in, size_t n, int want)
+{
+    case_name = name;
+    body_result_t one = decode(f, l, in, n, n);
+    if (one.r != want)
+        fail("body one-shot gives %d (%s), want %d", one.r, loom_http_perr_str(one.r), want);
+    for (size_t k = 1; k < n; k = k * 3 + 1) {
+        body_result_t s = decode(f, l, in, n, k);
+        if (!body_eq(&s, &one))
+            fail("body split at %zu gives %d, one-shot %d", k, s.r, one.r);
+    }
+    body_result_t s = decode(f, l, in, n, (size_t)-1);
+    if (!body_eq(&s, &one))
+        fail("body byte by byte gives %d, one-shot %d", s.r, one.r);
+}
+#define BODY_N(name, f, l, buf, n, want) check_body_quick(name, f, l, buf, n, want)
+
+/* Writes `count` chunks of `size` bytes, each with an extension of
+ * `ext` bytes (";" and a name of zeros) if ext > 0, and the last chunk if
+ * `end`. Returns the length. */
+static size_t chunks(char *out, size_t cap, int count, int size, int ext, int end)
+{
+    size_t n = 0;
+    for (int i = 0; i < count; i++) {
+        CHECK(n + 16 + (size_t)ext + (size_t)size + 4 < cap);
+        n += (size_t)snprintf(out + n, cap - n, "%x", size);
+        if (ext > 0) {
+            out[n++] = ';';
+            memset(out + n, '0', (size_t)ext - 1);
+            n += (size_t)ext - 1;
+        }
+        memcpy(out + n, "\r\n", 2);
+        memset(out + n + 2, 'x', (size_t)size);
+        memcpy(out + n + 2 + size, "\r\n", 2);
+        n += 4 + (size_t)size;
+    }
+    if (end) {
+        CHECK(n + 5 <= cap);
+        memcpy(out + n, "0\r\n\r\n", 5);
+        n += 5;
+    }
+    return n;
+}
+
 static void test_body(void)
 {
     loom_http_framing_t ch = {.kind = LOOM_HTTP_BODY_CHUNKED};
@@ -692,6 +753,29 @@ static void test_body(void)
          LOOM_HTTP_PERR_CHUNK_EXT_TOO_LONG);
     BODY("unterminated ext over limit", &ch, &el, "1;abcdefghijklmnop",
          LOOM_HTTP_PERR_CHUNK_EXT_TOO_LONG);
+
+    /* Framing overhead: with max_chunk_ext 64 the bound is 1024 bytes. A
+     * 1-byte chunk with a 63-byte extension (";" and 62 bytes) costs 68
+     * framing bytes (line 66, CRLF after the data 2) against an allowance
+     * of 32 + 1: 35 beyond it
+     * per chunk, so 29 such chunks pass and the 30th fails (CVE-2023-39326:
+     * a kilobyte of extensions per body byte). Data pays for framing, and
+     * plain small chunks never come near the bound. */
+    {
+        static char in[8192];
+        loom_http_limits_t ol = {.max_chunk_ext = 64};
+        size_t n = chunks(in, sizeof in, 29, 1, 63, 1);
+        BODY_N("29 1-byte chunks with 63-byte extensions", &ch, &ol, in, n, 0);
+        n = chunks(in, sizeof in, 30, 1, 63, 1);
+        BODY_N("30 1-byte chunks with 63-byte extensions", &ch, &ol, in, n,
+               LOOM_HTTP_PERR_CHUNK_OVERHEAD);
+        n = chunks(in, sizeof in, 40, 64, 63, 1);
+        BODY_N("40 64-byte chunks with 63-byte extensions", &ch, &ol, in, n, 0);
+        n = chunks(in, sizeof in, 400, 1, 0, 1);
+        BODY_N("400 1-byte chunks", &ch, NULL, in, n, 0);
+        n = chunks(in, sizeof in, 1, 1, 1000, 1);
+        BODY_N("one 1000-byte extension", &ch, NULL, in, n, 0);
+    }
 
     /* Body size limit: per chunk line, cumulative, Content-Length, until close. */
     loom_http_limits_t bl = {.max_body_size = 10};

@@ -417,6 +417,11 @@ int loom__hreq_check_host(loom_http_server_t *srv, const loom_http_request_t *rq
     if (loom__target_authority(rq->target, rq->target_len, &a, &alen)) {
         if (alen == 0 || !loom__host_valid(a, alen, true))
             return 400;
+        /* The Host field is replaced, but an invalid one is still a bad
+         * request (RFC 9112 section 3.2: "a Host header field with an
+         * invalid field value", whatever the target's form). */
+        if ((rq->flags & LOOM_HTTP_F_HOST) && !loom__host_valid(rq->host, rq->host_len, true))
+            return 400;
         if (!(rq->flags & LOOM_HTTP_F_HOST) && nh >= srv->lim.max_headers)
             return 431;
         return 0;

@@ -14,9 +14,9 @@
  *   :authority or host. An http(s) :path starts with "/", or is "*" for
  *   OPTIONS (section 8.3.1).
  * - host at most once, not empty, with the characters of an authority. A
- *   host or :authority that is a uri-host with a bad port ("a:b", "a:1:2")
- *   or a bad IP literal or pct-encoding is malformed too
- *   (loom__h2chk_host_syntax).
+ *   host or :authority whose host and port (after any userinfo) have a
+ *   bad port ("a:b", "a:1:2", "u@a:b"), a bad IP literal or a bad
+ *   pct-encoding is malformed too (loom__h2chk_host_syntax).
  * - Connection-specific fields (connection, keep-alive, proxy-connection,
  *   transfer-encoding, upgrade) are malformed, and te is "trailers" only
  *   (section 8.2.2).
@@ -172,6 +172,21 @@ bool loom__h2chk_host_syntax(const uint8_t *h, size_t n, bool port)
     return true;
 }
 
+/* An authority (its bytes C_AUTH, mask m): the host and port after any
+ * userinfo ("u@", the one byte C_AUTH has beyond C_HOST) must have their
+ * structure. A userinfo itself is left to the server's check (400). */
+static bool loom__h2c_auth_syntax(const uint8_t *v, size_t n, uint8_t m)
+{
+    if (!(m & C_HOST)) {
+        size_t i = n;
+        while (i > 0 && v[i - 1] != '@')
+            i--;
+        v += i;
+        n -= i;
+    }
+    return loom__h2chk_host_syntax(v, n, true);
+}
+
 void loom__h2chk_init(loom__h2chk *k)
 {
     k->f = 0;
@@ -215,11 +230,10 @@ static const char *loom__h2chk_pseudo(loom__h2chk *k, const uint8_t *n, size_t n
         if (!(m & C_AUTH))
             return "invalid :authority";
         bit = LOOM__H2C_AUTH;
-        if (m & C_HOST) {
-            if (!loom__h2chk_host_syntax(v, vl, true))
-                return "invalid :authority";
+        if (!loom__h2c_auth_syntax(v, vl, m))
+            return "invalid :authority";
+        if (m & C_HOST)
             k->f |= LOOM__H2C_AUTH_HOST;
-        }
     } else {
         return "unknown pseudo-header field";
     }
@@ -259,7 +273,7 @@ const char *loom__h2chk_field(loom__h2chk *k, const uint8_t *n, size_t nl, const
             if (k->f & LOOM__H2C_HOST)
                 return "repeated host";
             uint8_t m = loom__h2c_mask(v, vl);
-            if (vl == 0 || !(m & C_AUTH) || ((m & C_HOST) && !loom__h2chk_host_syntax(v, vl, true)))
+            if (vl == 0 || !(m & C_AUTH) || !loom__h2c_auth_syntax(v, vl, m))
                 return "invalid host";
             k->f |= LOOM__H2C_HOST | ((m & C_HOST) ? LOOM__H2C_HOST_HOST : 0);
         }

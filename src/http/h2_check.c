@@ -13,7 +13,10 @@
  *   :path; any other request has :method, :scheme and :path, and
  *   :authority or host. An http(s) :path starts with "/", or is "*" for
  *   OPTIONS (section 8.3.1).
- * - host at most once, not empty, with the characters of an authority.
+ * - host at most once, not empty, with the characters of an authority. A
+ *   host or :authority whose host and port (after any userinfo) have a
+ *   bad port ("a:b", "a:1:2", "u@a:b"), a bad IP literal or a bad
+ *   pct-encoding is malformed too (loom__h2chk_host_syntax).
  * - Connection-specific fields (connection, keep-alive, proxy-connection,
  *   transfer-encoding, upgrade) are malformed, and te is "trailers" only
  *   (section 8.2.2).
@@ -21,6 +24,7 @@
  *   up to it at END_STREAM (section 8.1.1); on CONNECT it is ignored.
  * - Trailers end the stream (section 8.1).
  */
+#include <arpa/inet.h>
 #include <string.h>
 #include <strings.h>
 
@@ -112,6 +116,77 @@ static bool loom__h2c_value(const uint8_t *v, size_t n)
     return true;
 }
 
+static bool loom__h2c_hex(uint8_t c)
+{
+    return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
+}
+
+/* The inside of an IP literal (RFC 3986 section 3.2.2): IPvFuture ("v"
+ * 1*HEXDIG "." 1*( unreserved / sub-delims / ":" )) or IPv6address. The
+ * bytes are uri-host ones already (not "]"). */
+static bool loom__h2c_ip_literal(const uint8_t *p, size_t n)
+{
+    if (n >= 1 && (p[0] | 0x20) == 'v') {
+        size_t i = 1;
+        while (i < n && loom__h2c_hex(p[i]))
+            i++;
+        if (i == 1 || i + 1 >= n || p[i] != '.')
+            return false;
+        for (i++; i < n; i++)
+            if (p[i] == '%' || p[i] == '[')
+                return false;
+        return true;
+    }
+    char a[INET6_ADDRSTRLEN];
+    unsigned char bin[16];
+    if (n < 2 || n >= sizeof a)
+        return false;
+    memcpy(a, p, n);
+    a[n] = '\0';
+    return inet_pton(AF_INET6, a, bin) == 1;
+}
+
+bool loom__h2chk_host_syntax(const uint8_t *h, size_t n, bool port)
+{
+    size_t i = 0;
+    if (n > 0 && h[0] == '[') {
+        const uint8_t *rb = memchr(h, ']', n);
+        if (rb == NULL || !loom__h2c_ip_literal(h + 1, (size_t)(rb - h) - 1))
+            return false;
+        i = (size_t)(rb - h) + 1;
+    } else {
+        for (; i < n && h[i] != ':'; i++) {
+            if (h[i] == '[' || h[i] == ']')
+                return false;
+            if (h[i] == '%' && (n - i < 3 || !loom__h2c_hex(h[i + 1]) || !loom__h2c_hex(h[i + 2])))
+                return false;
+        }
+    }
+    if (i == n)
+        return true;
+    if (!port || h[i] != ':')
+        return false;
+    for (i++; i < n; i++)
+        if (h[i] < '0' || h[i] > '9')
+            return false;
+    return true;
+}
+
+/* An authority (its bytes C_AUTH, mask m): the host and port after any
+ * userinfo ("u@", the one byte C_AUTH has beyond C_HOST) must have their
+ * structure. A userinfo itself is left to the server's check (400). */
+static bool loom__h2c_auth_syntax(const uint8_t *v, size_t n, uint8_t m)
+{
+    if (!(m & C_HOST)) {
+        size_t i = n;
+        while (i > 0 && v[i - 1] != '@')
+            i--;
+        v += i;
+        n -= i;
+    }
+    return loom__h2chk_host_syntax(v, n, true);
+}
+
 void loom__h2chk_init(loom__h2chk *k)
 {
     k->f = 0;
@@ -155,6 +230,8 @@ static const char *loom__h2chk_pseudo(loom__h2chk *k, const uint8_t *n, size_t n
         if (!(m & C_AUTH))
             return "invalid :authority";
         bit = LOOM__H2C_AUTH;
+        if (!loom__h2c_auth_syntax(v, vl, m))
+            return "invalid :authority";
         if (m & C_HOST)
             k->f |= LOOM__H2C_AUTH_HOST;
     } else {
@@ -196,7 +273,7 @@ const char *loom__h2chk_field(loom__h2chk *k, const uint8_t *n, size_t nl, const
             if (k->f & LOOM__H2C_HOST)
                 return "repeated host";
             uint8_t m = loom__h2c_mask(v, vl);
-            if (vl == 0 || !(m & C_AUTH))
+            if (vl == 0 || !(m & C_AUTH) || !loom__h2c_auth_syntax(v, vl, m))
                 return "invalid host";
             k->f |= LOOM__H2C_HOST | ((m & C_HOST) ? LOOM__H2C_HOST_HOST : 0);
         }

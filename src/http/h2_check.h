@@ -38,6 +38,16 @@ const char *loom__h2chk_head(loom__h2chk *k, bool end);
  * means "not known": that check decides. */
 bool loom__h2chk_host_ok(const loom__h2chk *k, bool authority);
 
+/* True if h[0..n), whose bytes are all in the character set of RFC 3986
+ * uri-host and port (ALPHA DIGIT -._~!$&'()*+,;=%:[]), has their
+ * structure: an IP literal ("[" IPv6address or IPvFuture "]") or a reg-name
+ * or IPv4 address (no brackets, each "%" followed by two hex digits), then,
+ * if `port`, optionally ":" and digits only (port = *DIGIT: "a:" passes,
+ * "a:b" and "a:1:2" do not; RFC 9110 section 7.2, RFC 9112 section 3.2).
+ * Shared by the HTTP/1 server's host check (server.c) and the HTTP/2 one
+ * here, so both accept the same hosts. */
+bool loom__h2chk_host_syntax(const uint8_t *h, size_t n, bool port);
+
 /* The trailers' block is complete; `end`: it carried END_STREAM. */
 const char *loom__h2chk_trailers(loom__h2chk *k, bool end);
 

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http/h2_check.h"
 #include "http/h2_mem.h"
 #include "http/server_internal.h"
 #include "net/tls_internal.h"
@@ -352,9 +353,11 @@ static bool loom__target_authority(const char *t, size_t tl, const char **a, siz
     return true;
 }
 
-/* RFC 3986 uri-host [":" port]: unreserved, pct-encoded, sub-delims, ':'
- * and the brackets of an IP literal. No '@' (userinfo), no '/', no space. */
-static bool loom__host_valid(const char *h, size_t n)
+/* RFC 3986 uri-host, then [":" port] if `port`: unreserved, pct-encoded,
+ * sub-delims, ':' and the brackets of an IP literal, in their structure
+ * (loom__h2chk_host_syntax: the port digits only, an IP literal well
+ * formed). No '@' (userinfo), no '/', no space. */
+static bool loom__host_valid(const char *h, size_t n, bool port)
 {
     /* One bit per byte value: ALPHA DIGIT -._~!$&'()*+,;=%:[] (this runs
      * for every request, so a bitmap rather than comparisons). */
@@ -364,7 +367,7 @@ static bool loom__host_valid(const char *h, size_t n)
         if (ch >= 128 || !((ok[ch >> 6] >> (ch & 63)) & 1))
             return false;
     }
-    return true;
+    return loom__h2chk_host_syntax((const uint8_t *)h, n, port);
 }
 
 /* The form of an HTTP/1 request-target (RFC 9112 section 3.2): origin-form
@@ -388,7 +391,7 @@ bool loom__hreq_target_ok(const loom_http_request_t *rq)
             colon--;
         if (colon < 2 || colon == n || t[colon - 1] != ':')
             return false;
-        return loom__host_valid(t, colon - 1);
+        return loom__host_valid(t, colon - 1, false);
     }
     if (t[0] == '/')
         return true;
@@ -412,13 +415,18 @@ int loom__hreq_check_host(loom_http_server_t *srv, const loom_http_request_t *rq
     const char *a;
     size_t alen;
     if (loom__target_authority(rq->target, rq->target_len, &a, &alen)) {
-        if (alen == 0 || !loom__host_valid(a, alen))
+        if (alen == 0 || !loom__host_valid(a, alen, true))
+            return 400;
+        /* The Host field is replaced, but an invalid one is still a bad
+         * request (RFC 9112 section 3.2: "a Host header field with an
+         * invalid field value", whatever the target's form). */
+        if ((rq->flags & LOOM_HTTP_F_HOST) && !loom__host_valid(rq->host, rq->host_len, true))
             return 400;
         if (!(rq->flags & LOOM_HTTP_F_HOST) && nh >= srv->lim.max_headers)
             return 431;
         return 0;
     }
-    if ((rq->flags & LOOM_HTTP_F_HOST) && !loom__host_valid(rq->host, rq->host_len))
+    if ((rq->flags & LOOM_HTTP_F_HOST) && !loom__host_valid(rq->host, rq->host_len, true))
         return 400;
     return 0;
 }

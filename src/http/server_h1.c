@@ -93,6 +93,67 @@ static inline loom__hconn *loom__hconn_of(loom_socket_t *s)
     return (loom__hconn *)loom__socket_ext(s);
 }
 
+/* Appends p[0..n) to out (at *len, cap bytes in all), at most max bytes of
+ * it: bytes outside printable ASCII (a target may carry obs-text, the event
+ * goes to logs) as %XX, and "..." if cut. */
+static void loom__hconn_quote(char *out, size_t *len, size_t cap, const char *p, size_t n,
+                              size_t max)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = *len;
+    for (size_t i = 0; i < n && i < max && o + 4 < cap; i++) {
+        unsigned char ch = (unsigned char)p[i];
+        if (ch > 0x20 && ch < 0x7f) {
+            out[o++] = (char)ch;
+        } else {
+            out[o++] = '%';
+            out[o++] = hex[ch >> 4];
+            out[o++] = hex[ch & 15];
+        }
+    }
+    if (n > max && o + 4 < cap) {
+        memcpy(out + o, "...", 3);
+        o += 3;
+    }
+    out[o] = '\0';
+    *len = o;
+}
+
+/* Reports trouble with the client of connection s, naming it: "http client
+ * ADDR: why", or "http client ADDR: METHOD TARGET: why" once a request head
+ * was read (rq; the target bounded). */
+static void loom__hconn_report(loom_socket_t *s, const loom_http_request_t *rq,
+                               loom_event_kind_t kind, int code, const char *why)
+{
+    char peer[128], msg[400];
+    loom__socket_peer_name(s, peer, sizeof peer);
+    size_t n = (size_t)snprintf(msg, sizeof msg, "http client %s: ", peer[0] ? peer : "?");
+    if (n >= sizeof msg)
+        n = sizeof msg - 1;
+    if (rq != NULL && rq->method_str != NULL && rq->method_len) {
+        loom__hconn_quote(msg, &n, sizeof msg, rq->method_str, rq->method_len, 24);
+        if (rq->target != NULL && rq->target_len && n + 2 < sizeof msg) {
+            msg[n++] = ' ';
+            loom__hconn_quote(msg, &n, sizeof msg, rq->target, rq->target_len, 96);
+        }
+        snprintf(msg + n, sizeof msg - n, ": %s", why);
+    } else {
+        snprintf(msg + n, sizeof msg - n, "%s", why);
+    }
+    loom__hsrv_emit(s->h.data, kind, code, msg);
+}
+
+/* The head of the request in flight on connection s, for a report outside
+ * the parse: only a persisted head is sure to outlive its input (an answered
+ * request's may point into input since reused). NULL if none. */
+static const loom_http_request_t *loom__hconn_rq(loom_socket_t *s)
+{
+    loom__hconn *c = loom__hconn_of(s);
+    if (c->state == LOOM__HC_REQ && c->u.req != NULL && (c->u.req->flags & LOOM__HR_PERSIST))
+        return &c->u.req->rq;
+    return NULL;
+}
+
 static void loom__hconn_settle(loom_socket_t *s);
 static void loom__hconn_detach(loom_socket_t *s);
 static void loom__hconn_process_store(loom_http_server_t *srv, loom_socket_t *s, loom__bytes *b);
@@ -324,12 +385,15 @@ static void loom__hconn_batch_end(loom__hsrv_loop *sl, loom_socket_t *s)
 /* Answers a request that failed before the application saw it (or a body
  * that failed in buffered mode), reports it, and marks the connection to
  * linger-close after the batch. */
-static void loom__hconn_fail(loom_socket_t *s, int status, const char *msg)
+static void loom__hconn_fail(loom_socket_t *s, const loom_http_request_t *rq, int status,
+                             const char *msg)
 {
     loom_http_server_t *srv = s->h.data;
     loom__hconn *c = loom__hconn_of(s);
     int code = (status == 413 || status == 414 || status == 431) ? LOOM_ETOOBIG : LOOM_EHTTP;
-    loom__hsrv_emit(srv, LOOM_EV_HTTP_ERROR, code, msg);
+    if (status == 0) /* out of memory */
+        code = LOOM_ENOMEM;
+    loom__hconn_report(s, rq, LOOM_EV_HTTP_ERROR, code, msg);
     if (c->state == LOOM__HC_DEAD)
         return;
     if (status)
@@ -434,9 +498,9 @@ static long loom__hreq_body(loom_http_server_t *srv, loom_socket_t *s, loom_http
         if (k < 0) {
             if (stream && (req->flags & LOOM__HR_DISPATCHED)) {
                 /* The application owns the request: it hears on_close. */
-                loom__hsrv_emit(srv, LOOM_EV_HTTP_ERROR,
-                                k == LOOM_HTTP_PERR_BODY_TOO_LARGE ? LOOM_ETOOBIG : LOOM_EHTTP,
-                                loom_http_perr_str(k));
+                loom__hconn_report(s, &req->rq, LOOM_EV_HTTP_ERROR,
+                                   k == LOOM_HTTP_PERR_BODY_TOO_LARGE ? LOOM_ETOOBIG : LOOM_EHTTP,
+                                   loom_http_perr_str(k));
                 if (req->astate == LOOM__HA_NONE) {
                     loom__h1_error(srv->sl, s, loom_http_perr_status(k));
                     c->flags |= LOOM__HCF_CLOSE | LOOM__HCF_LINGER;
@@ -444,7 +508,7 @@ static long loom__hreq_body(loom_http_server_t *srv, loom_socket_t *s, loom_http
                     c->flags |= LOOM__HCF_CLOSE;
                 }
             } else {
-                loom__hconn_fail(s, loom_http_perr_status(k), loom_http_perr_str(k));
+                loom__hconn_fail(s, &req->rq, loom_http_perr_status(k), loom_http_perr_str(k));
             }
             return -1;
         }
@@ -459,7 +523,7 @@ static long loom__hreq_body(loom_http_server_t *srv, loom_socket_t *s, loom_http
                         req->flags |= LOOM__HR_PAUSED;
                 }
             } else if (loom__hreq_body_append(req, out.data, out.data_len) < 0) {
-                loom__hconn_fail(s, 0, "out of memory");
+                loom__hconn_fail(s, &req->rq, 0, "out of memory");
                 c->flags &= ~LOOM__HCF_LINGER;
                 return -1;
             }
@@ -534,20 +598,20 @@ static bool loom__hconn_begin(loom_http_server_t *srv, loom_socket_t *s, char *p
     loom_http_header_t *hdrs = srv->hdrs;
 
     if (rq->method == LOOM_HTTP_METHOD_OTHER) {
-        loom__hconn_fail(s, 501, "method not implemented");
+        loom__hconn_fail(s, rq, 501, "method not implemented");
         return false;
     }
     if (loom__hreq_bad_expect(hdrs, nh)) {
-        loom__hconn_fail(s, 417, "unsupported expectation");
+        loom__hconn_fail(s, rq, 417, "unsupported expectation");
         return false;
     }
     if (!loom__hreq_target_ok(rq)) {
-        loom__hconn_fail(s, 400, "invalid request target");
+        loom__hconn_fail(s, rq, 400, "invalid request target");
         return false;
     }
     int hst = loom__hreq_check_host(srv, rq, nh);
     if (hst) {
-        loom__hconn_fail(s, hst, hst == 400 ? "invalid host" : "too many header fields");
+        loom__hconn_fail(s, rq, hst, hst == 400 ? "invalid host" : "too many header fields");
         return false;
     }
     /* NUL-terminate the strings in place: the head is ours and will not be
@@ -563,7 +627,7 @@ static bool loom__hconn_begin(loom_http_server_t *srv, loom_socket_t *s, char *p
         return c->state != LOOM__HC_DEAD;
     loom_http_req_t *req = loom__hreq_new(srv, s, &loom__h1_proto);
     if (req == NULL) {
-        loom__hconn_fail(s, 0, "out of memory");
+        loom__hconn_fail(s, rq, 0, "out of memory");
         c->flags &= ~LOOM__HCF_LINGER;
         return false;
     }
@@ -594,7 +658,7 @@ static bool loom__hconn_begin(loom_http_server_t *srv, loom_socket_t *s, char *p
     }
     int r = loom_http_body_init(&req->p.h1.bd, &req->p.h1.fr, &srv->lim);
     if (r < 0) {
-        loom__hconn_fail(s, loom_http_perr_status(r), loom_http_perr_str(r));
+        loom__hconn_fail(s, rq, loom_http_perr_status(r), loom_http_perr_str(r));
         return false;
     }
     req->bstate = LOOM__HB_READ;
@@ -681,6 +745,7 @@ static size_t loom__hconn_process(loom_http_server_t *srv, loom_socket_t *s, cha
         if (c->state == LOOM__HC_IDLE)
             c->t0 = loom__now32(srv->h.loop);
         loom_http_request_t rq;
+        rq.method_str = rq.target = NULL; /* set as far as the parse gets (for the report) */
         size_t nh = srv->lim.max_headers;
         int r = loom_http_parse_request(p + off, n - off, last, &rq, srv->hdrs, &nh, &srv->lim);
         last = 0;
@@ -690,7 +755,7 @@ static size_t loom__hconn_process(loom_http_server_t *srv, loom_socket_t *s, cha
             break;
         }
         if (r < 0) {
-            loom__hconn_fail(s, loom_http_perr_status(r), loom_http_perr_str(r));
+            loom__hconn_fail(s, &rq, loom_http_perr_status(r), loom_http_perr_str(r));
             break;
         }
         char *head = p + off;
@@ -715,7 +780,7 @@ static size_t loom__hconn_process(loom_http_server_t *srv, loom_socket_t *s, cha
     if (c->state == LOOM__HC_REQ) {
         loom_http_req_t *req = c->u.req;
         if (req->astate != LOOM__HA_DONE && loom__hreq_persist(req) < 0) {
-            loom__hconn_fail(s, 0, "out of memory");
+            loom__hconn_fail(s, &req->rq, 0, "out of memory");
             c->flags &= ~LOOM__HCF_LINGER;
         }
     }
@@ -738,7 +803,8 @@ static void loom__hconn_store(loom_socket_t *s, loom__bytes *b, const char *rest
     loom__bytes **slot = c->state == LOOM__HC_HEAD ? &c->u.in : &c->u.req->p.h1.in;
     if (b == NULL) {
         if (loom__bytes_append(&b, rest, n) < 0) {
-            loom__hsrv_emit(s->h.data, LOOM_EV_HTTP_ERROR, LOOM_ENOMEM, "out of memory");
+            loom__hconn_report(s, loom__hconn_rq(s), LOOM_EV_HTTP_ERROR, LOOM_ENOMEM,
+                               "out of memory");
             loom__h1_close(s, false);
             return;
         }
@@ -799,6 +865,9 @@ static void loom__hconn_read(loom_socket_t *s, char *buf, size_t len)
     case LOOM__HC_REQ:
         if (LOOM__UNLIKELY(c->u.req->flags & LOOM__H1R_DISCARD) && srv->ms_body &&
             (uint32_t)(loom__now32(loop) - c->t0) > srv->ms_body) {
+            /* The dropped rest of a body came too slowly. */
+            loom__hconn_report(s, loom__hconn_rq(s), LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT,
+                               "request body timeout");
             loom__h1_close(s, false);
             return;
         }
@@ -808,7 +877,8 @@ static void loom__hconn_read(loom_socket_t *s, char *buf, size_t len)
             loom__hconn_h2_stored(s, buf, len))
             return;
         if (srv->ms_header && (uint32_t)(loom__now32(loop) - c->t0) > srv->ms_header) {
-            loom__hsrv_emit(srv, LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT, "request header timeout");
+            loom__hconn_report(s, NULL, LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT,
+                               "request header timeout");
             loom__h1_close(s, false);
             return;
         }
@@ -828,7 +898,8 @@ static void loom__hconn_read(loom_socket_t *s, char *buf, size_t len)
         *slot = NULL;
         if (loom__bytes_append(&nb, buf, len) < 0) {
             loom__bytes_free(&nb);
-            loom__hsrv_emit(srv, LOOM_EV_HTTP_ERROR, LOOM_ENOMEM, "out of memory");
+            loom__hconn_report(s, loom__hconn_rq(s), LOOM_EV_HTTP_ERROR, LOOM_ENOMEM,
+                               "out of memory");
             loom__h1_close(s, false);
             sl->batch = NULL;
             return;
@@ -874,7 +945,7 @@ static void loom__hconn_event(loom_socket_t *s, loom_event_kind_t kind, int code
         else if (c->state == LOOM__HC_REQ && c->u.req->bstate == LOOM__HB_READ)
             what = "request body timeout";
         if (what)
-            loom__hsrv_emit(srv, LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT, what);
+            loom__hconn_report(s, loom__hconn_rq(s), LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT, what);
     }
     loom__hconn_detach(s);
 }
@@ -1034,7 +1105,7 @@ static void loom__hconn_h2(loom_socket_t *s, char *buf, size_t len)
     loom__hconn *c = loom__hconn_of(s);
     loom__h2conn *h2 = loom__h2_new(s);
     if (h2 == NULL) {
-        loom__hsrv_emit(s->h.data, LOOM_EV_HTTP_ERROR, LOOM_ENOMEM, "out of memory");
+        loom__hconn_report(s, NULL, LOOM_EV_HTTP_ERROR, LOOM_ENOMEM, "out of memory");
         loom__h1_close(s, false);
         return;
     }
@@ -1062,7 +1133,7 @@ static bool loom__hconn_h2_stored(loom_socket_t *s, char *buf, size_t len)
     c->state = LOOM__HC_IDLE;
     if (loom__bytes_append(&b, buf, len) < 0) {
         loom__bytes_free(&b);
-        loom__hsrv_emit(s->h.data, LOOM_EV_HTTP_ERROR, LOOM_ENOMEM, "out of memory");
+        loom__hconn_report(s, NULL, LOOM_EV_HTTP_ERROR, LOOM_ENOMEM, "out of memory");
         loom__h1_close(s, false);
         return true;
     }

@@ -74,6 +74,17 @@ def cases():
     ok("dup_host", [(":method", "GET"), (":scheme", "http"), (":path", "/bad-duph"), ("host", "a"),
                     ("host", "a")])
     ok("bad_host", [(":method", "GET"), (":scheme", "http"), (":path", "/bad-host"), ("host", "a{b")])
+    # port = *DIGIT (RFC 3986 section 3.2.3): a bad port is an invalid authority.
+    for i, a in enumerate(("a:b", "a:1:2", "[::1]x", "[::g]:80", "a%zz")):
+        ok("bad_auth_port%d" % i, [(":method", "GET"), (":scheme", "http"), (":path", "/bad-ap%d" % i),
+                                   (":authority", a)])
+        ok("bad_host_port%d" % i, [(":method", "GET"), (":scheme", "http"), (":path", "/bad-hp%d" % i),
+                                   ("host", a)])
+    for i, a in enumerate(("[::1]:8080", "[v1.x]", "a:", "h.example:443", "a%20b")):
+        ok("ok_auth%d" % i, [(":method", "GET"), (":scheme", "http"), (":path", "/ok-a%d" % i),
+                             (":authority", a)])
+        ok("ok_host%d" % i, [(":method", "GET"), (":scheme", "http"), (":path", "/ok-h%d" % i),
+                             ("host", a)])
     for n in ("connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"):
         ok("conn_" + n, base("/bad-" + n) + [(n, "x")])
     ok("te_gzip", base("/bad-te") + [("te", "gzip")])

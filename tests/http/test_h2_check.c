@@ -9,7 +9,11 @@
  * - a name: lowercase tchar;
  * - the host of :authority or host: unreserved, sub-delims, "%", ":" and
  *   the brackets, which loom__h2chk_host_ok() reports so that the server's
- *   own host check need not run again.
+ *   own host check need not run again; in their structure (RFC 3986
+ *   section 3.2.2-3.2.3: port = *DIGIT, an IP literal well formed, "%" then
+ *   two hex digits), else the request is malformed. The structure itself
+ *   (loom__h2chk_host_syntax, shared with the HTTP/1 server) is tried on a
+ *   table of hosts.
  * Pure: no loop, no peer. LOOM_TEST_NO_BACKEND. */
 #include <string.h>
 
@@ -116,8 +120,20 @@ int main(void)
                     else
                         why =
                             loom__h2chk_field(&k, (const uint8_t *)":authority", 10, v, len, false);
-                    if (why != NULL)
+                    /* One byte in "hhh...": a ":" is a port separator
+                     * (only an empty port, at the end, is a port), and
+                     * "[", "]" and "%" ("%h") break the structure. */
+                    bool broken = (b == ':' && pos != len - 1) || b == '[' || b == ']' || b == '%';
+                    if (host_byte(b) && broken) {
+                        CHECK(why != NULL);
+                        CHECK(strcmp(why, as_host ? "invalid host" : "invalid :authority") == 0);
+                        cases++;
+                        continue;
+                    }
+                    if (why != NULL) {
+                        CHECK(!host_byte(b));
                         continue; /* not even an authority's characters */
+                    }
                     CHECK(loom__h2chk_head(&k, true) == NULL);
                     CHECK_EQ(loom__h2chk_host_ok(&k, !as_host), host_byte(b));
                     CHECK(!loom__h2chk_host_ok(&k, as_host)); /* the other one was not given */
@@ -158,6 +174,57 @@ int main(void)
                             false) == NULL);
     CHECK(loom__h2chk_head(&k, false) == NULL);
     CHECK(!loom__h2chk_host_ok(&k, true));
+
+    /* The structure of a uri-host [":" port]. */
+    static const struct {
+        const char *h;
+        bool port, ok;
+    } hosts[] = {
+        {"a", true, true},          {"a:", true, true},          {"a:80", true, true},
+        {"", true, true},           {":80", true, true},         {"127.0.0.1:8080", true, true},
+        {"[::1]", true, true},      {"[::1]:8080", true, true},  {"[::1]:", true, true},
+        {"[v1.x]", true, true},     {"[V1F.a:b]:1", true, true}, {"a%20b", true, true},
+        {"a%2F", true, true},       {"a:b", true, false},        {"a:1:2", true, false},
+        {"a:1a", true, false},      {"[::1", true, false},       {"[::1]x", true, false},
+        {"[::1]:x", true, false},   {"[::g]", true, false},      {"[]", true, false},
+        {"[v.x]", true, false},     {"[vx.y]", true, false},     {"[v1.]", true, false},
+        {"[v1.a%20]", true, false}, {"[1.2.3.4]", true, false},  {"a]", true, false},
+        {"a[b", true, false},       {"a%2", true, false},        {"a%zz", true, false},
+        {"%", true, false},         {"[::1]:80]", true, false},  {"[[::1]]", true, false},
+        {"a:80", false, false},     {"a", false, true},          {"[::1]", false, true},
+        {"[::1]:80", false, false}, {"a:", false, false},
+    };
+    for (size_t i = 0; i < sizeof hosts / sizeof hosts[0]; i++) {
+        const char *h = hosts[i].h;
+        bool r = loom__h2chk_host_syntax((const uint8_t *)h, strlen(h), hosts[i].port);
+        if (r != hosts[i].ok) {
+            fprintf(stderr, "host \"%s\" (port %d): %d, want %d\n", h, hosts[i].port, r,
+                    hosts[i].ok);
+            return 1;
+        }
+        cases++;
+    }
+
+    /* After a userinfo too: a bad port is malformed, a good one is left
+     * to the server's check (which answers 400 to the userinfo). */
+    static const struct {
+        const char *a;
+        bool ok;
+    } auths[] = {{"u@a:b", false},
+                 {"u@a:1:2", false},
+                 {"u:p@[::1]x", false},
+                 {"u@a:80", true},
+                 {"u:p@[::1]:80", true}};
+    for (size_t i = 0; i < sizeof auths / sizeof auths[0]; i++) {
+        for (int as_host = 0; as_host < 2; as_host++) {
+            const char *a = auths[i].a;
+            const char *why = field(as_host ? "host" : ":authority", as_host ? 4 : 10,
+                                    (const uint8_t *)a, strlen(a), &k);
+            CHECK_EQ(why == NULL, auths[i].ok);
+            CHECK(!loom__h2chk_host_ok(&k, !as_host));
+            cases++;
+        }
+    }
 
     printf("h2 check: %ld cases\n", cases);
     return 0;

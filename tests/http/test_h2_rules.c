@@ -5,7 +5,8 @@
  * connection, each well-formed or broken in one way: field names with
  * uppercase or other non-token bytes, values with NUL, CR, LF, DEL or
  * white space at an end, unknown, repeated, late or missing pseudo-header
- * fields, bad :method, :scheme, :path and :authority, no authority at
+ * fields, bad :method, :scheme, :path and :authority (a bad port or IP
+ * literal too: "a:b", "a:1:2"), no authority at
  * all, connection-specific fields, te other than trailers, content-length
  * repeated, not digits, or not what the DATA adds up to, and trailers
  * that do not end the stream or carry pseudo-header fields. A broken one
@@ -75,7 +76,9 @@ static void run_peer(loom_loop_t *loop, char *out, size_t size)
 static const char *const good[] = {
     "ok",          "inner_ws_value", "obs_text_value", "options_star",  "other_scheme",
     "host_only",   "te_trailers",    "cl_ok",          "cl_two_frames", "cl_zero_end",
-    "trailers_ok", "trailers_cl_ok", "last",
+    "trailers_ok", "trailers_cl_ok", "last",           "ok_auth0",      "ok_auth1",
+    "ok_auth2",    "ok_auth3",       "ok_auth4",       "ok_host0",      "ok_host1",
+    "ok_host2",    "ok_host3",       "ok_host4",
 };
 
 static const char *const bad[] = {
@@ -110,6 +113,16 @@ static const char *const bad[] = {
     "no_authority_no_host",
     "dup_host",
     "bad_host",
+    "bad_auth_port0",
+    "bad_auth_port1",
+    "bad_auth_port2",
+    "bad_auth_port3",
+    "bad_auth_port4",
+    "bad_host_port0",
+    "bad_host_port1",
+    "bad_host_port2",
+    "bad_host_port3",
+    "bad_host_port4",
     "conn_connection",
     "conn_keep-alive",
     "conn_proxy-connection",

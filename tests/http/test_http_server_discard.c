@@ -13,10 +13,21 @@
  *  - Expect: 100-continue answered at once (no 100 sent): closes;
  *  - a client that leaves while its unread body is being dropped: the
  *    request was answered, so on_close never runs for it (it runs at most
- *    once, and only for a request not yet answered). */
+ *    once, and only for a request not yet answered);
+ *  - a body dropped too slowly (past the body timeout in all): the close is
+ *    reported as a request body timeout naming the client. */
 #include "test_http_server_util.h"
 
-static int nreq, nclose;
+static int nreq, nclose, ntimeout;
+static char lastmsg[512];
+
+static void on_event(const loom_event_t *ev, void *data)
+{
+    (void)data;
+    CHECK(loom_event_is(ev, LOOM_EV_HTTP_TIMEOUT));
+    ntimeout++;
+    snprintf(lastmsg, sizeof lastmsg, "%s", ev->msg);
+}
 
 static void on_close(loom_http_req_t *req, void *data)
 {
@@ -190,6 +201,44 @@ int main(void)
         hs_raw_free(&c);
         hs_run_for(loop, 100);
         CHECK_EQ(loom_http_server_pending(srv), 0);
+    }
+    CHECK_EQ(nclose, 0);
+    hs_close_server(loop, srv);
+
+    /* The rest of the body trickles in for longer than the body timeout
+     * (300 ms; a byte every 5 ms never lets the read timeout run out): the
+     * connection closes after the answer, with an event. */
+    CHECK_OK(loom_http_server(loop, "127.0.0.1", 0, on_request,
+                              &(loom_http_server_opts){.on_body = on_body,
+                                                       .on_close = on_close,
+                                                       .on_event = on_event,
+                                                       .header_timeout_ms = 5000,
+                                                       .body_timeout_ms = 300},
+                              &srv));
+    port = loom_http_server_port(srv);
+    {
+        static char rq[400];
+        int n = snprintf(rq, sizeof rq,
+                         "POST /slow HTTP/1.1\r\nHost: a\r\nContent-Length: 300\r\n\r\n");
+        memset(rq + n, 'z', 300);
+        hs_raw c;
+        memset(&c, 0, sizeof c);
+        c.port = port;
+        c.req = rq;
+        c.req_len = (size_t)n + 300;
+        c.chunk = 1;
+        c.gap_ms = 5;
+        c.timeout_ms = 5000;
+        c.method = LOOM_HTTP_METHOD_POST;
+        hs_raw_start(&c);
+        hs_raw_finish(loop, &c);
+        CHECK_EQ(c.nresp, 1);
+        CHECK(c.closed);
+        CHECK(strstr(c.resp, "early /slow") != NULL);
+        hs_raw_free(&c);
+        CHECK_EQ(ntimeout, 1);
+        CHECK(strncmp(lastmsg, "http client 127.0.0.1:", 22) == 0);
+        CHECK(strstr(lastmsg, ": request body timeout") != NULL);
     }
     CHECK_EQ(nclose, 0);
 

@@ -1,9 +1,12 @@
 /* test_http_server_errors: bad input is answered with 400, 413, 414, 417,
  * 431, 501 or 505 and the connection closed, before the application sees
- * anything; each one is reported as an http error event. */
+ * anything; each one is reported as an http error event that names the
+ * client ("http client 127.0.0.1:PORT: ...") and, once its request line was
+ * read, the method and target (bounded, unprintable bytes as %XX). */
 #include "test_http_server_util.h"
 
 static int nreq, nerr;
+static char lastmsg[512];
 
 static void on_request(loom_http_req_t *req, void *data)
 {
@@ -17,11 +20,33 @@ static void on_event(const loom_event_t *ev, void *data)
     (void)data;
     CHECK(loom_event_is(ev, LOOM_EV_HTTP_ERROR));
     nerr++;
+    snprintf(lastmsg, sizeof lastmsg, "%s", ev->msg);
+}
+
+/* The last event's message is "http client 127.0.0.1:PORT: <want>..."
+ * (want: its start after the client's name). */
+static void expect_msg(const char *want)
+{
+    const char *p = lastmsg;
+    int ok = strncmp(p, "http client 127.0.0.1:", 22) == 0;
+    if (ok) {
+        p += 22;
+        ok = *p >= '1' && *p <= '9';
+        while (*p >= '0' && *p <= '9')
+            p++;
+        ok = ok && strncmp(p, ": ", 2) == 0 && strncmp(p + 2, want, strlen(want)) == 0;
+    }
+    if (!ok) {
+        fprintf(stderr, "event \"%s\", want \"http client 127.0.0.1:PORT: %s...\"\n", lastmsg,
+                want);
+        exit(1);
+    }
 }
 
 /* Sends `req` and expects one answer with `status`, then the close; the
  * application must not have been called. */
-static void expect_status(loom_loop_t *loop, int port, const char *req, size_t len, int status)
+static void expect_status(loom_loop_t *loop, int port, const char *req, size_t len, int status,
+                          const char *want)
 {
     hs_raw c;
     memset(&c, 0, sizeof c);
@@ -43,12 +68,13 @@ static void expect_status(loom_loop_t *loop, int port, const char *req, size_t l
     CHECK_EQ(nreq, before);
     CHECK_EQ(nerr, errs + 1);
     CHECK(strstr(c.resp, "\r\nConnection: close\r\n") != NULL);
+    expect_msg(want);
     hs_raw_free(&c);
 }
 
-static void expect_str(loom_loop_t *loop, int port, const char *req, int status)
+static void expect_str(loom_loop_t *loop, int port, const char *req, int status, const char *want)
 {
-    expect_status(loop, port, req, strlen(req), status);
+    expect_status(loop, port, req, strlen(req), status, want);
 }
 
 int main(void)
@@ -60,23 +86,26 @@ int main(void)
     CHECK_OK(loom_http_server(loop, "127.0.0.1", 0, on_request, &o, &srv));
     int port = loom_http_server_port(srv);
 
-    expect_str(loop, port, "GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", 400);
-    expect_str(loop, port, "GET / HTTP/1.1\nHost: x\r\n\r\n", 400);
-    expect_str(loop, port, "GET / HTTP/1.1\r\n\r\n", 400); /* no Host */
-    expect_str(loop, port, "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1, 1\r\n\r\n", 400);
+    expect_str(loop, port, "GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", 400, "GET /: ");
+    expect_str(loop, port, "GET / HTTP/1.1\nHost: x\r\n\r\n", 400, "");
+    expect_str(loop, port, "GET / HTTP/1.1\r\n\r\n", 400, "GET /: "); /* no Host */
+    expect_str(loop, port, "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1, 1\r\n\r\n", 400, "");
     expect_str(loop, port,
                "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
                "Transfer-Encoding: chunked\r\n\r\n",
-               400);
-    expect_str(loop, port, "GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", 400);
-    expect_str(loop, port, "BREW /pot HTTP/1.1\r\nHost: x\r\n\r\n", 501);
+               400, "");
+    expect_str(loop, port, "GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", 400, "");
+    expect_str(loop, port, "BREW /pot HTTP/1.1\r\nHost: x\r\n\r\n", 501,
+               "BREW /pot: method not implemented");
     expect_str(loop, port, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
-               501);
-    expect_str(loop, port, "GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505);
-    expect_str(loop, port, "GET / HTTP/1.1\r\nHost: x\r\nExpect: tea\r\n\r\n", 417);
+               501, "");
+    expect_str(loop, port, "GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505, "");
+    expect_str(loop, port, "GET / HTTP/1.1\r\nHost: x\r\nExpect: tea\r\n\r\n", 417,
+               "GET /: unsupported expectation");
     /* 413 before the body is read (Content-Length over the limit), and
      * while a chunked body grows past it. */
-    expect_str(loop, port, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n", 413);
+    expect_str(loop, port, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n", 413,
+               "POST /: ");
     static char big[20000];
     size_t n = (size_t)snprintf(big, sizeof big,
                                 "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
@@ -87,24 +116,37 @@ int main(void)
         n += (size_t)snprintf(big + n, sizeof big - n, "\r\n");
     }
     n += (size_t)snprintf(big + n, sizeof big - n, "0\r\n\r\n");
-    expect_status(loop, port, big, n, 413);
+    expect_status(loop, port, big, n, 413, "POST /: ") /* a body error */;
     /* 414: a request line over 8192 bytes. */
     n = (size_t)snprintf(big, sizeof big, "GET /");
     memset(big + n, 'a', 9000);
     n += 9000;
     n += (size_t)snprintf(big + n, sizeof big - n, " HTTP/1.1\r\nHost: x\r\n\r\n");
-    expect_status(loop, port, big, n, 414);
+    expect_status(loop, port, big, n, 414, "GET: ") /* no target yet */;
     /* 431: header section over 16 KiB, and over 100 fields. */
     n = (size_t)snprintf(big, sizeof big, "GET / HTTP/1.1\r\nHost: x\r\nX-Big: ");
     memset(big + n, 'h', 17000);
     n += 17000;
     n += (size_t)snprintf(big + n, sizeof big - n, "\r\n\r\n");
-    expect_status(loop, port, big, n, 431);
+    expect_status(loop, port, big, n, 431, "");
     n = (size_t)snprintf(big, sizeof big, "GET / HTTP/1.1\r\nHost: x\r\n");
     for (int i = 0; i < 120; i++)
         n += (size_t)snprintf(big + n, sizeof big - n, "X-H%d: v\r\n", i);
     n += (size_t)snprintf(big + n, sizeof big - n, "\r\n");
-    expect_status(loop, port, big, n, 431);
+    expect_status(loop, port, big, n, 431, "");
+
+    /* The target in the event is bounded (the event goes to logs). */
+    n = (size_t)snprintf(big, sizeof big, "GET /");
+    memset(big + n, 'a', 300);
+    n += 300;
+    n += (size_t)snprintf(big + n, sizeof big - n, " HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n");
+    expect_status(loop, port, big, n, 400, "GET /aaaa");
+    CHECK(strstr(lastmsg, "aaa...: ") != NULL);
+    CHECK(strlen(lastmsg) < 200);
+    /* A request line cut by a bad byte: only the method is known. */
+    expect_str(loop, port, "GET /\x01 HTTP/1.1\r\nHost: x\r\n\r\n", 400, "GET: ");
+    /* Nothing known: the client alone. */
+    expect_str(loop, port, "G(T / HTTP/1.1\r\nHost: x\r\n\r\n", 400, "invalid method");
 
     /* A good request, then garbage on the same connection: the first is
      * answered, the second gets 400. */
@@ -123,6 +165,7 @@ int main(void)
     CHECK_EQ(st[1], 400);
     CHECK(c.closed);
     CHECK_EQ(nreq, before + 1);
+    expect_msg("GET /: ");
     hs_raw_free(&c);
 
     hs_close_server(loop, srv);

@@ -8,6 +8,7 @@
 #define NSLOW 6
 
 static int nreq, ntimeouts;
+static char lastmsg[512];
 
 static void on_request(loom_http_req_t *req, void *data)
 {
@@ -19,8 +20,24 @@ static void on_request(loom_http_req_t *req, void *data)
 static void on_event(const loom_event_t *ev, void *data)
 {
     (void)data;
-    if (ev->kind == LOOM_EV_HTTP_TIMEOUT)
+    if (ev->kind == LOOM_EV_HTTP_TIMEOUT) {
         ntimeouts++;
+        /* Each names the client: "http client 127.0.0.1:PORT: ...". */
+        CHECK(strncmp(ev->msg, "http client 127.0.0.1:", 22) == 0);
+        snprintf(lastmsg, sizeof lastmsg, "%s", ev->msg);
+    }
+}
+
+/* The last timeout's message is "http client 127.0.0.1:PORT: <want>". */
+static void expect_msg(const char *want)
+{
+    const char *p = lastmsg + 22;
+    while (*p >= '0' && *p <= '9')
+        p++;
+    if (strncmp(p, ": ", 2) != 0 || strcmp(p + 2, want) != 0) {
+        fprintf(stderr, "event \"%s\", want \"http client 127.0.0.1:PORT: %s\"\n", lastmsg, want);
+        exit(1);
+    }
 }
 
 int main(void)
@@ -95,6 +112,7 @@ int main(void)
     CHECK(got > 0);
     close(fd);
     CHECK_EQ(ntimeouts, NSLOW); /* idle closes are silent */
+    expect_msg("request header timeout");
 
     /* The body timeout: half a body, then silence. */
     hs_raw c;
@@ -109,6 +127,7 @@ int main(void)
     CHECK(c.closed);
     CHECK(hs_now_ms() - t0 < 1500);
     CHECK_EQ(ntimeouts, NSLOW + 1);
+    expect_msg("POST /: request body timeout"); /* the request is named */
     hs_raw_free(&c);
 
     hs_close_server(loop, srv);

@@ -470,7 +470,12 @@ int loom__ws_deflate_start(loom_ws_t *ws, loom_ws_role_t role, const loom_ws_def
     x->z = calloc(1, sizeof *x->z);
     if (x->z == NULL)
         return LOOM_ENOMEM;
-    if (loom_ws_deflate_init(x->z, role, a, &ws->cls->o.deflate_opts, ws_max_message(ws)) < 0) {
+    /* The inflater's bound: per message when messages are reassembled, per
+     * frame when they are streamed (ws_frame_z() restarts the count at each
+     * frame), so a streaming receiver takes messages of any size while a
+     * bomb in one frame is still stopped at max_frame + 1 inflated bytes. */
+    uint64_t bound = ws->cls->o.on_fragment ? ws_max_frame(ws) : ws_max_message(ws);
+    if (loom_ws_deflate_init(x->z, role, a, &ws->cls->o.deflate_opts, bound) < 0) {
         free(x->z);
         x->z = NULL;
         return LOOM_EINVAL;
@@ -603,7 +608,8 @@ static void ws_mbuf_free(loom__ws_more *x)
 }
 
 /* Inflates one frame of a compressed message, appending to the message
- * buffer (the inflater stops a bomb at max_message + 1 bytes). Returns false
+ * buffer (the inflater stops a bomb at max_message + 1 bytes for the
+ * message, or max_frame + 1 for the frame when streaming). Returns false
  * after failing the connection. */
 static bool ws_inflate_frame(loom_ws_t *ws, const char *p, size_t n, bool fin)
 {
@@ -627,6 +633,16 @@ static bool ws_inflate_frame(loom_ws_t *ws, const char *p, size_t n, bool fin)
         size_t ol = room;
         int r = loom_ws_inflate(x->z, &in, &inl, fin, (uint8_t *)x->mbuf + x->mlen, &ol);
         x->mlen += (uint32_t)ol;
+        if (r == LOOM_WS_ERR_MESSAGE_TOO_BIG) {
+            if (ws->cls->o.on_fragment)
+                loom__ws_fail(ws, loom_ws_err_close_code(r), false,
+                              "compressed frame inflates to more than %zu bytes", ws_max_frame(ws));
+            else
+                loom__ws_fail(ws, loom_ws_err_close_code(r), false,
+                              "compressed message inflates to more than %zu bytes",
+                              ws_max_message(ws));
+            return false;
+        }
         if (r < 0) {
             int code = r == LOOM_ENOMEM ? LOOM_WS_INTERNAL : loom_ws_err_close_code(r);
             loom__ws_fail(ws, code, false, "permessage-deflate: %s",
@@ -682,6 +698,8 @@ static void ws_frame_z(loom_ws_t *ws, int mop, bool fin, char *p, size_t n)
     const loom_ws_opts *o = &ws->cls->o;
     loom__ws_more *x = ws->x;
     size_t from = x->mlen;
+    if (o->on_fragment)
+        x->z->rx_total = 0; /* streaming: the inflater's bound is per frame */
     if (!ws_inflate_frame(ws, p, n, fin))
         return;
     ws->msg_op = fin ? 0 : (uint8_t)mop;

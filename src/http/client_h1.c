@@ -893,6 +893,14 @@ void loom__hc_on_drain(loom_socket_t *s, void *data)
         loom__hc_pump(r);
 }
 
+/* A write of the request body was refused by the socket. */
+static void hc_body_send_fail(hc_req *r, int rc)
+{
+    char where[300];
+    loom__hc_fail(r, LOOM_EV_HTTP_ERROR, rc, "cannot send the request body to %s: %s",
+                  loom__hc_where(r->pool, where, sizeof where), loom_strerror(rc));
+}
+
 void loom__hc_pump(hc_req *r)
 {
     hc_state *st = r->st;
@@ -924,7 +932,7 @@ void loom__hc_pump(hc_req *r)
         if (eof) {
             rc = chunked ? loom_socket_write(c->s, "0\r\n\r\n", 5) : 0;
             if (rc < 0) {
-                loom__hc_fail(r, LOOM_EV_HTTP_ERROR, rc, "cannot send the request body");
+                hc_body_send_fail(r, rc);
                 return;
             }
             r->upload_done = 1;
@@ -941,7 +949,7 @@ void loom__hc_pump(hc_req *r)
             rc = loom_socket_write(c->s, st->upload, n);
         }
         if (rc < 0) {
-            loom__hc_fail(r, LOOM_EV_HTTP_ERROR, rc, "cannot send the request body");
+            hc_body_send_fail(r, rc);
             return;
         }
     }

@@ -320,20 +320,31 @@ static void ws_set_closed(loom_ws_t *ws, bool abort)
     loom_socket_close(ws->sock);
 }
 
+/* The peer for messages: its address, else (a client still connecting) the
+ * host and port it was asked for, else "?". */
+static void ws_peer(const loom_ws_t *ws, char *buf, size_t len)
+{
+    loom__socket_peer_name(ws->sock, buf, len);
+    if (buf[0] == '\0' && ws->x && ws->x->client)
+        snprintf(buf, len, "%s", loom__ws_client_target(ws->x->client));
+    if (buf[0] == '\0')
+        snprintf(buf, len, "?");
+}
+
 void loom__ws_fail(loom_ws_t *ws, int code, bool abort, const char *fmt, ...)
 {
     if (ws->state == WS_CLOSED)
         return;
-    char why[160], msg[256], peer[80];
+    char why[160], msg[512], peer[270];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(why, sizeof why, fmt, ap);
     va_end(ap);
-    loom__socket_peer_name(ws->sock, peer, sizeof peer);
+    ws_peer(ws, peer, sizeof peer);
     if (code)
-        snprintf(msg, sizeof msg, "websocket %s: %s (%d)", peer[0] ? peer : "?", why, code);
+        snprintf(msg, sizeof msg, "websocket %s: %s (%d)", peer, why, code);
     else
-        snprintf(msg, sizeof msg, "websocket %s: %s", peer[0] ? peer : "?", why);
+        snprintf(msg, sizeof msg, "websocket %s: %s", peer, why);
     if (ws->state == WS_OPEN && code && !abort)
         ws_write_close(ws, code, why, strlen(why));
     if (!(ws->flags & WS_F_GOT_CLOSE))
@@ -398,9 +409,9 @@ static void ws_sock_event(const loom_event_t *ev, void *data)
     }
     if (quiet)
         return;
-    char msg[320], peer[80];
-    loom__socket_peer_name(ws->sock, peer, sizeof peer);
-    snprintf(msg, sizeof msg, "websocket %s: %s", peer[0] ? peer : "?", ev->msg);
+    char msg[600], peer[270];
+    ws_peer(ws, peer, sizeof peer);
+    snprintf(msg, sizeof msg, "websocket %s: %s", peer, ev->msg);
     loom__ws_event(ws, ev->kind, ev->code, msg);
 }
 

@@ -148,6 +148,8 @@ size_t loom__ws_base64(const uint8_t *in, size_t n, char *out);
 /* Client handshake (ws_client.c): bytes read before the 101 is complete. */
 void loom__ws_client_read(loom_ws_t *ws, const char *p, size_t n);
 void loom__ws_client_free(loom__ws_client *c);
+/* The "host:port" the client connects to (for messages). */
+const char *loom__ws_client_target(const loom__ws_client *c);
 /* Topics (ws_topic.c): drops every subscription of a closing connection. */
 void loom__ws_unsubscribe_all(loom_ws_t *ws);
 

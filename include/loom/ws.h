@@ -19,11 +19,13 @@
  * Errors: protocol violations by the peer, limits exceeded, keepalive and
  * close timeouts arrive on `on_event` as LOOM_EV_WS_ERROR events whose
  * message names the peer and the reason ("websocket 127.0.0.1:51234: unmasked
- * client frame (1002)"); the socket's own events (tcp reset, tcp timeout, tls
- * error) are passed on with `object` the connection. Without on_event they go
- * to the loop's default handler; a server connection's events with no
- * handler at all are logged and dropped (a client cannot end a server's
- * loom_run()).
+ * client frame (1002)") and whose code is LOOM_EPROTOCOL (the peer's
+ * violation), LOOM_ETOOBIG (a limit), LOOM_ETIMEDOUT (keepalive),
+ * LOOM_ENOBUFS (a slow subscriber closed) or LOOM_ENOMEM; the socket's own
+ * events (tcp reset, tcp timeout, tls error) are passed on with `object` the
+ * connection. Without on_event they go to the loop's default handler; a
+ * server connection's events with no handler at all are logged and dropped
+ * (a client cannot end a server's loom_run()).
  *
  * Everything here is for the loop's thread only.
  */

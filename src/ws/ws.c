@@ -331,7 +331,36 @@ static void ws_peer(const loom_ws_t *ws, char *buf, size_t len)
         snprintf(buf, len, "?");
 }
 
+/* The event's code for a failure closing with `code`: what went wrong on
+ * this side (a limit, memory, a slow subscriber's full queue), else the
+ * peer's protocol violation (a bad frame, a bad handshake answer). */
+static int ws_fail_err(int code)
+{
+    switch (code) {
+    case LOOM_WS_TOO_BIG:
+        return LOOM_ETOOBIG;
+    case LOOM_WS_INTERNAL:
+        return LOOM_ENOMEM;
+    case LOOM_WS_POLICY:
+        return LOOM_ENOBUFS;
+    default:
+        return LOOM_EPROTOCOL;
+    }
+}
+
 void loom__ws_fail(loom_ws_t *ws, int code, bool abort, const char *fmt, ...)
+{
+    if (ws->state == WS_CLOSED)
+        return;
+    char why[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    loom__ws_fail_err(ws, code, ws_fail_err(code), abort, "%s", why);
+}
+
+void loom__ws_fail_err(loom_ws_t *ws, int code, int err, bool abort, const char *fmt, ...)
 {
     if (ws->state == WS_CLOSED)
         return;
@@ -353,8 +382,7 @@ void loom__ws_fail(loom_ws_t *ws, int code, bool abort, const char *fmt, ...)
      * (emitted first, while the socket still exists) and on_close. */
     uint8_t st = ws->state;
     ws->state = WS_CLOSED;
-    loom__ws_event(ws, LOOM_EV_WS_ERROR, code == LOOM_WS_TOO_BIG ? LOOM_ETOOBIG : LOOM_EPROTOCOL,
-                   msg);
+    loom__ws_event(ws, LOOM_EV_WS_ERROR, err, msg);
     ws->state = st;
     ws_set_closed(ws, abort);
 }
@@ -549,8 +577,8 @@ static void ws_on_timer(loom_timer_t *t, void *data)
         return;
     }
     if (ws->flags & WS_F_PING_OUT) {
-        loom__ws_fail(ws, 0, true, "keepalive: no pong within %u ms",
-                      o->pong_timeout_ms ? o->pong_timeout_ms : o->ping_interval_ms);
+        loom__ws_fail_err(ws, 0, LOOM_ETIMEDOUT, true, "keepalive: no pong within %u ms",
+                          o->pong_timeout_ms ? o->pong_timeout_ms : o->ping_interval_ms);
         return;
     }
     ws_write_frame(ws, 0x9, true, NULL, 0);

@@ -3,8 +3,9 @@
  * Build: clang -fsanitize=fuzzer,address,undefined (see fuzz/run.sh).
  * LOOM_FUZZ_SOURCES: src/http/parser.c
  *
- * The first input byte picks options (scalar scanner, small limits); the rest
- * is fed to the request parser, the response parser and the chunked decoder.
+ * The first input byte picks options (scalar scanner, small limits, obs-fold
+ * in responses); the rest is fed to the request parser, the response parser
+ * and the chunked decoder.
  * Besides memory errors (ASan: every buffer handed to the parser is a heap
  * block of exactly its length), the target checks that incremental parsing
  * agrees with one-shot parsing:
@@ -239,6 +240,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         l.flags |= LOOM_HTTP_LIMIT_SCALAR;
     if (opt & 2)
         l.flags |= LOOM_HTTP_LIMIT_ALLOW_NO_HOST;
+    if (opt & 16)
+        l.flags |= LOOM_HTTP_LIMIT_OBS_FOLD; /* the client's: responses unfold */
     if (opt & 4) {
         l.max_request_line = 64;
         l.max_header_bytes = 128;
@@ -265,6 +268,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     nh = MAXH;
     r = loom_http_parse_response(full, size, 0, &res, h, &nh, &l);
     if (r > 0) {
+        /* Values are trimmed: no fold (or whitespace) at either end, and
+         * CR or LF inside one only when folding was asked for and seen. */
+        for (size_t i = 0; i < nh; i++) {
+            const char *v = h[i].value;
+            size_t vl = h[i].value_len;
+            if (vl &&
+                (v[0] == ' ' || v[0] == '\t' || v[0] == '\r' || v[0] == '\n' || v[vl - 1] == ' ' ||
+                 v[vl - 1] == '\t' || v[vl - 1] == '\r' || v[vl - 1] == '\n'))
+                __builtin_trap();
+            if (!(res.flags & LOOM_HTTP_F_OBS_FOLD) && (memchr(v, '\r', vl) || memchr(v, '\n', vl)))
+                __builtin_trap();
+        }
         loom_http_response_framing(&res, (opt & 8) ? LOOM_HTTP_METHOD_HEAD : LOOM_HTTP_METHOD_GET,
                                    &f);
         check_body(&f, &l, data + r, size - (size_t)r);

@@ -36,7 +36,8 @@
  *   - Field names are tokens; whitespace before the colon, a line starting
  *     with whitespace (obs-fold, or whitespace after the start line), and
  *     control characters other than HTAB in values are errors. Values are
- *     reported without their leading and trailing whitespace.
+ *     reported without their leading and trailing whitespace. A client may
+ *     accept obs-fold in responses with LOOM_HTTP_LIMIT_OBS_FOLD.
  *   - Content-Length is 1*DIGIT. A second Content-Length field, or a list
  *     ("5, 5"), is rejected even when the values agree, as nginx and llhttp
  *     do: accepting it buys nothing and widens the request-smuggling surface.
@@ -162,7 +163,11 @@ enum {
     LOOM_HTTP_F_CONN_UPGRADE = 1u << 6,    /* Connection lists "upgrade" */
     LOOM_HTTP_F_UPGRADE = 1u << 7,         /* an Upgrade field is present */
     LOOM_HTTP_F_HOST = 1u << 8,            /* a Host field is present (.host) */
-    LOOM_HTTP_F_EXPECT_CONTINUE = 1u << 9  /* Expect: 100-continue */
+    LOOM_HTTP_F_EXPECT_CONTINUE = 1u << 9, /* Expect: 100-continue */
+    /* Responses parsed with LOOM_HTTP_LIMIT_OBS_FOLD: a field value was
+     * folded, so its slice holds the CRLFs of the folds; replace each CR
+     * and LF in it with SP before interpreting it (RFC 9112 section 5.2). */
+    LOOM_HTTP_F_OBS_FOLD = 1u << 10
 };
 
 /* Limits and switches. A zeroed struct (or NULL) means the defaults. */
@@ -180,7 +185,20 @@ enum {
     /* Accept HTTP/1.1 requests without Host (for proxies and tests). */
     LOOM_HTTP_LIMIT_ALLOW_NO_HOST = 1u << 0,
     /* Use the portable scalar scanner even where a SIMD one exists (tests). */
-    LOOM_HTTP_LIMIT_SCALAR = 1u << 1
+    LOOM_HTTP_LIMIT_SCALAR = 1u << 1,
+    /* loom_http_parse_response() only (a user agent's side, RFC 9112 section
+     * 5.2): accept obs-fold, a field line that starts with SP or HTAB and
+     * continues the previous field's value. The value's slice then runs over
+     * the folds (CRLF and whitespace included, the value's leading and
+     * trailing whitespace and folds trimmed) and the response gets
+     * LOOM_HTTP_F_OBS_FOLD: the caller replaces each CR and LF in such a
+     * value with SP before use (loom's HTTP client does). A folded
+     * Content-Length, Transfer-Encoding, Connection, Upgrade, Host or Expect
+     * is still LOOM_HTTP_PERR_OBS_FOLD, as is whitespace before the first
+     * field (RFC 9112 section 2.2) and folding in trailers. Requests are
+     * always rejected with LOOM_HTTP_PERR_OBS_FOLD (400), as RFC 9112
+     * section 5.2 allows. */
+    LOOM_HTTP_LIMIT_OBS_FOLD = 1u << 2
 };
 
 typedef struct {

@@ -19,11 +19,13 @@
  * Errors: protocol violations by the peer, limits exceeded, keepalive and
  * close timeouts arrive on `on_event` as LOOM_EV_WS_ERROR events whose
  * message names the peer and the reason ("websocket 127.0.0.1:51234: unmasked
- * client frame (1002)"); the socket's own events (tcp reset, tcp timeout, tls
- * error) are passed on with `object` the connection. Without on_event they go
- * to the loop's default handler; a server connection's events with no
- * handler at all are logged and dropped (a client cannot end a server's
- * loom_run()).
+ * client frame (1002)") and whose code is LOOM_EPROTOCOL (the peer's
+ * violation), LOOM_ETOOBIG (a limit), LOOM_ETIMEDOUT (keepalive),
+ * LOOM_ENOBUFS (a slow subscriber closed) or LOOM_ENOMEM; the socket's own
+ * events (tcp reset, tcp timeout, tls error) are passed on with `object` the
+ * connection. Without on_event they go to the loop's default handler; a
+ * server connection's events with no handler at all are logged and dropped
+ * (a client cannot end a server's loom_run()).
  *
  * Everything here is for the loop's thread only.
  */
@@ -103,7 +105,8 @@ typedef struct loom_ws_opts {
     /* Whole messages. Ignored when on_fragment is set. */
     loom_ws_message_cb on_message;
     /* Streaming: every data frame as it completes, no reassembly (the
-     * message size limit then does not apply; the frame limit does). */
+     * message size limit then does not apply; the frame limit does, and with
+     * permessage-deflate it bounds each frame's inflated size too). */
     loom_ws_fragment_cb on_fragment;
     loom_ws_control_cb on_ping, on_pong;
     /* The queued bytes fell to low_water after a send returned 1. */
@@ -113,9 +116,12 @@ typedef struct loom_ws_opts {
     void *data; /* the connection's data slot */
 
     /* Largest message delivered whole (reassembled), in bytes. 0: 16 MiB.
-     * A bigger one fails the connection with 1009. */
+     * A bigger one fails the connection with 1009. Not applied with
+     * on_fragment (messages of any size are streamed). */
     size_t max_message;
-    /* Largest frame payload accepted. 0: max_message (1009 beyond it). */
+    /* Largest frame payload accepted. 0: max_message (1009 beyond it).
+     * With on_fragment and permessage-deflate, also the largest inflated
+     * size of one frame (the bound on a decompression bomb). */
     size_t max_frame;
 
     /* Subprotocols. Server: the ones it speaks, in its order of preference
@@ -144,7 +150,8 @@ typedef struct loom_ws_opts {
      * client's offer is accepted; client: it is offered. deflate_opts
      * (zeroed: window 15, context takeover, level 1, memLevel 5) bounds
      * the memory: see docs/WEBSOCKET.md. What is compressed: see
-     * LOOM_WS_DEFLATE_MIN below. max_message applies to the inflated size. */
+     * LOOM_WS_DEFLATE_MIN below. max_message applies to the inflated size
+     * (with on_fragment: max_frame, per frame). */
     bool deflate;
     loom_ws_deflate_opts_t deflate_opts;
     /* Text messages sent are checked to be valid UTF-8 (LOOM_EINVAL if

@@ -464,10 +464,13 @@ LOOM_EXTERN int loom_ws_deflate_check_response(const char *value, size_t len,
  * is safe: zlib never emits a distance larger than window - 262 bytes, which
  * for 9 bits is 250, within what a 256-byte window can resolve. */
 typedef struct {
-    void *tx;                   /* compressor z_stream, or NULL */
-    void *rx;                   /* decompressor z_stream, or NULL */
-    uint64_t max_message;       /* inflated size limit per message; 0 = none */
-    uint64_t rx_total;          /* inflated bytes of the current message */
+    void *tx;             /* compressor z_stream, or NULL */
+    void *rx;             /* decompressor z_stream, or NULL */
+    uint64_t max_message; /* inflated size limit per message; 0 = none */
+    /* Inflated bytes of the current message, counted against max_message.
+     * A caller that bounds each frame rather than each message (loom_ws with
+     * on_fragment: max_frame) sets it to 0 before each frame. */
+    uint64_t rx_total;
     uint8_t tx_bits, rx_bits;   /* window bits in each direction */
     uint8_t tx_reset, rx_reset; /* no context takeover in each direction */
     uint8_t level, mem_level;
@@ -479,7 +482,7 @@ typedef struct {
  * says which side this is (a server compresses with the server_* parameters
  * and decompresses with the client_* ones). `opts` (may be NULL) gives level
  * and mem_level; `max_message` limits the inflated size of one message (0 =
- * no limit). Allocates nothing. Returns 0 or LOOM_EINVAL. */
+ * no limit; see rx_total for a bound per frame). Allocates nothing. Returns 0 or LOOM_EINVAL. */
 LOOM_EXTERN int loom_ws_deflate_init(loom_ws_deflate_t *d, loom_ws_role_t role,
                                      const loom_ws_deflate_params_t *agreed,
                                      const loom_ws_deflate_opts_t *opts, uint64_t max_message);

@@ -41,21 +41,25 @@ int loom__hc_body_read(hc_req *r, char *buf, size_t len, size_t *n, bool *eof)
     }
     if (got == LOOM_EAGAIN)
         return LOOM_EAGAIN;
+    char where[300];
     if (got < 0) {
-        loom__hc_fail(r, LOOM_EV_HTTP_ERROR, (int)got, "request body source failed: %s",
-                      loom_strerror((int)got));
+        loom__hc_fail(r, LOOM_EV_HTTP_ERROR, (int)got,
+                      "request body source failed: %s (request to %s)", loom_strerror((int)got),
+                      loom__hc_where(r->pool, where, sizeof where));
         return LOOM_ECANCELED;
     }
     if ((size_t)got > want) {
         loom__hc_fail(r, LOOM_EV_HTTP_ERROR, LOOM_EINVAL,
-                      "request body source returned more than asked");
+                      "request body source returned more than asked (request to %s)",
+                      loom__hc_where(r->pool, where, sizeof where));
         return LOOM_ECANCELED;
     }
     if (got == 0) {
         if (!chunked && r->uploaded != (uint64_t)r->body_length) {
-            loom__hc_fail(r, LOOM_EV_HTTP_ERROR, LOOM_EINVAL,
-                          "request body ended after %" PRIu64 " of %" PRId64 " bytes", r->uploaded,
-                          r->body_length);
+            loom__hc_fail(
+                r, LOOM_EV_HTTP_ERROR, LOOM_EINVAL,
+                "request body ended after %" PRIu64 " of %" PRId64 " bytes (request to %s)",
+                r->uploaded, r->body_length, loom__hc_where(r->pool, where, sizeof where));
             return LOOM_ECANCELED;
         }
         *eof = true;

@@ -417,6 +417,21 @@ static __attribute__((cold, noinline)) int hc_interim(hc_req *r)
 
 /* Parses r's response head from buf[0..len). Returns the bytes consumed
  * (> 0), 0 when more are needed, or -1 when r failed. */
+/* RFC 9112 section 5.2: a user agent replaces each obs-fold of a response
+ * with SP before interpreting the value. The parser (LOOM_HTTP_LIMIT_OBS_FOLD)
+ * left the folds inside the values' slices; each CR and LF becomes SP, in
+ * place, so the head keeps its length and parses the same (unfolded) if it
+ * is parsed again from a copy (hc_stash()). */
+static void hc_unfold(const loom_http_header_t *h, size_t nh)
+{
+    for (size_t i = 0; i < nh; i++) {
+        char *v = (char *)h[i].value;
+        for (size_t k = 0; k < h[i].value_len; k++)
+            if (v[k] == '\r' || v[k] == '\n')
+                v[k] = ' ';
+    }
+}
+
 static long hc_head(hc_conn *c, hc_req *r, char *buf, size_t len)
 {
     hc_state *st = r->st;
@@ -446,6 +461,8 @@ static long hc_head(hc_conn *c, hc_req *r, char *buf, size_t len)
                       loom__hc_where(r->pool, where, sizeof where));
         return -1;
     }
+    if (LOOM__UNLIKELY(r->res.flags & LOOM_HTTP_F_OBS_FOLD))
+        hc_unfold(st->hdrs, nh);
     loom_http_response_framing(&r->res, r->method, &r->fr);
     if (r->fr.informational)
         return hc_interim(r) < 0 ? -1 : rc; /* 1xx: the final answer follows */
@@ -876,6 +893,14 @@ void loom__hc_on_drain(loom_socket_t *s, void *data)
         loom__hc_pump(r);
 }
 
+/* A write of the request body was refused by the socket. */
+static void hc_body_send_fail(hc_req *r, int rc)
+{
+    char where[300];
+    loom__hc_fail(r, LOOM_EV_HTTP_ERROR, rc, "cannot send the request body to %s: %s",
+                  loom__hc_where(r->pool, where, sizeof where), loom_strerror(rc));
+}
+
 void loom__hc_pump(hc_req *r)
 {
     hc_state *st = r->st;
@@ -907,7 +932,7 @@ void loom__hc_pump(hc_req *r)
         if (eof) {
             rc = chunked ? loom_socket_write(c->s, "0\r\n\r\n", 5) : 0;
             if (rc < 0) {
-                loom__hc_fail(r, LOOM_EV_HTTP_ERROR, rc, "cannot send the request body");
+                hc_body_send_fail(r, rc);
                 return;
             }
             r->upload_done = 1;
@@ -924,7 +949,7 @@ void loom__hc_pump(hc_req *r)
             rc = loom_socket_write(c->s, st->upload, n);
         }
         if (rc < 0) {
-            loom__hc_fail(r, LOOM_EV_HTTP_ERROR, rc, "cannot send the request body");
+            hc_body_send_fail(r, rc);
             return;
         }
     }

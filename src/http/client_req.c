@@ -771,6 +771,7 @@ int loom_http_request(loom_loop_t *loop, const char *url, const loom_http_reques
     r->idle_to = opts->idle_timeout_ms;
     r->total_to = opts->total_timeout_ms;
     r->limits = opts->limits;
+    r->limits.flags |= LOOM_HTTP_LIMIT_OBS_FOLD; /* a user agent unfolds (RFC 9112 section 5.2) */
     if (r->limits.max_headers == 0)
         r->limits.max_headers = 100;
     if (r->limits.max_headers > HC_MAX_HEADERS)

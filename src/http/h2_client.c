@@ -341,9 +341,11 @@ static bool h2_head(hc_conn *c, hc_req *r)
                                            : HC_DEFAULT_BUF_MAX;
     if (cl && (r->res.flags & LOOM_HTTP_F_CONTENT_LENGTH) && r->res.content_length > max &&
         r->method != LOOM_HTTP_METHOD_HEAD) {
-        loom__hc_fail(r, LOOM_EV_HTTP_ERROR, LOOM_ETOOBIG,
-                      "response body of %" PRIu64 " bytes exceeds the limit of %" PRIu64 " bytes",
-                      (uint64_t)r->res.content_length, max);
+        char where[300];
+        loom__hc_fail(
+            r, LOOM_EV_HTTP_ERROR, LOOM_ETOOBIG,
+            "response body of %" PRIu64 " bytes exceeds the limit of %" PRIu64 " bytes (from %s)",
+            (uint64_t)r->res.content_length, max, loom__hc_where(r->pool, where, sizeof where));
         return false;
     }
     r->state = RQ_BODY;
@@ -672,8 +674,10 @@ static int h2_on_data(nghttp2_session *sess, uint8_t flags, int32_t sid, const u
                    : r->on_body            ? UINT64_MAX
                                            : HC_DEFAULT_BUF_MAX;
     if (r->received > max) {
+        char where[300];
         loom__hc_fail(r, LOOM_EV_HTTP_ERROR, LOOM_ETOOBIG,
-                      "response body exceeds the size limit: more than %" PRIu64 " bytes", max);
+                      "response body exceeds the size limit: more than %" PRIu64 " bytes (from %s)",
+                      max, loom__hc_where(r->pool, where, sizeof where));
         h2_unclaimed(h, len);
         return 0;
     }
@@ -954,9 +958,11 @@ static void h2_start(hc_conn *c, hc_req *r)
     if (nv != snv)
         free(nv);
     if (sid < 0) {
+        char where[300], msg[400];
+        snprintf(msg, sizeof msg, "cannot send the request on HTTP/2 to %s: %s",
+                 loom__hc_where(r->pool, where, sizeof where), nghttp2_strerror(sid));
         loom__hc_fail_later(r, LOOM_EV_HTTP_ERROR,
-                            sid == NGHTTP2_ERR_NOMEM ? LOOM_ENOMEM : LOOM_EPROTOCOL,
-                            "cannot send the request on HTTP/2");
+                            sid == NGHTTP2_ERR_NOMEM ? LOOM_ENOMEM : LOOM_EPROTOCOL, msg);
         return;
     }
     r->h2_sid = sid;

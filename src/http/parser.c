@@ -232,6 +232,7 @@ typedef struct {
     uint64_t max_body;
     int simd;
     int allow_no_host;
+    int obs_fold; /* responses only: LOOM_HTTP_LIMIT_OBS_FOLD */
 } limits_t;
 
 static uint32_t pick(uint32_t v, uint32_t dflt)
@@ -253,6 +254,7 @@ static void limits_load(limits_t *l, const loom_http_limits_t *in)
     l->max_body = in->max_body_size ? in->max_body_size : DEFAULT_MAX_BODY_SIZE;
     l->simd = !(in->flags & LOOM_HTTP_LIMIT_SCALAR);
     l->allow_no_host = !!(in->flags & LOOM_HTTP_LIMIT_ALLOW_NO_HOST);
+    l->obs_fold = !!(in->flags & LOOM_HTTP_LIMIT_OBS_FOLD);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -427,13 +429,39 @@ static int classify(const char *name, size_t nlen, const char *v, size_t vlen, h
     }
 }
 
+/* A field the head parser interprets itself (classify()): folding one is
+ * refused even where obs-fold is accepted, since a peer or an intermediary
+ * that unfolds differently would frame or route the message differently. */
+static int field_interpreted(const char *name, size_t n)
+{
+    switch (n) {
+    case 4:
+        return token_ieq(name, "host", 4);
+    case 6:
+        return token_ieq(name, "expect", 6);
+    case 7:
+        return token_ieq(name, "upgrade", 7);
+    case 10:
+        return token_ieq(name, "connection", 10);
+    case 14:
+        return token_ieq(name, "content-length", 14);
+    case 17:
+        return token_ieq(name, "transfer-encoding", 17);
+    default:
+        return 0;
+    }
+}
+
 /* Parses field lines and the final empty line starting at p. The section may
  * be at most max_bytes long. On success stores the fields, sets *nheaders and
  * *out (just past the empty line) and returns 0. With h == NULL (trailers)
- * fields are not classified; with headers == NULL they are only counted. */
+ * fields are not classified; with headers == NULL they are only counted.
+ * With `fold`, a line that starts with whitespace continues the previous
+ * field's value (obs-fold, RFC 9112 section 5.2): the value's slice then
+ * spans the CRLFs, and h->flags gets LOOM_HTTP_F_OBS_FOLD. */
 static int parse_fields(const char *p, const char *buf_end, uint32_t max_bytes, uint32_t max_count,
-                        int simd, loom_http_header_t *headers, size_t *nheaders, hinfo_t *h,
-                        const char **out)
+                        int simd, int fold, loom_http_header_t *headers, size_t *nheaders,
+                        hinfo_t *h, const char **out)
 {
     const char *start = p;
     int at_limit = (size_t)(buf_end - p) >= max_bytes;
@@ -476,20 +504,44 @@ static int parse_fields(const char *p, const char *buf_end, uint32_t max_bytes, 
         while (p < end && is_ows(*p))
             p++;
         const char *value = p;
-        p = scan_value(p, end, simd);
-        if (UNLIKELY(end - p < 2)) {
-            if (p < end && *p != '\r')
-                return *p == '\n' ? LOOM_HTTP_PERR_LINE_ENDING : LOOM_HTTP_PERR_HEADER_VALUE;
-            RUN_OUT();
-        }
-        if (UNLIKELY(p[0] != '\r' || p[1] != '\n')) {
-            if (*p == '\r' || *p == '\n')
-                return LOOM_HTTP_PERR_LINE_ENDING;
-            return LOOM_HTTP_PERR_HEADER_VALUE;
+        int folded = 0;
+        for (;;) {
+            p = scan_value(p, end, simd);
+            if (UNLIKELY(end - p < 2)) {
+                if (p < end && *p != '\r')
+                    return *p == '\n' ? LOOM_HTTP_PERR_LINE_ENDING : LOOM_HTTP_PERR_HEADER_VALUE;
+                RUN_OUT();
+            }
+            if (UNLIKELY(p[0] != '\r' || p[1] != '\n')) {
+                if (*p == '\r' || *p == '\n')
+                    return LOOM_HTTP_PERR_LINE_ENDING;
+                return LOOM_HTTP_PERR_HEADER_VALUE;
+            }
+            if (LIKELY(!fold))
+                break;
+            if (end - p < 3)
+                RUN_OUT(); /* the next line's first byte decides */
+            if (!is_ows(p[2]))
+                break;
+            folded = 1; /* CRLF WSP: the value goes on */
+            p += 3;
         }
         const char *vend = p;
-        while (vend > value && is_ows(vend[-1]))
-            vend--;
+        if (UNLIKELY(folded)) {
+            /* Folds at either end are whitespace of the value: trimmed. */
+            while (vend > value && (is_ows(vend[-1]) || vend[-1] == '\r' || vend[-1] == '\n'))
+                vend--;
+            while (value < vend && (is_ows(*value) || *value == '\r' || *value == '\n'))
+                value++;
+            if (h) {
+                if (field_interpreted(name, name_len))
+                    return LOOM_HTTP_PERR_OBS_FOLD;
+                h->flags |= LOOM_HTTP_F_OBS_FOLD;
+            }
+        } else {
+            while (vend > value && is_ows(vend[-1]))
+                vend--;
+        }
         p += 2;
 
         if (UNLIKELY(n >= cap))
@@ -709,8 +761,8 @@ int loom_http_parse_request(const char *buf, size_t len, size_t last_len, loom_h
 
     hinfo_t h = {0, 0, NULL, 0};
     const char *head_end;
-    r = parse_fields(p, buf_end, lim.max_header_bytes, lim.max_headers, lim.simd, headers, nheaders,
-                     &h, &head_end);
+    r = parse_fields(p, buf_end, lim.max_header_bytes, lim.max_headers, lim.simd, 0, headers,
+                     nheaders, &h, &head_end);
     if (r != 0)
         return r;
 
@@ -790,8 +842,8 @@ int loom_http_parse_response(const char *buf, size_t len, size_t last_len,
 
     hinfo_t h = {0, 0, NULL, 0};
     const char *head_end;
-    r = parse_fields(p, buf_end, lim.max_header_bytes, lim.max_headers, lim.simd, headers, nheaders,
-                     &h, &head_end);
+    r = parse_fields(p, buf_end, lim.max_header_bytes, lim.max_headers, lim.simd, lim.obs_fold,
+                     headers, nheaders, &h, &head_end);
     if (r != 0)
         return r;
     if ((h.flags & LOOM_HTTP_F_TE) && (h.flags & LOOM_HTTP_F_CONTENT_LENGTH))
@@ -1141,7 +1193,7 @@ int loom_http_body_parse(loom_http_body_t *b, const char *buf, size_t len,
     trailers : {
         const char *after;
         size_t n = tcap;
-        r = parse_fields(p, end, b->max_header_bytes, b->max_headers, 0, trailers, &n, NULL,
+        r = parse_fields(p, end, b->max_header_bytes, b->max_headers, 0, 0, trailers, &n, NULL,
                          &after);
         /* An error right after the last-chunk line is reported by the next
          * call, so the line's extensions are not lost. */

@@ -113,6 +113,10 @@ struct loom__sock_class {
     bool is_static; /* owned by someone else: never freed by the refcount */
     uint32_t refs;
     void *data; /* initial data slot of sockets created with this class */
+    /* What the sockets of this class are, for messages, when they have no
+     * peer address ("stdin of process 4711 (cat)", "fd 5 (pipe)"); NULL, or
+     * inside the class's own allocation (freed with it). */
+    const char *name;
 };
 
 #define LOOM__HIGH_WATER (1u << 20)
@@ -294,6 +298,12 @@ struct loom__transport {
 /* The peer for messages: the transport's name for it, else the address
  * (getpeername(): "1.2.3.4:80", "[::1]:80" or a Unix path), else "". */
 void loom__socket_peer_name(loom_socket_t *s, char *buf, size_t len);
+
+/* What an error message about `s` names: "the connection with <peer>";
+ * else, for a socket without a peer address, the class's name (a process's
+ * pipe, a wrapped fd) or "a connection accepted on <path>" (a Unix
+ * server's); else "". */
+void loom__socket_what(loom_socket_t *s, char *buf, size_t len);
 
 /* Reports the peer's end (the eof event; closes unless half_open). */
 void loom__socket_eof_report(loom_socket_t *s);

@@ -434,12 +434,12 @@ static void loom__tgroup_advance(loom__tgroup *g, uint64_t n)
  * (5000 ms)") and fails the socket. */
 static void loom__socket_timed_out(loom_socket_t *s, const loom__tgroup *g, bool write)
 {
-    char peer[300], msg[400];
-    loom__socket_peer_name(s, peer, sizeof peer);
+    char what[320], msg[400];
+    loom__socket_what(s, what, sizeof what);
     int n =
         snprintf(msg, sizeof msg, "%s timeout (%u ms)", write ? "write" : "read", (unsigned)g->ms);
-    if (peer[0] && n > 0 && (size_t)n < sizeof msg)
-        snprintf(msg + n, sizeof msg - (size_t)n, " on the connection with %s", peer);
+    if (what[0] && n > 0 && (size_t)n < sizeof msg)
+        snprintf(msg + n, sizeof msg - (size_t)n, " on %s", what);
     loom__socket_fail_msg(s, LOOM_ETIMEDOUT, msg);
 }
 
@@ -671,6 +671,35 @@ void loom__socket_peer_name(loom_socket_t *s, char *buf, size_t len)
     }
 }
 
+void loom__socket_what(loom_socket_t *s, char *buf, size_t len)
+{
+    char peer[300];
+    loom__socket_peer_name(s, peer, sizeof peer);
+    if (peer[0]) {
+        snprintf(buf, len, "the connection with %s", peer);
+        return;
+    }
+    if (s->cls->name && s->cls->name[0]) {
+        snprintf(buf, len, "%s", s->cls->name);
+        return;
+    }
+    buf[0] = '\0';
+    /* An accepted Unix connection: its peer is unnamed, its own end is the
+     * server's path. */
+    struct sockaddr_un un;
+    socklen_t sl = sizeof un;
+    if (s->io.bio.fd < 0 || s->cls->stream ||
+        getsockname(s->io.bio.fd, (struct sockaddr *)&un, &sl) < 0 || un.sun_family != AF_UNIX ||
+        sl <= offsetof(struct sockaddr_un, sun_path))
+        return;
+    size_t n = sl - offsetof(struct sockaddr_un, sun_path);
+    if (un.sun_path[0] == '\0')
+        snprintf(buf, len, "a connection accepted on @%.*s", (int)(n - 1), un.sun_path + 1);
+    else
+        snprintf(buf, len, "a connection accepted on %.*s", (int)strnlen(un.sun_path, n),
+                 un.sun_path);
+}
+
 void loom__socket_fail_msg(loom_socket_t *s, int code, const char *msg)
 {
     if (s->h.flags & LOOM__H_CLOSING)
@@ -681,11 +710,11 @@ void loom__socket_fail_msg(loom_socket_t *s, int code, const char *msg)
      * 127.0.0.1:8080". */
     char text[400];
     if (msg == NULL) {
-        char peer[300];
-        loom__socket_peer_name(s, peer, sizeof peer);
+        char what[320];
+        loom__socket_what(s, what, sizeof what);
         msg = loom_strerror(code);
-        if (peer[0]) {
-            snprintf(text, sizeof text, "%s on the connection with %s", msg, peer);
+        if (what[0]) {
+            snprintf(text, sizeof text, "%s on %s", msg, what);
             msg = text;
         }
     }

@@ -537,8 +537,8 @@ static void loom__connect_dns_event(const loom_event_t *ev, void *data)
 /* Creates the socket and its connector; the caller adds addresses or a
  * query, then the pending callback starts the first attempt. */
 static int loom__connect_new(loom_loop_t *loop, const char *host, int port,
-                             const loom_tcp_opts *opts, loom__sock_class *given,
-                             loom_socket_t **sp, loom__connect **cp)
+                             const loom_tcp_opts *opts, loom__sock_class *given, loom_socket_t **sp,
+                             loom__connect **cp)
 {
     static const loom_tcp_opts defaults;
     if (opts == NULL)
@@ -778,6 +778,19 @@ static void loom__server_retry_cb(loom_timer_t *t, void *data)
         loom__server_backoff(srv, r);
 }
 
+/* What failed and why, for the event and the log line alike: "tcp server on
+ * port 8080: accept failed: Too many open files; retrying", or "unix server
+ * /run/app.sock: ...". */
+static void loom__server_accept_msg(loom_tcp_server_t *srv, int err, char *buf, size_t size)
+{
+    if (srv->is_unix)
+        snprintf(buf, size, "unix server %s: accept failed: %s; retrying",
+                 srv->path ? srv->path : "(abstract)", loom_strerror(err));
+    else
+        snprintf(buf, size, "tcp server on port %d: accept failed: %s; retrying", srv->port,
+                 loom_strerror(err));
+}
+
 /* A tcp accept error event, or the class's proto_accept_error hook. */
 static void loom__server_accept_error(loom_tcp_server_t *srv, int err)
 {
@@ -785,8 +798,10 @@ static void loom__server_accept_error(loom_tcp_server_t *srv, int err)
         srv->cls->proto_accept_error(srv, err);
         return;
     }
+    char msg[256];
+    loom__server_accept_msg(srv, err, msg, sizeof msg);
     loom__event_emit(srv->h.loop, srv->cls->on_event, srv->h.data, LOOM_EV_TCP_ACCEPT_ERROR, err,
-                     NULL, srv);
+                     msg, srv);
 }
 
 /* Out of descriptors or memory: stop watching the listen fd, report once,
@@ -804,12 +819,9 @@ static void loom__server_backoff(loom_tcp_server_t *srv, int err)
         loom_timer_start(srv->retry, LOOM__ACCEPT_RETRY_MS, 0);
     if (srv->cls->proto_accept_error == NULL && srv->cls->on_event == NULL &&
         loop->on_event == NULL) {
-        if (srv->is_unix)
-            loom_log(loop, LOOM_LOG_WARNING, "unix server %s: accept failed: %s; retrying",
-                     srv->path ? srv->path : "(abstract)", loom_strerror(err));
-        else
-            loom_log(loop, LOOM_LOG_WARNING, "tcp server on port %d: accept failed: %s; retrying",
-                     srv->port, loom_strerror(err));
+        char msg[256];
+        loom__server_accept_msg(srv, err, msg, sizeof msg);
+        loom_log(loop, LOOM_LOG_WARNING, "%s", msg);
         return;
     }
     loom__server_accept_error(srv, err);

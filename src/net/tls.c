@@ -307,12 +307,16 @@ static void tls_peer(const loom__tls *t, char *buf, size_t len)
         snprintf(buf, len, t->peer.family == AF_INET6 ? "[%s]:%d" : "%s:%d", ip, t->peer.port);
 }
 
-/* tls_peer() for a message of ours: never empty. */
+/* tls_peer() for a message of ours: never empty. A Unix connection is
+ * named by its path: the peer's, or (accepted, an unnamed peer) the
+ * server's ("a connection accepted on /run/app.sock"). */
 static void tls_peer_msg(const loom__tls *t, char *buf, size_t len)
 {
     tls_peer(t, buf, len);
     if (buf[0] == '\0')
-        loom__socket_peer_name(t->s, buf, len); /* a Unix socket's path, if any */
+        loom__socket_peer_name(t->s, buf, len);
+    if (buf[0] == '\0')
+        loom__socket_what(t->s, buf, len);
     if (buf[0] == '\0')
         snprintf(buf, len, "?");
 }

@@ -27,8 +27,16 @@ loom__proc_state *loom__proc_state_get(loom_loop_t *loop);
 
 /* A socket class made from the application's options (which may be NULL),
  * `size` bytes (>= sizeof(loom__sock_class): a wrapper with the class
- * first), plain (no test transport), without on_connect. NULL on ENOMEM. */
+ * first), plain (no test transport), without on_connect. Its name (empty
+ * until loom__proc_class_name() writes one) lives in the same allocation.
+ * NULL on ENOMEM. */
 loom__sock_class *loom__proc_class_new(const loom_tcp_opts *o, size_t size);
+
+/* Names the class's sockets for error messages, printf-style ("stdin of
+ * process 4711 (cat)"); the name is cut at LOOM__PROC_NAME_MAX bytes. */
+#define LOOM__PROC_NAME_MAX 160
+void loom__proc_class_name(loom__sock_class *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* Makes `s` (from loom__socket_new() on a class of loom__proc_class_new())
  * the open stream on `fd`, with reading off if `rd_off`, and writes the

@@ -764,6 +764,9 @@ int loom_spawn(loom_loop_t *loop, const loom_spawn_opts *o, loom_process_t **out
             continue;
         if (o->stdio[t].sock)
             *o->stdio[t].sock = socks[t];
+        static const char *const which[3] = {"stdin", "stdout", "stderr"};
+        loom__proc_class_name(socks[t]->cls, "%s of process %ld (%s)", which[t], (long)pid,
+                              o->file ? o->file : o->argv[0]);
         loom__proc_socket_open(socks[t], parent_end[t], false, o->stdio[t].pipe);
     }
     if (out)

@@ -12,6 +12,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -42,15 +44,24 @@ static volatile sig_atomic_t loom__tty_orig_fd = -1;
 
 loom__sock_class *loom__proc_class_new(const loom_tcp_opts *o, size_t size)
 {
-    loom__sock_class *c = calloc(1, size);
+    loom__sock_class *c = calloc(1, size + LOOM__PROC_NAME_MAX);
     if (c == NULL)
         return NULL;
+    c->name = (char *)c + size;
     if (o)
         LOOM__CLASS_FROM_OPTS(c, o);
     c->on_connect = NULL; /* open at once: nothing to wait for */
     c->read_batch = 16;
     loom__class_set_transport(c, NULL);
     return c;
+}
+
+void loom__proc_class_name(loom__sock_class *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf((char *)c->name, LOOM__PROC_NAME_MAX, fmt, ap);
+    va_end(ap);
 }
 
 void loom__proc_socket_open(loom_socket_t *s, int fd, bool rd_off, const loom_tcp_opts *o)
@@ -156,6 +167,11 @@ int loom_stream_open(loom_loop_t *loop, int fd, const loom_stream_opts *opts, lo
         return LOOM_ENOMEM;
     sc->st = st;
     sc->cls.stream = !is_sock;
+    loom__proc_class_name(&sc->cls, "fd %d (%s)", fd,
+                          isatty(fd) == 1        ? "terminal"
+                          : S_ISFIFO(sb.st_mode) ? "pipe"
+                          : is_sock              ? "socket"
+                                                 : "device");
     sc->user_close = sc->cls.on_close;
     sc->cls.on_close = stream_on_close;
     sc->on_resize = opts->on_resize;

@@ -320,20 +320,60 @@ static void ws_set_closed(loom_ws_t *ws, bool abort)
     loom_socket_close(ws->sock);
 }
 
+/* The peer for messages: its address, else (a client still connecting) the
+ * host and port it was asked for, else "?". */
+static void ws_peer(const loom_ws_t *ws, char *buf, size_t len)
+{
+    loom__socket_peer_name(ws->sock, buf, len);
+    if (buf[0] == '\0' && ws->x && ws->x->client)
+        snprintf(buf, len, "%s", loom__ws_client_target(ws->x->client));
+    if (buf[0] == '\0')
+        snprintf(buf, len, "?");
+}
+
+/* The event's code for a failure closing with `code`: what went wrong on
+ * this side (a limit, memory, a slow subscriber's full queue), else the
+ * peer's protocol violation (a bad frame, a bad handshake answer). */
+static int ws_fail_err(int code)
+{
+    switch (code) {
+    case LOOM_WS_TOO_BIG:
+        return LOOM_ETOOBIG;
+    case LOOM_WS_INTERNAL:
+        return LOOM_ENOMEM;
+    case LOOM_WS_POLICY:
+        return LOOM_ENOBUFS;
+    default:
+        return LOOM_EPROTOCOL;
+    }
+}
+
 void loom__ws_fail(loom_ws_t *ws, int code, bool abort, const char *fmt, ...)
 {
     if (ws->state == WS_CLOSED)
         return;
-    char why[160], msg[256], peer[80];
+    char why[160];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(why, sizeof why, fmt, ap);
     va_end(ap);
-    loom__socket_peer_name(ws->sock, peer, sizeof peer);
+    loom__ws_fail_err(ws, code, ws_fail_err(code), abort, "%s", why);
+}
+
+void loom__ws_fail_err(loom_ws_t *ws, int code, int err, bool abort, const char *fmt, ...)
+{
+    if (ws->state == WS_CLOSED)
+        return;
+    char why[160], msg[512], peer[270];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    ws_peer(ws, peer, sizeof peer);
     if (code)
-        snprintf(msg, sizeof msg, "websocket %s: %s (%d)", peer[0] ? peer : "?", why, code);
+        snprintf(msg, sizeof msg, "websocket %s: %s (%d)", peer, why, code);
     else
-        snprintf(msg, sizeof msg, "websocket %s: %s", peer[0] ? peer : "?", why);
+        snprintf(msg, sizeof msg, "websocket %s: %s", peer, why);
     if (ws->state == WS_OPEN && code && !abort)
         ws_write_close(ws, code, why, strlen(why));
     if (!(ws->flags & WS_F_GOT_CLOSE))
@@ -342,8 +382,7 @@ void loom__ws_fail(loom_ws_t *ws, int code, bool abort, const char *fmt, ...)
      * (emitted first, while the socket still exists) and on_close. */
     uint8_t st = ws->state;
     ws->state = WS_CLOSED;
-    loom__ws_event(ws, LOOM_EV_WS_ERROR, code == LOOM_WS_TOO_BIG ? LOOM_ETOOBIG : LOOM_EPROTOCOL,
-                   msg);
+    loom__ws_event(ws, LOOM_EV_WS_ERROR, err, msg);
     ws->state = st;
     ws_set_closed(ws, abort);
 }
@@ -398,9 +437,9 @@ static void ws_sock_event(const loom_event_t *ev, void *data)
     }
     if (quiet)
         return;
-    char msg[320], peer[80];
-    loom__socket_peer_name(ws->sock, peer, sizeof peer);
-    snprintf(msg, sizeof msg, "websocket %s: %s", peer[0] ? peer : "?", ev->msg);
+    char msg[600], peer[270];
+    ws_peer(ws, peer, sizeof peer);
+    snprintf(msg, sizeof msg, "websocket %s: %s", peer, ev->msg);
     loom__ws_event(ws, ev->kind, ev->code, msg);
 }
 
@@ -470,7 +509,12 @@ int loom__ws_deflate_start(loom_ws_t *ws, loom_ws_role_t role, const loom_ws_def
     x->z = calloc(1, sizeof *x->z);
     if (x->z == NULL)
         return LOOM_ENOMEM;
-    if (loom_ws_deflate_init(x->z, role, a, &ws->cls->o.deflate_opts, ws_max_message(ws)) < 0) {
+    /* The inflater's bound: per message when messages are reassembled, per
+     * frame when they are streamed (ws_frame_z() restarts the count at each
+     * frame), so a streaming receiver takes messages of any size while a
+     * bomb in one frame is still stopped at max_frame + 1 inflated bytes. */
+    uint64_t bound = ws->cls->o.on_fragment ? ws_max_frame(ws) : ws_max_message(ws);
+    if (loom_ws_deflate_init(x->z, role, a, &ws->cls->o.deflate_opts, bound) < 0) {
         free(x->z);
         x->z = NULL;
         return LOOM_EINVAL;
@@ -533,8 +577,8 @@ static void ws_on_timer(loom_timer_t *t, void *data)
         return;
     }
     if (ws->flags & WS_F_PING_OUT) {
-        loom__ws_fail(ws, 0, true, "keepalive: no pong within %u ms",
-                      o->pong_timeout_ms ? o->pong_timeout_ms : o->ping_interval_ms);
+        loom__ws_fail_err(ws, 0, LOOM_ETIMEDOUT, true, "keepalive: no pong within %u ms",
+                          o->pong_timeout_ms ? o->pong_timeout_ms : o->ping_interval_ms);
         return;
     }
     ws_write_frame(ws, 0x9, true, NULL, 0);
@@ -603,7 +647,8 @@ static void ws_mbuf_free(loom__ws_more *x)
 }
 
 /* Inflates one frame of a compressed message, appending to the message
- * buffer (the inflater stops a bomb at max_message + 1 bytes). Returns false
+ * buffer (the inflater stops a bomb at max_message + 1 bytes for the
+ * message, or max_frame + 1 for the frame when streaming). Returns false
  * after failing the connection. */
 static bool ws_inflate_frame(loom_ws_t *ws, const char *p, size_t n, bool fin)
 {
@@ -627,6 +672,16 @@ static bool ws_inflate_frame(loom_ws_t *ws, const char *p, size_t n, bool fin)
         size_t ol = room;
         int r = loom_ws_inflate(x->z, &in, &inl, fin, (uint8_t *)x->mbuf + x->mlen, &ol);
         x->mlen += (uint32_t)ol;
+        if (r == LOOM_WS_ERR_MESSAGE_TOO_BIG) {
+            if (ws->cls->o.on_fragment)
+                loom__ws_fail(ws, loom_ws_err_close_code(r), false,
+                              "compressed frame inflates to more than %zu bytes", ws_max_frame(ws));
+            else
+                loom__ws_fail(ws, loom_ws_err_close_code(r), false,
+                              "compressed message inflates to more than %zu bytes",
+                              ws_max_message(ws));
+            return false;
+        }
         if (r < 0) {
             int code = r == LOOM_ENOMEM ? LOOM_WS_INTERNAL : loom_ws_err_close_code(r);
             loom__ws_fail(ws, code, false, "permessage-deflate: %s",
@@ -682,6 +737,8 @@ static void ws_frame_z(loom_ws_t *ws, int mop, bool fin, char *p, size_t n)
     const loom_ws_opts *o = &ws->cls->o;
     loom__ws_more *x = ws->x;
     size_t from = x->mlen;
+    if (o->on_fragment)
+        x->z->rx_total = 0; /* streaming: the inflater's bound is per frame */
     if (!ws_inflate_frame(ws, p, n, fin))
         return;
     ws->msg_op = fin ? 0 : (uint8_t)mop;

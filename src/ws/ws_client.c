@@ -13,9 +13,15 @@
 
 struct loom__ws_client {
     char accept[29];
+    char target[264]; /* "host:port" as asked, for messages before the connection is up */
     uint32_t len;
     char buf[]; /* the answer so far, WS_HANDSHAKE_MAX bytes */
 };
+
+const char *loom__ws_client_target(const loom__ws_client *c)
+{
+    return c->target;
+}
 
 void loom__ws_client_free(loom__ws_client *c)
 {
@@ -151,6 +157,8 @@ int loom_ws_connect(loom_loop_t *loop, const char *url, const loom_ws_opts *opts
     }
     x->client = hc;
     hc->len = 0;
+    snprintf(hc->target, sizeof hc->target, memchr(host, ':', u.host_len) ? "[%s]:%d" : "%s:%d",
+             host, port);
     loom__ws_accept_key(key, 24, hc->accept);
 
     loom_tcp_opts t;

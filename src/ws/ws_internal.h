@@ -132,9 +132,14 @@ void loom__ws_opened(loom_ws_t *ws);
 void loom__ws_feed(loom_ws_t *ws, char *p, size_t n);
 /* Fails the connection: a websocket error event naming the peer and `why`,
  * a close frame with `code` (unless 0 or already sent), then the socket
- * closes (abort if `abort`). */
+ * closes (abort if `abort`). The event's code follows the close code:
+ * LOOM_ETOOBIG for 1009, LOOM_ENOMEM for 1011, LOOM_ENOBUFS for 1008 (a
+ * slow subscriber), else LOOM_EPROTOCOL (the peer's violation). */
 void loom__ws_fail(loom_ws_t *ws, int code, bool abort, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* The same with the event's code `err` given (LOOM_ETIMEDOUT: keepalive). */
+void loom__ws_fail_err(loom_ws_t *ws, int code, int err, bool abort, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 /* Emits an event concerning `ws` (routing as the header describes). */
 void loom__ws_event(loom_ws_t *ws, loom_event_kind_t kind, int code, const char *msg);
 
@@ -148,6 +153,8 @@ size_t loom__ws_base64(const uint8_t *in, size_t n, char *out);
 /* Client handshake (ws_client.c): bytes read before the 101 is complete. */
 void loom__ws_client_read(loom_ws_t *ws, const char *p, size_t n);
 void loom__ws_client_free(loom__ws_client *c);
+/* The "host:port" the client connects to (for messages). */
+const char *loom__ws_client_target(const loom__ws_client *c);
 /* Topics (ws_topic.c): drops every subscription of a closing connection. */
 void loom__ws_unsubscribe_all(loom_ws_t *ws);
 

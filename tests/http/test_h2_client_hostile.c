@@ -269,6 +269,7 @@ int main(void)
     CHECK_EQ(a.r.done, 2);
     CHECK_EQ(a.r.ev_kind, LOOM_EV_HTTP_ERROR);
     CHECK_EQ(a.r.ev_code, LOOM_ETOOBIG);
+    CHECK(strstr(a.r.msg, where) != NULL);
     CHECK(streamed <= 1 << 20);
     hc_result_free(&a.r);
     CHECK_EQ(count_conns(), 1);
@@ -280,6 +281,7 @@ int main(void)
         get("/two", &a, (loom_http_request_opts){.limits.max_body_size = 1});
         CHECK_EQ(a.r.done, 2);
         CHECK_EQ(a.r.ev_code, LOOM_ETOOBIG);
+        CHECK(strstr(a.r.msg, where) != NULL);
         hc_result_free(&a.r);
     }
     CHECK_EQ(count_conns(), 1);

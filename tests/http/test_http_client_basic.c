@@ -279,6 +279,7 @@ int main(void)
         CHECK_EQ(r.ev_kind, LOOM_EV_HTTP_ERROR);
         CHECK_EQ(r.ev_code, LOOM_ETOOBIG);
         CHECK(strstr(r.msg, "limit") != NULL);
+        CHECK(strstr(r.msg, "(from 127.0.0.1:") != NULL); /* names the server */
         hc_result_free(&r);
     }
 

@@ -89,6 +89,12 @@ static void test_new_connection(loom_loop_t *loop, const char *url)
     hc_run_until(loop, &u.res.done, 5000);
     CHECK_EQ(u.res.done, 2);
     CHECK_EQ(u.res.ev_code, LOOM_EIO);
+    /* The message says what failed and which request: the server's name. */
+    if (strstr(u.res.msg, "request body source failed") == NULL ||
+        strstr(u.res.msg, "(request to 127.0.0.1:") == NULL) {
+        fprintf(stderr, "source failure message \"%s\"\n", u.res.msg);
+        exit(1);
+    }
     CHECK_EQ(u.sources, 1);
     hc_result_free(&u.res);
 }

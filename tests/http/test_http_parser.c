@@ -444,6 +444,69 @@ static void test_response_head(void)
     RES("obs-fold", "HTTP/1.1 200 OK\r\nA: b\r\n c\r\n\r\n", LOOM_HTTP_PERR_OBS_FOLD);
 }
 
+#define RESF(name, str, want)                                                                      \
+    do {                                                                                           \
+        case_name = name;                                                                          \
+        is_request_mode = 0;                                                                       \
+        check_head(str, sizeof str - 1, want, &fold);                                              \
+    } while (0)
+
+/* The value of header i of a snapshot over `in`. */
+static int value_is(const snap_t *s, const char *in, size_t i, const char *want)
+{
+    return i < s->nh && s->h[i][3] == strlen(want) &&
+           memcmp(in + s->h[i][2], want, s->h[i][3]) == 0;
+}
+
+/* RFC 9112 section 5.2: a user agent accepts obs-fold in a response
+ * (LOOM_HTTP_LIMIT_OBS_FOLD); the slice spans the folds, trimmed at both
+ * ends, and LOOM_HTTP_F_OBS_FOLD says so. Requests never accept it. */
+static void test_response_obs_fold(void)
+{
+    static const loom_http_limits_t fold = {.flags = LOOM_HTTP_LIMIT_OBS_FOLD};
+    static const char one[] = "HTTP/1.1 200 OK\r\nA: b\r\n c\r\nContent-Length: 2\r\n\r\n";
+    case_name = "fold";
+    is_request_mode = 0;
+    snap_t s = check_head(one, sizeof one - 1, -1, &fold);
+    CHECK_EQ(s.nh, 2);
+    CHECK(value_is(&s, one, 0, "b\r\n c"));
+    CHECK(value_is(&s, one, 1, "2"));
+    CHECK(s.flags & LOOM_HTTP_F_OBS_FOLD);
+    CHECK_EQ(s.cl, 2);
+
+    static const char many[] = "HTTP/1.1 200 OK\r\nA:\r\n \t x \r\n\ty\r\n  \r\nB: z\r\n\r\n";
+    case_name = "folds at both ends";
+    s = check_head(many, sizeof many - 1, -1, &fold);
+    CHECK_EQ(s.nh, 2);
+    CHECK(value_is(&s, many, 0, "x \r\n\ty"));
+    CHECK(value_is(&s, many, 1, "z"));
+
+    static const char none[] = "HTTP/1.1 200 OK\r\nA: b\r\n\r\n";
+    case_name = "no fold";
+    s = check_head(none, sizeof none - 1, -1, &fold);
+    CHECK(!(s.flags & LOOM_HTTP_F_OBS_FOLD));
+
+    RESF("space after status line", "HTTP/1.1 200 OK\r\n A: b\r\n\r\n", LOOM_HTTP_PERR_OBS_FOLD);
+    RESF("folded Content-Length", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n 2\r\n\r\n",
+         LOOM_HTTP_PERR_OBS_FOLD);
+    RESF("folded Transfer-Encoding",
+         "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip,\r\n chunked\r\n\r\n",
+         LOOM_HTTP_PERR_OBS_FOLD);
+    RESF("folded Connection", "HTTP/1.1 200 OK\r\nConnection:\r\n close\r\n\r\n",
+         LOOM_HTTP_PERR_OBS_FOLD);
+    RESF("bare LF in a fold", "HTTP/1.1 200 OK\r\nA: b\n c\r\n\r\n", LOOM_HTTP_PERR_LINE_ENDING);
+    RESF("CR LF CR in a fold", "HTTP/1.1 200 OK\r\nA: b\r\n c\r\r\n\r\n",
+         LOOM_HTTP_PERR_LINE_ENDING);
+    RESF("control in a fold", "HTTP/1.1 200 OK\r\nA: b\r\n \x01\r\n\r\n",
+         LOOM_HTTP_PERR_HEADER_VALUE);
+    /* The flag is for responses: a request with it set is still 400. */
+    case_name = "request with the flag";
+    is_request_mode = 1;
+    static const char req[] = "GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n";
+    check_head(req, sizeof req - 1, LOOM_HTTP_PERR_OBS_FOLD, &fold);
+    is_request_mode = 0;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Framing                                                                   */
 
@@ -889,6 +952,7 @@ int main(void)
         test_request_strict();
         test_request_limits();
         test_response_head();
+        test_response_obs_fold();
     }
     test_framing();
     test_body();

@@ -1,11 +1,11 @@
 /* test_tcp_emfile: running out of descriptors while accepting. The test
  * lowers RLIMIT_NOFILE so the server can accept only a few of 40 waiting
  * connections; it must report tcp accept error events (object: the
- * server), not spin (a bounded number of events and loop iterations over
- * 500 ms), keep serving the connections it has, and accept the rest by
- * itself once descriptors are available again. Then the same with a
- * server that has no event handler on a loop without a default: the accept
- * errors are log lines, and loom_run() goes on. LOOM_TEST_SERIAL. */
+ * server, its message naming the server's port and the reason), not spin (a bounded number of
+ * events and loop iterations over 500 ms), keep serving the connections it has, and accept the rest
+ * by itself once descriptors are available again. Then the same with a server that has no event
+ * handler on a loop without a default: the accept errors are log lines, and loom_run() goes on.
+ * LOOM_TEST_SERIAL. */
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -37,6 +37,12 @@ static void srv_event(const loom_event_t *ev, void *data)
         CHECK(ev->object == srv);
         CHECK(data == &accepted);
         CHECK(ev->code == LOOM_EMFILE || ev->code == LOOM_ENFILE);
+        /* The message names the server and the reason, as the log line does. */
+        char want[64];
+        snprintf(want, sizeof want,
+                 "tcp server on port %d: accept failed: ", loom_tcp_server_port(srv));
+        CHECK(strstr(ev->msg, want) != NULL);
+        CHECK(strstr(ev->msg, loom_strerror(ev->code)) != NULL);
         accept_errors++;
         return;
     }

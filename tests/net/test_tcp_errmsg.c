@@ -2,10 +2,12 @@
  * names the address (or, for a name with several, each address tried and
  * why), a failed lookup names the host, a Unix connection names its path,
  * and a timeout says which one (read, write), how long it was and the
- * peer's address. The
+ * peer's address (for an accepted Unix connection, whose peer is unnamed,
+ * the server's path). The
  * connect timeout's message is checked in test_tcp_eyeballs. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/un.h>
 
 #include "test_tcp_util.h"
 
@@ -158,6 +160,31 @@ static void phase_read_timeout(void)
     close(fd);
 }
 
+/* An accepted Unix connection has no peer address (the client's end is
+ * unnamed): the message names the server's path instead. */
+static void phase_unix_accepted_timeout(void)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/loom-test-errmsg-acc-%d.sock", (int)getpid());
+    unlink(path);
+    loom_tcp_server_t *srv;
+    CHECK_OK(loom_unix_server(
+        loop, path, &(loom_tcp_server_opts){.read_timeout_ms = 100, .on_event = on_event}, &srv));
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un un = {.sun_family = AF_UNIX};
+    snprintf(un.sun_path, sizeof un.sun_path, "%s", path);
+    CHECK(connect(fd, (struct sockaddr *)&un, sizeof un) == 0);
+    events = 0;
+    while (events == 0)
+        CHECK(loom_run(loop, LOOM_RUN_ONCE) >= 0);
+    char want[160];
+    snprintf(want, sizeof want, "read timeout (100 ms) on a connection accepted on %s", path);
+    expect(LOOM_EV_TCP_TIMEOUT, want);
+    loom_tcp_server_close(srv);
+    CHECK_EQ(loom_run(loop, LOOM_RUN_DEFAULT), 0);
+    close(fd);
+}
+
 #define BIG (16u << 20)
 
 static void phase_write_timeout(void)
@@ -191,6 +218,7 @@ int main(void)
     loop = test_loop_new();
     phase_refused();
     phase_read_timeout();
+    phase_unix_accepted_timeout();
     phase_write_timeout();
     test_loop_free_clean(loop);
     return 0;

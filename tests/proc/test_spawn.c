@@ -1,7 +1,9 @@
 /* tests/proc/test_spawn.c - child processes: /bin/cat piping 8 MiB both
  * ways, exit codes and signals, a missing binary and a bad cwd (synchronous
  * errors naming the path), env and cwd and extra fds, 1,000 spawns with no
- * fd and no zombie left, a child that closes its stdout early, spawning from
+ * fd and no zombie left, a child that closes its stdout early, a write to
+ * the stdin of a child that has exited (EPIPE naming the pipe and the
+ * process), spawning from
  * a worker-pool done callback, closing a running handle (the child is still
  * reaped), loom_loop_fork(), and all of it again through SIGCHLD instead of
  * pidfds (LOOM_TEST_NO_PIDFD). */
@@ -611,6 +613,73 @@ static void test_early_close(void)
     test_loop_free_clean(loop);
 }
 
+/* --- Writing to a child that has gone ------------------------------------------------------ */
+
+/* The child exits without reading its stdin; a write after the exit fails
+ * with EPIPE, an event whose message names the pipe and the process (a
+ * socketpair end has no peer address to name). */
+typedef struct {
+    loom_socket_t *in;
+    pid_t pid;
+    int errs, closes, exits;
+    char msg[256];
+} gone_t;
+
+static void gone_event(const loom_event_t *ev, void *data)
+{
+    gone_t *g = data;
+    if (ev->kind == LOOM_EV_TCP_EOF)
+        return; /* the child's end closed (half open: stays writable until EPIPE) */
+    CHECK(loom_event_is_error(ev));
+    CHECK_EQ(ev->code, LOOM_EPIPE);
+    g->errs++;
+    snprintf(g->msg, sizeof g->msg, "%s", ev->msg);
+}
+
+static void gone_close(loom_socket_t *s, void *data)
+{
+    (void)s;
+    ((gone_t *)data)->closes++;
+}
+
+static void gone_exit(loom_process_t *p, int status, int sig, void *data)
+{
+    (void)status, (void)sig;
+    gone_t *g = data;
+    g->exits++;
+    g->pid = loom_process_pid(p);
+    static char big[256 * 1024];
+    CHECK(loom_socket_write(g->in, big, sizeof big) >= 0);
+    loom_process_close(p);
+}
+
+static void test_stdin_gone(void)
+{
+    loom_loop_t *loop = test_loop_new();
+    gone_t g = {0};
+    char *argv[] = {"true", NULL};
+    loom_tcp_opts io = {
+        .on_event = gone_event, .on_close = gone_close, .allow_half_open = true, .data = &g};
+    CHECK_OK(loom_spawn(
+        loop,
+        &(loom_spawn_opts){.argv = argv,
+                           .stdio = {{.kind = LOOM_STDIO_PIPE, .pipe = &io, .sock = &g.in}},
+                           .on_exit = gone_exit,
+                           .data = &g},
+        NULL));
+    CHECK_EQ(loom_run(loop, LOOM_RUN_DEFAULT), 0);
+    CHECK_EQ(g.exits, 1);
+    CHECK_EQ(g.errs, 1);
+    CHECK_EQ(g.closes, 1);
+    char want[96];
+    snprintf(want, sizeof want, "broken pipe on stdin of process %ld (true)", (long)g.pid);
+    if (strcmp(g.msg, want) != 0) {
+        fprintf(stderr, "stdin EPIPE message \"%s\", want \"%s\"\n", g.msg, want);
+        exit(1);
+    }
+    test_loop_free_clean(loop);
+}
+
 /* --- Spawning from a worker-pool done callback ------------------------------------------- */
 
 static int w_exits;
@@ -778,6 +847,9 @@ static void run_all(void)
     fprintf(stderr, "%.3f ", now_s());
     fprintf(stderr, "early\n");
     test_early_close();
+    fprintf(stderr, "%.3f ", now_s());
+    fprintf(stderr, "stdin gone\n");
+    test_stdin_gone();
     fprintf(stderr, "%.3f ", now_s());
     fprintf(stderr, "work\n");
     test_from_work();

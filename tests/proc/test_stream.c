@@ -1,6 +1,6 @@
 /* tests/proc/test_stream.c - any fd as a loom socket: both ends of a pipe
  * (1 MiB through it with backpressure, eof, the writer's EPIPE when the
- * reader goes, as an event and not a SIGPIPE), a socketpair, a regular
+ * reader goes, as an event naming the fd and not a SIGPIPE), a socketpair, a regular
  * file and a directory refused, keep_fd, and a terminal (a pty) in raw
  * mode and back, with its window size. */
 #include <errno.h>
@@ -21,6 +21,7 @@ typedef struct {
     loom_socket_t *w, *r;
     size_t sent, got;
     int drains, eof, closes, errs, last_err;
+    char last_msg[256];
 } pp_t;
 
 static void pp_pump(pp_t *p)
@@ -64,6 +65,7 @@ static void pp_event(const loom_event_t *ev, void *data)
     }
     p->errs++;
     p->last_err = ev->code;
+    snprintf(p->last_msg, sizeof p->last_msg, "%s", ev->msg);
 }
 
 static void pp_close(loom_socket_t *s, void *data)
@@ -118,6 +120,13 @@ static void test_pipe_epipe(void)
     CHECK_EQ(loom_run(loop, LOOM_RUN_DEFAULT), 0);
     CHECK_EQ(p.errs, 1);
     CHECK_EQ(p.last_err, LOOM_EPIPE);
+    /* The message names the fd, which has no peer address. */
+    char want[64];
+    snprintf(want, sizeof want, "broken pipe on fd %d (pipe)", fds[1]);
+    if (strcmp(p.last_msg, want) != 0) {
+        fprintf(stderr, "EPIPE message \"%s\", want \"%s\"\n", p.last_msg, want);
+        exit(1);
+    }
     CHECK_EQ(p.closes, 1);
     sigset_t pend;
     sigpending(&pend);

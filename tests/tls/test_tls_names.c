@@ -13,11 +13,14 @@
  *    ("[::1]:port" for IPv6);
  *  - a client that resets in mid-handshake: the server's event still names
  *    its address (recorded at attach: getpeername() fails after a reset);
+ *  - garbage to a Unix server: the client's end is unnamed, the event names
+ *    the server's path ("a connection accepted on /tmp/...");
  *  - every socket's on_close runs once and the loop ends clean.
  */
 #include "tls_test_util.h"
 
 #include <netinet/tcp.h>
+#include <sys/un.h>
 
 static loom_loop_t *loop;
 static int closes, srv_accepts, cli_connects, cli_errs, srv_errs;
@@ -220,6 +223,41 @@ int main(void)
     snprintf(want, sizeof want, "127.0.0.1:%d", local);
     CHECK(strstr(srv_msg, want) != NULL);
     run_until_closes(before + 1);
+
+    /* A Unix server: the client's end is unnamed, so the server's path
+     * names the connection. */
+    {
+        char path[64];
+        snprintf(path, sizeof path, "/tmp/loom-test-tls-names-%d.sock", (int)getpid());
+        unlink(path);
+        loom_tcp_server_t *usrv;
+        CHECK_OK(
+            loom_unix_server(loop, path,
+                             &(loom_tcp_server_opts){.tls = sctx = tls_server_ctx("server", NULL),
+                                                     .on_event = srv_event,
+                                                     .on_close = on_close},
+                             &usrv));
+        loom_tls_ctx_free(sctx);
+        int b = closes, e = srv_errs;
+        int ufd = socket(AF_UNIX, SOCK_STREAM, 0);
+        struct sockaddr_un un = {.sun_family = AF_UNIX};
+        snprintf(un.sun_path, sizeof un.sun_path, "%s", path);
+        CHECK(connect(ufd, (struct sockaddr *)&un, sizeof un) == 0);
+        static const char req[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        CHECK_EQ(write(ufd, req, sizeof req - 1), (ssize_t)(sizeof req - 1));
+        for (uint64_t end = tls_now_ms() + 5000; srv_errs == e && tls_now_ms() < end;)
+            CHECK(loom_run(loop, LOOM_RUN_ONCE) >= 0);
+        CHECK_EQ(srv_errs, e + 1);
+        snprintf(want, sizeof want,
+                 "tls handshake with a connection accepted on %s failed: ", path);
+        if (strstr(srv_msg, want) == NULL) {
+            fprintf(stderr, "unix: \"%s\"\n", srv_msg);
+            exit(1);
+        }
+        run_until_closes(b + 1);
+        close(ufd);
+        loom_tcp_server_close(usrv);
+    }
 
     /* IPv6: "[::1]:port". */
     loom_tcp_server_t *srv6;

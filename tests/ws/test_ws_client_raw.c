@@ -11,7 +11,8 @@
  * silence (the handshake timeout). The bad frames: masked server frames,
  * reserved bits, unknown opcodes, fragmented control frames, an orphan
  * continuation, invalid UTF-8 split across frames, a 1-byte close payload.
- * The loop ends clean. */
+ * Then a refused connection: its event names the host:port asked for. The
+ * loop ends clean. */
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -216,9 +217,14 @@ static void on_message(loom_ws_t *ws, loom_ws_type_t t, const char *m, size_t n,
     got[got_len++] = '|';
 }
 
+static char last_msg[512];
+static int nevents;
+
 static void on_event(const loom_event_t *ev, void *d)
 {
     (void)d;
+    nevents++;
+    snprintf(last_msg, sizeof last_msg, "%s", ev->msg);
     if (ev->kind == LOOM_EV_WS_ERROR)
         nerr++;
 }
@@ -282,6 +288,22 @@ int main(void)
     }
     pthread_join(th, NULL);
     close(lfd);
+
+    /* Nobody listens any more: the refused connection's event names the
+     * host and port asked for, before any peer address exists. */
+    nevents = closed = 0;
+    CHECK_OK(loom_ws_connect(loop, url, &o, NULL));
+    CHECK_OK(loom_run(loop, LOOM_RUN_DEFAULT));
+    CHECK_EQ(nevents, 1);
+    CHECK_EQ(closed, 1);
+    CHECK_EQ(close_code, 1006);
+    char want[96];
+    snprintf(want, sizeof want, "websocket 127.0.0.1:%d: connect to 127.0.0.1:%d refused", port,
+             port);
+    if (strcmp(last_msg, want) != 0) {
+        fprintf(stderr, "refused: \"%s\", want \"%s\"\n", last_msg, want);
+        exit(1);
+    }
     test_loop_free_clean(loop);
     return 0;
 }

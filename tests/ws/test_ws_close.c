@@ -46,6 +46,7 @@ static void s_on_event(const loom_event_t *ev, void *d)
     (void)d;
     if (ev->kind == LOOM_EV_WS_ERROR) {
         CHECK(strstr(ev->msg, "keepalive") != NULL);
+        CHECK_EQ(ev->code, LOOM_ETIMEDOUT); /* a timeout, not a protocol error */
         ns_err++;
     }
 }

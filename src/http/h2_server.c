@@ -131,6 +131,9 @@ struct loom__h2conn {
     uint8_t closed_at;
     uint8_t w_magic;    /* bytes of the client magic still to pass */
     uint8_t w_have;     /* bytes of a frame's head in w_head */
+    uint8_t w_moving;   /* the current frame may close a stream (an RST_STREAM,
+                         * or END_STREAM): one whose payload ends in a later
+                         * read has not done so for nghttp2 yet */
     uint8_t w_head[13]; /* a frame's head (and a PRIORITY's dependency) */
     char *err;          /* why the connection ends, for its event: NULL until
                          * there is a reason (loom__h2_why; idle connections
@@ -1529,7 +1532,9 @@ static uint32_t loom__h2_frame_check(loom__h2conn *c, const uint8_t *h, size_t h
 static ssize_t loom__h2_feed(loom__h2conn *c, const uint8_t *buf, size_t len)
 {
     size_t i = 0, fed = 0, hold = 0;
-    bool moved = false; /* bytes not fed yet may close a stream */
+    /* Bytes not fed yet may close a stream: from this read, or the rest of
+     * a frame begun in an earlier one. */
+    bool moved = c->w_left > 0 && c->w_moving;
     while (i < len) {
         if (c->w_magic > 0 || c->w_left > 0) {
             size_t k = len - i;
@@ -1596,7 +1601,8 @@ static ssize_t loom__h2_feed(loom__h2conn *c, const uint8_t *buf, size_t len)
                 return r;
             fed = i;
         }
-        if (type == NGHTTP2_RST_STREAM || (existing && (h[4] & NGHTTP2_FLAG_END_STREAM)))
+        c->w_moving = type == NGHTTP2_RST_STREAM || (existing && (h[4] & NGHTTP2_FLAG_END_STREAM));
+        if (c->w_moving)
             moved = true;
     }
     /* A head cut by the end of the bytes is held back in w_head and given

@@ -312,6 +312,14 @@ def _(c):
            fr(HEADERS, EH | ES, 1, hb()))
 
 
+@case("5.1/9b HEADERS after an RST_STREAM cut between reads", "conn", {CLOSED})
+def _(c):
+    rst = fr(RST, 0, 1, b"\0\0\0\x08")
+    c.send(fr(HEADERS, EH, 1, hb("/", "POST")) + rst[:11])
+    time.sleep(0.05)  # the RST's payload ends in the read that brings the HEADERS
+    c.send(rst[11:] + fr(HEADERS, EH | ES, 1, hb()))
+
+
 @case("5.1/10 CONTINUATION after RST_STREAM", "conn", {CLOSED, PROTOCOL})
 def _(c):
     c.send(fr(HEADERS, EH, 1, hb("/", "POST")) + fr(RST, 0, 1, b"\0\0\0\x08") + fr(CONT, EH, 1, hb()))

@@ -645,11 +645,15 @@ static int h2_on_begin_headers(nghttp2_session *sess, const nghttp2_frame *frame
     if (frame->hd.type != NGHTTP2_HEADERS)
         return 0;
     hc_req *r = h2_req(h, frame->hd.stream_id);
-    if (r && r->state < RQ_HEAD) {
-        /* The first byte: from here, stalls are the idle clock's. */
+    if (r == NULL)
+        return 0;
+    /* The first byte: from here, stalls are the idle clock's. */
+    if (r->state < RQ_HEAD)
         r->state = RQ_HEAD;
-        r->rx_at = loom_now(r->st->loop);
-    }
+    /* Every HEADERS is progress, as every read is over HTTP/1.1: a 1xx
+     * after the first one (or the final head, or trailers) restarts the
+     * idle clock too. */
+    r->rx_at = loom_now(r->st->loop);
     return 0;
 }
 

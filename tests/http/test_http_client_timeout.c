@@ -173,11 +173,13 @@ int main(void)
     snprintf(u, sizeof u, "http://127.0.0.1:%d/slowfirst", peer.port);
     expect_timeout(loop, u, (loom_http_request_opts){.first_byte_timeout_ms = 150}, 150, 1000,
                    "read timeout after 150 ms waiting for 127.0.0.1:");
-    /* Idle: the body stalls after 10 bytes. */
+    /* Idle: the body stalls after 10 bytes. The head comes from a new
+     * connection's script thread: 3 s for it (and for the idle timer after
+     * it), so a loaded machine cannot make the first byte deadline fire. */
     snprintf(u, sizeof u, "http://127.0.0.1:%d/stall", peer.port);
     expect_timeout(loop, u,
-                   (loom_http_request_opts){.first_byte_timeout_ms = 1000, .idle_timeout_ms = 150},
-                   150, 1000, "read timeout after 150 ms reading the response from 127.0.0.1:");
+                   (loom_http_request_opts){.first_byte_timeout_ms = 3000, .idle_timeout_ms = 150},
+                   150, 3000, "read timeout after 150 ms reading the response from 127.0.0.1:");
     /* Idle while the body is still being sent (an early answer, then a
      * server that reads nothing more): the message names the upload. */
     if (!hv_h2()) {
@@ -201,22 +203,28 @@ int main(void)
                    (loom_http_request_opts){.idle_timeout_ms = 400, .total_timeout_ms = 300}, 300,
                    1000, "timed out after 300 ms (total timeout)");
 
-    /* Fast answers: no timeout fires, before or after. */
+    /* Fast answers: no timeout fires, before or after. The timeouts are
+     * 2 s, not 100 ms: the first request opens a connection, so the answer
+     * waits for the peer's accept and a new script thread, which a loaded
+     * machine can hold up for far more than 100 ms (with 100 ms, one ended
+     * with a timeout event in a full ASan run at -j4). */
     snprintf(u, sizeof u, "http://127.0.0.1:%d/ok", peer.port);
     for (int i = 0; i < 5; i++) {
         hc_result r = {0};
         hc_get(loop, u, &r,
-               &(loom_http_request_opts){.connect_timeout_ms = 100,
-                                         .first_byte_timeout_ms = 100,
-                                         .idle_timeout_ms = 100,
-                                         .total_timeout_ms = 100});
+               &(loom_http_request_opts){.connect_timeout_ms = 2000,
+                                         .first_byte_timeout_ms = 2000,
+                                         .idle_timeout_ms = 2000,
+                                         .total_timeout_ms = 2000});
         hc_run_until(loop, &r.done, 5000);
+        if (r.done != 1)
+            fprintf(stderr, "fast answer %d: %s\n", i, r.msg);
         CHECK_EQ(r.done, 1);
         CHECK_STR(r.body, "ok");
         hc_result_free(&r);
     }
     /* The pooled connection outlives the request timeouts quietly. */
-    usleep(300000);
+    usleep(2300000);
     loom_run(loop, LOOM_RUN_NOWAIT);
     loom_http_client_stats_t st;
     loom_http_client_stats(loop, &st);

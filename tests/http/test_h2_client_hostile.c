@@ -199,6 +199,18 @@ static void run_for(uint64_t ms)
         CHECK(loom_run(loop, LOOM_RUN_ONCE) >= 0);
 }
 
+/* Runs the loop until the request of pause_body paused (its first bytes
+ * came), then 200 ms more for the rest of the body to arrive, held. A fixed
+ * 100 ms alone (as before) failed under load: the server (python) had not
+ * answered yet, the resume came before the pause, and nothing resumed the
+ * request after it (it hung until the 10 s bound). */
+static void wait_held(void)
+{
+    hc_run_until(loop, &paused_once, 10000);
+    CHECK_EQ(paused_once, 1);
+    run_for(200);
+}
+
 static void start(const char *path, h2r *h, loom_http_request_opts o)
 {
     char url[256];
@@ -312,7 +324,7 @@ int main(void)
         streamed = 0;
         paused_once = 0;
         start("/held", &a, (loom_http_request_opts){.on_body = pause_body});
-        run_for(100); /* the whole body arrives, held */
+        wait_held();
         CHECK_EQ(a.r.done, 0);
         CHECK_OK(loom_http_client_resume(a.req));
         hc_run_until(loop, &a.r.done, 10000);
@@ -326,7 +338,7 @@ int main(void)
     for (int i = 0; i < 24; i++) {
         paused_once = 0;
         start("/held", &a, (loom_http_request_opts){.on_body = pause_body});
-        run_for(100);
+        wait_held();
         CHECK_EQ(a.r.done, 0);
         CHECK_OK(loom_http_client_cancel(a.req));
     }

@@ -6,9 +6,35 @@
  * POST is not (with a body or without) unless the caller opts in; and a
  * parked connection on which anything came (bytes, a 408, the close) is
  * never reused. */
+#include <fcntl.h>
+
 #include "hc_test.h"
 
 static atomic_int live_conns, max_live;
+
+/* The stale cases: the script acts on its parked connection (closes it,
+ * resets it, sends a 408 or garbage) only once the test says its answer
+ * was read (stale_go), and says when it did (stale_done). With a fixed
+ * 30 ms pause instead, a client that read late under load got the answer
+ * and the garbage in one read: the connection was dropped then (counted
+ * before the test looked), not when parked. */
+static atomic_int stale_go, stale_done;
+
+static void stale_wait_go(void)
+{
+    for (int i = 0; i < 10000 && !atomic_load(&stale_go); i++)
+        usleep(1000);
+}
+
+/* Closes the connection now (a reset with SO_LINGER 0): its fd becomes
+ * /dev/null, which the peer's own close later releases. */
+static void stale_close_now(int fd)
+{
+    int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    CHECK(nul >= 0);
+    CHECK(dup2(nul, fd) == fd);
+    close(nul);
+}
 
 static void note_open(void)
 {
@@ -68,24 +94,28 @@ static void script(hc_peer *p, int fd, int index)
             break;
         if (strncmp(path, "/stale", 6) == 0) {
             /* Answer, then drop the connection while the client keeps it. */
-            usleep(30000);
+            stale_wait_go();
             if (strcmp(path, "/stale-rst") == 0)
                 hc_set_linger0(fd);
+            stale_close_now(fd);
+            atomic_store(&stale_done, 1);
             break;
         }
         if (strcmp(path, "/408") == 0) {
             /* Answer, then time the idle connection out as many servers do:
              * a 408 and the close, while the client keeps it parked. */
-            usleep(30000);
+            stale_wait_go();
             hc_writes(fd, "HTTP/1.1 408 Request Timeout\r\nContent-Length: 4\r\n"
                           "Connection: close\r\n\r\n408!");
+            atomic_store(&stale_done, 1);
             usleep(300000);
             break;
         }
         if (strcmp(path, "/junk") == 0) {
             /* Answer, then garbage on the idle connection, kept open. */
-            usleep(30000);
+            stale_wait_go();
             hc_writes(fd, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale");
+            atomic_store(&stale_done, 1);
         }
     }
     atomic_fetch_sub(&live_conns, 1);
@@ -210,11 +240,19 @@ int main(void)
     bool ring_reads = be && strcmp(be, "io_uring") == 0 && !(rv && strcmp(rv, "0") == 0);
     const char *stale[] = {"/stale", "/stale-rst", "/408", "/junk"};
     for (int k = 0; k < 4 && !ring_reads; k++) {
+        atomic_store(&stale_go, 0);
+        atomic_store(&stale_done, 0);
         run_one(loop, stale[k], NULL, &r);
         CHECK_EQ(r.done, 1);
         CHECK_STR(r.body, stale[k]);
         hc_result_free(&r);
-        usleep(100000); /* it comes while the loop sleeps */
+        /* It comes while the loop sleeps (on loopback, by the time the
+         * script's write or close returns; 20 ms more for good measure). */
+        atomic_store(&stale_go, 1);
+        for (int i = 0; i < 10000 && !atomic_load(&stale_done); i++)
+            usleep(1000);
+        CHECK(atomic_load(&stale_done));
+        usleep(20000);
         loom_http_client_stats(loop, &st);
         uint64_t retries = st.retries, dropped = st.stale_dropped;
         run_one(loop, "/after", NULL, &r);

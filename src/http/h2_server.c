@@ -101,7 +101,9 @@ struct loom__h2conn {
     loom__queue streams;
     loom__pending flush_pend;
     uint32_t nstreams;
-    uint32_t nreq; /* requests begun (max_keepalive_requests) */
+    uint32_t nreq;   /* requests begun (max_keepalive_requests) */
+    uint32_t ndrain; /* streams whose writer waits for on_drain (LOOM__H2S_DRAIN) */
+    size_t unsent;   /* answer bytes of all the streams not yet taken by nghttp2 */
     /* Inside nghttp2 or an application callback of ours: no flush (it
      * follows) and no free (loom__h2_free defers it) until back at 0. */
     unsigned busy;
@@ -240,6 +242,16 @@ static void loom__h2_schedule(loom__h2conn *c)
 
 /* --- Streams -------------------------------------------------------------------- */
 
+/* The stream's writer no longer waits for on_drain (it heard it, or the
+ * request left the stream). */
+static inline void loom__h2s_undrain(loom__h2stream *st)
+{
+    if (st->flags & LOOM__H2S_DRAIN) {
+        st->flags &= ~LOOM__H2S_DRAIN;
+        st->conn->ndrain--;
+    }
+}
+
 static void loom__h2s_free(loom__h2stream *st)
 {
     loom__bcache *bc = loom__h2_bc(st->conn);
@@ -249,6 +261,9 @@ static void loom__h2s_free(loom__h2stream *st)
         st->conn->ost = NULL;
     loom__queue_remove(&st->node);
     st->conn->nstreams--;
+    st->conn->unsent -= st->olen - st->ooff;
+    if (st->flags & LOOM__H2S_DRAIN)
+        st->conn->ndrain--;
     loom__bc_free_sized(bc, st->hb, st->hcap);
     loom__bc_free_sized(bc, st->ob, st->ocap);
     loom__bc_free_sized(bc, st->ib, st->icap);
@@ -262,6 +277,7 @@ static void loom__h2s_req_gone(loom__h2stream *st)
     loom_http_req_t *req = st->req;
     if (req == NULL)
         return;
+    loom__h2s_undrain(st);
     st->req = NULL;
     req->p.h2 = NULL;
     loom__hreq_gone(req);
@@ -946,6 +962,7 @@ static ssize_t loom__h2_data_read(nghttp2_session *ng, int32_t id, uint8_t *buf,
     size_t n = avail < len ? avail : len;
     memcpy(buf, st->ob + st->ooff, n);
     st->ooff += n;
+    st->conn->unsent -= n;
     if (st->ooff == st->olen) {
         st->ooff = st->olen = 0;
         if (st->flags & LOOM__H2S_OUT_END) {
@@ -1122,6 +1139,7 @@ static void loom__h2_stall_cb(loom_timer_t *t, void *data)
         snprintf(why, sizeof why, "stream %d: response write timeout (zero window)", st->id);
         loom__h2_report(c, LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT, why);
         st->stall_ms = 0;
+        c->unsent -= st->olen - st->ooff;
         st->olen = st->ooff = 0;
         nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
         loom__h2s_req_gone(st);
@@ -1171,17 +1189,50 @@ static void loom__h2_settle(loom__h2conn *c)
     loom__socket_set_rgroup(s, g);
 }
 
-/* The answer bytes of all the connection's streams not yet taken by
- * nghttp2. O(streams): only asked when a streamed write may be behind and
- * when on_drain calls are due. */
-static size_t loom__h2_unsent(const loom__h2conn *c)
+/* The connection's budget for the answer bytes of all its streams not yet
+ * taken by nghttp2 (c->unsent), in high waters: what streams that wait on
+ * their own window may hold without holding the others back (below, and
+ * docs/HTTP2.md, Flow control is backpressure). */
+#define LOOM__H2_BUDGET 4
+
+/* Of the connection's unsent answer bytes (c->unsent), those that can
+ * leave as fast as the socket takes them ("moving"): all but the ones of
+ * streams that wait on their own flow-control window while the
+ * connection's is open ("held": the client keeps that stream shut, and
+ * its bytes must not hold the other streams' writers back). With the
+ * connection's window shut nothing can leave and everything counts.
+ * `due`: if not NULL, set to the first stream whose writer waits for
+ * on_drain and whose own backlog is at most lw (or NULL). O(streams), one
+ * window lookup per stream with a backlog: asked only when a write may be
+ * behind and when on_drain calls are due. */
+static size_t loom__h2_moving(loom__h2conn *c, loom__h2stream **due, size_t lw)
 {
+    bool conn_open = nghttp2_session_get_remote_window_size(c->ng) > 0;
     size_t n = 0;
-    for (const loom__queue *q = c->streams.next; q != &c->streams; q = q->next) {
-        const loom__h2stream *st = LOOM__CONTAINER_OF(q, loom__h2stream, node);
-        n += st->olen - st->ooff;
+    if (due != NULL)
+        *due = NULL;
+    for (loom__queue *q = c->streams.next; q != &c->streams; q = q->next) {
+        loom__h2stream *st = LOOM__CONTAINER_OF(q, loom__h2stream, node);
+        size_t own = st->olen - st->ooff;
+        if (own &&
+            !(conn_open && nghttp2_session_get_stream_remote_window_size(c->ng, st->id) <= 0))
+            n += own;
+        if (due != NULL && *due == NULL && (st->flags & LOOM__H2S_DRAIN) && st->req && own <= lw &&
+            st->req->astate == LOOM__HA_STREAM)
+            *due = st;
     }
     return n;
+}
+
+/* The connection's part of a write's verdict (the stream's own backlog is
+ * under high water): behind when the moving bytes with the socket's queue
+ * q reach high water, or everything unsent with q reaches the budget. */
+static bool loom__h2_conn_behind(loom__h2conn *c, size_t q, size_t hw)
+{
+    if (c->unsent + q < hw)
+        return false; /* the usual case: no lookup */
+    return loom__h2_moving(c, NULL, 0) + q >= hw ||
+           (uint64_t)c->unsent + q >= (uint64_t)hw * LOOM__H2_BUDGET;
 }
 
 /* Rounds of on_drain calls and the sends they cause in one flush; the
@@ -1242,28 +1293,21 @@ again:
     loom_http_server_t *srv = c->srv;
     /* A socket whose send failed (the client reset it) drains nothing: the
      * loop reports the error and the streams' requests hear on_close. */
-    if (srv->o.on_drain && !loom__socket_high(s) && !loom__hsock_broken(s)) {
-        uint32_t lw = s->cls->low_water;
+    if (srv->o.on_drain && c->ndrain && !loom__socket_high(s) && !loom__hsock_broken(s)) {
+        size_t lw = s->cls->low_water, hw = s->cls->high_water;
+        /* Room for a high water's worth of writes under the budget. */
+        uint64_t room = (uint64_t)hw * (LOOM__H2_BUDGET - 1);
         bool called = false;
         c->busy++;
         /* A drain call may end other streams: take one due stream at a
          * time from the start of the list. */
-        for (;;) {
-            loom__h2stream *due = NULL;
-            /* ... and the connection's backlog is low again too. */
-            if (loom__h2_unsent(c) > lw)
+        while (!c->dead && c->ndrain && c->unsent <= room) {
+            loom__h2stream *due;
+            /* ... and the connection's moving backlog is low again too
+             * (bytes that wait on their stream's shut window are not). */
+            if (loom__h2_moving(c, &due, lw) > lw || due == NULL)
                 break;
-            for (loom__queue *q = c->streams.next; q != &c->streams && !c->dead; q = q->next) {
-                loom__h2stream *st = LOOM__CONTAINER_OF(q, loom__h2stream, node);
-                if ((st->flags & LOOM__H2S_DRAIN) && st->req && st->olen - st->ooff <= lw &&
-                    st->req->astate == LOOM__HA_STREAM) {
-                    due = st;
-                    break;
-                }
-            }
-            if (due == NULL || c->dead)
-                break;
-            due->flags &= ~LOOM__H2S_DRAIN;
+            loom__h2s_undrain(due);
             called = true;
             srv->o.on_drain(due->req, srv->h.data);
         }
@@ -1877,6 +1921,8 @@ static int loom__h2_start(loom_http_req_t *req, const loom__hhead *hd)
             return LOOM_ENOMEM;
         }
         memcpy(st->ob, hd->body, hd->len);
+        st->conn->unsent -= st->olen - st->ooff;
+        st->conn->unsent += hd->len;
         st->olen = hd->len;
         st->ooff = 0;
         st->flags |= LOOM__H2S_OUT_END;
@@ -1929,15 +1975,24 @@ static int loom__h2_body(loom_http_req_t *req, const struct iovec *iov, int n)
         memcpy(st->ob + st->olen, iov[i].iov_base, iov[i].iov_len);
         st->olen += iov[i].iov_len;
     }
+    loom__h2conn *c = st->conn;
+    c->unsent += total;
     loom__h2_resume_data(st);
-    /* Behind when this stream's backlog, or the connection's (every
-     * stream's), with the socket's queue reaches high water: a client that
+    /* Behind when this stream's backlog with the socket's queue reaches
+     * high water, or the connection's: its moving bytes (every stream's,
+     * but those waiting on their own shut window) with the queue reach
+     * high water, or all its unsent bytes reach the budget. A client that
      * opens many streams and reads none holds at most high water and one
-     * write per stream, not high water per stream. */
-    loom_socket_t *s = st->conn->s;
+     * write per stream, not high water per stream; one that keeps some
+     * streams' windows shut holds at most the budget and one write per
+     * stream, and its other streams go on meanwhile. */
+    loom_socket_t *s = c->s;
     size_t q = loom_socket_queued(s), hw = s->cls->high_water;
-    if (st->olen - st->ooff + q >= hw || loom__h2_unsent(st->conn) + q >= hw) {
-        st->flags |= LOOM__H2S_DRAIN;
+    if (st->olen - st->ooff + q >= hw || loom__h2_conn_behind(c, q, hw)) {
+        if (!(st->flags & LOOM__H2S_DRAIN)) {
+            st->flags |= LOOM__H2S_DRAIN;
+            c->ndrain++;
+        }
         return 1;
     }
     return 0;
@@ -1961,6 +2016,7 @@ static void loom__h2_finished(loom_http_req_t *req)
     loom__h2stream *st = req->p.h2;
     req->astate = LOOM__HA_DONE;
     if (st != NULL) {
+        loom__h2s_undrain(st);
         st->req = NULL;
         req->p.h2 = NULL;
         loom__h2conn *c = st->conn;

@@ -341,6 +341,12 @@ void loom__socket_peer_name(loom_socket_t *s, char *buf, size_t len);
  * server's); else "". */
 void loom__socket_what(loom_socket_t *s, char *buf, size_t len);
 
+/* Whether s is a pipe for messages: a named class (a process's stdio, a
+ * wrapped fd: loom/process.h) and no peer address. Its other end going
+ * away (EPIPE, ECONNRESET) is reported as a closed pipe naming it, a
+ * connection error, not a tcp reset. */
+bool loom__socket_is_pipe(loom_socket_t *s);
+
 /* Reports the peer's end (the eof event; closes unless half_open). */
 void loom__socket_eof_report(loom_socket_t *s);
 

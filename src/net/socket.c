@@ -747,6 +747,17 @@ void loom__socket_peer_name(loom_socket_t *s, char *buf, size_t len)
     }
 }
 
+bool loom__socket_is_pipe(loom_socket_t *s)
+{
+    if (s->cls->name == NULL || s->cls->name[0] == '\0')
+        return false;
+    if (s->cls->stream)
+        return true;
+    char peer[300];
+    loom__socket_peer_name(s, peer, sizeof peer);
+    return peer[0] == '\0'; /* a socketpair end: a process's stdio */
+}
+
 void loom__socket_what(loom_socket_t *s, char *buf, size_t len)
 {
     char peer[300];
@@ -785,16 +796,25 @@ void loom__socket_fail_msg(loom_socket_t *s, int code, const char *msg)
      * reason and the peer: "connection reset by peer on the connection with
      * 127.0.0.1:8080". */
     char text[400];
+    loom_event_kind_t kind = loom__sock_err_kind(code);
     if (msg == NULL) {
         char what[320];
         loom__socket_what(s, what, sizeof what);
         msg = loom_strerror(code);
-        if (what[0]) {
+        if (kind == LOOM_EV_TCP_RESET && loom__socket_is_pipe(s)) {
+            /* A process's pipe or a wrapped fd whose other end went away
+             * is a closed pipe, not a TCP reset: "stdin of process 4711
+             * (cat): reader closed (EPIPE)". */
+            kind = LOOM_EV_CONN_ERROR;
+            snprintf(text, sizeof text, "%s: reader closed%s (%s)", s->cls->name,
+                     code == LOOM_ECONNRESET ? " with data unread" : "", loom_err_name(code));
+            msg = text;
+        } else if (what[0]) {
             snprintf(text, sizeof text, "%s on %s", msg, what);
             msg = text;
         }
     }
-    loom__socket_event(s, loom__sock_err_kind(code), code, msg);
+    loom__socket_event(s, kind, code, msg);
     loom__socket_close_now(s, false);
 }
 

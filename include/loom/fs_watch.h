@@ -35,6 +35,14 @@
  * against the per-user limit /proc/sys/fs/inotify/max_user_watches; a
  * recursive watch uses one per directory.
  *
+ * Read errors: an error reading the loop's inotify instance (its fd closed
+ * or replaced under loom: EBADF, EINVAL, EISDIR...) would recur on every
+ * wake-up, so it is reported once: the loop gives the instance up, each of
+ * its watches gets one LOOM_FS_ERROR naming its root ("cannot read the
+ * inotify events of DIR: REASON; the watch is closed") and then
+ * LOOM_FS_CLOSED. Events were lost: watch again (loom_fs_watch() then opens
+ * a new instance, from that callback too) and rescan.
+ *
  * Close: loom_fs_watch_close() is the one close path; the callback then
  * gets LOOM_FS_CLOSED exactly once, at the end of the iteration, whatever
  * closed the watch (the application, the root being deleted or moved, or
@@ -73,7 +81,8 @@ typedef enum loom_fs_event_type {
                            ("": the root itself was moved; the watch then closes) */
     LOOM_FS_MOVED_IN,   /* path was moved into the tree: new, like a create */
     LOOM_FS_OVERFLOW,   /* the kernel dropped events: rescan (path is "") */
-    LOOM_FS_ERROR,      /* `code` and `msg` say what failed; the watch goes on */
+    LOOM_FS_ERROR,      /* `code` and `msg` say what failed; the watch goes on, except
+                           after a read error of the loop's inotify instance (below) */
     LOOM_FS_CLOSED      /* the last event of the watch: it is dead once the callback returns */
 } loom_fs_event_type_t;
 

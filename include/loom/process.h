@@ -83,7 +83,9 @@ typedef struct loom_stdio {
      * like any socket (closing it, or loom_socket_shutdown(), gives the
      * child eof on its end). The socket is independent of the process
      * handle: either may be closed first. The child's eof on stdout is a
-     * tcp eof event. */
+     * tcp eof event; a write to a stdin the child has closed is a
+     * connection error naming the pipe ("stdin of process 4711 (cat):
+     * reader closed (EPIPE)"), not a tcp reset. */
     const loom_tcp_opts *pipe;
     loom_socket_t **sock;
 } loom_stdio_t;
@@ -203,8 +205,9 @@ typedef struct loom_stream_opts {
  * socket: reading, writing with backpressure, on_drain, timeouts and the
  * one close path work as for TCP. The fd is made non-blocking. Its access
  * mode decides the start: a write-only fd starts with reading disabled.
- * On a pipe, writes to a closed reader are an EPIPE error event (SIGPIPE
- * is held off during the write); loom_socket_shutdown() does not end a
+ * On a pipe, writes to a closed reader are an EPIPE error event, a
+ * LOOM_EV_CONN_ERROR naming the fd ("fd 5 (pipe): reader closed (EPIPE)";
+ * SIGPIPE is held off during the write); loom_socket_shutdown() does not end a
  * pipe: close it. Address functions return LOOM_ENOTSOCK on non-sockets.
  * Returns 0, LOOM_EBADF, LOOM_EINVAL for a regular file or a directory
  * (readiness polling cannot watch them: they are always "ready"; read them

@@ -19,9 +19,11 @@
  * Errors: ICMP errors (port unreachable: LOOM_ECONNREFUSED, host
  * unreachable...) on a connected socket - and on any socket with
  * `icmp_errors` - arrive as LOOM_EV_CONN_ERROR events whose message names the
- * peer ("udp send to 127.0.0.1:9 failed: connection refused"); the socket
- * stays open. With no on_event and no loop default such events are logged and
- * dropped: a remote peer can never end loom_run(). A send that fails for the
+ * peer ("udp send to 127.0.0.1:9 failed: connection refused"); another
+ * error of a socket with no peer names the socket's own address ("udp
+ * socket on 0.0.0.0:5353: receive failed: ..."). The socket stays open.
+ * With no on_event and no loop default such events are logged and dropped:
+ * a remote peer can never end loom_run(). A send that fails for the
  * datagram itself (LOOM_EMSGSIZE, LOOM_EPERM) drops it and is reported the
  * same way.
  *

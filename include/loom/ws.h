@@ -23,7 +23,8 @@
  * violation), LOOM_ETOOBIG (a limit), LOOM_ETIMEDOUT (keepalive),
  * LOOM_ENOBUFS (a slow subscriber closed) or LOOM_ENOMEM; the socket's own
  * events (tcp reset, tcp timeout, tls error) are passed on with `object` the
- * connection. Without on_event they go to the loop's default handler; a
+ * connection, naming the peer once ("websocket 127.0.0.1:51234: connection
+ * reset by peer"). Without on_event they go to the loop's default handler; a
  * server connection's events with no handler at all are logged and dropped
  * (a client cannot end a server's loom_run()).
  *

@@ -626,6 +626,35 @@ static void handle_event(fs_state *st, const struct inotify_event *ev)
     }
 }
 
+/* The instance cannot be read (`code`): not a passing condition (its fd was
+ * closed or replaced under loom, EBADF, EINVAL, EISDIR...), and reading it
+ * again on every wake-up would fail alike, so it is reported once and the
+ * instance retired. The loop lets go of it first, so that a watch started
+ * from a callback gets a new instance; then each of its watches hears one
+ * LOOM_FS_ERROR naming its root, and is closed (LOOM_FS_CLOSED follows, at
+ * the end of the iteration: events were lost, the application re-watches
+ * and rescans); the state goes after them, by its sentinel. */
+static void state_retire(fs_state *st, int code)
+{
+    loom_loop_t *loop = st->loop;
+    loom__io_deinit(loop, &st->io);
+    loop->fs = NULL;
+    loop->fs_free = NULL;
+    /* Callbacks may close watches (only marked) and start new ones (in the
+     * new state's list): this list changes under the walk in neither way. */
+    for (loom__queue *q = st->watches.next; q != &st->watches; q = q->next) {
+        loom_fs_watch_t *w = LOOM__CONTAINER_OF(q, loom_fs_watch_t, node);
+        char msg[PATH_MAX + 256];
+        snprintf(msg, sizeof msg, "cannot read the inotify events of %s: %s; the watch is closed",
+                 w->root, watch_errtext(code));
+        emit(w, LOOM_FS_ERROR, "", NULL, 0, code, msg);
+    }
+    for (loom__queue *q = st->watches.next; q != &st->watches; q = q->next)
+        watch_close_internal(LOOM__CONTAINER_OF(q, loom_fs_watch_t, node));
+    loom_timer_close(st->move_timer);
+    loom__handle_close(st->sentinel);
+}
+
 static void on_inotify(loom__io *io, unsigned events)
 {
     fs_state *st = LOOM__CONTAINER_OF(io, fs_state, io);
@@ -637,12 +666,8 @@ static void on_inotify(loom__io *io, unsigned events)
                 continue;
             if (errno == EAGAIN)
                 break;
-            int code = loom__err(errno);
-            for (loom__queue *q = st->watches.next; q != &st->watches; q = q->next) {
-                loom_fs_watch_t *w = LOOM__CONTAINER_OF(q, loom_fs_watch_t, node);
-                emit(w, LOOM_FS_ERROR, "", NULL, 0, code, "cannot read the inotify instance");
-            }
-            break;
+            state_retire(st, loom__err(errno));
+            return;
         }
         for (char *p = st->buf; p < st->buf + n;) {
             const struct inotify_event *ev = (const struct inotify_event *)(void *)p;

@@ -38,7 +38,8 @@ static bool loom__class_same(const loom__sock_class *a, const loom__sock_class *
            a->tr_extra == b->tr_extra && a->tr_room == b->tr_room && a->tls == b->tls &&
            a->alpn == b->alpn && a->alpn_len == b->alpn_len && a->tr_set == b->tr_set &&
            a->stream == b->stream && a->read_batch == b->read_batch && a->nagle == b->nagle &&
-           a->half_open == b->half_open && a->is_static == b->is_static;
+           a->half_open == b->half_open && a->is_static == b->is_static &&
+           a->keep_peer == b->keep_peer;
 }
 
 /* The held bytes are delivered: the socket leaves its own class for the
@@ -126,6 +127,7 @@ int loom__socket_handoff(loom_socket_t *s, const loom_tcp_opts *opts)
     cls->tr = old->tr;
     cls->tr_extra = old->tr_extra;
     cls->tr_set = old->tr_set;
+    cls->keep_peer = old->keep_peer; /* the same object, its peer address still in it */
     cls->refs = 1;
     ho->user_close = opts->on_close;
     ho->s = s;

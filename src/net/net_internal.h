@@ -111,6 +111,15 @@ struct loom__sock_class {
     bool nagle;
     bool half_open;
     bool is_static; /* owned by someone else: never freed by the refcount */
+    /* Sockets of the class (a TCP server's) keep the peer's address as
+     * accept returned it (a loom__peer_addr at the end of the slab object:
+     * loom__socket_kept_peer()), because getpeername() fails (ENOTCONN)
+     * once the peer has reset the connection, and messages must still name
+     * it. The bytes kept: 0 (none: a client, a Unix server), 8 (an IPv4
+     * server: family, port and 4 address bytes, the head of the struct) or
+     * sizeof(loom__peer_addr) (an IPv6 or dual-stack server). Set when the
+     * server is made, before its first socket. */
+    uint8_t keep_peer;
     uint32_t refs;
     void *data; /* initial data slot of sockets created with this class */
     /* What the sockets of this class are, for messages, when they have no
@@ -146,6 +155,18 @@ void loom__class_ref(loom__sock_class *cls);
 void loom__class_unref(loom__sock_class *cls);
 
 /* --- Sockets --------------------------------------------------------------- */
+
+/* An accepted socket's peer address, compact (formatted only when a message
+ * or loom_socket_peer_addr() asks for it): 20 bytes, or only the first 8 in
+ * the sockets of an IPv4 server (cls->keep_peer), which never touch the
+ * rest of ip[]. */
+typedef struct loom__peer_addr {
+    uint8_t family; /* AF_INET, AF_INET6; 0: none kept */
+    uint8_t unused;
+    uint16_t port; /* host order */
+    uint8_t ip[16];
+} loom__peer_addr;
+
 typedef struct loom__wq loom__wq;
 typedef struct loom__connect loom__connect;
 
@@ -295,8 +316,23 @@ struct loom__transport {
     void (*peer)(loom_socket_t *s, char *buf, size_t len);
 };
 
-/* The peer for messages: the transport's name for it, else the address
- * (getpeername(): "1.2.3.4:80", "[::1]:80" or a Unix path), else "". */
+/* The peer address an accepted socket kept (cls->keep_peer), NULL if it
+ * has none (a client, a Unix connection, or not recorded). O(1). */
+const loom__peer_addr *loom__socket_kept_peer(const loom_socket_t *s);
+
+/* Records `sa` as the socket's peer address if its class keeps one (an
+ * AF_INET address, or AF_INET6 where the class keeps 20 bytes; anything
+ * else, NULL too, clears it). */
+void loom__socket_keep_peer(loom_socket_t *s, const struct sockaddr *sa, socklen_t len);
+
+/* The kept address as a sockaddr (sockaddr_in or sockaddr_in6) into
+ * `addr`, of at most *len bytes. Returns 0 (and sets *len) or
+ * LOOM_ENOTCONN (none kept) / LOOM_ENOSPC. */
+int loom__peer_addr_get(const loom__peer_addr *p, struct sockaddr *addr, socklen_t *len);
+
+/* The peer for messages: the transport's name for it, else the address the
+ * socket kept from accept, else the kernel's (getpeername(): "1.2.3.4:80",
+ * "[::1]:80" or a Unix path), else "". */
 void loom__socket_peer_name(loom_socket_t *s, char *buf, size_t len);
 
 /* What an error message about `s` names: "the connection with <peer>";
@@ -304,6 +340,12 @@ void loom__socket_peer_name(loom_socket_t *s, char *buf, size_t len);
  * pipe, a wrapped fd) or "a connection accepted on <path>" (a Unix
  * server's); else "". */
 void loom__socket_what(loom_socket_t *s, char *buf, size_t len);
+
+/* Whether s is a pipe for messages: a named class (a process's stdio, a
+ * wrapped fd: loom/process.h) and no peer address. Its other end going
+ * away (EPIPE, ECONNRESET) is reported as a closed pipe naming it, a
+ * connection error, not a tcp reset. */
+bool loom__socket_is_pipe(loom_socket_t *s);
 
 /* Reports the peer's end (the eof event; closes unless half_open). */
 void loom__socket_eof_report(loom_socket_t *s);

@@ -203,12 +203,86 @@ void loom__class_set_transport(loom__sock_class *cls, const loom__transport *tr)
 
 /* --- Socket objects ---------------------------------------------------------- */
 
-static size_t loom__socket_size(const loom_loop_t *loop, const loom__sock_class *cls)
+/* The socket, the backend's area, the owner's and the transport's bytes. */
+static size_t loom__socket_base(const loom_loop_t *loop, const loom__sock_class *cls)
 {
     size_t io = (loop->backend->io_size + 15) & ~(size_t)15;
     if (cls->tr_extra == 0)
         return sizeof(loom_socket_t) + io + cls->extra;
     return sizeof(loom_socket_t) + io + ((cls->extra + 15) & ~(size_t)15) + cls->tr_extra;
+}
+
+/* Where the kept peer address sits: after the base, 4-aligned (the slab's
+ * objects are 8-aligned). */
+static size_t loom__socket_peer_off(const loom_loop_t *loop, const loom__sock_class *cls)
+{
+    return (loom__socket_base(loop, cls) + 3) & ~(size_t)3;
+}
+
+/* The object's size: the base, plus the peer address a server's socket
+ * keeps: 8 bytes for an IPv4 server, 20 for an IPv6 one (24 after the
+ * slab's 8-byte rounding when the base ends 8-aligned, as it does today). */
+static size_t loom__socket_size(const loom_loop_t *loop, const loom__sock_class *cls)
+{
+    if (!cls->keep_peer)
+        return loom__socket_base(loop, cls);
+    return loom__socket_peer_off(loop, cls) + cls->keep_peer;
+}
+
+/* An IPv4 server's sockets keep only the head: family, port, 4 bytes. */
+_Static_assert(offsetof(loom__peer_addr, ip) + 4 == 8, "loom__peer_addr: IPv4 head is 8 bytes");
+
+const loom__peer_addr *loom__socket_kept_peer(const loom_socket_t *s)
+{
+    if (!s->cls->keep_peer)
+        return NULL;
+    const loom__peer_addr *p =
+        (const loom__peer_addr *)((const char *)s + loom__socket_peer_off(s->h.loop, s->cls));
+    return p->family ? p : NULL;
+}
+
+void loom__socket_keep_peer(loom_socket_t *s, const struct sockaddr *sa, socklen_t len)
+{
+    if (!s->cls->keep_peer)
+        return;
+    loom__peer_addr *p = (loom__peer_addr *)((char *)s + loom__socket_peer_off(s->h.loop, s->cls));
+    memset(p, 0, s->cls->keep_peer); /* all the class keeps, never more */
+    if (sa == NULL)
+        return;
+    if (sa->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        memcpy(p->ip, &in->sin_addr, 4);
+        p->port = ntohs(in->sin_port);
+        p->family = AF_INET;
+    } else if (sa->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6) &&
+               s->cls->keep_peer >= sizeof *p) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        memcpy(p->ip, &in6->sin6_addr, 16);
+        p->port = ntohs(in6->sin6_port);
+        p->family = AF_INET6;
+    }
+}
+
+int loom__peer_addr_get(const loom__peer_addr *p, struct sockaddr *addr, socklen_t *len)
+{
+    if (p == NULL || p->family == 0)
+        return LOOM_ENOTCONN;
+    if (p->family == AF_INET) {
+        struct sockaddr_in in = {.sin_family = AF_INET, .sin_port = htons(p->port)};
+        memcpy(&in.sin_addr, p->ip, 4);
+        if (*len < (socklen_t)sizeof in)
+            return LOOM_ENOSPC;
+        memcpy(addr, &in, sizeof in);
+        *len = sizeof in;
+        return 0;
+    }
+    struct sockaddr_in6 in6 = {.sin6_family = AF_INET6, .sin6_port = htons(p->port)};
+    memcpy(&in6.sin6_addr, p->ip, 16);
+    if (*len < (socklen_t)sizeof in6)
+        return LOOM_ENOSPC;
+    memcpy(addr, &in6, sizeof in6);
+    *len = sizeof in6;
+    return 0;
 }
 
 static loom__slab *loom__socket_slab(loom__net *net, size_t size, bool create)
@@ -287,6 +361,7 @@ loom_socket_t *loom__socket_new(loom_loop_t *loop, loom__sock_class *cls, int fd
     s->cls = cls;
     loom__class_ref(cls);
     s->io.bio.fd = fd;
+    loom__socket_keep_peer(s, NULL, 0); /* none yet: the server records it */
     loom__socket_groups(s);
     return s;
 }
@@ -649,8 +724,9 @@ void loom__socket_peer_name(loom_socket_t *s, char *buf, size_t len)
     }
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
-    if (s->io.bio.fd < 0 || s->cls->stream ||
-        getpeername(s->io.bio.fd, (struct sockaddr *)&ss, &sl) < 0)
+    if (loom__peer_addr_get(loom__socket_kept_peer(s), (struct sockaddr *)&ss, &sl) < 0 &&
+        (s->io.bio.fd < 0 || s->cls->stream ||
+         getpeername(s->io.bio.fd, (struct sockaddr *)&ss, &sl) < 0))
         return;
     char ip[INET6_ADDRSTRLEN];
     if (ss.ss_family == AF_INET) {
@@ -669,6 +745,17 @@ void loom__socket_peer_name(loom_socket_t *s, char *buf, size_t len)
         else
             snprintf(buf, len, "%.*s", (int)strnlen(un->sun_path, n), un->sun_path);
     }
+}
+
+bool loom__socket_is_pipe(loom_socket_t *s)
+{
+    if (s->cls->name == NULL || s->cls->name[0] == '\0')
+        return false;
+    if (s->cls->stream)
+        return true;
+    char peer[300];
+    loom__socket_peer_name(s, peer, sizeof peer);
+    return peer[0] == '\0'; /* a socketpair end: a process's stdio */
 }
 
 void loom__socket_what(loom_socket_t *s, char *buf, size_t len)
@@ -709,16 +796,25 @@ void loom__socket_fail_msg(loom_socket_t *s, int code, const char *msg)
      * reason and the peer: "connection reset by peer on the connection with
      * 127.0.0.1:8080". */
     char text[400];
+    loom_event_kind_t kind = loom__sock_err_kind(code);
     if (msg == NULL) {
         char what[320];
         loom__socket_what(s, what, sizeof what);
         msg = loom_strerror(code);
-        if (what[0]) {
+        if (kind == LOOM_EV_TCP_RESET && loom__socket_is_pipe(s)) {
+            /* A process's pipe or a wrapped fd whose other end went away
+             * is a closed pipe, not a TCP reset: "stdin of process 4711
+             * (cat): reader closed (EPIPE)". */
+            kind = LOOM_EV_CONN_ERROR;
+            snprintf(text, sizeof text, "%s: reader closed%s (%s)", s->cls->name,
+                     code == LOOM_ECONNRESET ? " with data unread" : "", loom_err_name(code));
+            msg = text;
+        } else if (what[0]) {
             snprintf(text, sizeof text, "%s on %s", msg, what);
             msg = text;
         }
     }
-    loom__socket_event(s, loom__sock_err_kind(code), code, msg);
+    loom__socket_event(s, kind, code, msg);
     loom__socket_close_now(s, false);
 }
 

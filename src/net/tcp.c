@@ -175,6 +175,10 @@ static int loom__socket_addr(const loom_socket_t *s, struct sockaddr *addr, sock
         return LOOM_ECLOSED;
     if (addr == NULL || len == NULL)
         return LOOM_EINVAL;
+    /* An accepted socket's peer: the address accept returned, which
+     * outlives a reset (getpeername() then fails with ENOTCONN). */
+    if (peer && loom__socket_kept_peer(s))
+        return loom__peer_addr_get(loom__socket_kept_peer(s), addr, len);
     if (s->io.bio.fd < 0)
         return LOOM_ENOTCONN;
     int r = peer ? getpeername(s->io.bio.fd, addr, len) : getsockname(s->io.bio.fd, addr, len);
@@ -746,19 +750,50 @@ static int loom__server_watch(loom_loop_t *loop, loom_tcp_server_t *srv, unsigne
     return loom__io_set(loop, &srv->io, events);
 }
 
-/* The next connection, like accept4(): from the listen fd, or the one the
- * backend handed over (then EAGAIN once it is taken). */
-static int loom__server_next(loom_tcp_server_t *srv)
+/* The peer of a socket the backend accepted (its multishot accept shares
+ * one address buffer between connections, so it is asked for none): from
+ * the kernel. getpeername() fails (ENOTCONN) once the peer has reset the
+ * connection; Linux's SO_PEERNAME still answers then, as accept would
+ * have, given the exact length of the family's address. */
+static socklen_t loom__server_peer_of(int fd, struct sockaddr_storage *ss)
 {
-    if (!srv->kaccept)
-        return accept4(srv->io.bio.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    socklen_t len = sizeof *ss;
+    if (getpeername(fd, (struct sockaddr *)ss, &len) == 0)
+        return len;
+#ifdef SO_PEERNAME
+    len = sizeof *ss;
+    if (errno == ENOTCONN && getsockname(fd, (struct sockaddr *)ss, &len) == 0 &&
+        (ss->ss_family == AF_INET || ss->ss_family == AF_INET6)) {
+        len = ss->ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERNAME, ss, &len) == 0)
+            return len;
+    }
+#endif
+    return 0;
+}
+
+/* The next connection, like accept4() (which fills *ss, *len for an IP
+ * server): from the listen fd, or the one the backend handed over (then
+ * EAGAIN once it is taken). */
+static int loom__server_next(loom_tcp_server_t *srv, struct sockaddr_storage *ss, socklen_t *len)
+{
+    if (!srv->kaccept) {
+        if (srv->is_unix) {
+            *len = 0; /* the peer of a Unix connection is unnamed, as a rule */
+            return accept4(srv->io.bio.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        }
+        *len = sizeof *ss;
+        return accept4(srv->io.bio.fd, (struct sockaddr *)ss, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    }
     if (!srv->handing) {
         errno = EAGAIN;
         return -1;
     }
     srv->handing = false;
-    if (srv->handed >= 0)
+    if (srv->handed >= 0) {
+        *len = srv->is_unix ? 0 : loom__server_peer_of(srv->handed, ss);
         return srv->handed;
+    }
     errno = -srv->handed;
     return -1;
 }
@@ -835,7 +870,9 @@ static void loom__server_io_cb(loom__io *w, unsigned events)
     for (int i = 0; i < LOOM__ACCEPT_BATCH; i++) {
         if ((srv->h.flags & LOOM__H_CLOSING) || srv->paused)
             return;
-        int fd = loom__server_next(srv);
+        struct sockaddr_storage ss;
+        socklen_t sl;
+        int fd = loom__server_next(srv, &ss, &sl);
         if (fd < 0) {
             int e = errno;
             switch (e) {
@@ -873,6 +910,7 @@ static void loom__server_io_cb(loom__io *w, unsigned events)
         }
         if (srv->is_unix)
             s->h.flags |= LOOM__S_UNIX;
+        loom__socket_keep_peer(s, sl ? (struct sockaddr *)&ss : NULL, sl);
         if (srv->cls->proto_admit)
             srv->cls->proto_admit(s);
         if (loom__socket_attach(s, fd, true) == 0)
@@ -893,8 +931,12 @@ static void loom__server_accepted(loom_backend_io_t *bio, int fd_or_err)
     srv->handing = false;
 }
 
+/* `family`: the listen socket's (AF_INET, AF_INET6, AF_UNIX); an IP
+ * server's sockets keep their peer's address (cls->keep_peer, set here,
+ * before the class's first socket: a class given by its owner serves this
+ * one server). */
 static int loom__server_new(loom_loop_t *loop, int fd, const loom_tcp_server_opts *opts,
-                            loom__sock_class *given, loom_tcp_server_t **out)
+                            loom__sock_class *given, int family, loom_tcp_server_t **out)
 {
     loom__net *net = loom__net_get(loop);
     if (net == NULL)
@@ -911,6 +953,9 @@ static int loom__server_new(loom_loop_t *loop, int fd, const loom_tcp_server_opt
             goto fail_srv;
         srv->cls->refs = 1;
     }
+    srv->cls->keep_peer = family == AF_INET    ? 8
+                          : family == AF_INET6 ? (uint8_t)sizeof(loom__peer_addr)
+                                               : 0;
     /* A class with proto_accept may pause accepting (HTTP max_connections):
      * waiting connections must stay in the backlog, which a kernel-side
      * multishot accept would drain (and close) instead. */
@@ -1022,7 +1067,7 @@ int loom__tcp_server_cls(loom_loop_t *loop, const char *bind_addr, int port,
     if (r < 0)
         return r;
     loom_tcp_server_t *srv;
-    r = loom__server_new(loop, fd, opts, cls, &srv);
+    r = loom__server_new(loop, fd, opts, cls, ss.ss_family, &srv);
     if (r < 0) {
         close(fd);
         return r;
@@ -1103,7 +1148,7 @@ int loom__unix_server_cls(loom_loop_t *loop, const char *path, const loom_tcp_se
         goto fail_fd;
     }
     loom_tcp_server_t *srv;
-    r = loom__server_new(loop, fd, opts, cls, &srv);
+    r = loom__server_new(loop, fd, opts, cls, AF_UNIX, &srv);
     if (r < 0)
         goto fail_file;
     srv->is_unix = true;

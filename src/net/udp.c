@@ -257,6 +257,17 @@ static void loom__udp_name(const struct sockaddr *sa, socklen_t len, char *buf, 
         snprintf(buf, size, "%s:%d", ip, port);
 }
 
+/* The socket's own address for messages ("0.0.0.0:5353", "[::1]:9"): the
+ * kernel's, which a bound socket keeps whatever happened to it since. */
+static void loom__udp_local(const loom_udp_t *u, char *buf, size_t size)
+{
+    loom__udp_addr a;
+    socklen_t len = sizeof a;
+    if (getsockname(u->io.bio.fd, &a.sa, &len) < 0)
+        len = 0;
+    loom__udp_name(&a.sa, len, buf, size);
+}
+
 /* --- Events ------------------------------------------------------------------------ */
 
 /* Reports an error of the socket; never ends the loop on its own: with no
@@ -322,18 +333,22 @@ static bool loom__udp_errqueue(loom_udp_t *u)
     return true;
 }
 
-/* A pending socket error (sk_err) surfaced by a call or by LOOM_HUP. */
-static bool loom__udp_sock_error(loom_udp_t *u, int e)
+/* A pending socket error (sk_err) surfaced by a receive (`what`: "receive
+ * failed") or by LOOM_HUP ("socket error"). On a connected socket it is the
+ * peer's answer to a send, and names the peer; else it names the socket's
+ * own address ("udp socket on 0.0.0.0:5353: receive failed: ..."). */
+static bool loom__udp_sock_error(loom_udp_t *u, int e, const char *what)
 {
     if (u->h.flags & LOOM__U_ERRQ)
         return loom__udp_errqueue(u);
-    char who[96], msg[160];
+    char who[96], msg[200];
     int code = loom__err(e);
     if (u->h.flags & LOOM__U_CONNECTED) {
         loom__udp_name(&u->peer.sa, u->peer_len, who, sizeof who);
         snprintf(msg, sizeof msg, "udp send to %s failed: %s", who, loom_strerror(code));
     } else {
-        snprintf(msg, sizeof msg, "udp socket error: %s", loom_strerror(code));
+        loom__udp_local(u, who, sizeof who);
+        snprintf(msg, sizeof msg, "udp socket on %s: %s: %s", who, what, loom_strerror(code));
     }
     u->st.icmp_errors++;
     loom__udp_event(u, code, msg);
@@ -692,7 +707,10 @@ static void loom__udp_read(loom_udp_t *u)
     if (LOOM__UNLIKELY(st->area == NULL)) {
         st->area = malloc(LOOM__UDP_AREA);
         if (st->area == NULL) {
-            loom__udp_event(u, LOOM_ENOMEM, "udp receive: out of memory");
+            char who[96], msg[160];
+            loom__udp_local(u, who, sizeof who);
+            snprintf(msg, sizeof msg, "udp socket on %s: receive failed: out of memory", who);
+            loom__udp_event(u, LOOM_ENOMEM, msg);
             return;
         }
     }
@@ -726,7 +744,7 @@ static void loom__udp_read(loom_udp_t *u)
                 continue;
             if (e == EAGAIN || e == EWOULDBLOCK)
                 return;
-            if (!loom__udp_sock_error(u, e))
+            if (!loom__udp_sock_error(u, e, "receive failed"))
                 return;
             if (++errors > 4)
                 return;
@@ -790,7 +808,7 @@ static void loom__udp_io_cb(loom__io *w, unsigned events)
             int err = 0;
             socklen_t len = sizeof err;
             if (getsockopt(w->bio.fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err &&
-                !loom__udp_sock_error(u, err))
+                !loom__udp_sock_error(u, err, "socket error"))
                 return;
         }
     }

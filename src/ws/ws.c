@@ -11,6 +11,7 @@
  * of its class; the parser's state, the frame and message buffers, the
  * timer and the rest live in loom__ws_more, which exists only while it
  * holds something (ws_internal.h). */
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -389,6 +390,40 @@ void loom__ws_fail_err(loom_ws_t *ws, int code, int err, bool abort, const char 
 
 /* --- The socket's callbacks ------------------------------------------------- */
 
+/* Whether `msg` names `peer` ("127.0.0.1:80" in "... with 127.0.0.1:80",
+ * not in "127.0.0.1:8080"). */
+static bool ws_names(const char *msg, const char *peer)
+{
+    size_t pl = strlen(peer);
+    for (const char *p = strstr(msg, peer); p; p = strstr(p + 1, peer)) {
+        char before = p == msg ? ' ' : p[-1], after = p[pl];
+        if (!isalnum((unsigned char)before) && before != '.' && before != '[' &&
+            !isdigit((unsigned char)after))
+            return true;
+    }
+    return false;
+}
+
+/* The text of a socket event for the connection, naming the peer once:
+ * "websocket PEER: reason". The socket layer's own form "reason on the
+ * connection with PEER" loses its tail; another message that names the
+ * peer already (a refused connect, a TLS handshake) is only prefixed:
+ * "websocket: connect to 127.0.0.1:9 refused". */
+static void ws_sock_msg(const loom_ws_t *ws, const char *sm, char *msg, size_t len)
+{
+    static const char on[] = " on the connection with ";
+    char peer[270];
+    ws_peer(ws, peer, sizeof peer);
+    size_t pl = strlen(peer), ml = strlen(sm), ol = sizeof on - 1;
+    if (strcmp(peer, "?") != 0 && ml > ol + pl && strcmp(sm + ml - pl, peer) == 0 &&
+        memcmp(sm + ml - pl - ol, on, ol) == 0)
+        snprintf(msg, len, "websocket %s: %.*s", peer, (int)(ml - pl - ol), sm);
+    else if (strcmp(peer, "?") != 0 && ws_names(sm, peer))
+        snprintf(msg, len, "websocket: %s", sm);
+    else
+        snprintf(msg, len, "websocket %s: %s", peer, sm);
+}
+
 static void ws_sock_read(loom_socket_t *s, const char *p, size_t n, void *data)
 {
     (void)s;
@@ -437,9 +472,8 @@ static void ws_sock_event(const loom_event_t *ev, void *data)
     }
     if (quiet)
         return;
-    char msg[600], peer[270];
-    ws_peer(ws, peer, sizeof peer);
-    snprintf(msg, sizeof msg, "websocket %s: %s", peer, ev->msg);
+    char msg[600];
+    ws_sock_msg(ws, ev->msg, msg, sizeof msg);
     loom__ws_event(ws, ev->kind, ev->code, msg);
 }
 

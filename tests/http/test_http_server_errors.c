@@ -2,7 +2,8 @@
  * 431, 501 or 505 and the connection closed, before the application sees
  * anything; each one is reported as an http error event that names the
  * client ("http client 127.0.0.1:PORT: ...") and, once its request line was
- * read, the method and target (bounded, unprintable bytes as %XX). */
+ * read, the method and target (bounded, unprintable bytes as %XX); by its
+ * address even when it reset the connection before the server accepted it. */
 #include "test_http_server_util.h"
 
 static int nreq, nerr;
@@ -75,6 +76,36 @@ static void expect_status(loom_loop_t *loop, int port, const char *req, size_t l
 static void expect_str(loom_loop_t *loop, int port, const char *req, int status, const char *want)
 {
     expect_status(loop, port, req, strlen(req), status, want);
+}
+
+/* A client sends `req` and resets at once (SO_LINGER 0 close), before the
+ * server has accepted it: the kernel no longer says who the peer was
+ * (getpeername() fails), yet the event names it by the address accept
+ * returned: exactly "http client 127.0.0.1:PORT: <want>". */
+static void expect_reset_named(loom_loop_t *loop, int port, const char *req, const char *want)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    struct sockaddr_in in = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK(connect(fd, (struct sockaddr *)&in, sizeof in) == 0);
+    struct sockaddr_in me;
+    socklen_t ml = sizeof me;
+    CHECK(getsockname(fd, (struct sockaddr *)&me, &ml) == 0);
+    CHECK(send(fd, req, strlen(req), 0) == (ssize_t)strlen(req));
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    CHECK(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) == 0);
+    close(fd);
+    int errs = nerr;
+    while (nerr == errs)
+        CHECK(loom_run(loop, LOOM_RUN_ONCE) >= 0);
+    CHECK_EQ(nerr, errs + 1);
+    char full[256];
+    snprintf(full, sizeof full, "http client 127.0.0.1:%d: %s", ntohs(me.sin_port), want);
+    if (strcmp(lastmsg, full) != 0)
+        fprintf(stderr, "got \"%s\"\nwant \"%s\"\n", lastmsg, full);
+    CHECK_STR(lastmsg, full);
 }
 
 int main(void)
@@ -167,6 +198,11 @@ int main(void)
     CHECK_EQ(nreq, before + 1);
     expect_msg("GET /: ");
     hs_raw_free(&c);
+
+    /* The client is gone before the server accepted it. */
+    expect_reset_named(loop, port, "BREW /pot HTTP/1.1\r\nHost: x\r\n\r\n",
+                       "BREW /pot: method not implemented");
+    expect_reset_named(loop, port, "G(T / HTTP/1.1\r\nHost: x\r\n\r\n", "invalid method token");
 
     hs_close_server(loop, srv);
     test_loop_free_clean(loop);

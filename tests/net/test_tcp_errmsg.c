@@ -1,4 +1,5 @@
-/* test_tcp_errmsg: event messages name what failed. A refused connection
+/* test_tcp_errmsg: event messages name what failed. A client that resets
+ * before the server accepted it is named by its address. A refused connection
  * names the address (or, for a name with several, each address tried and
  * why), a failed lookup names the host, a Unix connection names its path,
  * and a timeout says which one (read, write), how long it was and the
@@ -185,6 +186,61 @@ static void phase_unix_accepted_timeout(void)
     close(fd);
 }
 
+/* --- A peer that resets at once ----------------------------------------------
+ * A client connects and resets (SO_LINGER 0 close) before the server has
+ * accepted: the kernel no longer says who the peer was (getpeername() fails
+ * with ENOTCONN), yet the reset names it, as accept returned it. For an
+ * IPv4 server (8 bytes kept) and, where there is IPv6, an IPv6 one (20). */
+static void reset_at_once(int family, const char *bind_addr, const char *want_fmt)
+{
+    loom_tcp_server_t *srv;
+    int r =
+        loom_tcp_server(loop, bind_addr, 0, &(loom_tcp_server_opts){.on_event = on_event}, &srv);
+    if (family == AF_INET6 && r < 0)
+        return; /* no IPv6 loopback here */
+    CHECK_OK(r);
+    int fd = socket(family, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    struct sockaddr_storage to = {0};
+    socklen_t tl;
+    if (family == AF_INET6) {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&to;
+        in6->sin6_family = AF_INET6;
+        in6->sin6_addr = in6addr_loopback;
+        in6->sin6_port = htons((uint16_t)loom_tcp_server_port(srv));
+        tl = sizeof *in6;
+    } else {
+        struct sockaddr_in *in = (struct sockaddr_in *)&to;
+        in->sin_family = AF_INET;
+        in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        in->sin_port = htons((uint16_t)loom_tcp_server_port(srv));
+        tl = sizeof *in;
+    }
+    CHECK(connect(fd, (struct sockaddr *)&to, tl) == 0);
+    int port = fd_port(fd);
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    CHECK(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) == 0);
+    close(fd); /* the RST is sent before the loop runs: before loom accepts */
+    events = 0;
+    msg[0] = '\0';
+    while (events == 0)
+        CHECK(loom_run(loop, LOOM_RUN_ONCE) >= 0);
+    char want[160];
+    snprintf(want, sizeof want, want_fmt, port);
+    expect(LOOM_EV_TCP_RESET, want);
+    CHECK(strchr(msg, '?') == NULL);
+    loom_tcp_server_close(srv);
+    CHECK_EQ(loom_run(loop, LOOM_RUN_DEFAULT), 0);
+    CHECK_EQ(events, 1);
+}
+
+static void phase_accepted_reset(void)
+{
+    reset_at_once(AF_INET, "127.0.0.1",
+                  "connection reset by peer on the connection with 127.0.0.1:%d");
+    reset_at_once(AF_INET6, "::1", "connection reset by peer on the connection with [::1]:%d");
+}
+
 #define BIG (16u << 20)
 
 static void phase_write_timeout(void)
@@ -219,6 +275,7 @@ int main(void)
     phase_refused();
     phase_read_timeout();
     phase_unix_accepted_timeout();
+    phase_accepted_reset();
     phase_write_timeout();
     test_loop_free_clean(loop);
     return 0;

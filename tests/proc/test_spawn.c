@@ -622,6 +622,8 @@ typedef struct {
     loom_socket_t *in;
     pid_t pid;
     int errs, closes, exits;
+    int want_code;
+    const char *late; /* written after the exit (NULL: a big write) */
     char msg[256];
 } gone_t;
 
@@ -631,7 +633,9 @@ static void gone_event(const loom_event_t *ev, void *data)
     if (ev->kind == LOOM_EV_TCP_EOF)
         return; /* the child's end closed (half open: stays writable until EPIPE) */
     CHECK(loom_event_is_error(ev));
-    CHECK_EQ(ev->code, LOOM_EPIPE);
+    /* A closed pipe, not a tcp reset. */
+    CHECK_EQ(ev->kind, LOOM_EV_CONN_ERROR);
+    CHECK_EQ(ev->code, g->want_code);
     g->errs++;
     snprintf(g->msg, sizeof g->msg, "%s", ev->msg);
 }
@@ -649,14 +653,15 @@ static void gone_exit(loom_process_t *p, int status, int sig, void *data)
     g->exits++;
     g->pid = loom_process_pid(p);
     static char big[256 * 1024];
-    CHECK(loom_socket_write(g->in, big, sizeof big) >= 0);
+    if (g->want_code == LOOM_EPIPE)
+        CHECK(loom_socket_write(g->in, big, sizeof big) >= 0);
     loom_process_close(p);
 }
 
 static void test_stdin_gone(void)
 {
     loom_loop_t *loop = test_loop_new();
-    gone_t g = {0};
+    gone_t g = {.want_code = LOOM_EPIPE};
     char *argv[] = {"true", NULL};
     loom_tcp_opts io = {
         .on_event = gone_event, .on_close = gone_close, .allow_half_open = true, .data = &g};
@@ -672,9 +677,41 @@ static void test_stdin_gone(void)
     CHECK_EQ(g.errs, 1);
     CHECK_EQ(g.closes, 1);
     char want[96];
-    snprintf(want, sizeof want, "broken pipe on stdin of process %ld (true)", (long)g.pid);
+    snprintf(want, sizeof want, "stdin of process %ld (true): reader closed (EPIPE)", (long)g.pid);
     if (strcmp(g.msg, want) != 0) {
         fprintf(stderr, "stdin EPIPE message \"%s\", want \"%s\"\n", g.msg, want);
+        exit(1);
+    }
+    test_loop_free_clean(loop);
+}
+
+/* The child reads one line (sh's read takes it byte by byte) and exits
+ * with the rest of its input unread: its end of the socketpair resets
+ * ours (ECONNRESET), again a closed pipe naming the process. */
+static void test_stdin_unread(void)
+{
+    loom_loop_t *loop = test_loop_new();
+    gone_t g = {.want_code = LOOM_ECONNRESET};
+    char *argv[] = {"sh", "-c", "read x", NULL};
+    loom_tcp_opts io = {
+        .on_event = gone_event, .on_close = gone_close, .allow_half_open = true, .data = &g};
+    CHECK_OK(loom_spawn(
+        loop,
+        &(loom_spawn_opts){.argv = argv,
+                           .stdio = {{.kind = LOOM_STDIO_PIPE, .pipe = &io, .sock = &g.in}},
+                           .on_exit = gone_exit,
+                           .data = &g},
+        NULL));
+    CHECK(loom_socket_write(g.in, "line\nunread\n", 12) >= 0);
+    CHECK_EQ(loom_run(loop, LOOM_RUN_DEFAULT), 0);
+    CHECK_EQ(g.exits, 1);
+    CHECK_EQ(g.errs, 1);
+    CHECK_EQ(g.closes, 1);
+    char want[128];
+    snprintf(want, sizeof want,
+             "stdin of process %ld (sh): reader closed with data unread (ECONNRESET)", (long)g.pid);
+    if (strcmp(g.msg, want) != 0) {
+        fprintf(stderr, "stdin ECONNRESET message \"%s\", want \"%s\"\n", g.msg, want);
         exit(1);
     }
     test_loop_free_clean(loop);
@@ -850,6 +887,7 @@ static void run_all(void)
     fprintf(stderr, "%.3f ", now_s());
     fprintf(stderr, "stdin gone\n");
     test_stdin_gone();
+    test_stdin_unread();
     fprintf(stderr, "%.3f ", now_s());
     fprintf(stderr, "work\n");
     test_from_work();

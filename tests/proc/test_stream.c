@@ -20,7 +20,7 @@
 typedef struct {
     loom_socket_t *w, *r;
     size_t sent, got;
-    int drains, eof, closes, errs, last_err;
+    int drains, eof, closes, errs, last_err, last_kind;
     char last_msg[256];
 } pp_t;
 
@@ -65,6 +65,7 @@ static void pp_event(const loom_event_t *ev, void *data)
     }
     p->errs++;
     p->last_err = ev->code;
+    p->last_kind = ev->kind;
     snprintf(p->last_msg, sizeof p->last_msg, "%s", ev->msg);
 }
 
@@ -120,9 +121,10 @@ static void test_pipe_epipe(void)
     CHECK_EQ(loom_run(loop, LOOM_RUN_DEFAULT), 0);
     CHECK_EQ(p.errs, 1);
     CHECK_EQ(p.last_err, LOOM_EPIPE);
+    CHECK_EQ(p.last_kind, LOOM_EV_CONN_ERROR); /* a closed pipe, not a tcp reset */
     /* The message names the fd, which has no peer address. */
     char want[64];
-    snprintf(want, sizeof want, "broken pipe on fd %d (pipe)", fds[1]);
+    snprintf(want, sizeof want, "fd %d (pipe): reader closed (EPIPE)", fds[1]);
     if (strcmp(p.last_msg, want) != 0) {
         fprintf(stderr, "EPIPE message \"%s\", want \"%s\"\n", p.last_msg, want);
         exit(1);

@@ -4,7 +4,9 @@
  *    runs once, with the peer's code.
  * 2. Reentrant closes: the server closes from on_message, then calls send
  *    and close (LOOM_ECLOSED each); the client aborts from on_open of a
- *    second connection (1006 on both sides).
+ *    second connection (1006 on both sides; the server's event names the
+ *    client once: "websocket 127.0.0.1:PORT: end of file"; and the same
+ *    with a reset: "...: connection reset by peer").
  * 3. The close timeout: the server stops reading (pause), the client's
  *    close waits close_timeout_ms, then ends with its own code.
  * 4. Keepalive: a server pinging every 20 ms keeps a live client; a paused
@@ -18,7 +20,7 @@
 
 static loom_http_server_t *srv;
 static int port;
-static int s_close, c_close, s_code[8], c_code[8], ns_err;
+static int s_close, c_close, s_code[16], c_code[16], ns_err;
 static loom_ws_t *s_last, *c_ws;
 static int mode;
 
@@ -41,9 +43,16 @@ static void s_on_message(loom_ws_t *ws, loom_ws_type_t t, const char *m, size_t 
     CHECK(loom_ws_send(ws, t, m, n) >= 0);
 }
 
+static char s_sock_msg[512]; /* the server's last socket event */
+static int s_sock_events, c_port;
+
 static void s_on_event(const loom_event_t *ev, void *d)
 {
     (void)d;
+    if (ev->kind != LOOM_EV_WS_ERROR) {
+        s_sock_events++;
+        snprintf(s_sock_msg, sizeof s_sock_msg, "%s", ev->msg);
+    }
     if (ev->kind == LOOM_EV_WS_ERROR) {
         CHECK(strstr(ev->msg, "keepalive") != NULL);
         CHECK_EQ(ev->code, LOOM_ETIMEDOUT); /* a timeout, not a protocol error */
@@ -54,7 +63,7 @@ static void s_on_event(const loom_event_t *ev, void *d)
 static void s_on_close(loom_ws_t *ws, int code, const char *r, size_t rl, void *d)
 {
     (void)ws, (void)r, (void)rl, (void)d;
-    CHECK(s_close < 8);
+    CHECK(s_close < 16);
     s_code[s_close++] = code;
     if (ws == s_last)
         s_last = NULL;
@@ -71,7 +80,7 @@ static void on_request(loom_http_req_t *req, void *d)
 static void c_on_close(loom_ws_t *ws, int code, const char *r, size_t rl, void *d)
 {
     (void)r, (void)rl, (void)d;
-    CHECK(c_close < 8);
+    CHECK(c_close < 16);
     c_code[c_close++] = code;
     if (ws == c_ws)
         c_ws = NULL;
@@ -82,7 +91,15 @@ static void c_on_open(loom_ws_t *ws, void *d)
 {
     (void)d;
     c_opened++;
-    if (mode == 22)
+    char ip[64];
+    CHECK_OK(loom_socket_local_name(loom_ws_socket(ws), ip, sizeof ip, &c_port));
+    if (mode == 23) {
+        /* A reset (an abort sends one only with bytes queued). */
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
+        CHECK(setsockopt(loom_socket_fd(loom_ws_socket(ws)), SOL_SOCKET, SO_LINGER, &lg,
+                         sizeof lg) == 0);
+    }
+    if (mode == 22 || mode == 23)
         CHECK_OK(loom_ws_abort(ws));
 }
 
@@ -187,21 +204,41 @@ int main(void)
     CHECK_EQ(s_code[1], 4000); /* the client's answer */
     CHECK_EQ(c_code[1], 4000);
     mode = 22;
+    s_sock_events = 0;
     connect_client(loop, (loom_ws_opts){0});
     wait_closes(loop, 3, 3);
     CHECK_EQ(c_code[2], 1006);
     CHECK_EQ(s_code[2], 1006);
+    /* The server hears the client's end once, naming the client once. */
+    char want[128];
+    snprintf(want, sizeof want, "websocket 127.0.0.1:%d: end of file", c_port);
+    if (strcmp(s_sock_msg, want) != 0)
+        fprintf(stderr, "got \"%s\"\nwant \"%s\"\n", s_sock_msg, want);
+    CHECK_STR(s_sock_msg, want);
+    CHECK_EQ(s_sock_events, 1);
+    /* And a reset alike. */
+    mode = 23;
+    s_sock_events = 0;
+    connect_client(loop, (loom_ws_opts){0});
+    wait_closes(loop, 4, 4);
+    CHECK_EQ(c_code[3], 1006);
+    CHECK_EQ(s_code[3], 1006);
+    snprintf(want, sizeof want, "websocket 127.0.0.1:%d: connection reset by peer", c_port);
+    if (strcmp(s_sock_msg, want) != 0)
+        fprintf(stderr, "got \"%s\"\nwant \"%s\"\n", s_sock_msg, want);
+    CHECK_STR(s_sock_msg, want);
+    CHECK_EQ(s_sock_events, 1);
     mode = 0;
 
     /* 3. The close timeout: the server does not read. */
     c = connect_client(loop, (loom_ws_opts){.close_timeout_ms = 100});
     CHECK_OK(loom_ws_pause(s_last));
     CHECK_OK(loom_ws_close(c, 4003, NULL));
-    while (c_close < 4)
+    while (c_close < 5)
         CHECK(loom_run(loop, LOOM_RUN_ONCE) >= 0);
-    CHECK_EQ(c_code[3], 4003);
+    CHECK_EQ(c_code[4], 4003);
     CHECK_OK(loom_ws_resume(s_last));
-    wait_closes(loop, 4, 4);
+    wait_closes(loop, 5, 5);
 
     /* 4. Keepalive. */
     s_opts.ping_interval_ms = 20;
@@ -209,15 +246,15 @@ int main(void)
     uint64_t t0 = loom_now(loop);
     while (loom_now(loop) - t0 < 120) /* six intervals: pongs keep it */
         CHECK(loom_run(loop, LOOM_RUN_ONCE) >= 0);
-    CHECK_EQ(s_close, 4);
+    CHECK_EQ(s_close, 5);
     CHECK_EQ(ns_err, 0);
     CHECK_OK(loom_ws_pause(c)); /* no more pongs */
-    while (s_close < 5)
+    while (s_close < 6)
         CHECK(loom_run(loop, LOOM_RUN_ONCE) >= 0);
     CHECK_EQ(ns_err, 1);
-    CHECK_EQ(s_code[4], 1006);
+    CHECK_EQ(s_code[5], 1006);
     CHECK_OK(loom_ws_resume(c));
-    wait_closes(loop, 5, 5);
+    wait_closes(loop, 6, 6);
     s_opts.ping_interval_ms = 0;
 
     /* 5. Streaming with pause and resume. */
@@ -236,7 +273,7 @@ int main(void)
     CHECK(frag_len == 9 && memcmp(frag_buf, "streaming", 9) == 0);
     mode = 0;
     CHECK_OK(loom_ws_close(c, 1000, NULL));
-    wait_closes(loop, 6, 6);
+    wait_closes(loop, 7, 7);
     loom_timer_close(resume_t);
 
     /* 6. Connections still open when the loop is freed. */
@@ -245,7 +282,7 @@ int main(void)
     loom_timer_close(tick);
     loom_http_server_close(srv, 0, NULL);
     loom_loop_free(loop);
-    CHECK_EQ(c_close, 8);
-    CHECK_EQ(s_close, 8);
+    CHECK_EQ(c_close, 9);
+    CHECK_EQ(s_close, 9);
     return 0;
 }

@@ -42,14 +42,14 @@
  * request is parsed only once the previous one has been answered, so
  * ordering is natural and a client cannot pile up requests.
  *
- * Backpressure: while a connection's unsent output (the socket's queue plus
- * the answers gathered in the current batch) is above opts.high_water, loom
- * neither parses its next pipelined request nor reads from it; it goes on
- * when the output has drained to a quarter. A client that sends requests
+ * Backpressure: while a connection's socket queues unsent output, or the
+ * answers gathered in the current batch reach 32 KiB (or opts.high_water, if
+ * lower), loom neither parses its next pipelined request nor reads from it;
+ * it goes on when the socket's queue is empty. A client that sends requests
  * but does not read the answers therefore fills its own TCP windows and
  * stops, and meets the write timeout, which counts time without write
- * progress whatever the client sends. A server's memory per connection is
- * bounded by high water plus one batch.
+ * progress whatever the client sends. Such a connection costs the server
+ * one batch of answers and the input of one read.
  *
  * An answer that ends before the request body was fully read does not close
  * the connection by itself: loom then reads and drops the rest of the body,
@@ -227,8 +227,9 @@ typedef struct loom_http_server_opts {
     uint32_t max_keepalive_requests;
     /* Output high water per connection: streamed-response writes return 1
      * once this many bytes wait in the socket's queue, and on_drain runs
-     * when it falls to a quarter; no further pipelined request is parsed or
-     * read while a connection's output is above it (see Backpressure).
+     * when it falls to a quarter; a connection's next pipelined request is
+     * parsed only while its socket queues nothing and its current batch of
+     * answers is under 32 KiB or high water, if lower (see Backpressure).
      * 0: 256 KiB. */
     uint32_t high_water;
 

@@ -328,14 +328,23 @@ static void loom__hconn_settle(loom_socket_t *s)
     loom__socket_set_rgroup(s, g);
 }
 
+/* The most answer bytes one batch of pipelined requests gathers before
+ * parsing stops (and high water, if lower). */
+#define LOOM__H1_BATCH_MAX (32 * 1024)
+
 /* Starts processing a connection: its answers gather in the output buffer
- * until loom__hconn_batch_end(), and parsing stops once they (plus what its
- * socket already queues) reach high water. */
+ * until loom__hconn_batch_end(). Pipelined requests are parsed only while
+ * the socket has nothing queued (the client takes what it is sent) and the
+ * batch's answers are under LOOM__H1_BATCH_MAX; otherwise the rest waits,
+ * unparsed, until the socket's queue is empty (loom__hconn_written). So a
+ * client that pipelines and never reads makes the server hold one batch of
+ * answers and the input of one read, not high water's worth (nginx, which
+ * answers one request at a time, holds about one answer). */
 static void loom__hconn_batch_begin(loom__hsrv_loop *sl, loom_socket_t *s)
 {
     size_t hw = s->cls->high_water, q = s->wq ? loom_socket_queued(s) : 0;
     sl->batch = s;
-    sl->olimit = q < hw ? hw - q : 0;
+    sl->olimit = q > 0 ? 0 : hw < LOOM__H1_BATCH_MAX ? hw : LOOM__H1_BATCH_MAX;
 }
 
 /* Input kept while the output was above high water: parse it now. */
@@ -356,9 +365,9 @@ static void loom__hconn_unfull(loom_socket_t *s)
 }
 
 /* The end of processing a connection: its gathered answers leave in one
- * write, then it settles. If parsing stopped at high water and the write
- * left the socket below it (the kernel took most), parsing goes on at once;
- * otherwise it waits for the socket's drain (loom__hconn_drain). */
+ * write, then it settles. If parsing stopped (LOOM__HCF_FULL) and the
+ * kernel took the whole write, parsing goes on at once; otherwise it waits
+ * for the socket's queue to empty (loom__hconn_written). */
 static void loom__hconn_batch_end(loom__hsrv_loop *sl, loom_socket_t *s)
 {
     loom__hconn *c = loom__hconn_of(s);
@@ -373,7 +382,7 @@ static void loom__hconn_batch_end(loom__hsrv_loop *sl, loom_socket_t *s)
             sl->olen = 0;
         }
         if (!(c->flags & LOOM__HCF_FULL) || c->state == LOOM__HC_DEAD || loom__socket_dead(s) ||
-            loom__socket_high(s))
+            loom_socket_queued(s) > 0)
             break;
         loom__hconn_unfull(s);
     }
@@ -960,8 +969,11 @@ static void loom__hconn_drain(loom_socket_t *s, void *data)
         return;
     }
     if (c->flags & LOOM__HCF_FULL) {
-        loom__hconn_unfull(s);
-        loom__hconn_batch_end(srv->sl, s);
+        /* Parsing resumes once the queue is empty (loom__hconn_written). */
+        if (loom_socket_queued(s) == 0) {
+            loom__hconn_unfull(s);
+            loom__hconn_batch_end(srv->sl, s);
+        }
         return;
     }
     if (c->state != LOOM__HC_REQ || srv->o.on_drain == NULL)
@@ -969,6 +981,18 @@ static void loom__hconn_drain(loom_socket_t *s, void *data)
     loom_http_req_t *req = c->u.req;
     if (req->astate == LOOM__HA_STREAM)
         srv->o.on_drain(req, srv->h.data);
+}
+
+/* on_write of the class: the socket's queue is empty. Pipelined requests
+ * that waited for it (LOOM__HCF_FULL) are parsed now. */
+static void loom__hconn_written(loom_socket_t *s, void *data)
+{
+    loom_http_server_t *srv = data;
+    loom__hconn *c = loom__hconn_of(s);
+    if (c->state == LOOM__HC_H2 || !(c->flags & LOOM__HCF_FULL) || srv->sl->batch == s)
+        return;
+    loom__hconn_unfull(s);
+    loom__hconn_batch_end(srv->sl, s);
 }
 
 /* --- Answers finishing, pausing, resuming ------------------------------------------------- */
@@ -1152,6 +1176,7 @@ void loom__h1_class_init(loom__sock_class *cls)
     cls->proto_read = loom__hconn_read;
     cls->proto_event = loom__hconn_event;
     cls->on_drain = loom__hconn_drain;
+    cls->on_write = loom__hconn_written;
     cls->extra = sizeof(loom__hconn);
 }
 

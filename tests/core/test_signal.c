@@ -266,6 +266,7 @@ static void test_restore(void)
     /* Leave SIGUSR1 and SIGUSR2 as the process had them. */
     signal(SIGUSR1, SIG_DFL);
     signal(SIGUSR2, SIG_DFL);
+    signal(SIGWINCH, SIG_DFL);
 }
 
 /* --- Clear, liveness and routing ------------------------------------------ */
@@ -501,6 +502,13 @@ static void test_fork_early_signal(void)
 int main(void)
 {
     test_timeout(20);
+    /* The checks of restored dispositions expect the defaults: a run
+     * started under nohup (or by a shell that ignores these) inherits
+     * SIG_IGN, which loom rightly restores. */
+    signal(SIGHUP, SIG_DFL);
+    signal(SIGUSR1, SIG_DFL);
+    signal(SIGUSR2, SIG_DFL);
+    signal(SIGWINCH, SIG_DFL);
     test_basic();
     test_two_loops();
     test_two_threads();

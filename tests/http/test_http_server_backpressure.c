@@ -293,13 +293,20 @@ static void test_many_slow(const char *name)
      * half of every read on purpose: there the bound only shows that the
      * cost stays bounded (it measured 93-514 KiB each). */
     long per = getenv("LOOM_TEST_TRANSPORT") ? 1L << 20 : SLOW_PER_CONN;
+#if defined(__SANITIZE_ADDRESS__)
+    /* ASan's allocator keeps freed blocks in quarantine and pads every
+     * block: RSS says nothing of loom's figure there (800-900 KiB each
+     * measured), which the Release build checks; here the attack runs for
+     * its memory errors and leaks, bounded loosely. */
+    per = 4L << 20;
+#endif
     /* io_uring's multishot recv goes on receiving after the reader stops
      * while the peer keeps sending (the kernel cannot cancel it while it is
      * busy): what it takes is stashed. Bounded here by the attack's length,
      * not by design (measured 227 KiB each); being fixed. */
     const char *be = getenv("LOOM_BACKEND");
     const char *rcv = getenv("LOOM_IO_URING_RECV");
-    if (be && strcmp(be, "io_uring") == 0 && !(rcv && strcmp(rcv, "0") == 0))
+    if (be && strcmp(be, "io_uring") == 0 && !(rcv && strcmp(rcv, "0") == 0) && per < (2L << 20))
         per = 2L << 20;
     CHECK((max - idle) / SLOW_CONNS <= per);
 }

@@ -113,7 +113,9 @@ int loom_http_req_peer(const loom_http_req_t *req, char *buf, size_t size, int *
     if (req->sock == NULL || (req->flags & LOOM__HR_GONE))
         return LOOM_ECLOSED;
     int r = loom_socket_peer_name(req->sock, buf, size, port);
-    /* A client that reset the connection before loom saw it is gone too. */
+    /* A TCP client's address is kept from accept, so it is named even
+     * after a reset; a Unix client that reset before loom saw it has no
+     * name left: gone too. */
     return r == LOOM_ENOTCONN ? LOOM_ECLOSED : r;
 }
 

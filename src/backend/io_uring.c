@@ -1,5 +1,6 @@
 /* backend/io_uring.c - Linux io_uring: readiness through poll requests,
- * sockets read by multishot recv, listeners by multishot accept.
+ * sockets read by recv requests with provided buffers, listeners by
+ * multishot accept.
  *
  * Every watcher is at most one IORING_OP_POLL_ADD request in the kernel.
  * The requests are one-shot: a completion reports the watcher ready, and
@@ -15,10 +16,10 @@
  * a pipe with one unread byte completes once, then never again; and
  * IORING_POLL_ADD_LEVEL is refused with EINVAL together with MULTI). Edge
  * readiness would stall every consumer that does not read to EAGAIN.
- * Sockets use multishot recv instead (CAP_RECV, below), which saves the
- * read() as well as the re-arm. The same holds for the core's own drained-to-empty fds (wakeup
- * eventfd, signal pipe): their one-shot re-arm costs nothing extra, as they are re-armed in the
- * batch of the next wait, so they stay on POLL_ADD.
+ * Sockets use recv requests with provided buffers instead (CAP_RECV,
+ * below), which save the read() as well as the poll. The same holds for the core's own
+ * drained-to-empty fds (wakeup eventfd, signal pipe): their one-shot re-arm costs nothing extra, as
+ * they are re-armed in the batch of the next wait, so they stay on POLL_ADD.
  *
  * Multishot accept (LOOM_BACKEND_CAP_ACCEPT, kernel 5.19+, probed once per
  * process at init): accept_start() puts one IORING_OP_ACCEPT with
@@ -97,7 +98,7 @@ static inline int loom__ustash_end(const loom__bytes *st)
     return (int)(1 - (long)st->aux);
 }
 
-/* One fd read by a multishot recv (CAP_RECV). */
+/* One fd read by recv requests (CAP_RECV). */
 typedef struct loom__urecv {
     loom_backend_io_t *io; /* NULL: nobody reads this fd */
     loom_backend_recv_cb cb;
@@ -132,7 +133,7 @@ typedef struct loom__uring {
     loom__uacc *acc; /* multishot accepts, few: searched linearly */
     uint32_t nacc;
     bool acc_dirty;  /* an accept request to (re-)arm */
-    loom__urecv *rs; /* multishot recvs, by fd */
+    loom__urecv *rs; /* recv requests, by fd */
     size_t nrs;
     loom__ulist rdirty;           /* fds whose recv request is to be armed */
     loom__ulist sdue;             /* fds with a stash to deliver */
@@ -457,12 +458,13 @@ static struct io_uring_sqe *loom__uring_sqe(loom__uring *u)
     return sqe;
 }
 
-/* --- Multishot recv (CAP_RECV) ------------------------------------------------
+/* --- Recv with provided buffers (CAP_RECV) -----------------------------------
  *
- * One IORING_OP_RECV with IORING_RECV_MULTISHOT per reading socket stays in
- * the kernel and posts a completion for each arrival, the bytes in one of
- * the loop's provided buffers (a buffer ring of LOOM__URING_NBUFS buffers,
- * registered on first use). The reader's callback runs on that buffer,
+ * One single-shot IORING_OP_RECV with IOSQE_BUFFER_SELECT per reading
+ * socket is in the kernel; it completes with the bytes that arrived, in one
+ * of the loop's provided buffers (a buffer ring of LOOM__URING_NBUFS
+ * buffers, registered on first use), and is armed again with the next
+ * submission while the reader wants data. The reader's callback runs on that buffer,
  * which then goes straight back to the ring: a socket holds no read memory,
  * as with the scratch buffer of the readiness path.
  *
@@ -471,10 +473,27 @@ static struct io_uring_sqe *loom__uring_sqe(loom__uring *u)
  * ([base, gen): its bytes are the owner's and are kept), and of a previous
  * owner of the fd ((before base): dropped). Bytes that arrive while the
  * reader is paused, or behind kept bytes, go to the stash, which is
- * delivered before anything else once the reader resumes. A request ends
- * on the end of the stream, an error, or -ENOBUFS when every buffer is in
- * the completion queue; the last one is armed again with the next
- * submission, and the bytes wait in the socket meanwhile. */
+ * delivered before anything else once the reader resumes. A completion
+ * of -ENOBUFS (every buffer in the completion queue) is armed again with
+ * the next submission, and the bytes wait in the socket meanwhile.
+ *
+ * Why not multishot recv (IORING_RECV_MULTISHOT, which this backend used
+ * before and which saves one SQE per completion): it defeats backpressure.
+ * A multishot recv that finds data receives inline or requeues itself
+ * through task work, and is then not in the poll table, so cancelling it
+ * when the reader stops fails with -ENOENT for as long as the peer keeps
+ * sending (measured on 6.18); every byte then moves from the socket into
+ * the stash, the TCP window never closes, and a peer that never reads its
+ * answers makes the server hold megabytes per connection. A per-request
+ * byte limit would need a newer kernel and liburing than Debian 12's 2.3.
+ * A single-shot request ends with each completion: a reader that stops in
+ * its callback has nothing in the kernel, and one that stops elsewhere
+ * gets its request cancelled (it waits in the poll table) or receives at
+ * most one more completion, one provided buffer (64 KiB), into the stash:
+ * the bound of the readiness path's scratch read. The re-arm is an SQE
+ * prepared without a system call and submitted by the io_uring_enter that
+ * waits anyway (tests/backend/test_uring_backpressure.c checks the bound;
+ * docs/BENCHMARKS.md has the cost). */
 
 static void loom__uring_flush(loom__uring *u);
 
@@ -686,7 +705,8 @@ static bool loom__urecv_flush(loom__uring *u)
         if (sqe == NULL)
             break;
         rs->queued = 0;
-        io_uring_prep_recv_multishot(sqe, rs->io->fd, NULL, 0, 0);
+        /* Single-shot: see "Why not multishot recv" above. */
+        io_uring_prep_recv(sqe, rs->io->fd, NULL, LOOM__URING_BUFSZ, 0);
         sqe->flags |= IOSQE_BUFFER_SELECT;
         sqe->buf_group = LOOM__URING_BGID;
         io_uring_sqe_set_data64(sqe, loom__uring_ud(fd | LOOM__URING_RCV_BIT, rs->gen));

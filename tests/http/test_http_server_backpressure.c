@@ -300,14 +300,14 @@ static void test_many_slow(const char *name)
      * its memory errors and leaks, bounded loosely. */
     per = 4L << 20;
 #endif
-    /* io_uring's multishot recv goes on receiving after the reader stops
-     * while the peer keeps sending (the kernel cannot cancel it while it is
-     * busy): what it takes is stashed. Bounded here by the attack's length,
-     * not by design (measured 227 KiB each); being fixed. */
+    /* io_uring's provided buffers (32 x 64 KiB per loop) are touched by the
+     * attack and counted in the RSS: their share is allowed on top. (Its
+     * multishot recv, before 1064e25, went on receiving after a stop: 227
+     * KiB each here.) */
     const char *be = getenv("LOOM_BACKEND");
     const char *rcv = getenv("LOOM_IO_URING_RECV");
-    if (be && strcmp(be, "io_uring") == 0 && !(rcv && strcmp(rcv, "0") == 0) && per < (2L << 20))
-        per = 2L << 20;
+    if (be && strcmp(be, "io_uring") == 0 && !(rcv && strcmp(rcv, "0") == 0))
+        per += (2L << 20) / SLOW_CONNS;
     CHECK((max - idle) / SLOW_CONNS <= per);
 }
 

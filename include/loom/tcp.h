@@ -340,9 +340,12 @@ LOOM_EXTERN int loom_socket_set_keepalive(loom_socket_t *sock, int on, unsigned 
 /* The peer's and the local address. `*len` is the size of `addr` on entry
  * and the address length on return. An accepted TCP connection's peer is
  * the address accept returned, kept with the socket (8 bytes for an IPv4
- * server, 24 for an IPv6 one), so it is still known after the peer reset
- * the connection, when the kernel no longer says it. Return 0,
- * LOOM_ECLOSED, LOOM_ENOTCONN, LOOM_ENOSPC or a system error. */
+ * server, 24 for an IPv6 one); a loom_tcp_connect() client's is the
+ * address it connected to, kept the same way (8 bytes when it could only
+ * reach IPv4: an IPv4 literal or family AF_INET; else 24). So it is still
+ * known after the peer reset the connection, when the kernel no longer
+ * says it. Return 0, LOOM_ECLOSED, LOOM_ENOTCONN (a client still
+ * connecting), LOOM_ENOSPC or a system error. */
 LOOM_EXTERN int loom_socket_peer_addr(const loom_socket_t *sock, struct sockaddr *addr,
                                       socklen_t *len);
 LOOM_EXTERN int loom_socket_local_addr(const loom_socket_t *sock, struct sockaddr *addr,

@@ -314,9 +314,11 @@ out:
     return ok && !live;
 }
 
-/* Whether this kernel has multishot recv with provided buffer rings (6.0):
- * a recv on a socket pair with one byte waiting must complete with the
- * byte in a provided buffer and IORING_CQE_F_MORE. Runs on the new loop's
+/* Whether this kernel reads sockets the way the recv path does: a
+ * single-shot IORING_OP_RECV with IOSQE_BUFFER_SELECT from a registered
+ * buffer ring (5.19; multishot recv, 6.0, is not used: see "Why not
+ * multishot recv" below). A recv on a socket pair with one byte waiting
+ * must complete with the byte in a provided buffer. Runs on the new loop's
  * ring, which is still empty; uses buffer group 1, unregistered after. */
 static bool loom__uring_probe_recv(loom__uring *u, bool *dirty)
 {
@@ -343,14 +345,14 @@ static bool loom__uring_probe_recv(loom__uring *u, bool *dirty)
     struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
     if (sqe == NULL || write(sv[1], "x", 1) != 1)
         goto unreg;
-    io_uring_prep_recv_multishot(sqe, sv[0], NULL, 0, 0);
+    io_uring_prep_recv(sqe, sv[0], NULL, sizeof bufs[0], 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = 1;
     io_uring_sqe_set_data64(sqe, 1);
     int32_t res;
     uint32_t flags;
     ok = loom__uring_probe_run(u, false, &res, &flags, &live) && res == 1 &&
-         (flags & IORING_CQE_F_BUFFER) && (flags & IORING_CQE_F_MORE);
+         (flags & IORING_CQE_F_BUFFER);
 unreg:
     (void)io_uring_unregister_buf_ring(&u->ring, 1);
 out:
@@ -466,7 +468,10 @@ static struct io_uring_sqe *loom__uring_sqe(loom__uring *u)
  * buffers, registered on first use), and is armed again with the next
  * submission while the reader wants data. The reader's callback runs on that buffer,
  * which then goes straight back to the ring: a socket holds no read memory,
- * as with the scratch buffer of the readiness path.
+ * as with the scratch buffer of the readiness path. Buffer rings need Linux
+ * 5.19 (as multishot accept, which CAP_RECV comes with); init probes them
+ * once per process (loom__uring_probe_recv()), else sockets are read on
+ * readiness.
  *
  * Generations tell three kinds of completions apart: of the request in the
  * kernel (gen), of an earlier request of the same owner that was stopped
@@ -1243,7 +1248,7 @@ static const loom_backend_t loom__backend_io_uring_accept = {
     .accept_stop = loom__uring_accept_stop,
 };
 
-/* ... and multishot recv with provided buffers too. */
+/* ... and recv with provided buffers too (a buffer ring, 5.19). */
 static const loom_backend_t loom__backend_io_uring_recv = {
     LOOM__URING_OPS,
     .caps = LOOM_BACKEND_CAP_FD | LOOM_BACKEND_CAP_ONESHOT_FD | LOOM_BACKEND_CAP_ACCEPT |

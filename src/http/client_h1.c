@@ -736,6 +736,20 @@ static bool hc_read_after_reset(hc_conn *c, hc_req *r)
     return c->dead;
 }
 
+/* `where` ("localhost:8080") and, when the host is a name, the address the
+ * connection had, kept from connect ("localhost:8080 (127.0.0.1:8080)"):
+ * what a reset names. */
+static const char *hc_where_addr(hc_conn *c, char *buf, size_t size)
+{
+    char where[300], addr[64];
+    loom__hc_where(c->pool, where, sizeof where);
+    if (!loom__socket_kept_peer_name(c->s, addr, sizeof addr) || strcmp(addr, where) == 0)
+        snprintf(buf, size, "%s", where); /* none kept, or the host is the address */
+    else
+        snprintf(buf, size, "%s (%s)", where, addr);
+    return buf;
+}
+
 void loom__hc_proto_event(loom_socket_t *s, loom_event_kind_t kind, int code, const char *msg)
 {
     hc_conn *c = hc_conn_of(s);
@@ -862,11 +876,14 @@ void loom__hc_proto_event(loom_socket_t *s, loom_event_kind_t kind, int code, co
             loom__hc_fail(r, LOOM_EV_HTTP_ERROR, LOOM_EOF,
                           "connection closed by %s without a response%s", where, why);
         break;
-    case LOOM_EV_TCP_RESET:
-        loom__hc_fail(
-            r, LOOM_EV_HTTP_ERROR, code ? code : LOOM_ECONNRESET, "connection reset by %s %s%s",
-            where, r->state >= RQ_HEAD ? "while reading the response" : "before any response", why);
+    case LOOM_EV_TCP_RESET: {
+        char named[400];
+        loom__hc_fail(r, LOOM_EV_HTTP_ERROR, code ? code : LOOM_ECONNRESET,
+                      "connection reset by %s %s%s", hc_where_addr(c, named, sizeof named),
+                      r->state >= RQ_HEAD ? "while reading the response" : "before any response",
+                      why);
         break;
+    }
     default:
         loom__hc_fail(r, LOOM_EV_HTTP_ERROR, code, "connection to %s failed: %s", where,
                       loom_strerror(code));

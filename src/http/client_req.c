@@ -142,6 +142,9 @@ hc_state *loom__hc_state_get(loom_loop_t *loop)
     st->cls.low_water = HC_HIGH_WATER / 4;
     st->cls.extra = sizeof(hc_conn);
     st->cls.is_static = true;
+    /* A connection keeps its server's address (20 bytes: either family),
+     * so that a reset names it (getpeername() no longer can then). */
+    st->cls.keep_peer = (uint8_t)sizeof(loom__peer_addr);
     st->tls_cls = st->cls;
     loom__class_set_tls(&st->tls_cls, NULL);                  /* the context is each pool's */
     st->tls_cls.alpn = (const unsigned char *)"\x08http/1.1"; /* ALPN: what it speaks */

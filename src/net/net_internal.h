@@ -111,14 +111,15 @@ struct loom__sock_class {
     bool nagle;
     bool half_open;
     bool is_static; /* owned by someone else: never freed by the refcount */
-    /* Sockets of the class (a TCP server's) keep the peer's address as
-     * accept returned it (a loom__peer_addr at the end of the slab object:
-     * loom__socket_kept_peer()), because getpeername() fails (ENOTCONN)
-     * once the peer has reset the connection, and messages must still name
-     * it. The bytes kept: 0 (none: a client, a Unix server), 8 (an IPv4
-     * server: family, port and 4 address bytes, the head of the struct) or
-     * sizeof(loom__peer_addr) (an IPv6 or dual-stack server). Set when the
-     * server is made, before its first socket. */
+    /* Sockets of the class keep the peer's address (a loom__peer_addr at
+     * the end of the slab object: loom__socket_kept_peer()): a TCP server's
+     * as accept returned it, a TCP client's as it connected to it, because
+     * getpeername() fails (ENOTCONN) once the peer has reset the
+     * connection, and messages must still name it. The bytes kept: 0 (none:
+     * a Unix socket, a pipe), 8 (an IPv4 server, or a client that can only
+     * reach IPv4: family, port and 4 address bytes, the head of the struct)
+     * or sizeof(loom__peer_addr) (an IPv6 or dual-stack server, any other
+     * client). Set before the class's first socket. */
     uint8_t keep_peer;
     uint32_t refs;
     void *data; /* initial data slot of sockets created with this class */
@@ -126,6 +127,11 @@ struct loom__sock_class {
      * peer address ("stdin of process 4711 (cat)", "fd 5 (pipe)"); NULL, or
      * inside the class's own allocation (freed with it). */
     const char *name;
+    /* A loom_tcp_connect() client's class (its own): "host:port" as asked
+     * for, when the host is a name, not an address literal, so that
+     * messages name both ("localhost:8080 (127.0.0.1:8080)"); NULL
+     * otherwise. Inside the class's own allocation (freed with it). */
+    const char *host;
 };
 
 #define LOOM__HIGH_WATER (1u << 20)
@@ -156,9 +162,9 @@ void loom__class_unref(loom__sock_class *cls);
 
 /* --- Sockets --------------------------------------------------------------- */
 
-/* An accepted socket's peer address, compact (formatted only when a message
- * or loom_socket_peer_addr() asks for it): 20 bytes, or only the first 8 in
- * the sockets of an IPv4 server (cls->keep_peer), which never touch the
+/* A TCP socket's peer address, compact (formatted only when a message or
+ * loom_socket_peer_addr() asks for it): 20 bytes, or only the first 8 in
+ * the sockets of an IPv4 class (cls->keep_peer), which never touch the
  * rest of ip[]. */
 typedef struct loom__peer_addr {
     uint8_t family; /* AF_INET, AF_INET6; 0: none kept */
@@ -316,8 +322,9 @@ struct loom__transport {
     void (*peer)(loom_socket_t *s, char *buf, size_t len);
 };
 
-/* The peer address an accepted socket kept (cls->keep_peer), NULL if it
- * has none (a client, a Unix connection, or not recorded). O(1). */
+/* The peer address a TCP socket kept from accept or connect
+ * (cls->keep_peer), NULL if it has none (a Unix connection, a pipe, a
+ * client still connecting). O(1). */
 const loom__peer_addr *loom__socket_kept_peer(const loom_socket_t *s);
 
 /* Records `sa` as the socket's peer address if its class keeps one (an
@@ -325,14 +332,20 @@ const loom__peer_addr *loom__socket_kept_peer(const loom_socket_t *s);
  * else, NULL too, clears it). */
 void loom__socket_keep_peer(loom_socket_t *s, const struct sockaddr *sa, socklen_t len);
 
+/* The kept address for messages ("1.2.3.4:80", "[::1]:80") into buf;
+ * false if none is kept. */
+bool loom__socket_kept_peer_name(const loom_socket_t *s, char *buf, size_t len);
+
 /* The kept address as a sockaddr (sockaddr_in or sockaddr_in6) into
  * `addr`, of at most *len bytes. Returns 0 (and sets *len) or
  * LOOM_ENOTCONN (none kept) / LOOM_ENOSPC. */
 int loom__peer_addr_get(const loom__peer_addr *p, struct sockaddr *addr, socklen_t *len);
 
 /* The peer for messages: the transport's name for it, else the address the
- * socket kept from accept, else the kernel's (getpeername(): "1.2.3.4:80",
- * "[::1]:80" or a Unix path), else "". */
+ * socket kept from accept or connect, else the kernel's (getpeername():
+ * "1.2.3.4:80", "[::1]:80" or a Unix path), else ""; a client that
+ * connected to a name is named by both ("localhost:80 (127.0.0.1:80)", or
+ * "localhost:80" alone without an address). */
 void loom__socket_peer_name(loom_socket_t *s, char *buf, size_t len);
 
 /* What an error message about `s` names: "the connection with <peer>";
@@ -585,7 +598,10 @@ void loom__net_foreach_socket(loom_loop_t *loop, void (*fn)(loom_socket_t *s, vo
  * replaces the callbacks, timeouts and marks of `opts`, whose other fields -
  * initial data, attempt delay, connect timeout, family, backlog, reuseport,
  * v6only, nagle and keepalive of the listener, data of the server - still
- * apply). This is how the HTTP layer gets protocol hooks and extension bytes. */
+ * apply). This is how the HTTP layer gets protocol hooks and extension bytes.
+ * A client's class keeps its peer's address only if it says so
+ * (cls->keep_peer, set before its first socket, as the HTTP client's
+ * classes do); a server's class is set by the server. */
 int loom__tcp_connect_cls(loom_loop_t *loop, const char *host, int port, const loom_tcp_opts *opts,
                           loom__sock_class *cls, loom_socket_t **out);
 int loom__unix_connect_cls(loom_loop_t *loop, const char *path, const loom_tcp_opts *opts,

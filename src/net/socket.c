@@ -361,7 +361,7 @@ loom_socket_t *loom__socket_new(loom_loop_t *loop, loom__sock_class *cls, int fd
     s->cls = cls;
     loom__class_ref(cls);
     s->io.bio.fd = fd;
-    loom__socket_keep_peer(s, NULL, 0); /* none yet: the server records it */
+    loom__socket_keep_peer(s, NULL, 0); /* none yet: accept or connect records it */
     loom__socket_groups(s);
     return s;
 }
@@ -713,6 +713,36 @@ void loom__socket_event(loom_socket_t *s, loom_event_kind_t kind, int code, cons
     loom__event_emit(s->h.loop, s->cls->on_event, s->h.data, kind, code, msg, s);
 }
 
+/* "1.2.3.4:80" or "[::1]:80" for an IP address into buf; false for another
+ * family. */
+static bool loom__ip_name(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+    char ip[INET6_ADDRSTRLEN];
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+        if (inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip) == NULL)
+            return false;
+        snprintf(buf, len, "%s:%d", ip, ntohs(in->sin_port));
+        return true;
+    }
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+        if (inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip) == NULL)
+            return false;
+        snprintf(buf, len, "[%s]:%d", ip, ntohs(in6->sin6_port));
+        return true;
+    }
+    return false;
+}
+
+bool loom__socket_kept_peer_name(const loom_socket_t *s, char *buf, size_t len)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    return loom__peer_addr_get(loom__socket_kept_peer(s), (struct sockaddr *)&ss, &sl) == 0 &&
+           loom__ip_name(&ss, buf, len);
+}
+
 void loom__socket_peer_name(loom_socket_t *s, char *buf, size_t len)
 {
     buf[0] = '\0';
@@ -722,21 +752,22 @@ void loom__socket_peer_name(loom_socket_t *s, char *buf, size_t len)
         if (buf[0])
             return;
     }
+    const char *host = s->cls->host; /* a client's name for its peer, or NULL */
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     if (loom__peer_addr_get(loom__socket_kept_peer(s), (struct sockaddr *)&ss, &sl) < 0 &&
         (s->io.bio.fd < 0 || s->cls->stream ||
-         getpeername(s->io.bio.fd, (struct sockaddr *)&ss, &sl) < 0))
+         getpeername(s->io.bio.fd, (struct sockaddr *)&ss, &sl) < 0)) {
+        if (host)
+            snprintf(buf, len, "%s", host);
         return;
-    char ip[INET6_ADDRSTRLEN];
-    if (ss.ss_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
-        if (inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip))
-            snprintf(buf, len, "%s:%d", ip, ntohs(in->sin_port));
-    } else if (ss.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
-        if (inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip))
-            snprintf(buf, len, "[%s]:%d", ip, ntohs(in6->sin6_port));
+    }
+    char addr[INET6_ADDRSTRLEN + 8];
+    if (loom__ip_name(&ss, addr, sizeof addr)) {
+        if (host)
+            snprintf(buf, len, "%s (%s)", host, addr); /* "localhost:80 (127.0.0.1:80)" */
+        else
+            snprintf(buf, len, "%s", addr);
     } else if (ss.ss_family == AF_UNIX && sl > offsetof(struct sockaddr_un, sun_path)) {
         const struct sockaddr_un *un = (const struct sockaddr_un *)&ss;
         size_t n = sl - offsetof(struct sockaddr_un, sun_path);

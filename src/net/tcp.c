@@ -52,12 +52,31 @@ static loom__sock_class *loom__class_tls(loom__sock_class *c, loom_tls_ctx_t *tl
     return c;
 }
 
-static loom__sock_class *loom__class_client(const loom_tcp_opts *o)
+static socklen_t loom__parse_ip(const char *host, int port, struct sockaddr_storage *ss);
+
+/* A client socket's own class. A TCP client (port > 0) keeps the address
+ * it connected to (cls->keep_peer: 8 bytes when only IPv4 can be reached,
+ * else 20) and, when `host` is a name, "host:port" in the same allocation
+ * (cls->host), so that a reset names both. */
+static loom__sock_class *loom__class_client(const loom_tcp_opts *o, const char *host, int port)
 {
-    loom__sock_class *c = calloc(1, sizeof *c);
-    if (c != NULL)
-        LOOM__CLASS_FROM_OPTS(c, o);
-    return c ? loom__class_tls(c, o->tls) : NULL;
+    struct sockaddr_storage ss;
+    socklen_t lit = port > 0 ? loom__parse_ip(host, port, &ss) : 0;
+    size_t hn = port > 0 && lit == 0 ? strlen(host) + sizeof ":65535" : 0;
+    loom__sock_class *c = calloc(1, sizeof *c + hn);
+    if (c == NULL)
+        return NULL;
+    LOOM__CLASS_FROM_OPTS(c, o);
+    if (port > 0)
+        c->keep_peer = o->family == AF_INET || (lit && ss.ss_family == AF_INET)
+                           ? 8
+                           : (uint8_t)sizeof(loom__peer_addr);
+    if (hn) {
+        char *h = (char *)(c + 1);
+        snprintf(h, hn, "%s:%d", host, port);
+        c->host = h;
+    }
+    return loom__class_tls(c, o->tls);
 }
 
 static loom__sock_class *loom__class_server(const loom_tcp_server_opts *o)
@@ -365,9 +384,12 @@ static void loom__connect_fail(loom__connect *c, int err)
     loom__socket_fail_msg(s, err, msg);
 }
 
-static void loom__connect_win(loom__connect *c, int fd)
+/* Address i connected on fd: the socket keeps the address (if its class
+ * does), for messages after the peer is gone. */
+static void loom__connect_win(loom__connect *c, int fd, int i)
 {
     loom_socket_t *s = c->s;
+    loom__socket_keep_peer(s, (const struct sockaddr *)&c->addr[i], c->alen[i]);
     loom__connect_finish(c);
     if (loom__socket_attach(s, fd, false) == 0)
         loom__socket_ready(s);
@@ -391,7 +413,7 @@ static void loom__attempt_cb(loom__io *w, unsigned events)
     a->used = false;
     c->live--;
     if (err == 0) {
-        loom__connect_win(c, fd);
+        loom__connect_win(c, fd, a->idx);
         return;
     }
     close(fd);
@@ -414,7 +436,7 @@ static int loom__attempt_start(loom__connect *c, int i)
         r = connect(fd, sa, c->alen[i]);
     while (r < 0 && errno == EINTR);
     if (r == 0) {
-        loom__connect_win(c, fd);
+        loom__connect_win(c, fd, i);
         return 1;
     }
     if (errno != EINPROGRESS) {
@@ -551,7 +573,7 @@ static int loom__connect_new(loom_loop_t *loop, const char *host, int port,
         return LOOM_ECLOSED;
     if (opts->tls && loom_tls_ctx_is_server(opts->tls))
         return LOOM_EINVAL;
-    loom__sock_class *cls = given ? given : loom__class_client(opts);
+    loom__sock_class *cls = given ? given : loom__class_client(opts, host, port);
     if (cls == NULL)
         return LOOM_ENOMEM;
     int r = loom__class_groups(loop, cls);

@@ -52,19 +52,12 @@ typedef struct tls_hs {
     loom_socket_cb on_secure; /* STARTTLS */
 } tls_hs;
 
-/* The peer's address, for messages: recorded when the connection is up
- * (attach), because getpeername() fails once the peer has reset the
- * connection, and formatted only when a message is made. */
-typedef struct tls_addr {
-    uint16_t port;
-    uint8_t family; /* AF_INET, AF_INET6; 0: not recorded (a Unix socket) */
-    uint8_t ip[16];
-} tls_addr;
-
 /* Per-connection state; the socket's transport bytes hold a pointer to it.
  * Only what every connection needs is inline: the server name, the SNI and
  * the peer's subject are OpenSSL's (SSL_get_servername(), the peer
- * certificate), read when asked for; a client's name is its session key. */
+ * certificate), read when asked for; a client's name is its session key;
+ * the peer's address is the socket's (kept from accept or connect, so it
+ * outlives a reset: loom__socket_peer_name()). */
 typedef struct loom__tls {
     loom_socket_t *s;
     loom_tls_ctx_t *ctx; /* a reference */
@@ -74,17 +67,18 @@ typedef struct loom__tls {
     loom__bytes *in; /* ciphertext kept past a read */
     tls_hs *hs;      /* until the handshake is done */
     char *sess_key;  /* client: "name:port" (the resumption key, and the peer in messages) */
-    tls_addr peer;   /* server, or a client without a name */
     uint16_t depth;  /* calls of ours in progress (free waits for them) */
     unsigned up : 1, eof : 1, notify : 1, eof_done : 1, shut : 1, doomed : 1, starttls : 1;
     unsigned client : 1;
-    unsigned named : 1; /* a client with a server name: sess_key names the peer */
-    unsigned reneg : 1; /* the peer asked for a renegotiation (loom__tls_info_cb) */
+    unsigned named : 1;   /* a client with a server name: sess_key names the peer */
+    unsigned literal : 1; /* ... which is an address literal */
+    unsigned reneg : 1;   /* the peer asked for a renegotiation (loom__tls_info_cb) */
 } loom__tls;
 
 /* Every TLS connection carries this (with OpenSSL's own, about 13 KB): it
- * was 887 bytes with fixed name buffers; keep it within 88 on LP64. */
-_Static_assert(sizeof(loom__tls) <= 88 || sizeof(void *) != 8,
+ * was 887 bytes with fixed name buffers, 88 with its own copy of the peer's
+ * address; keep it within 72 on LP64. */
+_Static_assert(sizeof(loom__tls) <= 72 || sizeof(void *) != 8,
                "loom__tls grew: keep per-connection TLS state small");
 
 static inline loom__tls **tls_slot(loom_socket_t *s)
@@ -273,38 +267,15 @@ static inline bool tls_leave(loom__tls *t)
 
 /* --- Messages and failure ------------------------------------------------------------- */
 
-/* Records the peer's address for messages (attach: while it is there). */
-static void tls_peer_record(loom__tls *t)
-{
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    if (t->named || loom_socket_peer_addr(t->s, (struct sockaddr *)&ss, &sl) < 0)
-        return;
-    if (ss.ss_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
-        memcpy(t->peer.ip, &in->sin_addr, 4);
-        t->peer.port = ntohs(in->sin_port);
-        t->peer.family = AF_INET;
-    } else if (ss.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
-        memcpy(t->peer.ip, &in6->sin6_addr, 16);
-        t->peer.port = ntohs(in6->sin6_port);
-        t->peer.family = AF_INET6;
-    }
-}
-
 /* The peer for messages: "name:port" for a client that named its server (as
- * it asked for it), else the address recorded at attach ("1.2.3.4:443",
- * "[::1]:443"); "" when there is none (a Unix socket: the socket layer then
- * asks the kernel). Formatted here, when a message is made. */
+ * it asked for it); "" otherwise (a server, a Unix socket): the socket layer
+ * then names the address it kept from accept or connect, or asks the
+ * kernel. */
 static void tls_peer(const loom__tls *t, char *buf, size_t len)
 {
-    char ip[INET6_ADDRSTRLEN];
     buf[0] = '\0';
     if (t->named && t->sess_key)
         snprintf(buf, len, "%s", t->sess_key);
-    else if (t->peer.family && inet_ntop(t->peer.family, t->peer.ip, ip, sizeof ip))
-        snprintf(buf, len, t->peer.family == AF_INET6 ? "[%s]:%d" : "%s:%d", ip, t->peer.port);
 }
 
 /* tls_peer() for a message of ours: never empty. A Unix connection is
@@ -709,7 +680,6 @@ static int tls_attach(loom_socket_t *s)
         SSL_set_accept_state(t->ssl);
     }
     loom_timer_start(t->hs->timer, loom__tls_ctx_hs_ms(t->ctx), 0);
-    tls_peer_record(t); /* while the address is there */
     tls_enter(t);
     if (t->client)
         (void)tls_handshake(t); /* its hello (a server waits for the client's) */
@@ -717,13 +687,21 @@ static int tls_attach(loom_socket_t *s)
     return 1; /* reported by tls_up(), or failed with its event */
 }
 
+/* The peer in the socket layer's messages (a reset, a timeout): a client's
+ * "name:port" and, when the name is not an address literal, the address it
+ * connected to ("localhost:443 (127.0.0.1:443)"), as a plain client's. */
 static void tls_peer_of(loom_socket_t *s, char *buf, size_t len)
 {
     loom__tls *t = tls_of(s);
-    if (t)
-        tls_peer(t, buf, len);
-    else
-        buf[0] = '\0';
+    char addr[64];
+    buf[0] = '\0';
+    if (t == NULL)
+        return;
+    tls_peer(t, buf, len);
+    if (buf[0] && !t->literal && loom__socket_kept_peer_name(s, addr, sizeof addr)) {
+        size_t n = strlen(buf);
+        snprintf(buf + n, len - n, " (%s)", addr);
+    }
 }
 
 const loom__transport loom__transport_tls = {
@@ -808,6 +786,7 @@ static int tls_client_init(loom__tls *t, const char *name, int port)
     SSL_set_connect_state(t->ssl);
     unsigned char ip[16];
     bool literal = inet_pton(AF_INET, key, ip) == 1 || inet_pton(AF_INET6, key, ip) == 1;
+    t->literal = literal;
     if (SSL_get_verify_mode(t->ssl) & SSL_VERIFY_PEER) {
         SSL_set_hostflags(t->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
         int ok = literal ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), key)
@@ -896,11 +875,15 @@ int loom_socket_starttls(loom_socket_t *s, loom_tls_ctx_t *ctx, const loom_tls_s
         old->tr_extra < sizeof(loom__tls *) || old->proto_read != NULL)
         return LOOM_ESTATE;
     /* The socket's class, with the TLS transport: same sizes, so the object
-     * stays where it is. */
-    loom__sock_class *cls = malloc(sizeof *cls);
+     * stays where it is (its kept peer address too). A client's host name
+     * lives in its class's allocation: copied along. */
+    size_t hn = old->host ? strlen(old->host) + 1 : 0;
+    loom__sock_class *cls = malloc(sizeof *cls + hn);
     if (cls == NULL)
         return LOOM_ENOMEM;
     *cls = *old;
+    if (hn)
+        cls->host = memcpy(cls + 1, old->host, hn);
     cls->is_static = false;
     cls->refs = 1;
     cls->tls = NULL;

@@ -1,7 +1,7 @@
-/* test_io_uring_recv: sockets read by io_uring's multishot recv
- * (LOOM_BACKEND_CAP_RECV), whose bytes are taken from the kernel before the
- * reader asks for them. Checks that nothing is lost, reordered, repeated or
- * delivered to the wrong socket:
+/* test_io_uring_recv: sockets read by io_uring's recv requests (single-shot
+ * IORING_OP_RECV with provided buffers, LOOM_BACKEND_CAP_RECV), whose bytes
+ * are taken from the kernel before the reader asks for them. Checks that
+ * nothing is lost, reordered, repeated or delivered to the wrong socket:
  *  - LOOM_IO_URING_RECV=0 gives a loop without the capability;
  *  - 8 MiB read with a pause every 128 KiB: no on_read while paused, and
  *    the stream arrives whole and in order;
@@ -16,7 +16,7 @@
  *    with bytes and the end kept wakes the outer poller, and gets them;
  *  - a loop created on one thread and run on another (the ring is made
  *    again there) with a reader armed.
- * Skips where the kernel has no multishot recv.
+ * Skips where the kernel has no buffer rings (5.19): no LOOM_BACKEND_CAP_RECV.
  * LOOM_TEST_NO_BACKEND LOOM_TEST_SERIAL */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -279,7 +279,7 @@ int main(void)
     CHECK_OK(loom_loop_new(&loop, &(loom_loop_opts){.backend = "io_uring"}));
     g_loop = loop;
     if (!(loop->backend->caps & LOOM_BACKEND_CAP_RECV)) {
-        fprintf(stderr, "skip: %s has no multishot recv\n", loom_loop_backend(loop));
+        fprintf(stderr, "skip: %s has no recv with provided buffers\n", loom_loop_backend(loop));
         loom_loop_free(loop);
         return 77;
     }

@@ -1,7 +1,7 @@
-/* test_io_uring_recv_edge: corner cases of io_uring's multishot recv
- * (LOOM_BACKEND_CAP_RECV), through the backend's recv ops on socket pairs
- * where the state of the ring must be known exactly, else through loom's
- * TCP sockets:
+/* test_io_uring_recv_edge: corner cases of io_uring's recv requests
+ * (single-shot IORING_OP_RECV with provided buffers, LOOM_BACKEND_CAP_RECV),
+ * through the backend's recv ops on socket pairs where the state of the
+ * ring must be known exactly, else through loom's TCP sockets:
  *  - completions already in the ring when the loop moves to another thread
  *    (the ring is made again there) are delivered, not dropped;
  *  - a child forked inside a reader's callback (loom_loop_fork() there makes
@@ -22,7 +22,7 @@
  *  - four readers stopped and started at random from their own and each
  *    other's callbacks and from timers while bytes and then the end
  *    arrive: every stream whole, in order, with one end.
- * Skips where the kernel has no multishot recv.
+ * Skips where the kernel has no buffer rings (5.19): no LOOM_BACKEND_CAP_RECV.
  * LOOM_TEST_NO_BACKEND LOOM_TEST_SERIAL */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -589,7 +589,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     loom_loop_t *loop = new_loop();
     if (!(loop->backend->caps & LOOM_BACKEND_CAP_RECV)) {
-        fprintf(stderr, "skip: %s has no multishot recv\n", loom_loop_backend(loop));
+        fprintf(stderr, "skip: %s has no recv with provided buffers\n", loom_loop_backend(loop));
         loom_loop_free(loop);
         return 77;
     }

@@ -1,5 +1,8 @@
 /* test_tcp_errmsg: event messages name what failed. A client that resets
- * before the server accepted it is named by its address. A refused connection
+ * before the server accepted it is named by its address; a server that
+ * resets a client (loom_tcp_connect(), the HTTP client) is named by the
+ * address connected to, and by the host asked for when it is a name. A
+ * refused connection
  * names the address (or, for a name with several, each address tried and
  * why), a failed lookup names the host, a Unix connection names its path,
  * and a timeout says which one (read, write), how long it was and the
@@ -8,6 +11,7 @@
  * connect timeout's message is checked in test_tcp_eyeballs. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/un.h>
 
 #include "test_tcp_util.h"
@@ -241,6 +245,158 @@ static void phase_accepted_reset(void)
     reset_at_once(AF_INET6, "::1", "connection reset by peer on the connection with [::1]:%d");
 }
 
+/* --- A server that resets a client -------------------------------------------
+ * Once the client's first bytes arrive (it is connected, and loom knows it),
+ * the server resets the connection (SO_LINGER 0 close): the client's read
+ * fails with ECONNRESET, when the kernel no longer says who the peer was
+ * (getpeername() fails with ENOTCONN). The event still names the address
+ * the client connected to, and the host it was asked for when that was a
+ * name. The same for the HTTP client. */
+static int peer_api_ok; /* loom_socket_peer_name() answered in the event */
+static char peer_api[64];
+
+static void on_event_peer(const loom_event_t *ev, void *data)
+{
+    int port = 0;
+    on_event(ev, data);
+    peer_api_ok =
+        loom_socket_peer_name(ev->object, peer_api, sizeof peer_api, &port) == 0 && port > 0;
+}
+
+static void discard(loom_socket_t *s, const char *buf, size_t len, void *data)
+{
+    (void)s, (void)buf, (void)len, (void)data;
+}
+
+/* Runs the loop until the listener `lfd` has a connection whose peer sent a
+ * byte; returns the accepted fd. */
+static int accept_first_byte(int lfd)
+{
+    int afd = -1;
+    for (;;) {
+        CHECK(loom_run(loop, LOOM_RUN_NOWAIT) >= 0);
+        struct pollfd p = {.fd = afd >= 0 ? afd : lfd, .events = POLLIN};
+        if (poll(&p, 1, 10) <= 0)
+            continue;
+        if (afd < 0) {
+            afd = accept(lfd, NULL, NULL);
+            CHECK(afd >= 0);
+            continue;
+        }
+        char c;
+        CHECK(recv(afd, &c, 1, MSG_PEEK) == 1);
+        return afd;
+    }
+}
+
+static void reset_fd(int fd)
+{
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    CHECK(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) == 0);
+    close(fd);
+}
+
+/* A listening socket of `family` on a free loopback port, or -1. */
+static int listen_fd(int family)
+{
+    int fd = bound_fd(family, 0);
+    if (fd >= 0)
+        CHECK(listen(fd, 4) == 0);
+    return fd;
+}
+
+static void client_reset(int family, const char *host, int family_opt, const char *want_fmt)
+{
+    int lfd = listen_fd(family);
+    if (lfd < 0)
+        return; /* no IPv6 loopback here */
+    int port = fd_port(lfd);
+    /* localhost tries [::1]:port first: a socket bound there and not
+     * listening refuses it at once (and nobody else can take it). */
+    int fd6 = -1;
+    if (strcmp(host, "localhost") == 0 && family_opt != AF_INET) {
+        fd6 = bound_fd(AF_INET6, port);
+        if (fd6 < 0 && errno == EADDRINUSE) {
+            close(lfd);
+            return; /* someone else has [::1]:port */
+        }
+    }
+    CHECK_OK(loom_tcp_connect(loop, host, port,
+                              &(loom_tcp_opts){.on_event = on_event_peer,
+                                               .on_read = discard,
+                                               .family = family_opt,
+                                               .initial = "x",
+                                               .initial_len = 1},
+                              NULL));
+    events = 0;
+    msg[0] = '\0';
+    peer_api_ok = 0;
+    reset_fd(accept_first_byte(lfd));
+    while (events == 0)
+        CHECK(loom_run(loop, LOOM_RUN_ONCE) >= 0);
+    char want[256];
+    snprintf(want, sizeof want, want_fmt, port, port);
+    expect(LOOM_EV_TCP_RESET, want);
+    /* The public call answers too, with the address. */
+    CHECK(peer_api_ok);
+    CHECK_STR(peer_api, family == AF_INET6 ? "::1" : "127.0.0.1");
+    CHECK_EQ(loom_run(loop, LOOM_RUN_DEFAULT), 0);
+    CHECK_EQ(events, 1);
+    if (fd6 >= 0)
+        close(fd6);
+    close(lfd);
+}
+
+static void on_response(loom_http_client_req_t *req, const loom_http_client_response_t *res,
+                        void *data)
+{
+    (void)req, (void)res, (void)data;
+    events++;
+    snprintf(msg, sizeof msg, "unexpected response");
+}
+
+/* The HTTP client's reset names the host and, as it is a name, the address
+ * the connection had. */
+static void http_client_reset(void)
+{
+    int lfd = listen_fd(AF_INET);
+    CHECK(lfd >= 0);
+    int port = fd_port(lfd);
+    char url[64];
+    snprintf(url, sizeof url, "http://localhost:%d/", port);
+    CHECK_OK(loom_http_request(loop, url,
+                               &(loom_http_request_opts){.on_event = on_event,
+                                                         .on_response = on_response,
+                                                         .family = AF_INET},
+                               NULL));
+    events = 0;
+    msg[0] = '\0';
+    reset_fd(accept_first_byte(lfd)); /* the request's first bytes came */
+    while (events == 0)
+        CHECK(loom_run(loop, LOOM_RUN_ONCE) >= 0);
+    char want[256];
+    snprintf(want, sizeof want,
+             "connection reset by localhost:%d (127.0.0.1:%d) before any response", port, port);
+    expect(LOOM_EV_HTTP_ERROR, want);
+    CHECK_EQ(loom_run(loop, LOOM_RUN_DEFAULT), 0);
+    CHECK_EQ(events, 1);
+    close(lfd);
+}
+
+static void phase_client_reset(void)
+{
+    client_reset(AF_INET, "127.0.0.1", 0,
+                 "connection reset by peer on the connection with 127.0.0.1:%d");
+    /* A name: the host as asked for, and the address (8 bytes kept with
+     * family AF_INET, 20 otherwise). */
+    client_reset(AF_INET, "localhost", AF_INET,
+                 "connection reset by peer on the connection with localhost:%d (127.0.0.1:%d)");
+    client_reset(AF_INET, "localhost", 0,
+                 "connection reset by peer on the connection with localhost:%d (127.0.0.1:%d)");
+    client_reset(AF_INET6, "::1", 0, "connection reset by peer on the connection with [::1]:%d");
+    http_client_reset();
+}
+
 #define BIG (16u << 20)
 
 static void phase_write_timeout(void)
@@ -276,6 +432,7 @@ int main(void)
     phase_read_timeout();
     phase_unix_accepted_timeout();
     phase_accepted_reset();
+    phase_client_reset();
     phase_write_timeout();
     test_loop_free_clean(loop);
     return 0;

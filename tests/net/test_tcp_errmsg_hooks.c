@@ -44,10 +44,13 @@ static void on_connect_write(loom_socket_t *s, void *data)
     CHECK(loom_socket_write(s, "x", 1) >= 0);
 }
 
+/* Keeps the peer's address as the TCP API's own client classes do (and the
+ * HTTP client's), so that a reset names it in every hook alike. */
 static loom__sock_class proto_cls = {
     .proto_read = proto_read,
     .proto_event = proto_event,
     .is_static = true,
+    .keep_peer = sizeof(loom__peer_addr),
 };
 
 /* A loopback socket bound to a free port; listening if `listening`. */

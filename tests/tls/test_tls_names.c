@@ -12,7 +12,11 @@
  *    on ::1: the server's tls error names the client's address and port
  *    ("[::1]:port" for IPv6);
  *  - a client that resets in mid-handshake: the server's event still names
- *    its address (recorded at attach: getpeername() fails after a reset);
+ *    its address (kept from accept: getpeername() fails after a reset);
+ *  - a server that resets a client once the handshake is done: the
+ *    client's tcp reset names the host it was asked for and the address it
+ *    connected to ("localhost:port (127.0.0.1:port)"), which the socket
+ *    kept from connect (the TLS session keeps no copy of its own);
  *  - garbage to a Unix server: the client's end is unnamed, the event names
  *    the server's path ("a connection accepted on /tmp/...");
  *  - every socket's on_close runs once and the loop ends clean.
@@ -94,6 +98,48 @@ static void connect_named(loom_tls_ctx_t *cctx, int port, const char *name)
                                                .on_event = cli_event,
                                                .on_close = on_close},
                               NULL));
+}
+
+/* The server of the reset case: resets every connection once secure. */
+static void srv_reset(loom_socket_t *s, void *d)
+{
+    (void)d;
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    CHECK(setsockopt(loom_socket_fd(s), SOL_SOCKET, SO_LINGER, &lg, sizeof lg) == 0);
+    CHECK_OK(loom_socket_abort(s));
+}
+
+static void cli_discard(loom_socket_t *s, const char *b, size_t n, void *d)
+{
+    (void)s, (void)b, (void)n, (void)d;
+}
+
+/* A client of "localhost" whose server resets it after the handshake. */
+static void client_reset(loom_tls_ctx_t *cctx)
+{
+    loom_tcp_server_t *rsrv =
+        tls_server_on(loop, tls_server_ctx("server", NULL),
+                      &(loom_tcp_server_opts){
+                          .on_connect = srv_reset, .on_event = srv_event, .on_close = on_close});
+    int port = loom_tcp_server_port(rsrv);
+    int before = closes, errs = cli_errs;
+    want_sni = "localhost";
+    CHECK_OK(loom_tcp_connect(loop, "localhost", port,
+                              &(loom_tcp_opts){.tls = cctx,
+                                               .family = AF_INET,
+                                               .on_read = cli_discard,
+                                               .on_event = cli_event,
+                                               .on_close = on_close},
+                              NULL));
+    run_until_closes(before + 2); /* the server's abort, the client's reset */
+    CHECK_EQ(cli_errs, errs + 1);
+    CHECK_EQ(cli_kind, LOOM_EV_TCP_RESET);
+    char want[160];
+    snprintf(want, sizeof want,
+             "connection reset by peer on the connection with localhost:%d (127.0.0.1:%d)", port,
+             port);
+    CHECK_STR(cli_msg, want);
+    loom_tcp_server_close(rsrv);
 }
 
 /* A plain client of the server at `ip` (AF_INET or AF_INET6) port `port`:
@@ -223,6 +269,8 @@ int main(void)
     snprintf(want, sizeof want, "127.0.0.1:%d", local);
     CHECK(strstr(srv_msg, want) != NULL);
     run_until_closes(before + 1);
+
+    client_reset(cctx);
 
     /* A Unix server: the client's end is unnamed, so the server's path
      * names the connection. */

@@ -274,7 +274,13 @@ static inline bool tls_leave(loom__tls *t)
 static void tls_peer(const loom__tls *t, char *buf, size_t len)
 {
     buf[0] = '\0';
-    if (t->named && t->sess_key)
+    if (!t->named || !t->sess_key)
+        return;
+    /* An IPv6 literal's key is "::1:443": named "[::1]:443". */
+    const char *port = strrchr(t->sess_key, ':');
+    if (port && memchr(t->sess_key, ':', (size_t)(port - t->sess_key)))
+        snprintf(buf, len, "[%.*s]%s", (int)(port - t->sess_key), t->sess_key, port);
+    else
         snprintf(buf, len, "%s", t->sess_key);
 }
 

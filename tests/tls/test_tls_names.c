@@ -11,6 +11,7 @@
  *  - garbage instead of a ClientHello from a plain client on 127.0.0.1, then
  *    on ::1: the server's tls error names the client's address and port
  *    ("[::1]:port" for IPv6);
+ *  - a client of the literal ::1 whose verify fails names "[::1]:port";
  *  - a client that resets in mid-handshake: the server's event still names
  *    its address (kept from accept: getpeername() fails after a reset);
  *  - a server that resets a client once the handshake is done: the
@@ -317,6 +318,31 @@ int main(void)
     loom_tls_ctx_free(sctx);
     if (r == 0) {
         garbage(AF_INET6, loom_tcp_server_port(srv6), "tls handshake with [::1]:%d failed: ");
+        loom_tcp_server_close(srv6);
+        /* A client of the literal ::1 names its peer "[::1]:port" (its
+         * session key is "::1:port"): a certificate for another name. */
+        CHECK_OK(
+            loom_tcp_server(loop, "::1", 0,
+                            &(loom_tcp_server_opts){.tls = sctx = tls_server_ctx("other", NULL),
+                                                    .on_event = srv_event,
+                                                    .on_close = on_close},
+                            &srv6));
+        loom_tls_ctx_free(sctx);
+        int port6 = loom_tcp_server_port(srv6), b6 = closes, e6 = cli_errs;
+        CHECK_OK(loom_tcp_connect(loop, "::1", port6,
+                                  &(loom_tcp_opts){.tls = cctx,
+                                                   .on_connect = cli_connect,
+                                                   .on_event = cli_event,
+                                                   .on_close = on_close},
+                                  NULL));
+        run_until_closes(b6 + 2);
+        CHECK_EQ(cli_errs, e6 + 1);
+        CHECK_EQ(cli_kind, LOOM_EV_TLS_VERIFY_ERROR);
+        snprintf(want, sizeof want, "certificate verify failed for [::1]:%d: ", port6);
+        if (strstr(cli_msg, want) == NULL) {
+            fprintf(stderr, "::1 client: \"%s\"\n", cli_msg);
+            exit(1);
+        }
         loom_tcp_server_close(srv6);
     } else {
         fprintf(stderr, "no ::1 (%s): the IPv6 case is skipped\n", loom_strerror(r));

@@ -1374,9 +1374,18 @@ static bool h2_event(hc_conn *c, loom_event_kind_t kind, int code, const char *m
                  h->goaway ? " after GOAWAY" : "");
         code = LOOM_EOF;
         break;
-    case LOOM_EV_TCP_RESET:
-        snprintf(why, sizeof why, "connection reset%s", h->goaway ? " after GOAWAY" : "");
+    case LOOM_EV_TCP_RESET: {
+        /* The address the connection had, kept from connect, when the
+         * host is a name ("localhost:8443: connection reset by
+         * 127.0.0.1:8443"): the kernel no longer says after a reset. */
+        char where[300], addr[64];
+        loom__hc_where(c->pool, where, sizeof where);
+        bool named =
+            loom__socket_kept_peer_name(c->s, addr, sizeof addr) && strcmp(addr, where) != 0;
+        snprintf(why, sizeof why, "connection reset%s%s%s", named ? " by " : "", named ? addr : "",
+                 h->goaway ? " after GOAWAY" : "");
         break;
+    }
     case LOOM_EV_TCP_TIMEOUT:
         snprintf(why, sizeof why, "write timeout (%s)", msg ? msg : "no progress");
         code = LOOM_ETIMEDOUT;

@@ -356,8 +356,8 @@ static void on_response(loom_http_client_req_t *req, const loom_http_client_resp
 }
 
 /* The HTTP client's reset names the host and, as it is a name, the address
- * the connection had. */
-static void http_client_reset(void)
+ * the connection had: over HTTP/1.1 and over HTTP/2. */
+static void http_client_reset(int version, const char *want_fmt)
 {
     int lfd = listen_fd(AF_INET);
     CHECK(lfd >= 0);
@@ -367,7 +367,8 @@ static void http_client_reset(void)
     CHECK_OK(loom_http_request(loop, url,
                                &(loom_http_request_opts){.on_event = on_event,
                                                          .on_response = on_response,
-                                                         .family = AF_INET},
+                                                         .family = AF_INET,
+                                                         .version = version},
                                NULL));
     events = 0;
     msg[0] = '\0';
@@ -375,8 +376,7 @@ static void http_client_reset(void)
     while (events == 0)
         CHECK(loom_run(loop, LOOM_RUN_ONCE) >= 0);
     char want[256];
-    snprintf(want, sizeof want,
-             "connection reset by localhost:%d (127.0.0.1:%d) before any response", port, port);
+    snprintf(want, sizeof want, want_fmt, port, port);
     expect(LOOM_EV_HTTP_ERROR, want);
     CHECK_EQ(loom_run(loop, LOOM_RUN_DEFAULT), 0);
     CHECK_EQ(events, 1);
@@ -394,7 +394,11 @@ static void phase_client_reset(void)
     client_reset(AF_INET, "localhost", 0,
                  "connection reset by peer on the connection with localhost:%d (127.0.0.1:%d)");
     client_reset(AF_INET6, "::1", 0, "connection reset by peer on the connection with [::1]:%d");
-    http_client_reset();
+    http_client_reset(LOOM_HTTP_VERSION_AUTO,
+                      "connection reset by localhost:%d (127.0.0.1:%d) before any response");
+    /* HTTP/2 (h2c with prior knowledge) names the address too. */
+    http_client_reset(LOOM_HTTP_VERSION_2, "HTTP/2 connection to localhost:%d: connection reset "
+                                           "by 127.0.0.1:%d (before any response)");
 }
 
 #define BIG (16u << 20)

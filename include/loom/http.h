@@ -43,13 +43,15 @@
  * ordering is natural and a client cannot pile up requests.
  *
  * Backpressure: while a connection's socket queues unsent output, or the
- * answers gathered in the current batch reach 32 KiB (or opts.high_water, if
+ * answers gathered in the current batch reach 16 KiB (or opts.high_water, if
  * lower), loom neither parses its next pipelined request nor reads from it;
  * it goes on when the socket's queue is empty. A client that sends requests
  * but does not read the answers therefore fills its own TCP windows and
  * stops, and meets the write timeout, which counts time without write
- * progress whatever the client sends. Such a connection costs the server
- * one batch of answers and the input of one read.
+ * progress whatever the client sends. Request heads are read in pieces of
+ * at most 4 KiB (bodies in larger ones), so such a connection costs the
+ * server one batch of answers and at most 4 KiB of input (on the io_uring
+ * backend, which reads into its own buffers, the rest of one 64 KiB read).
  *
  * An answer that ends before the request body was fully read does not close
  * the connection by itself: loom then reads and drops the rest of the body,
@@ -229,7 +231,7 @@ typedef struct loom_http_server_opts {
      * once this many bytes wait in the socket's queue, and on_drain runs
      * when it falls to a quarter; a connection's next pipelined request is
      * parsed only while its socket queues nothing and its current batch of
-     * answers is under 32 KiB or high water, if lower (see Backpressure).
+     * answers is under 16 KiB or high water, if lower (see Backpressure).
      * 0: 256 KiB. */
     uint32_t high_water;
 

@@ -205,6 +205,8 @@ enum {
     /* Reading through the backend's recv_start (CAP_RECV), not on
      * readiness; in the handle's spare bits, as every bit above is taken. */
     LOOM__S_RECV = 1u << 7,
+    /* Reads take at most LOOM__SOCKET_READ_SMALL bytes (loom__socket_read_small). */
+    LOOM__S_RSMALL = 1u << 6,
 };
 /* Timeout group indices (1..63, 0: none) for the read and write timeouts. */
 #define LOOM__S_RGROUP_SHIFT 20
@@ -516,6 +518,21 @@ void loom__wclock_stop(loom__wq *wq);
 /* Pause and resume reading; the read timeout stops while paused. */
 void loom__socket_read_stop(loom_socket_t *s);
 void loom__socket_read_start(loom_socket_t *s);
+/* Small reads on or off: while on, one read() of the readiness path takes at
+ * most LOOM__SOCKET_READ_SMALL bytes instead of the scratch buffer's 64 KiB.
+ * For an owner whose input may have to wait unconsumed (the HTTP/1 server
+ * between requests: a pipelining client that does not read its answers), so
+ * that what it must keep of one read is small; the kernel keeps the rest,
+ * and its window closes. A backend that reads for the socket (CAP_RECV)
+ * still delivers up to one of its buffers. */
+#define LOOM__SOCKET_READ_SMALL (4 * 1024)
+static inline void loom__socket_read_small(loom_socket_t *s, bool on)
+{
+    if (on)
+        s->h.flags |= LOOM__S_RSMALL;
+    else
+        s->h.flags &= ~LOOM__S_RSMALL;
+}
 
 /* For a connection its owner keeps idle (the HTTP client's pool): true while
  * nothing has come from the peer that the owner has not been handed yet, no

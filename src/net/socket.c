@@ -925,6 +925,8 @@ static void loom__socket_read(loom_socket_t *s)
         return;
     }
     size_t size = loop->scratch_size;
+    if (s->h.flags & LOOM__S_RSMALL)
+        size = LOOM__SOCKET_READ_SMALL;
     int batch = s->cls->read_batch ? s->cls->read_batch : 4;
     for (int i = 0; i < batch; i++) {
         ssize_t n = read(s->io.bio.fd, buf, size);

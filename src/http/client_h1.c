@@ -850,7 +850,18 @@ void loom__hc_proto_event(loom_socket_t *s, loom_event_kind_t kind, int code, co
             loom__hc_fail(r, LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT,
                           "connect timeout after %" PRIu32 " ms connecting to %s", r->connect_to,
                           where);
-        else if (r->state == RQ_SENDING && loom_socket_queued(s) > 0)
+        else if (r->state == RQ_SENT && loom_socket_queued(s) > 0 &&
+                 (r->body_len > 0 || r->on_source))
+            /* A body handed over whole (or a source's last piece) is still
+             * queued and no response byte came: the same words as the idle
+             * timer's for this state (client_req.c), not the kernel-buffer
+             * message below, which a loaded machine used to pick when an
+             * early answer had not been read yet. */
+            loom__hc_fail(r, LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT,
+                          "write timeout after %" PRIu32
+                          " ms sending the request body to %s (idle timeout; no response yet)",
+                          r->idle_to, where);
+        else if (r->state <= RQ_SENT && loom_socket_queued(s) > 0)
             loom__hc_fail(r, LOOM_EV_HTTP_TIMEOUT, LOOM_ETIMEDOUT,
                           "write timeout after %" PRIu32
                           " ms sending the request to %s (idle timeout)",

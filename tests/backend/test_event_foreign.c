@@ -106,10 +106,10 @@ int main(void)
     uint64_t t0 = fw_clock_ms();
     loom_timer_t *lazy;
     CHECK_OK(loom_timer_new(loop, &lazy, never, NULL));
-    CHECK_OK(loom_timer_start(lazy, 10000, 0));
+    CHECK_OK(loom_timer_start(lazy, 20000, 0));
     loom_timer_unref(lazy);
     CHECK_EQ(event_base_dispatch(base), 1);
-    CHECK(fw_clock_ms() - t0 < 1000);
+    CHECK(fw_clock_ms() - t0 < 5000);
     loom_timer_close(lazy);
     CHECK_EQ(event_base_dispatch(base), 1);
     CHECK_EQ(loom_loop_live(loop), 0);
@@ -126,7 +126,7 @@ int main(void)
     /* 4. Freed from inside the application's callback, with live work. */
     CHECK_OK(
         loom_loop_new(&inner_loop, &(loom_loop_opts){.backend = "event", .foreign_loop = base}));
-    CHECK_OK(loom_delay(inner_loop, 5000, never, NULL, NULL));
+    CHECK_OK(loom_delay(inner_loop, 20000, never, NULL, NULL));
     loom_tcp_server_t *srv;
     CHECK_OK(loom_tcp_server(inner_loop, "127.0.0.1", 0, NULL, &srv));
     CHECK_EQ(added(), 1);
@@ -135,7 +135,7 @@ int main(void)
     t0 = fw_clock_ms();
     CHECK_EQ(event_base_dispatch(base), 1);
     CHECK(inner_loop == NULL);
-    CHECK(fw_clock_ms() - t0 < 1000);
+    CHECK(fw_clock_ms() - t0 < 5000);
     CHECK_EQ(added(), 0);
 
     /* 5. A private base: loom creates, runs and frees its own. */

@@ -153,10 +153,10 @@ int main(void)
     CHECK_EQ(uv_run(&uv, UV_RUN_DEFAULT), 0);
     loom_timer_t *lazy;
     CHECK_OK(loom_timer_new(loop, &lazy, never, NULL));
-    CHECK_OK(loom_timer_start(lazy, 10000, 0));
+    CHECK_OK(loom_timer_start(lazy, 20000, 0));
     loom_timer_unref(lazy);
     CHECK_EQ(uv_run(&uv, UV_RUN_DEFAULT), 0);
-    CHECK(fw_clock_ms() - t0 < 1000);
+    CHECK(fw_clock_ms() - t0 < 5000);
     CHECK_EQ(loom_run(loop, LOOM_RUN_DEFAULT), 0);
     loom_timer_close(lazy);
     CHECK_EQ(uv_run(&uv, UV_RUN_DEFAULT), 0); /* frees the closed timer */
@@ -180,14 +180,14 @@ int main(void)
     /* 4. A loom loop freed from inside the application's callback, with
      * live work (a timer, a listening server) still on it. */
     CHECK_OK(loom_loop_new(&inner_loop, &(loom_loop_opts){.backend = "uv", .foreign_loop = &uv}));
-    CHECK_OK(loom_delay(inner_loop, 5000, never, NULL, NULL));
+    CHECK_OK(loom_delay(inner_loop, 20000, never, NULL, NULL));
     loom_tcp_server_t *srv;
     CHECK_OK(loom_tcp_server(inner_loop, "127.0.0.1", 0, NULL, &srv));
     CHECK_EQ(uv_timer_start(&app_timer, app_free_loom_cb, 10, 0), 0);
     t0 = fw_clock_ms();
     CHECK_EQ(uv_run(&uv, UV_RUN_DEFAULT), 0);
     CHECK(inner_loop == NULL);
-    CHECK(fw_clock_ms() - t0 < 1000);
+    CHECK(fw_clock_ms() - t0 < 5000);
     count_handles(n);
     CHECK_EQ(n[1], before[1]);
 

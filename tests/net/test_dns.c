@@ -392,7 +392,7 @@ static void test_query_timeout(void)
              ares_strerror(ARES_ETIMEOUT));
     CHECK_STR(r.msg, want);
     CHECK(took >= 100);
-    CHECK(took < 3000);
+    CHECK(took < 8000); /* loose: a loaded machine is slow, not a hang */
     test_loop_free_clean(loop);
 }
 
@@ -441,10 +441,13 @@ static void on_never_event(const loom_event_t *ev, void *data)
 static void test_cancel(void)
 {
     loom_loop_t *loop = test_loop_new();
-    loom_dns_opts never = {.on_event = on_never_event, .servers = blackhole};
+    /* In flight to a server that never answers for 20 s: cancelled queries
+     * must not wait for it. The bounds below (5 s) leave a loaded machine
+     * room and are still far below that timeout. */
+    loom_dns_opts never = {
+        .on_event = on_never_event, .servers = blackhole, .timeout_ms = 20000, .tries = 1};
     loom_dns_query_t *q1, *q2, *q3, *q4;
 
-    /* In flight to a server that never answers (default timeout: seconds). */
     CHECK_OK(loom_dns_lookup(loop, "slow.loom.test", LOOM_DNS_UNSPEC, on_never, &never, &q1));
     /* A numeric answer waiting for the next iteration. */
     CHECK_OK(loom_dns_lookup(loop, "127.0.0.1", LOOM_DNS_INET, on_never, &never, &q2));
@@ -466,7 +469,7 @@ static void test_cancel(void)
     uint64_t t0 = now_ms();
     CHECK_EQ(loom_run(loop, LOOM_RUN_DEFAULT), 0);
     /* Nothing waited for the server's timeout. */
-    CHECK(now_ms() - t0 < 1000);
+    CHECK(now_ms() - t0 < 5000);
     test_loop_free_clean(loop);
 
     /* Cancel after some iterations in flight, next to a query that
@@ -490,7 +493,7 @@ static void test_cancel(void)
     CHECK_OK(loom_dns_cancel(q1));
     t0 = now_ms();
     CHECK_EQ(loom_run(loop, LOOM_RUN_DEFAULT), 0);
-    CHECK(now_ms() - t0 < 1000);
+    CHECK(now_ms() - t0 < 5000);
     test_loop_free_clean(loop);
 
     /* Cancel queries from inside another query's callback: one on the same
@@ -504,7 +507,7 @@ static void test_cancel(void)
     CHECK_OK(loom_dns_lookup(loop, "slow.loom.test", LOOM_DNS_INET, on_never, &never, &c.other));
     t0 = now_ms();
     CHECK_EQ(loom_run(loop, LOOM_RUN_DEFAULT), 0);
-    CHECK(now_ms() - t0 < 1000);
+    CHECK(now_ms() - t0 < 5000);
     CHECK_EQ(c.answers, 1);
     CHECK_EQ(c.victim_answers + c.cancelled, 1);
     test_loop_free_clean(loop);
@@ -593,12 +596,14 @@ static void test_hosts_file(void)
     rec r;
     memset(&r, 0, sizeof r);
     loom_loop_t *loop = test_loop_new();
-    loom_dns_opts o = {.on_event = on_event, .data = &r, .servers = blackhole, .timeout_ms = 5000};
+    /* DNS would take the 20 s timeout (and fail): the 5 s bounds are loose. */
+    loom_dns_opts o = {
+        .on_event = on_event, .data = &r, .servers = blackhole, .timeout_ms = 20000, .tries = 1};
     CHECK_OK(loom_dns_lookup(loop, "localhost", LOOM_DNS_INET, on_answer, &o, NULL));
     CHECK_EQ(r.answers + r.events, 0);
     uint64_t t0 = now_ms();
     CHECK_EQ(loom_run(loop, LOOM_RUN_DEFAULT), 0);
-    CHECK(now_ms() - t0 < 1000);
+    CHECK(now_ms() - t0 < 5000);
     CHECK_EQ(r.answers, 1);
     CHECK_STR(r.first, "127.0.0.1");
 
@@ -616,7 +621,7 @@ static void test_hosts_file(void)
         CHECK_OK(loom_dns_lookup(loop, "localhost.", fams[i], on_answer, &o, NULL));
         t0 = now_ms();
         CHECK_EQ(loom_run(loop, LOOM_RUN_DEFAULT), 0);
-        CHECK(now_ms() - t0 < 1000);
+        CHECK(now_ms() - t0 < 5000);
         CHECK_EQ(r.answers, 1);
         CHECK_STR(r.first, i == 0 ? "127.0.0.1" : "::1");
     }

@@ -20,8 +20,12 @@ static void cli_connect(loom_socket_t *s, void *data)
     CHECK_OK(loom_socket_peer_name(s, ip, sizeof ip, NULL));
     CHECK_STR(ip, "127.0.0.1");
     uint64_t took = loom_now(loop) - start;
+    /* Not before the attempt delay. The hanging ::1 attempt has no connect
+     * timeout and never fails on its own, so connecting at all shows the
+     * delay started the second attempt; the upper bound only catches a
+     * delay grossly overshot and is loose enough for a loaded machine. */
     CHECK(took >= 100);
-    CHECK(took < 1000);
+    CHECK(took < 5000);
     connected++;
     loom_socket_close(s);
     loom_tcp_server_close(srv);

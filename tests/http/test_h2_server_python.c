@@ -109,9 +109,15 @@ static void start(loom_loop_t *loop)
                                                        .on_body = on_body,
                                                        .on_close = on_close,
                                                        .on_drain = on_drain,
-                                                       .header_timeout_ms = 300,
-                                                       .write_timeout_ms = 300,
-                                                       .body_timeout_ms = 300,
+                                                       /* 1.5 s: what a Python peer on a
+                                                        * loaded machine may stall between
+                                                        * two sends (the upload, the
+                                                        * SETTINGS ack) stays under them;
+                                                        * noack, zero_window and body_stall
+                                                        * wait for them on purpose. */
+                                                       .header_timeout_ms = 1500,
+                                                       .write_timeout_ms = 1500,
+                                                       .body_timeout_ms = 1500,
                                                        .http2 = {.h2c = true}},
                               &srv));
 }

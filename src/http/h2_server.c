@@ -1620,7 +1620,12 @@ static ssize_t loom__h2_feed(loom__h2conn *c, const uint8_t *buf, size_t len)
         c->w_have = 0;
         uint8_t type = h[3];
         bool existing = type == NGHTTP2_DATA || type == NGHTTP2_HEADERS;
-        if (existing && moved && start > fed) {
+        /* Only a frame on a stream opened before it asks after that
+         * stream's state (loom__h2_frame_check): a new stream's HEADERS
+         * (the next request of a batch) goes in the same call. */
+        uint32_t fid =
+            ((uint32_t)h[5] << 24 | (uint32_t)h[6] << 16 | (uint32_t)h[7] << 8 | h[8]) & 0x7fffffffu;
+        if (existing && moved && start > fed && (fid & 1) && fid <= c->w_max) {
             /* The state of the streams before this frame. */
             ssize_t r = nghttp2_session_mem_recv(c->ng, buf + fed, start - fed);
             if (r < 0 || c->dead)

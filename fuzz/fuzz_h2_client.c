@@ -26,14 +26,14 @@
  * What loom sends must be an HTTP/2 client's stream: the preface, a
  * SETTINGS first, then well-formed frame heads (lengths and stream ids for
  * each type, CONTINUATION only right after its HEADERS, no PUSH_PROMISE, no
- * new stream after its own GOAWAY), and each request's header block must
- * decode (HPACK) to :method, :scheme http, :authority 127.0.0.1:PORT and a
- * :path, lower-case names, pseudo-fields first, no connection-specific
- * field. At the end the server closes every connection and every request
- * must have ended exactly once: on_response (a final status, version 20,
- * no body for HEAD, 204 and 304, a body of exactly a single valid
- * Content-Length) or an error event whose message names the origin (none
- * after a cancel, none inside loom_http_request()). Then the pool is
+ * new stream after its own GOAWAY, nothing on a stream after its
+ * END_STREAM, a request body of the length its content-length announced),
+ * and each request's header block must decode (HPACK) to :method, :scheme
+ * http, :authority 127.0.0.1:PORT and a :path, lower-case names,
+ * pseudo-fields first, no connection-specific field. At the end the server closes every connection
+ * and every request must have ended exactly once: on_response (a final status, version 20, no body
+ * for HEAD, 204 and 304, a body of exactly a single valid Content-Length) or an error event whose
+ * message names the origin (none after a cancel, none inside loom_http_request()). Then the pool is
  * emptied and the loop must hold nothing but the watcher. A hang is a
  * finding (no timeouts are set: a closed connection must end the
  * requests).
@@ -91,6 +91,7 @@ enum {
 #define MAXCONNS 16
 #define MAXRQ    8
 #define CBUF     (64 * 1024)
+#define MAXSID   64
 
 /* What the client sent on one connection, checked frame by frame. */
 typedef struct {
@@ -104,6 +105,13 @@ typedef struct {
     nghttp2_hd_inflater *hd;
     /* The header block being decoded. */
     int regular, method, scheme, authority, path;
+    int64_t block_cl; /* its content-length, or -1 */
+    /* The request bodies of streams 1 to 2 * MAXSID - 1: bytes sent, the
+     * length announced (-1: none), ended. */
+    struct {
+        int64_t sent, cl;
+        int ended;
+    } st[MAXSID];
 } conn_t;
 
 typedef struct {
@@ -239,6 +247,14 @@ static void check_field(conn_t *c, const nghttp2_nv *nv)
         ASSERT(!streq(nv->name, nv->namelen, banned[i]));
     if (streq(nv->name, nv->namelen, "te"))
         ASSERT(streq(nv->value, nv->valuelen, "trailers"));
+    if (streq(nv->name, nv->namelen, "content-length")) {
+        ASSERT(c->block_cl < 0 && nv->valuelen > 0 && nv->valuelen < 10);
+        c->block_cl = 0;
+        for (size_t i = 0; i < nv->valuelen; i++) {
+            ASSERT(nv->value[i] >= '0' && nv->value[i] <= '9');
+            c->block_cl = c->block_cl * 10 + (nv->value[i] - '0');
+        }
+    }
 }
 
 /* A piece of a header block (HEADERS or CONTINUATION payload). */
@@ -256,6 +272,12 @@ static void check_block(conn_t *c, const uint8_t *p, size_t n, int end)
         if (flags & NGHTTP2_HD_INFLATE_FINAL) {
             nghttp2_hd_inflate_end_headers(c->hd);
             ASSERT(c->method == 1 && c->scheme == 1 && c->authority == 1 && c->path == 1);
+            int32_t sid = c->max_sid; /* the block opened the newest stream */
+            if (sid / 2 < MAXSID) {
+                c->st[sid / 2].cl = c->block_cl;
+                if (c->st[sid / 2].ended) /* no body: none announced but 0 */
+                    ASSERT(c->block_cl <= 0);
+            }
             return;
         }
         if (!(flags & NGHTTP2_HD_INFLATE_EMIT)) {
@@ -282,11 +304,28 @@ static void check_frame(conn_t *c, const uint8_t *p)
     if (c->cont_sid)
         ASSERT(type == NGHTTP2_CONTINUATION && sid == c->cont_sid);
     switch (type) {
-    case NGHTTP2_DATA:
+    case NGHTTP2_DATA: {
         ASSERT(sid > 0 && (sid & 1) && sid <= c->max_sid);
-        if (flags & NGHTTP2_FLAG_PADDED)
+        uint32_t body = len;
+        if (flags & NGHTTP2_FLAG_PADDED) {
             ASSERT(len >= 1 && pl[0] < len);
+            body = len - 1 - pl[0];
+        }
+        /* The body goes on an open stream and, when it ends, has the
+         * length its content-length said. */
+        if (sid / 2 < MAXSID) {
+            ASSERT(!c->st[sid / 2].ended);
+            c->st[sid / 2].sent += body;
+            if (c->st[sid / 2].cl >= 0)
+                ASSERT(c->st[sid / 2].sent <= c->st[sid / 2].cl);
+            if (flags & NGHTTP2_FLAG_END_STREAM) {
+                c->st[sid / 2].ended = 1;
+                if (c->st[sid / 2].cl >= 0)
+                    ASSERT(c->st[sid / 2].sent == c->st[sid / 2].cl);
+            }
+        }
         break;
+    }
     case NGHTTP2_HEADERS: {
         /* A client's HEADERS opens a new stream (it sends no trailers). */
         ASSERT(sid > c->max_sid && (sid & 1) && !c->goaway);
@@ -301,6 +340,12 @@ static void check_frame(conn_t *c, const uint8_t *p)
             off += 5;
         ASSERT(off <= end);
         c->regular = c->method = c->scheme = c->authority = c->path = 0;
+        c->block_cl = -1;
+        if (sid / 2 < MAXSID) {
+            c->st[sid / 2].sent = 0;
+            c->st[sid / 2].cl = -1;
+            c->st[sid / 2].ended = (flags & NGHTTP2_FLAG_END_STREAM) != 0;
+        }
         check_block(c, pl + off, end - off, (flags & NGHTTP2_FLAG_END_HEADERS) != 0);
         c->cont_sid = (flags & NGHTTP2_FLAG_END_HEADERS) ? 0 : sid;
         break;

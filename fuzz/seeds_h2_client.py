@@ -97,10 +97,20 @@ START = [16 << 3 | 5]  # another request
 HALF, CLOSE, RESET = [1 << 3 | 6], [6], [7]
 
 
+class Whole(bytes):
+    """Bytes sent in one action (so that no new connection takes part of
+    them): 1 to 16 bytes, or a multiple of 64 up to 1024."""
+
+
 def seed(cfg, parts):
     stream, actions = b"", []
     for p in parts:
-        if isinstance(p, bytes):
+        if isinstance(p, Whole):
+            n = len(p)
+            assert 1 <= n <= 16 or (n % 64 == 0 and n <= 1024)
+            stream += p
+            actions += [((n - 1) << 3) if n <= 16 else ((15 + n // 64) << 3)] + run()
+        elif isinstance(p, bytes):
             stream += p
             actions += send(len(p)) + run()
         else:
@@ -150,12 +160,14 @@ seeds["rst_mid"] = seed(PRE | STREAM, [
     headers(1, [(":status", "200"), ("content-length", "10")]), frame(DATA, 0, 1, b"abc"),
     frame(RST, 0, 1, struct.pack(">I", 0))])
 seeds["refused"] = seed(PRE, [frame(RST, 0, 1, struct.pack(">I", 7)), ok(3)])
-# GOAWAY mid-response: stream 1 finishes, 3 and 5 above last-stream-id go
-# to a new connection.
+# GOAWAY mid-response: stream 1 is answered, stream 3 finishes after the
+# GOAWAY (in the same write), stream 5 above last-stream-id goes to a new
+# connection (stream 1 there).
 seeds["goaway"] = seed(PRE | MULTI, [
-    headers(1, [(":status", "200"), ("content-length", "4")]), frame(DATA, 0, 1, b"ab"),
-    frame(GOAWAY, 0, 0, struct.pack(">II", 1, 0)), frame(DATA, END_STREAM, 1, b"cd"), run(2),
-    ok(1) + ok(3)])
+    ok(1), headers(3, [(":status", "200"), ("content-length", "2")]),
+    Whole(frame(GOAWAY, 0, 0, struct.pack(">II", 3, 0)) +
+          frame(DATA, END_STREAM | PADDED, 3, bytes([18]) + b"xy" + bytes(18)) +
+          frame(PING, 0, 0, b"pingping")), run(3), ok(1)])
 seeds["goaway_error"] = seed(PRE, [
     headers(1, [(":status", "200")]), frame(GOAWAY, 0, 0, struct.pack(">II", 1, 2) + b"debug")])
 # PING.

@@ -20,9 +20,11 @@
  *     not (fuzz/seeds_h2_client.py makes the seeds);
  *   - action bytes are taken from the end: send the next cut, run the loop,
  *     pause or resume a streamed response (or make its next callback
- *     cancel it), cancel the oldest request, start another request,
- *     half-close, close (FIN) or reset the connection (later bytes go to
- *     the next one the client opens: a retry, or a request after GOAWAY).
+ *     cancel it), hold a streamed upload (its source says LOOM_EAGAIN) or
+ *     release it (loom_http_client_body_ready()), cancel the oldest
+ *     request, start another request, half-close, close (FIN) or reset the
+ *     connection (later bytes go to the next one the client opens: a
+ *     retry, or a request after GOAWAY).
  * What loom sends must be an HTTP/2 client's stream: the preface, a
  * SETTINGS first, then well-formed frame heads (lengths and stream ids for
  * each type, CONTINUATION only right after its HEADERS, no PUSH_PROMISE, no
@@ -82,7 +84,7 @@ enum {
     CF_SETTINGS = 1u << 1, /* the harness sends SETTINGS and SETTINGS ACK first */
     CF_STREAM = 1u << 2,   /* on_headers + on_body */
     CF_METHOD = 3u << 3,   /* GET, HEAD, POST with a buffer, POST streamed */
-    CF_SMALL = 1u << 5,    /* small limits (and no upload length) */
+    CF_SMALL = 1u << 5,    /* small limits (and no upload length, held at first) */
     CF_REDIRECT = 1u << 6, /* follow_redirects, at most 2 */
     CF_MULTI = 1u << 7     /* three requests at once */
 };
@@ -117,6 +119,7 @@ typedef struct {
 typedef struct {
     loom_http_client_req_t *req;
     int ended, headers, paused, cancelled, cancel_next, head;
+    int hold; /* the upload source says LOOM_EAGAIN until body_ready */
     int status;
     uint64_t body;
     int64_t cl;
@@ -654,6 +657,8 @@ static ssize_t on_source(loom_http_client_req_t *req, char *buf, size_t size, vo
 {
     rq_t *q = data;
     ASSERT(req == q->req && !q->ended && !q->cancelled);
+    if (q->hold)
+        return LOOM_EAGAIN;
     size_t n = 100 - (size_t)q->upload_sent;
     if (n > 30)
         n = 30;
@@ -706,6 +711,7 @@ static void request_start(void)
     memset(q, 0, sizeof *q);
     q->cl = -1;
     q->head = m == 1;
+    q->hold = m == 3 && (g.cfg & CF_SMALL); /* a chunked upload starts held */
     o.data = q;
     char url[64];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/r?q=%d", g.port[g.cfg & CF_POLL], g.nrq);
@@ -805,11 +811,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case 3:
             step(1 + (arg & 3));
             break;
-        case 4: { /* pause or resume a streamed response, or cancel it from its next callback */
-            rq_t *q = pick(arg >> 1);
-            if (q && (arg & 1)) {
+        case 4: { /* pause or resume a streamed response, cancel it from its next
+                     callback, or hold or release a streamed upload */
+            rq_t *q = pick(arg >> 2);
+            if (q && (arg & 3) == 1) {
                 TRACE("request %d cancels from its next callback\n", (int)(q - g.rq));
                 q->cancel_next = 1;
+            } else if (q && (arg & 3) == 2) {
+                q->hold = !q->hold;
+                TRACE("request %d upload %s\n", (int)(q - g.rq), q->hold ? "held" : "released");
+                if (!q->hold) {
+                    int r = loom_http_client_body_ready(q->req);
+                    ASSERT(r == 0 || r == LOOM_ECLOSED);
+                }
             } else if (q) {
                 int r =
                     q->paused ? loom_http_client_resume(q->req) : loom_http_client_pause(q->req);
@@ -858,6 +872,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     g.closing = 1;
     for (int i = 0; i < g.nconns; i++)
         conn_close(&g.conns[i], 0);
+    for (int i = 0; i < g.nrq; i++)
+        if (live(&g.rq[i]) && g.rq[i].hold) {
+            g.rq[i].hold = 0;
+            int r = loom_http_client_body_ready(g.rq[i].req);
+            ASSERT(r == 0 || r == LOOM_ECLOSED);
+        }
     for (int i = 0; i < g.nrq; i++)
         if (live(&g.rq[i]) && g.rq[i].paused) {
             int r = loom_http_client_resume(g.rq[i].req);

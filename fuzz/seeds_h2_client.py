@@ -10,11 +10,13 @@ stream, so that no stream byte is taken for an action.
 
 Configuration bits: 1 poll, 2 the harness sends SETTINGS + ACK first,
 4 streamed response, 8/16 method (0 GET, 8 HEAD, 16 POST buffer, 24 POST
-streamed), 32 small limits, 64 redirects, 128 three requests at once.
+streamed), 32 small limits (a streamed upload has no length and starts
+held), 64 redirects, 128 three requests at once.
 Actions: op = a & 7, arg = a >> 3. 0-2 send a cut (arg < 16: arg + 1
-bytes, else (arg - 15) * 64), 3 run the loop, 4 pause/resume (arg & 1:
-cancel from the next callback), 5 cancel the oldest (arg < 16) or start a
-request, 6 half-close (arg & 1) or close, 7 reset.
+bytes, else (arg - 15) * 64), 3 run the loop, 4 on a live request (arg >> 2
+picks it; arg & 3: 0 and 3 pause or resume, 1 cancel from its next
+callback, 2 hold or release its streamed upload), 5 cancel the oldest
+(arg < 16) or start a request, 6 half-close (arg & 1) or close, 7 reset.
 """
 import os
 import random
@@ -92,6 +94,7 @@ def run(n=1):
 
 PAUSE = [4]            # pause or resume the oldest live request
 CANCEL_NEXT = [1 << 3 | 4]
+HOLD = [2 << 3 | 4]    # hold the upload, or release it (body_ready)
 CANCEL = [5]           # cancel the oldest
 START = [16 << 3 | 5]  # another request
 HALF, CLOSE, RESET = [1 << 3 | 6], [6], [7]
@@ -180,6 +183,8 @@ seeds["settings_table"] = seed(PRE, [settings((1, 0), (5, 20000), (6, 100)), ok(
 seeds["window_upload"] = seed(UPLOAD, [
     settings((4, 10)) + SETTINGS_ACK, run(2), frame(WINDOW, 0, 0, struct.pack(">I", 100)),
     frame(WINDOW, 0, 1, struct.pack(">I", 100)), run(2), ok(1)])
+seeds["upload_held"] = seed(UPLOAD | SMALL | STREAM, [run(2), settings() + SETTINGS_ACK, HOLD,
+                                                      run(2), ok(1)])
 seeds["post"] = seed(PRE | POST | STREAM, [ok(1, b"posted")])
 # PUSH_PROMISE: push is off, a connection error.
 seeds["push"] = seed(PRE, [

@@ -32,7 +32,11 @@
  * END_STREAM, a request body of the length its content-length announced),
  * and each request's header block must decode (HPACK) to :method, :scheme
  * http, :authority 127.0.0.1:PORT and a :path, lower-case names,
- * pseudo-fields first, no connection-specific field. At the end the server closes every connection
+ * pseudo-fields first, no connection-specific field. (These are checked by
+ * hand, with nghttp2's HPACK decoder only: an nghttp2 server session fed
+ * just the client's half of the conversation would take the client's ACK
+ * of the input's SETTINGS, or its answers to frames the harness did not
+ * make, for protocol errors.) At the end the server closes every connection
  * and every request must have ended exactly once: on_response (a final status, version 20, no body
  * for HEAD, 204 and 304, a body of exactly a single valid Content-Length) or an error event whose
  * message names the origin (none after a cancel, none inside loom_http_request()). Then the pool is

@@ -355,8 +355,11 @@ static bool h2_head(hc_conn *c, hc_req *r)
         const loom_http_header_t *loc = loom_http_header_find(st->hdrs, nh, "location", NULL);
         if (loc && loc->value_len) {
             if (r->redirects >= r->max_redirects) {
+                char where[300];
                 loom__hc_fail(r, LOOM_EV_HTTP_ERROR, LOOM_ETOOMANY,
-                              "too many redirects (more than %u)", (unsigned)r->max_redirects);
+                              "too many redirects (more than %u; the last from %s)",
+                              (unsigned)r->max_redirects,
+                              loom__hc_where(r->pool, where, sizeof where));
                 return false;
             }
             free(r->location);
@@ -543,10 +546,19 @@ static int h2_on_header(nghttp2_session *sess, const nghttp2_frame *frame, const
     if (r == NULL || r->state >= RQ_BODY)
         return 0; /* trailers are not kept */
     if (namelen == 7 && memcmp(name, ":status", 7) == 0) {
-        int s = 0;
-        for (size_t i = 0; i < valuelen && i < 3; i++)
-            s = s * 10 + (value[i] - '0');
-        r->res.status = s;
+        /* nghttp2 checks for digits only: a status is 100 to 999, as the
+         * HTTP/1 parser takes it ("020" is no final answer). */
+        if (valuelen != 3 || value[0] < '1' || value[0] > '9' || value[1] < '0' || value[1] > '9' ||
+            value[2] < '0' || value[2] > '9') {
+            char what[80];
+            snprintf(what, sizeof what, "invalid :status \"%.*s\"",
+                     (int)(valuelen < 8 ? valuelen : 8), (const char *)value);
+            (void)nghttp2_submit_rst_stream(h->sess, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                                            NGHTTP2_PROTOCOL_ERROR);
+            h2_malformed(h, r, frame->hd.stream_id, what, NGHTTP2_PROTOCOL_ERROR);
+            return 0;
+        }
+        r->res.status = (value[0] - '0') * 100 + (value[1] - '0') * 10 + (value[2] - '0');
         return 0;
     }
     if (namelen && name[0] == ':')

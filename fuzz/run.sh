@@ -91,7 +91,7 @@ build_libloom() {
     fi
     cmake --build "$dir" --target loom_static -j "${FUZZ_BUILD_JOBS:-2}" >"$OUT/lib-build.log" 2>&1 ||
         { tail -n 40 "$OUT/lib-build.log" >&2; return 1; }
-    LIBLOOM="$dir/src/libloom.a $(pkg-config --libs libcares libssl libcrypto) -lpthread -ldl"
+    LIBLOOM="$dir/src/libloom.a $(pkg-config --libs libcares libssl libcrypto libnghttp2 zlib) -lpthread -ldl"
 }
 
 status=0

@@ -1167,7 +1167,7 @@ static bool loom__hconn_h2_stored(loom_socket_t *s, char *buf, size_t len)
     if (n == 0 || n >= 4 || memcmp(loom__bytes_data(c->u.in), "PRI ", n) != 0)
         return false;
     size_t k = n + len < 14 ? n + len : 14, m = k - n;
-    if (k < 4 || memcmp(buf, LOOM__H2_PREFACE + n, m) != 0)
+    if (k < 4 || memcmp(buf, &LOOM__H2_PREFACE[n], m) != 0)
         return false;
     loom__bytes *b = c->u.in;
     c->u.in = NULL;

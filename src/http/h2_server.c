@@ -101,7 +101,10 @@ struct loom__h2conn {
     loom__queue streams;
     loom__pending flush_pend;
     uint32_t nstreams;
-    uint32_t nreq;   /* requests begun (max_keepalive_requests) */
+    uint32_t nreq; /* requests begun (max_keepalive_requests) */
+    /* The last stream our GOAWAY named (once c->goaway): streams above it
+     * are refused, and no later GOAWAY names more (loom__h2_goaway_clamp). */
+    uint32_t goaway_last;
     uint32_t ndrain; /* streams whose writer waits for on_drain (LOOM__H2S_DRAIN) */
     size_t unsent;   /* answer bytes of all the streams not yet taken by nghttp2 */
     /* Inside nghttp2 or an application callback of ours: no flush (it
@@ -109,7 +112,7 @@ struct loom__h2conn {
     unsigned busy;
     bool dead;             /* detached: free once out of nghttp2 */
     bool queued;           /* flush_pend is queued */
-    bool goaway;           /* graceful close: GOAWAY sent */
+    bool goaway;           /* GOAWAY submitted (graceful close, max_keepalive_requests) */
     bool settings;         /* our SETTINGS not acknowledged yet */
     bool reported;         /* an error event was sent for this connection */
     bool preface;          /* Upgrade: h2c: the client's connection preface is still due */
@@ -536,9 +539,20 @@ static void loom__h2s_begin(loom__h2stream *st, bool end_stream)
      * its stream: later streams are refused (the client retries them on a
      * new connection), the ones up to it are served, then the connection
      * closes (loom__h2_settle). As on HTTP/1, above 65535 is no limit. */
+    if (c->goaway && (uint32_t)st->id > c->goaway_last) {
+        /* nghttp2 takes new streams until our GOAWAY has been sent, not
+         * only submitted: one opened behind the request that decided it
+         * (in the same read) is above the last stream it names. Refused,
+         * as that GOAWAY tells the client (it retries it elsewhere, RFC
+         * 9113 section 6.8); answering it would make the client's retry
+         * run the request twice. */
+        nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_REFUSED_STREAM);
+        return;
+    }
     uint32_t mk = srv->o.max_keepalive_requests;
     if (mk && mk <= 65535 && ++c->nreq >= mk && !c->goaway) {
         c->goaway = true;
+        c->goaway_last = (uint32_t)st->id;
         nghttp2_submit_goaway(c->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR, NULL, 0);
     }
     if (st->flags & LOOM__H2S_TOOBIG) {
@@ -1235,6 +1249,26 @@ static bool loom__h2_conn_behind(loom__h2conn *c, size_t q, size_t hw)
            (uint64_t)c->unsent + q >= (uint64_t)hw * LOOM__H2_BUDGET;
 }
 
+/* A GOAWAY frame about to be written (p[0..n), a copy of nghttp2's):
+ * once ours named a last stream, a later one names no higher (RFC 9113
+ * section 6.8: the last stream id must not grow). nghttp2 1.52 takes new
+ * streams until our GOAWAY has been sent, so a connection error it finds
+ * later (its own GOAWAY, with the last stream it took) would name one of
+ * the streams our GOAWAY left out and loom refused (loom__h2s_begin). */
+static void loom__h2_goaway_clamp(loom__h2conn *c, uint8_t *p, size_t n)
+{
+    if (!c->goaway || n < 17 || p[3] != NGHTTP2_GOAWAY)
+        return;
+    uint32_t last =
+        ((uint32_t)p[9] << 24 | (uint32_t)p[10] << 16 | (uint32_t)p[11] << 8 | p[12]) & 0x7fffffffu;
+    if (last <= c->goaway_last)
+        return;
+    p[9] = (uint8_t)(c->goaway_last >> 24);
+    p[10] = (uint8_t)(c->goaway_last >> 16);
+    p[11] = (uint8_t)(c->goaway_last >> 8);
+    p[12] = (uint8_t)c->goaway_last;
+}
+
 /* Rounds of on_drain calls and the sends they cause in one flush; the
  * rest waits for the pending phase (other connections get their turn, and
  * the stack stays flat however fast the client takes the bytes). */
@@ -1281,6 +1315,7 @@ again:
             continue;
         }
         memcpy(buf + bl, d, (size_t)n);
+        loom__h2_goaway_clamp(c, (uint8_t *)buf + bl, (size_t)n);
         bl += (size_t)n;
     }
     sl->h2_sending = false;
@@ -1623,8 +1658,8 @@ static ssize_t loom__h2_feed(loom__h2conn *c, const uint8_t *buf, size_t len)
         /* Only a frame on a stream opened before it asks after that
          * stream's state (loom__h2_frame_check): a new stream's HEADERS
          * (the next request of a batch) goes in the same call. */
-        uint32_t fid =
-            ((uint32_t)h[5] << 24 | (uint32_t)h[6] << 16 | (uint32_t)h[7] << 8 | h[8]) & 0x7fffffffu;
+        uint32_t fid = ((uint32_t)h[5] << 24 | (uint32_t)h[6] << 16 | (uint32_t)h[7] << 8 | h[8]) &
+                       0x7fffffffu;
         if (existing && moved && start > fed && (fid & 1) && fid <= c->w_max) {
             /* The state of the streams before this frame. */
             ssize_t r = nghttp2_session_mem_recv(c->ng, buf + fed, start - fed);
@@ -1734,8 +1769,8 @@ void loom__h2_close_conn(loom__h2conn *c, bool force)
     }
     if (!c->goaway) {
         c->goaway = true;
-        nghttp2_submit_goaway(c->ng, NGHTTP2_FLAG_NONE,
-                              nghttp2_session_get_last_proc_stream_id(c->ng), NGHTTP2_NO_ERROR,
+        c->goaway_last = (uint32_t)nghttp2_session_get_last_proc_stream_id(c->ng);
+        nghttp2_submit_goaway(c->ng, NGHTTP2_FLAG_NONE, (int32_t)c->goaway_last, NGHTTP2_NO_ERROR,
                               NULL, 0);
     }
     if (c->busy)

@@ -1,6 +1,7 @@
 """tests/http/h2_limits_peer.py - a scripted HTTP/2 client (h2c prior
 knowledge, raw frames, HPACK from python3-hpack) for test_h2_server_limits:
-Expect: 100-continue and max_keepalive_requests on HTTP/2. Usage:
+Expect: 100-continue and max_keepalive_requests on HTTP/2 (streams behind
+the last one in the same read refused). Usage:
 h2_limits_peer.py PORT SCENARIO [PATH]. Prints what the server did, one fact
 a line, for the C test to check; exits 0 unless the scenario is unknown.
 """
@@ -92,6 +93,42 @@ def max_requests(p):
     print("eof")
 
 
+def max_requests_batch(p, error):
+    """The same four requests in one segment (so in one read of the
+    server's): nghttp2 takes new streams until the server's GOAWAY has
+    been sent, not just queued, so stream 7 reached the server behind the
+    one that decided the GOAWAY naming 5. It must be refused
+    (REFUSED_STREAM: the client may retry it), not answered; with `error`
+    a bad frame follows (a PING of 4 bytes: FRAME_SIZE_ERROR), and the
+    GOAWAY that ends the connection still names 5, not 7 (RFC 9113
+    section 6.8: the last stream id never grows)."""
+    hb = b""
+    for sid in (1, 3, 5, 7):
+        hb += frame(HEADERS, END_HEADERS | END_STREAM, sid,
+                    p.enc.encode([(":method", "GET"), (":scheme", "http"), (":path", "/"),
+                                  (":authority", "localhost")]))
+    if error:
+        hb += frame(6, 0, 0, b"1234")
+    p.send(hb)
+    done = set()
+    while True:
+        f = p.recv_frame()
+        if f is None:
+            break
+        t, fl, sid, pl = f
+        if t == GOAWAY:
+            last, code = struct.unpack(">II", pl[:8])
+            print("goaway %d last %d" % (code, last & 0x7FFFFFFF))
+        elif t == HEADERS:
+            p.status_of(pl)
+        elif t == RST:
+            print("rst %d code %d" % (sid, struct.unpack(">I", pl)[0]))
+        if t in (HEADERS, DATA) and fl & END_STREAM:
+            done.add(sid)
+    print("answered", " ".join(str(s) for s in sorted(done)))
+    print("eof")
+
+
 def interleave(port, n):
     """n connections at once, three /big requests each, read a little from
     each in turn: every answer (a header block larger than one frame, and
@@ -173,6 +210,10 @@ def main():
         expect(p, sys.argv[3], "something-else")
     elif what == "max_requests":
         max_requests(p)
+    elif what == "max_requests_batch":
+        max_requests_batch(p, False)
+    elif what == "max_requests_batch_error":
+        max_requests_batch(p, True)
     else:
         print("unknown scenario")
         return 2

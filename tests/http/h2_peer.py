@@ -247,6 +247,31 @@ def main():
         st, body, err = p.response(1)
         print("status", st, body.decode(), err)
         print(eof(p))
+    elif what == "graceful_batch":
+        # /close and another request in one segment: the server closes from
+        # stream 1's on_request, while nghttp2 still takes stream 3 (it
+        # takes new streams until the GOAWAY is sent): 3 is refused
+        # (REFUSED_STREAM), never answered, and the GOAWAY names 1.
+        p.start()
+        hb = b""
+        for sid, path in ((1, "/close"), (3, "/hi")):
+            hb += frame(HEADERS, END_HEADERS | END_STREAM, sid, p.enc.encode(
+                [(":method", "GET"), (":scheme", "http"), (":path", path),
+                 (":authority", "localhost")]))
+        p.send(hb)
+        while True:
+            f = p.recv_frame()
+            if f is None:
+                break
+            t, fl, sid, pl = f
+            if t == GOAWAY:
+                print(goaway_code(f), "last", struct.unpack(">I", pl[:4])[0] & 0x7FFFFFFF)
+            elif t == RST:
+                print("rst", sid, "code", struct.unpack(">I", pl)[0])
+            elif t == HEADERS:
+                st = dict(p.dec.decode(pl)).get(":status")
+                print("stream", sid, "status", st.decode() if isinstance(st, bytes) else st)
+        print("eof")
     elif what == "upload_pause":
         p.start()
         p.request(1, "/upload", end=False)

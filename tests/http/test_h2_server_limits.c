@@ -5,8 +5,10 @@
  *   once on_request returned without answering, and not at all when the
  *   application answered from on_request; another expectation gets 417.
  * - max_keepalive_requests: the connection's last request is named by a
- *   GOAWAY; it and the ones before it are answered, the later ones refused,
- *   then the connection closes.
+ *   GOAWAY; it and the ones before it are answered, the later ones refused
+ *   (also those in the same read, which nghttp2 takes until the GOAWAY is
+ *   sent: RST_STREAM REFUSED_STREAM), then the connection closes; a later
+ *   GOAWAY (a connection error) names no higher stream.
  * - The per-loop frame buffer: four connections with large answers (a header
  *   block over one frame, 100000-byte bodies) read in turn, each answer
  *   intact.
@@ -26,10 +28,15 @@ static void on_event(const loom_event_t *ev, void *data)
     snprintf(events + n, sizeof events - n, "%s\n", ev->msg);
 }
 
+static loom_http_server_t *capped; /* the server with max_keepalive_requests 3 */
+static int nbeyond;                /* its requests on streams past the third (5) */
+
 static void on_request(loom_http_req_t *req, void *data)
 {
     (void)data;
     CHECK_EQ(loom_http_req_version(req), 20);
+    if (loom_http_req_server(req) == capped && loom_http_req_stream_id(req) > 5)
+        nbeyond++;
     const char *path = loom_http_req_path(req, NULL);
     if (strcmp(path, "/deny") == 0) {
         CHECK_OK(loom_http_respond(req, 403, NULL, "no", 2));
@@ -108,6 +115,7 @@ int main(void)
                                                        .max_keepalive_requests = 3,
                                                        .http2 = {.h2c = true}},
                               &str_srv));
+    capped = str_srv;
     char out[2048];
 
     /* Buffered: 100 at once, then the body, then the answer. */
@@ -142,6 +150,21 @@ int main(void)
     peer(loop, str_srv, "max_requests", NULL, out, sizeof out);
     hs_expect_in(out, "goaway 0 last 5\n");
     hs_expect_in(out, "answered 1 3 5\neof\n");
+
+    /* The four in one read: 7 came behind the request that decided the
+     * GOAWAY, and nghttp2 took it (it takes streams until the GOAWAY is
+     * sent): refused (REFUSED_STREAM, 7), not answered; a connection error
+     * in the same read ends the connection with a GOAWAY that still names
+     * 5 (the last stream id never grows). Found by fuzz_h2_server. */
+    peer(loop, str_srv, "max_requests_batch", NULL, out, sizeof out);
+    hs_expect_in(out, "goaway 0 last 5\n");
+    hs_expect_in(out, "rst 7 code 7\n");
+    hs_expect_in(out, "answered 1 3 5\neof\n");
+    peer(loop, str_srv, "max_requests_batch_error", NULL, out, sizeof out);
+    hs_expect_in(out, "goaway 0 last 5\n");
+    CHECK(strstr(out, "last 7") == NULL);
+    hs_expect_in(out, "eof\n");
+    CHECK_EQ(nbeyond, 0); /* the application never saw a stream past 5 */
 
     /* The buffered server has no limit: the same four are all answered. */
     peer(loop, buf_srv, "max_requests", NULL, out, sizeof out);

@@ -231,6 +231,20 @@ int main(void)
     peer(loop, "graceful", out, sizeof out);
     hs_expect_in(out, "goaway 0 last 1\nstatus 200 bye None\neof");
     CHECK(hs_run_until(loop, &hs_closed_done, 5000));
+
+    /* The same, with another request in the same segment as /close:
+     * nghttp2 takes it (it takes new streams until the GOAWAY is sent,
+     * not submitted), so loom refuses it (REFUSED_STREAM: the client may
+     * retry it elsewhere) rather than serve a stream past the GOAWAY's
+     * last one. Found by fuzz_h2_server. */
+    start(loop);
+    atomic_store(&hs_closed_done, 0);
+    peer(loop, "graceful_batch", out, sizeof out);
+    hs_expect_in(out, "goaway 0 last 1\n");
+    hs_expect_in(out, "rst 3 code 7\n");
+    hs_expect_in(out, "stream 1 status 200\n");
+    CHECK(strstr(out, "stream 3 status") == NULL);
+    CHECK(hs_run_until(loop, &hs_closed_done, 5000));
     (void)ndone;
     test_loop_free_clean(loop);
     printf("h2 server python: ok\n");

@@ -116,6 +116,7 @@ struct loom__h2conn {
     bool settings;         /* our SETTINGS not acknowledged yet */
     bool reported;         /* an error event was sent for this connection */
     bool preface;          /* Upgrade: h2c: the client's connection preface is still due */
+    bool malformed;        /* a malformed request was reported (once per connection) */
     loom_timer_t *stall_t; /* zero-window stalls (loom__h2_check_stall), made on first use */
     loom__h2slot *slot;    /* the page slot of nghttp2's stream map (h2_mem.c), or NULL */
     loom__h2stream *hst;   /* the stream whose fields are arriving (saves map lookups) */
@@ -296,7 +297,16 @@ static void loom__h2s_malformed(loom__h2stream *st, const char *why)
     if (st->flags & LOOM__H2S_BAD)
         return;
     st->flags |= LOOM__H2S_BAD;
-    loom__h2_why(c, true, "malformed request on stream %d: %s", (int)st->id, why);
+    /* Its own event, the first of the connection's: the reset bucket
+     * (loom__h2_on_reset) bounds how many a client can make, and its
+     * flood gets an event of its own. Not the reason of a later GOAWAY,
+     * which is about something else (a connection error). */
+    if (!c->malformed) {
+        c->malformed = true;
+        char msg[160];
+        snprintf(msg, sizeof msg, "malformed request on stream %d: %s", (int)st->id, why);
+        loom__h2_report(c, LOOM_EV_HTTP_ERROR, LOOM_EPROTOCOL, msg);
+    }
     nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_PROTOCOL_ERROR);
 }
 
@@ -907,9 +917,18 @@ static int loom__h2_on_frame_send(nghttp2_session *ng, const nghttp2_frame *f, v
         c->settings = true;
     } else if (f->hd.type == NGHTTP2_GOAWAY && f->goaway.error_code != NGHTTP2_NO_ERROR &&
                !c->reported) {
+        /* The reason noted, else what nghttp2 put in the frame's debug
+         * data (its own connection errors), else the code alone. */
+        const char *r = c->err ? c->err : "";
+        int rl = (int)strlen(r);
+        if (rl == 0 && f->goaway.opaque_data_len > 0) {
+            r = (const char *)f->goaway.opaque_data;
+            rl = f->goaway.opaque_data_len < LOOM__H2_WHY_MAX ? (int)f->goaway.opaque_data_len
+                                                              : LOOM__H2_WHY_MAX;
+        }
         char why[160];
-        snprintf(why, sizeof why, "GOAWAY %s%s%s", nghttp2_http2_strerror(f->goaway.error_code),
-                 c->err && c->err[0] ? ": " : "", c->err ? c->err : "");
+        snprintf(why, sizeof why, "GOAWAY %s%s%.*s", nghttp2_http2_strerror(f->goaway.error_code),
+                 rl ? ": " : "", rl, r);
         loom__h2_report(c, LOOM_EV_HTTP_ERROR,
                         f->goaway.error_code == NGHTTP2_ENHANCE_YOUR_CALM ? LOOM_ETOOMANY
                                                                           : LOOM_EPROTOCOL,

@@ -196,6 +196,16 @@ def main():
             if last is not None or got < 50:
                 break
         print("resets", resets, eof(p) if last is None else goaway_code(last) + " " + eof(p))
+    elif what == "malformed_then_bad_ping":
+        # A malformed request (an upper-case field name: RST_STREAM
+        # PROTOCOL_ERROR), then a connection error of another kind (a PING
+        # of 9 bytes: GOAWAY FRAME_SIZE_ERROR, RFC 9113 section 6.7).
+        p.start()
+        p.request(1, "/", extra=[("X-Upper", "1")])
+        f = p.until(lambda f: f[0] in (RST, GOAWAY))
+        print("rst %d" % struct.unpack(">I", f[3])[0] if f and f[0] == RST else "no rst")
+        p.send(frame(PING, 0, 0, b"123456789"))
+        print(eof(p))
     elif what == "continuation":
         p.start()
         hb = p.enc.encode([(":method", "GET"), (":scheme", "http"), (":path", "/"),

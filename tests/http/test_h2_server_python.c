@@ -196,6 +196,16 @@ int main(void)
     hs_expect_in(out, "goaway 1 eof");
     hs_expect_in(events, "GOAWAY PROTOCOL_ERROR: Too many CONTINUATION frames");
 
+    /* A malformed request is an event of its own; a later connection
+     * error's event names that error, not the malformed request. Found by
+     * fuzz_h2_server. */
+    events[0] = '\0';
+    peer(loop, "malformed_then_bad_ping", out, sizeof out);
+    hs_expect_in(out, "rst 1\ngoaway 6 eof");
+    hs_expect_in(events, "malformed request on stream 1: invalid field name");
+    hs_expect_in(events, "GOAWAY FRAME_SIZE_ERROR");
+    CHECK(strstr(events, "GOAWAY FRAME_SIZE_ERROR: malformed") == NULL);
+
     peer(loop, "hpack_bomb", out, sizeof out);
     hs_expect_in(out, "status 431");
     hs_expect_in(out, "status 200");

@@ -614,10 +614,11 @@ void loom__hc_redirect(hc_req *r)
         r->user_cl = r->user_te = 0;
     } else if (r->on_source) {
         if (loom__hc_body_rewind(r) < 0) {
-            free(nu);
             loom__hc_fail(r, LOOM_EV_HTTP_ERROR, LOOM_ESTATE,
-                          "cannot follow a %d redirect: the streamed body cannot be sent again",
-                          status);
+                          "cannot follow a %d redirect from %s: the streamed body cannot be "
+                          "sent again (to %.120s)",
+                          status, loom__hc_where(r->pool, where, sizeof where), nu);
+            free(nu);
             return;
         }
     }
@@ -646,9 +647,9 @@ void loom__hc_redirect(hc_req *r)
         /* The answer came over TLS: following it in the clear would expose
          * the request (and whatever the chain carries). */
         loom__hc_fail(r, LOOM_EV_HTTP_ERROR, LOOM_EPROTOCOL,
-                      "refused a redirect from https to http (%.200s): set "
+                      "refused a redirect from https to http (from %s to %.200s): set "
                       "allow_insecure_redirect to follow it",
-                      nu);
+                      loom__hc_where(r->pool, where, sizeof where), nu);
         free(nu);
         return;
     }
@@ -664,8 +665,8 @@ void loom__hc_redirect(hc_req *r)
     }
     free(nu);
     if (rc < 0) {
-        loom__hc_fail(r, LOOM_EV_HTTP_ERROR, rc, "cannot follow the redirect: %s",
-                      loom_strerror(rc));
+        loom__hc_fail(r, LOOM_EV_HTTP_ERROR, rc, "cannot follow the redirect from %s: %s",
+                      loom__hc_where(r->pool, where, sizeof where), loom_strerror(rc));
         return;
     }
     r->redirecting = 0;
